@@ -1,0 +1,53 @@
+# ngx_http_llmd_module: build, unit tests and the prove suite.
+#   make          build/ngx_http_llmd_module.so and every tool
+#   make test     install what is missing, build, run every test (prove -r t/)
+#   make demo     the main job (after the simulator exists)
+SHELL := /bin/bash
+TOP   := $(abspath .)
+BUILD := $(TOP)/build
+CC    ?= cc
+
+CORE_CFLAGS := -std=gnu11 -g -O2 -fPIC -Wall -Wextra -Werror \
+               -Wno-unused-parameter -I$(TOP)/src -I/usr/include/cjson
+CORE_LIBS   := -lcjson -lyaml -lxxhash -lm
+
+# Extra flags for sanitizer runs: make test SAN=address
+ifeq ($(SAN),address)
+CORE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+CORE_LIBS   += -fsanitize=address,undefined
+endif
+
+# Each component lists its unit tests in UNIT_TESTS and the core objects a test
+# links in UNIT_DEPS_<test>; see mk/*.mk.
+UNIT_TESTS :=
+TOOLS      :=
+
+.PHONY: all module unit tools test deps clean
+all: module unit tools
+
+include $(wildcard mk/*.mk)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+	$(CC) $(CORE_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj $(BUILD)/unit $(BUILD)/bin:
+	mkdir -p $@
+
+define unit_rule
+$(BUILD)/unit/$(1): t/unit/$(1).c $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(UNIT_DEPS_$(1)))) | $(BUILD)/unit
+	$$(CC) $$(CORE_CFLAGS) $$^ -o $$@ -lcmocka $$(CORE_LIBS) $$(UNIT_LIBS_$(1))
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
+
+unit: $(addprefix $(BUILD)/unit/,$(UNIT_TESTS))
+tools: $(TOOLS)
+
+deps:
+	@scripts/deps.sh
+
+test: deps
+	$(MAKE) all
+	prove -r t/
+
+clean:
+	rm -rf $(BUILD) t/servroot*

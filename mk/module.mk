@@ -1,0 +1,20 @@
+# The nginx dynamic module, built against Debian's nginx-dev (see
+# ../shared/spec/nginx-module-notes.md section 1.2). configure is re-run when
+# the module's config file changes.
+NGX_SRC := /usr/share/nginx/src
+MODULE_SO := $(BUILD)/ngx_http_llmd_module.so
+MODULE_SRCS := ngx_http_llmd_module.c $(wildcard src/ngx_llmd_*.c) $(wildcard src/*.h)
+
+module: $(MODULE_SO)
+
+$(BUILD)/nginx/Makefile: config
+	mkdir -p $(BUILD)/nginx
+	cd $(NGX_SRC) && . ./conf_flags && ./configure \
+	  --with-cc-opt="-g -O2 -fPIC $(MODULE_SAN)" \
+	  --with-ld-opt="-fPIC $(MODULE_SAN)" \
+	  "$${NGX_CONF_FLAGS[@]}" \
+	  --add-dynamic-module=$(TOP) --builddir=$(BUILD)/nginx > $(BUILD)/nginx/configure.log
+
+$(MODULE_SO): $(BUILD)/nginx/Makefile $(MODULE_SRCS) $(CORE_SRCS)
+	$(MAKE) -f $(BUILD)/nginx/Makefile -C $(NGX_SRC) modules
+	cp $(BUILD)/nginx/ngx_http_llmd_module.so $@

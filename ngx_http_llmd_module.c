@@ -1,0 +1,405 @@
+/*
+ * ngx_http_llmd_module: llm-d inference scheduling inside nginx upstream
+ * peer selection. This file holds the module definition and directives;
+ * the balancer, helper process, shared memory and status page live in
+ * src/ngx_llmd_*.c, the scheduling core in src/llmd_*.c.
+ */
+
+#include "ngx_llmd.h"
+
+
+static void *ngx_http_llmd_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_llmd_create_srv_conf(ngx_conf_t *cf);
+static void *ngx_http_llmd_create_loc_conf(ngx_conf_t *cf);
+static ngx_int_t ngx_http_llmd_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_llmd_init_process(ngx_cycle_t *cycle);
+static void ngx_http_llmd_exit_process(ngx_cycle_t *cycle);
+static char *ngx_http_llmd_balancer(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_llmd_load_config(ngx_conf_t *cf,
+    ngx_llmd_srv_conf_t *lcf);
+static void ngx_http_llmd_free_config(void *data);
+
+
+static ngx_command_t  ngx_http_llmd_commands[] = {
+
+    { ngx_string("llmd_balancer"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_ANY,
+      ngx_http_llmd_balancer,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmd_metrics"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_llmd_srv_conf_t, metrics),
+      NULL },
+
+    { ngx_string("llmd_metrics_uri"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_llmd_srv_conf_t, metrics_uri),
+      NULL },
+
+    { ngx_string("llmd_metrics_interval"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_llmd_srv_conf_t, metrics_interval),
+      NULL },
+
+    { ngx_string("llmd_metrics_timeout"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_llmd_srv_conf_t, metrics_timeout),
+      NULL },
+
+    { ngx_string("llmd_metrics_stale"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_llmd_srv_conf_t, metrics_stale),
+      NULL },
+
+    { ngx_string("llmd_metrics_buffer"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_llmd_srv_conf_t, metrics_buffer),
+      NULL },
+
+    { ngx_string("llmd_body_limit"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_llmd_srv_conf_t, body_limit),
+      NULL },
+
+    { ngx_string("llmd_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_llmd_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_llmd_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_llmd_postconfiguration,       /* postconfiguration */
+
+    ngx_http_llmd_create_main_conf,        /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    ngx_http_llmd_create_srv_conf,         /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_llmd_create_loc_conf,         /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_llmd_module = {
+    NGX_MODULE_V1,
+    &ngx_http_llmd_module_ctx,             /* module context */
+    ngx_http_llmd_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_llmd_init_process,            /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_llmd_exit_process,            /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_http_llmd_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_llmd_main_conf_t  *lmcf;
+
+    lmcf = ngx_pcalloc(cf->pool, sizeof(ngx_llmd_main_conf_t));
+    if (lmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&lmcf->upstreams, cf->pool, 4,
+                       sizeof(ngx_llmd_srv_conf_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return lmcf;
+}
+
+
+static void *
+ngx_http_llmd_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_llmd_srv_conf_t  *lcf;
+
+    lcf = ngx_pcalloc(cf->pool, sizeof(ngx_llmd_srv_conf_t));
+    if (lcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     lcf->enabled = 0;
+     *     lcf->config_file = { 0, NULL };
+     *     lcf->metrics_uri = { 0, NULL };
+     */
+
+    lcf->zone_size = NGX_CONF_UNSET;
+    lcf->metrics = NGX_CONF_UNSET;
+    lcf->metrics_interval = NGX_CONF_UNSET_MSEC;
+    lcf->metrics_timeout = NGX_CONF_UNSET_MSEC;
+    lcf->metrics_stale = NGX_CONF_UNSET_MSEC;
+    lcf->metrics_buffer = NGX_CONF_UNSET_SIZE;
+    lcf->body_limit = NGX_CONF_UNSET_SIZE;
+
+    return lcf;
+}
+
+
+static void *
+ngx_http_llmd_create_loc_conf(ngx_conf_t *cf)
+{
+    return ngx_pcalloc(cf->pool, sizeof(ngx_llmd_loc_conf_t));
+}
+
+
+static ngx_int_t
+ngx_http_llmd_postconfiguration(ngx_conf_t *cf)
+{
+    if (ngx_llmd_add_variables(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_llmd_reject_init(cf);
+}
+
+
+static ngx_int_t
+ngx_http_llmd_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_llmd_helper_init_process(cycle);
+}
+
+
+static void
+ngx_http_llmd_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_llmd_helper_exit_process(cycle);
+}
+
+
+/* llmd_balancer [config=FILE] [zone=SIZE]; */
+
+static char *
+ngx_http_llmd_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_llmd_srv_conf_t  *lcf = conf;
+
+    ssize_t                        size;
+    ngx_str_t                     *value, s;
+    ngx_uint_t                     i;
+    ngx_llmd_srv_conf_t          **slot;
+    ngx_llmd_main_conf_t          *lmcf;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    if (lcf->enabled) {
+        return "is duplicate";
+    }
+
+    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+
+    if (uscf->peer.init_upstream) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "load balancing method redefined; "
+                           "\"llmd_balancer\" must come before "
+                           "\"keepalive\" and replaces other methods");
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "config=", 7) == 0) {
+            lcf->config_file.len = value[i].len - 7;
+            lcf->config_file.data = value[i].data + 7;
+
+            if (lcf->config_file.len == 0) {
+                return "has an empty \"config=\" parameter";
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            s.len = value[i].len - 5;
+            s.data = value[i].data + 5;
+
+            size = ngx_parse_size(&s);
+            if (size == NGX_ERROR || size < (ssize_t) (64 * ngx_pagesize)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid zone size \"%V\" "
+                                   "(at least %uz bytes)",
+                                   &s, 64 * ngx_pagesize);
+                return NGX_CONF_ERROR;
+            }
+
+            lcf->zone_size = size;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_llmd_load_config(cf, lcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->enabled = 1;
+    lcf->upstream = uscf;
+
+    uscf->peer.init_upstream = ngx_llmd_init_upstream;
+    uscf->flags = NGX_HTTP_UPSTREAM_CREATE
+                  |NGX_HTTP_UPSTREAM_WEIGHT
+                  |NGX_HTTP_UPSTREAM_MAX_CONNS
+                  |NGX_HTTP_UPSTREAM_MAX_FAILS
+                  |NGX_HTTP_UPSTREAM_FAIL_TIMEOUT
+                  |NGX_HTTP_UPSTREAM_DOWN;
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_llmd_module);
+
+    slot = ngx_array_push(&lmcf->upstreams);
+    if (slot == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *slot = lcf;
+
+    if (ngx_llmd_helper_add_path(cf, lmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_llmd_shm_add(cf, lcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmd_load_config(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
+{
+    char                     err[LLMD_ERRLEN];
+    ngx_uint_t               i;
+    ngx_pool_cleanup_t      *cln;
+    const llmd_plugin_t     *prefix;
+    const llmd_profile_t    *profile;
+
+    if (lcf->config_file.len) {
+        if (ngx_conf_full_name(cf->cycle, &lcf->config_file, 1) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        /* ngx_conf_full_name() leaves the result NUL-terminated */
+        lcf->cf = llmd_config_load_file((char *) lcf->config_file.data,
+                                        err, sizeof(err));
+
+    } else {
+        lcf->cf = llmd_config_default(err, sizeof(err));
+    }
+
+    if (lcf->cf == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "llmd_balancer: %s", err);
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        llmd_config_free(lcf->cf);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_llmd_free_config;
+    cln->data = lcf->cf;
+
+    for (i = 0; i < lcf->cf->nwarnings; i++) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0, "llmd_balancer: %s",
+                           lcf->cf->warnings[i]);
+    }
+
+    profile = llmd_config_primary_profile(lcf->cf);
+    if (profile == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "llmd_balancer: %s has no scheduling profile",
+                           lcf->cf->file);
+        return NGX_ERROR;
+    }
+
+    lcf->profile = profile;
+
+    prefix = llmd_profile_prefix_scorer(profile);
+    if (prefix == NULL) {
+        return NGX_OK;
+    }
+
+    lcf->has_prefix = 1;
+    lcf->prefix = prefix->u.prefix;
+
+    if (lcf->prefix.mode == LLMD_PREFIX_PRECISE) {
+        /*
+         * Precise routing needs the KV-event index, which this build does
+         * not have yet: score from routed traffic instead, with the
+         * approximate defaults (64-character blocks).
+         */
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "llmd_balancer: plugin \"%s\" asks for precise "
+                           "prefix-cache scoring (KV events), which is not "
+                           "available yet; it runs in approximate mode",
+                           prefix->name);
+
+        lcf->prefix.mode = LLMD_PREFIX_APPROXIMATE;
+        lcf->prefix.block_size = 64;
+        lcf->prefix.max_prefix_blocks = 256;
+        lcf->prefix.lru_capacity_per_server = 31250;
+    }
+
+    if (lcf->prefix.block_size == 0) {
+        lcf->prefix.block_size = 64;
+    }
+
+    if (lcf->prefix.max_prefix_blocks == 0) {
+        lcf->prefix.max_prefix_blocks = 256;
+    }
+
+    if (lcf->prefix.lru_capacity_per_server == 0) {
+        lcf->prefix.lru_capacity_per_server = 31250;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_llmd_free_config(void *data)
+{
+    llmd_config_free(data);
+}

@@ -1,0 +1,124 @@
+package Llmd::Fixtures;
+
+# Fake vLLM pods and request bodies for the module's Test::Nginx tests.
+# A pod is an nginx server on 127.0.0.1 that answers every request with its
+# own name and serves a /metrics text the test chooses.
+
+use strict;
+use warnings;
+use Exporter 'import';
+use JSON::PP ();
+use Time::HiRes ();
+use Llmd::Util ();
+
+our @EXPORT = qw(pod pods upstream completion chat status_json wait_fresh
+                 repo_root prompt_of pod_port);
+
+our $BasePort = $ENV{TEST_NGINX_POD_BASE_PORT} || 19900;
+
+sub repo_root { return Llmd::Util::repo_root(); }
+
+sub pod_port { return $BasePort + $_[0]; }
+
+# pod(N, waiting => 0, kv => 0.1, running => 0, metrics => "raw text",
+#     metrics_status => 200, body => "...")
+sub pod {
+    my ($n, %o) = @_;
+    my $port = pod_port($n);
+    my $name = $o{name} // "pod$n";
+    my $metrics = $o{metrics};
+    if (!defined $metrics) {
+        my $w = $o{waiting} // 0;
+        my $kv = $o{kv} // 0;
+        my $r = $o{running} // 0;
+        $metrics = join "",
+          "# HELP vllm:num_requests_waiting Number of requests waiting.\\n",
+          "# TYPE vllm:num_requests_waiting gauge\\n",
+          "vllm:num_requests_running{engine=\\\"0\\\",model_name=\\\"m\\\"} $r\\n",
+          "vllm:num_requests_waiting{engine=\\\"0\\\",model_name=\\\"m\\\"} $w\\n",
+          "vllm:kv_cache_usage_perc{engine=\\\"0\\\",model_name=\\\"m\\\"} $kv\\n",
+          "vllm:cache_config_info{block_size=\\\"16\\\",engine=\\\"0\\\",",
+          "num_gpu_blocks=\\\"1000\\\"} 1.0\\n";
+    }
+    my $mstatus = $o{metrics_status} // 200;
+    my $body = $o{body} // "$name \$connection_requests\\n";
+    my $extra = $o{extra} // "";
+    return <<"EOF";
+server {
+    listen 127.0.0.1:$port;
+    access_log off;
+    location = /metrics {
+        default_type text/plain;
+        return $mstatus "$metrics";
+    }
+    $extra
+    location / {
+        return 200 "$body";
+    }
+}
+EOF
+}
+
+sub pods { return join "", map { pod($_) } @_; }
+
+# upstream(\@pod_numbers, balancer => "config=...", extra => "keepalive 8;")
+sub upstream {
+    my ($nums, %o) = @_;
+    my $name = $o{name} // "vllm";
+    my $bal = $o{balancer} // "";
+    my $servers = join "", map { "    server 127.0.0.1:" . pod_port($_)
+                                 . ($o{server_args} // "") . ";\n" } @$nums;
+    my $directives = $o{directives} // "llmd_metrics_interval 50ms;";
+    return "upstream $name {\n    llmd_balancer $bal;\n    $directives\n"
+         . $servers . ($o{extra} // "") . "}\n";
+}
+
+# A prompt of $blocks 64-character blocks, distinct per $seed.
+sub prompt_of {
+    my ($seed, $chars) = @_;
+    $chars //= 1024;
+    my $unit = "Shared system prompt $seed: you are a careful assistant. ";
+    my $s = $unit x (int($chars / length($unit)) + 1);
+    return substr($s, 0, $chars);
+}
+
+sub completion {
+    my ($prompt, %o) = @_;
+    my $model = $o{model} // "m";
+    return JSON::PP->new->canonical->encode({
+        model => $model, prompt => $prompt, max_tokens => 4,
+        %{ $o{fields} // {} } });
+}
+
+sub chat {
+    my ($system, $user, %o) = @_;
+    return JSON::PP->new->canonical->encode({
+        model => $o{model} // "m",
+        messages => [ { role => "system", content => $system },
+                      { role => "user", content => [
+                          { type => "text", text => $user } ] } ],
+        max_tokens => 4 });
+}
+
+sub status_json {
+    my (%o) = @_;
+    my $res = Llmd::Util::http_request(method => "GET",
+                                       path => $o{path} // "/llmd/status",
+                                       port => $o{port});
+    return undef unless $res && $res->{status} == 200;
+    return eval { JSON::PP->new->decode($res->{body}) };
+}
+
+# Poll the status page until $n endpoints of the first upstream report
+# fresh metrics, or the deadline passes. Returns true on success.
+sub wait_fresh {
+    my ($n, $secs) = @_;
+    return Llmd::Util::wait_until($secs // 10, sub {
+        my $st = status_json() or return 0;
+        my $eps = $st->{upstreams}[0]{endpoints} or return 0;
+        my $fresh = grep { $_->{fresh} } @$eps;
+        return $fresh >= $n;
+    });
+}
+
+1;

@@ -33,6 +33,12 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
 $(BUILD)/obj $(BUILD)/unit $(BUILD)/bin:
 	mkdir -p $@
 
+# Relative names work too: make build/unit/test_prom
+build/%: $(BUILD)/% ;
+
+# Keep objects made on the way to a relative target.
+.SECONDARY:
+
 define unit_rule
 $(BUILD)/unit/$(1): t/unit/$(1).c $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(UNIT_DEPS_$(1)))) | $(BUILD)/unit
 	$$(CC) $$(CORE_CFLAGS) $$^ -o $$@ -lcmocka $$(CORE_LIBS) $$(UNIT_LIBS_$(1))

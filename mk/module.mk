@@ -3,7 +3,7 @@
 # the module's config file changes.
 NGX_SRC := /usr/share/nginx/src
 MODULE_SO := $(BUILD)/ngx_http_llmd_module.so
-MODULE_SRCS := ngx_http_llmd_module.c $(wildcard src/ngx_llmd_*.c) $(wildcard src/*.h)
+MODULE_SRCS := ngx_http_llmd_module.c $(wildcard src/*.c) $(wildcard src/*.h)
 
 module: $(MODULE_SO)
 
@@ -15,6 +15,6 @@ $(BUILD)/nginx/Makefile: config
 	  "$${NGX_CONF_FLAGS[@]}" \
 	  --add-dynamic-module=$(TOP) --builddir=$(BUILD)/nginx > $(BUILD)/nginx/configure.log
 
-$(MODULE_SO): $(BUILD)/nginx/Makefile $(MODULE_SRCS) $(CORE_SRCS)
+$(MODULE_SO): $(BUILD)/nginx/Makefile $(MODULE_SRCS)
 	$(MAKE) -f $(BUILD)/nginx/Makefile -C $(NGX_SRC) modules
 	cp $(BUILD)/nginx/ngx_http_llmd_module.so $@

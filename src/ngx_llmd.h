@@ -148,6 +148,16 @@ extern ngx_module_t  ngx_http_llmd_module;
 /* ngx_llmd_shm.c */
 ngx_int_t ngx_llmd_shm_add(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
 ngx_int_t ngx_llmd_targets_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
+/*
+ * Age of metrics written at `updated` by another process: its clock may be
+ * ahead of this process's cached ngx_current_msec, so never negative.
+ */
+static ngx_inline ngx_msec_t
+ngx_llmd_metrics_age(ngx_msec_t now, ngx_msec_t updated)
+{
+    return (ngx_msec_int_t) (now - updated) > 0 ? now - updated : 0;
+}
+
 void ngx_llmd_metrics_read(ngx_llmd_endpoint_sh_t *ep,
     ngx_llmd_metrics_sh_t *out);
 void ngx_llmd_metrics_write(ngx_llmd_endpoint_sh_t *ep,

@@ -240,7 +240,8 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         eps[i].running = m.running;
         eps[i].kv_usage = m.have_kv ? m.kv_usage : 0;
         eps[i].fresh = (m.updated != 0 && m.have_waiting
-                        && now - m.updated <= lcf->metrics_stale);
+                        && ngx_llmd_metrics_age(now, m.updated)
+                           <= lcf->metrics_stale);
         eps[i].active = (uint32_t) ep->active;
         eps[i].prefix_match = slot_match[t[i].slot];
         ctx->match[i] = eps[i].prefix_match;

@@ -232,9 +232,9 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf)
                             "\"waiting\":%.0f,\"running\":%.0f,"
                             "\"kv_cache_usage\":%.4f,\"block_size\":%uD,"
                             "\"num_gpu_blocks\":%uD,",
-                            (now - m.updated <= lcf->metrics_stale)
-                                ? "true" : "false",
-                            now - m.updated, m.waiting, m.running,
+                            (ngx_llmd_metrics_age(now, m.updated)
+                             <= lcf->metrics_stale) ? "true" : "false",
+                            ngx_llmd_metrics_age(now, m.updated), m.waiting, m.running,
                             m.kv_usage, m.block_size, m.num_gpu_blocks);
 
         } else {
@@ -379,7 +379,9 @@ ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf)
     for (i = 0; i < lcf->targets.nelts; i++) {
         ngx_llmd_metrics_read(&sh->endpoints[t[i].slot], &m);
 
-        if (m.updated && now - m.updated <= lcf->metrics_stale) {
+        if (m.updated
+            && ngx_llmd_metrics_age(now, m.updated) <= lcf->metrics_stale)
+        {
             sum_kv += m.kv_usage;
             sum_q += m.waiting;
             fresh++;

@@ -94,7 +94,7 @@ Llmd::Util::wait_until(10, sub {
 }) or die "scraping did not resume in the new helper $new";
 --- request
 GET /llmd/status
---- response_body_like
+--- response_body_like chop
 "fresh":true,.*"fresh":true,
 --- error_log eval
 qr/cache manager process \d+ exited on signal 9/

@@ -47,6 +47,7 @@ sub pod {
 server {
     listen 127.0.0.1:$port;
     access_log off;
+    client_max_body_size 16m;
     location = /metrics {
         default_type text/plain;
         return $mstatus "$metrics";

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Balancer overhead, measured in one run on this machine:
+#  1. throughput of nginx + llmd_balancer (llm-d default profile) against the
+#     same nginx with plain round robin, 32 KB completions prompts POSTed by
+#     wrk to 4 fast static backends (rounds alternate rr/llmd);
+#  2. decision time ($llmd_decision_us: body parse + scoring + pick) at
+#     32 KB prompts with 8 endpoints, p50/p90/p99 from the access log.
+# Talks only to 127.0.0.1; stops by itself. Usage: bench/balancer.sh [secs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+ROUNDS=${ROUNDS:-3}
+SO=$PWD/build/ngx_http_llmd_module.so
+[ -f "$SO" ] || make module >/dev/null
+command -v wrk >/dev/null || { echo "wrk missing: make deps"; exit 1; }
+
+W=$(mktemp -d /tmp/llmd-bench.XXXXXX)
+trap 'for d in back front; do [ -f $W/$d/nginx.pid ] && kill -QUIT $(cat $W/$d/nginx.pid) 2>/dev/null; done; sleep 0.5; rm -rf $W' EXIT
+mkdir -p $W/back $W/front
+
+backs=""; servers4=""; servers8=""
+for i in 1 2 3 4 5 6 7 8; do
+  port=$((19950 + i))
+  backs+="    server { listen 127.0.0.1:$port; location / { return 200 'ok $i\n'; }
+      location = /metrics { return 200 'vllm:num_requests_waiting 0\nvllm:kv_cache_usage_perc 0.$i\n'; } }
+"
+  [ $i -le 4 ] && servers4+="server 127.0.0.1:$port; "
+  servers8+="server 127.0.0.1:$port; "
+done
+
+cat > $W/back/nginx.conf <<CONF
+worker_processes 1; daemon on; pid $W/back/nginx.pid; error_log $W/back/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 100000;
+$backs}
+CONF
+
+cat > $W/front/nginx.conf <<CONF
+load_module $SO;
+worker_processes 1; daemon on; pid $W/front/nginx.pid; error_log $W/front/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 100000;
+  client_body_buffer_size 64k; client_body_temp_path $W/front/body;
+  proxy_temp_path $W/front/proxy;
+  log_format decision '\$llmd_decision_us';
+  upstream rr   { $servers4 keepalive 32; }
+  upstream llmd { llmd_balancer; $servers4 keepalive 32; }
+  upstream llmd8 { llmd_balancer; $servers8 keepalive 32; }
+  server { listen 127.0.0.1:19941;
+    location / { proxy_pass http://rr; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server { listen 127.0.0.1:19942;
+    location / { proxy_pass http://llmd; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server { listen 127.0.0.1:19943;
+    access_log $W/front/decisions.log decision;
+    location / { proxy_pass http://llmd8; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+
+/usr/sbin/nginx -p $W/back/ -c $W/back/nginx.conf -e $W/back/error.log
+/usr/sbin/nginx -p $W/front/ -c $W/front/nginx.conf -e $W/front/error.log
+for i in $(seq 50); do curl -s -o /dev/null 127.0.0.1:19943/ && break; sleep 0.1; done
+
+# 32 KB prompts: one distinct prefix per request number so the prefix index
+# works for real (lookups miss, inserts evict under a fixed-size index)
+cat > $W/post.lua <<'LUA'
+local base = string.rep("The quick brown fox jumps over the lazy dog. ", 745)
+local n = 0
+request = function()
+  n = n + 1
+  local p = string.format("%08d ", n % 64) .. base
+  local body = '{"model":"meta-llama/Llama-3.1-8B-Instruct","max_tokens":16,"prompt":"' .. p .. '"}'
+  return wrk.format("POST", "/v1/completions", {["Content-Type"]="application/json"}, body)
+end
+LUA
+
+rate() { wrk -t1 -c16 -d${SECS}s -s $W/post.lua "http://127.0.0.1:$1" | awk '/Requests\/sec/ {print $2}'; }
+
+echo "balancer throughput, 32 KB prompts, 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds"
+tot_rr=0; tot_llmd=0
+for r in $(seq $ROUNDS); do
+  a=$(rate 19941); b=$(rate 19942)
+  echo "  round $r: round-robin $a req/s, llmd default $b req/s"
+  tot_rr=$(echo "$tot_rr + $a" | bc -l); tot_llmd=$(echo "$tot_llmd + $b" | bc -l)
+done
+printf "  mean: round-robin %.0f req/s, llmd %.0f req/s, llmd/rr = %.1f%%\n" \
+  "$(echo "$tot_rr/$ROUNDS" | bc -l)" "$(echo "$tot_llmd/$ROUNDS" | bc -l)" \
+  "$(echo "100*$tot_llmd/$tot_rr" | bc -l)"
+
+wrk -t1 -c8 -d${SECS}s -s $W/post.lua "http://127.0.0.1:19943" >/dev/null
+sort -n $W/front/decisions.log | awk '{a[NR]=$1} END {
+  printf "decision time, 32 KB prompts, 8 endpoints, %d requests: p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",
+    NR, a[int(NR*0.5)], a[int(NR*0.9)], a[int(NR*0.99)], a[NR] }'
+grep -E "\[(alert|crit|emerg)\]" $W/front/error.log || true

@@ -1,0 +1,234 @@
+/*
+ * Approximate prefix index: longest-prefix matching, per-endpoint LRU,
+ * bounded region with eviction, reattachment after a reload.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "llmd_prefix_hash.h"
+#include "llmd_prefix_index.h"
+
+
+static uint64_t *
+chain(uint64_t seed, size_t n)
+{
+    size_t     i;
+    uint64_t  *h;
+
+    h = malloc(n * sizeof(uint64_t));
+    assert_non_null(h);
+
+    for (i = 0; i < n; i++) {
+        h[i] = seed * 1000003 + i * 7919 + 1;
+    }
+
+    return h;
+}
+
+
+static void
+test_longest_prefix(void **state)
+{
+    uint32_t              match[LLMD_MAX_ENDPOINTS];
+    uint64_t              p2[4], other[4];
+    void                 *mem;
+    const char           *m = "meta-llama/Llama-3.1-8B-Instruct";
+    unsigned char         in[260];
+    llmd_prefix_index_t  *idx;
+
+    mem = malloc(1 << 20);
+    idx = llmd_prefix_index_create(mem, 1 << 20);
+    assert_non_null(idx);
+
+    /* the spec's scoring check: P2 served by pod A (0) */
+    memcpy(in, "0123456789", 10);
+    for (int i = 1; i < 26; i++) {
+        memcpy(in + i * 10, in, 10);
+    }
+
+    assert_int_equal(llmd_prefix_hashes(m, strlen(m), NULL, 0, in, 260, 64,
+                                        256, p2), 4);
+    llmd_prefix_index_add(idx, 0, p2, 4, 31250);
+
+    llmd_prefix_index_match(idx, p2, 4, match);
+    assert_int_equal(match[0], 4);
+    assert_int_equal(match[1], 0);
+
+    /* same first 128 bytes, then different: A matches 2 of 4 */
+    memset(in + 128, 'x', 132);
+    assert_int_equal(llmd_prefix_hashes(m, strlen(m), NULL, 0, in, 260, 64,
+                                        256, other), 4);
+    llmd_prefix_index_match(idx, other, 4, match);
+    assert_int_equal(match[0], 2);
+
+    /* a second endpoint holding the whole prompt */
+    llmd_prefix_index_add(idx, 7, p2, 4, 31250);
+    llmd_prefix_index_match(idx, p2, 4, match);
+    assert_int_equal(match[0], 4);
+    assert_int_equal(match[7], 4);
+
+    /* matching stops at the first miss even if later blocks are known */
+    llmd_prefix_index_add(idx, 3, p2 + 2, 2, 31250);
+    llmd_prefix_index_match(idx, p2, 4, match);
+    assert_int_equal(match[3], 2);   /* blocks 2,3 counted: all held it */
+
+    llmd_prefix_index_clear_endpoint(idx, 0);
+    llmd_prefix_index_clear_endpoint(idx, 7);
+    llmd_prefix_index_match(idx, p2, 4, match);
+    assert_int_equal(match[3], 0);
+
+    free(mem);
+}
+
+
+static void
+test_lru_capacity(void **state)
+{
+    uint32_t                    match[LLMD_MAX_ENDPOINTS];
+    uint64_t                   *a, *b;
+    void                       *mem;
+    llmd_prefix_index_t        *idx;
+    llmd_prefix_index_stats_t   st;
+
+    mem = malloc(1 << 20);
+    idx = llmd_prefix_index_create(mem, 1 << 20);
+    a = chain(1, 8);
+    b = chain(2, 8);
+
+    llmd_prefix_index_add(idx, 1, a, 8, 10);
+    llmd_prefix_index_add(idx, 1, b, 8, 10);
+
+    llmd_prefix_index_stats(idx, &st);
+    assert_int_equal(st.per_endpoint[1], 10);
+    assert_int_equal(st.entries, 10);
+    assert_int_equal(st.evictions, 6);
+
+    /* b is newest and complete; a lost its tail, never its head */
+    llmd_prefix_index_match(idx, b, 8, match);
+    assert_int_equal(match[1], 8);
+    llmd_prefix_index_match(idx, a, 8, match);
+    assert_int_equal(match[1], 2);
+
+    /* re-adding refreshes instead of duplicating */
+    llmd_prefix_index_add(idx, 1, b, 8, 10);
+    llmd_prefix_index_stats(idx, &st);
+    assert_int_equal(st.entries, 10);
+
+    free(a);
+    free(b);
+    free(mem);
+}
+
+
+/* A full region evicts the oldest entries of the largest endpoint. */
+static void
+test_region_bound_and_reattach(void **state)
+{
+    size_t                      i, size;
+    uint32_t                    match[LLMD_MAX_ENDPOINTS];
+    uint64_t                   *h;
+    void                       *mem;
+    llmd_prefix_index_t        *idx;
+    llmd_prefix_index_stats_t   st;
+
+    size = llmd_prefix_index_min_size() + 100 * 32;
+    mem = malloc(size);
+    idx = llmd_prefix_index_create(mem, size);
+    assert_non_null(idx);
+    llmd_prefix_index_stats(idx, &st);
+    assert_true(st.capacity >= 16 && st.capacity < 200);
+
+    for (i = 0; i < 50; i++) {
+        h = chain(100 + i, 10);
+        llmd_prefix_index_add(idx, i % 2, h, 10, 1000000);
+        free(h);
+
+        llmd_prefix_index_stats(idx, &st);
+        assert_true(st.entries <= st.capacity);
+    }
+
+    assert_true(st.evictions > 0);
+    /* neither endpoint starves the other */
+    assert_true(st.per_endpoint[0] + 12 >= st.per_endpoint[1]);
+    assert_true(st.per_endpoint[1] + 12 >= st.per_endpoint[0]);
+
+    /* the newest prompt is still fully known */
+    h = chain(149, 10);
+    llmd_prefix_index_match(idx, h, 10, match);
+    assert_int_equal(match[1], 10);
+
+    /* a reload maps the same region again: state survives */
+    assert_ptr_equal(llmd_prefix_index_attach(mem, size), idx);
+    llmd_prefix_index_match(llmd_prefix_index_attach(mem, size), h, 10,
+                            match);
+    assert_int_equal(match[1], 10);
+    assert_null(llmd_prefix_index_attach(mem, size - 8));
+    free(h);
+
+    memset(mem, 0, 64);
+    assert_null(llmd_prefix_index_attach(mem, size));
+    assert_null(llmd_prefix_index_create(mem, 10));
+
+    free(mem);
+}
+
+
+/* Many endpoints, many prompts: the index stays consistent. */
+static void
+test_churn(void **state)
+{
+    size_t                      i, total;
+    uint64_t                   *h;
+    void                       *mem;
+    uint32_t                    match[LLMD_MAX_ENDPOINTS];
+    llmd_prefix_index_t        *idx;
+    llmd_prefix_index_stats_t   st;
+
+    mem = malloc(256 * 1024);
+    idx = llmd_prefix_index_create(mem, 256 * 1024);
+
+    for (i = 0; i < 5000; i++) {
+        h = chain(i % 700, 1 + i % 40);
+        llmd_prefix_index_match(idx, h, 1 + i % 40, match);
+        llmd_prefix_index_add(idx, (i * 31) % LLMD_MAX_ENDPOINTS, h,
+                              1 + i % 40, 300);
+        free(h);
+    }
+
+    for (i = 0; i < LLMD_MAX_ENDPOINTS; i += 3) {
+        llmd_prefix_index_clear_endpoint(idx, i);
+    }
+
+    llmd_prefix_index_stats(idx, &st);
+    total = 0;
+    for (i = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        total += st.per_endpoint[i];
+        assert_true(st.per_endpoint[i] <= 300);
+        if (i % 3 == 0) {
+            assert_int_equal(st.per_endpoint[i], 0);
+        }
+    }
+
+    assert_int_equal(total, st.entries);
+    assert_true(st.entries <= st.capacity);
+
+    free(mem);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(test_longest_prefix),
+        cmocka_unit_test(test_lru_capacity),
+        cmocka_unit_test(test_region_bound_and_reattach),
+        cmocka_unit_test(test_churn),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -11,6 +11,7 @@
  */
 
 #define XXH_STATIC_LINKING_ONLY
+#include <string.h>
 #include <xxhash.h>
 
 #include "llmd_prefix_hash.h"
@@ -27,6 +28,10 @@ llmd_le64(unsigned char *p, uint64_t v)
 }
 
 
+/* Blocks up to this size are hashed from a stack copy. */
+#define LLMD_HASH_STACK_BLOCK  1024
+
+
 size_t
 llmd_prefix_hashes(const char *model, size_t model_len,
     const char *salt, size_t salt_len, const unsigned char *input,
@@ -34,7 +39,7 @@ llmd_prefix_hashes(const char *model, size_t model_len,
 {
     size_t          nblocks, k;
     uint64_t        h;
-    unsigned char   le[8];
+    unsigned char   le[8], buf[LLMD_HASH_STACK_BLOCK + 8];
     XXH64_state_t   st;
 
     if (block_size == 0 || max_blocks == 0 || input == NULL) {
@@ -69,11 +74,20 @@ llmd_prefix_hashes(const char *model, size_t model_len,
     for (k = 0; k < nblocks; k++) {
         llmd_le64(le, h);
 
-        (void) XXH64_reset(&st, 0);
-        (void) XXH64_update(&st, input + k * block_size, block_size);
-        (void) XXH64_update(&st, le, sizeof(le));
+        if (block_size <= LLMD_HASH_STACK_BLOCK) {
+            /* one-shot XXH64 over a copy: several times faster than the
+               streaming calls for the usual 64-byte blocks */
+            memcpy(buf, input + k * block_size, block_size);
+            memcpy(buf + block_size, le, sizeof(le));
+            h = XXH64(buf, block_size + sizeof(le), 0);
 
-        h = XXH64_digest(&st);
+        } else {
+            (void) XXH64_reset(&st, 0);
+            (void) XXH64_update(&st, input + k * block_size, block_size);
+            (void) XXH64_update(&st, le, sizeof(le));
+            h = XXH64_digest(&st);
+        }
+
         out[k] = h;
     }
 

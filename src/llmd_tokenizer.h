@@ -33,9 +33,11 @@ typedef struct llmd_tokenizer_s  llmd_tokenizer_t;
 
 /*
  * Loads tokenizer.json (path required) and tokenizer_config.json (config_path
- * may be NULL; when given, its added_tokens_decoder and add_bos_token /
- * add_eos_token are honoured).  Returns NULL with a message in err on
- * failure (unsupported model type, bad JSON, regex does not compile ...).
+ * may be NULL; when given it must be valid JSON but is otherwise not used:
+ * like the JavaScript reference, the special tokens added on encode come
+ * from tokenizer.json's post_processor only).  Returns NULL with a message
+ * in err on failure (unsupported model type, bad JSON, regex does not
+ * compile ...).  See docs/tokenizer.md for what is supported.
  */
 llmd_tokenizer_t *llmd_tokenizer_load(const char *path,
     const char *config_path, char *err, size_t errlen);

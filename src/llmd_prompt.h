@@ -33,6 +33,14 @@ typedef struct {
     const unsigned char  *prompt;
     size_t                prompt_len;
     int                   stream;
+    /*
+     * The parsed JSON (in the caller's region, valid as long as it is):
+     * `prompt` of a completions request and `messages` of a chat request,
+     * for the precise scorer, which tokenizes them itself.  NULL if absent.
+     */
+    const struct cJSON   *json_prompt;
+    const struct cJSON   *json_messages;
+    int                   tools;      /* chat: a non-null `tools` field */
 } llmd_request_t;
 
 /*

@@ -16,7 +16,8 @@ typedef struct {
     double    kv_usage;       /* KV-cache usage, fraction 0..1 */
     int       fresh;          /* metrics above are present and not stale */
     uint32_t  active;         /* in-flight requests sent by this balancer */
-    uint32_t  prefix_match;   /* prompt blocks found for this endpoint */
+    double    prefix_match;   /* prompt blocks found for this endpoint
+                                 (precise: tier-weighted) */
 } llmd_endpoint_state_t;
 
 typedef struct {

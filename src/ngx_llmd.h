@@ -14,6 +14,12 @@
 #include "llmd_config.h"
 #include "llmd_scheduler.h"
 #include "llmd_prefix_index.h"
+#include "llmd_prompt.h"
+#include "llmd_kv_events.h"
+#include "llmd_kv_keys.h"
+#include "llmd_kv_index.h"
+#include "llmd_tokenizer.h"
+#include "llmd_chat_template.h"
 
 
 #define NGX_LLMD_SHM_MAGIC        0x6c6c6d64
@@ -50,6 +56,18 @@ typedef struct {
     ngx_atomic_t                  picks;
     ngx_atomic_t                  scrapes;
     ngx_atomic_t                  scrape_errors;
+
+    /* KV events of this endpoint (precise mode), written by the helper */
+    ngx_atomic_t                  kv_live;    /* events seen since clear */
+    ngx_atomic_t                  kv_batches;
+    ngx_atomic_t                  kv_blocks_stored;
+    ngx_atomic_t                  kv_blocks_removed;
+    ngx_atomic_t                  kv_dropped;   /* blocks not indexed */
+    ngx_atomic_t                  kv_clears;    /* cleared: restart, ... */
+    ngx_atomic_t                  kv_gaps;
+    ngx_atomic_t                  kv_replays;
+    ngx_atomic_t                  kv_last_seq;
+    ngx_msec_t                    kv_last_event;
 } ngx_llmd_endpoint_sh_t;
 
 
@@ -69,6 +87,13 @@ typedef struct {
     ngx_llmd_endpoint_sh_t        endpoints[LLMD_MAX_ENDPOINTS];
     void                         *index_mem;
     size_t                        index_size;
+    void                         *kv_index_mem;    /* precise mode only */
+    size_t                        kv_index_size;
+    ngx_atomic_t                  kv_unknown_pod;  /* messages dropped */
+    ngx_atomic_t                  kv_malformed;    /* batches dropped */
+    ngx_atomic_t                  precise_decisions;
+    ngx_atomic_t                  precise_fallbacks; /* endpoint scored
+                                                      approximately */
 } ngx_llmd_shctx_t;
 
 
@@ -88,6 +113,7 @@ typedef struct {
     llmd_config_t                *cf;
     const llmd_profile_t         *profile;
     llmd_prefix_params_t          prefix;     /* used when has_prefix */
+    llmd_prefix_params_t          approx;     /* the approximate index */
     ngx_uint_t                    has_prefix;
 
     ngx_shm_zone_t               *shm_zone;
@@ -106,7 +132,27 @@ typedef struct {
 
     ngx_array_t                   targets;    /* ngx_llmd_target_t */
     ngx_http_upstream_srv_conf_t *upstream;
+
+    /* precise prefix-cache scoring: tokenizer and KV events */
+    ngx_str_t                     tokenizer_path;
+    llmd_tokenizer_t             *tokenizer;
+    llmd_chat_template_t         *chat_template;
+    ngx_uint_t                    precise;    /* precise scoring runs */
+    ngx_uint_t                    kv_mode;    /* NGX_LLMD_KV_* */
+    ngx_str_t                     kv_endpoint;
+    ngx_uint_t                    kv_port;
+    ngx_uint_t                    kv_port_relative;
+    ngx_uint_t                    kv_replay_port;
+    ngx_uint_t                    kv_replay_relative;
+    ngx_msec_t                    kv_speculative;
+    llmd_kv_index_t              *kv_index;
 } ngx_llmd_srv_conf_t;
+
+
+#define NGX_LLMD_KV_UNSET    0
+#define NGX_LLMD_KV_OFF      1
+#define NGX_LLMD_KV_BIND     2    /* pods connect to the helper */
+#define NGX_LLMD_KV_CONNECT  3    /* the helper connects to every pod */
 
 
 typedef struct {
@@ -129,9 +175,13 @@ typedef struct {
 
     ngx_uint_t                    neps;
     llmd_sched_result_t          *result;
-    uint32_t                     *match;          /* per peer, blocks */
-    uint64_t                     *hashes;
+    double                       *match;          /* per peer, blocks */
+    uint32_t                      prefix_total;   /* blocks of the prompt */
+    uint64_t                     *hashes;         /* approximate blocks */
     size_t                        nhashes;
+    uint64_t                     *keys;           /* precise blocks */
+    size_t                        nkeys;
+    unsigned                      precise:1;
     ngx_uint_t                    next;           /* position in order */
     ngx_int_t                     chosen;         /* peer index or -1 */
     ngx_int_t                     active_slot;    /* slot counted active */
@@ -181,6 +231,20 @@ void ngx_llmd_helper_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_llmd_scrape_start(ngx_cycle_t *cycle,
     ngx_llmd_srv_conf_t *lcf);
 void ngx_llmd_scrape_stop_all(void);
+
+/* ngx_llmd_kv.c (helper process) */
+ngx_int_t ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf);
+void ngx_llmd_kv_stop_all(void);
+void ngx_llmd_kv_clear(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot,
+    const char *why);
+
+/* ngx_llmd_precise.c (request path) */
+ngx_int_t ngx_llmd_precise_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
+ngx_int_t ngx_llmd_precise_keys(ngx_http_request_t *r,
+    ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, llmd_api_t api,
+    const llmd_request_t *req);
+void ngx_llmd_precise_match(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
+    const uint32_t *approx_match, llmd_endpoint_state_t *eps);
 
 /* ngx_llmd_status.c */
 char *ngx_llmd_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

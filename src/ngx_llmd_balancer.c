@@ -75,6 +75,10 @@ ngx_llmd_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
         return NGX_ERROR;
     }
 
+    if (ngx_llmd_precise_init(cf, lcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     us->peer.init = ngx_llmd_init_peer;
 
     return NGX_OK;
@@ -197,7 +201,7 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
             if (lcf->has_prefix) {
                 ctx->hashes = ngx_palloc(r->pool, sizeof(uint64_t)
-                                         * lcf->prefix.max_prefix_blocks);
+                                         * lcf->approx.max_prefix_blocks);
                 if (ctx->hashes == NULL) {
                     return NGX_ERROR;
                 }
@@ -205,9 +209,15 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
                 ctx->nhashes = llmd_prefix_hashes(req.model, req.model_len,
                                         req.cache_salt, req.cache_salt_len,
                                         req.prompt, req.prompt_len,
-                                        lcf->prefix.block_size,
-                                        lcf->prefix.max_prefix_blocks,
+                                        lcf->approx.block_size,
+                                        lcf->approx.max_prefix_blocks,
                                         ctx->hashes);
+
+                if (ngx_llmd_precise_keys(r, lcf, ctx, api, &req)
+                    == NGX_ERROR)
+                {
+                    return NGX_ERROR;
+                }
             }
         }
     }
@@ -223,7 +233,7 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         (void) ngx_atomic_fetch_add(&lcf->sh->load_only, 1);
     }
 
-    ctx->match = ngx_palloc(r->pool, n * sizeof(uint32_t));
+    ctx->match = ngx_palloc(r->pool, n * sizeof(double));
     if (ctx->match == NULL) {
         return NGX_ERROR;
     }
@@ -244,6 +254,16 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
                            <= lcf->metrics_stale);
         eps[i].active = (uint32_t) ep->active;
         eps[i].prefix_match = slot_match[t[i].slot];
+    }
+
+    ctx->prefix_total = (uint32_t) ctx->nhashes;
+
+    if (ctx->precise) {
+        ngx_llmd_precise_match(lcf, ctx, slot_match, eps);
+        ctx->prefix_total = (uint32_t) ctx->nkeys;
+    }
+
+    for (i = 0; i < n; i++) {
         ctx->match[i] = eps[i].prefix_match;
     }
 
@@ -261,7 +281,7 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
     in.eps = eps;
     in.neps = n;
-    in.prefix_total = (uint32_t) ctx->nhashes;
+    in.prefix_total = ctx->prefix_total;
     in.rng = &ngx_llmd_rng;
 
     if (llmd_schedule(lcf->profile, &in, res) != 0) {
@@ -398,14 +418,24 @@ ngx_llmd_get_peer(ngx_peer_connection_t *pc, void *data)
         /* llm-d updates the index for the picked endpoint before sending */
         ngx_shmtx_lock(&lcf->shpool->mutex);
         llmd_prefix_index_add(lcf->index, slot, ctx->hashes, ctx->nhashes,
-                              lcf->prefix.lru_capacity_per_server);
+                              lcf->approx.lru_capacity_per_server);
         ngx_shmtx_unlock(&lcf->shpool->mutex);
 
         (void) ngx_atomic_fetch_add(&lcf->sh->prefix_blocks_total,
                                     ctx->nhashes);
         (void) ngx_atomic_fetch_add(&lcf->sh->prefix_blocks_hit,
-                                    ctx->match[p]);
+                                    (ngx_atomic_int_t) ctx->match[p]);
         ctx->indexed = 1;
+    }
+
+    if (ctx->precise && ctx->nkeys && lcf->kv_speculative) {
+        /* siblings sent before this pod's events arrive land here too */
+        ngx_shmtx_lock(&lcf->shpool->mutex);
+        llmd_kv_index_speculate(lcf->kv_index, slot, ctx->keys, ctx->nkeys,
+                                ngx_current_msec,
+                                (uint32_t) lcf->kv_speculative);
+        ngx_shmtx_unlock(&lcf->shpool->mutex);
+        ctx->nkeys = 0;
     }
 
     return NGX_OK;

@@ -1,5 +1,6 @@
 /*
- * The helper process that keeps pod metrics fresh in shared memory.
+ * The helper process that keeps pod metrics and the KV-event index fresh
+ * in shared memory.
  *
  * nginx has no hook for extra processes, but it starts a supervised
  * "cache manager process" whenever a registered path has a manager
@@ -101,6 +102,7 @@ ngx_llmd_helper_exit_process(ngx_cycle_t *cycle)
 {
     if (ngx_llmd_helper_started) {
         ngx_llmd_scrape_stop_all();
+        ngx_llmd_kv_stop_all();
     }
 }
 
@@ -116,12 +118,19 @@ ngx_llmd_helper_start(ngx_cycle_t *cycle, ngx_llmd_main_conf_t *lmcf)
     lcfp = lmcf->upstreams.elts;
 
     for (i = 0; i < lmcf->upstreams.nelts; i++) {
+        /* a helper of the previous configuration stops writing now */
+        lcfp[i]->sh->writer_pid = ngx_pid;
+
+        if (ngx_llmd_kv_start(cycle, lcfp[i]) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "llmd: cannot receive KV events for upstream "
+                          "\"%V\"; scoring falls back to approximate",
+                          &lcfp[i]->upstream->host);
+        }
+
         if (!lcfp[i]->metrics) {
             continue;
         }
-
-        /* a helper of the previous configuration stops writing now */
-        lcfp[i]->sh->writer_pid = ngx_pid;
 
         if (ngx_llmd_scrape_start(cycle, lcfp[i]) != NGX_OK) {
             ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,

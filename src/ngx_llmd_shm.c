@@ -14,6 +14,8 @@
 static ngx_int_t ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 static ngx_int_t ngx_llmd_map_slots(ngx_llmd_srv_conf_t *lcf,
     ngx_log_t *log);
+static void *ngx_llmd_alloc_region(ngx_slab_pool_t *shpool, size_t size,
+    size_t min, size_t *len);
 
 
 const double  ngx_llmd_hist_bounds_us[NGX_LLMD_HIST_BUCKETS] = {
@@ -80,6 +82,15 @@ ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         lcf->sh = olcf->sh;
         lcf->shpool = olcf->shpool;
         lcf->index = olcf->index;
+        lcf->kv_index = olcf->kv_index;
+
+        if (lcf->precise && lcf->kv_index == NULL) {
+            ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                          "llmd zone \"%V\" was created without a KV-event "
+                          "index: precise scoring starts after a restart, "
+                          "approximate until then", &shm_zone->shm.name);
+            lcf->precise = 0;
+        }
 
         ngx_shmtx_lock(&shpool->mutex);
         rc = ngx_llmd_map_slots(lcf, shm_zone->shm.log);
@@ -112,35 +123,77 @@ ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     shpool->log_nomem = 0;
 
-    /* the prefix index takes every remaining page, in one allocation */
+    /*
+     * The indexes take every remaining page: all of it for the approximate
+     * index, or three quarters for the precise (KV-event) index and the
+     * rest for the approximate one, which serves pods without live events.
+     */
     size = shpool->pfree * ngx_pagesize;
-    mem = NULL;
 
-    while (size > llmd_prefix_index_min_size()) {
-        size -= ngx_pagesize;
-        mem = ngx_slab_alloc(shpool, size);
-        if (mem) {
-            break;
+    if (lcf->precise) {
+        mem = ngx_llmd_alloc_region(shpool, size / 4 * 3,
+                                    llmd_kv_index_min_size(), &len);
+        if (mem == NULL) {
+            goto too_small;
         }
+
+        lcf->kv_index = llmd_kv_index_create(mem, len);
+        if (lcf->kv_index == NULL) {
+            goto too_small;
+        }
+
+        sh->kv_index_mem = mem;
+        sh->kv_index_size = len;
+        size = shpool->pfree * ngx_pagesize;
     }
 
+    mem = ngx_llmd_alloc_region(shpool, size, llmd_prefix_index_min_size(),
+                                &len);
     if (mem == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                      "llmd zone \"%V\" is too small for the prefix index",
-                      &shm_zone->shm.name);
-        return NGX_ERROR;
+        goto too_small;
     }
 
-    lcf->index = llmd_prefix_index_create(mem, size);
+    lcf->index = llmd_prefix_index_create(mem, len);
     if (lcf->index == NULL) {
-        return NGX_ERROR;
+        goto too_small;
     }
 
     sh->index_mem = mem;
-    sh->index_size = size;
+    sh->index_size = len;
 
     return ngx_llmd_map_slots(lcf, shm_zone->shm.log);
+
+too_small:
+
+    ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                  "llmd zone \"%V\" is too small for its indexes",
+                  &shm_zone->shm.name);
+    return NGX_ERROR;
 }
+
+
+/* The largest slab allocation up to size bytes (and at least min). */
+static void *
+ngx_llmd_alloc_region(ngx_slab_pool_t *shpool, size_t size, size_t min,
+    size_t *len)
+{
+    void  *mem;
+
+    size = ngx_align(size, ngx_pagesize);
+
+    while (size > min) {
+        size -= ngx_pagesize;
+        mem = ngx_slab_alloc(shpool, size);
+        if (mem) {
+            *len = size;
+            return mem;
+        }
+    }
+
+    return NULL;
+}
+
+
 
 
 /*
@@ -180,6 +233,11 @@ ngx_llmd_map_slots(ngx_llmd_srv_conf_t *lcf, ngx_log_t *log)
 
         if (ep->used && !keep[s]) {
             llmd_prefix_index_clear_endpoint(lcf->index, s);
+
+            if (lcf->kv_index) {
+                llmd_kv_index_clear_endpoint(lcf->kv_index, s);
+            }
+
             ngx_memzero(ep, sizeof(ngx_llmd_endpoint_sh_t));
         }
     }
@@ -198,6 +256,11 @@ ngx_llmd_map_slots(ngx_llmd_srv_conf_t *lcf, ngx_log_t *log)
                 ep->name_len = ngx_min(t[i].name.len, NGX_LLMD_NAME_LEN);
                 ngx_memcpy(ep->name, t[i].name.data, ep->name_len);
                 llmd_prefix_index_clear_endpoint(lcf->index, s);
+
+                if (lcf->kv_index) {
+                    llmd_kv_index_clear_endpoint(lcf->kv_index, s);
+                }
+
                 t[i].slot = s;
                 break;
             }

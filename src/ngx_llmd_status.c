@@ -140,11 +140,11 @@ ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf)
     lcfp = lmcf->upstreams.elts;
 
     for (i = 0; i < lmcf->upstreams.nelts; i++) {
-        size += 4096 + 8 * lcfp[i]->upstream->host.len
+        size += 6144 + 8 * lcfp[i]->upstream->host.len
                 + lcfp[i]->config_file.len
                 + NGX_LLMD_HIST_BUCKETS * (128 + lcfp[i]->upstream->host.len)
                 + lcfp[i]->targets.nelts
-                  * (2048 + 8 * NGX_LLMD_NAME_LEN
+                  * (3072 + 8 * NGX_LLMD_NAME_LEN
                      + 6 * NGX_LLMD_ERROR_LEN);
     }
 
@@ -163,9 +163,11 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf)
     ngx_llmd_metrics_sh_t       m;
     ngx_llmd_endpoint_sh_t     *ep;
     llmd_prefix_index_stats_t   st;
+    llmd_kv_index_stats_t       kst;
 
     sh = lcf->sh;
     now = ngx_current_msec;
+    ngx_memzero(&kst, sizeof(kst));
 
     ngx_shmtx_lock(&lcf->shpool->mutex);
     llmd_prefix_index_stats(lcf->index, &st);
@@ -193,9 +195,10 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf)
                     "\"blocks_hit\":%uA},"
                     "\"metrics\":{\"enabled\":%s,\"uri\":\"%V\","
                     "\"interval_ms\":%M,\"stale_ms\":%M,"
-                    "\"helper_pid\":%P},\"endpoints\":[",
+                    "\"helper_pid\":%P},",
                     lcf->profile->name,
-                    lcf->has_prefix ? "\"approximate\"" : "null",
+                    !lcf->has_prefix ? "null"
+                    : lcf->precise ? "\"precise\"" : "\"approximate\"",
                     sh->decisions, sh->rejected_bad_request,
                     sh->rejected_no_endpoint, sh->load_only,
                     sh->decisions
@@ -207,6 +210,31 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf)
                     lcf->metrics ? "true" : "false", &lcf->metrics_uri,
                     lcf->metrics_interval, lcf->metrics_stale,
                     sh->writer_pid);
+
+    if (lcf->precise) {
+        ngx_shmtx_lock(&lcf->shpool->mutex);
+        llmd_kv_index_stats(lcf->kv_index, &kst);
+        ngx_shmtx_unlock(&lcf->shpool->mutex);
+
+        p = ngx_sprintf(p, "\"kv_events\":{\"mode\":\"%s\","
+                        "\"block_size\":%uD,\"hash_seed\":\"",
+                        lcf->kv_mode == NGX_LLMD_KV_BIND ? "bind" : "connect",
+                        lcf->prefix.block_size);
+        p = (u_char *) ngx_escape_json(p, (u_char *) lcf->prefix.hash_seed,
+                                       ngx_strlen(lcf->prefix.hash_seed));
+        p = ngx_sprintf(p, "\",\"unknown_pod_messages\":%uA,"
+                        "\"malformed\":%uA,\"precise_decisions\":%uA,"
+                        "\"approximate_fallbacks\":%uA,"
+                        "\"index\":{\"entries\":%uL,\"capacity\":%uL,"
+                        "\"evictions\":%uL,\"bytes\":%uz,"
+                        "\"bytes_per_entry\":%uz}},",
+                        sh->kv_unknown_pod, sh->kv_malformed,
+                        sh->precise_decisions, sh->precise_fallbacks,
+                        kst.entries, kst.capacity, kst.evictions,
+                        sh->kv_index_size, llmd_kv_index_entry_bytes());
+    }
+
+    p = ngx_sprintf(p, "\"endpoints\":[");
 
     t = lcf->targets.elts;
 
@@ -239,6 +267,19 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf)
 
         } else {
             p = ngx_sprintf(p, "\"fresh\":false,\"metrics_age_ms\":null,");
+        }
+
+        if (lcf->precise) {
+            p = ngx_sprintf(p, "\"kv\":{\"live\":%s,\"entries\":%uD,"
+                            "\"batches\":%uA,\"blocks_stored\":%uA,"
+                            "\"blocks_removed\":%uA,\"blocks_dropped\":%uA,"
+                            "\"clears\":%uA,\"gaps\":%uA,\"replays\":%uA,"
+                            "\"last_seq\":%uA},",
+                            ep->kv_live ? "true" : "false",
+                            kst.per_endpoint[t[i].slot], ep->kv_batches,
+                            ep->kv_blocks_stored, ep->kv_blocks_removed,
+                            ep->kv_dropped, ep->kv_clears, ep->kv_gaps,
+                            ep->kv_replays, ep->kv_last_seq);
         }
 
         if (m.error_time && m.error_time >= m.updated) {

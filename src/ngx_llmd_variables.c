@@ -69,6 +69,7 @@ ngx_llmd_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 {
     u_char              *p;
     size_t               len;
+    double               m;
     ngx_uint_t           k, i;
     ngx_llmd_ctx_t      *ctx;
     ngx_llmd_target_t   *t;
@@ -107,10 +108,15 @@ ngx_llmd_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
             return NGX_ERROR;
         }
 
-        len = ngx_sprintf(p, "%uD/%uz",
-                          ctx->chosen >= 0 ? ctx->match[ctx->chosen] : 0,
-                          ctx->nhashes)
-              - p;
+        m = ctx->chosen >= 0 ? ctx->match[ctx->chosen] : 0;
+
+        /* precise matches are tier-weighted: CPU blocks count 0.8 */
+        if (m == (double) (uint32_t) m) {
+            len = ngx_sprintf(p, "%uD/%uD", (uint32_t) m, ctx->prefix_total)
+                  - p;
+        } else {
+            len = ngx_sprintf(p, "%.1f/%uD", m, ctx->prefix_total) - p;
+        }
         break;
 
     case NGX_LLMD_VAR_SCORES:

@@ -50,7 +50,7 @@ pods(1, 2) . upstream([1, 2], balancer => "config=$ENV{TEST_NGINX_REPO}/conf-exa
 
 
 
-=== TEST 3: the seed precise-scheduling config loads (approximate until KV events exist)
+=== TEST 3: the seed precise-scheduling config loads (approximate without llmd_tokenizer)
 --- http_config eval
 pods(1, 2) . upstream([1, 2], balancer => "config=$ENV{TEST_NGINX_REPO}/conf-examples/epp-precise.yaml")
 --- request eval
@@ -58,7 +58,7 @@ pods(1, 2) . upstream([1, 2], balancer => "config=$ENV{TEST_NGINX_REPO}/conf-exa
 --- response_body_like chop
 ^pod\d
 --- error_log
-asks for precise prefix-cache scoring (KV events), which is not available yet; it runs in approximate mode
+asks for precise scoring (KV events) but no "llmd_tokenizer" is set; it runs in approximate mode
 
 
 

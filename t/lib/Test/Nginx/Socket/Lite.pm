@@ -197,7 +197,14 @@ sub wait_for {
 sub tail {
     my ($text, $n) = @_;
     return '' unless defined $text;
-    my @l = grep { !/ \[debug\] / } split /\n/, $text;
+    # Without debug messages, and the continuation lines of multi-line ones.
+    my ($in_debug, @l) = (0);
+    for my $line (split /\n/, $text) {
+        if ($line =~ m{^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\]}) {
+            $in_debug = $1 eq 'debug';
+        }
+        push @l, $line unless $in_debug;
+    }
     @l = @l[-$n .. -1] if @l > $n;
     return join("\n", @l) . "\n";
 }
@@ -248,7 +255,9 @@ sub write_config {
     my $http = expand_env($block->http_config // '');
     my $config = expand_env($block->config // '');
     my $daemon = $UseValgrind ? 'off' : 'on';
-    my $envs = join '', map { "env $_;\n" } @EnvToNginx;
+    # Kept for the workers, as Test::Nginx does (sanitizer runs need them).
+    my $envs = join '', map { "env $_;\n" }
+        qw(LD_PRELOAD LD_LIBRARY_PATH ASAN_OPTIONS UBSAN_OPTIONS), @EnvToNginx;
     my $temp = '';
     for my $t (qw(client_body proxy fastcgi uwsgi scgi)) {
         next if $http =~ /\b${t}_temp_path\b/;
@@ -421,8 +430,38 @@ sub start_nginx {
         return ('error', "nginx is not listening on 127.0.0.1:$ServerPort "
                 . "after ${start_timeout}s");
     }
+    if (!wait_settled($Running->{pid}, $start_timeout)) {
+        stop_nginx();
+        return ('error', "the nginx master did not finish starting its "
+                . "processes within ${start_timeout}s");
+    }
     $Running->{kids} = [ children_of($Running->{pid}) ];
     return ('up');
+}
+
+sub proc_title {
+    my $t = slurp("/proc/$_[0]/cmdline") // return '';
+    $t =~ s/\0+/ /g;
+    return $t;
+}
+
+# With a master, the processes it forks at startup (workers, cache manager
+# and loader, a module's own) are up once the master waits for signals
+# ("sigsuspend" in its debug log) and every child has set its own process
+# title (until then it still shows the master's).  Tests that look at the
+# processes (Llmd::Util::nginx_children) can then rely on them.
+sub wait_settled {
+    my ($master, $secs) = @_;
+    return 1 unless $MasterProcess eq 'on';
+    my $suspended = qr/\[debug\] $master#$master: sigsuspend$/m;
+    return wait_for($secs, sub {
+        my @titles = map { proc_title($_) } children_of($master);
+        return 0 if grep { /master process/ } @titles;
+        return 0 if $Workers =~ /^\d+$/
+                    && $Workers > grep { /worker process/ } @titles;
+        return 1 unless $LogLevel eq 'debug';
+        return (slurp(error_log_file()) // '') =~ $suspended;
+    });
 }
 
 # QUIT (graceful), then KILL for the master and the children it had if it is
@@ -842,10 +881,17 @@ sub run_tests {
         unless defined $version && $version =~ /nginx version/;
     clear_stale_nginx();
 
+    # The server root of a block that failed is kept here for a post-mortem.
+    (my $file = File::Basename::basename($0)) =~ s/\.t$//;
+    my $keep = File::Spec->catdir("$ServRoot-failed", $file);
+    File::Path::remove_tree($keep) if -e $keep;
+
+    my $tb = Test::More->builder;
     my @blocks = Test::Base::blocks();
     @blocks = List::Util::shuffle(@blocks) unless $NoShuffle;
     for my $block (@blocks) {
         verbose("running ", $block->name);
+        my $failed_before = grep { !$_ } $tb->summary;
         my $ok = eval {
             $_->($block) for @BlockPreprocessors;
             run_block($block);
@@ -859,7 +905,20 @@ sub run_tests {
         if (defined(my $why = stop_nginx())) {
             diag($block->name . ": $why");
         }
+        if ($failed_before < grep { !$_ } $tb->summary) {
+            keep_servroot($block, $keep);
+        }
     }
+}
+
+sub keep_servroot {
+    my ($block, $keep) = @_;
+    (my $dir = $block->name) =~ s/[^\w.-]+/_/g;
+    $dir = File::Spec->catdir($keep, substr($dir, 0, 60));
+    File::Path::make_path($dir);
+    system('cp', '-a', "$ServRoot/conf", "$ServRoot/logs", "$ServRoot/html",
+           $dir) == 0
+        and diag("server root of the failed block kept in $dir");
 }
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,225 @@
+/*
+ * Command-line options and their defaults (all listed in
+ * docs/simulator.md).  The defaults play one pod like the seed report's:
+ * Llama-3.1-70B-Instruct, TP=4 H100, 461,376 KV tokens in blocks of 16.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+
+static const char  sim_usage[] =
+"usage: vllm-sim [options]\n"
+"  --pods N                     pods, on ports PORT..PORT+N-1 (1)\n"
+"  --port PORT                  first HTTP port (8000)\n"
+"  --host ADDR                  IPv4 address to listen on (127.0.0.1)\n"
+"  --model NAME                 served model name\n"
+"                               (meta-llama/Llama-3.1-70B-Instruct)\n"
+"  --block-size N               tokens per KV block (16)\n"
+"  --num-blocks N               KV blocks per pod (28836)\n"
+"  --kv-tokens N                KV tokens per pod, sets --num-blocks\n"
+"  --max-num-seqs N             running requests per step (256)\n"
+"  --max-num-batched-tokens N   token budget per step (8192)\n"
+"  --max-model-len N            prompt + output limit (131072)\n"
+"  --eos-after N                without ignore_eos, stop after N output\n"
+"                               tokens; 0 = never (256)\n"
+"  --time-scale X               run X times faster than real time (1)\n"
+"  --step-base-us X             step time: fixed part (12000)\n"
+"  --prefill-us-per-token X     step time: per prefill token (120)\n"
+"  --decode-us-per-seq X        step time: per decoding request (50)\n"
+"  --ctx-ns-per-token X         step time: per context token (10)\n"
+"  --hash-algo A                sha256_cbor | sha256_cbor_64bit\n"
+"                               (sha256_cbor)\n"
+"  --hash-seed S                NONE_HASH seed (vllm-none-hash)\n"
+"  --tokenizer PATH             tokenizer.json (fallback tokenizer)\n"
+"  --vocab-size N               fallback tokenizer ids (128256)\n"
+"  --old-metrics                also vllm:gpu_cache_usage_perc and\n"
+"                               vllm:time_per_output_token_seconds\n"
+"  --no-prefix-caching          disable automatic prefix caching\n"
+"  --kv-events ENDPOINT         ZMQ PUB endpoint, TCP port + pod index\n"
+"                               (off; e.g. tcp://*:5557)\n"
+"  --kv-replay ENDPOINT         replay ROUTER endpoint (off)\n"
+"  --kv-topic T                 topic, {ip} {port} {model} expanded\n"
+"                               (kv@{ip}:{port}@{model})\n"
+"  --kv-encoding array|map      event encoding (array)\n"
+"  --kv-replay-format new|old   replay reply frames (new)\n"
+"  --kv-buffer-steps N          replay buffer, batches (10000)\n"
+"  --kv-hwm N                   ZMQ send high-water mark (100000)\n"
+"  --fault JSON                 fault switches applied to every pod\n"
+"  --quiet                      no log lines\n";
+
+
+static int
+sim_num(const char *s, double lo, double hi, double *v)
+{
+    char  *end;
+
+    *v = strtod(s, &end);
+    return (end == s || *end != '\0' || *v < lo || *v > hi) ? -1 : 0;
+}
+
+
+int
+sim_config_parse(sim_config_t *cf, int argc, char **argv)
+{
+    static const struct option  opts[] = {
+        { "pods", 1, NULL, 'n' },
+        { "port", 1, NULL, 'p' },
+        { "host", 1, NULL, 'H' },
+        { "model", 1, NULL, 'm' },
+        { "block-size", 1, NULL, 'b' },
+        { "num-blocks", 1, NULL, 'B' },
+        { "kv-tokens", 1, NULL, 'K' },
+        { "max-num-seqs", 1, NULL, 's' },
+        { "max-num-batched-tokens", 1, NULL, 't' },
+        { "max-model-len", 1, NULL, 'L' },
+        { "eos-after", 1, NULL, 'e' },
+        { "time-scale", 1, NULL, 'x' },
+        { "step-base-us", 1, NULL, 1 },
+        { "prefill-us-per-token", 1, NULL, 2 },
+        { "decode-us-per-seq", 1, NULL, 3 },
+        { "ctx-ns-per-token", 1, NULL, 4 },
+        { "hash-algo", 1, NULL, 5 },
+        { "hash-seed", 1, NULL, 6 },
+        { "tokenizer", 1, NULL, 7 },
+        { "vocab-size", 1, NULL, 8 },
+        { "old-metrics", 0, NULL, 9 },
+        { "no-prefix-caching", 0, NULL, 10 },
+        { "kv-events", 1, NULL, 11 },
+        { "kv-replay", 1, NULL, 12 },
+        { "kv-topic", 1, NULL, 13 },
+        { "kv-encoding", 1, NULL, 14 },
+        { "kv-replay-format", 1, NULL, 15 },
+        { "kv-buffer-steps", 1, NULL, 16 },
+        { "kv-hwm", 1, NULL, 17 },
+        { "fault", 1, NULL, 18 },
+        { "quiet", 0, NULL, 'q' },
+        { "help", 0, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    double  v;
+    long    kv_tokens = 0;
+    int     o, bad;
+
+    memset(cf, 0, sizeof(sim_config_t));
+    cf->pods = 1;
+    cf->port = 8000;
+    cf->host = "127.0.0.1";
+    cf->model = "meta-llama/Llama-3.1-70B-Instruct";
+    cf->block_size = 16;
+    cf->num_blocks = 461376 / 16;
+    cf->max_num_seqs = 256;
+    cf->max_batched_tokens = 8192;
+    cf->max_model_len = 131072;
+    cf->eos_tokens = 256;
+    cf->time_scale = 1.0;
+    cf->step_base_us = 12000;
+    cf->prefill_us_per_token = 120;
+    cf->decode_us_per_seq = 50;
+    cf->ctx_ns_per_token = 10;
+    cf->hash_algo = SIM_HASH_SHA256_CBOR;
+    cf->hash_seed = "vllm-none-hash";
+    cf->vocab_size = 128256;
+    cf->kv_topic = "kv@{ip}:{port}@{model}";
+    cf->kv_buffer_steps = 10000;
+    cf->kv_hwm = 100000;
+
+    opterr = 0;
+    bad = 0;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'n': bad = sim_num(optarg, 1, SIM_MAX_PODS, &v); cf->pods = v;
+                  break;
+        case 'p': bad = sim_num(optarg, 1, 65535, &v); cf->port = v; break;
+        case 'H': cf->host = optarg; break;
+        case 'm': cf->model = optarg; break;
+        case 'b': bad = sim_num(optarg, 1, SIM_MAX_BLOCK_SIZE, &v);
+                  cf->block_size = v; break;
+        case 'B': bad = sim_num(optarg, 1, 1 << 26, &v); cf->num_blocks = v;
+                  break;
+        case 'K': bad = sim_num(optarg, 1, 1e10, &v); kv_tokens = v; break;
+        case 's': bad = sim_num(optarg, 1, 65536, &v); cf->max_num_seqs = v;
+                  break;
+        case 't': bad = sim_num(optarg, 1, 1 << 24, &v);
+                  cf->max_batched_tokens = v; break;
+        case 'L': bad = sim_num(optarg, 2, 1 << 24, &v);
+                  cf->max_model_len = v; break;
+        case 'e': bad = sim_num(optarg, 0, 1 << 24, &v); cf->eos_tokens = v;
+                  break;
+        case 'x': bad = sim_num(optarg, 1e-3, 1e6, &v); cf->time_scale = v;
+                  break;
+        case 1: bad = sim_num(optarg, 0, 1e9, &cf->step_base_us); break;
+        case 2: bad = sim_num(optarg, 0, 1e9, &cf->prefill_us_per_token);
+                break;
+        case 3: bad = sim_num(optarg, 0, 1e9, &cf->decode_us_per_seq); break;
+        case 4: bad = sim_num(optarg, 0, 1e9, &cf->ctx_ns_per_token); break;
+        case 5:
+            if (strcmp(optarg, "sha256_cbor") == 0) {
+                cf->hash_algo = SIM_HASH_SHA256_CBOR;
+            } else if (strcmp(optarg, "sha256_cbor_64bit") == 0) {
+                cf->hash_algo = SIM_HASH_SHA256_CBOR_64;
+            } else {
+                bad = 1;
+            }
+            break;
+        case 6: cf->hash_seed = optarg; bad = strlen(optarg) > SIM_MAX_SALT;
+                break;
+        case 7: cf->tokenizer = optarg; break;
+        case 8: bad = sim_num(optarg, 1, 1 << 30, &v); cf->vocab_size = v;
+                break;
+        case 9: cf->old_metrics = 1; break;
+        case 10: cf->no_prefix_caching = 1; break;
+        case 11: cf->kv_endpoint = optarg; break;
+        case 12: cf->kv_replay_endpoint = optarg; break;
+        case 13: cf->kv_topic = optarg; break;
+        case 14:
+            bad = strcmp(optarg, "map") && strcmp(optarg, "array");
+            cf->kv_map_encoding = strcmp(optarg, "map") == 0;
+            break;
+        case 15:
+            bad = strcmp(optarg, "old") && strcmp(optarg, "new");
+            cf->kv_replay_old = strcmp(optarg, "old") == 0;
+            break;
+        case 16: bad = sim_num(optarg, 1, 1e7, &v); cf->kv_buffer_steps = v;
+                 break;
+        case 17: bad = sim_num(optarg, 0, 1e9, &v); cf->kv_hwm = v; break;
+        case 18: cf->fault_json = optarg; break;
+        case 'q': cf->quiet = 1; break;
+        case 'h': fputs(sim_usage, stdout); exit(0);
+        default:
+            fprintf(stderr, "vllm-sim: unknown option %s\n%s",
+                    argv[optind - 1], sim_usage);
+            return -1;
+        }
+
+        if (bad) {
+            fprintf(stderr, "vllm-sim: bad value \"%s\" for %s\n", optarg,
+                    argv[optind - 1]);
+            return -1;
+        }
+    }
+
+    if (optind < argc) {
+        fprintf(stderr, "vllm-sim: unexpected argument %s\n", argv[optind]);
+        return -1;
+    }
+
+    if (kv_tokens) {
+        cf->num_blocks = (uint32_t) (kv_tokens / cf->block_size);
+        if (cf->num_blocks == 0) {
+            fprintf(stderr, "vllm-sim: --kv-tokens below one block\n");
+            return -1;
+        }
+    }
+
+    if (cf->port + cf->pods - 1 > 65535) {
+        fprintf(stderr, "vllm-sim: ports beyond 65535\n");
+        return -1;
+    }
+
+    return 0;
+}

@@ -1,0 +1,625 @@
+/*
+ * The engine of one pod, modelled on vLLM v1's scheduler
+ * (vllm/v1/core/sched/scheduler.py): every step gets a token budget
+ * (max_num_batched_tokens) spent first on the running requests (one decode
+ * token each, or the next chunk of a prefill), then on waiting requests in
+ * FIFO order while fewer than max_num_seqs run.  A waiting request starts
+ * with the longest cached prefix of its full blocks.  When a running request
+ * needs a block and none is free, the last running request is preempted:
+ * its blocks are freed and it is recomputed later from the start.
+ *
+ * A step lasts step_time(prefill tokens, decode sequences, context tokens)
+ * divided by the time scale; its tokens appear when it ends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sim.h"
+
+
+static int sim_grow(void **p, size_t *cap, size_t need, size_t size);
+
+
+sim_req_t *
+sim_req_new(sim_pod_t *pod)
+{
+    sim_req_t  *r;
+
+    r = calloc(1, sizeof(sim_req_t));
+    if (r == NULL) {
+        return NULL;
+    }
+
+    r->pod = pod;
+    r->created = (long) time(NULL);
+    snprintf(r->id, sizeof(r->id), "%d-%llx-%llu", pod->port,
+             (unsigned long long) r->created,
+             (unsigned long long) ++pod->eng.next_req_id);
+    return r;
+}
+
+
+void
+sim_req_free(sim_req_t *r)
+{
+    if (r == NULL) {
+        return;
+    }
+
+    free(r->tokens);
+    free(r->hashes);
+    free(r->blocks);
+    free(r->salt);
+    sim_buf_free(&r->text);
+    free(r);
+}
+
+
+static int
+sim_grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    size_t  n;
+    void   *q;
+
+    if (need <= *cap) {
+        return 0;
+    }
+
+    n = *cap ? *cap * 2 : 64;
+    while (n < need) {
+        n *= 2;
+    }
+
+    q = realloc(*p, n * size);
+    if (q == NULL) {
+        return -1;
+    }
+
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+
+static void
+sim_q_remove(sim_queue_t *q, sim_req_t *r)
+{
+    if (r->prev) {
+        r->prev->next = r->next;
+    } else {
+        q->head = r->next;
+    }
+    if (r->next) {
+        r->next->prev = r->prev;
+    } else {
+        q->tail = r->prev;
+    }
+    r->prev = r->next = NULL;
+    q->n--;
+}
+
+
+static void
+sim_q_push_back(sim_queue_t *q, sim_req_t *r)
+{
+    r->next = NULL;
+    r->prev = q->tail;
+    if (q->tail) {
+        q->tail->next = r;
+    } else {
+        q->head = r;
+    }
+    q->tail = r;
+    q->n++;
+}
+
+
+static void
+sim_q_push_front(sim_queue_t *q, sim_req_t *r)
+{
+    r->prev = NULL;
+    r->next = q->head;
+    if (q->head) {
+        q->head->prev = r;
+    } else {
+        q->tail = r;
+    }
+    q->head = r;
+    q->n++;
+}
+
+
+/* Hash of full block i (the tokens up to its end must exist). */
+static int
+sim_req_hash_upto(sim_pod_t *pod, sim_req_t *r, size_t nblocks)
+{
+    size_t  bs = (size_t) pod->cf->block_size;
+    size_t  i;
+
+    if (nblocks <= r->n_hashes) {
+        return 0;
+    }
+
+    if (sim_grow((void **) &r->hashes, &r->cap_hashes, nblocks,
+                 sizeof(uint64_t)) != 0)
+    {
+        return -1;
+    }
+
+    for (i = r->n_hashes; i < nblocks; i++) {
+        r->hashes[i] = sim_hash_block(&pod->hasher,
+                                      i ? r->last_digest : NULL,
+                                      r->tokens + i * bs, bs,
+                                      i ? NULL : r->salt,
+                                      i ? 0 : r->salt_len, r->last_digest);
+    }
+
+    r->n_hashes = nblocks;
+    return 0;
+}
+
+
+int
+sim_engine_add(sim_pod_t *pod, sim_req_t *r)
+{
+    if (!pod->cf->no_prefix_caching
+        && sim_req_hash_upto(pod, r, r->n_prompt / pod->cf->block_size)
+           != 0)
+    {
+        return -1;
+    }
+
+    r->state = SIM_REQ_WAITING;
+    r->arrival_ns = sim_now_ns();
+    sim_q_push_back(&pod->eng.waiting, r);
+    sim_engine_kick(pod);
+    return 0;
+}
+
+
+static void
+sim_req_release_blocks(sim_pod_t *pod, sim_req_t *r)
+{
+    size_t  i;
+
+    /* reverse order: a request's last blocks are evicted first */
+    for (i = r->n_blocks; i > 0; i--) {
+        sim_kv_release(pod->kv, r->blocks[i - 1]);
+    }
+
+    r->n_blocks = 0;
+    r->n_cached_blocks = 0;
+}
+
+
+static int
+sim_req_alloc(sim_pod_t *pod, sim_req_t *r, size_t total_tokens)
+{
+    size_t   bs = (size_t) pod->cf->block_size;
+    size_t   need, i;
+    int32_t  b;
+
+    need = (total_tokens + bs - 1) / bs;
+    if (need <= r->n_blocks) {
+        return 0;
+    }
+
+    if (need - r->n_blocks > sim_kv_num_free(pod->kv)
+        || sim_grow((void **) &r->blocks, &r->cap_blocks, need,
+                    sizeof(int32_t)) != 0)
+    {
+        return -1;
+    }
+
+    for (i = r->n_blocks; i < need; i++) {
+        b = sim_kv_alloc(pod->kv);
+        r->blocks[r->n_blocks++] = b;
+    }
+
+    return 0;
+}
+
+
+static void
+sim_preempt(sim_pod_t *pod, sim_req_t *r)
+{
+    sim_q_remove(&pod->eng.running, r);
+    sim_req_release_blocks(pod, r);
+    r->num_computed = 0;
+    r->state = SIM_REQ_WAITING;
+    sim_q_push_front(&pod->eng.waiting, r);
+    pod->stats.preemptions++;
+}
+
+
+/*
+ * Registers the blocks that the scheduled tokens fill (vLLM caches them when
+ * it allocates the slots) and reports them as BlockStored events, one event
+ * per contiguous run.
+ */
+static void
+sim_cache_full_blocks(sim_pod_t *pod, sim_req_t *r, size_t total)
+{
+    size_t  bs = (size_t) pod->cf->block_size;
+    size_t  full, i, first;
+
+    if (pod->cf->no_prefix_caching) {
+        return;
+    }
+
+    full = total / bs;
+    if (full <= r->n_cached_blocks) {
+        return;
+    }
+
+    if (sim_req_hash_upto(pod, r, full) != 0) {
+        return;
+    }
+
+    first = r->n_cached_blocks;
+    for (i = r->n_cached_blocks; i < full; i++) {
+        if (sim_kv_cache(pod->kv, r->blocks[i], r->hashes[i]) == 0) {
+            continue;
+        }
+
+        /* the same hash is cached in another block: end the run here */
+        sim_pub_block_stored(pod->pub, r->hashes + first, i - first,
+                             first > 0, first ? r->hashes[first - 1] : 0,
+                             r->tokens + first * bs, (i - first) * bs,
+                             (int) bs, r->salt, r->salt_len);
+        first = i + 1;
+    }
+
+    sim_pub_block_stored(pod->pub, r->hashes + first, full - first,
+                         first > 0, first ? r->hashes[first - 1] : 0,
+                         r->tokens + first * bs, (full - first) * bs,
+                         (int) bs, r->salt, r->salt_len);
+    r->n_cached_blocks = full;
+}
+
+
+/* Longest cached prefix of a waiting request, in blocks. */
+static size_t
+sim_prefix_hits(sim_pod_t *pod, sim_req_t *r)
+{
+    size_t  bs = (size_t) pod->cf->block_size;
+    size_t  limit, i;
+
+    if (pod->cf->no_prefix_caching) {
+        return 0;
+    }
+
+    /* at least one token is always computed, to sample from */
+    limit = (r->n_tokens - 1) / bs;
+    if (limit > r->n_hashes) {
+        limit = r->n_hashes;
+    }
+
+    for (i = 0; i < limit; i++) {
+        if (sim_kv_lookup(pod->kv, r->hashes[i]) < 0) {
+            break;
+        }
+    }
+
+    return i;
+}
+
+
+double
+sim_engine_step_us(const sim_pod_t *pod, long prefill_tokens,
+    long decode_seqs, long ctx_tokens)
+{
+    const sim_config_t  *cf = pod->cf;
+
+    return cf->step_base_us + cf->prefill_us_per_token * prefill_tokens
+           + cf->decode_us_per_seq * decode_seqs
+           + cf->ctx_ns_per_token * ctx_tokens / 1000.0;
+}
+
+
+static void
+sim_schedule(sim_pod_t *pod, int64_t now)
+{
+    sim_engine_t  *eng = &pod->eng;
+    sim_req_t     *r, *next, *victim;
+    size_t         bs = (size_t) pod->cf->block_size;
+    size_t         hits, need, n, nblk, i, freed_hits;
+    long           budget, prefill, decode, ctx;
+    int            preempted, self;
+    double         us;
+
+    budget = pod->cf->max_batched_tokens;
+    prefill = decode = ctx = 0;
+    preempted = 0;
+    eng->n_step = 0;
+
+    for (r = eng->running.head; r && budget > 0; r = next) {
+        next = r->next;
+        need = r->n_tokens - r->num_computed;
+        n = need < (size_t) budget ? need : (size_t) budget;
+        if (n == 0) {
+            continue;
+        }
+
+        self = 0;
+        while (sim_req_alloc(pod, r, r->num_computed + n) != 0) {
+            victim = eng->running.tail;
+            preempted = 1;
+            if (victim == r) {
+                self = 1;
+            }
+            if (victim == next) {
+                next = NULL;
+            }
+            sim_preempt(pod, victim);
+            if (self) {
+                break;
+            }
+        }
+
+        if (self) {
+            break;
+        }
+
+        r->scheduled = (int) n;
+        r->in_step = 1;
+        eng->step[eng->n_step++] = r;
+        budget -= (long) n;
+        ctx += (long) r->num_computed;
+        if (r->num_computed < r->n_prompt) {
+            prefill += (long) n;
+        } else {
+            decode++;
+        }
+    }
+
+    while (!preempted && budget > 0 && eng->waiting.head
+           && eng->running.n < pod->cf->max_num_seqs)
+    {
+        r = eng->waiting.head;
+        hits = sim_prefix_hits(pod, r);
+
+        /* blocks this chunk needs, hit blocks that sit in the free queue */
+        need = r->n_tokens - hits * bs;
+        n = need < (size_t) budget ? need : (size_t) budget;
+        nblk = (hits * bs + n + bs - 1) / bs - hits;
+        freed_hits = 0;
+        for (i = 0; i < hits; i++) {
+            freed_hits += sim_kv_is_free(pod->kv,
+                                         sim_kv_lookup(pod->kv, r->hashes[i]));
+        }
+        if (nblk + freed_hits > sim_kv_num_free(pod->kv)) {
+            break;
+        }
+
+        if (sim_grow((void **) &r->blocks, &r->cap_blocks, hits + nblk,
+                     sizeof(int32_t)) != 0)
+        {
+            break;
+        }
+
+        if (!r->counted) {
+            r->counted = 1;
+            r->cached_prompt = hits * bs;
+            pod->stats.prefix_queries += r->n_tokens;
+            pod->stats.prefix_hits += hits * bs;
+        }
+
+        for (i = 0; i < hits; i++) {
+            r->blocks[i] = sim_kv_lookup(pod->kv, r->hashes[i]);
+            sim_kv_touch(pod->kv, r->blocks[i]);
+        }
+        r->n_blocks = hits;
+        r->n_cached_blocks = hits;
+        r->num_computed = hits * bs;
+
+        if (sim_req_alloc(pod, r, r->num_computed + n) != 0) {
+            /* cannot happen after the check above */
+            sim_req_release_blocks(pod, r);
+            r->num_computed = 0;
+            break;
+        }
+
+        sim_q_remove(&eng->waiting, r);
+        r->state = SIM_REQ_RUNNING;
+        sim_q_push_back(&eng->running, r);
+
+        r->scheduled = (int) n;
+        r->in_step = 1;
+        eng->step[eng->n_step++] = r;
+        budget -= (long) n;
+        ctx += (long) r->num_computed;
+        prefill += (long) n;
+    }
+
+    for (i = 0; i < (size_t) eng->n_step; i++) {
+        r = eng->step[i];
+        sim_cache_full_blocks(pod, r, r->num_computed + (size_t) r->scheduled);
+    }
+
+    sim_pub_flush(pod->pub, sim_wall_time());
+
+    if (eng->n_step == 0) {
+        eng->busy = 0;
+        return;
+    }
+
+    us = sim_engine_step_us(pod, prefill, decode, ctx);
+    eng->busy = 1;
+    eng->steps++;
+    eng->step_end_ns = now + (int64_t) (us * 1000.0 / pod->cf->time_scale);
+}
+
+
+static void
+sim_finish(sim_pod_t *pod, sim_req_t *r, int64_t now)
+{
+    double  scale = pod->cf->time_scale;
+
+    sim_q_remove(&pod->eng.running, r);
+    sim_req_release_blocks(pod, r);
+    r->state = SIM_REQ_DONE;
+
+    if (!r->aborted) {
+        sim_hist_observe(&pod->stats.e2e,
+                         (double) (now - r->arrival_ns) * scale / 1e9);
+        pod->stats.prompt_tokens += r->n_prompt;
+        if (strcmp(r->finish_reason, "stop") == 0) {
+            pod->stats.success_stop++;
+        } else {
+            pod->stats.success_length++;
+        }
+    }
+
+    sim_req_free(r);
+}
+
+
+static void
+sim_step_done(sim_pod_t *pod, int64_t now)
+{
+    sim_engine_t  *eng = &pod->eng;
+    sim_req_t     *r;
+    const char    *text;
+    size_t         len;
+    uint32_t       id;
+    double         scale = pod->cf->time_scale;
+    int            i, last;
+
+    for (i = 0; i < eng->n_step; i++) {
+        r = eng->step[i];
+        r->in_step = 0;
+        r->num_computed += (size_t) r->scheduled;
+        r->scheduled = 0;
+
+        if (r->aborted) {
+            sim_finish(pod, r, now);
+            continue;
+        }
+
+        if (r->num_computed < r->n_tokens) {
+            continue;                   /* a prefill chunk */
+        }
+
+        /* the step sampled one token */
+        if (sim_grow((void **) &r->tokens, &r->cap_tokens, r->n_tokens + 1,
+                     sizeof(uint32_t)) != 0)
+        {
+            r->aborted = 1;
+            sim_finish(pod, r, now);
+            continue;
+        }
+
+        id = sim_tok_output(r->n_output, &text, &len);
+        r->tokens[r->n_tokens++] = id;
+        r->n_output++;
+        pod->stats.generation_tokens++;
+
+        if (r->n_output == 1) {
+            r->first_token_ns = now;
+            sim_hist_observe(&pod->stats.ttft,
+                             (double) (now - r->arrival_ns) * scale / 1e9);
+        } else {
+            sim_hist_observe(&pod->stats.itl,
+                             (double) (now - r->last_token_ns) * scale / 1e9);
+        }
+        r->last_token_ns = now;
+
+        last = r->n_output >= (size_t) r->max_tokens;
+        sim_openai_token(r, id, text, len, last);
+
+        if (last) {
+            sim_finish(pod, r, now);
+        }
+    }
+
+    eng->n_step = 0;
+    eng->busy = 0;
+}
+
+
+void
+sim_engine_tick(sim_pod_t *pod, int64_t now)
+{
+    sim_engine_t  *eng = &pod->eng;
+    size_t         cap;
+
+    if (eng->busy) {
+        if (now < eng->step_end_ns) {
+            return;
+        }
+        sim_step_done(pod, now);
+    }
+
+    if (eng->running.n == 0 && eng->waiting.n == 0) {
+        return;
+    }
+
+    cap = (size_t) (eng->running.n + eng->waiting.n);
+    if (eng->step == NULL || cap > (size_t) eng->step_cap) {
+        free(eng->step);
+        eng->step_cap = (int) (cap * 2);
+        eng->step = malloc(sizeof(sim_req_t *) * (size_t) eng->step_cap);
+        if (eng->step == NULL) {
+            eng->step_cap = 0;
+            return;
+        }
+    }
+
+    sim_schedule(pod, now);
+}
+
+
+void
+sim_engine_kick(sim_pod_t *pod)
+{
+    if (!pod->eng.busy) {
+        sim_engine_tick(pod, sim_now_ns());
+    }
+}
+
+
+void
+sim_engine_abort(sim_pod_t *pod, sim_req_t *r)
+{
+    r->conn = NULL;
+    r->aborted = 1;
+
+    if (r->in_step) {
+        return;                         /* ends with its step */
+    }
+
+    if (r->state == SIM_REQ_WAITING) {
+        sim_q_remove(&pod->eng.waiting, r);
+        sim_req_release_blocks(pod, r);
+        sim_req_free(r);
+        return;
+    }
+
+    sim_finish(pod, r, sim_now_ns());
+}
+
+
+void
+sim_engine_clear(sim_pod_t *pod)
+{
+    sim_engine_t  *eng = &pod->eng;
+    sim_req_t     *r;
+
+    while ((r = eng->waiting.head) != NULL) {
+        sim_q_remove(&eng->waiting, r);
+        sim_req_release_blocks(pod, r);
+        sim_req_free(r);
+    }
+
+    while ((r = eng->running.head) != NULL) {
+        sim_q_remove(&eng->running, r);
+        sim_req_release_blocks(pod, r);
+        sim_req_free(r);
+    }
+
+    eng->n_step = 0;
+    eng->busy = 0;
+}

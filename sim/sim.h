@@ -1,0 +1,411 @@
+/*
+ * vllm-sim: one process that plays N vLLM pods on 127.0.0.1 (docs/simulator.md).
+ * Every pod has its own HTTP listener, engine (scheduler + KV cache), metrics
+ * and ZMQ KV-event sockets; one single-threaded epoll loop drives them all.
+ */
+#ifndef SIM_H
+#define SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <sys/types.h>
+
+#define SIM_MAX_PODS        256
+#define SIM_MAX_BODY        (16 * 1024 * 1024)  /* request body bytes */
+#define SIM_MAX_HEADER      (64 * 1024)         /* request head bytes */
+#define SIM_MAX_SALT        1024
+#define SIM_MAX_BLOCK_SIZE  256
+#define SIM_NS              1000000000LL
+
+typedef struct sim_pod_s   sim_pod_t;
+typedef struct sim_conn_s  sim_conn_t;
+typedef struct sim_req_s   sim_req_t;
+typedef struct sim_kv_s    sim_kv_t;
+typedef struct sim_pub_s   sim_pub_t;
+
+/* What an epoll event's data.ptr points to. */
+#define SIM_TAG_LISTEN  1
+#define SIM_TAG_CONN    2
+#define SIM_TAG_REPLAY  3
+#define SIM_TAG_TIMER   4
+#define SIM_TAG_SIGNAL  5
+
+typedef struct {
+    int    tag;
+    void  *obj;
+} sim_handle_t;
+
+
+/* buf.c: a growable byte buffer */
+typedef struct {
+    char    *data;
+    size_t   len;
+    size_t   cap;
+} sim_buf_t;
+
+int sim_buf_reserve(sim_buf_t *b, size_t extra);
+int sim_buf_append(sim_buf_t *b, const void *p, size_t n);
+int sim_buf_puts(sim_buf_t *b, const char *s);
+int sim_buf_printf(sim_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal (quotes included). */
+int sim_buf_json_str(sim_buf_t *b, const char *s, size_t n);
+void sim_buf_consume(sim_buf_t *b, size_t n);
+void sim_buf_free(sim_buf_t *b);
+
+int64_t sim_now_ns(void);
+double sim_wall_time(void);
+
+
+/* Everything the command line sets (defaults in config.c). */
+typedef enum { SIM_HASH_SHA256_CBOR = 0, SIM_HASH_SHA256_CBOR_64 } sim_algo_t;
+
+typedef struct {
+    int          pods;
+    int          port;
+    const char  *host;
+    const char  *model;
+    int          block_size;
+    uint32_t     num_blocks;
+    int          max_num_seqs;
+    int          max_batched_tokens;
+    int          max_model_len;
+    int          eos_tokens;              /* natural output length */
+    double       time_scale;
+    double       step_base_us;
+    double       prefill_us_per_token;
+    double       decode_us_per_seq;
+    double       ctx_ns_per_token;
+    sim_algo_t   hash_algo;
+    const char  *hash_seed;
+    const char  *tokenizer;
+    uint32_t     vocab_size;
+    int          old_metrics;             /* also vllm:gpu_cache_usage_perc */
+    int          no_prefix_caching;
+    const char  *kv_endpoint;             /* NULL: no KV events */
+    const char  *kv_replay_endpoint;
+    const char  *kv_topic;                /* template: {ip} {port} {model} */
+    int          kv_map_encoding;
+    int          kv_replay_old;
+    int          kv_buffer_steps;
+    int          kv_hwm;
+    const char  *fault_json;              /* applied to every pod at start */
+    int          quiet;
+} sim_config_t;
+
+int sim_config_parse(sim_config_t *cf, int argc, char **argv);
+
+
+/* tokenize.c: the project tokenizer or the deterministic fallback */
+int sim_tok_init(const sim_config_t *cf, char *err, size_t errlen);
+/* Returns the number of ids (<= cap), or -1 when text has more than cap. */
+long sim_tok_encode(const char *text, size_t len, int add_special,
+    uint32_t *ids, size_t cap);
+/* Output token i of a generation: an id and its text. */
+uint32_t sim_tok_output(uint64_t i, const char **text, size_t *len);
+int sim_tok_is_real(void);
+
+
+/* blockhash.c: vLLM sha256_cbor / sha256_cbor_64bit prefix-cache hashes */
+typedef struct {
+    sim_algo_t     algo;
+    unsigned char  none[32];
+} sim_hasher_t;
+
+int sim_hasher_init(sim_hasher_t *h, sim_algo_t algo, const char *seed);
+/*
+ * Hash of one full block.  parent: the previous block's digest or NULL for
+ * the first block; salt (may be NULL) becomes the block's extra keys.
+ * Writes the digest to out and returns the 64-bit wire value.
+ */
+uint64_t sim_hash_block(const sim_hasher_t *h, const unsigned char *parent,
+    const uint32_t *toks, size_t n, const char *salt, size_t salt_len,
+    unsigned char out[32]);
+/* The canonical CBOR the digest is taken of (for tests); returns length. */
+size_t sim_hash_cbor(const sim_hasher_t *h, const unsigned char *parent,
+    const uint32_t *toks, size_t n, const char *salt, size_t salt_len,
+    unsigned char *buf, size_t cap);
+uint64_t sim_low64(const unsigned char d[32]);
+
+
+/* kvcache.c: blocks with automatic prefix caching */
+typedef void (*sim_kv_removed_pt)(void *ctx, uint64_t hash);
+
+sim_kv_t *sim_kv_create(uint32_t num_blocks, sim_kv_removed_pt removed,
+    void *ctx);
+void sim_kv_destroy(sim_kv_t *kv);
+int32_t sim_kv_lookup(sim_kv_t *kv, uint64_t hash);
+void sim_kv_touch(sim_kv_t *kv, int32_t blk);
+int32_t sim_kv_alloc(sim_kv_t *kv);
+void sim_kv_release(sim_kv_t *kv, int32_t blk);
+/* Registers a full block under hash; returns 0, or -1 if already cached. */
+int sim_kv_cache(sim_kv_t *kv, int32_t blk, uint64_t hash);
+uint32_t sim_kv_num_free(const sim_kv_t *kv);
+int sim_kv_is_free(const sim_kv_t *kv, int32_t blk);
+uint32_t sim_kv_num_cached(const sim_kv_t *kv);
+uint32_t sim_kv_num_blocks(const sim_kv_t *kv);
+/* Drops every cached hash; -1 (and nothing done) while blocks are in use. */
+int sim_kv_reset(sim_kv_t *kv);
+
+
+/* kvevents.c: ZMQ PUB of KV-event batches, replay ROUTER */
+typedef struct {
+    int       drop;             /* drop the next N batches, -1: all */
+    int       reorder;          /* swap each pair of batches */
+} sim_pub_faults_t;
+
+int sim_events_global_init(void);
+void sim_events_global_done(void);
+sim_pub_t *sim_pub_create(const sim_config_t *cf, int pod_index,
+    const char *topic, char *err, size_t errlen);
+void sim_pub_destroy(sim_pub_t *pub);
+void sim_pub_block_stored(sim_pub_t *pub, const uint64_t *hashes, size_t n,
+    int has_parent, uint64_t parent, const uint32_t *toks, size_t ntok,
+    int block_size, const char *salt, size_t salt_len);
+void sim_pub_block_removed(sim_pub_t *pub, uint64_t hash);
+void sim_pub_all_cleared(sim_pub_t *pub);
+/* Sends the pending events as one batch (if any). */
+void sim_pub_flush(sim_pub_t *pub, double ts);
+void sim_pub_restart_sequence(sim_pub_t *pub);
+sim_pub_faults_t *sim_pub_faults(sim_pub_t *pub);
+uint64_t sim_pub_next_seq(const sim_pub_t *pub);
+/* The replay ROUTER's fd for epoll (-1 without replay) and its handler. */
+int sim_pub_replay_fd(sim_pub_t *pub);
+void sim_pub_replay_poll(sim_pub_t *pub);
+/* Encoders, exposed for the unit test. */
+int sim_events_encode_batch(sim_buf_t *out, double ts, const sim_buf_t *ev,
+    size_t nev);
+int sim_events_encode_stored(sim_buf_t *out, int map, const uint64_t *hashes,
+    size_t n, int has_parent, uint64_t parent, const uint32_t *toks,
+    size_t ntok, int block_size, const char *salt, size_t salt_len);
+int sim_events_encode_removed(sim_buf_t *out, int map, uint64_t hash);
+int sim_events_encode_cleared(sim_buf_t *out, int map);
+
+
+/* metrics.c */
+#define SIM_HIST_MAX 24
+
+typedef struct {
+    const double  *bounds;
+    int            n;
+    uint64_t       counts[SIM_HIST_MAX + 1];
+    double         sum;
+    uint64_t       count;
+} sim_hist_t;
+
+typedef struct {
+    uint64_t    prefix_queries;
+    uint64_t    prefix_hits;
+    uint64_t    prompt_tokens;
+    uint64_t    generation_tokens;
+    uint64_t    preemptions;
+    uint64_t    success_length;
+    uint64_t    success_stop;
+    uint64_t    success_abort;
+    sim_hist_t  ttft;
+    sim_hist_t  itl;
+    sim_hist_t  e2e;
+} sim_stats_t;
+
+void sim_stats_init(sim_stats_t *st);
+void sim_hist_observe(sim_hist_t *h, double v);
+int sim_metrics_render(sim_pod_t *pod, sim_buf_t *out);
+
+
+/* engine.c: the vLLM-v1-like continuous-batching scheduler */
+typedef enum {
+    SIM_REQ_WAITING = 0,
+    SIM_REQ_RUNNING,
+    SIM_REQ_DONE
+} sim_req_state_t;
+
+typedef enum { SIM_API_COMPLETIONS = 0, SIM_API_CHAT } sim_api_t;
+
+struct sim_req_s {
+    sim_req_t        *prev, *next;      /* waiting queue / running list */
+    sim_pod_t        *pod;
+    sim_conn_t       *conn;             /* NULL once the client is gone */
+    char              id[48];
+    sim_api_t         api;
+    int               stream;
+    int               include_usage;
+    int               max_tokens;       /* output tokens to generate */
+    const char       *finish_reason;    /* at max_tokens */
+    char             *salt;             /* cache_salt or NULL */
+    size_t            salt_len;
+    uint32_t         *tokens;           /* prompt then output */
+    size_t            n_prompt;
+    size_t            n_tokens;
+    size_t            cap_tokens;
+    size_t            n_output;
+    uint64_t         *hashes;           /* wire hash of each full block */
+    size_t            n_hashes;
+    size_t            cap_hashes;
+    unsigned char     last_digest[32];  /* digest of block n_hashes-1 */
+    int32_t          *blocks;           /* block table */
+    size_t            n_blocks;
+    size_t            cap_blocks;
+    size_t            n_cached_blocks;  /* blocks registered in the cache */
+    size_t            num_computed;     /* tokens whose KV exists */
+    size_t            cached_prompt;    /* prefix-cache hit tokens */
+    int               scheduled;        /* tokens in the in-flight step */
+    int               in_step;
+    int               aborted;
+    int               counted;          /* prefix stats recorded */
+    sim_req_state_t   state;
+    int64_t           arrival_ns;
+    int64_t           first_token_ns;
+    int64_t           last_token_ns;
+    long              created;          /* unix seconds */
+    sim_buf_t         text;             /* non-streaming output */
+};
+
+typedef struct {
+    sim_req_t    *head, *tail;
+    int           n;
+} sim_queue_t;
+
+typedef struct {
+    sim_queue_t   waiting;
+    sim_queue_t   running;
+    sim_req_t   **step;                 /* requests in the in-flight step */
+    int           n_step;
+    int           step_cap;
+    int           busy;
+    int64_t       step_end_ns;
+    uint64_t      steps;
+    uint64_t      next_req_id;
+} sim_engine_t;
+
+sim_req_t *sim_req_new(sim_pod_t *pod);
+void sim_req_free(sim_req_t *r);
+/* Hashes the prompt's full blocks and queues the request. */
+int sim_engine_add(sim_pod_t *pod, sim_req_t *r);
+/* The client went away: the request ends at the next chance. */
+void sim_engine_abort(sim_pod_t *pod, sim_req_t *r);
+/* Called by the loop when now >= step_end_ns (or to start an idle engine). */
+void sim_engine_tick(sim_pod_t *pod, int64_t now);
+void sim_engine_kick(sim_pod_t *pod);
+/* Drops every request (pod stop). */
+void sim_engine_clear(sim_pod_t *pod);
+double sim_engine_step_us(const sim_pod_t *pod, long prefill_tokens,
+    long decode_seqs, long ctx_tokens);
+
+
+/* http.c: epoll HTTP/1.1 server */
+typedef struct {
+    char        *method;
+    char        *path;
+    char        *body;
+    size_t       body_len;
+    int          keepalive;
+    int          http10;
+} sim_http_req_t;
+
+struct sim_conn_s {
+    sim_handle_t    h;
+    sim_conn_t     *prev, *next;        /* the pod's connections */
+    sim_pod_t      *pod;
+    int             fd;
+    sim_buf_t       in;
+    sim_buf_t       out;
+    size_t          head_len;           /* parsed request: head bytes */
+    size_t          req_len;            /* head + body */
+    sim_http_req_t  req;
+    int             busy;               /* a response is being produced */
+    int             streaming;          /* chunked response open */
+    int             keepalive;
+    int             http10;
+    int             closing;            /* close after out is written */
+    int             dead;               /* closed at the next loop turn */
+    int             continued;          /* 100 Continue sent */
+    int             in_todo;
+    sim_conn_t     *todo_next;
+    size_t          out_off;            /* bytes of out already written */
+    int64_t         delay_until_ns;     /* slow /metrics fault */
+    sim_req_t      *sreq;               /* engine request being served */
+};
+
+int sim_http_listen(const char *host, int port);
+int sim_http_loop_init(void);
+int sim_http_epoll_fd(void);
+void sim_http_accept(sim_pod_t *pod);
+void sim_http_event(sim_conn_t *c, uint32_t events);
+/* Closes at the next loop turn (never frees under a caller's feet). */
+void sim_http_close(sim_conn_t *c);
+/* Runs the deferred work: flushes, next pipelined requests, closes. */
+void sim_http_run_todo(void);
+/* Slow /metrics: answered by sim_http_run_timers() at the deadline. */
+int sim_http_delay(sim_conn_t *c, int64_t until);
+int64_t sim_http_next_timer(void);
+void sim_http_run_timers(int64_t now);
+/* Responses. */
+void sim_http_respond(sim_conn_t *c, int status, const char *ctype,
+    const char *body, size_t len);
+void sim_http_stream_start(sim_conn_t *c, const char *ctype);
+void sim_http_stream_chunk(sim_conn_t *c, const char *data, size_t len);
+void sim_http_stream_end(sim_conn_t *c);
+/* Finishes a deferred response: continue with the next request. */
+void sim_http_done(sim_conn_t *c);
+void sim_http_flush(sim_conn_t *c);
+
+
+/* openai.c */
+void sim_openai_handle(sim_conn_t *c, sim_api_t api);
+void sim_openai_error(sim_conn_t *c, int status, const char *type,
+    const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void sim_openai_models(sim_conn_t *c);
+/* Engine callbacks: one token out, request finished. */
+void sim_openai_token(sim_req_t *r, uint32_t id, const char *text,
+    size_t len, int last);
+
+
+/* pod.c: routing, faults, life cycle */
+typedef struct {
+    int       metrics_delay_ms;
+    int       metrics_garbage;
+    int64_t   stop_at_ns;               /* 0: none */
+    int64_t   restart_at_ns;            /* 0: none */
+} sim_pod_faults_t;
+
+struct sim_pod_s {
+    int                  index;
+    int                  port;
+    int                  up;
+    int                  lfd;
+    sim_handle_t         lh;            /* listener */
+    sim_handle_t         rh;            /* replay socket */
+    const sim_config_t  *cf;
+    sim_hasher_t         hasher;
+    sim_kv_t            *kv;
+    sim_engine_t         eng;
+    sim_stats_t          stats;
+    sim_pub_t           *pub;
+    char                 topic[512];
+    sim_pod_faults_t     faults;
+    sim_conn_t          *conns;
+    uint64_t             requests;
+};
+
+extern sim_pod_t  *sim_pods;
+extern int         sim_npods;
+
+int sim_pod_init(sim_pod_t *pod, const sim_config_t *cf, int index,
+    char *err, size_t errlen);
+int sim_pod_start(sim_pod_t *pod, char *err, size_t errlen);
+void sim_pod_stop(sim_pod_t *pod);
+/* Due stops/restarts; returns the next such deadline (0: none). */
+int64_t sim_pod_timers(sim_pod_t *pod, int64_t now);
+void sim_pod_route(sim_conn_t *c);
+/* A delayed /metrics answer is due. */
+void sim_pod_delayed(sim_conn_t *c);
+/* Applies a fault JSON object to pod (returns -1 with err on bad input). */
+int sim_pod_fault(sim_pod_t *pod, const char *json, size_t len, char *err,
+    size_t errlen);
+
+extern int  sim_log_quiet;
+void sim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif /* SIM_H */

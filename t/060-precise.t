@@ -1,0 +1,295 @@
+# Precise prefix-cache routing from vLLM KV events: a fake publisher in this
+# test process sends vLLM's three-frame messages; the helper indexes them and
+# workers score pods by their longest cached prefix of the prompt's tokens.
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use Llmd::Fixtures;
+use Llmd::Util;
+use Llmd::KV;
+
+$ENV{TEST_NGINX_REPO} = repo_root();
+$ENV{TEST_NGINX_LLMD_SO} ||= repo_root() . "/build/ngx_http_llmd_module.so";
+
+our $Tok = repo_root() . "/t/data/tokenizer-tiny.json";
+our $Epp = repo_root() . "/t/data/epp-precise-tiny.yaml";
+our $KvPort = 19970;
+our $Pod2 = "127.0.0.1:" . pod_port(2);
+our $Topic = "kv\@$Pod2\@m";
+
+our $Front = <<'EOF';
+    location /v1/ {
+        proxy_pass http://vllm;
+        add_header X-LLMD-Endpoint $llmd_endpoint always;
+        add_header X-LLMD-Prefix-Match $llmd_prefix_match always;
+    }
+    location = /llmd/status { llmd_status; }
+EOF
+
+# 17 full blocks of 4 tokens (with the BOS the completions API adds).
+our $P = "The quick brown fox jumps over the lazy dog and keeps running "
+       . "far away";
+our @Tokens = @{ kv_tokens($Tok, $P, add_special => 1) };
+our $Blocks = int(@Tokens / 4);
+our @Hashes = map { 5000 + $_ } 1 .. $Blocks;
+our $Stored = kv_stored(\@Hashes, undef, [ @Tokens[0 .. 4 * $Blocks - 1] ],
+                        4);
+
+sub precise_upstream {
+    my (%o) = @_;
+    return pods(1, 2) . upstream([1, 2], balancer => "config=$Epp",
+        directives => "llmd_metrics_interval 50ms;\n"
+                    . "    llmd_tokenizer $Tok;\n"
+                    . "    llmd_kv_events "
+                    . ($o{events} // "bind tcp://127.0.0.1:$KvPort") . ";\n"
+                    . "    llmd_kv_speculative " . ($o{spec} // "0") . ";");
+}
+
+sub kv_of { return kv_status_endpoint(status_json(), $_[0] // $Pod2); }
+
+# Publishes batches (a fresh sequence number each time, as a publisher that
+# keeps running does) until the status page satisfies $cond.
+sub publish_until {
+    my ($pub, $payload, $cond, $topic) = @_;
+    return Llmd::Util::wait_until(10, sub {
+        $pub->send($topic // $Topic, $payload);
+        Time::HiRes::sleep(0.05);
+        return $cond->();
+    });
+}
+
+sub post { return "POST /v1/completions\n" . completion($_[0]); }
+
+# Both pods send an empty batch, so their event streams count as live.
+sub make_live {
+    my $pub = kv_publisher(connect => "tcp://127.0.0.1:$KvPort");
+    for my $pod (1, 2) {
+        my $name = "127.0.0.1:" . pod_port($pod);
+        publish_until($pub, kv_batch(), sub {
+            my $kv = kv_of($name) or return 0;
+            return $kv->{live};
+        }, "kv\@$name\@m") or die "pod $pod never became live";
+    }
+    $pub->close;
+}
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("main_config", "load_module $ENV{TEST_NGINX_LLMD_SO};")
+        unless defined $block->main_config;
+    $block->set_value("config", $Front) unless defined $block->config;
+});
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: after pod 2 reports the prompt's blocks, a request sharing the prefix goes to pod 2
+--- http_config eval
+main::precise_upstream()
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{live} && $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+# a pod the upstream does not know is counted and ignored
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $st = status_json() or return 0;
+    return $st->{upstreams}[0]{kv_events}{unknown_pod_messages} >= 1;
+}, "kv\@10.9.9.9:8000\@m") or die "unknown pod not counted";
+$pub->close;
+--- request eval
+[ (main::post($main::P . " and then some more words")) x 4,
+  "GET /llmd/status" ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Endpoint" => qr/^\Q$main::Pod2\E$/,
+     "X-LLMD-Prefix-Match" => qr{^17/\d+$} }) x 4, {} ]
+--- response_body_like eval
+[ (qr/^pod2/) x 4,
+  qr/"prefix_scorer":"precise".*"kv_events":\{"mode":"bind","block_size":4,"hash_seed":"42","unknown_pod_messages":[1-9]/s ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: AllBlocksCleared forgets the pod's blocks
+--- http_config eval
+main::precise_upstream()
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+main::publish_until($pub, kv_batch(kv_cleared()), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{entries} == 0;
+}) or die "AllBlocksCleared did not clear pod 2";
+$pub->close;
+--- request eval
+main::post($main::P)
+--- response_headers_like
+X-LLMD-Prefix-Match: ^0/17$
+
+
+
+=== TEST 3: a sequence that restarts (engine restart) clears the pod first
+--- http_config eval
+main::precise_upstream()
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+$pub->{seq} = 100;
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+# the restarted engine starts at 0 and has stored something else
+my $other = kv_stored([ 9001 ], undef, [ 1, 2, 3, 4 ], 4);
+$pub->send($main::Topic, kv_batch($other), 0);
+Llmd::Util::wait_until(10, sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{clears} >= 1 && $kv->{entries} == 1;
+}) or die "restart did not clear pod 2";
+$pub->close;
+--- request eval
+main::post($main::P)
+--- response_headers_like
+X-LLMD-Prefix-Match: ^0/17$
+--- error_log
+event sequence restarted (engine restart)
+
+
+
+=== TEST 4: a gap without a replay socket clears the pod
+--- http_config eval
+main::precise_upstream()
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+$pub->{seq} += 5;
+$pub->send($main::Topic, kv_batch());
+Llmd::Util::wait_until(10, sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{gaps} >= 1 && $kv->{entries} == 0;
+}) or die "gap did not clear pod 2";
+$pub->close;
+--- request
+GET /llmd/status
+--- response_body_like chop
+"gaps":[1-9]\d*,"replays":0
+--- error_log
+event batches lost and no replay socket
+
+
+
+=== TEST 5: per-pod connect mode: a gap is filled from the pod's replay socket
+--- http_config eval
+main::precise_upstream(events => "connect port=+100 replay=+200")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $base = main::pod_port(2);
+my $pub = kv_publisher(bind => "tcp://127.0.0.1:" . ($base + 100));
+my $rep = Llmd::KV::Replayer->new("tcp://127.0.0.1:" . ($base + 200));
+# on connecting, the helper asks for whatever the pod still buffers
+my ($id, $from) = $rep->request(10);
+defined $id or die "no replay request on connect";
+$from == 0 or die "replay on connect asked from $from";
+$rep->reply($id, $main::Topic);
+# live batches flow (no events) until the helper sees them
+main::publish_until($pub, kv_batch(), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{batches} >= 1;
+}) or die "live batches never arrived";
+# skip one sequence number: the helper must ask for it
+my $missing = $pub->{seq}++;
+$pub->send($main::Topic, kv_batch());
+($id, $from) = $rep->request(10);
+defined $id or die "no replay request after the gap";
+$from == $missing or die "replay asked from $from, not $missing";
+$rep->reply($id, $main::Topic, [ $missing, kv_batch($main::Stored) ]);
+Llmd::Util::wait_until(10, sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{entries} >= $main::Blocks && $kv->{replays} >= 2;
+}) or die "replayed blocks were not indexed";
+$main::Pub = $pub;
+$main::Rep = $rep;
+--- request eval
+[ main::post($main::P), "GET /llmd/status" ]
+--- response_headers_like eval
+[ { "X-LLMD-Endpoint" => qr/^\Q$main::Pod2\E$/,
+    "X-LLMD-Prefix-Match" => qr{^17/17$} }, {} ]
+--- response_body_like eval
+[ qr/^pod2/, qr/"mode":"connect"/ ]
+
+
+
+=== TEST 6: per-pod connect mode: a pod that disconnects is cleared
+--- http_config eval
+main::precise_upstream(events => "connect port=+300")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(bind => "tcp://127.0.0.1:" . (main::pod_port(2) + 300));
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+$pub->close;
+Llmd::Util::wait_until(10, sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{entries} == 0 && !$kv->{live};
+}) or die "disconnect did not clear pod 2";
+--- request eval
+main::post($main::P)
+--- response_headers_like
+X-LLMD-Prefix-Match: ^0/17$
+--- error_log
+event stream disconnected
+
+
+
+=== TEST 7: speculative entries send a burst of siblings to the first pick
+--- http_config eval
+main::precise_upstream(spec => "2s")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+main::make_live();
+--- request eval
+[ (main::post($main::P)) x 4 ]
+--- response_headers_like eval
+[ { "X-LLMD-Prefix-Match" => qr{^0/17$} },
+  ({ "X-LLMD-Prefix-Match" => qr{^17/17$} }) x 3 ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: without speculative entries live pods match nothing until events come
+--- http_config eval
+main::precise_upstream(spec => "0")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+main::make_live();
+--- request eval
+[ (main::post($main::P)) x 3 ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Prefix-Match" => qr{^0/17$} }) x 3 ]
+
+
+
+=== TEST 9: without llmd_tokenizer a precise config runs in approximate mode
+--- http_config eval
+pods(1, 2) . upstream([1, 2], balancer => "config=$main::Epp")
+--- request
+GET /llmd/status
+--- response_body_like chop
+"prefix_scorer":"approximate"
+--- error_log
+no "llmd_tokenizer" is set; it runs in approximate mode

@@ -22,7 +22,7 @@ endif
 UNIT_TESTS :=
 TOOLS      :=
 
-.PHONY: all module unit tools test deps clean
+.PHONY: all module unit tools test deps clean demo
 all: module unit tools
 
 include $(wildcard mk/*.mk)
@@ -54,6 +54,10 @@ deps:
 test: deps
 	$(MAKE) all
 	prove -r t/
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh
 
 clean:
 	rm -rf $(BUILD) t/servroot*

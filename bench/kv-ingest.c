@@ -1,8 +1,8 @@
 /*
  * llmd-bench-kv: KV-event ingestion and precise matching figures.
- *   llmd-bench-kv [seconds-per-run] [index-MiB]
+ *   llmd-bench-kv [seconds-per-run] [index-MiB] [tokens-per-block]
  * Builds realistic vLLM batches with msgpack-c (100 BlockStored events of
- * 4 blocks x 64 tokens each, chained like growing prompts, array and map
+ * 4 blocks x 64 tokens (or tokens-per-block) each, chained like growing prompts, array and map
  * encodings), then measures on one core:
  *   - decode only and decode + apply, in blocks/s;
  *   - a steady state where every batch also removes as many blocks as it
@@ -23,7 +23,8 @@
 
 #define EVENTS      100
 #define BLOCKS      4
-#define BS          64
+/* tokens per block: the seed's 64, or vLLM's default 16 */
+static int  BS = 64;
 #define NBATCHES    200
 #define MODEL       "Qwen/Qwen3-0.6B"
 
@@ -234,6 +235,9 @@ main(int argc, char **argv)
 
     secs = argc > 1 ? atof(argv[1]) : 2.0;
     bytes = (size_t) (argc > 2 ? atoi(argv[2]) : 256) << 20;
+    if (argc > 3 && atoi(argv[3]) > 0 && atoi(argv[3]) <= 1024) {
+        BS = atoi(argv[3]);
+    }
 
     b[0] = calloc(NBATCHES, sizeof(batch_t));
     b[1] = calloc(NBATCHES, sizeof(batch_t));

@@ -132,7 +132,14 @@ sub _proc_title {
     # nginx overwrites argv with its title; the rest is NULs or spaces.
     $cmd =~ s/\0+/ /g;
     $cmd =~ s/\s+$//;
-    return $cmd;
+    return $cmd unless $cmd =~ /^\S*valgrind/;
+    # Under valgrind the title nginx sets is not visible in /proc; its
+    # "setproctitle" debug message in the error log is.
+    my $log = File::Spec->catfile(servroot(), 'logs', 'error.log');
+    open my $lf, '<', $log or return '';
+    my $all = <$lf> // '';    # $/ is undef here: the whole log
+    my @set = $all =~ /\[debug\] $pid#\d+: setproctitle: "([^"]*)"/g;
+    return @set ? $set[-1] : '';
 }
 
 sub _proc_ppid {

@@ -439,10 +439,17 @@ sub start_nginx {
     return ('up');
 }
 
+# The title nginx gave a process.  Under valgrind nginx's setproctitle
+# changes the guest's argv only, so the title is taken from the process's
+# last "setproctitle" debug message instead.
 sub proc_title {
-    my $t = slurp("/proc/$_[0]/cmdline") // return '';
+    my ($pid) = @_;
+    my $t = slurp("/proc/$pid/cmdline") // return '';
     $t =~ s/\0+/ /g;
-    return $t;
+    return $t unless $t =~ /^\S*valgrind/;
+    my @set = (slurp(error_log_file()) // '')
+              =~ /\[debug\] $pid#\d+: setproctitle: "([^"]*)"/g;
+    return @set ? $set[-1] : '';
 }
 
 # With a master, the processes it forks at startup (workers, cache manager

@@ -15,7 +15,7 @@ PKGS=(
   libipc-run-perl libzmq-ffi-perl libdata-messagepack-perl
   valgrind
   # tools for the demo, benchmarks and tokenizer parity data
-  curl jq wrk bc nodejs npm
+  curl jq wrk bc gnuplot-nox nodejs npm
 )
 
 missing=()

@@ -1,0 +1,513 @@
+/*
+ * The report, in inference-perf's field names (per stage and in total):
+ *   metrics.latency.{inter_token_latency, normalized_time_per_output_token,
+ *     request_latency, time_per_output_token, time_to_first_token}
+ *     each {max, mean, min, p0p1, p1, p5, p10, p25, p50, p75, p90, p95, p99,
+ *     p99p9, units}
+ *   metrics.requests.{total, failures, input_length, output_length}
+ *   metrics.throughput.{input_tokens_per_sec, output_tokens_per_sec,
+ *     requests_per_sec, total_tokens_per_sec}
+ *   metrics.time.duration
+ * Files in the output directory: summary_lifecycle_metrics.json,
+ * stage_N_lifecycle_metrics.json, per_request_lifecycle_metrics.jsonl, and
+ * report.json / report.yaml holding all of it plus the generator's own
+ * figures (CPU, send lag).  Every time is in simulated seconds: wall time
+ * multiplied by the time scale.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cJSON.h>
+
+#include "lg.h"
+
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double  x = *(const double *) a, y = *(const double *) b;
+
+    return x < y ? -1 : x > y;
+}
+
+
+/* Linear interpolation between closest ranks (numpy's default). */
+double
+lg_percentile(const double *sorted, size_t n, double p)
+{
+    double  pos, frac;
+    size_t  i;
+
+    if (n == 0) {
+        return NAN;
+    }
+    pos = p / 100.0 * (double) (n - 1);
+    i = (size_t) pos;
+    if (i >= n - 1) {
+        return sorted[n - 1];
+    }
+    frac = pos - (double) i;
+    return sorted[i] + (sorted[i + 1] - sorted[i]) * frac;
+}
+
+
+typedef struct {
+    double  *v;
+    size_t   n, cap;
+} lg_vec_t;
+
+
+static int
+vec_push(lg_vec_t *v, double x)
+{
+    double  *nv;
+    size_t   cap;
+
+    if (v->n == v->cap) {
+        cap = v->cap ? v->cap * 2 : 1024;
+        nv = realloc(v->v, cap * sizeof(double));
+        if (nv == NULL) {
+            return -1;
+        }
+        v->v = nv;
+        v->cap = cap;
+    }
+    v->v[v->n++] = x;
+    return 0;
+}
+
+
+static void
+add_num(cJSON *o, const char *k, double v)
+{
+    if (isfinite(v)) {
+        cJSON_AddNumberToObject(o, k, v);
+    } else {
+        cJSON_AddNullToObject(o, k);
+    }
+}
+
+
+static cJSON *
+dist_json(lg_vec_t *v, const char *units)
+{
+    static const struct { const char *k; double p; } ps[] = {
+        { "p0p1", 0.1 }, { "p1", 1 }, { "p5", 5 }, { "p10", 10 },
+        { "p25", 25 }, { "p50", 50 }, { "p75", 75 }, { "p90", 90 },
+        { "p95", 95 }, { "p99", 99 }, { "p99p9", 99.9 },
+    };
+    cJSON   *o;
+    double   sum = 0;
+    size_t   i;
+
+    o = cJSON_CreateObject();
+    if (v->n > 0) {
+        qsort(v->v, v->n, sizeof(double), cmp_double);
+    }
+    for (i = 0; i < v->n; i++) {
+        sum += v->v[i];
+    }
+    add_num(o, "max", v->n ? v->v[v->n - 1] : NAN);
+    add_num(o, "mean", v->n ? sum / v->n : NAN);
+    add_num(o, "min", v->n ? v->v[0] : NAN);
+    for (i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+        add_num(o, ps[i].k, lg_percentile(v->v, v->n, ps[i].p));
+    }
+    cJSON_AddStringToObject(o, "units", units);
+    return o;
+}
+
+
+static long
+in_tokens(const lg_workload_t *wl, const lg_request_t *q)
+{
+    return q->usage_prompt >= 0 ? q->usage_prompt
+                                : wl->prompts[q->prompt].input_tokens;
+}
+
+
+static long
+out_tokens(const lg_request_t *q)
+{
+    return q->usage_completion >= 0 ? q->usage_completion : q->events;
+}
+
+
+/* metrics of the requests of one stage (stage < 0: all). */
+static cJSON *
+metrics_json(const lg_config_t *cf, const lg_workload_t *wl,
+    const lg_requests_t *reqs, int stage)
+{
+    lg_vec_t       itl = {0}, ntpot = {0}, e2e = {0}, tpot = {0},
+                   ttft = {0}, inl = {0}, outl = {0};
+    const lg_request_t  *q;
+    cJSON         *m, *lat, *rq, *tp, *tm;
+    double         S = cf->time_scale, first_send = INFINITY,
+                   last_send = -INFINITY, last_end = -INFINITY,
+                   in_sum = 0, out_sum = 0, span, send_span;
+    long           total = 0, failures = 0, o, in;
+    size_t         i, j;
+    int            oom = 0;
+
+    for (i = 0; i < reqs->n; i++) {
+        q = &reqs->v[i];
+        if (stage >= 0 && q->stage != stage) {
+            continue;
+        }
+        total++;
+        if (q->scheduled < first_send) {
+            first_send = q->scheduled;
+        }
+        if (q->scheduled > last_send) {
+            last_send = q->scheduled;
+        }
+        if (!q->ok) {
+            failures++;
+            continue;
+        }
+        if (q->end > last_end) {
+            last_end = q->end;
+        }
+        o = out_tokens(q);
+        in = in_tokens(wl, q);
+        in_sum += in;
+        out_sum += o;
+        oom |= vec_push(&inl, in) | vec_push(&outl, o);
+        oom |= vec_push(&e2e, (q->end - q->sent) * S);
+        oom |= vec_push(&ttft, (q->first_token - q->sent) * S);
+        if (o > 0) {
+            oom |= vec_push(&ntpot, (q->end - q->sent) * S / o);
+        }
+        if (o > 1) {
+            oom |= vec_push(&tpot, (q->last_token - q->first_token) * S
+                                   / (o - 1));
+        }
+        for (j = 0; j < q->nitl; j++) {
+            oom |= vec_push(&itl, q->itl[j] * S);
+        }
+    }
+
+    m = cJSON_CreateObject();
+    lat = cJSON_AddObjectToObject(m, "latency");
+    cJSON_AddItemToObject(lat, "inter_token_latency",
+                          dist_json(&itl, "s/token"));
+    cJSON_AddItemToObject(lat, "normalized_time_per_output_token",
+                          dist_json(&ntpot, "s/token"));
+    cJSON_AddItemToObject(lat, "request_latency", dist_json(&e2e, "s"));
+    cJSON_AddItemToObject(lat, "time_per_output_token",
+                          dist_json(&tpot, "s/token"));
+    cJSON_AddItemToObject(lat, "time_to_first_token", dist_json(&ttft, "s"));
+
+    rq = cJSON_AddObjectToObject(m, "requests");
+    cJSON_AddNumberToObject(rq, "failures", failures);
+    cJSON_AddItemToObject(rq, "input_length", dist_json(&inl, "count"));
+    cJSON_AddItemToObject(rq, "output_length", dist_json(&outl, "count"));
+    cJSON_AddNumberToObject(rq, "total", total);
+
+    /*
+     * Requests per second over the stage's send window (so it reads as the
+     * offered rate when every request succeeds); tokens per second over
+     * first send to last completion, so queueing that delays completions
+     * shows as lost throughput.
+     */
+    span = (last_end - first_send) * S;
+    send_span = (last_send - first_send) * S;
+    if (stage >= 0 && cf->stages[stage].concurrency == 0) {
+        send_span = cf->stages[stage].duration;
+    } else if (total > 1 && send_span > 0) {
+        send_span = send_span * total / (total - 1);
+    }
+    tp = cJSON_AddObjectToObject(m, "throughput");
+    add_num(tp, "input_tokens_per_sec", span > 0 ? in_sum / span : NAN);
+    add_num(tp, "output_tokens_per_sec", span > 0 ? out_sum / span : NAN);
+    add_num(tp, "requests_per_sec",
+            send_span > 0 ? (total - failures) / send_span : NAN);
+    add_num(tp, "total_tokens_per_sec",
+            span > 0 ? (in_sum + out_sum) / span : NAN);
+    tm = cJSON_AddObjectToObject(m, "time");
+    add_num(tm, "duration", span > 0 ? span : 0);
+    cJSON_AddNumberToObject(m, "success_rate",
+                            total ? (double) (total - failures) / total : 0);
+    if (oom) {
+        cJSON_AddStringToObject(m, "warning", "out of memory: partial data");
+    }
+
+    free(itl.v);
+    free(ntpot.v);
+    free(e2e.v);
+    free(tpot.v);
+    free(ttft.v);
+    free(inl.v);
+    free(outl.v);
+    return m;
+}
+
+
+static cJSON *
+stage_json(const lg_config_t *cf, int i)
+{
+    cJSON             *o = cJSON_CreateObject();
+    const lg_stage_t  *st = &cf->stages[i];
+
+    cJSON_AddNumberToObject(o, "stage", i);
+    if (st->concurrency) {
+        cJSON_AddNumberToObject(o, "concurrency_level",
+                                (double) st->concurrency);
+        cJSON_AddNumberToObject(o, "num_requests",
+                                (double) st->num_requests);
+    } else {
+        cJSON_AddNumberToObject(o, "rate", st->rate);
+    }
+    cJSON_AddNumberToObject(o, "duration", st->duration);
+    return o;
+}
+
+
+static cJSON *
+self_json(const lg_config_t *cf, const lg_workload_t *wl,
+    const lg_self_t *self)
+{
+    cJSON   *o, *lag;
+    double  *v, sum = 0;
+    size_t   i;
+    char     url[600];
+
+    o = cJSON_CreateObject();
+    snprintf(url, sizeof(url), "http://%s:%d%s", cf->host, cf->port,
+             cf->path_prefix);
+    cJSON_AddStringToObject(o, "url", url);
+    cJSON_AddStringToObject(o, "api", cf->chat ? "chat" : "completion");
+    cJSON_AddStringToObject(o, "load_type",
+                            cf->load == LG_LOAD_POISSON ? "poisson"
+                            : cf->load == LG_LOAD_CONSTANT ? "constant"
+                            : "concurrent");
+    cJSON_AddNumberToObject(o, "time_scale", cf->time_scale);
+    cJSON_AddNumberToObject(o, "start_epoch", self->start_epoch);
+    cJSON_AddNumberToObject(o, "wall_seconds", self->wall);
+    cJSON_AddNumberToObject(o, "cpu_user_seconds", self->cpu_user);
+    cJSON_AddNumberToObject(o, "cpu_system_seconds", self->cpu_sys);
+    add_num(o, "cpu_percent_of_one_core", self->wall > 0
+            ? 100 * (self->cpu_user + self->cpu_sys) / self->wall : NAN);
+    cJSON_AddNumberToObject(o, "max_in_flight", (double) self->max_inflight);
+    cJSON_AddNumberToObject(o, "connections_opened",
+                            (double) self->conns_opened);
+    cJSON_AddNumberToObject(o, "prompts", (double) wl->n);
+    cJSON_AddStringToObject(o, "tokenizer", wl->tokenizer_note);
+
+    /* wall milliseconds between the scheduled and the actual send */
+    lag = cJSON_AddObjectToObject(o, "send_lag_ms");
+    v = malloc((self->nlag + 1) * sizeof(double));
+    if (v != NULL) {
+        for (i = 0; i < self->nlag; i++) {
+            v[i] = self->lag[i] * 1000;
+            sum += v[i];
+        }
+        qsort(v, self->nlag, sizeof(double), cmp_double);
+        cJSON_AddNumberToObject(lag, "count", (double) self->nlag);
+        add_num(lag, "mean", self->nlag ? sum / self->nlag : NAN);
+        add_num(lag, "p50", lg_percentile(v, self->nlag, 50));
+        add_num(lag, "p90", lg_percentile(v, self->nlag, 90));
+        add_num(lag, "p99", lg_percentile(v, self->nlag, 99));
+        add_num(lag, "max", self->nlag ? v[self->nlag - 1] : NAN);
+        free(v);
+    }
+    return o;
+}
+
+
+/* YAML from the JSON tree: block style, strings double-quoted. */
+static void
+yaml_emit(FILE *f, const cJSON *n, int indent, int in_seq)
+{
+    const cJSON  *c;
+    char         *s;
+    int           first = 1;
+
+    if (cJSON_IsObject(n) || cJSON_IsArray(n)) {
+        if (n->child == NULL) {
+            fprintf(f, cJSON_IsObject(n) ? " {}\n" : " []\n");
+            return;
+        }
+        if (!in_seq) {
+            fputc('\n', f);
+        }
+        for (c = n->child; c != NULL; c = c->next) {
+            if (!(in_seq && first)) {
+                fprintf(f, "%*s", indent, "");
+            }
+            first = 0;
+            if (cJSON_IsObject(n)) {
+                fprintf(f, "%s:", c->string);
+                yaml_emit(f, c, indent + 2, 0);
+            } else {
+                /* a mapping item starts on the dash's line */
+                fprintf(f, "- ");
+                yaml_emit(f, c, indent + 2, 1);
+            }
+        }
+        return;
+    }
+    s = cJSON_PrintUnformatted(n);
+    fprintf(f, "%s%s\n", in_seq ? "" : " ", s ? s : "null");
+    free(s);
+}
+
+
+static int
+write_json(const char *dir, const char *name, const cJSON *o)
+{
+    char   path[1400], *s;
+    FILE  *f;
+    int    rc;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    s = cJSON_Print(o);
+    f = fopen(path, "w");
+    if (s == NULL || f == NULL) {
+        free(s);
+        if (f) {
+            fclose(f);
+        }
+        return -1;
+    }
+    fputs(s, f);
+    fputc('\n', f);
+    free(s);
+    rc = fclose(f);
+    return rc == 0 ? 0 : -1;
+}
+
+
+static int
+write_requests(const lg_config_t *cf, const lg_workload_t *wl,
+    const lg_requests_t *reqs)
+{
+    char                 path[1400], *s;
+    FILE                *f;
+    const lg_request_t  *q;
+    const lg_prompt_t   *p;
+    cJSON               *o;
+    double               S = cf->time_scale, sum;
+    size_t               i, j;
+    long                 out;
+
+    snprintf(path, sizeof(path), "%s/per_request_lifecycle_metrics.jsonl",
+             cf->out_dir);
+    f = fopen(path, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    for (i = 0; i < reqs->n; i++) {
+        q = &reqs->v[i];
+        p = &wl->prompts[q->prompt];
+        out = out_tokens(q);
+        o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double) q->id);
+        cJSON_AddNumberToObject(o, "stage", q->stage);
+        cJSON_AddNumberToObject(o, "group", p->group);
+        cJSON_AddNumberToObject(o, "prompt", p->index);
+        cJSON_AddNumberToObject(o, "scheduled", q->scheduled * S);
+        add_num(o, "sent", q->sent > 0 ? q->sent * S : NAN);
+        add_num(o, "send_lag_ms", q->sent > 0
+                ? (q->sent - q->scheduled) * 1000 : NAN);
+        add_num(o, "time_to_first_token", q->ok && q->first_token > 0
+                ? (q->first_token - q->sent) * S : NAN);
+        add_num(o, "request_latency", q->end > 0 && q->sent > 0
+                ? (q->end - q->sent) * S : NAN);
+        add_num(o, "time_per_output_token", q->ok && out > 1
+                ? (q->last_token - q->first_token) * S / (out - 1) : NAN);
+        sum = 0;
+        for (j = 0; j < q->nitl; j++) {
+            sum += q->itl[j];
+        }
+        add_num(o, "inter_token_latency_mean",
+                q->nitl ? sum * S / q->nitl : NAN);
+        cJSON_AddNumberToObject(o, "input_tokens", (double) in_tokens(wl, q));
+        cJSON_AddNumberToObject(o, "output_tokens", (double) out);
+        cJSON_AddNumberToObject(o, "cached_tokens", (double) q->usage_cached);
+        cJSON_AddNumberToObject(o, "stream_events", (double) q->events);
+        cJSON_AddNumberToObject(o, "status", q->status);
+        cJSON_AddBoolToObject(o, "ok", q->ok);
+        if (q->error[0]) {
+            cJSON_AddStringToObject(o, "error", q->error);
+        }
+        if (q->server[0]) {
+            cJSON_AddStringToObject(o, "server", q->server);
+        }
+        s = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (s == NULL) {
+            fclose(f);
+            return -1;
+        }
+        fprintf(f, "%s\n", s);
+        free(s);
+    }
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+
+int
+lg_report_write(const lg_config_t *cf, const lg_workload_t *wl,
+    const lg_requests_t *reqs, const lg_self_t *self, char *err,
+    size_t errlen)
+{
+    cJSON  *all, *stages, *one, *sum;
+    char    name[64], path[1400];
+    FILE   *f;
+    int     i;
+
+    if (mkdir(cf->out_dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: %s", cf->out_dir, strerror(errno));
+        return -1;
+    }
+
+    all = cJSON_CreateObject();
+    cJSON_AddStringToObject(all, "name", cf->name);
+    sum = cJSON_AddObjectToObject(all, "summary");
+    cJSON_AddItemToObject(sum, "metrics", metrics_json(cf, wl, reqs, -1));
+    stages = cJSON_AddArrayToObject(all, "stages");
+    for (i = 0; i < cf->nstages; i++) {
+        one = stage_json(cf, i);
+        cJSON_AddItemToObject(one, "metrics", metrics_json(cf, wl, reqs, i));
+        cJSON_AddItemToArray(stages, one);
+        snprintf(name, sizeof(name), "stage_%d_lifecycle_metrics.json", i);
+        if (write_json(cf->out_dir, name, one) != 0) {
+            goto fail;
+        }
+    }
+    cJSON_AddItemToObject(all, "loadgen", self_json(cf, wl, self));
+
+    if (write_json(cf->out_dir, "summary_lifecycle_metrics.json", sum) != 0
+        || write_json(cf->out_dir, "report.json", all) != 0
+        || write_requests(cf, wl, reqs) != 0)
+    {
+        goto fail;
+    }
+    snprintf(path, sizeof(path), "%s/report.yaml", cf->out_dir);
+    f = fopen(path, "w");
+    if (f == NULL) {
+        goto fail;
+    }
+    fprintf(f, "# llmd-loadgen report; times in simulated seconds"
+            " (wall x time_scale)\n");
+    for (one = all->child; one != NULL; one = one->next) {
+        fprintf(f, "%s:", one->string);
+        yaml_emit(f, one, 2, 0);
+    }
+    if (fclose(f) != 0) {
+        goto fail;
+    }
+    cJSON_Delete(all);
+    return 0;
+
+fail:
+    snprintf(err, errlen, "writing the report in %s: %s", cf->out_dir,
+             strerror(errno));
+    cJSON_Delete(all);
+    return -1;
+}

@@ -1,0 +1,292 @@
+# llmd-loadgen (docs/benchmark.md) against vllm-sim: request counts of
+# constant, Poisson and concurrent stages, the arrival process statistics,
+# the inference-perf YAML input, streaming completions and chat, the report
+# fields (inference-perf's names) and their consistency with the
+# per-request lines and with what the simulated pods measured themselves,
+# prefix-cache hits of a shared-prefix workload, and failures when nothing
+# listens.  One simulator with 2 pods on ports 18960-18961; about 15 s.
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use HTTP::Tiny;
+use File::Temp qw(tempdir);
+use Time::HiRes qw(time sleep);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+
+my $top = abs_path(dirname(__FILE__) . '/..');
+chdir $top or die "chdir $top: $!";
+my $lg  = $ENV{LLMD_LOADGEN_BIN} // "$top/build/bin/llmd-loadgen";
+my $sim = "$top/build/bin/vllm-sim";
+plan skip_all => "build/bin/llmd-loadgen not built" unless -x $lg;
+plan skip_all => "build/bin/vllm-sim not built" unless -x $sim;
+
+my $PORT = 18960;
+my $SCALE = 10;
+my $pid = fork() // die "fork: $!";
+if ($pid == 0) {
+    exec $sim, '--pods', 2, '--port', $PORT, '--time-scale', $SCALE,
+        '--quiet' or die "exec: $!";
+}
+END { if ($pid) { kill 'TERM', $pid; waitpid $pid, 0; } }
+
+my $http = HTTP::Tiny->new(timeout => 5);
+my $deadline = time + 10;
+until ($http->get("http://127.0.0.1:" . ($PORT + 1) . "/health")->{success}) {
+    die "vllm-sim did not start" if time > $deadline;
+    sleep 0.05;
+}
+
+my $dir = tempdir(CLEANUP => 1);
+my $json = JSON::PP->new;
+
+sub slurp { local $/; open my $f, '<', $_[0] or die "$_[0]: $!"; <$f> }
+
+# Runs llmd-loadgen; returns (exit code, report, [per-request lines]).
+sub run_lg {
+    my ($name, @args) = @_;
+    my $out = "$dir/$name";
+    my $rc = system($lg, '--url', "http://127.0.0.1:$PORT", '--out', $out,
+                    '--quiet', @args);
+    return ($rc >> 8) unless -f "$out/report.json";
+    my $rep = $json->decode(slurp("$out/report.json"));
+    my @reqs = map { $json->decode($_) }
+               split /\n/, slurp("$out/per_request_lifecycle_metrics.jsonl");
+    return ($rc >> 8, $rep, \@reqs, $out);
+}
+
+sub metric_sum {
+    my ($name) = @_;
+    my $sum = 0;
+    for my $p ($PORT, $PORT + 1) {
+        my $r = $http->get("http://127.0.0.1:$p/metrics");
+        for (split /\n/, $r->{content}) {
+            $sum += $1 if /^\Q$name\E(?:\{[^}]*\})? (\S+)$/;
+        }
+    }
+    return $sum;
+}
+
+my @small = ('--system-prompt-len', 200, '--question-len', 20,
+             '--output-len', 20, '--time-scale', $SCALE);
+
+# --- constant arrivals: exact count and spacing, full report ----------------
+my $e2e_sum0 = metric_sum('vllm:e2e_request_latency_seconds_sum');
+my $e2e_cnt0 = metric_sum('vllm:e2e_request_latency_seconds_count');
+my ($rc, $rep, $reqs, $out) = run_lg('constant', @small,
+    '--num-groups', 5, '--prompts-per-group', 4,
+    '--load', 'constant', '--stage', '10:6', '--stage', '20:4');
+is $rc, 0, 'constant: exit 0';
+is scalar(@$reqs), 60 + 80, 'constant: rate x duration requests per stage';
+is scalar(grep { $_->{stage} == 0 } @$reqs), 60, 'constant: 60 in stage 0';
+is scalar(grep { $_->{ok} } @$reqs), 140, 'constant: all succeed';
+my @s0 = map { $_->{scheduled} } grep { $_->{stage} == 0 } @$reqs;
+my $maxdev = 0;
+for my $i (1 .. $#s0) {
+    my $d = abs($s0[$i] - $s0[$i - 1] - 0.1);
+    $maxdev = $d if $d > $maxdev;
+}
+cmp_ok $maxdev, '<', 1e-6, 'constant: arrivals 1/rate apart (simulated s)';
+cmp_ok abs($reqs->[60]{scheduled} - 6), '<', 1e-6,
+    'constant: stage 1 starts at the end of stage 0';
+is_deeply [sort { $a <=> $b } keys %{{ map { $_->{output_tokens} => 1 }
+                                      @$reqs }}], [20],
+    'constant: output length fixed by max_tokens + ignore_eos';
+
+my $m = $rep->{summary}{metrics};
+for my $k (qw(inter_token_latency normalized_time_per_output_token
+              request_latency time_per_output_token time_to_first_token)) {
+    my $d = $m->{latency}{$k};
+    ok defined $d && (grep { exists $d->{$_} } qw(max mean min p0p1 p1 p5 p10
+        p25 p50 p75 p90 p95 p99 p99p9 units)) == 15, "report: latency.$k";
+    ok $d->{min} <= $d->{p50} && $d->{p50} <= $d->{p90}
+        && $d->{p90} <= $d->{max}, "report: $k percentiles ordered";
+}
+is $m->{requests}{total}, 140, 'report: requests.total';
+is $m->{requests}{failures}, 0, 'report: requests.failures';
+ok exists $m->{throughput}{$_}, "report: throughput.$_"
+    for qw(output_tokens_per_sec requests_per_sec total_tokens_per_sec
+           input_tokens_per_sec);
+ok exists $m->{time}{duration}, 'report: time.duration';
+is $rep->{stages}[0]{metrics}{requests}{total}
+   + $rep->{stages}[1]{metrics}{requests}{total}, 140,
+   'report: stage totals add up to the summary';
+cmp_ok abs($rep->{stages}[0]{metrics}{throughput}{requests_per_sec} - 10),
+    '<', 0.01, 'report: stage 0 requests/s = its rate (simulated)';
+cmp_ok abs($rep->{stages}[1]{metrics}{throughput}{requests_per_sec} - 20),
+    '<', 0.01, 'report: stage 1 requests/s = its rate (simulated)';
+my $otok = 0; $otok += $_->{output_tokens} for @$reqs;
+my $span = $m->{time}{duration};
+cmp_ok abs($m->{throughput}{output_tokens_per_sec} - $otok / $span), '<',
+    1e-6 * $otok, 'report: output tok/s = output tokens / duration';
+my $mean = 0; $mean += $_->{request_latency} for @$reqs; $mean /= @$reqs;
+cmp_ok abs($m->{latency}{request_latency}{mean} - $mean), '<', 1e-9,
+    'report: request_latency mean = mean of the per-request lines';
+ok -f "$out/$_", "file $_"
+    for qw(report.yaml summary_lifecycle_metrics.json
+           stage_0_lifecycle_metrics.json stage_1_lifecycle_metrics.json);
+like slurp("$out/report.yaml"), qr/^\s+time_to_first_token:\n\s+max: /m,
+    'report.yaml: inference-perf layout';
+SKIP: {
+    skip 'YAML::XS not installed', 2 unless eval { require YAML::XS; 1 };
+    my $y = YAML::XS::LoadFile("$out/report.yaml");
+    cmp_ok abs($y->{summary}{metrics}{latency}{time_to_first_token}{p90}
+               - $m->{latency}{time_to_first_token}{p90}), '<', 1e-12,
+       'report.yaml = report.json';
+    is $y->{stages}[1]{metrics}{requests}{total}, 80,
+       'report.yaml: stages as a list';
+}
+my $lgself = $rep->{loadgen};
+ok defined $lgself->{cpu_percent_of_one_core}, 'loadgen: CPU use reported';
+is $lgself->{send_lag_ms}{count}, 140, 'loadgen: a send lag per request';
+cmp_ok $lgself->{send_lag_ms}{p50}, '<', 10, 'loadgen: median send lag < 10 ms';
+
+# The pods' own e2e histogram (simulated seconds) agrees with ours: time
+# scaling is undone, and ours adds only the loopback and parsing.
+my $sim_e2e = (metric_sum('vllm:e2e_request_latency_seconds_sum') - $e2e_sum0)
+    / (metric_sum('vllm:e2e_request_latency_seconds_count') - $e2e_cnt0);
+cmp_ok $mean, '>=', $sim_e2e * 0.95, "time scale: e2e $mean >= pods' $sim_e2e";
+cmp_ok $mean, '<=', $sim_e2e * 1.25 + 0.05, 'time scale: and close to it';
+
+# shared prefix: siblings after the first of their group hit the cache
+my %seen; my ($hit, $later) = (0, 0);
+for my $r (sort { $a->{sent} <=> $b->{sent} } @$reqs) {
+    my $k = "$r->{group}/$r->{server}";
+    if ($seen{$k}++) { $later++; $hit++ if $r->{cached_tokens} >= 192; }
+}
+cmp_ok $hit, '>=', 0.9 * $later,
+    "shared prefix: $hit of $later repeats on the same pod hit the cache";
+
+# --- Poisson arrivals: count and inter-arrival statistics ------------------
+($rc, $rep, $reqs) = run_lg('poisson', @small, '--num-groups', 2,
+    '--prompts-per-group', 2, '--output-len', 2, '--load', 'poisson',
+    '--stage', '100:20', '--seed', 7);
+my $n = @$reqs;
+cmp_ok abs($n - 2000), '<', 4 * sqrt(2000), "poisson: $n requests ~ 2000";
+my @t = sort { $a <=> $b } map { $_->{scheduled} } @$reqs;
+my @gap = map { $t[$_] - $t[$_ - 1] } 1 .. $#t;
+my $gm = 0; $gm += $_ for @gap; $gm /= @gap;
+my $gv = 0; $gv += ($_ - $gm) ** 2 for @gap; $gv /= @gap;
+cmp_ok abs($gm - 0.01), '<', 0.001, "poisson: mean gap $gm ~ 1/rate";
+cmp_ok abs(sqrt($gv) / $gm - 1), '<', 0.1, 'poisson: gaps CV ~ 1';
+my $short = grep { $_ < 0.01 * log(2) } @gap;
+cmp_ok abs($short / @gap - 0.5), '<', 0.05,
+    'poisson: half the gaps below the median ln2/rate';
+is scalar(grep { !$_->{ok} } @$reqs), 0, 'poisson: no failures';
+
+# --- concurrency mode -------------------------------------------------------
+($rc, $rep, $reqs) = run_lg('conc', @small, '--num-groups', 2,
+    '--prompts-per-group', 2, '--stage', 'c3:100:30');
+is scalar(@$reqs), 30, 'concurrent: num_requests sent';
+is $rep->{loadgen}{max_in_flight}, 3, 'concurrent: at most 3 in flight';
+my @ev = sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] }
+         map { ([$_->{sent}, 1], [$_->{sent} + $_->{request_latency}, -1]) }
+         @$reqs;
+my ($cur, $peak) = (0, 0);
+for (@ev) { $cur += $_->[1]; $peak = $cur if $cur > $peak; }
+is $peak, 3, 'concurrent: 3 at once per the request lines';
+
+# --- inference-perf YAML input, chat API -------------------------------------
+open my $y, '>', "$dir/ip.yaml" or die;
+print $y <<'YAML';
+load:
+  type: constant
+  stages:
+    - rate: 8         # warmup
+      duration: 2
+    - rate: 4
+      duration: 3
+api:
+  type: chat
+  streaming: true
+server:
+  type: vllm
+  model_name: meta-llama/Llama-3.1-70B-Instruct
+  base_url: <endpoint>
+  ignore_eos: true
+tokenizer:
+  pretrained_model_name_or_path: meta-llama/Llama-3.1-70B-Instruct
+data:
+  type: shared_prefix
+  shared_prefix:
+    num_groups: 3
+    num_prompts_per_group: 2
+    system_prompt_len: 100
+    question_len: 10
+    output_len: 7
+report:
+  request_lifecycle:
+    summary: true
+YAML
+close $y;
+($rc, $rep, $reqs) = run_lg('yaml', '--config', "$dir/ip.yaml",
+                            '--time-scale', $SCALE);
+is $rc, 0, 'yaml: exit 0';
+is scalar(@$reqs), 16 + 12, 'yaml: stages from the file';
+is $rep->{loadgen}{api}, 'chat', 'yaml: api.type chat';
+is scalar(grep { $_->{ok} && $_->{output_tokens} == 7 } @$reqs), 28,
+    'yaml: chat streams of output_len tokens';
+is_deeply [sort { $a <=> $b } keys %{{ map { $_->{group} => 1 } @$reqs }}],
+    [0, 1, 2], 'yaml: num_groups groups';
+
+# --- bad input and failures ---------------------------------------------------
+isnt system("$lg --url http://127.0.0.1:$PORT --out $dir/x --quiet"
+            . " --stage 5 2>/dev/null") >> 8, 0, 'bad --stage refused';
+open $y, '>', "$dir/bad.yaml" or die;
+print $y "load:\n  stages:\n    - rate: fast\n      duration: 3\n";
+close $y;
+my $msg = `$lg --config $dir/bad.yaml --url http://127.0.0.1:$PORT --out $dir/y 2>&1`;
+like $msg, qr/bad\.yaml:3: /, 'bad YAML: file:line in the message';
+($rc, $rep, $reqs) = run_lg('refused', @small, '--stage', '10:2',
+                            '--url', 'http://127.0.0.1:18963');
+is $rc, 0, 'refused: still writes a report';
+is $rep->{summary}{metrics}{requests}{failures}, 20,
+    'refused: every request is a failure';
+like $reqs->[0]{error}, qr/connect/, 'refused: the error says why';
+
+# --- a server that closes every connection after its reply -----------------
+# (HTTP/1.1, no "Connection: close"): the idle connections it closed must
+# not be handed out again, and a reused one that fails before any byte of
+# the reply is retried once on a fresh connection.
+use IO::Socket::INET;
+use POSIX ();
+my $stub_port = 18964;
+my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $stub_port,
+                               Listen => 128, ReuseAddr => 1) or die "listen: $!";
+my $stub = fork() // die "fork: $!";
+if ($stub == 0) {
+    my $end = time + 20;
+    while (time < $end) {
+        my $c = $ls->accept or next;
+        my $buf = '';
+        while ($buf !~ /\r\n\r\n/) {
+            my $n = sysread($c, $buf, 65536, length $buf) or last;
+        }
+        my ($len) = $buf =~ /content-length:\s*(\d+)/i;
+        my ($head) = $buf =~ /^(.*?\r\n\r\n)/s;
+        while (defined $len && length($buf) - length($head // '') < $len) {
+            sysread($c, $buf, 65536, length $buf) or last;
+        }
+        my $body = join '', map {
+            my $d = "data: {\"choices\":[{\"index\":0,\"text\":\" w$_\"}]}\n\n";
+            sprintf("%x\r\n%s\r\n", length $d, $d) } 1 .. 3;
+        $body .= sprintf("%x\r\n%s\r\n", 14, "data: [DONE]\n\n") . "0\r\n\r\n";
+        print $c "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            . "Transfer-Encoding: chunked\r\n\r\n$body";
+        close $c;
+    }
+    POSIX::_exit(0);    # not the END block: the simulator is the parent's
+}
+close $ls;
+($rc, $rep, $reqs) = run_lg('closing', '--data', 'random', '--input',
+    '5:5:5:0', '--output', '3:3:3:0', '--num-prompts', 10,
+    '--stage', '40:2', '--url', "http://127.0.0.1:$stub_port");
+kill 'TERM', $stub;
+waitpid $stub, 0;
+is $rc, 0, 'closing server: exit 0';
+is scalar(@$reqs), 80, 'closing server: 80 requests';
+is scalar(grep { $_->{ok} && $_->{output_tokens} == 3 } @$reqs), 80,
+    'closing server: every request succeeds on a live connection';
+
+done_testing;

@@ -423,8 +423,7 @@ sim_parse(sim_conn_t *c)
 
         *sp1 = '\0';
         *sp2 = '\0';
-        c->req.method = p;
-        c->req.path = sp1 + 1;
+        c->req.path_off = (size_t) (sp1 + 1 - c->in.data);
         c->http10 = strcmp(sp2 + 1, "HTTP/1.0") == 0;
 
         clen = 0;
@@ -491,6 +490,9 @@ sim_parse(sim_conn_t *c)
         return 0;
     }
 
+    /* the method starts the buffer; the buffer may have moved */
+    c->req.method = c->in.data;
+    c->req.path = c->in.data + c->req.path_off;
     c->req.body = c->in.data + c->head_len;
     return 1;
 }

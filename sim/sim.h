@@ -297,6 +297,8 @@ double sim_engine_step_us(const sim_pod_t *pod, long prefill_tokens,
 typedef struct {
     char        *method;
     char        *path;
+    size_t       path_off;      /* the input buffer may move while the body
+                                   is read: pointers are set when complete */
     char        *body;
     size_t       body_len;
     int          keepalive;

@@ -5,7 +5,6 @@
 #   make bench-quick      (< 5 minutes)    make bench   (< 30 minutes)
 #   make bench-steady     make bench-throughput     make bench-sweep
 LOADGEN_SRCS := $(wildcard loadgen/*.c)
-LOADGEN_SRCS := $(filter-out loadgen/sim-loadgen.c,$(LOADGEN_SRCS))
 LOADGEN_OBJS := $(patsubst loadgen/%.c,$(BUILD)/loadgen/%.o,$(LOADGEN_SRCS))
 # mk/tokenizer.mk is read after this file: secondary expansion ($$) names
 # the tokenizer objects once TOKENIZER_OBJS is known.

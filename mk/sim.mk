@@ -21,7 +21,7 @@ $(BUILD)/bin/vllm-sim: $(SIM_OBJS) $$(SIM_CORE) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $(SIM_OBJS) $(SIM_CORE) -o $@ $(SIM_LIBS) \
 	    $(TOKENIZER_LIBS) $(CORE_LIBS)
 
-$(BUILD)/bin/sim-loadgen: loadgen/sim-loadgen.c | $(BUILD)/bin
+$(BUILD)/bin/sim-loadgen: bench/sim-loadgen.c | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $< -o $@ $(CORE_LIBS)
 
 # The unit test links every simulator object but main.o.

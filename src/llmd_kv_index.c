@@ -16,6 +16,7 @@
  */
 #include <string.h>
 
+#include "llmd_lru.h"
 #include "llmd_kv_index.h"
 #include "llmd_kv_keys.h"
 
@@ -41,18 +42,11 @@ typedef struct {
     uint64_t  hash;           /* engine hash, or expiry (ms) if speculative */
     uint32_t  knext;          /* key bucket chain, or free list */
     uint32_t  hnext;          /* engine bucket chain */
-    uint32_t  newer;          /* LRU neighbours of the same endpoint */
-    uint32_t  older;
+    llmd_lru_link_t  lru;     /* LRU neighbours of the same endpoint */
     uint16_t  ep;
     uint8_t   tier;
     uint8_t   refs;           /* duplicate stores of the same block */
 } llmd_kvi_entry_t;
-
-typedef struct {
-    uint32_t  newest;
-    uint32_t  oldest;
-    uint32_t  count;
-} llmd_kvi_lru_t;
 
 struct llmd_kv_index_s {
     uint64_t         magic;
@@ -68,7 +62,7 @@ struct llmd_kv_index_s {
     uint32_t         victim;         /* endpoint to evict from */
     uint32_t         victim_age;     /* evictions since it was chosen */
     uint32_t         reserved;
-    llmd_kvi_lru_t   lru[LLMD_MAX_ENDPOINTS];
+    llmd_lru_t       lru[LLMD_MAX_ENDPOINTS];
     uint32_t         spec[LLMD_MAX_ENDPOINTS];   /* speculative entries */
 };
 
@@ -686,49 +680,22 @@ llmd_kvi_remove(llmd_kv_index_t *idx, uint32_t e)
 static void
 llmd_kvi_lru_unlink(llmd_kv_index_t *idx, uint32_t e)
 {
-    llmd_kvi_lru_t    *lru;
     llmd_kvi_entry_t  *entry;
 
     entry = llmd_kvi_entry(idx, e);
-    lru = &idx->lru[entry->ep];
-
-    if (entry->newer != LLMD_KVI_NONE) {
-        llmd_kvi_entry(idx, entry->newer)->older = entry->older;
-    } else {
-        lru->newest = entry->older;
-    }
-
-    if (entry->older != LLMD_KVI_NONE) {
-        llmd_kvi_entry(idx, entry->older)->newer = entry->newer;
-    } else {
-        lru->oldest = entry->newer;
-    }
-
-    entry->newer = entry->older = LLMD_KVI_NONE;
-    lru->count--;
+    llmd_lru_unlink(&idx->lru[entry->ep], llmd_kvi_entry(idx, 0),
+        sizeof(llmd_kvi_entry_t), offsetof(llmd_kvi_entry_t, lru), e);
 }
 
 
 static void
 llmd_kvi_lru_push(llmd_kv_index_t *idx, uint32_t e)
 {
-    llmd_kvi_lru_t    *lru;
     llmd_kvi_entry_t  *entry;
 
     entry = llmd_kvi_entry(idx, e);
-    lru = &idx->lru[entry->ep];
-
-    entry->newer = LLMD_KVI_NONE;
-    entry->older = lru->newest;
-
-    if (lru->newest != LLMD_KVI_NONE) {
-        llmd_kvi_entry(idx, lru->newest)->newer = e;
-    } else {
-        lru->oldest = e;
-    }
-
-    lru->newest = e;
-    lru->count++;
+    llmd_lru_push(&idx->lru[entry->ep], llmd_kvi_entry(idx, 0),
+        sizeof(llmd_kvi_entry_t), offsetof(llmd_kvi_entry_t, lru), e);
 }
 
 

@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "llmd_lru.h"
 #include "llmd_prefix_index.h"
 
 #define LLMD_PI_MAGIC    0x3178696470646d6cULL       /* "lmdpdix1" */
@@ -18,17 +19,10 @@
 typedef struct {
     uint64_t  hash;
     uint32_t  chain;          /* next entry of the bucket, or free list */
-    uint32_t  newer;          /* LRU neighbours of the same endpoint */
-    uint32_t  older;
+    llmd_lru_link_t  lru;     /* LRU neighbours of the same endpoint */
     uint16_t  ep;
     uint16_t  reserved;
 } llmd_pi_entry_t;
-
-typedef struct {
-    uint32_t  newest;
-    uint32_t  oldest;
-    uint32_t  count;
-} llmd_pi_lru_t;
 
 struct llmd_prefix_index_s {
     uint64_t         magic;
@@ -40,7 +34,7 @@ struct llmd_prefix_index_s {
     uint32_t         free;           /* recycled entries */
     uint32_t         fresh;          /* entries never used yet: fresh..cap */
     uint32_t         reserved;
-    llmd_pi_lru_t    lru[LLMD_MAX_ENDPOINTS];
+    llmd_lru_t       lru[LLMD_MAX_ENDPOINTS];
 };
 
 
@@ -351,47 +345,20 @@ llmd_pi_remove(llmd_prefix_index_t *idx, uint32_t e)
 static void
 llmd_pi_lru_unlink(llmd_prefix_index_t *idx, uint32_t e)
 {
-    llmd_pi_lru_t    *lru;
     llmd_pi_entry_t  *entry;
 
     entry = llmd_pi_entry(idx, e);
-    lru = &idx->lru[entry->ep];
-
-    if (entry->newer != LLMD_PI_NONE) {
-        llmd_pi_entry(idx, entry->newer)->older = entry->older;
-    } else {
-        lru->newest = entry->older;
-    }
-
-    if (entry->older != LLMD_PI_NONE) {
-        llmd_pi_entry(idx, entry->older)->newer = entry->newer;
-    } else {
-        lru->oldest = entry->newer;
-    }
-
-    entry->newer = entry->older = LLMD_PI_NONE;
-    lru->count--;
+    llmd_lru_unlink(&idx->lru[entry->ep], llmd_pi_entry(idx, 0),
+        sizeof(llmd_pi_entry_t), offsetof(llmd_pi_entry_t, lru), e);
 }
 
 
 static void
 llmd_pi_lru_push(llmd_prefix_index_t *idx, uint32_t e)
 {
-    llmd_pi_lru_t    *lru;
     llmd_pi_entry_t  *entry;
 
     entry = llmd_pi_entry(idx, e);
-    lru = &idx->lru[entry->ep];
-
-    entry->newer = LLMD_PI_NONE;
-    entry->older = lru->newest;
-
-    if (lru->newest != LLMD_PI_NONE) {
-        llmd_pi_entry(idx, lru->newest)->newer = e;
-    } else {
-        lru->oldest = e;
-    }
-
-    lru->newest = e;
-    lru->count++;
+    llmd_lru_push(&idx->lru[entry->ep], llmd_pi_entry(idx, 0),
+        sizeof(llmd_pi_entry_t), offsetof(llmd_pi_entry_t, lru), e);
 }

@@ -21,7 +21,17 @@ static ngx_int_t ngx_llmd_precise_text(ngx_http_request_t *r,
 static ngx_int_t ngx_llmd_precise_render(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, const cJSON *messages, const char **text,
     size_t *len);
-static void *ngx_llmd_precise_scratch(size_t size, ngx_log_t *log);
+
+/*
+ * Buffers reused by every request of a worker (encoding and rendering are
+ * synchronous): the request path allocates nothing large per request.
+ */
+typedef struct {
+    void    *data;
+    size_t   size;
+} ngx_llmd_wbuf_t;
+
+static void *ngx_llmd_wbuf(ngx_llmd_wbuf_t *b, size_t size, ngx_log_t *log);
 
 
 /*
@@ -32,9 +42,9 @@ static void *ngx_llmd_precise_scratch(size_t size, ngx_log_t *log);
 #define NGX_LLMD_TEXT_PER_TOKEN  8
 
 
-/* One scratch area per worker, reused: encoding is synchronous. */
-static void    *ngx_llmd_scratch;
-static size_t   ngx_llmd_scratch_size;
+static ngx_llmd_wbuf_t  ngx_llmd_scratch;   /* tokenizer scratch */
+static ngx_llmd_wbuf_t  ngx_llmd_ids;       /* token ids */
+static ngx_llmd_wbuf_t  ngx_llmd_text;      /* rendered chat */
 
 
 /*
@@ -221,8 +231,9 @@ ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         }
 
         size = llmd_tokenizer_scratch_size(lcf->tokenizer, len);
-        scratch = ngx_llmd_precise_scratch(size, r->connection->log);
-        ids = ngx_palloc(r->pool, cap * sizeof(uint32_t));
+        scratch = ngx_llmd_wbuf(&ngx_llmd_scratch, size, r->connection->log);
+        ids = ngx_llmd_wbuf(&ngx_llmd_ids, cap * sizeof(uint32_t),
+                            r->connection->log);
         if (scratch == NULL || ids == NULL) {
             return NGX_ERROR;
         }
@@ -370,7 +381,8 @@ ngx_llmd_precise_text(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     }
 
     cap = (size_t) lcf->prefix.block_size * lcf->prefix.max_prefix_blocks;
-    out = ngx_palloc(r->pool, cap * sizeof(uint32_t));
+    out = ngx_llmd_wbuf(&ngx_llmd_ids, cap * sizeof(uint32_t),
+                        r->connection->log);
     if (out == NULL) {
         return NGX_ERROR;
     }
@@ -415,7 +427,7 @@ ngx_llmd_precise_render(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
            ? (size_t) r->headers_in.content_length_n : 0;
 
     for (attempt = 0; attempt < 2; attempt++) {
-        buf = ngx_pnalloc(r->pool, cap);
+        buf = ngx_llmd_wbuf(&ngx_llmd_text, cap, r->connection->log);
         if (buf == NULL) {
             return NGX_ERROR;
         }
@@ -445,23 +457,23 @@ ngx_llmd_precise_render(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
 
 static void *
-ngx_llmd_precise_scratch(size_t size, ngx_log_t *log)
+ngx_llmd_wbuf(ngx_llmd_wbuf_t *b, size_t size, ngx_log_t *log)
 {
-    if (size <= ngx_llmd_scratch_size) {
-        return ngx_llmd_scratch;
+    if (size <= b->size) {
+        return b->data;
     }
 
-    if (ngx_llmd_scratch) {
-        ngx_free(ngx_llmd_scratch);
+    if (b->data) {
+        ngx_free(b->data);
     }
 
-    ngx_llmd_scratch_size = 0;
-    ngx_llmd_scratch = ngx_alloc(size, log);
-    if (ngx_llmd_scratch == NULL) {
+    b->size = 0;
+    b->data = ngx_alloc(size, log);
+    if (b->data == NULL) {
         return NULL;
     }
 
-    ngx_llmd_scratch_size = size;
+    b->size = size;
 
-    return ngx_llmd_scratch;
+    return b->data;
 }

@@ -17,20 +17,24 @@ CORE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 CORE_LIBS   += -fsanitize=address,undefined
 endif
 
-# Each component lists its unit tests in UNIT_TESTS and the core objects a test
-# links in UNIT_DEPS_<test>; see mk/*.mk.
+# Each layer of src/ (docs/architecture.md) has its mk/<layer>.mk: the objects
+# it builds (named by their path under src/, e.g. core/llmd_config), its unit
+# tests in UNIT_TESTS and the objects a test links in UNIT_DEPS_<test>.
 UNIT_TESTS :=
 TOOLS      :=
+objs = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
 
 .PHONY: all module unit tools test deps clean demo
 all: module unit tools
 
-include $(wildcard mk/*.mk)
+include mk/core.mk mk/kv.mk mk/tokenizer.mk mk/module.mk mk/sim.mk \
+    mk/loadgen.mk
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj $(BUILD)/unit $(BUILD)/bin:
+$(BUILD)/unit $(BUILD)/bin:
 	mkdir -p $@
 
 # Relative names work too: make build/unit/test_prom
@@ -40,7 +44,7 @@ build/%: $(BUILD)/% ;
 .SECONDARY:
 
 define unit_rule
-$(BUILD)/unit/$(1): t/unit/$(1).c $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(UNIT_DEPS_$(1)))) | $(BUILD)/unit
+$(BUILD)/unit/$(1): t/unit/$(1).c $$(call objs,$$(UNIT_DEPS_$(1))) | $(BUILD)/unit
 	$$(CC) $$(CORE_CFLAGS) $$^ -o $$@ -lcmocka $$(CORE_LIBS) $$(UNIT_LIBS_$(1))
 endef
 $(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))

@@ -5,7 +5,7 @@
  * src/ngx_llmd_*.c, the scheduling core in src/llmd_*.c.
  */
 
-#include "ngx_llmd.h"
+#include "nginx/ngx_llmd.h"
 
 
 static void *ngx_http_llmd_create_main_conf(ngx_conf_t *cf);

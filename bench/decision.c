@@ -11,10 +11,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "llmd_prompt.h"
-#include "llmd_prefix_hash.h"
-#include "llmd_prefix_index.h"
-#include "llmd_scheduler.h"
+#include "core/llmd_prompt.h"
+#include "core/llmd_prefix_hash.h"
+#include "core/llmd_prefix_index.h"
+#include "core/llmd_scheduler.h"
 
 #define ARENA_SIZE  (8 << 20)
 #define INDEX_SIZE  (16 << 20)

@@ -17,9 +17,9 @@
 
 #include <msgpack.h>
 
-#include "llmd_kv_events.h"
-#include "llmd_kv_keys.h"
-#include "llmd_kv_index.h"
+#include "kv/llmd_kv_events.h"
+#include "kv/llmd_kv_keys.h"
+#include "kv/llmd_kv_index.h"
 
 #define EVENTS      100
 #define BLOCKS      4

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "llmd_tokenizer.h"
+#include "tokenizer/llmd_tokenizer.h"
 
 
 static double

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "lg.h"
-#include "llmd_yaml.h"
+#include "core/llmd_yaml.h"
 
 
 int

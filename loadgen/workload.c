@@ -19,7 +19,7 @@
 #include <cJSON.h>
 
 #include "lg.h"
-#include "llmd_tokenizer.h"
+#include "tokenizer/llmd_tokenizer.h"
 
 
 static const char *lg_words[] = {

@@ -1,17 +1,28 @@
-# Scheduling core: config loader, scorers, pickers, scheduler, prefix index.
-UNIT_TESTS += test_config test_scheduler test_prefix_index
+# src/core: the scheduling core (EndpointPickerConfig model and loader,
+# scorers, pickers, scheduler, request parsing, approximate prefix hashing
+# and index, Prometheus parser). Plain C; depends on no other layer.
+#   make build/unit/test_scheduler && build/unit/test_scheduler
+CORE_OBJS := $(addprefix core/,llmd_common llmd_yaml llmd_config \
+    llmd_config_params llmd_scorers llmd_pickers llmd_scheduler \
+    llmd_prompt llmd_prefix_hash llmd_prefix_index llmd_prom)
 
-UNIT_DEPS_test_config := llmd_config llmd_config_params llmd_yaml llmd_common
-UNIT_DEPS_test_scheduler := llmd_scheduler llmd_scorers llmd_pickers \
-    llmd_config llmd_config_params llmd_yaml llmd_common
-UNIT_DEPS_test_prefix_index := llmd_prefix_index llmd_prefix_hash llmd_common
+UNIT_TESTS += test_config test_scheduler test_prefix_index \
+    test_prefix_hash test_prompt test_prom
+
+UNIT_DEPS_test_config := $(addprefix core/,llmd_config llmd_config_params \
+    llmd_yaml llmd_common)
+UNIT_DEPS_test_scheduler := $(addprefix core/,llmd_scheduler llmd_scorers \
+    llmd_pickers llmd_config llmd_config_params llmd_yaml llmd_common)
+UNIT_DEPS_test_prefix_index := $(addprefix core/,llmd_prefix_index \
+    llmd_prefix_hash llmd_common)
+UNIT_DEPS_test_prefix_hash := $(addprefix core/,llmd_prefix_hash llmd_common)
+UNIT_DEPS_test_prompt := $(addprefix core/,llmd_prompt llmd_prefix_hash \
+    llmd_common)
+UNIT_DEPS_test_prom := $(addprefix core/,llmd_prom llmd_common)
 
 # bench/decision.c: the approximate decision without nginx
 TOOLS += $(BUILD)/bin/llmd-bench-decision
-DECISION_OBJS := llmd_prompt llmd_prefix_hash llmd_prefix_index \
-    llmd_scheduler llmd_scorers llmd_pickers llmd_config \
-    llmd_config_params llmd_yaml llmd_common
 
 $(BUILD)/bin/llmd-bench-decision: bench/decision.c \
-    $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(DECISION_OBJS))) | $(BUILD)/bin
+    $(call objs,$(CORE_OBJS)) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS)

@@ -6,22 +6,19 @@
 #   make bench-steady     make bench-throughput     make bench-sweep
 LOADGEN_SRCS := $(wildcard loadgen/*.c)
 LOADGEN_OBJS := $(patsubst loadgen/%.c,$(BUILD)/loadgen/%.o,$(LOADGEN_SRCS))
-# mk/tokenizer.mk is read after this file: secondary expansion ($$) names
-# the tokenizer objects once TOKENIZER_OBJS is known.
-.SECONDEXPANSION:
-# core objects: YAML accessors for the config, the tokenizer for counting
-LOADGEN_CORE = llmd_yaml llmd_common $(TOKENIZER_OBJS)
+# YAML accessors for the config (core), the tokenizer for counting
+LOADGEN_CORE := core/llmd_yaml core/llmd_common $(TOKENIZER_OBJS)
 
 TOOLS += $(BUILD)/bin/llmd-loadgen
 
 $(BUILD)/loadgen:
 	mkdir -p $@
 
-$(BUILD)/loadgen/%.o: loadgen/%.c loadgen/lg.h $(wildcard src/*.h) | $(BUILD)/loadgen
+$(BUILD)/loadgen/%.o: loadgen/%.c loadgen/lg.h $(wildcard src/*/*.h) | $(BUILD)/loadgen
 	$(CC) $(CORE_CFLAGS) -Iloadgen -c $< -o $@
 
 $(BUILD)/bin/llmd-loadgen: $(LOADGEN_OBJS) \
-    $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(LOADGEN_CORE))) | $(BUILD)/bin
+    $(call objs,$(LOADGEN_CORE)) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS) $(TOKENIZER_LIBS)
 
 .PHONY: bench bench-quick bench-steady bench-throughput bench-sweep

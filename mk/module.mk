@@ -1,9 +1,10 @@
-# The nginx dynamic module, built against Debian's nginx-dev (see
-# ../shared/spec/nginx-module-notes.md section 1.2). configure is re-run when
-# the module's config file changes.
+# The nginx dynamic module, built against Debian's nginx-dev with the same
+# configure flags as Debian's nginx (its conf_flags), so the module's
+# signature matches the installed binary. configure is re-run when the
+# module's config file changes.
 NGX_SRC := /usr/share/nginx/src
 MODULE_SO := $(BUILD)/ngx_http_llmd_module.so
-MODULE_SRCS := ngx_http_llmd_module.c $(wildcard src/*.c) $(wildcard src/*.h)
+MODULE_SRCS := ngx_http_llmd_module.c $(wildcard src/*/*.c src/*/*.h)
 
 module: $(MODULE_SO)
 

@@ -4,20 +4,18 @@
 SIM_SRCS := $(wildcard sim/*.c)
 SIM_OBJS := $(patsubst sim/%.c,$(BUILD)/sim/%.o,$(SIM_SRCS))
 SIM_LIBS := -lzmq -lmsgpackc -lcbor -lcrypto -lcjson -lxxhash -lm
-# mk/tokenizer.mk is read after this file: the tokenizer objects are named
-# with secondary expansion ($$) so that its TOKENIZER_OBJS is known.
-SIM_CORE = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(TOKENIZER_OBJS)))
-.SECONDEXPANSION:
+# the simulator tokenizes with the project's tokenizer (src/tokenizer)
+SIM_CORE := $(call objs,$(TOKENIZER_OBJS))
 
 TOOLS += $(BUILD)/bin/vllm-sim $(BUILD)/bin/sim-loadgen
 
 $(BUILD)/sim:
 	mkdir -p $@
 
-$(BUILD)/sim/%.o: sim/%.c sim/sim.h src/llmd_tokenizer.h | $(BUILD)/sim
+$(BUILD)/sim/%.o: sim/%.c sim/sim.h $(wildcard src/tokenizer/*.h) | $(BUILD)/sim
 	$(CC) $(CORE_CFLAGS) -Isim -c $< -o $@
 
-$(BUILD)/bin/vllm-sim: $(SIM_OBJS) $$(SIM_CORE) | $(BUILD)/bin
+$(BUILD)/bin/vllm-sim: $(SIM_OBJS) $(SIM_CORE) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $(SIM_OBJS) $(SIM_CORE) -o $@ $(SIM_LIBS) \
 	    $(TOKENIZER_LIBS) $(CORE_LIBS)
 
@@ -29,4 +27,4 @@ UNIT_TESTS += test_sim_events
 UNIT_DEPS_test_sim_events :=
 UNIT_LIBS_test_sim_events = $(SIM_LIBS) $(TOKENIZER_LIBS)
 $(BUILD)/unit/test_sim_events: $(filter-out $(BUILD)/sim/main.o,$(SIM_OBJS)) \
-    $$(SIM_CORE)
+    $(SIM_CORE)

@@ -1,22 +1,29 @@
-# The byte-level BPE tokenizer (docs/tokenizer.md): core objects, its cmocka
-# unit test and the llmd-tokenize CLI used by t/040-tokenizer.t.
-TOKENIZER_OBJS := llmd_tokenizer_load llmd_tokenizer_table \
-    llmd_tokenizer_bpe llmd_tokenizer_pretok llmd_tokenizer_added \
-    llmd_tokenizer_encode llmd_tokenizer_decode
+# src/tokenizer: the byte-level BPE tokenizer (docs/tokenizer.md) and the
+# native chat templates (docs/chat-templates.md). Plain C; depends on no
+# other layer. Unit tests, the llmd-tokenize and llmd-chat-render CLIs
+# (used by t/040-tokenizer.t and t/045-chat-template.t) and a benchmark.
+TOKENIZER_OBJS := $(addprefix tokenizer/,llmd_tokenizer_load \
+    llmd_tokenizer_table llmd_tokenizer_bpe llmd_tokenizer_pretok \
+    llmd_tokenizer_added llmd_tokenizer_encode llmd_tokenizer_decode)
+CHAT_OBJS := tokenizer/llmd_chat_template
 TOKENIZER_LIBS := -lpcre2-8 -lutf8proc
 
-UNIT_TESTS += test_tokenizer
+UNIT_TESTS += test_tokenizer test_chat_template
 UNIT_DEPS_test_tokenizer := $(TOKENIZER_OBJS)
 UNIT_LIBS_test_tokenizer := $(TOKENIZER_LIBS)
+UNIT_DEPS_test_chat_template := $(CHAT_OBJS)
 
-TOOLS += $(BUILD)/bin/llmd-tokenize
+TOOLS += $(BUILD)/bin/llmd-tokenize $(BUILD)/bin/llmd-tokenizer-bench \
+    $(BUILD)/bin/llmd-chat-render
 
 $(BUILD)/bin/llmd-tokenize: tools/llmd-tokenize.c \
-    $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(TOKENIZER_OBJS))) | $(BUILD)/bin
+    $(call objs,$(TOKENIZER_OBJS)) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS) $(TOKENIZER_LIBS)
-
-TOOLS += $(BUILD)/bin/llmd-tokenizer-bench
 
 $(BUILD)/bin/llmd-tokenizer-bench: bench/tokenizer-bench.c \
-    $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(TOKENIZER_OBJS))) | $(BUILD)/bin
+    $(call objs,$(TOKENIZER_OBJS)) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS) $(TOKENIZER_LIBS)
+
+$(BUILD)/bin/llmd-chat-render: tools/llmd-chat-render.c \
+    $(call objs,$(CHAT_OBJS)) | $(BUILD)/bin
+	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS)

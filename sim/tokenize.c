@@ -14,7 +14,7 @@
 #include <xxhash.h>
 
 #include "sim.h"
-#include "llmd_tokenizer.h"
+#include "tokenizer/llmd_tokenizer.h"
 
 
 #define SIM_OUT_TEXT  " The quick brown fox jumps over the lazy dog."

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "llmd_chat_template.h"
+#include "tokenizer/llmd_chat_template.h"
 
 
 static int

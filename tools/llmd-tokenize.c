@@ -17,7 +17,7 @@
 
 #include <cJSON.h>
 
-#include "llmd_tokenizer.h"
+#include "tokenizer/llmd_tokenizer.h"
 
 
 #define MAX_INPUT  (512 * 1024 * 1024)

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "llmd_chat_template.h"
+#include "tokenizer/llmd_chat_template.h"
 
 
 #define QWEN3     "t/data/chat/qwen3.json"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "llmd_config.h"
+#include "core/llmd_config.h"
 
 #define LOAD(s, err) \
     llmd_config_load_string(s, strlen(s), "t.yaml", err, sizeof(err))

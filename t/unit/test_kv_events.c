@@ -12,7 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "llmd_kv_events.h"
+#include "kv/llmd_kv_events.h"
 
 /* ../shared/spec/vllm-interop.md section 2.6 */
 #define STORED_ARRAY                                                         \

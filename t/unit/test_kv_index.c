@@ -13,9 +13,9 @@
 
 #include <xxhash.h>
 
-#include "llmd_kv_events.h"
-#include "llmd_kv_keys.h"
-#include "llmd_kv_index.h"
+#include "kv/llmd_kv_events.h"
+#include "kv/llmd_kv_keys.h"
+#include "kv/llmd_kv_index.h"
 
 #define MODEL    "Qwen/Qwen3-0.6B"
 #define BS       16

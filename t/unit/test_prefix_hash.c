@@ -12,7 +12,7 @@
 
 #include <xxhash.h>
 
-#include "llmd_prefix_hash.h"
+#include "core/llmd_prefix_hash.h"
 
 
 #define MODEL  "meta-llama/Llama-3.1-8B-Instruct"

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "llmd_prefix_hash.h"
-#include "llmd_prefix_index.h"
+#include "core/llmd_prefix_hash.h"
+#include "core/llmd_prefix_index.h"
 
 
 static uint64_t *

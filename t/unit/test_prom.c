@@ -12,7 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "llmd_prom.h"
+#include "core/llmd_prom.h"
 
 
 #define NO_METRICS                                                           \

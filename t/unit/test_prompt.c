@@ -15,8 +15,8 @@
 
 #include <cJSON.h>
 
-#include "llmd_prompt.h"
-#include "llmd_prefix_hash.h"
+#include "core/llmd_prompt.h"
+#include "core/llmd_prefix_hash.h"
 
 
 /*

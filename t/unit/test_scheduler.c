@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "llmd_scheduler.h"
+#include "core/llmd_scheduler.h"
 
 #define HEAD \
     "apiVersion: inference.networking.x-k8s.io/v1alpha1\n" \

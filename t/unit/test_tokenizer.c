@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "llmd_tokenizer.h"
+#include "tokenizer/llmd_tokenizer.h"
 
 
 #define FIXTURE  "t/data/tokenizer-tiny.json"

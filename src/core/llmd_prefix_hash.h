@@ -1,0 +1,16 @@
+/*
+ * Approximate prefix-cache block hashes (llm-d GIE v1.1-v1.5 "Gen A/B"):
+ * h0 = XXH64(model || cache_salt); h_k = XXH64(block_k || LE64(h_{k-1}))
+ * over full blocks of block_size bytes, at most max_blocks; h0 not listed.
+ */
+#ifndef LLMD_PREFIX_HASH_H
+#define LLMD_PREFIX_HASH_H
+
+#include "core/llmd_common.h"
+
+/* Writes up to max_blocks hashes to out; returns how many. */
+size_t llmd_prefix_hashes(const char *model, size_t model_len,
+    const char *salt, size_t salt_len, const unsigned char *input,
+    size_t len, uint32_t block_size, uint32_t max_blocks, uint64_t *out);
+
+#endif /* LLMD_PREFIX_HASH_H */

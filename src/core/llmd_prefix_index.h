@@ -1,0 +1,57 @@
+/*
+ * The approximate prefix index: block hash -> endpoints that served it, with
+ * one LRU of hashes per endpoint (capacity lruCapacityPerServer), laid out in
+ * one caller-provided memory region with offsets only, so it can live in
+ * nginx shared memory and survive a reload, or in malloc'ed memory in tests.
+ * Bounded: the region size fixes the number of entries; when it is full the
+ * least recently used entry of the inserting endpoint (else of the largest
+ * endpoint) is evicted. Not thread-safe: the caller holds a lock.
+ */
+#ifndef LLMD_PREFIX_INDEX_H
+#define LLMD_PREFIX_INDEX_H
+
+#include "core/llmd_common.h"
+
+typedef struct llmd_prefix_index_s  llmd_prefix_index_t;
+
+/* Smallest region that holds an index with a few entries. */
+size_t llmd_prefix_index_min_size(void);
+
+/* Bytes one (hash, endpoint) entry costs, buckets included. */
+size_t llmd_prefix_index_entry_bytes(void);
+
+/* Lay out a new, empty index in mem[0..size). NULL if size is too small. */
+llmd_prefix_index_t *llmd_prefix_index_create(void *mem, size_t size);
+
+/* Reuse an index created earlier in the same region (after a reload).
+   NULL if the region does not hold a compatible index. */
+llmd_prefix_index_t *llmd_prefix_index_attach(void *mem, size_t size);
+
+/*
+ * llm-d matching: for each hash in order, the set of endpoints holding it;
+ * stop at the first hash no endpoint holds; every endpoint in the set gets
+ * +1. match must have LLMD_MAX_ENDPOINTS elements; it is zeroed first.
+ * Also refreshes nothing (lookups do not change LRU order).
+ */
+void llmd_prefix_index_match(const llmd_prefix_index_t *idx,
+    const uint64_t *hashes, size_t n, uint32_t *match);
+
+/* Record that endpoint ep holds these hashes (moved to MRU), evicting its
+   oldest entries beyond capacity. */
+void llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
+    const uint64_t *hashes, size_t n, uint32_t capacity);
+
+/* Forget every entry of endpoint ep. */
+void llmd_prefix_index_clear_endpoint(llmd_prefix_index_t *idx, uint32_t ep);
+
+typedef struct {
+    uint64_t  entries;                       /* (hash, endpoint) pairs */
+    uint64_t  capacity;                      /* max pairs in the region */
+    uint64_t  evictions;
+    uint32_t  per_endpoint[LLMD_MAX_ENDPOINTS];
+} llmd_prefix_index_stats_t;
+
+void llmd_prefix_index_stats(const llmd_prefix_index_t *idx,
+    llmd_prefix_index_stats_t *st);
+
+#endif /* LLMD_PREFIX_INDEX_H */

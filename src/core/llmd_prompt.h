@@ -1,0 +1,53 @@
+/*
+ * Request body -> what scheduling needs: the model, the cache salt and the
+ * prompt bytes the approximate prefix scorer hashes. One cJSON parse, with
+ * cJSON's allocations taken from the caller's region allocator.
+ */
+#ifndef LLMD_PROMPT_H
+#define LLMD_PROMPT_H
+
+#include "core/llmd_common.h"
+
+typedef enum {
+    LLMD_API_OTHER = 0,           /* scheduled on load signals alone */
+    LLMD_API_COMPLETIONS,         /* .../completions */
+    LLMD_API_CHAT                 /* .../chat/completions */
+} llmd_api_t;
+
+/* Classify a request path (query string excluded) by its suffix. */
+llmd_api_t llmd_api_from_path(const char *path, size_t len);
+
+typedef struct {
+    const char     *model;        /* "" when absent */
+    size_t          model_len;
+    const char     *cache_salt;   /* NULL when absent or empty */
+    size_t          cache_salt_len;
+    /*
+     * Bytes hashed by the approximate scorer:
+     *   completions, string prompt: the prompt;
+     *   list of strings: joined with " ";
+     *   token ids ([int] or [[int]]): each id as 4 little-endian bytes;
+     *   chat: Go encoding/json serialisation of messages as llm-d GIE
+     *   v1.1-v1.5 computes it (spec section 3.3.5, Gen A).
+     */
+    const unsigned char  *prompt;
+    size_t                prompt_len;
+    int                   stream;
+    /*
+     * The parsed JSON (in the caller's region, valid as long as it is):
+     * `prompt` of a completions request and `messages` of a chat request,
+     * for the precise scorer, which tokenizes them itself.  NULL if absent.
+     */
+    const struct cJSON   *json_prompt;
+    const struct cJSON   *json_messages;
+    int                   tools;      /* chat: a non-null `tools` field */
+} llmd_request_t;
+
+/*
+ * Returns 0 on success, -1 when the body is not a valid request (err holds a
+ * message for a 400 answer, e.g. "request body is not valid JSON").
+ */
+int llmd_request_parse(llmd_api_t api, const char *body, size_t len,
+    const llmd_alloc_t *a, llmd_request_t *out, char *err, size_t errlen);
+
+#endif /* LLMD_PROMPT_H */

@@ -1,0 +1,238 @@
+/*
+ * Typed accessors over a libyaml document tree (see llmd_yaml.h).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/llmd_yaml.h"
+
+
+int
+llmd_yaml_line(const yaml_node_t *node)
+{
+    return node ? (int) node->start_mark.line + 1 : 0;
+}
+
+
+int
+llmd_yaml_error(llmd_yaml_ctx_t *ctx, const yaml_node_t *node,
+    const char *fmt, ...)
+{
+    int      n;
+    va_list  ap;
+
+    if (ctx->err == NULL || ctx->errlen == 0) {
+        return -1;
+    }
+
+    n = snprintf(ctx->err, ctx->errlen, "%s:%d: ", ctx->file,
+                 llmd_yaml_line(node));
+    if (n < 0 || (size_t) n >= ctx->errlen) {
+        return -1;
+    }
+
+    va_start(ap, fmt);
+    vsnprintf(ctx->err + n, ctx->errlen - n, fmt, ap);
+    va_end(ap);
+
+    return -1;
+}
+
+
+yaml_node_t *
+llmd_yaml_get(yaml_document_t *doc, yaml_node_t *map, const char *key)
+{
+    const char         *k;
+    yaml_node_t        *kn;
+    yaml_node_pair_t   *pair;
+
+    if (map == NULL || map->type != YAML_MAPPING_NODE) {
+        return NULL;
+    }
+
+    for (pair = map->data.mapping.pairs.start;
+         pair < map->data.mapping.pairs.top;
+         pair++)
+    {
+        kn = yaml_document_get_node(doc, pair->key);
+        k = llmd_yaml_scalar(kn);
+        if (k != NULL && strcmp(k, key) == 0) {
+            return yaml_document_get_node(doc, pair->value);
+        }
+    }
+
+    return NULL;
+}
+
+
+const char *
+llmd_yaml_scalar(const yaml_node_t *node)
+{
+    if (node == NULL || node->type != YAML_SCALAR_NODE) {
+        return NULL;
+    }
+
+    /* libyaml NUL-terminates scalar values */
+    return (const char *) node->data.scalar.value;
+}
+
+
+int
+llmd_yaml_is_null(const yaml_node_t *node)
+{
+    const char  *v;
+
+    v = llmd_yaml_scalar(node);
+    if (v == NULL || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+        return 0;
+    }
+
+    return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0
+           || strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+
+int
+llmd_yaml_number(llmd_yaml_ctx_t *ctx, const yaml_node_t *node,
+    const char *what, double *out)
+{
+    char        *end;
+    double       v;
+    const char  *s;
+
+    s = llmd_yaml_scalar(node);
+    if (s == NULL || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE
+        || s[0] == '\0')
+    {
+        return llmd_yaml_error(ctx, node, "%s must be a number", what);
+    }
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v)) {
+        return llmd_yaml_error(ctx, node, "%s must be a number, not \"%s\"",
+                               what, s);
+    }
+
+    *out = v;
+    return 0;
+}
+
+
+int
+llmd_yaml_bool(llmd_yaml_ctx_t *ctx, const yaml_node_t *node,
+    const char *what, int *out)
+{
+    const char  *s;
+
+    s = llmd_yaml_scalar(node);
+    if (s != NULL && node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        if (strcasecmp(s, "true") == 0) {
+            *out = 1;
+            return 0;
+        }
+
+        if (strcasecmp(s, "false") == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+
+    return llmd_yaml_error(ctx, node, "%s must be true or false", what);
+}
+
+
+int
+llmd_yaml_string(llmd_yaml_ctx_t *ctx, const yaml_node_t *node,
+    const char *what, const char **out)
+{
+    const char  *s;
+
+    s = llmd_yaml_scalar(node);
+    if (s == NULL) {
+        return llmd_yaml_error(ctx, node, "%s must be a string", what);
+    }
+
+    *out = s;
+    return 0;
+}
+
+
+int
+llmd_yaml_duration_ms(llmd_yaml_ctx_t *ctx, const yaml_node_t *node,
+    const char *what, uint64_t *out)
+{
+    char        *end;
+    double       v, total, unit;
+    const char  *s, *p;
+
+    s = llmd_yaml_scalar(node);
+    if (s == NULL || s[0] == '\0') {
+        return llmd_yaml_error(ctx, node, "%s must be a duration", what);
+    }
+
+    /* a bare number is nanoseconds, as Go's time.Duration in JSON */
+    v = strtod(s, &end);
+    if (*end == '\0' && end != s) {
+        if (v < 0 || !isfinite(v)) {
+            goto invalid;
+        }
+
+        *out = (uint64_t) (v / 1e6);
+        return 0;
+    }
+
+    total = 0;
+    p = s;
+
+    while (*p) {
+        v = strtod(p, &end);
+        if (end == p || v < 0 || !isfinite(v)) {
+            goto invalid;
+        }
+
+        p = end;
+
+        if (strncmp(p, "ns", 2) == 0) {
+            unit = 1e-6;
+            p += 2;
+        } else if (strncmp(p, "us", 2) == 0) {
+            unit = 1e-3;
+            p += 2;
+        } else if (strncmp(p, "ms", 2) == 0) {
+            unit = 1;
+            p += 2;
+        } else if (*p == 's') {
+            unit = 1e3;
+            p++;
+        } else if (*p == 'm') {
+            unit = 60e3;
+            p++;
+        } else if (*p == 'h') {
+            unit = 3600e3;
+            p++;
+        } else {
+            goto invalid;
+        }
+
+        total += v * unit;
+    }
+
+    if (total > 1e15) {
+        goto invalid;
+    }
+
+    *out = (uint64_t) total;
+    return 0;
+
+invalid:
+
+    return llmd_yaml_error(ctx, node,
+                           "%s must be a duration like \"2m\" or \"500ms\", "
+                           "not \"%s\"", what, s);
+}

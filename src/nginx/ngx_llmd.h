@@ -1,0 +1,260 @@
+/*
+ * nginx glue of ngx_http_llmd_module: the types shared by the directive
+ * handlers, the balancer, the helper process and the status page. The
+ * scheduling itself lives in the plain C core (src/llmd_*.h).
+ */
+#ifndef NGX_LLMD_H
+#define NGX_LLMD_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "core/llmd_common.h"
+#include "core/llmd_config.h"
+#include "core/llmd_scheduler.h"
+#include "core/llmd_prefix_index.h"
+#include "core/llmd_prompt.h"
+#include "kv/llmd_kv_events.h"
+#include "kv/llmd_kv_keys.h"
+#include "kv/llmd_kv_index.h"
+#include "tokenizer/llmd_tokenizer.h"
+#include "tokenizer/llmd_chat_template.h"
+
+
+#define NGX_LLMD_SHM_MAGIC        0x6c6c6d64
+#define NGX_LLMD_SHM_VERSION      1
+#define NGX_LLMD_NAME_LEN         64
+#define NGX_LLMD_ERROR_LEN        120
+/* decision-time histogram upper bounds, microseconds (+Inf implied) */
+#define NGX_LLMD_HIST_BUCKETS     12
+
+
+/* Last scrape of one endpoint; written by the helper under a seqlock. */
+typedef struct {
+    ngx_atomic_t                  seq;        /* odd while being written */
+    double                        waiting;
+    double                        running;
+    double                        kv_usage;
+    uint32_t                      block_size;
+    uint32_t                      num_gpu_blocks;
+    unsigned                      have_waiting:1;
+    unsigned                      have_kv:1;
+    ngx_msec_t                    updated;    /* ngx_current_msec; 0 = never */
+    ngx_msec_t                    error_time; /* last failed scrape */
+    u_char                        last_error[NGX_LLMD_ERROR_LEN];
+} ngx_llmd_metrics_sh_t;
+
+
+/* One endpoint slot in shared memory, keyed by its address. */
+typedef struct {
+    u_char                        name[NGX_LLMD_NAME_LEN];
+    size_t                        name_len;
+    ngx_uint_t                    used;
+    ngx_llmd_metrics_sh_t         metrics;
+    ngx_atomic_t                  active;     /* in-flight requests */
+    ngx_atomic_t                  picks;
+    ngx_atomic_t                  scrapes;
+    ngx_atomic_t                  scrape_errors;
+
+    /* KV events of this endpoint (precise mode), written by the helper */
+    ngx_atomic_t                  kv_live;    /* events seen since clear */
+    ngx_atomic_t                  kv_batches;
+    ngx_atomic_t                  kv_blocks_stored;
+    ngx_atomic_t                  kv_blocks_removed;
+    ngx_atomic_t                  kv_dropped;   /* blocks not indexed */
+    ngx_atomic_t                  kv_clears;    /* cleared: restart, ... */
+    ngx_atomic_t                  kv_gaps;
+    ngx_atomic_t                  kv_replays;
+    ngx_atomic_t                  kv_last_seq;
+    ngx_msec_t                    kv_last_event;
+} ngx_llmd_endpoint_sh_t;
+
+
+/* Header of an upstream's zone; the prefix index follows in the zone. */
+typedef struct {
+    uint32_t                      magic;
+    uint32_t                      version;
+    ngx_pid_t                     writer_pid; /* helper owning the metrics */
+    ngx_atomic_t                  decisions;
+    ngx_atomic_t                  rejected_bad_request;
+    ngx_atomic_t                  rejected_no_endpoint;
+    ngx_atomic_t                  load_only;  /* no prompt to match */
+    ngx_atomic_t                  decision_ns_sum;
+    ngx_atomic_t                  decision_hist[NGX_LLMD_HIST_BUCKETS + 1];
+    ngx_atomic_t                  prefix_blocks_total;
+    ngx_atomic_t                  prefix_blocks_hit;
+    ngx_llmd_endpoint_sh_t        endpoints[LLMD_MAX_ENDPOINTS];
+    void                         *index_mem;
+    size_t                        index_size;
+    void                         *kv_index_mem;    /* precise mode only */
+    size_t                        kv_index_size;
+    ngx_atomic_t                  kv_unknown_pod;  /* messages dropped */
+    ngx_atomic_t                  kv_malformed;    /* batches dropped */
+    ngx_atomic_t                  precise_decisions;
+    ngx_atomic_t                  precise_fallbacks; /* endpoint scored
+                                                      approximately */
+} ngx_llmd_shctx_t;
+
+
+/* An upstream server address the helper scrapes, at config time. */
+typedef struct {
+    struct sockaddr              *sockaddr;
+    socklen_t                     socklen;
+    ngx_str_t                     name;
+    ngx_uint_t                    slot;       /* index in sh->endpoints */
+} ngx_llmd_target_t;
+
+
+/* Per-upstream configuration (the module's srv conf inside upstream {}). */
+typedef struct {
+    ngx_flag_t                    enabled;
+    ngx_str_t                     config_file;
+    llmd_config_t                *cf;
+    const llmd_profile_t         *profile;
+    llmd_prefix_params_t          prefix;     /* used when has_prefix */
+    llmd_prefix_params_t          approx;     /* the approximate index */
+    ngx_uint_t                    has_prefix;
+
+    ngx_shm_zone_t               *shm_zone;
+    ssize_t                       zone_size;
+    ngx_llmd_shctx_t             *sh;
+    ngx_slab_pool_t              *shpool;
+    llmd_prefix_index_t          *index;
+
+    ngx_flag_t                    metrics;
+    ngx_str_t                     metrics_uri;
+    ngx_msec_t                    metrics_interval;
+    ngx_msec_t                    metrics_timeout;
+    ngx_msec_t                    metrics_stale;
+    size_t                        metrics_buffer;
+    size_t                        body_limit;
+
+    ngx_array_t                   targets;    /* ngx_llmd_target_t */
+    ngx_http_upstream_srv_conf_t *upstream;
+
+    /* precise prefix-cache scoring: tokenizer and KV events */
+    ngx_str_t                     tokenizer_path;
+    llmd_tokenizer_t             *tokenizer;
+    llmd_chat_template_t         *chat_template;
+    ngx_uint_t                    precise;    /* precise scoring runs */
+    ngx_uint_t                    kv_mode;    /* NGX_LLMD_KV_* */
+    ngx_str_t                     kv_endpoint;
+    ngx_uint_t                    kv_port;
+    ngx_uint_t                    kv_port_relative;
+    ngx_uint_t                    kv_replay_port;
+    ngx_uint_t                    kv_replay_relative;
+    ngx_msec_t                    kv_speculative;
+    llmd_kv_index_t              *kv_index;
+} ngx_llmd_srv_conf_t;
+
+
+#define NGX_LLMD_KV_UNSET    0
+#define NGX_LLMD_KV_OFF      1
+#define NGX_LLMD_KV_BIND     2    /* pods connect to the helper */
+#define NGX_LLMD_KV_CONNECT  3    /* the helper connects to every pod */
+
+
+typedef struct {
+    ngx_array_t                   upstreams;  /* ngx_llmd_srv_conf_t * */
+    ngx_path_t                   *helper_path;
+} ngx_llmd_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                    status_format;  /* 0 json, 1 prometheus */
+} ngx_llmd_loc_conf_t;
+
+
+/* What one request's decision left behind, for variables and filters. */
+typedef struct {
+    ngx_llmd_srv_conf_t          *lcf;
+    ngx_uint_t                    reject_status;  /* 400, 503 or 0 */
+    ngx_str_t                     reject_message;
+    ngx_str_t                     reject_type;
+
+    ngx_uint_t                    neps;
+    llmd_sched_result_t          *result;
+    double                       *match;          /* per peer, blocks */
+    uint32_t                      prefix_total;   /* blocks of the prompt */
+    uint64_t                     *hashes;         /* approximate blocks */
+    size_t                        nhashes;
+    uint64_t                     *keys;           /* precise blocks */
+    size_t                        nkeys;
+    unsigned                      precise:1;
+    ngx_uint_t                    next;           /* position in order */
+    ngx_int_t                     chosen;         /* peer index or -1 */
+    ngx_int_t                     active_slot;    /* slot counted active */
+    ngx_uint_t                    indexed;
+    uint64_t                      decision_ns;
+    unsigned                      scheduled:1;
+    unsigned                      reject_armed:1;
+    unsigned                      reject_done:1;
+} ngx_llmd_ctx_t;
+
+
+extern ngx_module_t  ngx_http_llmd_module;
+
+/* ngx_llmd_shm.c */
+ngx_int_t ngx_llmd_shm_add(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
+ngx_int_t ngx_llmd_targets_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
+/*
+ * Age of metrics written at `updated` by another process: its clock may be
+ * ahead of this process's cached ngx_current_msec, so never negative.
+ */
+static ngx_inline ngx_msec_t
+ngx_llmd_metrics_age(ngx_msec_t now, ngx_msec_t updated)
+{
+    return (ngx_msec_int_t) (now - updated) > 0 ? now - updated : 0;
+}
+
+void ngx_llmd_metrics_read(ngx_llmd_endpoint_sh_t *ep,
+    ngx_llmd_metrics_sh_t *out);
+void ngx_llmd_metrics_write(ngx_llmd_endpoint_sh_t *ep,
+    ngx_llmd_metrics_sh_t *in);
+void ngx_llmd_record_decision(ngx_llmd_shctx_t *sh, uint64_t ns);
+extern const double  ngx_llmd_hist_bounds_us[NGX_LLMD_HIST_BUCKETS];
+
+/* ngx_llmd_body.c */
+ngx_int_t ngx_llmd_request_body(ngx_http_request_t *r, size_t limit,
+    u_char **body, size_t *len);
+
+/* ngx_llmd_balancer.c */
+ngx_int_t ngx_llmd_init_upstream(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us);
+
+/* ngx_llmd_helper.c / ngx_llmd_scrape.c */
+ngx_int_t ngx_llmd_helper_add_path(ngx_conf_t *cf,
+    ngx_llmd_main_conf_t *lmcf);
+ngx_int_t ngx_llmd_helper_init_process(ngx_cycle_t *cycle);
+void ngx_llmd_helper_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_llmd_scrape_start(ngx_cycle_t *cycle,
+    ngx_llmd_srv_conf_t *lcf);
+void ngx_llmd_scrape_stop_all(void);
+
+/* ngx_llmd_kv.c (helper process) */
+ngx_int_t ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf);
+void ngx_llmd_kv_stop_all(void);
+void ngx_llmd_kv_clear(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot,
+    const char *why);
+
+/* ngx_llmd_precise.c (request path) */
+ngx_int_t ngx_llmd_precise_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
+ngx_int_t ngx_llmd_precise_keys(ngx_http_request_t *r,
+    ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, llmd_api_t api,
+    const llmd_request_t *req);
+void ngx_llmd_precise_match(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
+    const uint32_t *approx_match, llmd_endpoint_state_t *eps);
+
+/* ngx_llmd_status.c */
+char *ngx_llmd_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* ngx_llmd_reject.c */
+ngx_int_t ngx_llmd_reject_init(ngx_conf_t *cf);
+void ngx_llmd_reject(ngx_http_request_t *r, ngx_llmd_ctx_t *ctx,
+    ngx_uint_t status, const char *type, const char *message, size_t len);
+
+/* ngx_llmd_variables.c */
+ngx_int_t ngx_llmd_add_variables(ngx_conf_t *cf);
+
+#endif /* NGX_LLMD_H */

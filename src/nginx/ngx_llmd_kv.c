@@ -1,0 +1,952 @@
+/*
+ * vLLM KV-cache events into the precise index, in the helper process.
+ *
+ * libzmq sockets run inside nginx's event loop: each socket's ZMQ_FD is
+ * registered as an edge-triggered read event, and the handler drains the
+ * socket while ZMQ_EVENTS says a message is ready (the descriptor only
+ * signals state changes). A timer drains again as a safety net and
+ * enforces replay deadlines.
+ *
+ * Modes (directive llmd_kv_events):
+ *   bind     one SUB bound at an endpoint; every pod connects to it and is
+ *            known by the <pod> part of its topic kv@<pod>@<model>;
+ *   connect  one SUB per upstream server, connected to the server's host
+ *            on a configured port, plus an optional DEALER to the pod's
+ *            replay ROUTER and a monitor that sees disconnects.
+ *
+ * Per pod the 8-byte sequence is tracked: a decrease means the engine
+ * restarted (the pod is cleared); a gap asks the replay socket for the
+ * missing batches when there is one, else clears the pod.
+ */
+
+#include <zmq.h>
+
+#include "nginx/ngx_llmd.h"
+
+
+#define NGX_LLMD_KV_MAX_FRAMES     5
+#define NGX_LLMD_KV_DRAIN_BATCH    4096
+#define NGX_LLMD_KV_TICK           100
+#define NGX_LLMD_KV_REPLAY_TIMEOUT 5000
+#define NGX_LLMD_KV_MAX_MSG        (64 * 1024 * 1024)
+#define NGX_LLMD_KV_END_SEQ        0xffffffffffffffffULL
+
+
+typedef enum {
+    NGX_LLMD_KV_SOCK_SUB = 0,
+    NGX_LLMD_KV_SOCK_REPLAY,
+    NGX_LLMD_KV_SOCK_MONITOR
+} ngx_llmd_kv_sock_type_e;
+
+
+typedef struct ngx_llmd_kv_up_s  ngx_llmd_kv_up_t;
+
+typedef struct {
+    void                     *zsock;
+    ngx_connection_t         *c;
+    ngx_llmd_kv_up_t         *up;
+    ngx_int_t                 target;     /* -1: any pod (bind mode) */
+    ngx_llmd_kv_sock_type_e   type;
+    char                     *pending;    /* endpoint still to bind */
+} ngx_llmd_kv_sock_t;
+
+
+/* What the helper remembers of one pod's stream. */
+typedef struct {
+    uint64_t                  next_seq;
+    u_char                    model[256];  /* from the last live topic */
+    size_t                    model_len;
+    ngx_msec_t                replay_deadline;
+    ngx_llmd_kv_sock_t       *replay;
+    unsigned                  have_seq:1;
+    unsigned                  replaying:1;
+} ngx_llmd_kv_pod_t;
+
+
+struct ngx_llmd_kv_up_s {
+    ngx_llmd_srv_conf_t      *lcf;
+    ngx_llmd_kv_pod_t        *pods;       /* per target */
+    ngx_array_t               socks;      /* ngx_llmd_kv_sock_t * */
+    ngx_event_t               tick;
+    ngx_log_t                *log;
+};
+
+
+/* Context of one batch being applied. */
+typedef struct {
+    ngx_llmd_kv_up_t         *up;
+    ngx_uint_t                slot;
+    const char               *model;
+    size_t                    model_len;
+    uint64_t                  root;
+    llmd_kv_apply_stats_t     st;
+} ngx_llmd_kv_apply_t;
+
+
+static ngx_int_t ngx_llmd_kv_open(ngx_llmd_kv_up_t *up, int type,
+    ngx_llmd_kv_sock_type_e kind, ngx_int_t target, const char *endpoint,
+    ngx_uint_t bind);
+static ngx_int_t ngx_llmd_kv_register(ngx_llmd_kv_sock_t *ks);
+static void ngx_llmd_kv_read(ngx_event_t *rev);
+static void ngx_llmd_kv_drain(ngx_llmd_kv_sock_t *ks);
+static void ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
+    ngx_uint_t n);
+static void ngx_llmd_kv_replayed(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
+    ngx_uint_t n);
+static void ngx_llmd_kv_monitor(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
+    ngx_uint_t n);
+static ngx_int_t ngx_llmd_kv_find_pod(ngx_llmd_srv_conf_t *lcf,
+    const char *pod, size_t len);
+static void ngx_llmd_kv_apply(ngx_llmd_kv_up_t *up, ngx_uint_t target,
+    const char *model, size_t model_len, const void *payload, size_t len);
+static void ngx_llmd_kv_event(void *data, const llmd_kv_event_t *ev);
+static void ngx_llmd_kv_request_replay(ngx_llmd_kv_up_t *up,
+    ngx_uint_t target, uint64_t from);
+static void ngx_llmd_kv_tick(ngx_event_t *ev);
+static void ngx_llmd_kv_close(ngx_llmd_kv_up_t *up);
+static ngx_int_t ngx_llmd_kv_endpoint(ngx_llmd_srv_conf_t *lcf,
+    ngx_uint_t target, ngx_uint_t port, ngx_uint_t relative, char *buf,
+    size_t size);
+
+
+static void         *ngx_llmd_kv_ctx;
+static ngx_array_t  *ngx_llmd_kv_ups;     /* ngx_llmd_kv_up_t * */
+static ngx_uint_t    ngx_llmd_kv_monitors;
+
+
+ngx_int_t
+ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
+{
+    char               endpoint[NGX_SOCKADDR_STRLEN + 32];
+    ngx_uint_t         i;
+    ngx_llmd_kv_up_t  *up, **upp;
+
+    if (!lcf->precise || lcf->kv_mode == NGX_LLMD_KV_OFF) {
+        return NGX_OK;
+    }
+
+    if (ngx_llmd_kv_ctx == NULL) {
+        ngx_llmd_kv_ctx = zmq_ctx_new();
+        if (ngx_llmd_kv_ctx == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                          "llmd: zmq_ctx_new() failed");
+            return NGX_ERROR;
+        }
+
+        ngx_llmd_kv_ups = ngx_array_create(cycle->pool, 4,
+                                           sizeof(ngx_llmd_kv_up_t *));
+        if (ngx_llmd_kv_ups == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    up = ngx_pcalloc(cycle->pool, sizeof(ngx_llmd_kv_up_t));
+    if (up == NULL) {
+        return NGX_ERROR;
+    }
+
+    up->lcf = lcf;
+    up->log = cycle->log;
+    up->pods = ngx_pcalloc(cycle->pool,
+                           lcf->targets.nelts * sizeof(ngx_llmd_kv_pod_t));
+    if (up->pods == NULL
+        || ngx_array_init(&up->socks, cycle->pool, 8,
+                          sizeof(ngx_llmd_kv_sock_t *))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    upp = ngx_array_push(ngx_llmd_kv_ups);
+    if (upp == NULL) {
+        return NGX_ERROR;
+    }
+
+    *upp = up;
+
+    if (lcf->kv_mode == NGX_LLMD_KV_BIND) {
+        if (ngx_llmd_kv_open(up, ZMQ_SUB, NGX_LLMD_KV_SOCK_SUB, -1,
+                             (char *) lcf->kv_endpoint.data, 1)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else {
+        for (i = 0; i < lcf->targets.nelts; i++) {
+            if (ngx_llmd_kv_endpoint(lcf, i, lcf->kv_port,
+                                     lcf->kv_port_relative, endpoint,
+                                     sizeof(endpoint))
+                != NGX_OK
+                || ngx_llmd_kv_open(up, ZMQ_SUB, NGX_LLMD_KV_SOCK_SUB, i,
+                                    endpoint, 0)
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            if (lcf->kv_replay_port == 0) {
+                continue;
+            }
+
+            if (ngx_llmd_kv_endpoint(lcf, i, lcf->kv_replay_port,
+                                     lcf->kv_replay_relative, endpoint,
+                                     sizeof(endpoint))
+                != NGX_OK
+                || ngx_llmd_kv_open(up, ZMQ_DEALER, NGX_LLMD_KV_SOCK_REPLAY,
+                                    i, endpoint, 0)
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    up->tick.handler = ngx_llmd_kv_tick;
+    up->tick.data = up;
+    up->tick.log = cycle->log;
+    up->tick.cancelable = 1;
+    ngx_add_timer(&up->tick, NGX_LLMD_KV_TICK);
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "llmd: receiving KV events for upstream \"%V\" (%s %V)",
+                  &lcf->upstream->host,
+                  lcf->kv_mode == NGX_LLMD_KV_BIND ? "bind" : "connect",
+                  lcf->kv_mode == NGX_LLMD_KV_BIND
+                      ? &lcf->kv_endpoint : &lcf->upstream->host);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_llmd_kv_stop_all(void)
+{
+    ngx_uint_t          i;
+    ngx_llmd_kv_up_t  **upp;
+
+    if (ngx_llmd_kv_ctx == NULL) {
+        return;
+    }
+
+    upp = ngx_llmd_kv_ups->elts;
+
+    for (i = 0; i < ngx_llmd_kv_ups->nelts; i++) {
+        ngx_llmd_kv_close(upp[i]);
+    }
+
+    (void) zmq_ctx_term(ngx_llmd_kv_ctx);
+    ngx_llmd_kv_ctx = NULL;
+}
+
+
+static void
+ngx_llmd_kv_close(ngx_llmd_kv_up_t *up)
+{
+    int                   linger;
+    ngx_uint_t            j;
+    ngx_llmd_kv_sock_t  **ksp;
+
+    if (up->tick.timer_set) {
+        ngx_del_timer(&up->tick);
+    }
+
+    ksp = up->socks.elts;
+
+    for (j = 0; j < up->socks.nelts; j++) {
+        if (ksp[j]->c) {
+            /* the descriptor belongs to libzmq: unregister, never close */
+            if (ksp[j]->c->read->active) {
+                ngx_del_event(ksp[j]->c->read, NGX_READ_EVENT, 0);
+            }
+
+            if (ksp[j]->c->read->posted) {
+                ngx_delete_posted_event(ksp[j]->c->read);
+            }
+
+            ksp[j]->c->fd = (ngx_socket_t) -1;
+            ngx_free_connection(ksp[j]->c);
+            ksp[j]->c = NULL;
+        }
+
+        linger = 0;
+        (void) zmq_setsockopt(ksp[j]->zsock, ZMQ_LINGER, &linger,
+                              sizeof(linger));
+        (void) zmq_close(ksp[j]->zsock);
+    }
+
+    up->socks.nelts = 0;
+}
+
+
+/* Forget every entry of a pod: restart, disconnect, lost events. */
+void
+ngx_llmd_kv_clear(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot, const char *why)
+{
+    ngx_llmd_endpoint_sh_t  *ep;
+
+    if (lcf->kv_index == NULL) {
+        return;
+    }
+
+    ep = &lcf->sh->endpoints[slot];
+
+    ngx_shmtx_lock(&lcf->shpool->mutex);
+    llmd_kv_index_clear_endpoint(lcf->kv_index, slot);
+    ngx_shmtx_unlock(&lcf->shpool->mutex);
+
+    ep->kv_live = 0;
+    (void) ngx_atomic_fetch_add(&ep->kv_clears, 1);
+
+    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                  "llmd: KV index of %*s in upstream \"%V\" cleared: %s",
+                  ep->name_len, ep->name, &lcf->upstream->host, why);
+}
+
+
+static ngx_int_t
+ngx_llmd_kv_open(ngx_llmd_kv_up_t *up, int type,
+    ngx_llmd_kv_sock_type_e kind, ngx_int_t target, const char *endpoint,
+    ngx_uint_t bind)
+{
+    int                   rc, hwm, zero;
+    char                  mon[64];
+    int64_t               maxmsg;
+    ngx_llmd_kv_sock_t   *ks, **ksp;
+    ngx_llmd_srv_conf_t  *lcf;
+
+    lcf = up->lcf;
+
+    ks = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_llmd_kv_sock_t));
+    ksp = ngx_array_push(&up->socks);
+    if (ks == NULL || ksp == NULL) {
+        return NGX_ERROR;
+    }
+
+    ks->up = up;
+    ks->target = target;
+    ks->type = kind;
+
+    ks->zsock = zmq_socket(ngx_llmd_kv_ctx, type);
+    if (ks->zsock == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, up->log, 0, "llmd: zmq_socket() "
+                      "failed: %s", zmq_strerror(zmq_errno()));
+        return NGX_ERROR;
+    }
+
+    *ksp = ks;
+
+    /* a hostile or broken peer cannot make libzmq buffer without bound */
+    maxmsg = NGX_LLMD_KV_MAX_MSG;
+    hwm = 100000;
+    zero = 0;
+    (void) zmq_setsockopt(ks->zsock, ZMQ_MAXMSGSIZE, &maxmsg,
+                          sizeof(maxmsg));
+    (void) zmq_setsockopt(ks->zsock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    (void) zmq_setsockopt(ks->zsock, ZMQ_LINGER, &zero, sizeof(zero));
+
+    if (type == ZMQ_SUB
+        && zmq_setsockopt(ks->zsock, ZMQ_SUBSCRIBE, lcf->prefix.topic_filter,
+                          ngx_strlen(lcf->prefix.topic_filter))
+           != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    rc = bind ? zmq_bind(ks->zsock, endpoint)
+              : zmq_connect(ks->zsock, endpoint);
+
+    if (rc != 0 && bind && zmq_errno() == EADDRINUSE) {
+        /*
+         * After a reload the previous helper may still hold the address
+         * for a moment: retry from the timer until it lets go.
+         */
+        ks->pending = (char *) endpoint;
+        ngx_log_error(NGX_LOG_INFO, up->log, 0, "llmd: \"%s\" is in use, "
+                      "binding again shortly", endpoint);
+        return ngx_llmd_kv_register(ks);
+    }
+
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_EMERG, up->log, 0,
+                      "llmd: cannot %s KV-event socket to \"%s\" for "
+                      "upstream \"%V\": %s", bind ? "bind" : "connect",
+                      endpoint, &lcf->upstream->host,
+                      zmq_strerror(zmq_errno()));
+        return NGX_ERROR;
+    }
+
+    if (kind == NGX_LLMD_KV_SOCK_REPLAY) {
+        up->pods[target].replay = ks;
+    }
+
+    if (ngx_llmd_kv_register(ks) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (type != ZMQ_SUB || bind) {
+        return NGX_OK;
+    }
+
+    /* a per-pod subscriber also watches its connection to see the pod go */
+    ngx_snprintf((u_char *) mon, sizeof(mon), "inproc://llmd-kv-mon-%ui%Z",
+                 ngx_llmd_kv_monitors++);
+
+    if (zmq_socket_monitor(ks->zsock, mon,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_WARN, up->log, 0, "llmd: no KV-event "
+                      "connection monitor: %s", zmq_strerror(zmq_errno()));
+        return NGX_OK;
+    }
+
+    ks = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_llmd_kv_sock_t));
+    ksp = ngx_array_push(&up->socks);
+    if (ks == NULL || ksp == NULL) {
+        return NGX_ERROR;
+    }
+
+    ks->up = up;
+    ks->target = target;
+    ks->type = NGX_LLMD_KV_SOCK_MONITOR;
+    ks->zsock = zmq_socket(ngx_llmd_kv_ctx, ZMQ_PAIR);
+
+    if (ks->zsock == NULL || zmq_connect(ks->zsock, mon) != 0) {
+        return NGX_ERROR;
+    }
+
+    *ksp = ks;
+
+    return ngx_llmd_kv_register(ks);
+}
+
+
+static ngx_int_t
+ngx_llmd_kv_register(ngx_llmd_kv_sock_t *ks)
+{
+    int                fd;
+    size_t             size;
+    ngx_connection_t  *c;
+
+    size = sizeof(fd);
+    if (zmq_getsockopt(ks->zsock, ZMQ_FD, &fd, &size) != 0) {
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(fd, ks->up->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = ks;
+    c->read->handler = ngx_llmd_kv_read;
+    c->read->log = ks->up->log;
+    c->write->log = ks->up->log;
+    ks->c = c;
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_CLEAR_EVENT) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_llmd_kv_read(ngx_event_t *rev)
+{
+    ngx_connection_t  *c;
+
+    c = rev->data;
+    ngx_llmd_kv_drain(c->data);
+}
+
+
+static void
+ngx_llmd_kv_drain(ngx_llmd_kv_sock_t *ks)
+{
+    int         events, more;
+    size_t      size;
+    ngx_uint_t  n, i, got;
+    zmq_msg_t   frames[NGX_LLMD_KV_MAX_FRAMES], extra;
+
+    for (n = 0; n < NGX_LLMD_KV_DRAIN_BATCH; n++) {
+        size = sizeof(events);
+        if (zmq_getsockopt(ks->zsock, ZMQ_EVENTS, &events, &size) != 0
+            || !(events & ZMQ_POLLIN))
+        {
+            return;
+        }
+
+        got = 0;
+        more = 1;
+
+        /* one message: keep its first frames, drop any beyond the bound */
+        while (more) {
+            if (got < NGX_LLMD_KV_MAX_FRAMES) {
+                zmq_msg_init(&frames[got]);
+                if (zmq_msg_recv(&frames[got], ks->zsock, ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&frames[got]);
+                    break;
+                }
+
+                more = zmq_msg_more(&frames[got]);
+                got++;
+
+            } else {
+                zmq_msg_init(&extra);
+                if (zmq_msg_recv(&extra, ks->zsock, ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&extra);
+                    break;
+                }
+
+                more = zmq_msg_more(&extra);
+                zmq_msg_close(&extra);
+                got = NGX_LLMD_KV_MAX_FRAMES + 1;
+            }
+        }
+
+        if (got <= NGX_LLMD_KV_MAX_FRAMES) {
+            switch (ks->type) {
+            case NGX_LLMD_KV_SOCK_SUB:
+                ngx_llmd_kv_live(ks, frames, got);
+                break;
+            case NGX_LLMD_KV_SOCK_REPLAY:
+                ngx_llmd_kv_replayed(ks, frames, got);
+                break;
+            case NGX_LLMD_KV_SOCK_MONITOR:
+                ngx_llmd_kv_monitor(ks, frames, got);
+                break;
+            }
+
+        } else {
+            (void) ngx_atomic_fetch_add(&ks->up->lcf->sh->kv_malformed, 1);
+        }
+
+        for (i = 0; i < got && i < NGX_LLMD_KV_MAX_FRAMES; i++) {
+            zmq_msg_close(&frames[i]);
+        }
+    }
+
+    /* more is queued: let timers and other sockets run first */
+    ngx_post_event(ks->c->read, &ngx_posted_events);
+}
+
+
+/* [topic, seq, payload] from a SUB socket. */
+static void
+ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
+{
+    size_t                   pod_len, model_len;
+    uint64_t                 seq;
+    ngx_int_t                target;
+    const char              *pod, *model;
+    ngx_llmd_kv_up_t        *up;
+    ngx_llmd_kv_pod_t       *p;
+    ngx_llmd_target_t       *t;
+    ngx_llmd_srv_conf_t     *lcf;
+    ngx_llmd_endpoint_sh_t  *ep;
+
+    up = ks->up;
+    lcf = up->lcf;
+
+    if (n != 3
+        || llmd_kv_topic_parse(zmq_msg_data(&frames[0]),
+                               zmq_msg_size(&frames[0]), &pod, &pod_len,
+                               &model, &model_len)
+           != 0
+        || llmd_kv_seq_parse(zmq_msg_data(&frames[1]),
+                             zmq_msg_size(&frames[1]), &seq)
+           != 0)
+    {
+        (void) ngx_atomic_fetch_add(&lcf->sh->kv_malformed, 1);
+        return;
+    }
+
+    target = ks->target >= 0 ? ks->target
+                             : ngx_llmd_kv_find_pod(lcf, pod, pod_len);
+
+    if (target < 0) {
+        if (ngx_atomic_fetch_add(&lcf->sh->kv_unknown_pod, 1) == 0) {
+            ngx_log_error(NGX_LOG_WARN, up->log, 0,
+                          "llmd: KV events from \"%*s\", which is no server "
+                          "of upstream \"%V\", are dropped", pod_len, pod,
+                          &lcf->upstream->host);
+        }
+
+        return;
+    }
+
+    t = lcf->targets.elts;
+    p = &up->pods[target];
+    ep = &lcf->sh->endpoints[t[target].slot];
+
+    if (p->have_seq && seq != p->next_seq) {
+        if (seq < p->next_seq) {
+            /* the sequence restarts with the engine: its cache is empty */
+            ngx_llmd_kv_clear(lcf, t[target].slot, "event sequence "
+                              "restarted (engine restart)");
+
+        } else {
+            (void) ngx_atomic_fetch_add(&ep->kv_gaps, 1);
+
+            if (p->replay) {
+                ngx_llmd_kv_request_replay(up, target, p->next_seq);
+
+            } else {
+                ngx_llmd_kv_clear(lcf, t[target].slot, "event batches "
+                                  "lost and no replay socket");
+            }
+        }
+    }
+
+    p->have_seq = 1;
+    p->next_seq = seq + 1;
+    ep->kv_last_seq = seq;
+
+    if (model_len <= sizeof(p->model)) {
+        p->model_len = model_len;
+        ngx_memcpy(p->model, model, model_len);
+    }
+
+    ngx_llmd_kv_apply(up, target, model, model_len,
+                      zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]));
+}
+
+
+/*
+ * A DEALER sees ["", seq, payload] (vLLM before #45177) or
+ * ["", topic, seq, payload]; seq 0xff..ff with an empty payload ends it.
+ */
+static void
+ngx_llmd_kv_replayed(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
+    ngx_uint_t n)
+{
+    size_t              pod_len, model_len;
+    uint64_t            seq;
+    ngx_uint_t          s;
+    const char         *pod, *model;
+    ngx_llmd_kv_pod_t  *p;
+
+    p = &ks->up->pods[ks->target];
+
+    if ((n != 3 && n != 4) || zmq_msg_size(&frames[0]) != 0) {
+        (void) ngx_atomic_fetch_add(&ks->up->lcf->sh->kv_malformed, 1);
+        return;
+    }
+
+    s = n - 2;
+    model = NULL;
+    model_len = 0;
+
+    if (llmd_kv_seq_parse(zmq_msg_data(&frames[s]), zmq_msg_size(&frames[s]),
+                          &seq)
+        != 0)
+    {
+        (void) ngx_atomic_fetch_add(&ks->up->lcf->sh->kv_malformed, 1);
+        return;
+    }
+
+    if (seq == NGX_LLMD_KV_END_SEQ) {
+        p->replaying = 0;
+        return;
+    }
+
+    if (n == 4
+        && llmd_kv_topic_parse(zmq_msg_data(&frames[1]),
+                               zmq_msg_size(&frames[1]), &pod, &pod_len,
+                               &model, &model_len)
+           != 0)
+    {
+        model = NULL;
+    }
+
+    if (model == NULL) {
+        /* old replies carry no topic: the model of the pod's live topic */
+        if (p->model_len == 0) {
+            (void) ngx_atomic_fetch_add(&ks->up->lcf->sh->kv_malformed, 1);
+            return;
+        }
+
+        model = (const char *) p->model;
+        model_len = p->model_len;
+    }
+
+    ngx_llmd_kv_apply(ks->up, ks->target, model, model_len,
+                      zmq_msg_data(&frames[n - 1]),
+                      zmq_msg_size(&frames[n - 1]));
+}
+
+
+/* libzmq monitor messages: [event u16 + value u32, endpoint]. */
+static void
+ngx_llmd_kv_monitor(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
+{
+    uint16_t             event;
+    ngx_llmd_kv_pod_t   *p;
+    ngx_llmd_target_t   *t;
+    ngx_llmd_srv_conf_t *lcf;
+
+    if (n < 1 || zmq_msg_size(&frames[0]) < 6) {
+        return;
+    }
+
+    ngx_memcpy(&event, zmq_msg_data(&frames[0]), sizeof(event));
+
+    lcf = ks->up->lcf;
+    t = lcf->targets.elts;
+    p = &ks->up->pods[ks->target];
+
+    if (event == ZMQ_EVENT_DISCONNECTED) {
+        p->have_seq = 0;
+        ngx_llmd_kv_clear(lcf, t[ks->target].slot, "event stream "
+                          "disconnected");
+
+    } else if (event == ZMQ_EVENT_CONNECTED && p->replay) {
+        /* whatever the pod still buffers tells us what it holds */
+        ngx_llmd_kv_request_replay(ks->up, ks->target, 0);
+    }
+}
+
+
+static ngx_int_t
+ngx_llmd_kv_find_pod(ngx_llmd_srv_conf_t *lcf, const char *pod, size_t len)
+{
+    u_char             *colon;
+    ngx_uint_t          i;
+    ngx_llmd_target_t  *t;
+
+    t = lcf->targets.elts;
+
+    /* <ip>:<port> as llm-d today, or the bare <ip> of the seed era */
+    for (i = 0; i < lcf->targets.nelts; i++) {
+        if (t[i].name.len == len
+            && ngx_strncmp(t[i].name.data, pod, len) == 0)
+        {
+            return i;
+        }
+    }
+
+    for (i = 0; i < lcf->targets.nelts; i++) {
+        colon = ngx_strlchr(t[i].name.data, t[i].name.data + t[i].name.len,
+                            ':');
+        if (colon && (size_t) (colon - t[i].name.data) == len
+            && ngx_strncmp(t[i].name.data, pod, len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
+static void
+ngx_llmd_kv_apply(ngx_llmd_kv_up_t *up, ngx_uint_t target,
+    const char *model, size_t model_len, const void *payload, size_t len)
+{
+    char                     err[LLMD_ERRLEN];
+    ngx_int_t                rc;
+    ngx_llmd_target_t       *t;
+    ngx_llmd_srv_conf_t     *lcf;
+    ngx_llmd_kv_apply_t      a;
+    ngx_llmd_endpoint_sh_t  *ep;
+    llmd_kv_batch_info_t     info;
+
+    lcf = up->lcf;
+    t = lcf->targets.elts;
+
+    ngx_memzero(&a, sizeof(a));
+    a.up = up;
+    a.slot = t[target].slot;
+    a.model = model;
+    a.model_len = model_len;
+    a.root = llmd_kv_root_key(lcf->prefix.hash_seed,
+                              ngx_strlen(lcf->prefix.hash_seed),
+                              model, model_len);
+
+    ep = &lcf->sh->endpoints[a.slot];
+
+    /* the lock is taken per event: workers never wait for a whole batch */
+    rc = llmd_kv_batch_decode(payload, len, ngx_llmd_kv_event, &a, &info,
+                              err, sizeof(err));
+
+    if (rc != 0) {
+        (void) ngx_atomic_fetch_add(&lcf->sh->kv_malformed, 1);
+        ngx_log_error(NGX_LOG_INFO, up->log, 0,
+                      "llmd: KV-event batch from %V dropped: %s",
+                      &t[target].name, err);
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&ep->kv_batches, 1);
+    (void) ngx_atomic_fetch_add(&ep->kv_blocks_stored, a.st.stored);
+    (void) ngx_atomic_fetch_add(&ep->kv_blocks_removed, a.st.removed);
+    (void) ngx_atomic_fetch_add(&ep->kv_dropped,
+                                a.st.dropped_unknown_parent
+                                + a.st.dropped_block_size
+                                + a.st.dropped_other);
+    ep->kv_last_event = ngx_current_msec;
+    ep->kv_live = 1;
+}
+
+
+/* Called by the decoder for each event. */
+static void
+ngx_llmd_kv_event(void *data, const llmd_kv_event_t *ev)
+{
+    ngx_llmd_kv_apply_t  *a = data;
+
+    uint64_t  root;
+
+    root = a->root;
+
+    /* LoRA blocks are keyed by the adapter's name, as llm-d does */
+    if (ev->lora_name != NULL && ev->lora_name_len) {
+        root = llmd_kv_root_key(a->up->lcf->prefix.hash_seed,
+                                ngx_strlen(a->up->lcf->prefix.hash_seed),
+                                ev->lora_name, ev->lora_name_len);
+    }
+
+    ngx_shmtx_lock(&a->up->lcf->shpool->mutex);
+    llmd_kv_index_apply(a->up->lcf->kv_index, (uint32_t) a->slot, root,
+                        a->up->lcf->prefix.block_size, ev, &a->st);
+    ngx_shmtx_unlock(&a->up->lcf->shpool->mutex);
+}
+
+
+static void
+ngx_llmd_kv_request_replay(ngx_llmd_kv_up_t *up, ngx_uint_t target,
+    uint64_t from)
+{
+    int                  i;
+    u_char               seq[8];
+    ngx_llmd_kv_pod_t   *p;
+    ngx_llmd_target_t   *t;
+
+    p = &up->pods[target];
+    t = up->lcf->targets.elts;
+
+    if (p->replaying) {
+        return;
+    }
+
+    for (i = 0; i < 8; i++) {
+        seq[i] = (u_char) (from >> (56 - 8 * i));
+    }
+
+    if (zmq_send(p->replay->zsock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
+        || zmq_send(p->replay->zsock, seq, 8, ZMQ_DONTWAIT) < 0)
+    {
+        ngx_llmd_kv_clear(up->lcf, t[target].slot, "event batches lost "
+                          "and the replay request failed");
+        return;
+    }
+
+    p->replaying = 1;
+    p->replay_deadline = ngx_current_msec + NGX_LLMD_KV_REPLAY_TIMEOUT;
+    (void) ngx_atomic_fetch_add(&up->lcf->sh->endpoints[t[target].slot]
+                                .kv_replays, 1);
+
+    /* sending may have consumed the edge that announced a reply */
+    ngx_post_event(p->replay->c->read, &ngx_posted_events);
+}
+
+
+static void
+ngx_llmd_kv_tick(ngx_event_t *ev)
+{
+    ngx_uint_t            i;
+    ngx_llmd_kv_up_t     *up;
+    ngx_llmd_target_t    *t;
+    ngx_llmd_kv_sock_t  **ksp;
+
+    up = ev->data;
+    t = up->lcf->targets.elts;
+    ksp = up->socks.elts;
+
+    if (up->lcf->sh->writer_pid != ngx_pid) {
+        /* a newer helper took over: free the addresses for it */
+        ngx_log_error(NGX_LOG_INFO, ev->log, 0, "llmd: KV events of "
+                      "upstream \"%V\" handed over to process %P",
+                      &up->lcf->upstream->host, up->lcf->sh->writer_pid);
+        ngx_llmd_kv_close(up);
+        return;
+    }
+
+    for (i = 0; i < up->socks.nelts; i++) {
+        if (ksp[i]->pending) {
+            if (zmq_bind(ksp[i]->zsock, ksp[i]->pending) == 0) {
+                ngx_log_error(NGX_LOG_NOTICE, ev->log, 0, "llmd: bound "
+                              "\"%s\" for KV events", ksp[i]->pending);
+                ksp[i]->pending = NULL;
+
+            } else if (zmq_errno() != EADDRINUSE) {
+                ngx_log_error(NGX_LOG_ALERT, ev->log, 0, "llmd: cannot bind "
+                              "\"%s\": %s", ksp[i]->pending,
+                              zmq_strerror(zmq_errno()));
+                ksp[i]->pending = NULL;
+            }
+        }
+
+        ngx_llmd_kv_drain(ksp[i]);
+    }
+
+    for (i = 0; i < up->lcf->targets.nelts; i++) {
+        if (up->pods[i].replaying
+            && (ngx_msec_int_t) (ngx_current_msec
+                                 - up->pods[i].replay_deadline) > 0)
+        {
+            up->pods[i].replaying = 0;
+            ngx_llmd_kv_clear(up->lcf, t[i].slot, "replay timed out");
+        }
+    }
+
+    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+        ngx_add_timer(ev, NGX_LLMD_KV_TICK);
+    }
+}
+
+
+/* tcp://<host of server i>:<port>, port absolute or server port + N. */
+static ngx_int_t
+ngx_llmd_kv_endpoint(ngx_llmd_srv_conf_t *lcf, ngx_uint_t target,
+    ngx_uint_t port, ngx_uint_t relative, char *buf, size_t size)
+{
+    u_char             *p, *colon;
+    ngx_int_t           base;
+    ngx_llmd_target_t  *t;
+
+    t = lcf->targets.elts;
+
+    colon = NULL;
+    for (p = t[target].name.data + t[target].name.len;
+         p > t[target].name.data;
+         p--)
+    {
+        if (p[-1] == ':') {
+            colon = p - 1;
+            break;
+        }
+    }
+
+    if (colon == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (relative) {
+        base = ngx_atoi(colon + 1, t[target].name.data + t[target].name.len
+                                   - colon - 1);
+        if (base == NGX_ERROR || base + port > 65535) {
+            return NGX_ERROR;
+        }
+
+        port += base;
+    }
+
+    ngx_snprintf((u_char *) buf, size, "tcp://%*s:%ui%Z",
+                 colon - t[target].name.data, t[target].name.data, port);
+
+    return NGX_OK;
+}

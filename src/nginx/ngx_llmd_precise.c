@@ -1,0 +1,479 @@
+/*
+ * Precise prefix-cache scoring on the request path: the prompt is
+ * tokenized in-process (chat messages rendered with the model's chat
+ * template first), cut into blocks of tokenProcessorConfig.blockSize
+ * tokens, keyed as the KV-event index keys them, and looked up in the
+ * shared-memory index the helper fills from vLLM's KV events.
+ */
+
+#include <cJSON.h>
+
+#include "nginx/ngx_llmd.h"
+
+
+static ngx_int_t ngx_llmd_precise_load(ngx_conf_t *cf,
+    ngx_llmd_srv_conf_t *lcf);
+static void ngx_llmd_precise_cleanup(void *data);
+static ngx_int_t ngx_llmd_precise_text(ngx_http_request_t *r,
+    ngx_llmd_srv_conf_t *lcf, llmd_api_t api, const llmd_request_t *req,
+    const char **text, size_t *len, unsigned *flags,
+    const uint32_t **ids, size_t *nids);
+static ngx_int_t ngx_llmd_precise_render(ngx_http_request_t *r,
+    ngx_llmd_srv_conf_t *lcf, const cJSON *messages, const char **text,
+    size_t *len);
+
+/*
+ * Buffers reused by every request of a worker (encoding and rendering are
+ * synchronous): the request path allocates nothing large per request.
+ */
+typedef struct {
+    void    *data;
+    size_t   size;
+} ngx_llmd_wbuf_t;
+
+static void *ngx_llmd_wbuf(ngx_llmd_wbuf_t *b, size_t size, ngx_log_t *log);
+
+
+/*
+ * Text beyond this many bytes per matchable token is not tokenized: the
+ * blocks that can be matched never need it, and the tokenizer's scratch
+ * memory grows with the text.
+ */
+#define NGX_LLMD_TEXT_PER_TOKEN  8
+
+
+static ngx_llmd_wbuf_t  ngx_llmd_scratch;   /* tokenizer scratch */
+static ngx_llmd_wbuf_t  ngx_llmd_ids;       /* token ids */
+static ngx_llmd_wbuf_t  ngx_llmd_text;      /* rendered chat */
+
+
+/*
+ * At the end of the upstream block: precise scoring runs when the profile
+ * asks for it and a tokenizer is configured; otherwise the prefix scorer
+ * stays approximate, with a warning.
+ */
+ngx_int_t
+ngx_llmd_precise_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
+{
+    ngx_conf_init_msec_value(lcf->kv_speculative, 2000);
+
+    if (!lcf->has_prefix || lcf->prefix.mode != LLMD_PREFIX_PRECISE) {
+        return NGX_OK;
+    }
+
+    if (lcf->tokenizer_path.len == 0) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "upstream \"%V\": the prefix-cache scorer asks "
+                           "for precise scoring (KV events) but no "
+                           "\"llmd_tokenizer\" is set; it runs in "
+                           "approximate mode", &lcf->upstream->host);
+        return NGX_OK;
+    }
+
+    if (lcf->kv_mode == NGX_LLMD_KV_OFF) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "upstream \"%V\": \"llmd_kv_events off\": the "
+                           "prefix-cache scorer runs in approximate mode",
+                           &lcf->upstream->host);
+        return NGX_OK;
+    }
+
+    if (lcf->kv_mode == NGX_LLMD_KV_UNSET) {
+        /* kvEventsConfig.zmqEndpoint: pods connect to us (llm-d default) */
+        lcf->kv_mode = NGX_LLMD_KV_BIND;
+    }
+
+    if (lcf->kv_mode == NGX_LLMD_KV_BIND && lcf->kv_endpoint.len == 0) {
+        lcf->kv_endpoint.len = ngx_strlen(lcf->prefix.zmq_endpoint);
+        lcf->kv_endpoint.data = (u_char *) lcf->prefix.zmq_endpoint;
+    }
+
+    if (ngx_llmd_precise_load(cf, lcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    lcf->precise = 1;
+
+    return NGX_OK;
+}
+
+
+/* Loaded once, in the master: workers share the read-only tables. */
+static ngx_int_t
+ngx_llmd_precise_load(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
+{
+    char                 err[LLMD_ERRLEN];
+    ngx_str_t            path, json, config;
+    ngx_file_info_t      fi;
+    ngx_pool_cleanup_t  *cln;
+
+    path = lcf->tokenizer_path;
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* a directory holds tokenizer.json and tokenizer_config.json */
+    if (ngx_file_info(path.data, &fi) != NGX_FILE_ERROR && ngx_is_dir(&fi)) {
+        json.len = path.len + sizeof("/tokenizer.json") - 1;
+        json.data = ngx_pnalloc(cf->pool, json.len + 1);
+        config.len = path.len + sizeof("/tokenizer_config.json") - 1;
+        config.data = ngx_pnalloc(cf->pool, config.len + 1);
+
+        if (json.data == NULL || config.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(json.data, "%V/tokenizer.json%Z", &path);
+        ngx_sprintf(config.data, "%V/tokenizer_config.json%Z", &path);
+
+        if (ngx_file_info(config.data, &fi) == NGX_FILE_ERROR) {
+            ngx_str_null(&config);
+        }
+
+    } else {
+        json = path;
+        ngx_str_null(&config);
+    }
+
+    lcf->tokenizer = llmd_tokenizer_load((char *) json.data,
+                                         (char *) config.data,
+                                         err, sizeof(err));
+    if (lcf->tokenizer == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "llmd_tokenizer: %s", err);
+        return NGX_ERROR;
+    }
+
+    if (config.len) {
+        lcf->chat_template = llmd_chat_template_load((char *) config.data,
+                                                     err, sizeof(err));
+        if (lcf->chat_template == NULL) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "llmd_tokenizer: %s; chat requests are scored "
+                               "approximately", err);
+        }
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "llmd_tokenizer: no tokenizer_config.json next to "
+                           "\"%V\": no chat template, chat requests are "
+                           "scored approximately", &json);
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_llmd_precise_cleanup;
+    cln->data = lcf;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_llmd_precise_cleanup(void *data)
+{
+    ngx_llmd_srv_conf_t  *lcf = data;
+
+    if (lcf->chat_template) {
+        llmd_chat_template_free(lcf->chat_template);
+        lcf->chat_template = NULL;
+    }
+
+    if (lcf->tokenizer) {
+        llmd_tokenizer_free(lcf->tokenizer);
+        lcf->tokenizer = NULL;
+    }
+}
+
+
+/*
+ * The request's block keys into ctx->keys. NGX_DECLINED when the request
+ * cannot be scored precisely (nothing to tokenize, no chat template,
+ * tokenizer error): the approximate scores are used instead.
+ */
+ngx_int_t
+ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_ctx_t *ctx, llmd_api_t api, const llmd_request_t *req)
+{
+    long             n;
+    void            *scratch;
+    size_t           len, size, nids, cap;
+    ngx_uint_t       truncated;
+    uint32_t        *ids;
+    uint64_t         root;
+    unsigned         flags;
+    const char      *text;
+    const uint32_t  *given;
+
+    if (!lcf->precise || lcf->kv_index == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_llmd_precise_text(r, lcf, api, req, &text, &len, &flags, &given,
+                              &nids)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* only the blocks that can be matched are worth tokenizing */
+    cap = (size_t) lcf->prefix.block_size * lcf->prefix.max_prefix_blocks;
+
+    truncated = 0;
+
+    if (given == NULL) {
+        if (len > cap * NGX_LLMD_TEXT_PER_TOKEN) {
+            len = cap * NGX_LLMD_TEXT_PER_TOKEN;
+            truncated = 1;
+        }
+
+        size = llmd_tokenizer_scratch_size(lcf->tokenizer, len);
+        scratch = ngx_llmd_wbuf(&ngx_llmd_scratch, size, r->connection->log);
+        ids = ngx_llmd_wbuf(&ngx_llmd_ids, cap * sizeof(uint32_t),
+                            r->connection->log);
+        if (scratch == NULL || ids == NULL) {
+            return NGX_ERROR;
+        }
+
+        n = llmd_tokenizer_encode(lcf->tokenizer, text, len,
+                                  flags | LLMD_TOK_TRUNCATE, scratch, size,
+                                  ids, cap);
+        if (n < 0) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "llmd: prompt not tokenized (error %l), scored "
+                          "approximately", n);
+            return NGX_DECLINED;
+        }
+
+        given = ids;
+        nids = (size_t) n;
+    }
+
+    if (nids > cap) {
+        nids = cap;
+    }
+
+    ctx->keys = ngx_palloc(r->pool, sizeof(uint64_t)
+                                    * lcf->prefix.max_prefix_blocks);
+    if (ctx->keys == NULL) {
+        return NGX_ERROR;
+    }
+
+    root = llmd_kv_root_key(lcf->prefix.hash_seed,
+                            ngx_strlen(lcf->prefix.hash_seed),
+                            req->model, req->model_len);
+
+    ctx->nkeys = llmd_kv_request_keys(root, root, given, nids,
+                                      lcf->prefix.block_size,
+                                      req->cache_salt, req->cache_salt_len,
+                                      ctx->keys,
+                                      lcf->prefix.max_prefix_blocks);
+
+    /* the cut may have split the last pre-token: its block is unsure */
+    if (truncated && ctx->nkeys) {
+        ctx->nkeys--;
+    }
+
+    ctx->precise = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Precise match of every endpoint into eps[].prefix_match, in blocks of
+ * the precise keys. An endpoint whose event stream is not live is scored
+ * with its approximate match, scaled to the same number of blocks.
+ */
+void
+ngx_llmd_precise_match(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
+    const uint32_t *approx_match, llmd_endpoint_state_t *eps)
+{
+    double               match[LLMD_MAX_ENDPOINTS];
+    ngx_uint_t           i, fallbacks;
+    ngx_llmd_target_t   *t;
+
+    ngx_shmtx_lock(&lcf->shpool->mutex);
+    llmd_kv_index_match(lcf->kv_index, ctx->keys, ctx->nkeys,
+                        ngx_current_msec, match);
+    ngx_shmtx_unlock(&lcf->shpool->mutex);
+
+    t = lcf->targets.elts;
+    fallbacks = 0;
+
+    for (i = 0; i < ctx->neps; i++) {
+        if (lcf->sh->endpoints[t[i].slot].kv_live) {
+            eps[i].prefix_match = match[t[i].slot];
+            continue;
+        }
+
+        fallbacks++;
+        eps[i].prefix_match = ctx->nhashes
+            ? (double) approx_match[t[i].slot] / ctx->nhashes * ctx->nkeys
+            : 0;
+    }
+
+    (void) ngx_atomic_fetch_add(&lcf->sh->precise_decisions, 1);
+
+    if (fallbacks) {
+        (void) ngx_atomic_fetch_add(&lcf->sh->precise_fallbacks, fallbacks);
+    }
+}
+
+
+/*
+ * What vLLM tokenizes: a completions prompt with special tokens added
+ * (string, first of a list, or token ids as given), or the chat template's
+ * rendering of the messages, which carries its own special tokens.
+ */
+static ngx_int_t
+ngx_llmd_precise_text(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
+    llmd_api_t api, const llmd_request_t *req, const char **text,
+    size_t *len, unsigned *flags, const uint32_t **ids, size_t *nids)
+{
+    size_t        n, cap;
+    uint32_t     *out;
+    const cJSON  *prompt, *item;
+
+    *ids = NULL;
+    *nids = 0;
+
+    if (api == LLMD_API_CHAT) {
+        /* tool definitions change the rendering; we do not render them */
+        if (req->json_messages == NULL || lcf->chat_template == NULL
+            || req->tools)
+        {
+            return NGX_DECLINED;
+        }
+
+        *flags = 0;
+        return ngx_llmd_precise_render(r, lcf, req->json_messages, text,
+                                       len);
+    }
+
+    prompt = req->json_prompt;
+    if (prompt == NULL) {
+        return NGX_DECLINED;
+    }
+
+    *flags = LLMD_TOK_ADD_SPECIAL_TOKENS;
+
+    /* a batch of prompts: the first one decides where the batch goes */
+    if (cJSON_IsArray(prompt) && cJSON_IsString(prompt->child)) {
+        prompt = prompt->child;
+    }
+
+    if (cJSON_IsArray(prompt) && cJSON_IsArray(prompt->child)) {
+        prompt = prompt->child;
+    }
+
+    if (cJSON_IsString(prompt) && prompt->valuestring != NULL) {
+        *text = prompt->valuestring;
+        *len = ngx_strlen(prompt->valuestring);
+        return *len ? NGX_OK : NGX_DECLINED;
+    }
+
+    if (!cJSON_IsArray(prompt)) {
+        return NGX_DECLINED;
+    }
+
+    cap = (size_t) lcf->prefix.block_size * lcf->prefix.max_prefix_blocks;
+    out = ngx_llmd_wbuf(&ngx_llmd_ids, cap * sizeof(uint32_t),
+                        r->connection->log);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+    for (item = prompt->child; item != NULL && n < cap; item = item->next) {
+        if (!cJSON_IsNumber(item) || item->valuedouble < 0
+            || item->valuedouble > 4294967295.0)
+        {
+            return NGX_DECLINED;
+        }
+
+        out[n++] = (uint32_t) item->valuedouble;
+    }
+
+    *ids = out;
+    *nids = n;
+
+    return n ? NGX_OK : NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_llmd_precise_render(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
+    const cJSON *messages, const char **text, size_t *len)
+{
+    long          n;
+    char          err[LLMD_ERRLEN];
+    char         *buf;
+    size_t        cap, needed;
+    ngx_uint_t    attempt;
+    const cJSON  *m;
+
+    /* the template adds a few dozen bytes per message to its contents */
+    cap = 4096;
+    for (m = messages->child; m != NULL; m = m->next) {
+        cap += 256;
+    }
+
+    cap += r->request_body && r->headers_in.content_length_n > 0
+           ? (size_t) r->headers_in.content_length_n : 0;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        buf = ngx_llmd_wbuf(&ngx_llmd_text, cap, r->connection->log);
+        if (buf == NULL) {
+            return NGX_ERROR;
+        }
+
+        needed = 0;
+        n = llmd_chat_template_render(lcf->chat_template, messages, 1, buf,
+                                      cap, &needed, err, sizeof(err));
+        if (n >= 0) {
+            *text = buf;
+            *len = (size_t) n;
+            return NGX_OK;
+        }
+
+        if (n != -2 || needed <= cap) {
+            break;
+        }
+
+        cap = needed;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "llmd: chat template not rendered (%s), scored "
+                  "approximately", n == -2 ? "too long" : err);
+
+    return NGX_DECLINED;
+}
+
+
+static void *
+ngx_llmd_wbuf(ngx_llmd_wbuf_t *b, size_t size, ngx_log_t *log)
+{
+    if (size <= b->size) {
+        return b->data;
+    }
+
+    if (b->data) {
+        ngx_free(b->data);
+    }
+
+    b->size = 0;
+    b->data = ngx_alloc(size, log);
+    if (b->data == NULL) {
+        return NULL;
+    }
+
+    b->size = size;
+
+    return b->data;
+}

@@ -1,0 +1,405 @@
+/*
+ * The shared-memory zone of one llmd upstream: endpoint slots keyed by
+ * address (so metrics, counters and the prefix index survive a reload and
+ * follow a server when the list is reordered), seqlocked metrics written by
+ * the helper process, decision counters, and the approximate prefix index.
+ */
+
+#include "nginx/ngx_llmd.h"
+
+
+#define NGX_LLMD_DEFAULT_ZONE_SIZE  (16 * 1024 * 1024)
+
+
+static ngx_int_t ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+static ngx_int_t ngx_llmd_map_slots(ngx_llmd_srv_conf_t *lcf,
+    ngx_log_t *log);
+static void *ngx_llmd_alloc_region(ngx_slab_pool_t *shpool, size_t size,
+    size_t min, size_t *len);
+
+
+const double  ngx_llmd_hist_bounds_us[NGX_LLMD_HIST_BUCKETS] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000
+};
+
+
+ngx_int_t
+ngx_llmd_shm_add(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
+{
+    size_t                         size;
+    ngx_str_t                      name;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    uscf = lcf->upstream;
+
+    name.len = sizeof("llmd_") - 1 + uscf->host.len;
+    name.data = ngx_pnalloc(cf->pool, name.len);
+    if (name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(name.data, "llmd_%V", &uscf->host);
+
+    size = (lcf->zone_size == NGX_CONF_UNSET) ? NGX_LLMD_DEFAULT_ZONE_SIZE
+                                              : (size_t) lcf->zone_size;
+
+    lcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                          &ngx_http_llmd_module);
+    if (lcf->shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (lcf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "shared zone \"%V\" is already used", &name);
+        return NGX_ERROR;
+    }
+
+    lcf->shm_zone->init = ngx_llmd_init_zone;
+    lcf->shm_zone->data = lcf;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_llmd_srv_conf_t  *olcf = data;
+
+    size_t                 len, size;
+    void                  *mem;
+    ngx_int_t              rc;
+    ngx_slab_pool_t       *shpool;
+    ngx_llmd_shctx_t      *sh;
+    ngx_llmd_srv_conf_t   *lcf;
+
+    lcf = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (olcf && olcf->sh) {
+        /* reload: keep the endpoints, counters and the prefix index */
+        lcf->sh = olcf->sh;
+        lcf->shpool = olcf->shpool;
+        lcf->index = olcf->index;
+        lcf->kv_index = olcf->kv_index;
+
+        if (lcf->precise && lcf->kv_index == NULL) {
+            ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                          "llmd zone \"%V\" was created without a KV-event "
+                          "index: precise scoring starts after a restart, "
+                          "approximate until then", &shm_zone->shm.name);
+            lcf->precise = 0;
+        }
+
+        ngx_shmtx_lock(&shpool->mutex);
+        rc = ngx_llmd_map_slots(lcf, shm_zone->shm.log);
+        ngx_shmtx_unlock(&shpool->mutex);
+
+        return rc;
+    }
+
+    lcf->shpool = shpool;
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_llmd_shctx_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    sh->magic = NGX_LLMD_SHM_MAGIC;
+    sh->version = NGX_LLMD_SHM_VERSION;
+    shpool->data = sh;
+    lcf->sh = sh;
+
+    len = sizeof(" in llmd zone \"\"") + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in llmd zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    shpool->log_nomem = 0;
+
+    /*
+     * The indexes take every remaining page: all of it for the approximate
+     * index, or three quarters for the precise (KV-event) index and the
+     * rest for the approximate one, which serves pods without live events.
+     */
+    size = shpool->pfree * ngx_pagesize;
+
+    if (lcf->precise) {
+        mem = ngx_llmd_alloc_region(shpool, size / 4 * 3,
+                                    llmd_kv_index_min_size(), &len);
+        if (mem == NULL) {
+            goto too_small;
+        }
+
+        lcf->kv_index = llmd_kv_index_create(mem, len);
+        if (lcf->kv_index == NULL) {
+            goto too_small;
+        }
+
+        sh->kv_index_mem = mem;
+        sh->kv_index_size = len;
+        size = shpool->pfree * ngx_pagesize;
+    }
+
+    mem = ngx_llmd_alloc_region(shpool, size, llmd_prefix_index_min_size(),
+                                &len);
+    if (mem == NULL) {
+        goto too_small;
+    }
+
+    lcf->index = llmd_prefix_index_create(mem, len);
+    if (lcf->index == NULL) {
+        goto too_small;
+    }
+
+    sh->index_mem = mem;
+    sh->index_size = len;
+
+    return ngx_llmd_map_slots(lcf, shm_zone->shm.log);
+
+too_small:
+
+    ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                  "llmd zone \"%V\" is too small for its indexes",
+                  &shm_zone->shm.name);
+    return NGX_ERROR;
+}
+
+
+/* The largest slab allocation up to size bytes (and at least min). */
+static void *
+ngx_llmd_alloc_region(ngx_slab_pool_t *shpool, size_t size, size_t min,
+    size_t *len)
+{
+    void  *mem;
+
+    size = ngx_align(size, ngx_pagesize);
+
+    while (size > min) {
+        size -= ngx_pagesize;
+        mem = ngx_slab_alloc(shpool, size);
+        if (mem) {
+            *len = size;
+            return mem;
+        }
+    }
+
+    return NULL;
+}
+
+
+
+
+/*
+ * Give every configured server address a slot: the one it had before the
+ * reload, else a free one. Slots of servers that left the configuration
+ * are released and their index entries dropped.
+ */
+static ngx_int_t
+ngx_llmd_map_slots(ngx_llmd_srv_conf_t *lcf, ngx_log_t *log)
+{
+    ngx_uint_t               i, s, keep[LLMD_MAX_ENDPOINTS];
+    ngx_llmd_target_t       *t;
+    ngx_llmd_endpoint_sh_t  *ep;
+
+    ngx_memzero(keep, sizeof(keep));
+    t = lcf->targets.elts;
+
+    for (i = 0; i < lcf->targets.nelts; i++) {
+        t[i].slot = LLMD_MAX_ENDPOINTS;
+
+        for (s = 0; s < LLMD_MAX_ENDPOINTS; s++) {
+            ep = &lcf->sh->endpoints[s];
+
+            if (ep->used && !keep[s]
+                && ep->name_len == t[i].name.len
+                && ngx_strncmp(ep->name, t[i].name.data, ep->name_len) == 0)
+            {
+                t[i].slot = s;
+                keep[s] = 1;
+                break;
+            }
+        }
+    }
+
+    for (s = 0; s < LLMD_MAX_ENDPOINTS; s++) {
+        ep = &lcf->sh->endpoints[s];
+
+        if (ep->used && !keep[s]) {
+            llmd_prefix_index_clear_endpoint(lcf->index, s);
+
+            if (lcf->kv_index) {
+                llmd_kv_index_clear_endpoint(lcf->kv_index, s);
+            }
+
+            ngx_memzero(ep, sizeof(ngx_llmd_endpoint_sh_t));
+        }
+    }
+
+    for (i = 0; i < lcf->targets.nelts; i++) {
+        if (t[i].slot != LLMD_MAX_ENDPOINTS) {
+            continue;
+        }
+
+        for (s = 0; s < LLMD_MAX_ENDPOINTS; s++) {
+            ep = &lcf->sh->endpoints[s];
+
+            if (!ep->used) {
+                ngx_memzero(ep, sizeof(ngx_llmd_endpoint_sh_t));
+                ep->used = 1;
+                ep->name_len = ngx_min(t[i].name.len, NGX_LLMD_NAME_LEN);
+                ngx_memcpy(ep->name, t[i].name.data, ep->name_len);
+                llmd_prefix_index_clear_endpoint(lcf->index, s);
+
+                if (lcf->kv_index) {
+                    llmd_kv_index_clear_endpoint(lcf->kv_index, s);
+                }
+
+                t[i].slot = s;
+                break;
+            }
+        }
+
+        if (t[i].slot == LLMD_MAX_ENDPOINTS) {
+            ngx_log_error(NGX_LOG_EMERG, log, 0,
+                          "llmd: no free endpoint slot for \"%V\"",
+                          &t[i].name);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* Called at config time, after round robin built the peer list. */
+ngx_int_t
+ngx_llmd_targets_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
+{
+    ngx_uint_t                      n;
+    ngx_llmd_target_t              *t;
+    ngx_http_upstream_rr_peer_t    *peer;
+    ngx_http_upstream_rr_peers_t   *peers;
+
+    peers = lcf->upstream->peer.data;
+
+    if (peers->next) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "llmd_balancer does not support backup servers "
+                           "in upstream \"%V\"", &lcf->upstream->host);
+        return NGX_ERROR;
+    }
+
+    if (peers->number > LLMD_MAX_ENDPOINTS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "upstream \"%V\" has %ui servers; llmd_balancer "
+                           "schedules at most %d", &lcf->upstream->host,
+                           peers->number, LLMD_MAX_ENDPOINTS);
+        return NGX_ERROR;
+    }
+
+    if (ngx_array_init(&lcf->targets, cf->pool, peers->number,
+                       sizeof(ngx_llmd_target_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (peer = peers->peer, n = 0; peer; peer = peer->next, n++) {
+        t = ngx_array_push(&lcf->targets);
+        if (t == NULL) {
+            return NGX_ERROR;
+        }
+
+        t->sockaddr = peer->sockaddr;
+        t->socklen = peer->socklen;
+        t->name = peer->name;
+        t->slot = LLMD_MAX_ENDPOINTS;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_llmd_metrics_read(ngx_llmd_endpoint_sh_t *ep, ngx_llmd_metrics_sh_t *out)
+{
+    ngx_uint_t    tries;
+    ngx_atomic_uint_t  seq;
+
+    for (tries = 0; tries < 64; tries++) {
+        seq = ep->metrics.seq;
+
+        if (seq & 1) {
+            ngx_cpu_pause();
+            continue;
+        }
+
+        ngx_memory_barrier();
+        ngx_memcpy(out, (void *) &ep->metrics, sizeof(ngx_llmd_metrics_sh_t));
+        ngx_memory_barrier();
+
+        if (ep->metrics.seq == seq) {
+            return;
+        }
+    }
+
+    /* a writer that died mid-update: treat as no metrics */
+    ngx_memzero(out, sizeof(ngx_llmd_metrics_sh_t));
+}
+
+
+void
+ngx_llmd_metrics_write(ngx_llmd_endpoint_sh_t *ep, ngx_llmd_metrics_sh_t *in)
+{
+    ngx_atomic_uint_t  seq;
+
+    seq = ep->metrics.seq;
+    if (seq & 1) {
+        /* a previous writer died mid-update */
+        seq++;
+    }
+
+    ep->metrics.seq = seq + 1;
+    ngx_memory_barrier();
+
+    ep->metrics.waiting = in->waiting;
+    ep->metrics.running = in->running;
+    ep->metrics.kv_usage = in->kv_usage;
+    ep->metrics.block_size = in->block_size;
+    ep->metrics.num_gpu_blocks = in->num_gpu_blocks;
+    ep->metrics.have_waiting = in->have_waiting;
+    ep->metrics.have_kv = in->have_kv;
+    ep->metrics.updated = in->updated;
+    ep->metrics.error_time = in->error_time;
+    ngx_memcpy(ep->metrics.last_error, in->last_error, NGX_LLMD_ERROR_LEN);
+
+    ngx_memory_barrier();
+    ep->metrics.seq = seq + 2;
+}
+
+
+void
+ngx_llmd_record_decision(ngx_llmd_shctx_t *sh, uint64_t ns)
+{
+    ngx_uint_t  i;
+    double      us;
+
+    us = (double) ns / 1000.0;
+
+    for (i = 0; i < NGX_LLMD_HIST_BUCKETS; i++) {
+        if (us <= ngx_llmd_hist_bounds_us[i]) {
+            break;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->decision_hist[i], 1);
+    (void) ngx_atomic_fetch_add(&sh->decision_ns_sum, ns);
+    (void) ngx_atomic_fetch_add(&sh->decisions, 1);
+}

@@ -1,0 +1,152 @@
+/*
+ * Internals shared by the tokenizer's files: the read-only tables built by
+ * the loader and used by encode/decode.  Not part of the public API.
+ */
+#ifndef LLMD_TOKENIZER_INT_H
+#define LLMD_TOKENIZER_INT_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "tokenizer/llmd_tokenizer.h"
+
+/* Ids the post-processor may put before/after the sequence. */
+#define LLMD_TOK_MAX_TEMPLATE    8
+/* Longest added token, in bytes. */
+#define LLMD_TOK_MAX_ADDED_LEN   256
+/* Pieces up to this many bytes use the quadratic merge loop. */
+#define LLMD_TOK_SMALL_PIECE     48
+/* Fixed scratch memory given to PCRE2 (contexts, match data, frames). */
+#define LLMD_TOK_PCRE2_ARENA     (256 * 1024)
+/* Regex match limit per match attempt (pathological backtracking). */
+#define LLMD_TOK_MATCH_LIMIT     (10 * 1000 * 1000)
+/* Sanitizing and normalizing grow a text at most this many times. */
+#define LLMD_TOK_GROWTH          3
+/* Code points per byte of a decomposed (NFD) text, an upper bound. */
+#define LLMD_TOK_CP_PER_BYTE     2
+
+#define LLMD_TOK_NONE            0xffffffffu
+
+/* Per-id flags. */
+#define LLMD_TOK_F_PRESENT   0x01   /* the id has a token */
+#define LLMD_TOK_F_ADDED     0x02   /* from "added_tokens" */
+#define LLMD_TOK_F_SPECIAL   0x04   /* added token with "special": true */
+#define LLMD_TOK_F_SELF      0x08   /* BPE of its bytes gives this id alone */
+#define LLMD_TOK_F_VOCAB     0x10   /* in the model vocabulary */
+
+/* A slice of one of the tokenizer's byte arenas. */
+typedef struct {
+    uint32_t  off;
+    uint32_t  len;
+} llmd_tok_str_t;
+
+/* A merge rule: (left, right) -> result, applied in rank order. */
+typedef struct {
+    uint64_t  key;            /* (left << 32 | right) + 1; 0 = empty slot */
+    uint32_t  rank;
+    uint32_t  result;
+} llmd_tok_merge_t;
+
+typedef struct {
+    uint32_t  id;
+    uint32_t  content_off;    /* into bytes */
+    uint32_t  content_len;
+    uint8_t   lstrip;
+    uint8_t   rstrip;
+} llmd_tok_added_t;
+
+typedef enum {
+    LLMD_TOK_NORM_NONE = 0,
+    LLMD_TOK_NORM_NFC
+} llmd_tok_norm_t;
+
+struct llmd_tokenizer_s {
+    size_t              n_ids;          /* largest id + 1 */
+
+    /* Vocabulary spellings (as in the JSON) and the bytes they stand for. */
+    char               *spell;
+    size_t              spell_len;
+    llmd_tok_str_t     *spell_of;       /* [n_ids] */
+    unsigned char      *bytes;
+    size_t              bytes_len;
+    llmd_tok_str_t     *bytes_of;       /* [n_ids] */
+    uint8_t            *flags;          /* [n_ids] LLMD_TOK_F_* */
+
+    /* Model vocabulary by bytes: slot = id + 1, 0 = empty. */
+    uint32_t           *vocab_slots;
+    size_t              vocab_mask;
+    /* Spelling -> id for token_to_id (vocabulary and added tokens). */
+    uint32_t           *spell_slots;
+    size_t              spell_mask;
+
+    llmd_tok_merge_t   *merges;
+    size_t              merge_mask;
+    uint32_t            byte_id[256];   /* id of each single byte */
+    int                 ignore_merges;
+
+    /* Added tokens, matched leftmost-longest before normalization. */
+    llmd_tok_added_t   *added;
+    size_t              n_added;
+    uint32_t           *added_slots;    /* content -> index + 1 */
+    size_t              added_mask;
+    uint8_t             added_first[256]; /* first bytes of added tokens */
+    uint32_t            added_lens[LLMD_TOK_MAX_ADDED_LEN + 1];
+    size_t              n_added_lens;   /* distinct lengths, longest first */
+
+    llmd_tok_norm_t     normalizer;
+
+    /* Pre-tokenizer: an optional regex split, then byte-level. */
+    pcre2_code         *split;
+    int                 split_jit;
+    int                 add_prefix_space;
+
+    /* Post-processor (add_special_tokens). */
+    uint32_t            prefix_ids[LLMD_TOK_MAX_TEMPLATE];
+    size_t              n_prefix;
+    uint32_t            suffix_ids[LLMD_TOK_MAX_TEMPLATE];
+    size_t              n_suffix;
+};
+
+/* llmd_tokenizer_table.c: hashing of byte strings and merge pairs. */
+uint64_t llmd_tok_hash(const void *p, size_t len);
+uint32_t llmd_tok_vocab_find(const llmd_tokenizer_t *tok,
+    const unsigned char *p, size_t len);
+uint32_t llmd_tok_spell_find(const llmd_tokenizer_t *tok, const char *p,
+    size_t len);
+uint32_t llmd_tok_added_find(const llmd_tokenizer_t *tok,
+    const unsigned char *p, size_t len);
+const llmd_tok_merge_t *llmd_tok_merge_find(const llmd_tokenizer_t *tok,
+    uint32_t left, uint32_t right);
+/* GPT-2 byte <-> code point mapping of byte-level vocabularies. */
+uint32_t llmd_tok_byte_to_cp(unsigned char b);
+int llmd_tok_cp_to_byte(uint32_t cp);
+
+/* llmd_tokenizer_bpe.c */
+size_t llmd_tok_bpe_scratch(size_t piece_len);
+/*
+ * Merges the bytes of one piece; writes the ids to out (room for len ids).
+ * work is llmd_tok_bpe_scratch(len) bytes.  Returns the number of ids.
+ */
+size_t llmd_tok_bpe(const llmd_tokenizer_t *tok, const unsigned char *p,
+    size_t len, void *work, uint32_t *out);
+
+/* llmd_tokenizer_pretok.c */
+int llmd_tok_compile_split(const char *pattern, int literal,
+    pcre2_code **code, int *jit, char *err, size_t errlen);
+/* The GPT-2 pattern of a ByteLevel pre-tokenizer with use_regex. */
+extern const char llmd_tok_gpt2_pattern[];
+/* Whether c is white space to JavaScript (\s, String.prototype.trim). */
+int llmd_tok_is_js_space(uint32_t c);
+
+/* llmd_tokenizer_added.c */
+/*
+ * Finds the leftmost-longest added token in p[0..len); returns its index
+ * and sets *pos, or returns LLMD_TOK_NONE.
+ */
+uint32_t llmd_tok_added_next(const llmd_tokenizer_t *tok,
+    const unsigned char *p, size_t len, size_t *pos);
+/* Lengths of the JavaScript white space at the start/end of p[0..len). */
+size_t llmd_tok_space_prefix(const unsigned char *p, size_t len);
+size_t llmd_tok_space_suffix(const unsigned char *p, size_t len);
+
+#endif /* LLMD_TOKENIZER_INT_H */

@@ -1,8 +1,10 @@
 /*
  * ngx_http_llmd_module: llm-d inference scheduling inside nginx upstream
- * peer selection. This file holds the module definition and directives;
- * the balancer, helper process, shared memory and status page live in
- * src/ngx_llmd_*.c, the scheduling core in src/llmd_*.c.
+ * peer selection. This file holds the module definition, the directives and
+ * the configuration structs with their defaults (applied in one place per
+ * struct); the balancer, helper process, shared memory and status page live
+ * in src/nginx/, the plain-C layers they use in src/core, src/kv and
+ * src/tokenizer (docs/architecture.md).
  */
 
 #include "nginx/ngx_llmd.h"
@@ -11,6 +13,8 @@
 static void *ngx_http_llmd_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_llmd_create_srv_conf(ngx_conf_t *cf);
 static void *ngx_http_llmd_create_loc_conf(ngx_conf_t *cf);
+static ngx_int_t ngx_http_llmd_init_upstream(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_llmd_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llmd_init_process(ngx_cycle_t *cycle);
 static void ngx_http_llmd_exit_process(ngx_cycle_t *cycle);
@@ -299,7 +303,7 @@ ngx_http_llmd_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     lcf->enabled = 1;
     lcf->upstream = uscf;
 
-    uscf->peer.init_upstream = ngx_llmd_init_upstream;
+    uscf->peer.init_upstream = ngx_http_llmd_init_upstream;
     uscf->flags = NGX_HTTP_UPSTREAM_CREATE
                   |NGX_HTTP_UPSTREAM_WEIGHT
                   |NGX_HTTP_UPSTREAM_MAX_CONNS
@@ -320,11 +324,62 @@ ngx_http_llmd_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_llmd_shm_add(cf, lcf) != NGX_OK) {
-        return NGX_CONF_ERROR;
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Once the whole upstream block is read. upstream{} blocks are not merged:
+ * every default of the srv conf is applied here, then the balancer is set
+ * up with them.
+ */
+static ngx_int_t
+ngx_http_llmd_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_llmd_srv_conf_t  *lcf;
+
+    lcf = ngx_http_conf_upstream_srv_conf(us, ngx_http_llmd_module);
+
+    ngx_conf_init_value(lcf->zone_size, NGX_LLMD_DEFAULT_ZONE_SIZE);
+    ngx_conf_init_value(lcf->metrics, 1);
+    ngx_conf_init_msec_value(lcf->metrics_interval, 50);
+    ngx_conf_init_msec_value(lcf->metrics_timeout, 1000);
+    ngx_conf_init_msec_value(lcf->metrics_stale, 2000);
+    ngx_conf_init_size_value(lcf->metrics_buffer, 512 * 1024);
+    ngx_conf_init_size_value(lcf->body_limit, 8 * 1024 * 1024);
+    ngx_conf_init_msec_value(lcf->kv_speculative, 2000);
+
+    if (lcf->metrics_uri.len == 0) {
+        ngx_str_set(&lcf->metrics_uri, "/metrics");
     }
 
-    return NGX_CONF_OK;
+    if (lcf->has_prefix && lcf->prefix.mode == LLMD_PREFIX_PRECISE) {
+        if (lcf->kv_mode == NGX_LLMD_KV_UNSET) {
+            /* kvEventsConfig.zmqEndpoint: pods connect to us (llm-d's) */
+            lcf->kv_mode = NGX_LLMD_KV_BIND;
+        }
+
+        if (lcf->kv_mode == NGX_LLMD_KV_BIND && lcf->kv_endpoint.len == 0) {
+            lcf->kv_endpoint.len = ngx_strlen(lcf->prefix.zmq_endpoint);
+            lcf->kv_endpoint.data = (u_char *) lcf->prefix.zmq_endpoint;
+        }
+    }
+
+    if (lcf->metrics_interval < 10) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "llmd_metrics_interval must be at least 10ms "
+                           "in upstream \"%V\"", &us->host);
+        return NGX_ERROR;
+    }
+
+    if (lcf->metrics_buffer < 4096) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "llmd_metrics_buffer must be at least 4k "
+                           "in upstream \"%V\"", &us->host);
+        return NGX_ERROR;
+    }
+
+    return ngx_llmd_balancer_init(cf, us, lcf);
 }
 
 
@@ -396,10 +451,7 @@ ngx_http_llmd_load_config(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
          * keeps learning from routed traffic with llm-d's defaults, for
          * pods whose event stream is not live.
          */
-        lcf->approx.mode = LLMD_PREFIX_APPROXIMATE;
-        lcf->approx.block_size = 64;
-        lcf->approx.max_prefix_blocks = 256;
-        lcf->approx.lru_capacity_per_server = 31250;
+        llmd_prefix_params_approximate(&lcf->approx);
     }
 
     return NGX_OK;

@@ -8,7 +8,10 @@ MODULE_SRCS := ngx_http_llmd_module.c $(wildcard src/*/*.c src/*/*.h)
 
 module: $(MODULE_SO)
 
+# configure starts from an empty directory: an interrupted or foreign earlier
+# run must not leave a half-written ngx_auto_config.h behind.
 $(BUILD)/nginx/Makefile: config
+	rm -rf $(BUILD)/nginx
 	mkdir -p $(BUILD)/nginx
 	cd $(NGX_SRC) && . ./conf_flags && ./configure \
 	  --with-cc-opt="-g -O2 -fPIC $(MODULE_SAN)" \

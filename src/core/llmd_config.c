@@ -4,12 +4,13 @@
  * v0.5.1 config identically).  Every error names the file and the line.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/llmd_config_int.h"
+#include "core/llmd_yaml.h"
+#include "core/llmd_config.h"
+#include "core/llmd_config_params.h"
 
 
 typedef struct {
@@ -80,9 +81,6 @@ static int llmd_config_profile_ref(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_document_t *doc, yaml_node_t *item, llmd_profile_t *prof);
 static int llmd_config_defaults(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_node_t *root);
-static llmd_plugin_t *llmd_config_add_plugin(llmd_config_t *cf,
-    const char *type_name, llmd_plugin_type_t type);
-static llmd_plugin_t *llmd_config_find(llmd_config_t *cf, const char *name);
 
 
 llmd_config_t *
@@ -148,90 +146,6 @@ llmd_config_default(char *err, size_t errlen)
     return llmd_config_parse(llmd_default_yaml,
                              sizeof(llmd_default_yaml) - 1, "<default>",
                              err, errlen);
-}
-
-
-const llmd_profile_t *
-llmd_config_primary_profile(const llmd_config_t *cf)
-{
-    /* single-profile-handler: the one profile is the primary one */
-    return cf->nprofiles ? &cf->profiles[0] : NULL;
-}
-
-
-const llmd_plugin_t *
-llmd_profile_prefix_scorer(const llmd_profile_t *p)
-{
-    size_t  i;
-
-    for (i = 0; i < p->nscorers; i++) {
-        if (p->scorers[i].plugin->type == LLMD_PLUGIN_PREFIX_CACHE_SCORER) {
-            return p->scorers[i].plugin;
-        }
-    }
-
-    return NULL;
-}
-
-
-void
-llmd_config_free(llmd_config_t *cf)
-{
-    size_t  i;
-
-    if (cf == NULL) {
-        return;
-    }
-
-    for (i = 0; i < cf->nplugins; i++) {
-        free(cf->plugins[i].name);
-        free(cf->plugins[i].type_name);
-    }
-
-    for (i = 0; i < cf->nprofiles; i++) {
-        free(cf->profiles[i].name);
-    }
-
-    for (i = 0; i < cf->nwarnings; i++) {
-        free(cf->warnings[i]);
-    }
-
-    free(cf->plugins);
-    free(cf->profiles);
-    free(cf->warnings);
-    free(cf->file);
-    free(cf);
-}
-
-
-int
-llmd_config_warn(llmd_config_t *cf, const yaml_node_t *node,
-    const char *fmt, ...)
-{
-    int      n;
-    char     buf[LLMD_ERRLEN];
-    va_list  ap;
-
-    if (cf->nwarnings >= LLMD_CONFIG_MAX_WARNINGS) {
-        return 0;
-    }
-
-    n = snprintf(buf, sizeof(buf), "%s:%d: ", cf->file, llmd_yaml_line(node));
-    if (n < 0 || (size_t) n >= sizeof(buf)) {
-        n = 0;
-    }
-
-    va_start(ap, fmt);
-    vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
-    va_end(ap);
-
-    cf->warnings[cf->nwarnings] = strdup(buf);
-    if (cf->warnings[cf->nwarnings] == NULL) {
-        return -1;
-    }
-
-    cf->nwarnings++;
-    return 0;
 }
 
 
@@ -613,7 +527,7 @@ llmd_config_profile_ref(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         return -1;
     }
 
-    p = llmd_config_find(cf, ref);
+    p = llmd_config_find_plugin(cf, ref);
     if (p == NULL) {
         return llmd_yaml_error(ctx, rn, "pluginRef \"%s\" of scheduling "
                                "profile \"%s\" is a reference to an "
@@ -767,46 +681,4 @@ llmd_config_defaults(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     }
 
     return 0;
-}
-
-
-/* Room for two injected plugins is reserved beyond the configured ones. */
-static llmd_plugin_t *
-llmd_config_add_plugin(llmd_config_t *cf, const char *type_name,
-    llmd_plugin_type_t type)
-{
-    llmd_plugin_t  *p;
-
-    if (cf->nplugins >= LLMD_CONFIG_MAX_PLUGINS + 2) {
-        return NULL;
-    }
-
-    p = &cf->plugins[cf->nplugins];
-    memset(p, 0, sizeof(llmd_plugin_t));
-
-    p->type = type;
-    p->type_name = strdup(type_name);
-    p->name = strdup(type_name);
-    cf->nplugins++;
-
-    if (p->type_name == NULL || p->name == NULL) {
-        return NULL;
-    }
-
-    return p;
-}
-
-
-static llmd_plugin_t *
-llmd_config_find(llmd_config_t *cf, const char *name)
-{
-    size_t  i;
-
-    for (i = 0; i < cf->nplugins; i++) {
-        if (strcmp(cf->plugins[i].name, name) == 0) {
-            return &cf->plugins[i];
-        }
-    }
-
-    return NULL;
 }

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "core/llmd_config_int.h"
+#include "core/llmd_config_params.h"
 
 
 static int llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
@@ -18,31 +18,6 @@ static int llmd_copy_string(llmd_yaml_ctx_t *ctx, yaml_node_t *node,
     const char *what, char *dst, size_t size);
 static int llmd_warn_unknown(llmd_config_t *cf, yaml_document_t *doc,
     yaml_node_t *params, const llmd_plugin_t *p, const char *const *known);
-
-
-int
-llmd_plugin_is_scorer(llmd_plugin_type_t type)
-{
-    switch (type) {
-    case LLMD_PLUGIN_QUEUE_SCORER:
-    case LLMD_PLUGIN_KV_CACHE_SCORER:
-    case LLMD_PLUGIN_PREFIX_CACHE_SCORER:
-    case LLMD_PLUGIN_LOAD_AWARE_SCORER:
-    case LLMD_PLUGIN_ACTIVE_REQUEST_SCORER:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-
-int
-llmd_plugin_is_picker(llmd_plugin_type_t type)
-{
-    return type == LLMD_PLUGIN_MAX_SCORE_PICKER
-           || type == LLMD_PLUGIN_RANDOM_PICKER
-           || type == LLMD_PLUGIN_WEIGHTED_RANDOM_PICKER;
-}
 
 
 int
@@ -141,8 +116,7 @@ llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     };
 
     pp = &p->u.prefix;
-    memset(pp, 0, sizeof(*pp));
-    pp->mode = LLMD_PREFIX_APPROXIMATE;
+    llmd_prefix_params_approximate(pp);
 
     if (strcmp(p->type_name, "precise-prefix-cache-scorer") == 0) {
         pp->mode = LLMD_PREFIX_PRECISE;
@@ -171,7 +145,8 @@ llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     } else {
         /* characters per block: blockSize, its old name, or tokens x 4 */
         if (llmd_positive_uint(ctx, llmd_yaml_get(doc, params, "blockSize"),
-                               "blockSize", 64, &pp->block_size)
+                               "blockSize", LLMD_PREFIX_DEFAULT_BLOCK_SIZE,
+                               &pp->block_size)
             != 0
             || llmd_positive_uint(ctx,
                                   llmd_yaml_get(doc, params, "hashBlockSize"),
@@ -201,13 +176,15 @@ llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
 
     if (llmd_positive_uint(ctx,
                            llmd_yaml_get(doc, params, "maxPrefixBlocksToMatch"),
-                           "maxPrefixBlocksToMatch", 256,
+                           "maxPrefixBlocksToMatch",
+                           LLMD_PREFIX_DEFAULT_MAX_BLOCKS,
                            &pp->max_prefix_blocks)
         != 0
         || llmd_positive_uint(ctx,
                               llmd_yaml_get(doc, params,
                                             "lruCapacityPerServer"),
-                              "lruCapacityPerServer", 31250,
+                              "lruCapacityPerServer",
+                              LLMD_PREFIX_DEFAULT_LRU_CAPACITY,
                               &pp->lru_capacity_per_server)
            != 0)
     {
@@ -368,7 +345,7 @@ llmd_warn_unknown(llmd_config_t *cf, yaml_document_t *doc,
         }
 
         if (known[i] == NULL
-            && llmd_config_warn(cf, kn, "parameter \"%s\" of plugin \"%s\" "
+            && llmd_config_warn(cf, llmd_yaml_line(kn), "parameter \"%s\" of plugin \"%s\" "
                                 "(%s) is not used; ignored", key, p->name,
                                 p->type_name)
                != 0)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "core/llmd_plugins.h"
+#include "core/llmd_rand.h"
 
 
 typedef struct {
@@ -18,7 +19,6 @@ typedef struct {
 
 
 static void llmd_shuffle(uint16_t *order, size_t n, uint64_t *rng);
-static double llmd_uniform(uint64_t *rng);
 static int llmd_rank_cmp(const void *a, const void *b);
 
 
@@ -51,7 +51,7 @@ llmd_picker_run(const llmd_plugin_t *picker, const double *total, size_t n,
         if (picker->type == LLMD_PLUGIN_WEIGHTED_RANDOM_PICKER) {
             /* A-Res: key = U^(1/score); a score <= 0 never wins */
             if (total[order[i]] > 0) {
-                u = llmd_uniform(rng);
+                u = llmd_rand_uniform(rng);
                 rank[i].key = pow(u > 0 ? u : 1e-10, 1.0 / total[order[i]]);
                 positive = 1;
 
@@ -93,13 +93,6 @@ llmd_shuffle(uint16_t *order, size_t n, uint64_t *rng)
 
 
 /* Uniform in [0,1) from the top 53 bits. */
-static double
-llmd_uniform(uint64_t *rng)
-{
-    return (double) (llmd_rand_next(rng) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-
 /* Key descending, then shuffle position: a stable sort of the shuffle. */
 static int
 llmd_rank_cmp(const void *a, const void *b)

@@ -53,21 +53,6 @@ llmd_schedule(const llmd_profile_t *profile, const llmd_sched_input_t *in,
 }
 
 
-uint64_t
-llmd_rand_next(uint64_t *state)
-{
-    uint64_t  x;
-
-    x = *state ? *state : 0x9e3779b97f4a7c15ULL;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-
-    return x * 0x2545f4914f6cdd1dULL;
-}
-
-
 /*
  * An endpoint without fresh metrics is assumed as busy as the worst fresh
  * one, so a silent pod does not attract traffic by reporting nothing; when

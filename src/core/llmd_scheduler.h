@@ -50,7 +50,4 @@ typedef struct {
 int llmd_schedule(const llmd_profile_t *profile,
     const llmd_sched_input_t *in, llmd_sched_result_t *out);
 
-/* xorshift64* step used for shuffles and random pickers. */
-uint64_t llmd_rand_next(uint64_t *state);
-
 #endif /* LLMD_SCHEDULER_H */

@@ -1,7 +1,8 @@
 /*
  * nginx glue of ngx_http_llmd_module: the types shared by the directive
  * handlers, the balancer, the helper process and the status page. The
- * scheduling itself lives in the plain C core (src/llmd_*.h).
+ * scheduling itself lives in the plain-C layers below (src/core, src/kv,
+ * src/tokenizer); this folder is the only code that includes ngx_*.h.
  */
 #ifndef NGX_LLMD_H
 #define NGX_LLMD_H
@@ -28,6 +29,7 @@
 #define NGX_LLMD_ERROR_LEN        120
 /* decision-time histogram upper bounds, microseconds (+Inf implied) */
 #define NGX_LLMD_HIST_BUCKETS     12
+#define NGX_LLMD_DEFAULT_ZONE_SIZE  (16 * 1024 * 1024)
 
 
 /* Last scrape of one endpoint; written by the helper under a seqlock. */
@@ -169,6 +171,7 @@ typedef struct {
 /* What one request's decision left behind, for variables and filters. */
 typedef struct {
     ngx_llmd_srv_conf_t          *lcf;
+    llmd_api_t                    api;
     ngx_uint_t                    reject_status;  /* 400, 503 or 0 */
     ngx_str_t                     reject_message;
     ngx_str_t                     reject_type;
@@ -195,7 +198,28 @@ typedef struct {
 
 extern ngx_module_t  ngx_http_llmd_module;
 
-/* ngx_llmd_shm.c */
+
+/* ngx_llmd_balancer.c: peer selection, one decision per request */
+ngx_int_t ngx_llmd_balancer_init(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us, ngx_llmd_srv_conf_t *lcf);
+
+/* ngx_llmd_request.c: body -> parsed request, or a 400 */
+ngx_int_t ngx_llmd_request_read(ngx_http_request_t *r,
+    ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, llmd_request_t *req);
+
+/* ngx_llmd_prefix.c: approximate and precise prefix match, record */
+ngx_int_t ngx_llmd_prefix_match(ngx_http_request_t *r,
+    ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, const llmd_request_t *req,
+    llmd_endpoint_state_t *eps);
+void ngx_llmd_prefix_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
+    ngx_uint_t peer, ngx_uint_t slot);
+
+/* ngx_llmd_precise.c: tokenizer and chat template, request block keys */
+ngx_int_t ngx_llmd_precise_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
+ngx_int_t ngx_llmd_precise_keys(ngx_http_request_t *r,
+    ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, const llmd_request_t *req);
+
+/* ngx_llmd_shm.c: the zone, endpoint slots, metrics seqlock, counters */
 ngx_int_t ngx_llmd_shm_add(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
 ngx_int_t ngx_llmd_targets_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
 /*
@@ -215,46 +239,32 @@ void ngx_llmd_metrics_write(ngx_llmd_endpoint_sh_t *ep,
 void ngx_llmd_record_decision(ngx_llmd_shctx_t *sh, uint64_t ns);
 extern const double  ngx_llmd_hist_bounds_us[NGX_LLMD_HIST_BUCKETS];
 
-/* ngx_llmd_body.c */
-ngx_int_t ngx_llmd_request_body(ngx_http_request_t *r, size_t limit,
-    u_char **body, size_t *len);
-
-/* ngx_llmd_balancer.c */
-ngx_int_t ngx_llmd_init_upstream(ngx_conf_t *cf,
-    ngx_http_upstream_srv_conf_t *us);
-
-/* ngx_llmd_helper.c / ngx_llmd_scrape.c */
+/* ngx_llmd_helper.c: the supervised helper process */
 ngx_int_t ngx_llmd_helper_add_path(ngx_conf_t *cf,
     ngx_llmd_main_conf_t *lmcf);
 ngx_int_t ngx_llmd_helper_init_process(ngx_cycle_t *cycle);
 void ngx_llmd_helper_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_llmd_scrape.c (helper process): pods' /metrics */
 ngx_int_t ngx_llmd_scrape_start(ngx_cycle_t *cycle,
     ngx_llmd_srv_conf_t *lcf);
 void ngx_llmd_scrape_stop_all(void);
 
-/* ngx_llmd_kv.c (helper process) */
+/* ngx_llmd_kv.c (helper process): KV events over ZeroMQ */
 ngx_int_t ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf);
 void ngx_llmd_kv_stop_all(void);
 void ngx_llmd_kv_clear(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot,
     const char *why);
 
-/* ngx_llmd_precise.c (request path) */
-ngx_int_t ngx_llmd_precise_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
-ngx_int_t ngx_llmd_precise_keys(ngx_http_request_t *r,
-    ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, llmd_api_t api,
-    const llmd_request_t *req);
-void ngx_llmd_precise_match(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
-    const uint32_t *approx_match, llmd_endpoint_state_t *eps);
-
-/* ngx_llmd_status.c */
+/* ngx_llmd_status.c: llmd_status (JSON, Prometheus) */
 char *ngx_llmd_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
-/* ngx_llmd_reject.c */
+/* ngx_llmd_reject.c: OpenAI-style JSON errors */
 ngx_int_t ngx_llmd_reject_init(ngx_conf_t *cf);
 void ngx_llmd_reject(ngx_http_request_t *r, ngx_llmd_ctx_t *ctx,
     ngx_uint_t status, const char *type, const char *message, size_t len);
 
-/* ngx_llmd_variables.c */
+/* ngx_llmd_variables.c: $llmd_* */
 ngx_int_t ngx_llmd_add_variables(ngx_conf_t *cf);
 
 #endif /* NGX_LLMD_H */

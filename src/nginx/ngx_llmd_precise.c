@@ -55,8 +55,6 @@ static ngx_llmd_wbuf_t  ngx_llmd_text;      /* rendered chat */
 ngx_int_t
 ngx_llmd_precise_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
 {
-    ngx_conf_init_msec_value(lcf->kv_speculative, 2000);
-
     if (!lcf->has_prefix || lcf->prefix.mode != LLMD_PREFIX_PRECISE) {
         return NGX_OK;
     }
@@ -76,16 +74,6 @@ ngx_llmd_precise_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
                            "prefix-cache scorer runs in approximate mode",
                            &lcf->upstream->host);
         return NGX_OK;
-    }
-
-    if (lcf->kv_mode == NGX_LLMD_KV_UNSET) {
-        /* kvEventsConfig.zmqEndpoint: pods connect to us (llm-d default) */
-        lcf->kv_mode = NGX_LLMD_KV_BIND;
-    }
-
-    if (lcf->kv_mode == NGX_LLMD_KV_BIND && lcf->kv_endpoint.len == 0) {
-        lcf->kv_endpoint.len = ngx_strlen(lcf->prefix.zmq_endpoint);
-        lcf->kv_endpoint.data = (u_char *) lcf->prefix.zmq_endpoint;
     }
 
     if (ngx_llmd_precise_load(cf, lcf) != NGX_OK) {
@@ -196,7 +184,7 @@ ngx_llmd_precise_cleanup(void *data)
  */
 ngx_int_t
 ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
-    ngx_llmd_ctx_t *ctx, llmd_api_t api, const llmd_request_t *req)
+    ngx_llmd_ctx_t *ctx, const llmd_request_t *req)
 {
     long             n;
     void            *scratch;
@@ -212,8 +200,8 @@ ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         return NGX_DECLINED;
     }
 
-    if (ngx_llmd_precise_text(r, lcf, api, req, &text, &len, &flags, &given,
-                              &nids)
+    if (ngx_llmd_precise_text(r, lcf, ctx->api, req, &text, &len, &flags,
+                              &given, &nids)
         != NGX_OK)
     {
         return NGX_DECLINED;
@@ -280,47 +268,6 @@ ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     ctx->precise = 1;
 
     return NGX_OK;
-}
-
-
-/*
- * Precise match of every endpoint into eps[].prefix_match, in blocks of
- * the precise keys. An endpoint whose event stream is not live is scored
- * with its approximate match, scaled to the same number of blocks.
- */
-void
-ngx_llmd_precise_match(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
-    const uint32_t *approx_match, llmd_endpoint_state_t *eps)
-{
-    double               match[LLMD_MAX_ENDPOINTS];
-    ngx_uint_t           i, fallbacks;
-    ngx_llmd_target_t   *t;
-
-    ngx_shmtx_lock(&lcf->shpool->mutex);
-    llmd_kv_index_match(lcf->kv_index, ctx->keys, ctx->nkeys,
-                        ngx_current_msec, match);
-    ngx_shmtx_unlock(&lcf->shpool->mutex);
-
-    t = lcf->targets.elts;
-    fallbacks = 0;
-
-    for (i = 0; i < ctx->neps; i++) {
-        if (lcf->sh->endpoints[t[i].slot].kv_live) {
-            eps[i].prefix_match = match[t[i].slot];
-            continue;
-        }
-
-        fallbacks++;
-        eps[i].prefix_match = ctx->nhashes
-            ? (double) approx_match[t[i].slot] / ctx->nhashes * ctx->nkeys
-            : 0;
-    }
-
-    (void) ngx_atomic_fetch_add(&lcf->sh->precise_decisions, 1);
-
-    if (fallbacks) {
-        (void) ngx_atomic_fetch_add(&lcf->sh->precise_fallbacks, fallbacks);
-    }
 }
 
 

@@ -8,9 +8,6 @@
 #include "nginx/ngx_llmd.h"
 
 
-#define NGX_LLMD_DEFAULT_ZONE_SIZE  (16 * 1024 * 1024)
-
-
 static ngx_int_t ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 static ngx_int_t ngx_llmd_map_slots(ngx_llmd_srv_conf_t *lcf,
     ngx_log_t *log);
@@ -26,7 +23,6 @@ const double  ngx_llmd_hist_bounds_us[NGX_LLMD_HIST_BUCKETS] = {
 ngx_int_t
 ngx_llmd_shm_add(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
 {
-    size_t                         size;
     ngx_str_t                      name;
     ngx_http_upstream_srv_conf_t  *uscf;
 
@@ -40,10 +36,7 @@ ngx_llmd_shm_add(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
 
     ngx_sprintf(name.data, "llmd_%V", &uscf->host);
 
-    size = (lcf->zone_size == NGX_CONF_UNSET) ? NGX_LLMD_DEFAULT_ZONE_SIZE
-                                              : (size_t) lcf->zone_size;
-
-    lcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+    lcf->shm_zone = ngx_shared_memory_add(cf, &name, lcf->zone_size,
                                           &ngx_http_llmd_module);
     if (lcf->shm_zone == NULL) {
         return NGX_ERROR;

@@ -1,0 +1,171 @@
+/*
+ * Operations on the EndpointPickerConfig model (llmd_config_model.h):
+ * building it (plugins, warnings), looking things up in it, freeing it.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/llmd_config_model.h"
+
+
+int
+llmd_plugin_is_scorer(llmd_plugin_type_t type)
+{
+    switch (type) {
+    case LLMD_PLUGIN_QUEUE_SCORER:
+    case LLMD_PLUGIN_KV_CACHE_SCORER:
+    case LLMD_PLUGIN_PREFIX_CACHE_SCORER:
+    case LLMD_PLUGIN_LOAD_AWARE_SCORER:
+    case LLMD_PLUGIN_ACTIVE_REQUEST_SCORER:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+
+int
+llmd_plugin_is_picker(llmd_plugin_type_t type)
+{
+    return type == LLMD_PLUGIN_MAX_SCORE_PICKER
+           || type == LLMD_PLUGIN_RANDOM_PICKER
+           || type == LLMD_PLUGIN_WEIGHTED_RANDOM_PICKER;
+}
+
+
+void
+llmd_prefix_params_approximate(llmd_prefix_params_t *pp)
+{
+    memset(pp, 0, sizeof(llmd_prefix_params_t));
+
+    pp->mode = LLMD_PREFIX_APPROXIMATE;
+    pp->block_size = LLMD_PREFIX_DEFAULT_BLOCK_SIZE;
+    pp->max_prefix_blocks = LLMD_PREFIX_DEFAULT_MAX_BLOCKS;
+    pp->lru_capacity_per_server = LLMD_PREFIX_DEFAULT_LRU_CAPACITY;
+}
+
+
+llmd_plugin_t *
+llmd_config_add_plugin(llmd_config_t *cf, const char *type_name,
+    llmd_plugin_type_t type)
+{
+    llmd_plugin_t  *p;
+
+    if (cf->nplugins >= LLMD_CONFIG_MAX_PLUGINS + 2) {
+        return NULL;
+    }
+
+    p = &cf->plugins[cf->nplugins];
+    memset(p, 0, sizeof(llmd_plugin_t));
+
+    p->type = type;
+    p->type_name = strdup(type_name);
+    p->name = strdup(type_name);
+    cf->nplugins++;
+
+    if (p->type_name == NULL || p->name == NULL) {
+        return NULL;
+    }
+
+    return p;
+}
+
+
+llmd_plugin_t *
+llmd_config_find_plugin(llmd_config_t *cf, const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i < cf->nplugins; i++) {
+        if (strcmp(cf->plugins[i].name, name) == 0) {
+            return &cf->plugins[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+const llmd_profile_t *
+llmd_config_primary_profile(const llmd_config_t *cf)
+{
+    /* single-profile-handler: the one profile is the primary one */
+    return cf->nprofiles ? &cf->profiles[0] : NULL;
+}
+
+
+const llmd_plugin_t *
+llmd_profile_prefix_scorer(const llmd_profile_t *p)
+{
+    size_t  i;
+
+    for (i = 0; i < p->nscorers; i++) {
+        if (p->scorers[i].plugin->type == LLMD_PLUGIN_PREFIX_CACHE_SCORER) {
+            return p->scorers[i].plugin;
+        }
+    }
+
+    return NULL;
+}
+
+
+void
+llmd_config_free(llmd_config_t *cf)
+{
+    size_t  i;
+
+    if (cf == NULL) {
+        return;
+    }
+
+    for (i = 0; i < cf->nplugins; i++) {
+        free(cf->plugins[i].name);
+        free(cf->plugins[i].type_name);
+    }
+
+    for (i = 0; i < cf->nprofiles; i++) {
+        free(cf->profiles[i].name);
+    }
+
+    for (i = 0; i < cf->nwarnings; i++) {
+        free(cf->warnings[i]);
+    }
+
+    free(cf->plugins);
+    free(cf->profiles);
+    free(cf->warnings);
+    free(cf->file);
+    free(cf);
+}
+
+
+int
+llmd_config_warn(llmd_config_t *cf, int line, const char *fmt, ...)
+{
+    int      n;
+    char     buf[LLMD_ERRLEN];
+    va_list  ap;
+
+    if (cf->nwarnings >= LLMD_CONFIG_MAX_WARNINGS) {
+        return 0;
+    }
+
+    n = snprintf(buf, sizeof(buf), "%s:%d: ", cf->file, line);
+    if (n < 0 || (size_t) n >= sizeof(buf)) {
+        n = 0;
+    }
+
+    va_start(ap, fmt);
+    vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+    va_end(ap);
+
+    cf->warnings[cf->nwarnings] = strdup(buf);
+    if (cf->warnings[cf->nwarnings] == NULL) {
+        return -1;
+    }
+
+    cf->nwarnings++;
+    return 0;
+}

@@ -1,0 +1,166 @@
+/*
+ * The prefix-cache step of a decision: how many leading blocks of the
+ * prompt each endpoint holds, approximate and precise behind one function.
+ *   approximate: the prompt's character blocks, hashed as llm-d does, are
+ *                looked up in the index of what was routed where;
+ *   precise:     the prompt's token blocks, keyed as the KV-event index
+ *                keys them (ngx_llmd_precise.c), are looked up in what the
+ *                pods reported; an endpoint whose event stream is not live
+ *                is scored with its approximate match instead.
+ * After the pick, the prompt's blocks are recorded for the picked endpoint.
+ */
+
+#include "nginx/ngx_llmd.h"
+#include "core/llmd_prefix_hash.h"
+
+
+static void ngx_llmd_prefix_precise(ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_ctx_t *ctx, const uint32_t *approx_match,
+    llmd_endpoint_state_t *eps);
+
+
+/*
+ * Fills eps[0..ctx->neps).prefix_match, ctx->match and ctx->prefix_total;
+ * req is NULL when there is no prompt to match.
+ */
+ngx_int_t
+ngx_llmd_prefix_match(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_ctx_t *ctx, const llmd_request_t *req,
+    llmd_endpoint_state_t *eps)
+{
+    uint32_t            slot_match[LLMD_MAX_ENDPOINTS];
+    ngx_uint_t          i;
+    ngx_llmd_target_t  *t;
+
+    ctx->nhashes = 0;
+
+    if (req != NULL && lcf->has_prefix) {
+        ctx->hashes = ngx_palloc(r->pool, sizeof(uint64_t)
+                                          * lcf->approx.max_prefix_blocks);
+        if (ctx->hashes == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->nhashes = llmd_prefix_hashes(req->model, req->model_len,
+                                          req->cache_salt,
+                                          req->cache_salt_len,
+                                          req->prompt, req->prompt_len,
+                                          lcf->approx.block_size,
+                                          lcf->approx.max_prefix_blocks,
+                                          ctx->hashes);
+
+        if (ngx_llmd_precise_keys(r, lcf, ctx, req) == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ctx->nhashes) {
+        ngx_shmtx_lock(&lcf->shpool->mutex);
+        llmd_prefix_index_match(lcf->index, ctx->hashes, ctx->nhashes,
+                                slot_match);
+        ngx_shmtx_unlock(&lcf->shpool->mutex);
+
+    } else {
+        ngx_memzero(slot_match, sizeof(slot_match));
+        (void) ngx_atomic_fetch_add(&lcf->sh->load_only, 1);
+    }
+
+    t = lcf->targets.elts;
+
+    for (i = 0; i < ctx->neps; i++) {
+        eps[i].prefix_match = slot_match[t[i].slot];
+    }
+
+    ctx->prefix_total = (uint32_t) ctx->nhashes;
+
+    if (ctx->precise) {
+        ngx_llmd_prefix_precise(lcf, ctx, slot_match, eps);
+        ctx->prefix_total = (uint32_t) ctx->nkeys;
+    }
+
+    ctx->match = ngx_palloc(r->pool, ctx->neps * sizeof(double));
+    if (ctx->match == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < ctx->neps; i++) {
+        ctx->match[i] = eps[i].prefix_match;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request's blocks count as cached on the picked endpoint: llm-d adds
+ * them to the approximate index before the request is sent, and precise
+ * mode holds them as speculative entries until the pod's own events come.
+ */
+void
+ngx_llmd_prefix_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
+    ngx_uint_t peer, ngx_uint_t slot)
+{
+    if (!ctx->indexed && ctx->nhashes) {
+        ngx_shmtx_lock(&lcf->shpool->mutex);
+        llmd_prefix_index_add(lcf->index, slot, ctx->hashes, ctx->nhashes,
+                              lcf->approx.lru_capacity_per_server);
+        ngx_shmtx_unlock(&lcf->shpool->mutex);
+
+        (void) ngx_atomic_fetch_add(&lcf->sh->prefix_blocks_total,
+                                    ctx->nhashes);
+        (void) ngx_atomic_fetch_add(&lcf->sh->prefix_blocks_hit,
+                                    (ngx_atomic_int_t) ctx->match[peer]);
+        ctx->indexed = 1;
+    }
+
+    if (ctx->precise && ctx->nkeys && lcf->kv_speculative) {
+        /* siblings sent before this pod's events arrive land here too */
+        ngx_shmtx_lock(&lcf->shpool->mutex);
+        llmd_kv_index_speculate(lcf->kv_index, slot, ctx->keys, ctx->nkeys,
+                                ngx_current_msec,
+                                (uint32_t) lcf->kv_speculative);
+        ngx_shmtx_unlock(&lcf->shpool->mutex);
+        ctx->nkeys = 0;
+    }
+}
+
+
+/*
+ * Precise match of every endpoint into eps[].prefix_match, in blocks of
+ * the precise keys. An endpoint whose event stream is not live is scored
+ * with its approximate match, scaled to the same number of blocks.
+ */
+static void
+ngx_llmd_prefix_precise(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
+    const uint32_t *approx_match, llmd_endpoint_state_t *eps)
+{
+    double              match[LLMD_MAX_ENDPOINTS];
+    ngx_uint_t          i, fallbacks;
+    ngx_llmd_target_t  *t;
+
+    ngx_shmtx_lock(&lcf->shpool->mutex);
+    llmd_kv_index_match(lcf->kv_index, ctx->keys, ctx->nkeys,
+                        ngx_current_msec, match);
+    ngx_shmtx_unlock(&lcf->shpool->mutex);
+
+    t = lcf->targets.elts;
+    fallbacks = 0;
+
+    for (i = 0; i < ctx->neps; i++) {
+        if (lcf->sh->endpoints[t[i].slot].kv_live) {
+            eps[i].prefix_match = match[t[i].slot];
+            continue;
+        }
+
+        fallbacks++;
+        eps[i].prefix_match = ctx->nhashes
+            ? (double) approx_match[t[i].slot] / ctx->nhashes * ctx->nkeys
+            : 0;
+    }
+
+    (void) ngx_atomic_fetch_add(&lcf->sh->precise_decisions, 1);
+
+    if (fallbacks) {
+        (void) ngx_atomic_fetch_add(&lcf->sh->precise_fallbacks, fallbacks);
+    }
+}

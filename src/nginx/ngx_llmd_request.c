@@ -1,0 +1,175 @@
+/*
+ * The first step of a decision: the request. Its path says which OpenAI API
+ * it is; for completions and chat the buffered body (in memory, in several
+ * buffers or spilled to a temporary file) is read as one byte range and
+ * parsed once into an llmd_request_t. A body that is not a valid request is
+ * answered 400 with an OpenAI-style error and never reaches a pod. The body
+ * buffers themselves are never modified: the proxy module has already
+ * linked them into the upstream request.
+ */
+
+#include "nginx/ngx_llmd.h"
+
+
+static ngx_int_t ngx_llmd_request_body(ngx_http_request_t *r, size_t limit,
+    u_char **body, size_t *len);
+static void *ngx_llmd_pool_alloc(void *ctx, size_t size);
+
+
+/*
+ * NGX_OK with *req parsed; NGX_DECLINED when there is no prompt to look at
+ * (another API, no body, a body over llmd_body_limit): the request is
+ * scheduled on load signals alone; NGX_ERROR when the request is refused
+ * (the 400 is armed in ctx) or on a failure.
+ */
+ngx_int_t
+ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_ctx_t *ctx, llmd_request_t *req)
+{
+    char           err[LLMD_ERRLEN];
+    u_char        *body;
+    size_t         len;
+    ngx_int_t      rc;
+    llmd_alloc_t   alloc;
+
+    ctx->api = llmd_api_from_path((char *) r->uri.data, r->uri.len);
+
+    if (ctx->api == LLMD_API_OTHER) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_llmd_request_body(r, lcf->body_limit, &body, &len);
+
+    if (rc != NGX_OK) {
+        if (rc == NGX_DECLINED && len > lcf->body_limit) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "llmd: request body of %uz bytes is larger than "
+                          "llmd_body_limit %uz, scheduled on load alone",
+                          len, lcf->body_limit);
+        }
+
+        return rc;
+    }
+
+    alloc.alloc = ngx_llmd_pool_alloc;
+    alloc.ctx = r->pool;
+
+    if (llmd_request_parse(ctx->api, (char *) body, len, &alloc, req, err,
+                           sizeof(err))
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "llmd: rejected request: %s", err);
+
+        (void) ngx_atomic_fetch_add(&lcf->sh->rejected_bad_request, 1);
+
+        ngx_llmd_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                        "invalid_request_error", err, ngx_strlen(err));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Returns NGX_OK with the body, NGX_DECLINED when there is no complete
+ * body to look at (no body, unbuffered, or larger than limit: *len is then
+ * the size seen), NGX_ERROR on a read failure.
+ */
+static ngx_int_t
+ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
+    size_t *len)
+{
+    u_char                    *p;
+    off_t                      total, size;
+    ssize_t                    n;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_request_body_t   *rb;
+
+    *body = NULL;
+    *len = 0;
+
+    rb = r->request_body;
+
+    if (rb == NULL || rb->bufs == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (r->request_body_no_buffering || rb->rest > 0) {
+        /* peer selection runs before the body is complete */
+        return NGX_DECLINED;
+    }
+
+    total = 0;
+
+    for (cl = rb->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            total += b->file_last - b->file_pos;
+
+        } else if (!ngx_buf_special(b)) {
+            total += b->last - b->pos;
+        }
+    }
+
+    *len = (size_t) total;
+
+    if (total == 0 || (size_t) total > limit) {
+        return NGX_DECLINED;
+    }
+
+    /* the common case, a body in one memory buffer, needs no copy */
+
+    b = rb->bufs->buf;
+
+    if (rb->bufs->next == NULL && !b->in_file) {
+        *body = b->pos;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) total);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *body = p;
+
+    for (cl = rb->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            size = b->file_last - b->file_pos;
+
+            n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
+
+            if (n == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            if (n != size) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "llmd: read only %z of %O bytes of the "
+                              "request body from \"%V\"",
+                              n, size, &b->file->name);
+                return NGX_ERROR;
+            }
+
+            p += size;
+
+        } else if (!ngx_buf_special(b)) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_llmd_pool_alloc(void *ctx, size_t size)
+{
+    return ngx_palloc((ngx_pool_t *) ctx, size);
+}

@@ -1,6 +1,6 @@
 /*
  * Plugin `parameters` of an EndpointPickerConfig: defaults per type and the
- * keys each type reads (../shared/spec/llmd-scheduling.md section 3).
+ * keys each type reads (docs/scheduling.md).
  * As in GIE, keys a plugin does not know are ignored, with a warning here.
  */
 #include <string.h>

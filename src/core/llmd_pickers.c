@@ -1,7 +1,7 @@
 /*
  * Pickers: order every candidate best first, so that a retry after an
- * upstream failure takes the next one (../shared/spec/llmd-scheduling.md
- * section 3.10).  The first maxNumOfEndpoints of the order are what llm-d
+ * upstream failure takes the next one (docs/scheduling.md, "Pickers").
+ * The first maxNumOfEndpoints of the order are what llm-d
  * would return.
  */
 #include <math.h>

@@ -1,6 +1,6 @@
 /*
  * Scorer and picker plugins run by llmd_schedule() (llmd_scheduler.c).
- * Formulas: ../shared/spec/llmd-scheduling.md section 3.
+ * Formulas: docs/scheduling.md.
  */
 #ifndef LLMD_PLUGINS_H
 #define LLMD_PLUGINS_H

@@ -1,6 +1,6 @@
 /*
  * Approximate prefix-cache block hashes, llm-d GIE v1.1-v1.5 ("Gen A/B",
- * ../shared/spec/llmd-scheduling.md section 3.3.4):
+ * docs/parsers.md, "Prefix hashes"):
  *
  *   h0  = XXH64(model || cache_salt, seed 0)
  *   h_k = XXH64(block_k || LE64(h_{k-1}), seed 0)

@@ -1,7 +1,6 @@
 /*
  * The vLLM gauges a scheduler reads, from a Prometheus text exposition
- * (format 0.0.4; ../shared/spec/vllm-interop.md section 5.1, spec
- * llmd-scheduling.md section 4).
+ * (format 0.0.4; docs/parsers.md, "Metrics").
  *
  * One pass over the text, no allocation, work linear in its length. A line
  * is "name[{labels}] value [timestamp]"; '#' lines (HELP, TYPE, comments)

@@ -1,6 +1,6 @@
 /*
  * Prometheus text exposition (format 0.0.4) parser for the vLLM metrics a
- * scheduler reads (../shared/spec/vllm-interop.md section 5.1). The first
+ * scheduler reads (docs/parsers.md, "Metrics"). The first
  * matching series in exposition order wins.
  */
 #ifndef LLMD_PROM_H

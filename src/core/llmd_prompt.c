@@ -1,7 +1,6 @@
 /*
  * Request body -> model, cache salt, stream flag and the prompt bytes the
- * approximate prefix scorer hashes (../shared/spec/llmd-scheduling.md
- * sections 3.3.5 and 5.2).
+ * approximate prefix scorer hashes (docs/parsers.md, "Request body").
  *
  * Memory: cJSON allocates through global hooks (cJSON_InitHooks). While
  * llmd_request_parse() runs, the hooks point to a trampoline that takes

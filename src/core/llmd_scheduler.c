@@ -1,6 +1,6 @@
 /*
  * One scheduling cycle of a profile: stale-metrics rule, every scorer,
- * clamp, weighted sum, picker (../shared/spec/llmd-scheduling.md section 2).
+ * clamp, weighted sum, picker (docs/scheduling.md, "The cycle").
  */
 #include "core/llmd_plugins.h"
 

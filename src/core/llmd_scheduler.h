@@ -2,7 +2,7 @@
  * One scheduling cycle: every scorer of a profile scores every candidate,
  * scores are clamped to [0,1] and summed with their weights (no division by
  * the weight sum), and the picker orders the candidates best first
- * (../shared/spec/llmd-scheduling.md section 2 and 3).
+ * (docs/scheduling.md).
  */
 #ifndef LLMD_SCHEDULER_H
 #define LLMD_SCHEDULER_H

@@ -1,7 +1,7 @@
 /*
  * Scorers: each maps what is known about a candidate to a score, nominally
  * in [0,1] (the scheduler clamps).  Formulas as in llm-d / GIE
- * (../shared/spec/llmd-scheduling.md sections 3.1-3.6).
+ * (docs/scheduling.md, "Scorers").
  */
 #include "core/llmd_plugins.h"
 

@@ -1,8 +1,7 @@
 /*
  * vLLM KV-event wire formats: the msgpack KVEventBatch payload (frame 2 of a
  * live message), the "kv@<pod>@<model>" topic (frame 0) and the 8-byte
- * big-endian sequence number (frame 1).  See docs/kv-events.md and
- * ../shared/spec/vllm-interop.md sections 1.2-1.3 and 2.
+ * big-endian sequence number (frame 1).  See docs/kv-events.md.
  *
  * The decoder accepts the batch and each event in the array and in the map
  * encoding, every field generation, hashes as unsigned or signed ints or as

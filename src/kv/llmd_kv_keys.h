@@ -1,6 +1,6 @@
 /*
  * llm-d request keys, "xxh64" variant of the dual-key design
- * (../shared/spec/vllm-interop.md section 4.2): chained XXH64 over blocks of
+ * (docs/kv-events.md, "Request keys"): chained XXH64 over blocks of
  * block_size token ids, rooted in the hash seed and the model name.  The
  * same function keys both the index (from an event's token_ids) and a
  * request (from its prompt tokens), so the two meet without reproducing

@@ -14,7 +14,7 @@
 
 #include "kv/llmd_kv_events.h"
 
-/* ../shared/spec/vllm-interop.md section 2.6 */
+/* the example batches of docs/kv-events.md, encoded outside this project */
 #define STORED_ARRAY                                                         \
     "93cb41d954fc402000009198ab426c6f636b53746f72656492cfe235fcc84bc5706dcf" \
     "7856ae50e4ba5af8c0dc00200102030405060708090a0b0c0d0e0f1011121314151617" \

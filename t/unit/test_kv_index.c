@@ -117,7 +117,7 @@ test_keys(void **state)
     uint64_t       r, k[4];
     unsigned char  buf[256];
 
-    /* ../shared/spec/vllm-interop.md 6.6, computed outside this project */
+    /* docs/kv-events.md "Request keys": computed outside this project */
     r = llmd_kv_root_key("", 0, MODEL, strlen(MODEL));
     assert_true(r == 5676132858292909004ULL);
     assert_int_equal(llmd_kv_request_keys(r, r, toks, 32, 16, NULL, 0, k, 4),

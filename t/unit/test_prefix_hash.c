@@ -1,6 +1,6 @@
 /*
  * Approximate prefix hashes against the Gen A/B test vectors of
- * ../shared/spec/llmd-scheduling.md section 9.
+ * docs/parsers.md ("Test vectors"), computed independently of this code.
  */
 
 #include <stdarg.h>

@@ -1,17 +1,21 @@
 # src/kv: vLLM KV events into the precise index (docs/kv-events.md): the
-# event decoder, llm-d xxh64 request keys and the shared-memory index.
+# event decoder, llm-d xxh64 request keys, the shared-memory index, the
+# rules of a pod's event stream and where a pod's events come from.
 # Plain C on top of src/core.
 #   make build/unit/test_kv_events build/unit/test_kv_index
+#   make build/unit/test_kv_stream && build/unit/test_kv_stream
 #   make build/bin/llmd-bench-kv && build/bin/llmd-bench-kv
-KV_OBJS := $(addprefix kv/,llmd_kv_events llmd_kv_keys llmd_kv_index)
+KV_OBJS := $(addprefix kv/,llmd_kv_events llmd_kv_keys llmd_kv_index \
+    llmd_kv_stream llmd_kv_pod)
 KV_LIBS := -lmsgpackc
 
-UNIT_TESTS += test_kv_events test_kv_index
+UNIT_TESTS += test_kv_events test_kv_index test_kv_stream
 
 UNIT_DEPS_test_kv_events := kv/llmd_kv_events
 UNIT_LIBS_test_kv_events := $(KV_LIBS)
 UNIT_DEPS_test_kv_index  := $(KV_OBJS)
 UNIT_LIBS_test_kv_index  := $(KV_LIBS)
+UNIT_DEPS_test_kv_stream := kv/llmd_kv_stream kv/llmd_kv_pod
 
 TOOLS += $(BUILD)/bin/llmd-bench-kv
 

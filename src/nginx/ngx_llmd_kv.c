@@ -1,5 +1,7 @@
 /*
- * vLLM KV-cache events into the precise index, in the helper process.
+ * vLLM KV-cache events into the precise index, in the helper process: the
+ * ZeroMQ glue, which moves messages and performs what the stream rules
+ * (kv/llmd_kv_stream.h) decide.
  *
  * libzmq sockets run inside nginx's event loop: each socket's ZMQ_FD is
  * registered as an edge-triggered read event, and the handler drains the
@@ -13,23 +15,19 @@
  *   connect  one SUB per upstream server, connected to the server's host
  *            on a configured port, plus an optional DEALER to the pod's
  *            replay ROUTER and a monitor that sees disconnects.
- *
- * Per pod the 8-byte sequence is tracked: a decrease means the engine
- * restarted (the pod is cleared); a gap asks the replay socket for the
- * missing batches when there is one, else clears the pod.
  */
 
 #include <zmq.h>
 
 #include "nginx/ngx_llmd.h"
+#include "kv/llmd_kv_pod.h"
+#include "kv/llmd_kv_stream.h"
 
 
 #define NGX_LLMD_KV_MAX_FRAMES     5
 #define NGX_LLMD_KV_DRAIN_BATCH    4096
 #define NGX_LLMD_KV_TICK           100
-#define NGX_LLMD_KV_REPLAY_TIMEOUT 5000
 #define NGX_LLMD_KV_MAX_MSG        (64 * 1024 * 1024)
-#define NGX_LLMD_KV_END_SEQ        0xffffffffffffffffULL
 
 
 typedef enum {
@@ -51,21 +49,17 @@ typedef struct {
 } ngx_llmd_kv_sock_t;
 
 
-/* What the helper remembers of one pod's stream. */
+/* What the helper remembers of one pod. */
 typedef struct {
-    uint64_t                  next_seq;
-    u_char                    model[256];  /* from the last live topic */
-    size_t                    model_len;
-    ngx_msec_t                replay_deadline;
+    llmd_kv_stream_t          stream;
     ngx_llmd_kv_sock_t       *replay;
-    unsigned                  have_seq:1;
-    unsigned                  replaying:1;
 } ngx_llmd_kv_pod_t;
 
 
 struct ngx_llmd_kv_up_s {
     ngx_llmd_srv_conf_t      *lcf;
     ngx_llmd_kv_pod_t        *pods;       /* per target */
+    llmd_kv_server_t         *servers;    /* per target: its name */
     ngx_array_t               socks;      /* ngx_llmd_kv_sock_t * */
     ngx_event_t               tick;
     ngx_log_t                *log;
@@ -83,10 +77,15 @@ typedef struct {
 } ngx_llmd_kv_apply_t;
 
 
-static ngx_int_t ngx_llmd_kv_open(ngx_llmd_kv_up_t *up, int type,
+static ngx_int_t ngx_llmd_kv_open_pod(ngx_llmd_kv_up_t *up,
+    ngx_llmd_kv_sock_type_e kind, ngx_uint_t target, ngx_uint_t port,
+    ngx_uint_t relative);
+static ngx_int_t ngx_llmd_kv_open(ngx_llmd_kv_up_t *up,
     ngx_llmd_kv_sock_type_e kind, ngx_int_t target, const char *endpoint,
     ngx_uint_t bind);
-static ngx_int_t ngx_llmd_kv_register(ngx_llmd_kv_sock_t *ks);
+static ngx_int_t ngx_llmd_kv_watch(ngx_llmd_kv_sock_t *sub);
+static ngx_llmd_kv_sock_t *ngx_llmd_kv_socket(ngx_llmd_kv_up_t *up,
+    ngx_llmd_kv_sock_type_e kind, ngx_int_t target);
 static void ngx_llmd_kv_read(ngx_event_t *rev);
 static void ngx_llmd_kv_drain(ngx_llmd_kv_sock_t *ks);
 static void ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
@@ -95,8 +94,8 @@ static void ngx_llmd_kv_replayed(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
     ngx_uint_t n);
 static void ngx_llmd_kv_monitor(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
     ngx_uint_t n);
-static ngx_int_t ngx_llmd_kv_find_pod(ngx_llmd_srv_conf_t *lcf,
-    const char *pod, size_t len);
+static void ngx_llmd_kv_perform(ngx_llmd_kv_up_t *up, ngx_uint_t target,
+    const llmd_kv_action_t *act, const void *payload, size_t len);
 static void ngx_llmd_kv_apply(ngx_llmd_kv_up_t *up, ngx_uint_t target,
     const char *model, size_t model_len, const void *payload, size_t len);
 static void ngx_llmd_kv_event(void *data, const llmd_kv_event_t *ev);
@@ -104,22 +103,26 @@ static void ngx_llmd_kv_request_replay(ngx_llmd_kv_up_t *up,
     ngx_uint_t target, uint64_t from);
 static void ngx_llmd_kv_tick(ngx_event_t *ev);
 static void ngx_llmd_kv_close(ngx_llmd_kv_up_t *up);
-static ngx_int_t ngx_llmd_kv_endpoint(ngx_llmd_srv_conf_t *lcf,
-    ngx_uint_t target, ngx_uint_t port, ngx_uint_t relative, char *buf,
-    size_t size);
 
 
 static void         *ngx_llmd_kv_ctx;
 static ngx_array_t  *ngx_llmd_kv_ups;     /* ngx_llmd_kv_up_t * */
 static ngx_uint_t    ngx_llmd_kv_monitors;
 
+/* The libzmq socket type of each kind of socket. */
+static const int     ngx_llmd_kv_zmq_types[] = {
+    ZMQ_SUB,        /* NGX_LLMD_KV_SOCK_SUB */
+    ZMQ_DEALER,     /* NGX_LLMD_KV_SOCK_REPLAY */
+    ZMQ_PAIR        /* NGX_LLMD_KV_SOCK_MONITOR */
+};
+
 
 ngx_int_t
 ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
 {
-    char               endpoint[NGX_SOCKADDR_STRLEN + 32];
-    ngx_uint_t         i;
-    ngx_llmd_kv_up_t  *up, **upp;
+    ngx_uint_t          i;
+    ngx_llmd_kv_up_t   *up, **upp;
+    ngx_llmd_target_t  *t;
 
     if (!lcf->precise || lcf->kv_mode == NGX_LLMD_KV_OFF) {
         return NGX_OK;
@@ -149,12 +152,22 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
     up->log = cycle->log;
     up->pods = ngx_pcalloc(cycle->pool,
                            lcf->targets.nelts * sizeof(ngx_llmd_kv_pod_t));
+    up->servers = ngx_palloc(cycle->pool,
+                             lcf->targets.nelts * sizeof(llmd_kv_server_t));
     if (up->pods == NULL
+        || up->servers == NULL
         || ngx_array_init(&up->socks, cycle->pool, 8,
                           sizeof(ngx_llmd_kv_sock_t *))
            != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    t = lcf->targets.elts;
+
+    for (i = 0; i < lcf->targets.nelts; i++) {
+        up->servers[i].data = (const char *) t[i].name.data;
+        up->servers[i].len = t[i].name.len;
     }
 
     upp = ngx_array_push(ngx_llmd_kv_ups);
@@ -165,7 +178,7 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
     *upp = up;
 
     if (lcf->kv_mode == NGX_LLMD_KV_BIND) {
-        if (ngx_llmd_kv_open(up, ZMQ_SUB, NGX_LLMD_KV_SOCK_SUB, -1,
+        if (ngx_llmd_kv_open(up, NGX_LLMD_KV_SOCK_SUB, -1,
                              (char *) lcf->kv_endpoint.data, 1)
             != NGX_OK)
         {
@@ -174,27 +187,17 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
 
     } else {
         for (i = 0; i < lcf->targets.nelts; i++) {
-            if (ngx_llmd_kv_endpoint(lcf, i, lcf->kv_port,
-                                     lcf->kv_port_relative, endpoint,
-                                     sizeof(endpoint))
-                != NGX_OK
-                || ngx_llmd_kv_open(up, ZMQ_SUB, NGX_LLMD_KV_SOCK_SUB, i,
-                                    endpoint, 0)
-                   != NGX_OK)
+            if (ngx_llmd_kv_open_pod(up, NGX_LLMD_KV_SOCK_SUB, i,
+                                     lcf->kv_port, lcf->kv_port_relative)
+                != NGX_OK)
             {
                 return NGX_ERROR;
             }
 
-            if (lcf->kv_replay_port == 0) {
-                continue;
-            }
-
-            if (ngx_llmd_kv_endpoint(lcf, i, lcf->kv_replay_port,
-                                     lcf->kv_replay_relative, endpoint,
-                                     sizeof(endpoint))
-                != NGX_OK
-                || ngx_llmd_kv_open(up, ZMQ_DEALER, NGX_LLMD_KV_SOCK_REPLAY,
-                                    i, endpoint, 0)
+            if (lcf->kv_replay_port != 0
+                && ngx_llmd_kv_open_pod(up, NGX_LLMD_KV_SOCK_REPLAY, i,
+                                        lcf->kv_replay_port,
+                                        lcf->kv_replay_relative)
                    != NGX_OK)
             {
                 return NGX_ERROR;
@@ -304,48 +307,40 @@ ngx_llmd_kv_clear(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot, const char *why)
 }
 
 
+/* The SUB or replay socket of server target, at port (absolute or +N). */
 static ngx_int_t
-ngx_llmd_kv_open(ngx_llmd_kv_up_t *up, int type,
-    ngx_llmd_kv_sock_type_e kind, ngx_int_t target, const char *endpoint,
-    ngx_uint_t bind)
+ngx_llmd_kv_open_pod(ngx_llmd_kv_up_t *up, ngx_llmd_kv_sock_type_e kind,
+    ngx_uint_t target, ngx_uint_t port, ngx_uint_t relative)
 {
-    int                   rc, hwm, zero;
-    char                  mon[64];
-    int64_t               maxmsg;
-    ngx_llmd_kv_sock_t   *ks, **ksp;
+    char  endpoint[NGX_SOCKADDR_STRLEN + 32];
+
+    if (llmd_kv_pod_endpoint(&up->servers[target], port, relative != 0,
+                             endpoint, sizeof(endpoint))
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_llmd_kv_open(up, kind, target, endpoint, 0);
+}
+
+
+static ngx_int_t
+ngx_llmd_kv_open(ngx_llmd_kv_up_t *up, ngx_llmd_kv_sock_type_e kind,
+    ngx_int_t target, const char *endpoint, ngx_uint_t bind)
+{
+    int                   rc;
+    ngx_llmd_kv_sock_t   *ks;
     ngx_llmd_srv_conf_t  *lcf;
 
     lcf = up->lcf;
 
-    ks = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_llmd_kv_sock_t));
-    ksp = ngx_array_push(&up->socks);
-    if (ks == NULL || ksp == NULL) {
+    ks = ngx_llmd_kv_socket(up, kind, target);
+    if (ks == NULL) {
         return NGX_ERROR;
     }
 
-    ks->up = up;
-    ks->target = target;
-    ks->type = kind;
-
-    ks->zsock = zmq_socket(ngx_llmd_kv_ctx, type);
-    if (ks->zsock == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, up->log, 0, "llmd: zmq_socket() "
-                      "failed: %s", zmq_strerror(zmq_errno()));
-        return NGX_ERROR;
-    }
-
-    *ksp = ks;
-
-    /* a hostile or broken peer cannot make libzmq buffer without bound */
-    maxmsg = NGX_LLMD_KV_MAX_MSG;
-    hwm = 100000;
-    zero = 0;
-    (void) zmq_setsockopt(ks->zsock, ZMQ_MAXMSGSIZE, &maxmsg,
-                          sizeof(maxmsg));
-    (void) zmq_setsockopt(ks->zsock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-    (void) zmq_setsockopt(ks->zsock, ZMQ_LINGER, &zero, sizeof(zero));
-
-    if (type == ZMQ_SUB
+    if (kind == NGX_LLMD_KV_SOCK_SUB
         && zmq_setsockopt(ks->zsock, ZMQ_SUBSCRIBE, lcf->prefix.topic_filter,
                           ngx_strlen(lcf->prefix.topic_filter))
            != 0)
@@ -364,7 +359,7 @@ ngx_llmd_kv_open(ngx_llmd_kv_up_t *up, int type,
         ks->pending = (char *) endpoint;
         ngx_log_error(NGX_LOG_INFO, up->log, 0, "llmd: \"%s\" is in use, "
                       "binding again shortly", endpoint);
-        return ngx_llmd_kv_register(ks);
+        return NGX_OK;
     }
 
     if (rc != 0) {
@@ -378,78 +373,114 @@ ngx_llmd_kv_open(ngx_llmd_kv_up_t *up, int type,
 
     if (kind == NGX_LLMD_KV_SOCK_REPLAY) {
         up->pods[target].replay = ks;
+        llmd_kv_stream_enable_replay(&up->pods[target].stream);
     }
 
-    if (ngx_llmd_kv_register(ks) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (type != ZMQ_SUB || bind) {
+    if (kind != NGX_LLMD_KV_SOCK_SUB || bind) {
         return NGX_OK;
     }
 
-    /* a per-pod subscriber also watches its connection to see the pod go */
+    return ngx_llmd_kv_watch(ks);
+}
+
+
+/* A per-pod subscriber also watches its connection to see the pod go. */
+static ngx_int_t
+ngx_llmd_kv_watch(ngx_llmd_kv_sock_t *sub)
+{
+    char                 mon[64];
+    ngx_llmd_kv_sock_t  *ks;
+
     ngx_snprintf((u_char *) mon, sizeof(mon), "inproc://llmd-kv-mon-%ui%Z",
                  ngx_llmd_kv_monitors++);
 
-    if (zmq_socket_monitor(ks->zsock, mon,
+    if (zmq_socket_monitor(sub->zsock, mon,
                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)
         != 0)
     {
-        ngx_log_error(NGX_LOG_WARN, up->log, 0, "llmd: no KV-event "
+        ngx_log_error(NGX_LOG_WARN, sub->up->log, 0, "llmd: no KV-event "
                       "connection monitor: %s", zmq_strerror(zmq_errno()));
         return NGX_OK;
     }
 
-    ks = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_llmd_kv_sock_t));
-    ksp = ngx_array_push(&up->socks);
-    if (ks == NULL || ksp == NULL) {
-        return NGX_ERROR;
-    }
+    ks = ngx_llmd_kv_socket(sub->up, NGX_LLMD_KV_SOCK_MONITOR, sub->target);
 
-    ks->up = up;
-    ks->target = target;
-    ks->type = NGX_LLMD_KV_SOCK_MONITOR;
-    ks->zsock = zmq_socket(ngx_llmd_kv_ctx, ZMQ_PAIR);
-
-    if (ks->zsock == NULL || zmq_connect(ks->zsock, mon) != 0) {
-        return NGX_ERROR;
-    }
-
-    *ksp = ks;
-
-    return ngx_llmd_kv_register(ks);
-}
-
-
-static ngx_int_t
-ngx_llmd_kv_register(ngx_llmd_kv_sock_t *ks)
-{
-    int                fd;
-    size_t             size;
-    ngx_connection_t  *c;
-
-    size = sizeof(fd);
-    if (zmq_getsockopt(ks->zsock, ZMQ_FD, &fd, &size) != 0) {
-        return NGX_ERROR;
-    }
-
-    c = ngx_get_connection(fd, ks->up->log);
-    if (c == NULL) {
-        return NGX_ERROR;
-    }
-
-    c->data = ks;
-    c->read->handler = ngx_llmd_kv_read;
-    c->read->log = ks->up->log;
-    c->write->log = ks->up->log;
-    ks->c = c;
-
-    if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_CLEAR_EVENT) != NGX_OK) {
+    if (ks == NULL || zmq_connect(ks->zsock, mon) != 0) {
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A libzmq socket of the given kind, kept in up->socks (which closes it)
+ * and registered in the event loop by its ZMQ_FD.
+ */
+static ngx_llmd_kv_sock_t *
+ngx_llmd_kv_socket(ngx_llmd_kv_up_t *up, ngx_llmd_kv_sock_type_e kind,
+    ngx_int_t target)
+{
+    int                  fd, hwm, zero;
+    size_t               size;
+    int64_t              maxmsg;
+    ngx_connection_t    *c;
+    ngx_llmd_kv_sock_t  *ks, **ksp;
+
+    ks = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_llmd_kv_sock_t));
+    if (ks == NULL) {
+        return NULL;
+    }
+
+    ks->up = up;
+    ks->target = target;
+    ks->type = kind;
+
+    ks->zsock = zmq_socket(ngx_llmd_kv_ctx, ngx_llmd_kv_zmq_types[kind]);
+    if (ks->zsock == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, up->log, 0, "llmd: zmq_socket() "
+                      "failed: %s", zmq_strerror(zmq_errno()));
+        return NULL;
+    }
+
+    ksp = ngx_array_push(&up->socks);
+    if (ksp == NULL) {
+        (void) zmq_close(ks->zsock);
+        return NULL;
+    }
+
+    *ksp = ks;
+
+    /* a hostile or broken peer cannot make libzmq buffer without bound */
+    maxmsg = NGX_LLMD_KV_MAX_MSG;
+    hwm = 100000;
+    zero = 0;
+    (void) zmq_setsockopt(ks->zsock, ZMQ_MAXMSGSIZE, &maxmsg,
+                          sizeof(maxmsg));
+    (void) zmq_setsockopt(ks->zsock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    (void) zmq_setsockopt(ks->zsock, ZMQ_LINGER, &zero, sizeof(zero));
+
+    size = sizeof(fd);
+    if (zmq_getsockopt(ks->zsock, ZMQ_FD, &fd, &size) != 0) {
+        return NULL;
+    }
+
+    c = ngx_get_connection(fd, up->log);
+    if (c == NULL) {
+        return NULL;
+    }
+
+    c->data = ks;
+    c->read->handler = ngx_llmd_kv_read;
+    c->read->log = up->log;
+    c->write->log = up->log;
+    ks->c = c;
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_CLEAR_EVENT) != NGX_OK) {
+        return NULL;
+    }
+
+    return ks;
 }
 
 
@@ -538,15 +569,14 @@ ngx_llmd_kv_drain(ngx_llmd_kv_sock_t *ks)
 static void
 ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
 {
-    size_t                   pod_len, model_len;
-    uint64_t                 seq;
-    ngx_int_t                target;
-    const char              *pod, *model;
-    ngx_llmd_kv_up_t        *up;
-    ngx_llmd_kv_pod_t       *p;
-    ngx_llmd_target_t       *t;
-    ngx_llmd_srv_conf_t     *lcf;
-    ngx_llmd_endpoint_sh_t  *ep;
+    size_t                pod_len, model_len;
+    uint64_t              seq;
+    ngx_int_t             target;
+    const char           *pod, *model;
+    ngx_llmd_kv_up_t     *up;
+    ngx_llmd_target_t    *t;
+    llmd_kv_action_t      act;
+    ngx_llmd_srv_conf_t  *lcf;
 
     up = ks->up;
     lcf = up->lcf;
@@ -565,7 +595,9 @@ ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
     }
 
     target = ks->target >= 0 ? ks->target
-                             : ngx_llmd_kv_find_pod(lcf, pod, pod_len);
+                             : llmd_kv_pod_find(up->servers,
+                                                lcf->targets.nelts, pod,
+                                                pod_len);
 
     if (target < 0) {
         if (ngx_atomic_fetch_add(&lcf->sh->kv_unknown_pod, 1) == 0) {
@@ -579,39 +611,14 @@ ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
     }
 
     t = lcf->targets.elts;
-    p = &up->pods[target];
-    ep = &lcf->sh->endpoints[t[target].slot];
 
-    if (p->have_seq && seq != p->next_seq) {
-        if (seq < p->next_seq) {
-            /* the sequence restarts with the engine: its cache is empty */
-            ngx_llmd_kv_clear(lcf, t[target].slot, "event sequence "
-                              "restarted (engine restart)");
+    act = llmd_kv_stream_live(&up->pods[target].stream, seq, model,
+                              model_len, ngx_current_msec);
 
-        } else {
-            (void) ngx_atomic_fetch_add(&ep->kv_gaps, 1);
+    lcf->sh->endpoints[t[target].slot].kv_last_seq = seq;
 
-            if (p->replay) {
-                ngx_llmd_kv_request_replay(up, target, p->next_seq);
-
-            } else {
-                ngx_llmd_kv_clear(lcf, t[target].slot, "event batches "
-                                  "lost and no replay socket");
-            }
-        }
-    }
-
-    p->have_seq = 1;
-    p->next_seq = seq + 1;
-    ep->kv_last_seq = seq;
-
-    if (model_len <= sizeof(p->model)) {
-        p->model_len = model_len;
-        ngx_memcpy(p->model, model, model_len);
-    }
-
-    ngx_llmd_kv_apply(up, target, model, model_len,
-                      zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]));
+    ngx_llmd_kv_perform(up, target, &act, zmq_msg_data(&frames[2]),
+                        zmq_msg_size(&frames[2]));
 }
 
 
@@ -623,35 +630,23 @@ static void
 ngx_llmd_kv_replayed(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
     ngx_uint_t n)
 {
-    size_t              pod_len, model_len;
-    uint64_t            seq;
-    ngx_uint_t          s;
-    const char         *pod, *model;
-    ngx_llmd_kv_pod_t  *p;
+    size_t             pod_len, model_len;
+    uint64_t           seq;
+    const char        *pod, *model;
+    llmd_kv_action_t   act;
 
-    p = &ks->up->pods[ks->target];
-
-    if ((n != 3 && n != 4) || zmq_msg_size(&frames[0]) != 0) {
-        (void) ngx_atomic_fetch_add(&ks->up->lcf->sh->kv_malformed, 1);
-        return;
-    }
-
-    s = n - 2;
-    model = NULL;
-    model_len = 0;
-
-    if (llmd_kv_seq_parse(zmq_msg_data(&frames[s]), zmq_msg_size(&frames[s]),
-                          &seq)
-        != 0)
+    if ((n != 3 && n != 4)
+        || zmq_msg_size(&frames[0]) != 0
+        || llmd_kv_seq_parse(zmq_msg_data(&frames[n - 2]),
+                             zmq_msg_size(&frames[n - 2]), &seq)
+           != 0)
     {
         (void) ngx_atomic_fetch_add(&ks->up->lcf->sh->kv_malformed, 1);
         return;
     }
 
-    if (seq == NGX_LLMD_KV_END_SEQ) {
-        p->replaying = 0;
-        return;
-    }
+    model = NULL;
+    model_len = 0;
 
     if (n == 4
         && llmd_kv_topic_parse(zmq_msg_data(&frames[1]),
@@ -662,20 +657,12 @@ ngx_llmd_kv_replayed(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
         model = NULL;
     }
 
-    if (model == NULL) {
-        /* old replies carry no topic: the model of the pod's live topic */
-        if (p->model_len == 0) {
-            (void) ngx_atomic_fetch_add(&ks->up->lcf->sh->kv_malformed, 1);
-            return;
-        }
+    act = llmd_kv_stream_replayed(&ks->up->pods[ks->target].stream, seq,
+                                  model, model_len);
 
-        model = (const char *) p->model;
-        model_len = p->model_len;
-    }
-
-    ngx_llmd_kv_apply(ks->up, ks->target, model, model_len,
-                      zmq_msg_data(&frames[n - 1]),
-                      zmq_msg_size(&frames[n - 1]));
+    ngx_llmd_kv_perform(ks->up, ks->target, &act,
+                        zmq_msg_data(&frames[n - 1]),
+                        zmq_msg_size(&frames[n - 1]));
 }
 
 
@@ -683,10 +670,9 @@ ngx_llmd_kv_replayed(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
 static void
 ngx_llmd_kv_monitor(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
 {
-    uint16_t             event;
-    ngx_llmd_kv_pod_t   *p;
-    ngx_llmd_target_t   *t;
-    ngx_llmd_srv_conf_t *lcf;
+    uint16_t           event;
+    llmd_kv_stream_t  *stream;
+    llmd_kv_action_t   act;
 
     if (n < 1 || zmq_msg_size(&frames[0]) < 6) {
         return;
@@ -694,51 +680,55 @@ ngx_llmd_kv_monitor(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
 
     ngx_memcpy(&event, zmq_msg_data(&frames[0]), sizeof(event));
 
-    lcf = ks->up->lcf;
-    t = lcf->targets.elts;
-    p = &ks->up->pods[ks->target];
+    stream = &ks->up->pods[ks->target].stream;
 
     if (event == ZMQ_EVENT_DISCONNECTED) {
-        p->have_seq = 0;
-        ngx_llmd_kv_clear(lcf, t[ks->target].slot, "event stream "
-                          "disconnected");
+        act = llmd_kv_stream_disconnected(stream);
 
-    } else if (event == ZMQ_EVENT_CONNECTED && p->replay) {
-        /* whatever the pod still buffers tells us what it holds */
-        ngx_llmd_kv_request_replay(ks->up, ks->target, 0);
+    } else if (event == ZMQ_EVENT_CONNECTED) {
+        act = llmd_kv_stream_connected(stream, ngx_current_msec);
+
+    } else {
+        return;
     }
+
+    ngx_llmd_kv_perform(ks->up, ks->target, &act, NULL, 0);
 }
 
 
-static ngx_int_t
-ngx_llmd_kv_find_pod(ngx_llmd_srv_conf_t *lcf, const char *pod, size_t len)
+/* Does what the stream rules decided, in their order. */
+static void
+ngx_llmd_kv_perform(ngx_llmd_kv_up_t *up, ngx_uint_t target,
+    const llmd_kv_action_t *act, const void *payload, size_t len)
 {
-    u_char             *colon;
-    ngx_uint_t          i;
-    ngx_llmd_target_t  *t;
+    ngx_uint_t            slot;
+    ngx_llmd_target_t    *t;
+    ngx_llmd_srv_conf_t  *lcf;
 
+    lcf = up->lcf;
     t = lcf->targets.elts;
+    slot = t[target].slot;
 
-    /* <ip>:<port> as llm-d today, or the bare <ip> of the seed era */
-    for (i = 0; i < lcf->targets.nelts; i++) {
-        if (t[i].name.len == len
-            && ngx_strncmp(t[i].name.data, pod, len) == 0)
-        {
-            return i;
-        }
+    if (act->what & LLMD_KV_MALFORMED) {
+        (void) ngx_atomic_fetch_add(&lcf->sh->kv_malformed, 1);
     }
 
-    for (i = 0; i < lcf->targets.nelts; i++) {
-        colon = ngx_strlchr(t[i].name.data, t[i].name.data + t[i].name.len,
-                            ':');
-        if (colon && (size_t) (colon - t[i].name.data) == len
-            && ngx_strncmp(t[i].name.data, pod, len) == 0)
-        {
-            return i;
-        }
+    if (act->what & LLMD_KV_COUNT_GAP) {
+        (void) ngx_atomic_fetch_add(&lcf->sh->endpoints[slot].kv_gaps, 1);
     }
 
-    return -1;
+    if (act->what & LLMD_KV_CLEAR) {
+        ngx_llmd_kv_clear(lcf, slot, act->why);
+    }
+
+    if (act->what & LLMD_KV_REQUEST_REPLAY) {
+        ngx_llmd_kv_request_replay(up, target, act->replay_from);
+    }
+
+    if (act->what & LLMD_KV_APPLY) {
+        ngx_llmd_kv_apply(up, target, act->model, act->model_len, payload,
+                          len);
+    }
 }
 
 
@@ -828,10 +818,6 @@ ngx_llmd_kv_request_replay(ngx_llmd_kv_up_t *up, ngx_uint_t target,
     p = &up->pods[target];
     t = up->lcf->targets.elts;
 
-    if (p->replaying) {
-        return;
-    }
-
     for (i = 0; i < 8; i++) {
         seq[i] = (u_char) (from >> (56 - 8 * i));
     }
@@ -839,13 +825,11 @@ ngx_llmd_kv_request_replay(ngx_llmd_kv_up_t *up, ngx_uint_t target,
     if (zmq_send(p->replay->zsock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
         || zmq_send(p->replay->zsock, seq, 8, ZMQ_DONTWAIT) < 0)
     {
-        ngx_llmd_kv_clear(up->lcf, t[target].slot, "event batches lost "
-                          "and the replay request failed");
+        ngx_llmd_kv_clear(up->lcf, t[target].slot,
+                          llmd_kv_stream_replay_failed(&p->stream));
         return;
     }
 
-    p->replaying = 1;
-    p->replay_deadline = ngx_current_msec + NGX_LLMD_KV_REPLAY_TIMEOUT;
     (void) ngx_atomic_fetch_add(&up->lcf->sh->endpoints[t[target].slot]
                                 .kv_replays, 1);
 
@@ -859,11 +843,10 @@ ngx_llmd_kv_tick(ngx_event_t *ev)
 {
     ngx_uint_t            i;
     ngx_llmd_kv_up_t     *up;
-    ngx_llmd_target_t    *t;
+    llmd_kv_action_t      act;
     ngx_llmd_kv_sock_t  **ksp;
 
     up = ev->data;
-    t = up->lcf->targets.elts;
     ksp = up->socks.elts;
 
     if (up->lcf->sh->writer_pid != ngx_pid) {
@@ -894,59 +877,11 @@ ngx_llmd_kv_tick(ngx_event_t *ev)
     }
 
     for (i = 0; i < up->lcf->targets.nelts; i++) {
-        if (up->pods[i].replaying
-            && (ngx_msec_int_t) (ngx_current_msec
-                                 - up->pods[i].replay_deadline) > 0)
-        {
-            up->pods[i].replaying = 0;
-            ngx_llmd_kv_clear(up->lcf, t[i].slot, "replay timed out");
-        }
+        act = llmd_kv_stream_tick(&up->pods[i].stream, ngx_current_msec);
+        ngx_llmd_kv_perform(up, i, &act, NULL, 0);
     }
 
     if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
         ngx_add_timer(ev, NGX_LLMD_KV_TICK);
     }
-}
-
-
-/* tcp://<host of server i>:<port>, port absolute or server port + N. */
-static ngx_int_t
-ngx_llmd_kv_endpoint(ngx_llmd_srv_conf_t *lcf, ngx_uint_t target,
-    ngx_uint_t port, ngx_uint_t relative, char *buf, size_t size)
-{
-    u_char             *p, *colon;
-    ngx_int_t           base;
-    ngx_llmd_target_t  *t;
-
-    t = lcf->targets.elts;
-
-    colon = NULL;
-    for (p = t[target].name.data + t[target].name.len;
-         p > t[target].name.data;
-         p--)
-    {
-        if (p[-1] == ':') {
-            colon = p - 1;
-            break;
-        }
-    }
-
-    if (colon == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (relative) {
-        base = ngx_atoi(colon + 1, t[target].name.data + t[target].name.len
-                                   - colon - 1);
-        if (base == NGX_ERROR || base + port > 65535) {
-            return NGX_ERROR;
-        }
-
-        port += base;
-    }
-
-    ngx_snprintf((u_char *) buf, size, "tcp://%*s:%ui%Z",
-                 colon - t[target].name.data, t[target].name.data, port);
-
-    return NGX_OK;
 }

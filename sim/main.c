@@ -54,6 +54,9 @@ int
 main(int argc, char **argv)
 {
     static sim_config_t  cf;
+    static const sim_http_handlers_t  handlers = {
+        sim_pod_route, sim_openai_bad_request
+    };
     struct epoll_event   evs[256], ev;
     sim_handle_t         th = { SIM_TAG_TIMER, NULL };
     sim_handle_t         sh = { SIM_TAG_SIGNAL, NULL };
@@ -81,7 +84,7 @@ main(int argc, char **argv)
         return 1;
     }
 
-    if (sim_http_loop_init() != 0) {
+    if (sim_http_loop_init(&handlers) != 0) {
         perror("vllm-sim: epoll_create1");
         return 1;
     }

@@ -14,6 +14,10 @@
 #include "sim.h"
 
 
+static void sim_openai_token(sim_req_t *r, uint32_t id, const char *text,
+    size_t len, int last);
+
+
 static sim_buf_t  sim_scratch;
 
 
@@ -41,6 +45,13 @@ sim_openai_error(sim_conn_t *c, int status, const char *type,
 
     sim_http_respond(c, status, "application/json", b.data, b.len);
     sim_buf_free(&b);
+}
+
+
+void
+sim_openai_bad_request(sim_conn_t *c, int status, const char *reason)
+{
+    sim_openai_error(c, status, "BadRequestError", NULL, "%s", reason);
 }
 
 
@@ -238,7 +249,7 @@ sim_openai_handle(sim_conn_t *c, sim_api_t api)
 
     cap = (size_t) cf->max_model_len + 1;
     ids = malloc(cap * sizeof(uint32_t));
-    r = sim_req_new(c->pod);
+    r = sim_req_new(c->pod, sim_openai_token);
     if (ids == NULL || r == NULL) {
         sim_openai_error(c, 500, "InternalServerError", NULL,
                          "out of memory");
@@ -439,7 +450,8 @@ sim_sse(sim_conn_t *c, sim_buf_t *b)
 }
 
 
-void
+/* The engine's token callback: SSE chunks, or the whole answer at the end. */
+static void
 sim_openai_token(sim_req_t *r, uint32_t id, const char *text, size_t len,
     int last)
 {

@@ -247,9 +247,11 @@ for my $i (1 .. 10) {
     push @socks, $s;
 }
 my $over;
+# requests that arrive during a step are admitted when it ends: wait for it
 ok(wait_until(5, sub {
     $over = metrics(1);
-    ($over->{'vllm:num_requests_waiting'} // 0) > 0;
+    ($over->{'vllm:num_requests_waiting'} // 0) > 0
+        && ($over->{'vllm:num_requests_running'} // 0) >= 4;
 }), 'overload: num_requests_waiting > 0');
 is($over->{'vllm:num_requests_running'}, 4, 'running = max_num_seqs');
 cmp_ok($over->{'vllm:kv_cache_usage_perc'}, '>', 0, 'KV usage > 0 while busy');

@@ -84,6 +84,11 @@ main(int argc, char **argv)
         return 1;
     }
 
+    if (sim_chat_init(cf.tokenizer_config, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vllm-sim: chat template: %s\n", err);
+        return 1;
+    }
+
     if (sim_http_loop_init(&handlers) != 0) {
         perror("vllm-sim: epoll_create1");
         return 1;
@@ -123,9 +128,10 @@ main(int argc, char **argv)
         snprintf(err, sizeof(err), "%d", cf.port);
     }
     sim_log("%d pod%s on http://%s:%s, model %s, %u blocks of %d, "
-            "tokenizer %s, time scale %g", cf.pods, cf.pods > 1 ? "s" : "",
-            cf.host, err, cf.model, cf.num_blocks, cf.block_size,
-            sim_tok_is_real() ? cf.tokenizer : "fallback", cf.time_scale);
+            "tokenizer %s, chat template %s, time scale %g", cf.pods,
+            cf.pods > 1 ? "s" : "", cf.host, err, cf.model, cf.num_blocks,
+            cf.block_size, sim_tok_is_real() ? cf.tokenizer : "fallback",
+            sim_chat_template_name(), cf.time_scale);
 
     running = 1;
 

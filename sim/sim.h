@@ -16,6 +16,7 @@
 #define SIM_MAX_HEADER      (64 * 1024)         /* request head bytes */
 #define SIM_MAX_SALT        1024
 #define SIM_MAX_BLOCK_SIZE  256
+#define SIM_MAX_PATH        4096
 #define SIM_NS              1000000000LL
 
 typedef struct sim_pod_s   sim_pod_t;
@@ -23,6 +24,7 @@ typedef struct sim_conn_s  sim_conn_t;
 typedef struct sim_req_s   sim_req_t;
 typedef struct sim_kv_s    sim_kv_t;
 typedef struct sim_pub_s   sim_pub_t;
+struct cJSON;
 
 /* What an epoll event's data.ptr points to. */
 #define SIM_TAG_LISTEN  1
@@ -79,7 +81,9 @@ typedef struct {
     double       ctx_ns_per_token;
     sim_algo_t   hash_algo;
     const char  *hash_seed;
-    const char  *tokenizer;
+    const char  *tokenizer;               /* --tokenizer as given */
+    char         tokenizer_json[SIM_MAX_PATH];
+    char         tokenizer_config[SIM_MAX_PATH];  /* "": none */
     uint32_t     vocab_size;
     int          old_metrics;             /* also vllm:gpu_cache_usage_perc */
     int          no_prefix_caching;
@@ -105,6 +109,22 @@ long sim_tok_encode(const char *text, size_t len, int add_special,
 /* Output token i of a generation: an id and its text. */
 uint32_t sim_tok_output(uint64_t i, const char **text, size_t *len);
 int sim_tok_is_real(void);
+
+
+/* chat.c: chat messages to prompt text with the project's chat templates */
+#define SIM_CHAT_BAD_REQUEST  -1        /* vLLM answers 400 */
+#define SIM_CHAT_NO_MEMORY    -2
+
+/* config_path: the tokenizer_config.json ("" or NULL: none). */
+int sim_chat_init(const char *config_path, char *err, size_t errlen);
+const char *sim_chat_template_name(void);
+/*
+ * Renders a chat request's messages (with its add_generation_prompt,
+ * default true, chat_template_kwargs and tools) into out, replacing its
+ * contents.  Returns 0, or an error above with a message in err.
+ */
+int sim_chat_render(const struct cJSON *request, sim_buf_t *out, char *err,
+    size_t errlen);
 
 
 /* blockhash.c: vLLM sha256_cbor / sha256_cbor_64bit prefix-cache hashes */

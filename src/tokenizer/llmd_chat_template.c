@@ -20,6 +20,8 @@
 
 
 static const char *llmd_chat_token_text(const cJSON *v);
+static llmd_chat_template_t *llmd_chat_template_new(size_t known,
+    const char *bos, char *err, size_t errlen);
 
 
 /*
@@ -40,6 +42,8 @@ static const struct {
     /* meta-llama/Llama-3.1-*-Instruct */
     { 0x700bdbdaf9589de3ULL, 4614, LLMD_CHAT_LLAMA31, "llama3", "llama3.1" },
 };
+
+#define LLMD_CHAT_NKNOWN  (sizeof(llmd_chat_known) / sizeof(llmd_chat_known[0]))
 
 
 /* Loading */
@@ -144,14 +148,12 @@ llmd_chat_template_load_json(const char *json, size_t len, char *err,
     }
     tlen = strlen(tpl->valuestring);
     h = XXH64(tpl->valuestring, tlen, 0);
-    for (i = 0; i < sizeof(llmd_chat_known) / sizeof(llmd_chat_known[0]);
-         i++)
-    {
+    for (i = 0; i < LLMD_CHAT_NKNOWN; i++) {
         if (llmd_chat_known[i].hash == h && llmd_chat_known[i].len == tlen) {
             break;
         }
     }
-    if (i == sizeof(llmd_chat_known) / sizeof(llmd_chat_known[0])) {
+    if (i == LLMD_CHAT_NKNOWN) {
         llmd_chat_error(err, errlen, "unknown chat template (xxh64 %016llx, "
                         "%zu bytes); supported: qwen3, llama3, llama3.1",
                         (unsigned long long) h, tlen);
@@ -161,6 +163,36 @@ llmd_chat_template_load_json(const char *json, size_t len, char *err,
 
     bos = llmd_chat_token_text(cJSON_GetObjectItemCaseSensitive(root,
                                                                 "bos_token"));
+    t = llmd_chat_template_new(i, bos, err, errlen);
+    cJSON_Delete(root);
+    return t;
+}
+
+
+llmd_chat_template_t *
+llmd_chat_template_builtin(const char *variant, const char *bos_token,
+    char *err, size_t errlen)
+{
+    size_t  i;
+
+    for (i = 0; i < LLMD_CHAT_NKNOWN; i++) {
+        if (strcmp(llmd_chat_known[i].variant, variant) == 0) {
+            return llmd_chat_template_new(i, bos_token, err, errlen);
+        }
+    }
+    llmd_chat_error(err, errlen, "unknown chat template variant \"%s\"",
+                    variant);
+    return NULL;
+}
+
+
+/* The template llmd_chat_known[known] with its bos_token (NULL: none). */
+static llmd_chat_template_t *
+llmd_chat_template_new(size_t known, const char *bos, char *err,
+    size_t errlen)
+{
+    llmd_chat_template_t  *t;
+
     /* an absent bos_token renders as Jinja's undefined: nothing */
     if (bos == NULL) {
         bos = "";
@@ -168,22 +200,19 @@ llmd_chat_template_load_json(const char *json, size_t len, char *err,
     if (strlen(bos) > LLMD_CHAT_MAX_TOKEN) {
         llmd_chat_error(err, errlen, "bos_token longer than %d bytes",
                         LLMD_CHAT_MAX_TOKEN);
-        cJSON_Delete(root);
         return NULL;
     }
 
     t = calloc(1, sizeof(*t));
     if (t == NULL) {
         llmd_chat_error(err, errlen, "out of memory");
-        cJSON_Delete(root);
         return NULL;
     }
-    t->kind = llmd_chat_known[i].kind;
-    t->family = llmd_chat_known[i].family;
-    t->variant = llmd_chat_known[i].variant;
+    t->kind = llmd_chat_known[known].kind;
+    t->family = llmd_chat_known[known].family;
+    t->variant = llmd_chat_known[known].variant;
     t->bos_len = strlen(bos);
     memcpy(t->bos, bos, t->bos_len + 1);
-    cJSON_Delete(root);
     return t;
 }
 

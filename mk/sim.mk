@@ -4,8 +4,9 @@
 SIM_SRCS := $(wildcard sim/*.c)
 SIM_OBJS := $(patsubst sim/%.c,$(BUILD)/sim/%.o,$(SIM_SRCS))
 SIM_LIBS := -lzmq -lmsgpackc -lcbor -lcrypto -lcjson -lxxhash -lm
-# the simulator tokenizes with the project's tokenizer (src/tokenizer)
-SIM_CORE := $(call objs,$(TOKENIZER_OBJS))
+# the simulator tokenizes with the project's tokenizer and renders chat
+# with its chat templates (src/tokenizer)
+SIM_CORE := $(call objs,$(TOKENIZER_OBJS) $(CHAT_OBJS))
 
 TOOLS += $(BUILD)/bin/vllm-sim $(BUILD)/bin/sim-loadgen
 

@@ -7,8 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "sim.h"
+
+
+static int sim_tokenizer_files(sim_config_t *cf);
 
 
 static const char  sim_usage[] =
@@ -34,7 +39,8 @@ static const char  sim_usage[] =
 "  --hash-algo A                sha256_cbor | sha256_cbor_64bit\n"
 "                               (sha256_cbor)\n"
 "  --hash-seed S                NONE_HASH seed (vllm-none-hash)\n"
-"  --tokenizer PATH             tokenizer.json (fallback tokenizer)\n"
+"  --tokenizer PATH             tokenizer.json, or a directory with it\n"
+"                               (fallback tokenizer)\n"
 "  --vocab-size N               fallback tokenizer ids (128256)\n"
 "  --old-metrics                also vllm:gpu_cache_usage_perc and\n"
 "                               vllm:time_per_output_token_seconds\n"
@@ -219,6 +225,49 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
     if (cf->port + cf->pods - 1 > 65535) {
         fprintf(stderr, "vllm-sim: ports beyond 65535\n");
         return -1;
+    }
+
+    if (cf->tokenizer && sim_tokenizer_files(cf) != 0) {
+        fprintf(stderr, "vllm-sim: --tokenizer path too long\n");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * --tokenizer names a tokenizer.json, with the tokenizer_config.json next
+ * to it when there is one, or a directory holding both (as nginx's
+ * llmd_tokenizer does).
+ */
+static int
+sim_tokenizer_files(sim_config_t *cf)
+{
+    struct stat  st;
+    const char  *path = cf->tokenizer, *slash;
+    int          dir, n, m;
+
+    dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (dir) {
+        n = snprintf(cf->tokenizer_json, SIM_MAX_PATH, "%s/tokenizer.json",
+                     path);
+        m = snprintf(cf->tokenizer_config, SIM_MAX_PATH,
+                     "%s/tokenizer_config.json", path);
+    } else {
+        slash = strrchr(path, '/');
+        n = snprintf(cf->tokenizer_json, SIM_MAX_PATH, "%s", path);
+        m = snprintf(cf->tokenizer_config, SIM_MAX_PATH,
+                     "%.*stokenizer_config.json",
+                     slash ? (int) (slash + 1 - path) : 0, path);
+    }
+
+    if (n >= SIM_MAX_PATH || m >= SIM_MAX_PATH) {
+        return -1;
+    }
+
+    if (access(cf->tokenizer_config, R_OK) != 0) {
+        cf->tokenizer_config[0] = '\0';
     }
 
     return 0;

@@ -23,7 +23,7 @@ static int sim_grow(void **p, size_t *cap, size_t need, size_t size);
 
 
 sim_req_t *
-sim_req_new(sim_pod_t *pod)
+sim_req_new(sim_pod_t *pod, sim_token_pt on_token)
 {
     sim_req_t  *r;
 
@@ -33,6 +33,7 @@ sim_req_new(sim_pod_t *pod)
     }
 
     r->pod = pod;
+    r->on_token = on_token;
     r->created = (long) time(NULL);
     snprintf(r->id, sizeof(r->id), "%d-%llx-%llu", pod->port,
              (unsigned long long) r->created,
@@ -528,7 +529,7 @@ sim_step_done(sim_pod_t *pod, int64_t now)
         r->last_token_ns = now;
 
         last = r->n_output >= (size_t) r->max_tokens;
-        sim_openai_token(r, id, text, len, last);
+        r->on_token(r, id, text, len, last);
 
         if (last) {
             sim_finish(pod, r, now);

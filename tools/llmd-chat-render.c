@@ -1,6 +1,6 @@
 /*
  * llmd-chat-render: renders OpenAI chat messages with the native chat
- * template renderers (src/llmd_chat_template.c), for the parity test
+ * template renderers (src/tokenizer/llmd_chat_*.c), for the parity test
  * t/045-chat-template.t and for looking at what a request becomes.
  *
  *   llmd-chat-render --config tokenizer_config.json

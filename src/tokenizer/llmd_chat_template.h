@@ -37,6 +37,15 @@ llmd_chat_template_t *llmd_chat_template_load(const char *config_path,
 llmd_chat_template_t *llmd_chat_template_load_json(const char *json,
     size_t len, char *err, size_t errlen);
 
+/*
+ * One of the known templates by its variant name ("qwen3", "llama3",
+ * "llama3.1"), for a caller without a tokenizer_config.json: bos_token is
+ * what the config would give (NULL: none).  vllm-sim renders with the
+ * "llama3" one when its tokenizer has no chat template.
+ */
+llmd_chat_template_t *llmd_chat_template_builtin(const char *variant,
+    const char *bos_token, char *err, size_t errlen);
+
 void llmd_chat_template_free(llmd_chat_template_t *t);
 
 /* "qwen3" or "llama3". */

@@ -1,9 +1,10 @@
 /*
- * Native chat template renderers: template recognition, the exact prompts
- * of Qwen3, Llama-3 and Llama-3.1 for hand-checked conversations (expected
- * strings derived from the templates in t/data/chat/ as Python's Jinja
- * renders them), vLLM's content normalisation, Python's whitespace
- * semantics, errors, and output buffer handling.
+ * Native chat template renderers: template recognition (and known
+ * templates by name), the exact prompts of Qwen3, Llama-3 and Llama-3.1 for
+ * hand-checked conversations (expected strings derived from the templates
+ * in t/data/chat/ as Python's Jinja renders them), vLLM's content
+ * normalisation, Python's whitespace semantics, errors, and output buffer
+ * handling.
  */
 
 #include <stdarg.h>
@@ -473,6 +474,52 @@ test_hostile(void **state)
 }
 
 
+/* A known template by variant name renders as the same template loaded. */
+static void
+test_builtin(void **state)
+{
+    static const char      msgs[] =
+        "[{\"role\":\"system\",\"content\":\" s \"},"
+        "{\"role\":\"user\",\"content\":[\"a\","
+        "{\"type\":\"text\",\"text\":\"b\"}]}]";
+    static const char     *paths[] = { QWEN3, LLAMA3, LLAMA31 };
+    static const char     *variants[] = { "qwen3", "llama3", "llama3.1" };
+    static const char     *bos[] = { NULL, "<|begin_of_text|>",
+                                     "<|begin_of_text|>" };
+    static char            out[4096];
+    char                   err[512], longbos[300];
+    const char            *want;
+    long                   rc;
+    cJSON                 *m;
+    llmd_chat_template_t  *t;
+    int                    i;
+
+    m = cJSON_Parse(msgs);
+    assert_non_null(m);
+    for (i = 0; i < 3; i++) {
+        t = llmd_chat_template_builtin(variants[i], bos[i], err, sizeof(err));
+        assert_non_null(t);
+        assert_string_equal(llmd_chat_template_variant(t), variants[i]);
+        rc = llmd_chat_template_render(t, m, 1, out, sizeof(out), NULL, err,
+                                       sizeof(err));
+        assert_true(rc > 0);
+        want = render(paths[i], msgs);
+        assert_string_equal(out, want);
+        llmd_chat_template_free(t);
+    }
+    cJSON_Delete(m);
+
+    assert_null(llmd_chat_template_builtin("llama4", NULL, err,
+                                           sizeof(err)));
+    assert_non_null(strstr(err, "llama4"));
+    memset(longbos, 'x', sizeof(longbos) - 1);
+    longbos[sizeof(longbos) - 1] = '\0';
+    assert_null(llmd_chat_template_builtin("llama3", longbos, err,
+                                           sizeof(err)));
+    assert_non_null(strstr(err, "bos_token"));
+}
+
+
 int
 main(void)
 {
@@ -487,6 +534,7 @@ main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_capacity),
         cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_builtin),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

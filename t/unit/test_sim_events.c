@@ -1,7 +1,9 @@
 /*
  * vllm-sim: block hashes against the spec's test vectors (vllm-interop.md
- * 6.1, 6.4), KV-event msgpack bytes against the example hex (2.6), and the
- * prefix cache's LRU eviction.
+ * 6.1, 6.4), KV-event msgpack bytes against the example hex (2.6), the
+ * prefix cache's LRU eviction, the files --tokenizer names, and chat
+ * rendering: the same bytes as the project's chat templates
+ * (llmd_chat_template) render for the same request.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,9 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <getopt.h>
 #include <cmocka.h>
+#include <cJSON.h>
 
 #include "../../sim/sim.h"
+#include "tokenizer/llmd_chat_template.h"
+
+
+#define QWEN3     "t/data/chat/qwen3.json"
+#define LLAMA3    "t/data/chat/llama3.json"
+#define LLAMA31   "t/data/chat/llama3_1-instruct.json"
 
 
 static void
@@ -256,6 +267,277 @@ test_kvcache_lru(void **state)
 }
 
 
+/* --tokenizer: a directory with both files, or a file and its sibling. */
+static void
+test_tokenizer_files(void **state)
+{
+    sim_config_t   cf;
+    char           dir[] = "/tmp/test_sim_tokXXXXXX", path[256];
+    char          *argv[4];
+    FILE          *f;
+
+    assert_non_null(mkdtemp(dir));
+    argv[0] = "vllm-sim";
+    argv[1] = "--tokenizer";
+    argv[2] = dir;
+    argv[3] = NULL;
+
+    /* no tokenizer_config.json yet */
+    optind = 0;
+    assert_int_equal(sim_config_parse(&cf, 3, argv), 0);
+    snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
+    assert_string_equal(cf.tokenizer_json, path);
+    assert_string_equal(cf.tokenizer_config, "");
+
+    snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{}", f);
+    fclose(f);
+
+    optind = 0;
+    assert_int_equal(sim_config_parse(&cf, 3, argv), 0);
+    assert_string_equal(cf.tokenizer_config, path);
+
+    /* a tokenizer.json path: the config next to it */
+    snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
+    argv[2] = path;
+    optind = 0;
+    assert_int_equal(sim_config_parse(&cf, 3, argv), 0);
+    assert_string_equal(cf.tokenizer_json, path);
+    assert_int_equal(strncmp(cf.tokenizer_config, dir, strlen(dir)), 0);
+    assert_string_equal(cf.tokenizer_config + strlen(dir),
+                        "/tokenizer_config.json");
+
+    /* a bare file name: the config in the current directory */
+    argv[2] = "tokenizer.json";
+    optind = 0;
+    assert_int_equal(sim_config_parse(&cf, 3, argv), 0);
+    assert_string_equal(cf.tokenizer_json, "tokenizer.json");
+
+    snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+
+/* Chat requests, as bodies of /v1/chat/completions. */
+static const char  *chat_requests[] = {
+    "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}",
+    "{\"messages\":[{\"role\":\"system\",\"content\":\" Be brief. \"},"
+    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+    "{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}},"
+    "{\"type\":\"text\",\"text\":\"\"},{\"type\":\"text\",\"text\":\"b\"}]}]}",
+    "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},"
+    "{\"role\":\"assistant\",\"content\":\"<think>\\nx\\n</think>\\n\\nYes\"},"
+    "{\"role\":\"user\",\"content\":null}],"
+    "\"add_generation_prompt\":false}",
+    "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+    "\"chat_template_kwargs\":{\"enable_thinking\":false,"
+    "\"date_string\":\"11 Jun 2025\"}}",
+    "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},"
+    "{\"role\":\"tool\",\"content\":\"{\\\"t\\\": 1}\"}]}",
+};
+
+
+static llmd_chat_template_t *
+load_template(const char *path)
+{
+    char                   err[512];
+    llmd_chat_template_t  *t;
+
+    if (path == NULL) {
+        t = llmd_chat_template_builtin("llama3", "<|begin_of_text|>", err,
+                                       sizeof(err));
+    } else {
+        t = llmd_chat_template_load(path, err, sizeof(err));
+    }
+    if (t == NULL) {
+        fail_msg("%s: %s", path ? path : "builtin llama3", err);
+    }
+    return t;
+}
+
+
+/* What llmd_chat_template renders for a request body; NULL on error. */
+static char *
+llmd_render(const llmd_chat_template_t *t, const char *body, int kwargs)
+{
+    cJSON   *j;
+    char    *out, err[512];
+    long     n;
+
+    j = cJSON_Parse(body);
+    assert_non_null(j);
+    out = malloc(65536);
+    assert_non_null(out);
+    n = llmd_chat_template_render_kw(t,
+            cJSON_GetObjectItemCaseSensitive(j, "messages"),
+            kwargs ? cJSON_GetObjectItemCaseSensitive(j,
+                                                      "chat_template_kwargs")
+                   : NULL,
+            !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j,
+                                                  "add_generation_prompt")),
+            out, 65536, NULL, err, sizeof(err));
+    cJSON_Delete(j);
+    if (n < 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+
+/* What the simulator renders; NULL with err set on error. */
+static char *
+sim_render(const char *body, int *rc, char *err, size_t errlen)
+{
+    sim_buf_t   b = { NULL, 0, 0 };
+    cJSON      *j;
+    char       *out;
+
+    j = cJSON_Parse(body);
+    assert_non_null(j);
+    *rc = sim_chat_render(j, &b, err, errlen);
+    cJSON_Delete(j);
+    if (*rc != 0) {
+        sim_buf_free(&b);
+        return NULL;
+    }
+    out = strndup(b.data ? b.data : "", b.len);
+    sim_buf_free(&b);
+    return out;
+}
+
+
+static void
+assert_sim_renders(const char *body, const char *want)
+{
+    char   err[512], *got;
+    int    rc;
+
+    got = sim_render(body, &rc, err, sizeof(err));
+    if (got == NULL) {
+        fail_msg("%s: %d %s", body, rc, err);
+    }
+    assert_string_equal(got, want);
+    free(got);
+}
+
+
+static void
+assert_sim_refuses(const char *body)
+{
+    char   err[512], *got;
+    int    rc;
+
+    err[0] = '\0';
+    got = sim_render(body, &rc, err, sizeof(err));
+    assert_null(got);
+    assert_int_equal(rc, SIM_CHAT_BAD_REQUEST);
+    assert_true(err[0] != '\0');
+}
+
+
+/*
+ * Without a tokenizer_config.json: the Llama-3 template of t/data/chat/,
+ * parts joined with "\n" as the project's templates join them, kwargs
+ * ignored, an empty message list refused.
+ */
+static void
+test_chat_simple(void **state)
+{
+    llmd_chat_template_t  *llama3;
+    size_t                 i;
+    char                  *want;
+
+    assert_int_equal(sim_chat_init(NULL, NULL, 0), 0);
+    assert_string_equal(sim_chat_template_name(), "simple (llama3)");
+
+    assert_sim_renders(chat_requests[1],
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+        "Be brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+        "a\nb<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+
+    llama3 = load_template(LLAMA3);
+    for (i = 0; i < sizeof(chat_requests) / sizeof(chat_requests[0]); i++) {
+        want = llmd_render(llama3, chat_requests[i], 0);
+        assert_non_null(want);
+        assert_sim_renders(chat_requests[i], want);
+        free(want);
+    }
+    llmd_chat_template_free(llama3);
+
+    assert_sim_refuses("{\"messages\":[]}");
+    assert_sim_refuses("{}");
+    assert_sim_refuses("{\"messages\":[{\"role\":\"user\",\"content\":5}]}");
+}
+
+
+/*
+ * With a tokenizer_config.json: every request renders as that template
+ * renders it with the request's kwargs; what the template refuses is a
+ * bad request; tools fall back to the simple rendering.
+ */
+static void
+test_chat_template(void **state)
+{
+    static const char     *configs[] = { QWEN3, LLAMA3, LLAMA31 };
+    static const char     *variants[] = { "qwen3", "llama3", "llama3.1" };
+    llmd_chat_template_t  *t, *simple;
+    size_t                 c, i;
+    char                  *want;
+    char                   err[512];
+
+    simple = load_template(NULL);
+
+    for (c = 0; c < 3; c++) {
+        assert_int_equal(sim_chat_init(configs[c], err, sizeof(err)), 0);
+        assert_string_equal(sim_chat_template_name(), variants[c]);
+        t = load_template(configs[c]);
+
+        for (i = 0; i < sizeof(chat_requests) / sizeof(chat_requests[0]);
+             i++)
+        {
+            want = llmd_render(t, chat_requests[i], 1);
+            assert_non_null(want);
+            assert_sim_renders(chat_requests[i], want);
+            free(want);
+        }
+
+        /* request tools: the simple rendering */
+        want = llmd_render(simple, "{\"messages\":[{\"role\":\"user\","
+                                   "\"content\":\"Hi\"}]}", 0);
+        assert_sim_renders("{\"messages\":[{\"role\":\"user\","
+                           "\"content\":\"Hi\"}],\"tools\":[{\"type\":"
+                           "\"function\",\"function\":{\"name\":\"f\"}}]}",
+                           want);
+        /* tool kwargs: the template cannot render them either */
+        assert_sim_renders("{\"messages\":[{\"role\":\"user\","
+                           "\"content\":\"Hi\"}],\"chat_template_kwargs\":"
+                           "{\"tools\":[]}}", want);
+        free(want);
+
+        assert_sim_refuses("{\"messages\":[{\"role\":\"user\","
+                           "\"content\":{}}]}");
+        assert_sim_refuses("{\"messages\":[{\"role\":\"user\","
+                           "\"content\":\"Hi\"}],\"chat_template_kwargs\":5}");
+        llmd_chat_template_free(t);
+    }
+
+    /* Qwen3 reads messages[0]: an empty list is refused */
+    assert_int_equal(sim_chat_init(QWEN3, err, sizeof(err)), 0);
+    assert_sim_refuses("{\"messages\":[]}");
+
+    /* an unknown template: the simple rendering */
+    assert_int_equal(sim_chat_init("t/data/epp-precise-tiny.yaml", err,
+                                   sizeof(err)), 0);
+    assert_string_equal(sim_chat_template_name(), "simple (llama3)");
+
+    llmd_chat_template_free(simple);
+}
+
+
 int
 main(void)
 {
@@ -266,7 +548,12 @@ main(void)
         cmocka_unit_test(test_batch_map),
         cmocka_unit_test(test_other_events),
         cmocka_unit_test(test_kvcache_lru),
+        cmocka_unit_test(test_tokenizer_files),
+        cmocka_unit_test(test_chat_simple),
+        cmocka_unit_test(test_chat_template),
     };
+
+    sim_log_quiet = 1;
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

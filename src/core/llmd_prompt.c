@@ -215,6 +215,13 @@ llmd_request_parse(llmd_api_t api, const char *body, size_t len,
         out->json_messages = item;
         item = llmd_json_member(root, "tools");
         out->tools = item != NULL && !cJSON_IsNull(item);
+
+        /* what vLLM passes to the chat template besides the messages */
+        item = llmd_json_member(root, "chat_template_kwargs");
+        out->json_chat_kwargs = cJSON_IsObject(item) ? item : NULL;
+        out->add_generation_prompt =
+            !cJSON_IsFalse(llmd_json_member(root, "add_generation_prompt"));
+
         item = out->json_messages;
 
         o.p = NULL;

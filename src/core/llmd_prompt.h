@@ -41,6 +41,10 @@ typedef struct {
     const struct cJSON   *json_prompt;
     const struct cJSON   *json_messages;
     int                   tools;      /* chat: a non-null `tools` field */
+    /* chat: `chat_template_kwargs` (an object, else NULL) and
+       `add_generation_prompt` (vLLM's default true) */
+    const struct cJSON   *json_chat_kwargs;
+    int                   add_generation_prompt;
 } llmd_request_t;
 
 /*

@@ -19,7 +19,7 @@ static ngx_int_t ngx_llmd_precise_text(ngx_http_request_t *r,
     const char **text, size_t *len, unsigned *flags,
     const uint32_t **ids, size_t *nids);
 static ngx_int_t ngx_llmd_precise_render(ngx_http_request_t *r,
-    ngx_llmd_srv_conf_t *lcf, const cJSON *messages, const char **text,
+    ngx_llmd_srv_conf_t *lcf, const llmd_request_t *req, const char **text,
     size_t *len);
 
 /*
@@ -297,8 +297,7 @@ ngx_llmd_precise_text(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         }
 
         *flags = 0;
-        return ngx_llmd_precise_render(r, lcf, req->json_messages, text,
-                                       len);
+        return ngx_llmd_precise_render(r, lcf, req, text, len);
     }
 
     prompt = req->json_prompt;
@@ -353,9 +352,11 @@ ngx_llmd_precise_text(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 }
 
 
+/* The prompt vLLM renders: the request's messages, add_generation_prompt
+   and chat_template_kwargs through the model's chat template. */
 static ngx_int_t
 ngx_llmd_precise_render(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
-    const cJSON *messages, const char **text, size_t *len)
+    const llmd_request_t *req, const char **text, size_t *len)
 {
     long          n;
     char          err[LLMD_ERRLEN];
@@ -366,7 +367,7 @@ ngx_llmd_precise_render(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
     /* the template adds a few dozen bytes per message to its contents */
     cap = 4096;
-    for (m = messages->child; m != NULL; m = m->next) {
+    for (m = req->json_messages->child; m != NULL; m = m->next) {
         cap += 256;
     }
 
@@ -380,8 +381,11 @@ ngx_llmd_precise_render(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         }
 
         needed = 0;
-        n = llmd_chat_template_render(lcf->chat_template, messages, 1, buf,
-                                      cap, &needed, err, sizeof(err));
+        n = llmd_chat_template_render_kw(lcf->chat_template,
+                                         req->json_messages,
+                                         req->json_chat_kwargs,
+                                         req->add_generation_prompt, buf,
+                                         cap, &needed, err, sizeof(err));
         if (n >= 0) {
             *text = buf;
             *len = (size_t) n;

@@ -449,6 +449,38 @@ test_chat_message_fields(void **state)
 }
 
 
+/* what the precise scorer hands to the chat template, as vLLM does */
+static void
+test_chat_template_inputs(void **state)
+{
+    assert_int_equal(parse(LLMD_API_CHAT,
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"hi\"}]}"), 0);
+    assert_int_equal(req.add_generation_prompt, 1);
+    assert_null(req.json_chat_kwargs);
+    assert_int_equal(req.tools, 0);
+
+    assert_int_equal(parse(LLMD_API_CHAT,
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"hi\"}],\"add_generation_prompt\":false,"
+        "\"chat_template_kwargs\":{\"enable_thinking\":false},"
+        "\"tools\":[]}"), 0);
+    assert_int_equal(req.add_generation_prompt, 0);
+    assert_non_null(req.json_chat_kwargs);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(
+                    req.json_chat_kwargs, "enable_thinking")));
+    assert_int_equal(req.tools, 1);
+
+    /* kwargs that are no object are not passed on; null keeps the default */
+    assert_int_equal(parse(LLMD_API_CHAT,
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"hi\"}],\"add_generation_prompt\":null,"
+        "\"chat_template_kwargs\":[1]}"), 0);
+    assert_int_equal(req.add_generation_prompt, 1);
+    assert_null(req.json_chat_kwargs);
+}
+
+
 static void
 test_chat_content_parts(void **state)
 {
@@ -885,6 +917,7 @@ main(void)
         T(test_other_api),
         T(test_chat_c1),
         T(test_chat_message_fields),
+        T(test_chat_template_inputs),
         T(test_chat_content_parts),
         T(test_chat_errors),
         T(test_go_escaping),

@@ -1,13 +1,12 @@
 /*
- * The run: one epoll loop that sends requests at their scheduled times
- * (open loop: Poisson or constant arrivals per stage) or keeps N in flight
- * (concurrent stages), over non-blocking HTTP/1.1 keepalive connections,
- * and times every streamed token.  A timerfd armed at the next arrival
- * wakes the loop, so the send lag is not rounded to epoll's milliseconds.
+ * The run: one epoll loop that sends requests when the arrival schedule
+ * (lg_arrivals.h) says they are due, over non-blocking HTTP/1.1 keepalive
+ * connections, and times every streamed token.  Replies go through the
+ * HTTP parser (lg_http.h) and, when streamed, the SSE parser (lg_sse.h).
+ * A timerfd armed at the next arrival wakes the loop, so the send lag is
+ * not rounded to epoll's milliseconds.
  */
-#define _GNU_SOURCE  /* strcasestr */
 #include <errno.h>
-#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,17 +25,10 @@
 #include <cJSON.h>
 
 #include "lg.h"
+#include "lg_arrivals.h"
+#include "lg_http.h"
+#include "lg_sse.h"
 
-
-typedef enum {
-    RD_HEADER = 0,
-    RD_LENGTH,          /* Content-Length body */
-    RD_CHUNK_SIZE,
-    RD_CHUNK_DATA,
-    RD_CHUNK_CRLF,
-    RD_TRAILER,
-    RD_UNTIL_EOF
-} lg_rd_state_e;
 
 typedef struct lg_conn_s  lg_conn_t;
 
@@ -53,13 +45,9 @@ struct lg_conn_s {
     const char     *body;
     size_t          body_len;
 
-    lg_rd_state_e   rd;
-    char           *hbuf;         /* header bytes, then line scratch */
-    size_t          hlen;
-    long long       remaining;    /* body or chunk bytes left */
-    int             chunked, close_after, got_bytes, done_marker;
-    char           *ev;           /* SSE bytes not yet split into events */
-    size_t          evlen, evcap;
+    lg_http_t       http;         /* the reply */
+    int             got_bytes, done_marker;
+    lg_sse_t        sse;          /* streamed body */
     char           *jbody;        /* non-streamed body */
     size_t          jlen, jcap;
 };
@@ -81,10 +69,7 @@ typedef struct {
     long                 *pending;    /* requests waiting for a conn */
     size_t                npending, pend_head, pend_cap;
 
-    int                   stage;      /* current, nstages = done */
-    double                stage_start, stage_end;
-    double                next_send;
-    long                  stage_sent;
+    lg_arrivals_t         arr;
     long                 *stage_inflight;
     double                last_timeout_check;
 
@@ -94,8 +79,44 @@ typedef struct {
 } lg_run_t;
 
 
+static double lg_monotonic(void);
+static double lg_run_now(lg_run_t *r);
+static lg_request_t *lg_conn_request(lg_run_t *r, lg_conn_t *c);
+static int lg_request_push_itl(lg_request_t *q, double v);
+static void lg_conn_free(lg_run_t *r, lg_conn_t *c);
+static lg_conn_t *lg_conn_new(lg_run_t *r);
+static void lg_conn_reset_read(lg_conn_t *c);
+static void lg_run_retire(lg_run_t *r, lg_request_t *q);
+static void lg_request_finish(lg_run_t *r, lg_conn_t *c, int ok,
+    const char *error);
+static void lg_request_start(lg_run_t *r, lg_conn_t *c, long id);
+static void lg_request_assign(lg_run_t *r, long id);
+static void lg_run_dispatch_pending(lg_run_t *r);
+static size_t lg_run_next_prompt(lg_run_t *r);
+static int lg_request_new(lg_run_t *r, double scheduled);
+static void lg_run_stage_note(lg_run_t *r);
+static int lg_run_schedule(lg_run_t *r);
+static int lg_conn_write(lg_run_t *r, lg_conn_t *c);
+static void lg_request_error_json(lg_request_t *q, const char *json,
+    size_t len);
+static void lg_request_usage(lg_request_t *q, cJSON *o);
+static void lg_stream_data(lg_request_t *q, const char *data, size_t len,
+    double t);
+static int lg_stream_feed(lg_run_t *r, lg_conn_t *c, const char *p,
+    size_t n, double t);
+static int lg_reply_body(lg_run_t *r, lg_conn_t *c, const char *p, size_t n,
+    double t);
+static void lg_reply_complete(lg_run_t *r, lg_conn_t *c, double t);
+static int lg_conn_input(lg_run_t *r, lg_conn_t *c, const char *p, size_t n,
+    double t);
+static void lg_conn_error(lg_run_t *r, lg_conn_t *c, const char *what);
+static void lg_conn_event(lg_run_t *r, lg_conn_t *c, uint32_t events);
+static void lg_run_check_timeouts(lg_run_t *r, double t);
+static void lg_run_arm(lg_run_t *r, double at);
+
+
 static double
-mono(void)
+lg_monotonic(void)
 {
     struct timespec  ts;
 
@@ -105,21 +126,21 @@ mono(void)
 
 
 static double
-now(lg_run_t *r)
+lg_run_now(lg_run_t *r)
 {
-    return mono() - r->t0;
+    return lg_monotonic() - r->t0;
 }
 
 
 static lg_request_t *
-req_of(lg_run_t *r, lg_conn_t *c)
+lg_conn_request(lg_run_t *r, lg_conn_t *c)
 {
     return c->req >= 0 ? &r->reqs->v[c->req] : NULL;
 }
 
 
 static int
-push_itl(lg_request_t *q, double v)
+lg_request_push_itl(lg_request_t *q, double v)
 {
     float   *n;
     size_t   cap;
@@ -142,7 +163,7 @@ push_itl(lg_request_t *q, double v)
 
 
 static void
-conn_free(lg_run_t *r, lg_conn_t *c)
+lg_conn_free(lg_run_t *r, lg_conn_t *c)
 {
     lg_conn_t  **pp;
 
@@ -164,8 +185,8 @@ conn_free(lg_run_t *r, lg_conn_t *c)
     if (c->fd >= 0) {
         close(c->fd);
     }
-    free(c->hbuf);
-    free(c->ev);
+    free(c->http.buf);
+    lg_sse_free(&c->sse);
     free(c->jbody);
     free(c);
     r->nconns--;
@@ -173,7 +194,7 @@ conn_free(lg_run_t *r, lg_conn_t *c)
 
 
 static lg_conn_t *
-conn_new(lg_run_t *r)
+lg_conn_new(lg_run_t *r)
 {
     lg_conn_t           *c;
     int                  one = 1;
@@ -184,10 +205,11 @@ conn_new(lg_run_t *r)
         return NULL;
     }
     c->req = -1;
-    c->hbuf = malloc(LG_MAX_HEADER);
+    lg_http_init(&c->http, malloc(LG_MAX_HEADER), LG_MAX_HEADER);
+    lg_sse_init(&c->sse, LG_MAX_EVENT);
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->hbuf == NULL || c->fd < 0) {
-        free(c->hbuf);
+    if (c->http.buf == NULL || c->fd < 0) {
+        free(c->http.buf);
         if (c->fd >= 0) {
             close(c->fd);
         }
@@ -198,7 +220,7 @@ conn_new(lg_run_t *r)
     if (connect(c->fd, (struct sockaddr *) &r->addr, sizeof(r->addr)) != 0) {
         if (errno != EINPROGRESS) {
             close(c->fd);
-            free(c->hbuf);
+            free(c->http.buf);
             free(c);
             return NULL;
         }
@@ -208,7 +230,7 @@ conn_new(lg_run_t *r)
     ev.data.ptr = c;
     if (epoll_ctl(r->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
         close(c->fd);
-        free(c->hbuf);
+        free(c->http.buf);
         free(c);
         return NULL;
     }
@@ -221,26 +243,18 @@ conn_new(lg_run_t *r)
 
 
 static void
-conn_reset_read(lg_conn_t *c)
+lg_conn_reset_read(lg_conn_t *c)
 {
-    c->rd = RD_HEADER;
-    c->hlen = 0;
-    c->remaining = 0;
-    c->chunked = 0;
-    c->close_after = 0;
+    lg_http_reset(&c->http);
     c->got_bytes = 0;
     c->done_marker = 0;
-    c->evlen = 0;
+    lg_sse_reset(&c->sse);
     c->jlen = 0;
 }
 
 
-static int conn_write(lg_run_t *r, lg_conn_t *c);
-static void dispatch_pending(lg_run_t *r);
-
-
 static void
-stage_done_one(lg_run_t *r, lg_request_t *q)
+lg_run_retire(lg_run_t *r, lg_request_t *q)
 {
     r->inflight--;
     r->stage_inflight[q->stage]--;
@@ -249,45 +263,45 @@ stage_done_one(lg_run_t *r, lg_request_t *q)
 
 /* Ends the request on c; the connection is kept when the reply allows. */
 static void
-finish(lg_run_t *r, lg_conn_t *c, int ok, const char *error)
+lg_request_finish(lg_run_t *r, lg_conn_t *c, int ok, const char *error)
 {
-    lg_request_t  *q = req_of(r, c);
+    lg_request_t  *q = lg_conn_request(r, c);
     int            keep;
 
     if (q != NULL) {
-        q->end = now(r);
+        q->end = lg_run_now(r);
         q->ok = ok;
         if (!ok && q->error[0] == '\0') {
             snprintf(q->error, sizeof(q->error), "%s",
                      error ? error : "failed");
         }
-        stage_done_one(r, q);
+        lg_run_retire(r, q);
     }
     /* any complete reply, error statuses included, leaves the connection
-     * usable; transport failures set close_after */
-    keep = !c->close_after && c->rd == RD_HEADER;
+     * usable unless the server said it closes it */
+    keep = c->http.state == LG_HTTP_COMPLETE && !c->http.close;
     c->req = -1;
     c->reused = 1;
-    conn_reset_read(c);
+    lg_conn_reset_read(c);
     if (keep) {
         c->next = r->idle;
         r->idle = c;
     } else {
-        conn_free(r, c);
+        lg_conn_free(r, c);
     }
-    dispatch_pending(r);
+    lg_run_dispatch_pending(r);
 }
 
 
 static void
-start_on(lg_run_t *r, lg_conn_t *c, long id)
+lg_request_start(lg_run_t *r, lg_conn_t *c, long id)
 {
     lg_request_t       *q = &r->reqs->v[id];
     const lg_prompt_t  *p = &r->wl->prompts[q->prompt];
     int                 n;
 
     c->req = id;
-    conn_reset_read(c);
+    lg_conn_reset_read(c);
     n = snprintf(c->whdr, sizeof(c->whdr),
                  "POST %s HTTP/1.1\r\nHost: %s:%d\r\n"
                  "Content-Type: application/json\r\n"
@@ -301,7 +315,7 @@ start_on(lg_run_t *r, lg_conn_t *c, long id)
     c->body = p->body;
     c->body_len = p->body_len;
     if (q->sent == 0) {
-        q->sent = now(r);
+        q->sent = lg_run_now(r);
         if (r->cf->stages[q->stage].concurrency == 0
             && r->self->nlag < r->reqs->cap)
         {
@@ -309,14 +323,14 @@ start_on(lg_run_t *r, lg_conn_t *c, long id)
         }
     }
     if (!c->connecting) {
-        conn_write(r, c);
+        lg_conn_write(r, c);
     }
 }
 
 
 /* A request gets an idle connection, a new one, or waits for one. */
 static void
-assign(lg_run_t *r, long id)
+lg_request_assign(lg_run_t *r, long id)
 {
     lg_conn_t     *c;
     lg_request_t  *q = &r->reqs->v[id];
@@ -326,20 +340,20 @@ assign(lg_run_t *r, long id)
     c = r->idle;
     if (c != NULL) {
         r->idle = c->next;
-        start_on(r, c, id);
+        lg_request_start(r, c, id);
         return;
     }
     if (r->nconns < r->cf->max_conns) {
-        c = conn_new(r);
+        c = lg_conn_new(r);
         if (c != NULL) {
-            start_on(r, c, id);
+            lg_request_start(r, c, id);
             return;
         }
         if (r->nconns == 0) {
-            q->sent = q->end = now(r);
+            q->sent = q->end = lg_run_now(r);
             snprintf(q->error, sizeof(q->error), "connect: %s",
                      strerror(errno));
-            stage_done_one(r, q);
+            lg_run_retire(r, q);
             return;
         }
     }
@@ -347,9 +361,9 @@ assign(lg_run_t *r, long id)
         cap = r->pend_cap ? r->pend_cap * 2 : 1024;
         np = malloc(cap * sizeof(long));
         if (np == NULL) {
-            q->sent = q->end = now(r);
+            q->sent = q->end = lg_run_now(r);
             snprintf(q->error, sizeof(q->error), "out of memory");
-            stage_done_one(r, q);
+            lg_run_retire(r, q);
             return;
         }
         for (i = 0; i < r->npending; i++) {
@@ -366,7 +380,7 @@ assign(lg_run_t *r, long id)
 
 
 static void
-dispatch_pending(lg_run_t *r)
+lg_run_dispatch_pending(lg_run_t *r)
 {
     long  id;
 
@@ -376,13 +390,13 @@ dispatch_pending(lg_run_t *r)
         id = r->pending[r->pend_head];
         r->pend_head = (r->pend_head + 1) % r->pend_cap;
         r->npending--;
-        assign(r, id);
+        lg_request_assign(r, id);
     }
 }
 
 
 static size_t
-next_prompt(lg_run_t *r)
+lg_run_next_prompt(lg_run_t *r)
 {
     size_t  i, j, t, n = r->wl->n;
 
@@ -402,7 +416,7 @@ next_prompt(lg_run_t *r)
 
 
 static int
-new_request(lg_run_t *r, double scheduled)
+lg_request_new(lg_run_t *r, double scheduled)
 {
     lg_request_t  *q, *nv;
     double        *lag;
@@ -425,116 +439,65 @@ new_request(lg_run_t *r, double scheduled)
     q = &r->reqs->v[r->reqs->n];
     memset(q, 0, sizeof(*q));
     q->id = (long) r->reqs->n;
-    q->stage = r->stage;
-    q->prompt = (int) next_prompt(r);
+    q->stage = r->arr.stage;
+    q->prompt = (int) lg_run_next_prompt(r);
     q->scheduled = scheduled;
     q->usage_prompt = q->usage_completion = q->usage_cached = -1;
     r->reqs->n++;
     r->inflight++;
-    r->stage_inflight[r->stage]++;
-    r->stage_sent++;
+    r->stage_inflight[q->stage]++;
     if (r->inflight > r->self->max_inflight) {
         r->self->max_inflight = r->inflight;
     }
-    assign(r, q->id);
+    lg_request_assign(r, q->id);
     return 0;
 }
 
 
-/* The next arrival after the one just sent. */
-static double
-next_arrival(lg_run_t *r, const lg_stage_t *st)
-{
-    double  rate = st->rate * r->cf->time_scale;
-
-    if (r->cf->load == LG_LOAD_POISSON) {
-        return r->next_send - log(lg_rng_uniform(&r->rng)) / rate;
-    }
-    /* k / rate from the stage start: no rounding error piles up */
-    return r->stage_start + (double) r->stage_sent / rate;
-}
-
-
+/* Says that a stage began, at its time in the simulated run. */
 static void
-begin_stage(lg_run_t *r, double t)
+lg_run_stage_note(lg_run_t *r)
 {
-    const lg_stage_t  *st;
+    const lg_arrivals_t  *a = &r->arr;
+    const lg_stage_t     *st;
 
-    if (r->stage >= r->cf->nstages) {
+    if (a->stage >= r->cf->nstages || r->cf->quiet) {
         return;
     }
-    st = &r->cf->stages[r->stage];
-    r->stage_start = t;
-    r->stage_end = t + st->duration / r->cf->time_scale;
-    r->stage_sent = 0;
-    r->next_send = t;
-    if (st->concurrency == 0 && r->cf->load == LG_LOAD_POISSON) {
-        r->next_send = next_arrival(r, st);
-    }
-    if (!r->cf->quiet) {
-        fprintf(stderr, "llmd-loadgen: stage %d started at %.1f s (%s %g)\n",
-                r->stage, t * r->cf->time_scale,
-                st->concurrency ? "concurrency" : "rate",
-                st->concurrency ? (double) st->concurrency : st->rate);
-    }
+    st = &r->cf->stages[a->stage];
+    fprintf(stderr, "llmd-loadgen: stage %d started at %.1f s (%s %g)\n",
+            a->stage, a->stage_start * r->cf->time_scale,
+            st->concurrency ? "concurrency" : "rate",
+            st->concurrency ? (double) st->concurrency : st->rate);
 }
 
 
 /* Sends what is due; moves to the next stage when this one is over. */
 static int
-schedule(lg_run_t *r)
+lg_run_schedule(lg_run_t *r)
 {
-    const lg_stage_t  *st;
-    double             t;
+    lg_arrivals_t  *a = &r->arr;
+    double          t, at;
 
-    while (r->stage < r->cf->nstages) {
-        st = &r->cf->stages[r->stage];
-        t = now(r);
-        if (st->concurrency > 0) {
-            while (t < r->stage_end
-                   && r->stage_inflight[r->stage] < st->concurrency
-                   && (st->num_requests == 0
-                       || r->stage_sent < st->num_requests))
-            {
-                if (new_request(r, t) != 0) {
-                    return -1;
-                }
-            }
-            if (t >= r->stage_end
-                || (st->num_requests > 0 && r->stage_sent >= st->num_requests
-                    && r->stage_inflight[r->stage] == 0))
-            {
-                r->stage++;
-                begin_stage(r, t < r->stage_end ? t : r->stage_end);
-                continue;
-            }
-            return 0;
-        }
-        /* the margin keeps k / rate == duration out of the stage */
-        while (r->next_send <= t && r->next_send < r->stage_end - 1e-9) {
-            if (new_request(r, r->next_send) != 0) {
+    while (a->stage < r->cf->nstages) {
+        t = lg_run_now(r);
+        while (lg_arrivals_due(a, t, r->stage_inflight[a->stage], &at)) {
+            if (lg_request_new(r, at) != 0) {
                 return -1;
             }
-            r->next_send = next_arrival(r, st);
+            lg_arrivals_sent(a);
         }
-        if (r->next_send >= r->stage_end - 1e-9) {
-            if (t < r->stage_end) {
-                r->next_send = r->stage_end;
-                return 0;
-            }
-            t = r->stage_end;
-            r->stage++;
-            begin_stage(r, t);
-            continue;
+        if (!lg_arrivals_next_stage(a, t, r->stage_inflight[a->stage])) {
+            return 0;
         }
-        return 0;
+        lg_run_stage_note(r);
     }
     return 0;
 }
 
 
 static int
-conn_write(lg_run_t *r, lg_conn_t *c)
+lg_conn_write(lg_run_t *r, lg_conn_t *c)
 {
     struct iovec  iov[2];
     int           n = 0;
@@ -569,7 +532,7 @@ conn_write(lg_run_t *r, lg_conn_t *c)
 
 
 static void
-copy_error(lg_request_t *q, const char *json, size_t len)
+lg_request_error_json(lg_request_t *q, const char *json, size_t len)
 {
     cJSON        *o, *e, *m;
     const char   *msg = NULL;
@@ -591,7 +554,7 @@ copy_error(lg_request_t *q, const char *json, size_t len)
 
 
 static void
-read_usage(lg_request_t *q, cJSON *o)
+lg_request_usage(lg_request_t *q, cJSON *o)
 {
     cJSON  *u, *v, *d;
 
@@ -616,25 +579,20 @@ read_usage(lg_request_t *q, cJSON *o)
 }
 
 
-/* One SSE data payload. */
+/* One SSE data payload: a chunk of the reply, maybe a token. */
 static void
-sse_data(lg_run_t *r, lg_conn_t *c, const char *data, size_t len, double t)
+lg_stream_data(lg_request_t *q, const char *data, size_t len, double t)
 {
-    lg_request_t  *q = req_of(r, c);
-    cJSON         *o, *ch, *c0, *txt, *delta;
-    int            token = 0;
+    cJSON  *o, *ch, *c0, *txt, *delta;
+    int     token = 0;
 
-    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
-        c->done_marker = 1;
-        return;
-    }
     o = cJSON_ParseWithLength(data, len);
     if (o == NULL) {
         snprintf(q->error, sizeof(q->error), "bad JSON in the stream");
         return;
     }
     if (cJSON_GetObjectItemCaseSensitive(o, "error") != NULL) {
-        copy_error(q, data, len);
+        lg_request_error_json(q, data, len);
     }
     ch = cJSON_GetObjectItemCaseSensitive(o, "choices");
     c0 = cJSON_IsArray(ch) ? cJSON_GetArrayItem(ch, 0) : NULL;
@@ -647,7 +605,7 @@ sse_data(lg_run_t *r, lg_conn_t *c, const char *data, size_t len, double t)
         }
         token = cJSON_IsString(txt) && txt->valuestring[0] != '\0';
     }
-    read_usage(q, o);
+    lg_request_usage(q, o);
     cJSON_Delete(o);
 
     if (!token) {
@@ -657,83 +615,43 @@ sse_data(lg_run_t *r, lg_conn_t *c, const char *data, size_t len, double t)
     if (q->first_token == 0) {
         q->first_token = t;
     } else {
-        push_itl(q, t - q->last_token);
+        lg_request_push_itl(q, t - q->last_token);
     }
     q->last_token = t;
 }
 
 
-/* Body bytes of a streamed reply: split into events at blank lines. */
+/* Body bytes of a streamed reply: every data line of its events. */
 static int
-sse_feed(lg_run_t *r, lg_conn_t *c, const char *p, size_t n, double t)
+lg_stream_feed(lg_run_t *r, lg_conn_t *c, const char *p, size_t n, double t)
 {
-    char    *e, *line, *nl, *end, *cap;
-    size_t   consumed, ll;
+    const char  *data;
+    size_t       len;
+    int          rc;
 
-    if (c->evlen + n > LG_MAX_EVENT) {
+    if (lg_sse_feed(&c->sse, p, n) != 0) {
         return -1;
     }
-    if (c->evlen + n + 1 > c->evcap) {
-        cap = realloc(c->ev, c->evlen + n + 4096);
-        if (cap == NULL) {
-            return -1;
+    while ((rc = lg_sse_next(&c->sse, &data, &len)) != LG_SSE_AGAIN) {
+        if (rc == LG_SSE_DONE) {
+            c->done_marker = 1;
+        } else {
+            lg_stream_data(lg_conn_request(r, c), data, len, t);
         }
-        c->ev = cap;
-        c->evcap = c->evlen + n + 4096;
     }
-    memcpy(c->ev + c->evlen, p, n);
-    c->evlen += n;
-    c->ev[c->evlen] = '\0';
-
-    consumed = 0;
-    for ( ;; ) {
-        e = strstr(c->ev + consumed, "\n\n");
-        end = strstr(c->ev + consumed, "\r\n\r\n");
-        if (e == NULL || (end != NULL && end < e)) {
-            e = end;
-        }
-        if (e == NULL) {
-            break;
-        }
-        /* lines of one event */
-        line = c->ev + consumed;
-        while (line < e) {
-            nl = memchr(line, '\n', e - line);
-            if (nl == NULL) {
-                nl = e;
-            }
-            ll = nl - line;
-            if (ll > 0 && line[ll - 1] == '\r') {
-                ll--;
-            }
-            if (ll >= 5 && memcmp(line, "data:", 5) == 0) {
-                line += 5;
-                ll -= 5;
-                if (ll > 0 && *line == ' ') {
-                    line++;
-                    ll--;
-                }
-                sse_data(r, c, line, ll, t);
-            }
-            line = nl + 1;
-        }
-        consumed = (e - c->ev) + (*e == '\r' ? 4 : 2);
-    }
-    memmove(c->ev, c->ev + consumed, c->evlen - consumed);
-    c->evlen -= consumed;
     return 0;
 }
 
 
 static int
-payload(lg_run_t *r, lg_conn_t *c, const char *p, size_t n, double t)
+lg_reply_body(lg_run_t *r, lg_conn_t *c, const char *p, size_t n, double t)
 {
-    lg_request_t  *q = req_of(r, c);
+    lg_request_t  *q = lg_conn_request(r, c);
     char          *nb;
     size_t         take;
 
     if (r->cf->stream && q->status == 200) {
-        return sse_feed(r, c, p, n, t);
+        return lg_stream_feed(r, c, p, n, t);
     }
     take = n;
     if (c->jlen + take > LG_MAX_BODY) {
@@ -757,272 +675,122 @@ payload(lg_run_t *r, lg_conn_t *c, const char *p, size_t n, double t)
 
 
 static void
-complete(lg_run_t *r, lg_conn_t *c, double t)
+lg_reply_complete(lg_run_t *r, lg_conn_t *c, double t)
 {
-    lg_request_t  *q = req_of(r, c);
+    lg_request_t  *q = lg_conn_request(r, c);
     cJSON         *o;
 
-    c->rd = RD_HEADER;
     if (q->status != 200) {
-        copy_error(q, c->jbody ? c->jbody : "", c->jlen);
-        finish(r, c, 0, NULL);
+        lg_request_error_json(q, c->jbody ? c->jbody : "", c->jlen);
+        lg_request_finish(r, c, 0, NULL);
         return;
     }
     if (r->cf->stream) {
         if (q->error[0] != '\0') {
-            finish(r, c, 0, NULL);
+            lg_request_finish(r, c, 0, NULL);
             return;
         }
         if (!c->done_marker || q->first_token == 0) {
-            finish(r, c, 0, "stream ended without [DONE] or tokens");
+            lg_request_finish(r, c, 0,
+                              "stream ended without [DONE] or tokens");
             return;
         }
-        finish(r, c, 1, NULL);
+        lg_request_finish(r, c, 1, NULL);
         return;
     }
     o = cJSON_ParseWithLength(c->jbody ? c->jbody : "", c->jlen);
     if (o == NULL) {
-        finish(r, c, 0, "bad JSON reply");
+        lg_request_finish(r, c, 0, "bad JSON reply");
         return;
     }
-    read_usage(q, o);
+    lg_request_usage(q, o);
     cJSON_Delete(o);
     q->first_token = q->last_token = t;
-    finish(r, c, 1, NULL);
+    lg_request_finish(r, c, 1, NULL);
 }
 
 
+/* Feeds received bytes through the reply's parser: 1 when the reply is
+ * complete (then c may be gone), -1 on a protocol error. */
 static int
-parse_header(lg_run_t *r, lg_conn_t *c, size_t hdr_end)
+lg_conn_input(lg_run_t *r, lg_conn_t *c, const char *p, size_t n, double t)
 {
-    lg_request_t  *q = req_of(r, c);
-    char          *line, *nl, *v;
-    int            major, minor, status, have_len = 0;
-    long long      len;
+    lg_request_t  *q = lg_conn_request(r, c);
+    size_t         used;
+    int            rc;
 
-    c->hbuf[hdr_end] = '\0';
-    if (sscanf(c->hbuf, "HTTP/%d.%d %d", &major, &minor, &status) != 3
-        || status < 100 || status > 599)
-    {
-        return -1;
-    }
-    q->status = status;
-    c->close_after = (major == 1 && minor == 0);
-    line = strstr(c->hbuf, "\r\n");
-    while (line != NULL && line[2] != '\0') {
-        line += 2;
-        nl = strstr(line, "\r\n");
-        if (nl != NULL) {
-            *nl = '\0';
-        }
-        v = strchr(line, ':');
-        if (v != NULL) {
-            *v++ = '\0';
-            while (*v == ' ' || *v == '\t') {
-                v++;
-            }
-            if (strcasecmp(line, "content-length") == 0) {
-                len = strtoll(v, NULL, 10);
-                if (len < 0) {
-                    return -1;
-                }
-                c->remaining = len;
-                have_len = 1;
-            } else if (strcasecmp(line, "transfer-encoding") == 0
-                       && strcasestr(v, "chunked") != NULL)
+    for ( ;; ) {
+        rc = lg_http_parse(&c->http, p, n, &used);
+        p += used;
+        n -= used;
+
+        switch (rc) {
+
+        case LG_HTTP_AGAIN:
+            return 0;
+
+        case LG_HTTP_STATUS:
+            q->status = c->http.status;
+            break;
+
+        case LG_HTTP_FIELD:
+            if (strcasecmp(c->http.name, "x-sim-pod") == 0
+                || strcasecmp(c->http.name, "x-llmd-endpoint") == 0)
             {
-                c->chunked = 1;
-            } else if (strcasecmp(line, "connection") == 0) {
-                if (strcasestr(v, "close") != NULL) {
-                    c->close_after = 1;
-                } else if (strcasestr(v, "keep-alive") != NULL) {
-                    c->close_after = 0;
-                }
-            } else if (strcasecmp(line, "x-sim-pod") == 0
-                       || strcasecmp(line, "x-llmd-endpoint") == 0)
-            {
-                snprintf(q->server, sizeof(q->server), "%s", v);
-            }
-        }
-        if (nl == NULL) {
-            break;
-        }
-        line = nl;
-    }
-    if (c->chunked) {
-        c->rd = RD_CHUNK_SIZE;
-        c->hlen = 0;
-    } else if (have_len) {
-        c->rd = RD_LENGTH;
-    } else {
-        c->rd = RD_UNTIL_EOF;
-        c->close_after = 1;
-    }
-    return 0;
-}
-
-
-/* Feeds received bytes through the reply's state machine: 1 when the reply
- * is complete (then c may be gone), -1 on a protocol error. */
-static int
-conn_input(lg_run_t *r, lg_conn_t *c, const char *p, size_t n, double t)
-{
-    size_t     i, take, hdr_end;
-    char      *end;
-    long long  sz;
-
-    while (n > 0 && c->req >= 0) {
-        switch (c->rd) {
-
-        case RD_HEADER:
-            take = n;
-            if (c->hlen + take > LG_MAX_HEADER - 1) {
-                take = LG_MAX_HEADER - 1 - c->hlen;
-                if (take == 0) {
-                    return -1;
-                }
-            }
-            memcpy(c->hbuf + c->hlen, p, take);
-            c->hlen += take;
-            c->hbuf[c->hlen] = '\0';
-            end = strstr(c->hbuf, "\r\n\r\n");
-            if (end == NULL) {
-                p += take;
-                n -= take;
-                break;
-            }
-            hdr_end = end - c->hbuf + 4;
-            /* bytes of this read past the header go to the body */
-            i = c->hlen - hdr_end;
-            p += take - i;
-            n -= take - i;
-            if (parse_header(r, c, hdr_end - 2) != 0) {
-                return -1;
-            }
-            c->hlen = 0;
-            if (c->rd == RD_LENGTH && c->remaining == 0) {
-                complete(r, c, t);
-                return 1;
+                snprintf(q->server, sizeof(q->server), "%s", c->http.value);
             }
             break;
 
-        case RD_LENGTH:
-            take = (size_t) c->remaining < n ? (size_t) c->remaining : n;
-            if (payload(r, c, p, take, t) != 0) {
+        case LG_HTTP_BODY:
+            if (lg_reply_body(r, c, c->http.body, c->http.body_len, t) != 0) {
                 return -1;
-            }
-            p += take;
-            n -= take;
-            c->remaining -= take;
-            if (c->remaining == 0) {
-                complete(r, c, t);
-                return 1;
             }
             break;
 
-        case RD_UNTIL_EOF:
-            if (payload(r, c, p, n, t) != 0) {
-                return -1;
-            }
-            n = 0;
-            break;
+        case LG_HTTP_DONE:
+            /* bytes after the reply are not one we asked for */
+            lg_reply_complete(r, c, t);
+            return 1;
 
-        case RD_CHUNK_SIZE:
-        case RD_TRAILER:
-            /* one line at a time in hbuf */
-            if (c->hlen >= 1024) {
-                return -1;
-            }
-            c->hbuf[c->hlen++] = *p++;
-            n--;
-            if (c->hlen < 2 || c->hbuf[c->hlen - 1] != '\n') {
-                break;
-            }
-            c->hbuf[c->hlen] = '\0';
-            if (c->rd == RD_TRAILER) {
-                if (c->hlen == 2 || c->hlen == 1) {
-                    complete(r, c, t);
-                    return 1;
-                }
-                c->hlen = 0;
-                break;
-            }
-            sz = strtoll(c->hbuf, &end, 16);
-            if (end == c->hbuf || sz < 0 || sz > (1LL << 40)) {
-                return -1;
-            }
-            c->hlen = 0;
-            if (sz == 0) {
-                c->rd = RD_TRAILER;
-            } else {
-                c->remaining = sz;
-                c->rd = RD_CHUNK_DATA;
-            }
-            break;
-
-        case RD_CHUNK_DATA:
-            take = (size_t) c->remaining < n ? (size_t) c->remaining : n;
-            if (payload(r, c, p, take, t) != 0) {
-                return -1;
-            }
-            p += take;
-            n -= take;
-            c->remaining -= take;
-            if (c->remaining == 0) {
-                c->rd = RD_CHUNK_CRLF;
-                c->hlen = 0;
-            }
-            break;
-
-        case RD_CHUNK_CRLF:
-            if (*p == '\n') {
-                c->rd = RD_CHUNK_SIZE;
-                c->hlen = 0;
-            } else if (*p != '\r') {
-                return -1;
-            }
-            p++;
-            n--;
-            break;
+        default:
+            return -1;
         }
     }
-    return 0;
 }
 
 
 /* A failure on c: a reused connection the server closed before answering
  * is retried once on a fresh one; anything else fails the request. */
 static void
-conn_error(lg_run_t *r, lg_conn_t *c, const char *what)
+lg_conn_error(lg_run_t *r, lg_conn_t *c, const char *what)
 {
     long  id = c->req;
 
     if (id >= 0 && c->reused && !c->got_bytes) {
         c->req = -1;
-        conn_free(r, c);
-        c = conn_new(r);
+        lg_conn_free(r, c);
+        c = lg_conn_new(r);
         if (c != NULL) {
-            start_on(r, c, id);
+            lg_request_start(r, c, id);
             return;
         }
-        r->reqs->v[id].end = now(r);
+        r->reqs->v[id].end = lg_run_now(r);
         snprintf(r->reqs->v[id].error, sizeof(r->reqs->v[id].error),
                  "reconnect: %s", strerror(errno));
-        stage_done_one(r, &r->reqs->v[id]);
-        dispatch_pending(r);
+        lg_run_retire(r, &r->reqs->v[id]);
+        lg_run_dispatch_pending(r);
         return;
     }
     if (id >= 0) {
-        c->close_after = 1;
-        finish(r, c, 0, what);
+        lg_request_finish(r, c, 0, what);
         return;
     }
-    conn_free(r, c);
+    lg_conn_free(r, c);
 }
 
 
 static void
-conn_event(lg_run_t *r, lg_conn_t *c, uint32_t events)
+lg_conn_event(lg_run_t *r, lg_conn_t *c, uint32_t events)
 {
     char       buf[65536];
     ssize_t    n;
@@ -1034,14 +802,14 @@ conn_event(lg_run_t *r, lg_conn_t *c, uint32_t events)
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen);
         if (err != 0) {
             errno = err;
-            conn_error(r, c, "connect failed");
+            lg_conn_error(r, c, "connect failed");
             return;
         }
         c->connecting = 0;
     }
     if (c->req >= 0 && (events & EPOLLOUT)) {
-        if (conn_write(r, c) != 0) {
-            conn_error(r, c, "write failed");
+        if (lg_conn_write(r, c) != 0) {
+            lg_conn_error(r, c, "write failed");
             return;
         }
     }
@@ -1054,27 +822,27 @@ conn_event(lg_run_t *r, lg_conn_t *c, uint32_t events)
             if (errno == EAGAIN || errno == EINTR) {
                 return;
             }
-            conn_error(r, c, "read failed");
+            lg_conn_error(r, c, "read failed");
             return;
         }
         if (n == 0) {
-            if (c->req >= 0 && c->rd == RD_UNTIL_EOF) {
-                complete(r, c, now(r));
+            if (c->req >= 0 && lg_http_eof(&c->http) == LG_HTTP_DONE) {
+                lg_reply_complete(r, c, lg_run_now(r));
                 return;
             }
-            conn_error(r, c, "connection closed early");
+            lg_conn_error(r, c, "connection closed early");
             return;
         }
         if (c->req < 0) {
             /* bytes on an idle connection: not HTTP we understand */
-            conn_free(r, c);
+            lg_conn_free(r, c);
             return;
         }
         c->got_bytes = 1;
-        t = now(r);
-        k = conn_input(r, c, buf, (size_t) n, t);
+        t = lg_run_now(r);
+        k = lg_conn_input(r, c, buf, (size_t) n, t);
         if (k < 0) {
-            conn_error(r, c, "bad HTTP reply");
+            lg_conn_error(r, c, "bad HTTP reply");
             return;
         }
         if (k > 0) {
@@ -1086,7 +854,7 @@ conn_event(lg_run_t *r, lg_conn_t *c, uint32_t events)
 
 
 static void
-check_timeouts(lg_run_t *r, double t)
+lg_run_check_timeouts(lg_run_t *r, double t)
 {
     lg_conn_t     *c, *next;
     lg_request_t  *q;
@@ -1099,17 +867,16 @@ check_timeouts(lg_run_t *r, double t)
     limit = r->cf->request_timeout / r->cf->time_scale;
     for (c = r->all; c != NULL; c = next) {
         next = c->all_next;
-        q = req_of(r, c);
+        q = lg_conn_request(r, c);
         if (q != NULL && t - q->sent > limit) {
-            c->close_after = 1;
-            finish(r, c, 0, "timeout");
+            lg_request_finish(r, c, 0, "timeout");
         }
     }
 }
 
 
 static void
-arm(lg_run_t *r, double at)
+lg_run_arm(lg_run_t *r, double at)
 {
     struct itimerspec  its;
     double             abs_t = r->t0 + at;
@@ -1186,17 +953,18 @@ lg_run(const lg_config_t *cf, const lg_workload_t *wl, lg_requests_t *reqs,
     getrusage(RUSAGE_SELF, &ru0);
     clock_gettime(CLOCK_REALTIME, &rt);
     self->start_epoch = rt.tv_sec + rt.tv_nsec / 1e9;
-    r.t0 = mono();
-    begin_stage(&r, 0);
+    r.t0 = lg_monotonic();
+    lg_arrivals_start(&r.arr, cf, &r.rng, 0);
+    lg_run_stage_note(&r);
 
     for ( ;; ) {
-        if (schedule(&r) != 0) {
+        if (lg_run_schedule(&r) != 0) {
             snprintf(err, errlen, "out of memory");
             goto done;
         }
-        t = now(&r);
-        check_timeouts(&r, t);
-        if (r.stage >= cf->nstages) {
+        t = lg_run_now(&r);
+        lg_run_check_timeouts(&r, t);
+        if (r.arr.stage >= cf->nstages) {
             if (r.inflight == 0) {
                 break;
             }
@@ -1213,15 +981,12 @@ lg_run(const lg_config_t *cf, const lg_workload_t *wl, lg_requests_t *reqs,
             }
             wake = drain_end;
         } else {
-            wake = r.next_send;
-            if (cf->stages[r.stage].concurrency > 0) {
-                wake = r.stage_end;
-            }
+            wake = lg_arrivals_wake(&r.arr);
         }
         if (cf->request_timeout > 0 && wake > t + 0.05) {
             wake = t + 0.05;
         }
-        arm(&r, wake);
+        lg_run_arm(&r, wake);
         n = epoll_wait(r.ep, evs, 256, -1);
         if (n < 0) {
             if (errno == EINTR) {
@@ -1237,7 +1002,7 @@ lg_run(const lg_config_t *cf, const lg_workload_t *wl, lg_requests_t *reqs,
                 }
                 continue;
             }
-            conn_event(&r, evs[k].data.ptr, evs[k].events);
+            lg_conn_event(&r, evs[k].data.ptr, evs[k].events);
         }
     }
 
@@ -1246,20 +1011,20 @@ lg_run(const lg_config_t *cf, const lg_workload_t *wl, lg_requests_t *reqs,
 
         r.pend_head = (r.pend_head + 1) % r.pend_cap;
         r.npending--;
-        q->end = now(&r);
+        q->end = lg_run_now(&r);
         snprintf(q->error, sizeof(q->error), "never sent: no connection");
-        stage_done_one(&r, q);
+        lg_run_retire(&r, q);
     }
 
     /* what is still in flight when the drain time is over has failed */
     for (c = r.all; c != NULL; c = next) {
         next = c->all_next;
         if (c->req >= 0) {
-            c->close_after = 1;
-            finish(&r, c, 0, "still running at the end of the drain time");
+            lg_request_finish(&r, c, 0,
+                              "still running at the end of the drain time");
         }
     }
-    self->wall = now(&r);
+    self->wall = lg_run_now(&r);
     getrusage(RUSAGE_SELF, &ru1);
     self->cpu_user = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec)
                      + (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6;
@@ -1269,7 +1034,7 @@ lg_run(const lg_config_t *cf, const lg_workload_t *wl, lg_requests_t *reqs,
 
 done:
     while (r.all != NULL) {
-        conn_free(&r, r.all);
+        lg_conn_free(&r, r.all);
     }
     free(r.pending);
     free(r.stage_inflight);

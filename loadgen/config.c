@@ -14,6 +14,16 @@
 #include "core/llmd_yaml.h"
 
 
+static int lg_yaml_long(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
+    yaml_node_t *map, const char *key, long min, long max, long *out);
+static int lg_yaml_double(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
+    yaml_node_t *map, const char *key, double min, double max, double *out);
+static int lg_yaml_dist(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
+    yaml_node_t *map, lg_dist_t *d);
+static int lg_load_section(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
+    yaml_node_t *load, lg_config_t *cf);
+
+
 int
 lg_config_defaults(lg_config_t *cf)
 {
@@ -153,7 +163,7 @@ bad:
 
 
 static int
-yaml_long(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *map,
+lg_yaml_long(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *map,
     const char *key, long min, long max, long *out)
 {
     yaml_node_t  *n;
@@ -176,7 +186,7 @@ yaml_long(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *map,
 
 
 static int
-yaml_double(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *map,
+lg_yaml_double(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *map,
     const char *key, double min, double max, double *out)
 {
     yaml_node_t  *n;
@@ -199,16 +209,16 @@ yaml_double(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *map,
 
 
 static int
-yaml_dist(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *map,
+lg_yaml_dist(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *map,
     lg_dist_t *d)
 {
     if (map == NULL || map->type != YAML_MAPPING_NODE) {
         return 0;
     }
-    if (yaml_double(ctx, doc, map, "min", 1, LG_MAX_TOKENS_ARG, &d->min)
-        || yaml_double(ctx, doc, map, "max", 1, LG_MAX_TOKENS_ARG, &d->max)
-        || yaml_double(ctx, doc, map, "mean", 1, LG_MAX_TOKENS_ARG, &d->mean)
-        || yaml_double(ctx, doc, map, "std", 0, LG_MAX_TOKENS_ARG, &d->std))
+    if (lg_yaml_double(ctx, doc, map, "min", 1, LG_MAX_TOKENS_ARG, &d->min)
+        || lg_yaml_double(ctx, doc, map, "max", 1, LG_MAX_TOKENS_ARG, &d->max)
+        || lg_yaml_double(ctx, doc, map, "mean", 1, LG_MAX_TOKENS_ARG, &d->mean)
+        || lg_yaml_double(ctx, doc, map, "std", 0, LG_MAX_TOKENS_ARG, &d->std))
     {
         return -1;
     }
@@ -220,7 +230,7 @@ yaml_dist(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *map,
 
 
 static int
-load_section(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *load,
+lg_load_section(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *load,
     lg_config_t *cf)
 {
     yaml_node_t       *n, *stages, *st;
@@ -266,13 +276,13 @@ load_section(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *load,
         }
         stage = &cf->stages[cf->nstages];
         memset(stage, 0, sizeof(*stage));
-        if (yaml_double(ctx, doc, st, "rate", 0, 1e6, &stage->rate)
-            || yaml_double(ctx, doc, st, "duration", 0, 1e7,
-                           &stage->duration)
-            || yaml_long(ctx, doc, st, "concurrency_level", 0, 100000,
-                         &stage->concurrency)
-            || yaml_long(ctx, doc, st, "num_requests", 0, 100000000,
-                         &stage->num_requests))
+        if (lg_yaml_double(ctx, doc, st, "rate", 0, 1e6, &stage->rate)
+            || lg_yaml_double(ctx, doc, st, "duration", 0, 1e7,
+                              &stage->duration)
+            || lg_yaml_long(ctx, doc, st, "concurrency_level", 0, 100000,
+                            &stage->concurrency)
+            || lg_yaml_long(ctx, doc, st, "num_requests", 0, 100000000,
+                            &stage->num_requests))
         {
             return -1;
         }
@@ -336,7 +346,7 @@ lg_config_load_yaml(lg_config_t *cf, const char *file, char *err,
     }
 
     sec = llmd_yaml_get(&doc, root, "load");
-    if (sec != NULL && load_section(&ctx, &doc, sec, cf) != 0) {
+    if (sec != NULL && lg_load_section(&ctx, &doc, sec, cf) != 0) {
         goto done;
     }
 
@@ -412,25 +422,25 @@ lg_config_load_yaml(lg_config_t *cf, const char *file, char *err,
         }
         sp = llmd_yaml_get(&doc, sec, "shared_prefix");
         if (sp != NULL && sp->type == YAML_MAPPING_NODE
-            && (yaml_long(&ctx, &doc, sp, "num_groups", 1, 100000,
-                          &cf->num_groups)
-                || yaml_long(&ctx, &doc, sp, "num_prompts_per_group", 1,
-                             100000, &cf->prompts_per_group)
-                || yaml_long(&ctx, &doc, sp, "system_prompt_len", 0,
-                             LG_MAX_TOKENS_ARG, &cf->system_prompt_len)
-                || yaml_long(&ctx, &doc, sp, "question_len", 1,
-                             LG_MAX_TOKENS_ARG, &cf->question_len)
-                || yaml_long(&ctx, &doc, sp, "output_len", 1,
-                             LG_MAX_TOKENS_ARG, &cf->output_len)))
+            && (lg_yaml_long(&ctx, &doc, sp, "num_groups", 1, 100000,
+                             &cf->num_groups)
+                || lg_yaml_long(&ctx, &doc, sp, "num_prompts_per_group", 1,
+                                100000, &cf->prompts_per_group)
+                || lg_yaml_long(&ctx, &doc, sp, "system_prompt_len", 0,
+                                LG_MAX_TOKENS_ARG, &cf->system_prompt_len)
+                || lg_yaml_long(&ctx, &doc, sp, "question_len", 1,
+                                LG_MAX_TOKENS_ARG, &cf->question_len)
+                || lg_yaml_long(&ctx, &doc, sp, "output_len", 1,
+                                LG_MAX_TOKENS_ARG, &cf->output_len)))
         {
             goto done;
         }
-        if (yaml_dist(&ctx, &doc, llmd_yaml_get(&doc, sec,
-                                                "input_distribution"),
-                      &cf->input_dist)
-            || yaml_dist(&ctx, &doc, llmd_yaml_get(&doc, sec,
-                                                   "output_distribution"),
-                         &cf->output_dist))
+        if (lg_yaml_dist(&ctx, &doc, llmd_yaml_get(&doc, sec,
+                                                   "input_distribution"),
+                         &cf->input_dist)
+            || lg_yaml_dist(&ctx, &doc, llmd_yaml_get(&doc, sec,
+                                                      "output_distribution"),
+                            &cf->output_dist))
         {
             goto done;
         }

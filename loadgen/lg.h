@@ -152,7 +152,7 @@ int lg_workload_build(const lg_config_t *cf, lg_workload_t *wl, char *err,
     size_t errlen);
 void lg_workload_free(lg_workload_t *wl);
 
-/* rng (workload.c) */
+/* lg_rng.c */
 uint64_t lg_rng_next(uint64_t *s);
 double lg_rng_uniform(uint64_t *s);
 

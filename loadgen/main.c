@@ -12,8 +12,14 @@
 #include "lg.h"
 
 
+static void lg_usage(FILE *f);
+static int lg_parse_dist(const char *s, lg_dist_t *d);
+static int lg_parse_long(const char *s, long min, long max, long *out);
+static int lg_parse_double(const char *s, double min, double max, double *out);
+
+
 static void
-usage(FILE *f)
+lg_usage(FILE *f)
 {
     fprintf(f,
 "usage: llmd-loadgen --url http://HOST:PORT --out DIR [options]\n"
@@ -38,7 +44,7 @@ usage(FILE *f)
 
 
 static int
-parse_dist(const char *s, lg_dist_t *d)
+lg_parse_dist(const char *s, lg_dist_t *d)
 {
     if (sscanf(s, "%lf:%lf:%lf:%lf", &d->min, &d->max, &d->mean, &d->std)
         != 4 || d->min < 1 || d->max < d->min || d->max > LG_MAX_TOKENS_ARG
@@ -51,7 +57,7 @@ parse_dist(const char *s, lg_dist_t *d)
 
 
 static int
-parse_long(const char *s, long min, long max, long *out)
+lg_parse_long(const char *s, long min, long max, long *out)
 {
     char  *end;
     long   v;
@@ -67,7 +73,7 @@ parse_long(const char *s, long min, long max, long *out)
 
 
 static int
-parse_double(const char *s, double min, double max, double *out)
+lg_parse_double(const char *s, double min, double max, double *out)
 {
     char    *end;
     double   v;
@@ -192,48 +198,50 @@ main(int argc, char **argv)
             }
             break;
         case O_GROUPS:
-            if (parse_long(optarg, 1, 100000, &cf.num_groups) != 0) {
+            if (lg_parse_long(optarg, 1, 100000, &cf.num_groups) != 0) {
                 goto bad;
             }
             break;
         case O_PPG:
-            if (parse_long(optarg, 1, 100000, &cf.prompts_per_group) != 0) {
+            if (lg_parse_long(optarg, 1, 100000, &cf.prompts_per_group) != 0) {
                 goto bad;
             }
             break;
         case O_SYSLEN:
-            if (parse_long(optarg, 0, LG_MAX_TOKENS_ARG,
-                           &cf.system_prompt_len) != 0)
+            if (lg_parse_long(optarg, 0, LG_MAX_TOKENS_ARG,
+                              &cf.system_prompt_len) != 0)
             {
                 goto bad;
             }
             break;
         case O_QLEN:
-            if (parse_long(optarg, 1, LG_MAX_TOKENS_ARG, &cf.question_len)
+            if (lg_parse_long(optarg, 1, LG_MAX_TOKENS_ARG, &cf.question_len)
                 != 0)
             {
                 goto bad;
             }
             break;
         case O_OLEN:
-            if (parse_long(optarg, 1, LG_MAX_TOKENS_ARG, &cf.output_len)
+            if (lg_parse_long(optarg, 1, LG_MAX_TOKENS_ARG, &cf.output_len)
                 != 0)
             {
                 goto bad;
             }
             break;
         case O_INPUT:
-            if (parse_dist(optarg, &cf.input_dist) != 0) {
+            if (lg_parse_dist(optarg, &cf.input_dist) != 0) {
                 goto bad;
             }
             break;
         case O_OUTPUT:
-            if (parse_dist(optarg, &cf.output_dist) != 0) {
+            if (lg_parse_dist(optarg, &cf.output_dist) != 0) {
                 goto bad;
             }
             break;
         case O_NPROMPTS:
-            if (parse_long(optarg, 1, LG_MAX_PROMPTS, &cf.num_prompts) != 0) {
+            if (lg_parse_long(optarg, 1, LG_MAX_PROMPTS, &cf.num_prompts)
+                != 0)
+            {
                 goto bad;
             }
             break;
@@ -259,28 +267,28 @@ main(int argc, char **argv)
             }
             break;
         case O_SCALE:
-            if (parse_double(optarg, 0.001, 10000, &cf.time_scale) != 0) {
+            if (lg_parse_double(optarg, 0.001, 10000, &cf.time_scale) != 0) {
                 goto bad;
             }
             break;
         case O_SEED:
-            if (parse_long(optarg, 0, 0x7fffffffL, &v) != 0) {
+            if (lg_parse_long(optarg, 0, 0x7fffffffL, &v) != 0) {
                 goto bad;
             }
             cf.seed = (uint64_t) v;
             break;
         case O_MAXCONNS:
-            if (parse_long(optarg, 1, 1000000, &cf.max_conns) != 0) {
+            if (lg_parse_long(optarg, 1, 1000000, &cf.max_conns) != 0) {
                 goto bad;
             }
             break;
         case O_DRAIN:
-            if (parse_double(optarg, 0, 1e7, &cf.drain_timeout) != 0) {
+            if (lg_parse_double(optarg, 0, 1e7, &cf.drain_timeout) != 0) {
                 goto bad;
             }
             break;
         case O_TIMEOUT:
-            if (parse_double(optarg, 0, 1e7, &cf.request_timeout) != 0) {
+            if (lg_parse_double(optarg, 0, 1e7, &cf.request_timeout) != 0) {
                 goto bad;
             }
             break;
@@ -288,7 +296,7 @@ main(int argc, char **argv)
             snprintf(cf.name, sizeof(cf.name), "%s", optarg);
             break;
         case O_PAD:
-            if (parse_long(optarg, 0, 1024 * 1024, &cf.pad_bytes) != 0) {
+            if (lg_parse_long(optarg, 0, 1024 * 1024, &cf.pad_bytes) != 0) {
                 goto bad;
             }
             break;
@@ -296,10 +304,10 @@ main(int argc, char **argv)
             cf.quiet = 1;
             break;
         case O_HELP:
-            usage(stdout);
+            lg_usage(stdout);
             return 0;
         default:
-            usage(stderr);
+            lg_usage(stderr);
             return 2;
         }
         continue;
@@ -316,7 +324,7 @@ main(int argc, char **argv)
     if (optind != argc || cf.out_dir[0] == '\0' || cf.nstages == 0) {
         fprintf(stderr, "llmd-loadgen: need --out DIR and at least one"
                 " stage (--stage or the config's load.stages)\n");
-        usage(stderr);
+        lg_usage(stderr);
         return 2;
     }
     /* a concurrency stage makes the whole run closed-loop per stage */

@@ -26,8 +26,31 @@
 #include "lg.h"
 
 
+typedef struct {
+    double  *v;
+    size_t   n, cap;
+} lg_vec_t;
+
+
+static int lg_cmp_double(const void *a, const void *b);
+static int lg_vec_push(lg_vec_t *v, double x);
+static void lg_add_num(cJSON *o, const char *k, double v);
+static cJSON *lg_dist_json(lg_vec_t *v, const char *units);
+static long lg_in_tokens(const lg_workload_t *wl, const lg_request_t *q);
+static long lg_out_tokens(const lg_request_t *q);
+static cJSON *lg_metrics_json(const lg_config_t *cf, const lg_workload_t *wl,
+    const lg_requests_t *reqs, int stage);
+static cJSON *lg_stage_json(const lg_config_t *cf, int i);
+static cJSON *lg_self_json(const lg_config_t *cf, const lg_workload_t *wl,
+    const lg_self_t *self);
+static void lg_yaml_emit(FILE *f, const cJSON *n, int indent, int in_seq);
+static int lg_write_json(const char *dir, const char *name, const cJSON *o);
+static int lg_write_requests(const lg_config_t *cf, const lg_workload_t *wl,
+    const lg_requests_t *reqs);
+
+
 static int
-cmp_double(const void *a, const void *b)
+lg_cmp_double(const void *a, const void *b)
 {
     double  x = *(const double *) a, y = *(const double *) b;
 
@@ -55,14 +78,8 @@ lg_percentile(const double *sorted, size_t n, double p)
 }
 
 
-typedef struct {
-    double  *v;
-    size_t   n, cap;
-} lg_vec_t;
-
-
 static int
-vec_push(lg_vec_t *v, double x)
+lg_vec_push(lg_vec_t *v, double x)
 {
     double  *nv;
     size_t   cap;
@@ -82,7 +99,7 @@ vec_push(lg_vec_t *v, double x)
 
 
 static void
-add_num(cJSON *o, const char *k, double v)
+lg_add_num(cJSON *o, const char *k, double v)
 {
     if (isfinite(v)) {
         cJSON_AddNumberToObject(o, k, v);
@@ -93,7 +110,7 @@ add_num(cJSON *o, const char *k, double v)
 
 
 static cJSON *
-dist_json(lg_vec_t *v, const char *units)
+lg_dist_json(lg_vec_t *v, const char *units)
 {
     static const struct { const char *k; double p; } ps[] = {
         { "p0p1", 0.1 }, { "p1", 1 }, { "p5", 5 }, { "p10", 10 },
@@ -106,16 +123,16 @@ dist_json(lg_vec_t *v, const char *units)
 
     o = cJSON_CreateObject();
     if (v->n > 0) {
-        qsort(v->v, v->n, sizeof(double), cmp_double);
+        qsort(v->v, v->n, sizeof(double), lg_cmp_double);
     }
     for (i = 0; i < v->n; i++) {
         sum += v->v[i];
     }
-    add_num(o, "max", v->n ? v->v[v->n - 1] : NAN);
-    add_num(o, "mean", v->n ? sum / v->n : NAN);
-    add_num(o, "min", v->n ? v->v[0] : NAN);
+    lg_add_num(o, "max", v->n ? v->v[v->n - 1] : NAN);
+    lg_add_num(o, "mean", v->n ? sum / v->n : NAN);
+    lg_add_num(o, "min", v->n ? v->v[0] : NAN);
     for (i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
-        add_num(o, ps[i].k, lg_percentile(v->v, v->n, ps[i].p));
+        lg_add_num(o, ps[i].k, lg_percentile(v->v, v->n, ps[i].p));
     }
     cJSON_AddStringToObject(o, "units", units);
     return o;
@@ -123,7 +140,7 @@ dist_json(lg_vec_t *v, const char *units)
 
 
 static long
-in_tokens(const lg_workload_t *wl, const lg_request_t *q)
+lg_in_tokens(const lg_workload_t *wl, const lg_request_t *q)
 {
     return q->usage_prompt >= 0 ? q->usage_prompt
                                 : wl->prompts[q->prompt].input_tokens;
@@ -131,7 +148,7 @@ in_tokens(const lg_workload_t *wl, const lg_request_t *q)
 
 
 static long
-out_tokens(const lg_request_t *q)
+lg_out_tokens(const lg_request_t *q)
 {
     return q->usage_completion >= 0 ? q->usage_completion : q->events;
 }
@@ -139,7 +156,7 @@ out_tokens(const lg_request_t *q)
 
 /* metrics of the requests of one stage (stage < 0: all). */
 static cJSON *
-metrics_json(const lg_config_t *cf, const lg_workload_t *wl,
+lg_metrics_json(const lg_config_t *cf, const lg_workload_t *wl,
     const lg_requests_t *reqs, int stage)
 {
     lg_vec_t       itl = {0}, ntpot = {0}, e2e = {0}, tpot = {0},
@@ -172,40 +189,40 @@ metrics_json(const lg_config_t *cf, const lg_workload_t *wl,
         if (q->end > last_end) {
             last_end = q->end;
         }
-        o = out_tokens(q);
-        in = in_tokens(wl, q);
+        o = lg_out_tokens(q);
+        in = lg_in_tokens(wl, q);
         in_sum += in;
         out_sum += o;
-        oom |= vec_push(&inl, in) | vec_push(&outl, o);
-        oom |= vec_push(&e2e, (q->end - q->sent) * S);
-        oom |= vec_push(&ttft, (q->first_token - q->sent) * S);
+        oom |= lg_vec_push(&inl, in) | lg_vec_push(&outl, o);
+        oom |= lg_vec_push(&e2e, (q->end - q->sent) * S);
+        oom |= lg_vec_push(&ttft, (q->first_token - q->sent) * S);
         if (o > 0) {
-            oom |= vec_push(&ntpot, (q->end - q->sent) * S / o);
+            oom |= lg_vec_push(&ntpot, (q->end - q->sent) * S / o);
         }
         if (o > 1) {
-            oom |= vec_push(&tpot, (q->last_token - q->first_token) * S
-                                   / (o - 1));
+            oom |= lg_vec_push(&tpot, (q->last_token - q->first_token) * S
+                                      / (o - 1));
         }
         for (j = 0; j < q->nitl; j++) {
-            oom |= vec_push(&itl, q->itl[j] * S);
+            oom |= lg_vec_push(&itl, q->itl[j] * S);
         }
     }
 
     m = cJSON_CreateObject();
     lat = cJSON_AddObjectToObject(m, "latency");
     cJSON_AddItemToObject(lat, "inter_token_latency",
-                          dist_json(&itl, "s/token"));
+                          lg_dist_json(&itl, "s/token"));
     cJSON_AddItemToObject(lat, "normalized_time_per_output_token",
-                          dist_json(&ntpot, "s/token"));
-    cJSON_AddItemToObject(lat, "request_latency", dist_json(&e2e, "s"));
+                          lg_dist_json(&ntpot, "s/token"));
+    cJSON_AddItemToObject(lat, "request_latency", lg_dist_json(&e2e, "s"));
     cJSON_AddItemToObject(lat, "time_per_output_token",
-                          dist_json(&tpot, "s/token"));
-    cJSON_AddItemToObject(lat, "time_to_first_token", dist_json(&ttft, "s"));
+                          lg_dist_json(&tpot, "s/token"));
+    cJSON_AddItemToObject(lat, "time_to_first_token", lg_dist_json(&ttft, "s"));
 
     rq = cJSON_AddObjectToObject(m, "requests");
     cJSON_AddNumberToObject(rq, "failures", failures);
-    cJSON_AddItemToObject(rq, "input_length", dist_json(&inl, "count"));
-    cJSON_AddItemToObject(rq, "output_length", dist_json(&outl, "count"));
+    cJSON_AddItemToObject(rq, "input_length", lg_dist_json(&inl, "count"));
+    cJSON_AddItemToObject(rq, "output_length", lg_dist_json(&outl, "count"));
     cJSON_AddNumberToObject(rq, "total", total);
 
     /*
@@ -222,14 +239,14 @@ metrics_json(const lg_config_t *cf, const lg_workload_t *wl,
         send_span = send_span * total / (total - 1);
     }
     tp = cJSON_AddObjectToObject(m, "throughput");
-    add_num(tp, "input_tokens_per_sec", span > 0 ? in_sum / span : NAN);
-    add_num(tp, "output_tokens_per_sec", span > 0 ? out_sum / span : NAN);
-    add_num(tp, "requests_per_sec",
-            send_span > 0 ? (total - failures) / send_span : NAN);
-    add_num(tp, "total_tokens_per_sec",
-            span > 0 ? (in_sum + out_sum) / span : NAN);
+    lg_add_num(tp, "input_tokens_per_sec", span > 0 ? in_sum / span : NAN);
+    lg_add_num(tp, "output_tokens_per_sec", span > 0 ? out_sum / span : NAN);
+    lg_add_num(tp, "requests_per_sec",
+               send_span > 0 ? (total - failures) / send_span : NAN);
+    lg_add_num(tp, "total_tokens_per_sec",
+               span > 0 ? (in_sum + out_sum) / span : NAN);
     tm = cJSON_AddObjectToObject(m, "time");
-    add_num(tm, "duration", span > 0 ? span : 0);
+    lg_add_num(tm, "duration", span > 0 ? span : 0);
     cJSON_AddNumberToObject(m, "success_rate",
                             total ? (double) (total - failures) / total : 0);
     if (oom) {
@@ -248,7 +265,7 @@ metrics_json(const lg_config_t *cf, const lg_workload_t *wl,
 
 
 static cJSON *
-stage_json(const lg_config_t *cf, int i)
+lg_stage_json(const lg_config_t *cf, int i)
 {
     cJSON             *o = cJSON_CreateObject();
     const lg_stage_t  *st = &cf->stages[i];
@@ -268,7 +285,7 @@ stage_json(const lg_config_t *cf, int i)
 
 
 static cJSON *
-self_json(const lg_config_t *cf, const lg_workload_t *wl,
+lg_self_json(const lg_config_t *cf, const lg_workload_t *wl,
     const lg_self_t *self)
 {
     cJSON   *o, *lag;
@@ -290,8 +307,8 @@ self_json(const lg_config_t *cf, const lg_workload_t *wl,
     cJSON_AddNumberToObject(o, "wall_seconds", self->wall);
     cJSON_AddNumberToObject(o, "cpu_user_seconds", self->cpu_user);
     cJSON_AddNumberToObject(o, "cpu_system_seconds", self->cpu_sys);
-    add_num(o, "cpu_percent_of_one_core", self->wall > 0
-            ? 100 * (self->cpu_user + self->cpu_sys) / self->wall : NAN);
+    lg_add_num(o, "cpu_percent_of_one_core", self->wall > 0
+               ? 100 * (self->cpu_user + self->cpu_sys) / self->wall : NAN);
     cJSON_AddNumberToObject(o, "max_in_flight", (double) self->max_inflight);
     cJSON_AddNumberToObject(o, "connections_opened",
                             (double) self->conns_opened);
@@ -306,13 +323,13 @@ self_json(const lg_config_t *cf, const lg_workload_t *wl,
             v[i] = self->lag[i] * 1000;
             sum += v[i];
         }
-        qsort(v, self->nlag, sizeof(double), cmp_double);
+        qsort(v, self->nlag, sizeof(double), lg_cmp_double);
         cJSON_AddNumberToObject(lag, "count", (double) self->nlag);
-        add_num(lag, "mean", self->nlag ? sum / self->nlag : NAN);
-        add_num(lag, "p50", lg_percentile(v, self->nlag, 50));
-        add_num(lag, "p90", lg_percentile(v, self->nlag, 90));
-        add_num(lag, "p99", lg_percentile(v, self->nlag, 99));
-        add_num(lag, "max", self->nlag ? v[self->nlag - 1] : NAN);
+        lg_add_num(lag, "mean", self->nlag ? sum / self->nlag : NAN);
+        lg_add_num(lag, "p50", lg_percentile(v, self->nlag, 50));
+        lg_add_num(lag, "p90", lg_percentile(v, self->nlag, 90));
+        lg_add_num(lag, "p99", lg_percentile(v, self->nlag, 99));
+        lg_add_num(lag, "max", self->nlag ? v[self->nlag - 1] : NAN);
         free(v);
     }
     return o;
@@ -321,7 +338,7 @@ self_json(const lg_config_t *cf, const lg_workload_t *wl,
 
 /* YAML from the JSON tree: block style, strings double-quoted. */
 static void
-yaml_emit(FILE *f, const cJSON *n, int indent, int in_seq)
+lg_yaml_emit(FILE *f, const cJSON *n, int indent, int in_seq)
 {
     const cJSON  *c;
     char         *s;
@@ -342,11 +359,11 @@ yaml_emit(FILE *f, const cJSON *n, int indent, int in_seq)
             first = 0;
             if (cJSON_IsObject(n)) {
                 fprintf(f, "%s:", c->string);
-                yaml_emit(f, c, indent + 2, 0);
+                lg_yaml_emit(f, c, indent + 2, 0);
             } else {
                 /* a mapping item starts on the dash's line */
                 fprintf(f, "- ");
-                yaml_emit(f, c, indent + 2, 1);
+                lg_yaml_emit(f, c, indent + 2, 1);
             }
         }
         return;
@@ -358,7 +375,7 @@ yaml_emit(FILE *f, const cJSON *n, int indent, int in_seq)
 
 
 static int
-write_json(const char *dir, const char *name, const cJSON *o)
+lg_write_json(const char *dir, const char *name, const cJSON *o)
 {
     char   path[1400], *s;
     FILE  *f;
@@ -383,7 +400,7 @@ write_json(const char *dir, const char *name, const cJSON *o)
 
 
 static int
-write_requests(const lg_config_t *cf, const lg_workload_t *wl,
+lg_write_requests(const lg_config_t *cf, const lg_workload_t *wl,
     const lg_requests_t *reqs)
 {
     char                 path[1400], *s;
@@ -404,29 +421,30 @@ write_requests(const lg_config_t *cf, const lg_workload_t *wl,
     for (i = 0; i < reqs->n; i++) {
         q = &reqs->v[i];
         p = &wl->prompts[q->prompt];
-        out = out_tokens(q);
+        out = lg_out_tokens(q);
         o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "id", (double) q->id);
         cJSON_AddNumberToObject(o, "stage", q->stage);
         cJSON_AddNumberToObject(o, "group", p->group);
         cJSON_AddNumberToObject(o, "prompt", p->index);
         cJSON_AddNumberToObject(o, "scheduled", q->scheduled * S);
-        add_num(o, "sent", q->sent > 0 ? q->sent * S : NAN);
-        add_num(o, "send_lag_ms", q->sent > 0
-                ? (q->sent - q->scheduled) * 1000 : NAN);
-        add_num(o, "time_to_first_token", q->ok && q->first_token > 0
-                ? (q->first_token - q->sent) * S : NAN);
-        add_num(o, "request_latency", q->end > 0 && q->sent > 0
-                ? (q->end - q->sent) * S : NAN);
-        add_num(o, "time_per_output_token", q->ok && out > 1
-                ? (q->last_token - q->first_token) * S / (out - 1) : NAN);
+        lg_add_num(o, "sent", q->sent > 0 ? q->sent * S : NAN);
+        lg_add_num(o, "send_lag_ms", q->sent > 0
+                   ? (q->sent - q->scheduled) * 1000 : NAN);
+        lg_add_num(o, "time_to_first_token", q->ok && q->first_token > 0
+                   ? (q->first_token - q->sent) * S : NAN);
+        lg_add_num(o, "request_latency", q->end > 0 && q->sent > 0
+                   ? (q->end - q->sent) * S : NAN);
+        lg_add_num(o, "time_per_output_token", q->ok && out > 1
+                   ? (q->last_token - q->first_token) * S / (out - 1) : NAN);
         sum = 0;
         for (j = 0; j < q->nitl; j++) {
             sum += q->itl[j];
         }
-        add_num(o, "inter_token_latency_mean",
-                q->nitl ? sum * S / q->nitl : NAN);
-        cJSON_AddNumberToObject(o, "input_tokens", (double) in_tokens(wl, q));
+        lg_add_num(o, "inter_token_latency_mean",
+                   q->nitl ? sum * S / q->nitl : NAN);
+        cJSON_AddNumberToObject(o, "input_tokens",
+                                (double) lg_in_tokens(wl, q));
         cJSON_AddNumberToObject(o, "output_tokens", (double) out);
         cJSON_AddNumberToObject(o, "cached_tokens", (double) q->usage_cached);
         cJSON_AddNumberToObject(o, "stream_events", (double) q->events);
@@ -469,22 +487,22 @@ lg_report_write(const lg_config_t *cf, const lg_workload_t *wl,
     all = cJSON_CreateObject();
     cJSON_AddStringToObject(all, "name", cf->name);
     sum = cJSON_AddObjectToObject(all, "summary");
-    cJSON_AddItemToObject(sum, "metrics", metrics_json(cf, wl, reqs, -1));
+    cJSON_AddItemToObject(sum, "metrics", lg_metrics_json(cf, wl, reqs, -1));
     stages = cJSON_AddArrayToObject(all, "stages");
     for (i = 0; i < cf->nstages; i++) {
-        one = stage_json(cf, i);
-        cJSON_AddItemToObject(one, "metrics", metrics_json(cf, wl, reqs, i));
+        one = lg_stage_json(cf, i);
+        cJSON_AddItemToObject(one, "metrics", lg_metrics_json(cf, wl, reqs, i));
         cJSON_AddItemToArray(stages, one);
         snprintf(name, sizeof(name), "stage_%d_lifecycle_metrics.json", i);
-        if (write_json(cf->out_dir, name, one) != 0) {
+        if (lg_write_json(cf->out_dir, name, one) != 0) {
             goto fail;
         }
     }
-    cJSON_AddItemToObject(all, "loadgen", self_json(cf, wl, self));
+    cJSON_AddItemToObject(all, "loadgen", lg_self_json(cf, wl, self));
 
-    if (write_json(cf->out_dir, "summary_lifecycle_metrics.json", sum) != 0
-        || write_json(cf->out_dir, "report.json", all) != 0
-        || write_requests(cf, wl, reqs) != 0)
+    if (lg_write_json(cf->out_dir, "summary_lifecycle_metrics.json", sum) != 0
+        || lg_write_json(cf->out_dir, "report.json", all) != 0
+        || lg_write_requests(cf, wl, reqs) != 0)
     {
         goto fail;
     }
@@ -497,7 +515,7 @@ lg_report_write(const lg_config_t *cf, const lg_workload_t *wl,
             " (wall x time_scale)\n");
     for (one = all->child; one != NULL; one = one->next) {
         fprintf(f, "%s:", one->string);
-        yaml_emit(f, one, 2, 0);
+        lg_yaml_emit(f, one, 2, 0);
     }
     if (fclose(f) != 0) {
         goto fail;

@@ -49,35 +49,23 @@ static const char *lg_words[] = {
 #define LG_NWORDS  (sizeof(lg_words) / sizeof(lg_words[0]))
 
 
-uint64_t
-lg_rng_next(uint64_t *s)
-{
-    /* splitmix64: full period, good enough for text and arrivals */
-    uint64_t  z;
-
-    z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-
-double
-lg_rng_uniform(uint64_t *s)
-{
-    /* in (0, 1]: safe under log() */
-    return ((lg_rng_next(s) >> 11) + 1) * (1.0 / 9007199254740992.0);
-}
-
-
 typedef struct {
     const char  *w[LG_NWORDS];
     size_t       n;
 } lg_vocab_t;
 
 
+static int lg_vocab_build(const llmd_tokenizer_t *tok, lg_vocab_t *vb);
+static size_t lg_vocab_words(const lg_vocab_t *vb, uint64_t *rng, long n,
+    char *buf);
+static char *lg_make_body(const lg_config_t *cf, const char *system,
+    const char *user, long max_tokens, size_t *len);
+static long lg_dist_sample(const lg_dist_t *d, uint64_t *rng);
+static long lg_count_tokens(const llmd_tokenizer_t *tok, const char *text);
+
+
 static int
-vocab_build(const llmd_tokenizer_t *tok, lg_vocab_t *vb)
+lg_vocab_build(const llmd_tokenizer_t *tok, lg_vocab_t *vb)
 {
     char    spelled[16];
     size_t  i, j, len;
@@ -112,7 +100,7 @@ vocab_build(const llmd_tokenizer_t *tok, lg_vocab_t *vb)
 
 /* Appends n words to buf; buf has room for n * 5 bytes. */
 static size_t
-words(const lg_vocab_t *vb, uint64_t *rng, long n, char *buf)
+lg_vocab_words(const lg_vocab_t *vb, uint64_t *rng, long n, char *buf)
 {
     size_t       off = 0, len;
     const char  *w;
@@ -131,7 +119,7 @@ words(const lg_vocab_t *vb, uint64_t *rng, long n, char *buf)
 
 
 static char *
-make_body(const lg_config_t *cf, const char *system, const char *user,
+lg_make_body(const lg_config_t *cf, const char *system, const char *user,
     long max_tokens, size_t *len)
 {
     cJSON  *o, *msgs, *m, *so;
@@ -200,7 +188,7 @@ make_body(const lg_config_t *cf, const char *system, const char *user,
 
 
 static long
-dist_sample(const lg_dist_t *d, uint64_t *rng)
+lg_dist_sample(const lg_dist_t *d, uint64_t *rng)
 {
     double  u1, u2, z, v;
 
@@ -220,7 +208,7 @@ dist_sample(const lg_dist_t *d, uint64_t *rng)
 
 
 static long
-count_tokens(const llmd_tokenizer_t *tok, const char *text)
+lg_count_tokens(const llmd_tokenizer_t *tok, const char *text)
 {
     size_t     len = strlen(text), ssz, cap;
     void      *scratch;
@@ -267,7 +255,7 @@ lg_workload_build(const lg_config_t *cf, lg_workload_t *wl, char *err,
             return -1;
         }
     }
-    if (vocab_build(tok, &vb) != 0) {
+    if (lg_vocab_build(tok, &vb) != 0) {
         snprintf(err, errlen, "the tokenizer has too few one-token words");
         goto done;
     }
@@ -309,27 +297,27 @@ lg_workload_build(const lg_config_t *cf, lg_workload_t *wl, char *err,
             p = i % cf->prompts_per_group;
             if (p == 0) {
                 rng = cf->seed * 1000003ULL + g;
-                words(&vb, &rng, cf->system_prompt_len, sys);
+                lg_vocab_words(&vb, &rng, cf->system_prompt_len, sys);
             }
             rng = (cf->seed * 1000003ULL + g) * 7919ULL + p + 1;
-            words(&vb, &rng, cf->question_len, q);
+            lg_vocab_words(&vb, &rng, cf->question_len, q);
             in = cf->system_prompt_len + cf->question_len;
             out = cf->output_len;
             pr->group = (int) g;
             pr->index = (int) p;
         } else {
             rng = cf->seed * 0x2545f4914f6cdd1dULL + i;
-            in = dist_sample(&cf->input_dist, &rng);
-            out = dist_sample(&cf->output_dist, &rng);
-            words(&vb, &rng, in, q);
+            in = lg_dist_sample(&cf->input_dist, &rng);
+            out = lg_dist_sample(&cf->output_dist, &rng);
+            lg_vocab_words(&vb, &rng, in, q);
             pr->group = -1;
             pr->index = (int) i;
         }
         pr->input_tokens = in;
         pr->output_tokens = out;
-        pr->body = make_body(cf, cf->data == LG_DATA_SHARED_PREFIX ? sys
-                                                                 : NULL,
-                             q, out, &pr->body_len);
+        pr->body = lg_make_body(cf, cf->data == LG_DATA_SHARED_PREFIX ? sys
+                                                                    : NULL,
+                                q, out, &pr->body_len);
         if (pr->body == NULL) {
             snprintf(err, errlen, "out of memory");
             goto done;
@@ -340,12 +328,12 @@ lg_workload_build(const lg_config_t *cf, lg_workload_t *wl, char *err,
     /* check the claim of the header comment on the last prompt */
     if (tok != NULL) {
         n = cf->data == LG_DATA_SHARED_PREFIX ? cf->question_len : in;
-        got = count_tokens(tok, q);
+        got = lg_count_tokens(tok, q);
         if (got == n && cf->data == LG_DATA_SHARED_PREFIX
             && cf->system_prompt_len > 0)
         {
             n = cf->system_prompt_len;
-            got = count_tokens(tok, sys);
+            got = lg_count_tokens(tok, sys);
         }
         if (got != n) {
             snprintf(err, errlen, "tokenizer counts %ld tokens in %ld words",

@@ -14,12 +14,25 @@ TOOLS += $(BUILD)/bin/llmd-loadgen
 $(BUILD)/loadgen:
 	mkdir -p $@
 
-$(BUILD)/loadgen/%.o: loadgen/%.c loadgen/lg.h $(wildcard src/*/*.h) | $(BUILD)/loadgen
+$(BUILD)/loadgen/%.o: loadgen/%.c $(wildcard loadgen/*.h src/*/*.h) \
+    | $(BUILD)/loadgen
 	$(CC) $(CORE_CFLAGS) -Iloadgen -c $< -o $@
 
 $(BUILD)/bin/llmd-loadgen: $(LOADGEN_OBJS) \
     $(call objs,$(LOADGEN_CORE)) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS) $(TOKENIZER_LIBS)
+
+# Unit tests of the pure parts: the HTTP/1.1 reply parser, the SSE parser
+# and the arrival schedule.  Their objects are in build/loadgen/, not
+# build/obj/, so they are prerequisites here rather than UNIT_DEPS.
+UNIT_TESTS += test_lg_http test_lg_sse test_lg_arrivals
+UNIT_DEPS_test_lg_http :=
+UNIT_DEPS_test_lg_sse :=
+UNIT_DEPS_test_lg_arrivals :=
+$(BUILD)/unit/test_lg_http: $(BUILD)/loadgen/lg_http.o
+$(BUILD)/unit/test_lg_sse: $(BUILD)/loadgen/lg_sse.o
+$(BUILD)/unit/test_lg_arrivals: $(BUILD)/loadgen/lg_arrivals.o \
+    $(BUILD)/loadgen/lg_rng.o
 
 .PHONY: bench bench-quick bench-steady bench-throughput bench-sweep
 bench: deps all

@@ -8,19 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include "sim.h"
 
 
+static int sim_hosts(sim_config_t *cf, const char *list);
 static int sim_tokenizer_files(sim_config_t *cf);
 
 
 static const char  sim_usage[] =
 "usage: vllm-sim [options]\n"
 "  --pods N                     pods, on ports PORT..PORT+N-1 (1)\n"
-"  --port PORT                  first HTTP port (8000)\n"
+"  --port PORT                  first HTTP port, every pod's with --hosts\n"
+"                               (8000)\n"
 "  --host ADDR                  IPv4 address to listen on (127.0.0.1)\n"
+"  --hosts A,B,...              one pod per IPv4 address, all on PORT\n"
+"                               (instead of --pods and --host)\n"
 "  --model NAME                 served model name\n"
 "                               (meta-llama/Llama-3.1-70B-Instruct)\n"
 "  --block-size N               tokens per KV block (16)\n"
@@ -75,6 +80,7 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
         { "pods", 1, NULL, 'n' },
         { "port", 1, NULL, 'p' },
         { "host", 1, NULL, 'H' },
+        { "hosts", 1, NULL, 19 },
         { "model", 1, NULL, 'm' },
         { "block-size", 1, NULL, 'b' },
         { "num-blocks", 1, NULL, 'B' },
@@ -108,7 +114,7 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
     };
     double  v;
     long    kv_tokens = 0;
-    int     o, bad;
+    int     o, bad, pods_set = 0, host_set = 0;
 
     memset(cf, 0, sizeof(sim_config_t));
     cf->pods = 1;
@@ -139,9 +145,14 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'n': bad = sim_num(optarg, 1, SIM_MAX_PODS, &v); cf->pods = v;
-                  break;
+                  pods_set = 1; break;
         case 'p': bad = sim_num(optarg, 1, 65535, &v); cf->port = v; break;
-        case 'H': cf->host = optarg; break;
+        case 'H': cf->host = optarg; host_set = 1; break;
+        case 19:
+            if (sim_hosts(cf, optarg) != 0) {
+                return -1;
+            }
+            break;
         case 'm': cf->model = optarg; break;
         case 'b': bad = sim_num(optarg, 1, SIM_MAX_BLOCK_SIZE, &v);
                   cf->block_size = v; break;
@@ -222,7 +233,20 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
         }
     }
 
-    if (cf->port + cf->pods - 1 > 65535) {
+    if (cf->nhosts) {
+        /* the list is the pods: another count or address contradicts it */
+        if (pods_set && cf->pods != cf->nhosts) {
+            fprintf(stderr, "vllm-sim: --pods %d conflicts with --hosts "
+                    "(%d addresses, one pod each)\n", cf->pods, cf->nhosts);
+            return -1;
+        }
+        if (host_set) {
+            fprintf(stderr, "vllm-sim: --host conflicts with --hosts\n");
+            return -1;
+        }
+        cf->pods = cf->nhosts;
+
+    } else if (cf->port + cf->pods - 1 > 65535) {
         fprintf(stderr, "vllm-sim: ports beyond 65535\n");
         return -1;
     }
@@ -233,6 +257,63 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
     }
 
     return 0;
+}
+
+
+/*
+ * --hosts A,B,C: pod i listens on the i-th address, every pod on --port,
+ * as pods of a cluster each have their own address.  Checks every address
+ * (IPv4, no repeats) and keeps it in canonical form.
+ */
+static int
+sim_hosts(sim_config_t *cf, const char *list)
+{
+    struct in_addr  a;
+    const char     *p, *comma;
+    char            item[64];
+    size_t          n;
+    int             i;
+
+    cf->nhosts = 0;
+
+    for (p = list; /* void */; p = comma + 1) {
+        comma = strchr(p, ',');
+        n = comma ? (size_t) (comma - p) : strlen(p);
+
+        if (n >= sizeof(item)) {
+            n = sizeof(item) - 1;
+        }
+        memcpy(item, p, n);
+        item[n] = '\0';
+
+        if (inet_pton(AF_INET, item, &a) != 1) {
+            fprintf(stderr, "vllm-sim: --hosts: \"%s\" is not an IPv4 "
+                    "address\n", item);
+            return -1;
+        }
+
+        if (cf->nhosts == SIM_MAX_PODS) {
+            fprintf(stderr, "vllm-sim: --hosts: more than %d addresses\n",
+                    SIM_MAX_PODS);
+            return -1;
+        }
+
+        inet_ntop(AF_INET, &a, cf->hosts[cf->nhosts], SIM_MAX_HOST);
+
+        for (i = 0; i < cf->nhosts; i++) {
+            if (strcmp(cf->hosts[i], cf->hosts[cf->nhosts]) == 0) {
+                fprintf(stderr, "vllm-sim: --hosts: %s given twice\n",
+                        cf->hosts[i]);
+                return -1;
+            }
+        }
+
+        cf->nhosts++;
+
+        if (comma == NULL) {
+            return 0;
+        }
+    }
 }
 
 

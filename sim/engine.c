@@ -35,7 +35,7 @@ sim_req_new(sim_pod_t *pod, sim_token_pt on_token)
     r->pod = pod;
     r->on_token = on_token;
     r->created = (long) time(NULL);
-    snprintf(r->id, sizeof(r->id), "%d-%llx-%llu", pod->port,
+    snprintf(r->id, sizeof(r->id), "%s-%llx-%llu", pod->name,
              (unsigned long long) r->created,
              (unsigned long long) ++pod->eng.next_req_id);
     return r;

@@ -247,9 +247,9 @@ sim_http_respond(sim_conn_t *c, int status, const char *ctype,
 
     sim_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nserver: vllm-sim\r\n"
                    "content-type: %s\r\ncontent-length: %zu\r\n"
-                   "x-sim-pod: %d\r\n%s\r\n",
+                   "x-sim-pod: %s\r\n%s\r\n",
                    status, sim_status_text(status), ctype, len,
-                   c->pod->port,
+                   c->pod->name,
                    c->keepalive ? "" : "connection: close\r\n");
     sim_buf_append(&c->out, body, len);
     sim_todo_add(c);
@@ -265,13 +265,13 @@ sim_http_stream_start(sim_conn_t *c, const char *ctype)
         c->keepalive = 0;
         c->closing = 1;
         sim_buf_printf(&c->out, "HTTP/1.1 200 OK\r\nserver: vllm-sim\r\n"
-                       "content-type: %s\r\nx-sim-pod: %d\r\n"
-                       "connection: close\r\n\r\n", ctype, c->pod->port);
+                       "content-type: %s\r\nx-sim-pod: %s\r\n"
+                       "connection: close\r\n\r\n", ctype, c->pod->name);
     } else {
         sim_buf_printf(&c->out, "HTTP/1.1 200 OK\r\nserver: vllm-sim\r\n"
                        "content-type: %s\r\ncache-control: no-cache\r\n"
-                       "x-sim-pod: %d\r\ntransfer-encoding: chunked\r\n%s\r\n",
-                       ctype, c->pod->port,
+                       "x-sim-pod: %s\r\ntransfer-encoding: chunked\r\n%s\r\n",
+                       ctype, c->pod->name,
                        c->keepalive ? "" : "connection: close\r\n");
     }
     sim_todo_add(c);

@@ -248,15 +248,21 @@ sim_events_encode_batch(sim_buf_t *out, double ts, const sim_buf_t *ev,
 
 
 /*
- * vLLM's data-parallel rule applied to pods: the TCP port is offset by the
- * pod index, ipc/inproc names get "_dp<index>".
+ * Without --hosts (host NULL), vLLM's data-parallel rule applied to pods: a
+ * bound TCP port is offset by the pod index, ipc/inproc names get
+ * "_dp<index>", and a connected endpoint is the same for every pod.  With
+ * --hosts every pod has its own address and the same ports, as pods in a
+ * cluster: a bound TCP endpoint takes the pod's address, a connected one is
+ * reached from it (ZMQ's "source;destination" form).
  */
-static int
-sim_endpoint(const char *tmpl, int index, char *out, size_t cap)
+int
+sim_events_endpoint(const char *tmpl, int index, const char *host, int bind,
+    char *out, size_t cap)
 {
     const char  *colon;
     char        *end;
     long         port;
+    int          n;
 
     if (strncmp(tmpl, "tcp://", 6) == 0) {
         colon = strrchr(tmpl, ':');
@@ -264,20 +270,37 @@ sim_endpoint(const char *tmpl, int index, char *out, size_t cap)
             return -1;
         }
         port = strtol(colon + 1, &end, 10);
-        if (*end != '\0' || port <= 0 || port + index > 65535) {
+        if (host == NULL && bind) {
+            port += index;
+        }
+        if (*end != '\0' || port <= 0 || port > 65535) {
             return -1;
         }
-        snprintf(out, cap, "%.*s:%ld", (int) (colon - tmpl), tmpl,
-                 port + index);
-        return 0;
+
+        if (host == NULL) {
+            n = snprintf(out, cap, "%.*s:%ld", (int) (colon - tmpl), tmpl,
+                         port);
+
+        } else if (bind) {
+            n = snprintf(out, cap, "tcp://%s:%ld", host, port);
+
+        } else if (strchr(tmpl, ';') == NULL) {
+            n = snprintf(out, cap, "tcp://%s:0;%s", host, tmpl + 6);
+
+        } else {
+            /* the source is given already */
+            n = snprintf(out, cap, "%s", tmpl);
+        }
+
+        return (n < 0 || (size_t) n >= cap) ? -1 : 0;
     }
 
-    if (index == 0) {
-        snprintf(out, cap, "%s", tmpl);
+    if (index == 0 || !bind) {
+        n = snprintf(out, cap, "%s", tmpl);
     } else {
-        snprintf(out, cap, "%s_dp%d", tmpl, index);
+        n = snprintf(out, cap, "%s_dp%d", tmpl, index);
     }
-    return 0;
+    return (n < 0 || (size_t) n >= cap) ? -1 : 0;
 }
 
 
@@ -292,12 +315,12 @@ sim_should_bind(const char *ep)
 
 
 sim_pub_t *
-sim_pub_create(const sim_config_t *cf, int index, const char *topic,
-    char *err, size_t errlen)
+sim_pub_create(const sim_config_t *cf, int index, const char *host,
+    const char *topic, char *err, size_t errlen)
 {
     sim_pub_t  *pub;
     char        ep[512];
-    int         linger = 0, hwm = cf->kv_hwm, rc;
+    int         linger = 0, hwm = cf->kv_hwm, bind, rc;
 
     pub = calloc(1, sizeof(sim_pub_t));
     if (pub == NULL) {
@@ -320,10 +343,13 @@ sim_pub_create(const sim_config_t *cf, int index, const char *topic,
     /*
      * Separate pods, unlike vLLM's data-parallel ranks, all connect to the
      * one endpoint a centralized subscriber binds; only bound endpoints
-     * need a port each.
+     * need a port (or, with --hosts, an address) each.
      */
-    if (sim_endpoint(cf->kv_endpoint, sim_should_bind(cf->kv_endpoint)
-                                      ? index : 0, ep, sizeof(ep)) != 0) {
+    bind = sim_should_bind(cf->kv_endpoint);
+    if (sim_events_endpoint(cf->kv_endpoint, index, host, bind, ep,
+                            sizeof(ep))
+        != 0)
+    {
         snprintf(err, errlen, "bad KV-event endpoint \"%s\"",
                  cf->kv_endpoint);
         goto failed;
@@ -338,17 +364,16 @@ sim_pub_create(const sim_config_t *cf, int index, const char *topic,
     zmq_setsockopt(pub->pub, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(pub->pub, ZMQ_RCVHWM, &hwm, sizeof(hwm));
 
-    rc = sim_should_bind(ep) ? zmq_bind(pub->pub, ep)
-                             : zmq_connect(pub->pub, ep);
+    rc = bind ? zmq_bind(pub->pub, ep) : zmq_connect(pub->pub, ep);
     if (rc != 0) {
-        snprintf(err, errlen, "%s %s: %s",
-                 sim_should_bind(ep) ? "bind" : "connect", ep,
+        snprintf(err, errlen, "%s %s: %s", bind ? "bind" : "connect", ep,
                  zmq_strerror(zmq_errno()));
         goto failed;
     }
 
     if (cf->kv_replay_endpoint) {
-        if (sim_endpoint(cf->kv_replay_endpoint, index, ep, sizeof(ep))
+        if (sim_events_endpoint(cf->kv_replay_endpoint, index, host, 1, ep,
+                                sizeof(ep))
             != 0)
         {
             snprintf(err, errlen, "bad replay endpoint \"%s\"",

@@ -62,6 +62,7 @@ main(int argc, char **argv)
     sim_handle_t         sh = { SIM_TAG_SIGNAL, NULL };
     sim_handle_t        *h;
     sim_pod_t           *pod;
+    sim_buf_t            where = { NULL, 0, 0 };
     sigset_t             mask;
     uint64_t             exp;
     int64_t              now, next, armed = -1;
@@ -122,16 +123,24 @@ main(int argc, char **argv)
         }
     }
 
-    if (cf.pods > 1) {
-        snprintf(err, sizeof(err), "%d..%d", cf.port, cf.port + cf.pods - 1);
+    if (cf.nhosts) {
+        for (i = 0; i < cf.nhosts; i++) {
+            sim_buf_printf(&where, "%s%s", i ? "," : "{", cf.hosts[i]);
+        }
+        sim_buf_printf(&where, "}:%d", cf.port);
+    } else if (cf.pods > 1) {
+        sim_buf_printf(&where, "%s:%d..%d", cf.host, cf.port,
+                       cf.port + cf.pods - 1);
     } else {
-        snprintf(err, sizeof(err), "%d", cf.port);
+        sim_buf_printf(&where, "%s:%d", cf.host, cf.port);
     }
-    sim_log("%d pod%s on http://%s:%s, model %s, %u blocks of %d, "
+    sim_log("%d pod%s on http://%s, model %s, %u blocks of %d, "
             "tokenizer %s, chat template %s, time scale %g", cf.pods,
-            cf.pods > 1 ? "s" : "", cf.host, err, cf.model, cf.num_blocks,
-            cf.block_size, sim_tok_is_real() ? cf.tokenizer : "fallback",
+            cf.pods > 1 ? "s" : "", where.data ? where.data : "", cf.model,
+            cf.num_blocks, cf.block_size,
+            sim_tok_is_real() ? cf.tokenizer : "fallback",
             sim_chat_template_name(), cf.time_scale);
+    sim_buf_free(&where);
 
     running = 1;
 

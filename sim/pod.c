@@ -39,7 +39,7 @@ sim_topic(sim_pod_t *pod)
     while (*t && o < end) {
         val[0] = '\0';
         if (strncmp(t, "{ip}", 4) == 0) {
-            snprintf(val, sizeof(val), "%s", pod->cf->host);
+            snprintf(val, sizeof(val), "%s", pod->host);
             t += 4;
         } else if (strncmp(t, "{port}", 6) == 0) {
             snprintf(val, sizeof(val), "%d", pod->port);
@@ -68,8 +68,20 @@ sim_pod_init(sim_pod_t *pod, const sim_config_t *cf, int index, char *err,
 {
     memset(pod, 0, sizeof(sim_pod_t));
     pod->index = index;
-    pod->port = cf->port + index;
     pod->cf = cf;
+
+    if (cf->nhosts) {
+        /* one port, an address per pod: x-sim-pod needs both */
+        pod->host = cf->hosts[index];
+        pod->port = cf->port;
+        snprintf(pod->name, sizeof(pod->name), "%s:%d", pod->host,
+                 pod->port);
+    } else {
+        pod->host = cf->host;
+        pod->port = cf->port + index;
+        snprintf(pod->name, sizeof(pod->name), "%d", pod->port);
+    }
+
     pod->lfd = -1;
     pod->lh.tag = SIM_TAG_LISTEN;
     pod->lh.obj = pod;
@@ -115,15 +127,17 @@ sim_pod_start(sim_pod_t *pod, char *err, size_t errlen)
     sim_stats_init(&pod->stats);
 
     if (cf->kv_endpoint) {
-        pod->pub = sim_pub_create(cf, pod->index, pod->topic, err, errlen);
+        pod->pub = sim_pub_create(cf, pod->index,
+                                  cf->nhosts ? pod->host : NULL, pod->topic,
+                                  err, errlen);
         if (pod->pub == NULL) {
             return -1;
         }
     }
 
-    pod->lfd = sim_http_listen(cf->host, pod->port);
+    pod->lfd = sim_http_listen(pod->host, pod->port);
     if (pod->lfd < 0) {
-        snprintf(err, errlen, "listen %s:%d: %m", cf->host, pod->port);
+        snprintf(err, errlen, "listen %s:%d: %m", pod->host, pod->port);
         sim_pub_destroy(pod->pub);
         pod->pub = NULL;
         return -1;
@@ -191,7 +205,8 @@ sim_pod_timers(sim_pod_t *pod, int64_t now)
         f->stop_at_ns = 0;
         sim_pod_stop(pod);
         if (!pod->cf->quiet) {
-            sim_log("pod %d (port %d) stopped", pod->index, pod->port);
+            sim_log("pod %d (%s:%d) stopped", pod->index, pod->host,
+                    pod->port);
         }
     }
 
@@ -201,7 +216,8 @@ sim_pod_timers(sim_pod_t *pod, int64_t now)
             /* e.g. the old ZMQ port is not released yet: try again */
             f->restart_at_ns = now + 50 * 1000000LL;
         } else if (!pod->cf->quiet) {
-            sim_log("pod %d (port %d) started", pod->index, pod->port);
+            sim_log("pod %d (%s:%d) started", pod->index, pod->host,
+                    pod->port);
         }
     }
 
@@ -308,11 +324,12 @@ sim_pod_state(sim_conn_t *c, sim_pod_t *pod)
 {
     sim_buf_t  b = { NULL, 0, 0 };
 
-    sim_buf_printf(&b, "{\"pod\":%d,\"port\":%d,\"up\":%s,\"running\":%d,"
-                   "\"waiting\":%d,\"num_blocks\":%u,\"free_blocks\":%u,"
-                   "\"cached_blocks\":%u,\"steps\":%llu,\"requests\":%llu,"
-                   "\"next_seq\":%llu,\"topic\":",
-                   pod->index, pod->port, pod->up ? "true" : "false",
+    sim_buf_printf(&b, "{\"pod\":%d,\"host\":\"%s\",\"port\":%d,\"up\":%s,"
+                   "\"running\":%d,\"waiting\":%d,\"num_blocks\":%u,"
+                   "\"free_blocks\":%u,\"cached_blocks\":%u,\"steps\":%llu,"
+                   "\"requests\":%llu,\"next_seq\":%llu,\"topic\":",
+                   pod->index, pod->host, pod->port,
+                   pod->up ? "true" : "false",
                    pod->eng.running.n, pod->eng.waiting.n,
                    sim_kv_num_blocks(pod->kv), sim_kv_num_free(pod->kv),
                    sim_kv_num_cached(pod->kv),

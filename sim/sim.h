@@ -1,7 +1,9 @@
 /*
- * vllm-sim: one process that plays N vLLM pods on 127.0.0.1 (docs/simulator.md).
- * Every pod has its own HTTP listener, engine (scheduler + KV cache), metrics
- * and ZMQ KV-event sockets; one single-threaded epoll loop drives them all.
+ * vllm-sim: one process that plays N vLLM pods (docs/simulator.md), on
+ * consecutive ports of one address or on one port of several loopback
+ * addresses.  Every pod has its own HTTP listener, engine (scheduler + KV
+ * cache), metrics and ZMQ KV-event sockets; one single-threaded epoll loop
+ * drives them all.
  */
 #ifndef SIM_H
 #define SIM_H
@@ -17,6 +19,7 @@
 #define SIM_MAX_SALT        1024
 #define SIM_MAX_BLOCK_SIZE  256
 #define SIM_MAX_PATH        4096
+#define SIM_MAX_HOST        16                  /* "255.255.255.255" */
 #define SIM_NS              1000000000LL
 
 typedef struct sim_pod_s   sim_pod_t;
@@ -67,6 +70,8 @@ typedef struct {
     int          pods;
     int          port;
     const char  *host;
+    int          nhosts;                  /* --hosts: pod i on hosts[i] */
+    char         hosts[SIM_MAX_PODS][SIM_MAX_HOST];
     const char  *model;
     int          block_size;
     uint32_t     num_blocks;
@@ -177,8 +182,9 @@ typedef struct {
 
 int sim_events_global_init(void);
 void sim_events_global_done(void);
+/* host: the pod's own address with --hosts, else NULL. */
 sim_pub_t *sim_pub_create(const sim_config_t *cf, int pod_index,
-    const char *topic, char *err, size_t errlen);
+    const char *host, const char *topic, char *err, size_t errlen);
 void sim_pub_destroy(sim_pub_t *pub);
 void sim_pub_block_stored(sim_pub_t *pub, const uint64_t *hashes, size_t n,
     int has_parent, uint64_t parent, const uint32_t *toks, size_t ntok,
@@ -193,6 +199,12 @@ uint64_t sim_pub_next_seq(const sim_pub_t *pub);
 /* The replay ROUTER's fd for epoll (-1 without replay) and its handler. */
 int sim_pub_replay_fd(sim_pub_t *pub);
 void sim_pub_replay_poll(sim_pub_t *pub);
+/*
+ * The endpoint pod_index's socket uses for the template tmpl (bind: it is
+ * bound, else connected); exposed, as the encoders, for the unit test.
+ */
+int sim_events_endpoint(const char *tmpl, int pod_index, const char *host,
+    int bind, char *out, size_t cap);
 /* Encoders, exposed for the unit test. */
 int sim_events_encode_batch(sim_buf_t *out, double ts, const sim_buf_t *ev,
     size_t nev);
@@ -254,7 +266,7 @@ struct sim_req_s {
     sim_pod_t        *pod;
     sim_conn_t       *conn;             /* NULL once the client is gone */
     sim_token_pt      on_token;
-    char              id[48];
+    char              id[64];
     sim_api_t         api;
     int               stream;
     int               include_usage;
@@ -417,7 +429,10 @@ typedef struct {
 
 struct sim_pod_s {
     int                  index;
+    const char          *host;          /* listen address, {ip} of the topic */
     int                  port;
+    char                 name[32];      /* x-sim-pod: port, or host:port
+                                           with --hosts */
     int                  up;
     int                  lfd;
     sim_handle_t         lh;            /* listener */

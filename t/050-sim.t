@@ -3,7 +3,11 @@
 # under pressure), queueing under overload, SSE framing, OpenAI error
 # bodies, KV events over ZMQ (bytes and hashes of the spec's examples),
 # replay, and the fault switches.  One simulator process with 3 pods on
-# ports 18000-18002, KV events on 18100+, replay on 18110+.  Then chat with
+# ports 18000-18002, KV events on 18100+, replay on 18110+.  Then --hosts,
+# pods on several addresses and one port as in a cluster: 3 pods on
+# 127.0.0.2-4:18030 (KV events bound on each host's 18130, replay 18140),
+# one of them down and back, the same pods on :18031 connecting to one
+# subscriber on 127.0.0.1:18150, and the command-line errors.  Then chat with
 # real tokenizers (the npm cache of t/040 and t/045): a simulator on 18020
 # whose KV events (18120) carry the prompt's token ids, which must be those
 # the balancer computes (build/bin/llmd-chat-render | llmd-tokenize).
@@ -16,6 +20,8 @@ use JSON::PP;
 use Time::HiRes qw(time sleep);
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
+use IPC::Open3 qw(open3);
+use Symbol qw(gensym);
 use ZMQ::FFI;
 use ZMQ::FFI::Constants qw(ZMQ_SUB ZMQ_DEALER);
 use Data::MessagePack;
@@ -53,7 +59,12 @@ sub wait_until {
     return $code->() ? 1 : 0;
 }
 
-sub url { my ($pod, $path) = @_; "http://127.0.0.1:" . ($BASE + $pod) . $path }
+# a pod: its index in the first simulator, or "host:port"
+sub url {
+    my ($pod, $path) = @_;
+    my $addr = $pod =~ /:/ ? $pod : "127.0.0.1:" . ($BASE + $pod);
+    return "http://$addr$path";
+}
 
 sub post {
     my ($pod, $path, $body) = @_;
@@ -339,6 +350,188 @@ is($m ? unpack('Q>', $m->[1]) : -1, 0, 'restart_sequence: the next batch is seq 
 
 $sub->close;
 $dealer->close;
+
+# ---- --hosts: three pods on 127.0.0.2-4, one port --------------------------
+my @HOSTS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
+my ($HPORT, $HPORT_CONNECT, $HKV, $HREPLAY, $HSUB) =
+    (18030, 18031, 18130, 18140, 18150);
+my %hosts_pids;
+END { for (values %hosts_pids) { kill 'TERM', $_; waitpid $_, 0; } }
+
+sub start_hosts_sim {
+    my ($port, @extra) = @_;
+    my $hpid = fork() // die "fork: $!";
+    if ($hpid == 0) {
+        exec $bin, '--hosts', join(',', @HOSTS), '--port', $port,
+             '--model', $MODEL, '--time-scale', 100, '--num-blocks', 256,
+             '--quiet', @extra
+            or die "exec $bin: $!";
+    }
+    $hosts_pids{$port} = $hpid;
+    return wait_until(10, sub {
+        !grep { ($http->get(url("$_:$port", '/health'))->{status}) != 200 }
+              @HOSTS });
+}
+
+sub stop_hosts_sim {
+    my ($port) = @_;
+    my $hpid = delete $hosts_pids{$port} or return;
+    kill 'TERM', $hpid;
+    waitpid $hpid, 0;
+}
+
+# fresh full blocks every time, so every request publishes BlockStored
+my $fresh = 0;
+sub complete_fresh {
+    my ($pod) = @_;
+    return complete($pod, prompt => [ map { 40000 + $fresh++ } 1 .. 33 ]);
+}
+
+sub topic_of { "kv\@$_[0]\@$MODEL" }
+
+ok(start_hosts_sim($HPORT, '--kv-events', "tcp://*:$HKV", '--kv-replay',
+                   "tcp://*:$HREPLAY"),
+   "--hosts: three pods answer /health on 127.0.0.2-4:$HPORT");
+ok(!IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $HPORT),
+   "--hosts: nothing listens on 127.0.0.1:$HPORT");
+
+for my $i (0 .. $#HOSTS) {
+    my $pod = "$HOSTS[$i]:$HPORT";
+    my $st = eval { $json->decode($http->get(url($pod, '/sim/state'))
+                                  ->{content}) };
+    is_deeply($st && [ @$st{qw(pod host port topic)} ],
+              [ $i, $HOSTS[$i], $HPORT, topic_of($pod) ],
+              "$pod: /sim/state names pod $i, its address and topic");
+    like($http->get(url($pod, '/metrics'))->{content} // '',
+         qr/^vllm:num_requests_running\{engine="0",model_name="sim\/model"\} 0\.0$/m,
+         "$pod: /metrics");
+    my ($hr, $hj) = complete_fresh($pod);
+    is($hj && $hj->{usage}{completion_tokens}, 1, "$pod: a completion");
+    is($hr->{headers}{'x-sim-pod'}, $pod, "$pod: x-sim-pod is host:port");
+    like($hj && $hj->{id}, qr/^cmpl-\Q$pod\E-/, "$pod: the id names the pod");
+}
+
+my %hsubs;
+for my $h (@HOSTS) {
+    my $s = $ctx->socket(ZMQ_SUB);
+    $s->set_linger(0);
+    $s->subscribe('');
+    $s->connect("tcp://$h:$HKV");
+    $hsubs{$h} = $s;
+}
+
+# a SUB connects asynchronously: send until one batch arrives
+for my $h (@HOSTS) {
+    my $got;
+    wait_until(10, sub {
+        complete_fresh("$h:$HPORT");
+        $got = recv_msg($hsubs{$h}, 0.2);
+    });
+    is($got && $got->[0], topic_of("$h:$HPORT"),
+       "$h: KV events on $h:$HKV carry kv\@$h:$HPORT\@model");
+}
+
+my $hdealer = $ctx->socket(ZMQ_DEALER);
+$hdealer->set_linger(0);
+$hdealer->connect("tcp://$HOSTS[1]:$HREPLAY");
+$hdealer->send_multipart([ '', pack('Q>', 0) ]);
+my $rep = recv_msg($hdealer, 3);
+ok($rep && $rep->[1] eq topic_of("$HOSTS[1]:$HPORT")
+   && $mp->unpack($rep->[3])->[1][0][0] eq 'BlockStored',
+   "replay on $HOSTS[1]:$HREPLAY answers with that pod's batches");
+1 while ($rep = recv_msg($hdealer, 0.5)) && $rep->[2] ne "\xff" x 8;
+$hdealer->close;
+
+# one pod disappears and comes back while the others serve
+my $down = $HOSTS[1];
+is(post("$down:$HPORT", '/sim/fault', { down_ms => 800 })->{status}, 200,
+   "$down: down_ms 800");
+ok(wait_until(2, sub { !IO::Socket::INET->new(PeerAddr => $down,
+                                               PeerPort => $HPORT) }),
+   "$down refuses connections while down");
+ok(wait_until(2, sub { !IO::Socket::INET->new(PeerAddr => $down,
+                                               PeerPort => $HKV) }),
+   "$down: its KV-event socket is closed too");
+is((complete_fresh("$HOSTS[0]:$HPORT"))[0]{status}, 200,
+   "$HOSTS[0] serves meanwhile");
+is((complete_fresh("$HOSTS[2]:$HPORT"))[0]{status}, 200,
+   "$HOSTS[2] serves meanwhile");
+ok(wait_until(5, sub {
+    ($http->get(url("$down:$HPORT", '/health'))->{status}) == 200 }),
+   "$down comes back");
+my $hst = eval { $json->decode($http->get(url("$down:$HPORT", '/sim/state'))
+                               ->{content}) };
+ok($hst && $hst->{up} && $hst->{next_seq} == 0,
+   "$down restarted: up, its event sequence from 0");
+drain($hsubs{$down});
+my $again;
+wait_until(10, sub {
+    complete_fresh("$down:$HPORT");
+    $again = recv_msg($hsubs{$down}, 0.2);
+});
+is($again && $again->[0], topic_of("$down:$HPORT"), "$down publishes again");
+
+$_->close for values %hsubs;
+stop_hosts_sim($HPORT);
+
+# connect mode: every pod reaches one subscriber, from its own address
+my $hsub = $ctx->socket(ZMQ_SUB);
+$hsub->set_linger(0);
+$hsub->subscribe('');
+$hsub->bind("tcp://127.0.0.1:$HSUB");
+ok(start_hosts_sim($HPORT_CONNECT, '--kv-events', "tcp://127.0.0.1:$HSUB"),
+   '--hosts, connect mode: three pods up');
+
+my %seen;
+wait_until(10, sub {
+    complete_fresh("$_:$HPORT_CONNECT") for grep { !$seen{$_} } @HOSTS;
+    while (my $hm = recv_msg($hsub, 0.1)) {
+        $seen{$1} = 1 if $hm->[0] =~ /^kv\@([\d.]+):\Q$HPORT_CONNECT\E\@/;
+    }
+    return keys %seen == @HOSTS;
+});
+is_deeply([ sort keys %seen ], \@HOSTS,
+          'connect mode: one subscriber gets every pod\'s topic');
+
+# /proc/net/tcp: the connections to the subscriber and where they come from
+sub hex_ip { join '.', reverse map { hex } unpack '(A2)4', $_[0] }
+my %from;
+if (open my $fh, '<', '/proc/net/tcp') {
+    while (<$fh>) {
+        my ($local, $remote, $state) = (split ' ')[1, 2, 3];
+        next unless defined $state && $state eq '01';     # ESTABLISHED
+        my ($lip, $lport) = split /:/, $local;
+        $from{ hex_ip((split /:/, $remote)[0]) } = 1
+            if hex($lport) == $HSUB && hex_ip($lip) eq '127.0.0.1';
+    }
+}
+is_deeply([ sort keys %from ], \@HOSTS,
+          'connect mode: each pod connects from its own address');
+$hsub->close;
+stop_hosts_sim($HPORT_CONNECT);
+
+# command-line errors: exit status 2 and a message that says what is wrong
+for my $case (
+    [ [ '--hosts', '127.0.0.2,127.0.0.300' ],
+      qr/--hosts: "127\.0\.0\.300" is not an IPv4 address/, 'invalid address' ],
+    [ [ '--hosts', 'localhost' ], qr/"localhost" is not an IPv4 address/,
+      'a name is not an address' ],
+    [ [ '--hosts', '127.0.0.2,127.0.0.2' ], qr/127\.0\.0\.2 given twice/,
+      'an address twice' ],
+    [ [ '--hosts', '127.0.0.2,127.0.0.3', '--pods', 3 ],
+      qr/--pods 3 conflicts with --hosts \(2 addresses/, 'conflicting --pods' ],
+    [ [ '--host', '127.0.0.1', '--hosts', '127.0.0.2' ],
+      qr/--host conflicts with --hosts/, '--host with --hosts' ],
+) {
+    my ($args, $re, $name) = @$case;
+    my $err = gensym;
+    my $epid = open3(my $in, my $out, $err, $bin, @$args, '--port', $HPORT);
+    close $in;
+    my $text = do { local $/; <$err> } // '';
+    waitpid $epid, 0;
+    is($? >> 8, 2, "$name: exit status 2");
+    like($text, $re, "$name: a clear message");
+}
 
 # ---- chat rendered with the project's templates ----------------------------
 my $chat_pid;

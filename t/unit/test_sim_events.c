@@ -1,9 +1,10 @@
 /*
  * vllm-sim: block hashes against the spec's test vectors (vllm-interop.md
  * 6.1, 6.4), KV-event msgpack bytes against the example hex (2.6), the
- * prefix cache's LRU eviction, the files --tokenizer names, and chat
- * rendering: the same bytes as the project's chat templates
- * (llmd_chat_template) render for the same request.
+ * prefix cache's LRU eviction, the files --tokenizer names, --hosts and
+ * the ZMQ endpoint of each pod, and chat rendering: the same bytes as the
+ * project's chat templates (llmd_chat_template) render for the same
+ * request.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -321,6 +322,118 @@ test_tokenizer_files(void **state)
 }
 
 
+/* Parses the NULL-terminated options args as vllm-sim's command line. */
+static int
+parse_args(sim_config_t *cf, const char **args)
+{
+    char  *argv[8];
+    int    argc;
+
+    argv[0] = "vllm-sim";
+    for (argc = 1; args[argc - 1] != NULL && argc < 7; argc++) {
+        argv[argc] = (char *) args[argc - 1];
+    }
+    argv[argc] = NULL;
+
+    optind = 0;
+    return sim_config_parse(cf, argc, argv);
+}
+
+#define ARGS(...)  ((const char *[]) { __VA_ARGS__, NULL })
+
+
+/* --hosts: one pod per address, the count implied, conflicts refused. */
+static void
+test_hosts(void **state)
+{
+    static const char  *bad[] = {
+        "127.0.0.300", "127.0.0.2,,127.0.0.3", "127.0.0.2,", "", "::1",
+        "localhost", "127.0.0.2,127.0.0.2", "127.0.0.02"
+    };
+    sim_config_t        cf;
+    size_t              i;
+
+    assert_int_equal(parse_args(&cf, ARGS("--hosts",
+                                          "127.0.0.2,127.0.0.3,127.0.0.4",
+                                          "--port", "9000")), 0);
+    assert_int_equal(cf.nhosts, 3);
+    assert_int_equal(cf.pods, 3);
+    assert_int_equal(cf.port, 9000);
+    assert_string_equal(cf.hosts[0], "127.0.0.2");
+    assert_string_equal(cf.hosts[2], "127.0.0.4");
+
+    /* a matching --pods is no conflict; one address is one pod */
+    assert_int_equal(parse_args(&cf, ARGS("--pods", "2", "--hosts",
+                                          "127.0.0.2,127.0.0.9")), 0);
+    assert_int_equal(cf.pods, 2);
+    assert_int_equal(parse_args(&cf, ARGS("--hosts", "127.0.0.5")), 0);
+    assert_int_equal(cf.pods, 1);
+
+    /* without --hosts: consecutive ports of --host, as before */
+    assert_int_equal(parse_args(&cf, ARGS("--pods", "4")), 0);
+    assert_int_equal(cf.nhosts, 0);
+    assert_int_equal(cf.pods, 4);
+    assert_string_equal(cf.host, "127.0.0.1");
+
+    assert_int_equal(parse_args(&cf, ARGS("--hosts", "127.0.0.2,127.0.0.3",
+                                          "--pods", "3")), -1);
+    assert_int_equal(parse_args(&cf, ARGS("--hosts", "127.0.0.2",
+                                          "--host", "127.0.0.1")), -1);
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse_args(&cf, ARGS("--hosts", bad[i])), -1);
+    }
+}
+
+
+/* The ZMQ endpoint of pod i, with and without --hosts. */
+static void
+test_event_endpoints(void **state)
+{
+    char  ep[128];
+
+    /* vLLM's data-parallel rule: bound ports offset, connect shared */
+    assert_int_equal(sim_events_endpoint("tcp://*:5557", 2, NULL, 1, ep,
+                                         sizeof(ep)), 0);
+    assert_string_equal(ep, "tcp://*:5559");
+    assert_int_equal(sim_events_endpoint("tcp://127.0.0.1:5557", 2, NULL, 0,
+                                         ep, sizeof(ep)), 0);
+    assert_string_equal(ep, "tcp://127.0.0.1:5557");
+    assert_int_equal(sim_events_endpoint("ipc:///tmp/kv", 0, NULL, 1, ep,
+                                         sizeof(ep)), 0);
+    assert_string_equal(ep, "ipc:///tmp/kv");
+    assert_int_equal(sim_events_endpoint("ipc:///tmp/kv", 3, NULL, 1, ep,
+                                         sizeof(ep)), 0);
+    assert_string_equal(ep, "ipc:///tmp/kv_dp3");
+    assert_int_equal(sim_events_endpoint("tcp://*:65535", 1, NULL, 1, ep,
+                                         sizeof(ep)), -1);
+    assert_int_equal(sim_events_endpoint("tcp://*:x", 0, NULL, 1, ep,
+                                         sizeof(ep)), -1);
+
+    /* --hosts: the pod's own address, the same port */
+    assert_int_equal(sim_events_endpoint("tcp://*:5557", 2, "127.0.0.4", 1,
+                                         ep, sizeof(ep)), 0);
+    assert_string_equal(ep, "tcp://127.0.0.4:5557");
+    assert_int_equal(sim_events_endpoint("tcp://[::]:5557", 1, "127.0.0.3",
+                                         1, ep, sizeof(ep)), 0);
+    assert_string_equal(ep, "tcp://127.0.0.3:5557");
+    assert_int_equal(sim_events_endpoint("tcp://127.0.0.1:5557", 2,
+                                         "127.0.0.4", 0, ep, sizeof(ep)), 0);
+    assert_string_equal(ep, "tcp://127.0.0.4:0;127.0.0.1:5557");
+    assert_int_equal(sim_events_endpoint("tcp://127.0.0.9:0;127.0.0.1:5557",
+                                         1, "127.0.0.3", 0, ep, sizeof(ep)),
+                     0);
+    assert_string_equal(ep, "tcp://127.0.0.9:0;127.0.0.1:5557");
+    assert_int_equal(sim_events_endpoint("ipc:///tmp/kv", 1, "127.0.0.3", 1,
+                                         ep, sizeof(ep)), 0);
+    assert_string_equal(ep, "ipc:///tmp/kv_dp1");
+
+    /* too long for the buffer */
+    assert_int_equal(sim_events_endpoint("tcp://*:5557", 0, "127.0.0.2", 1,
+                                         ep, 8), -1);
+}
+
+
 /* Chat requests, as bodies of /v1/chat/completions. */
 static const char  *chat_requests[] = {
     "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}",
@@ -549,6 +662,8 @@ main(void)
         cmocka_unit_test(test_other_events),
         cmocka_unit_test(test_kvcache_lru),
         cmocka_unit_test(test_tokenizer_files),
+        cmocka_unit_test(test_hosts),
+        cmocka_unit_test(test_event_endpoints),
         cmocka_unit_test(test_chat_simple),
         cmocka_unit_test(test_chat_template),
     };

@@ -4,10 +4,11 @@
 #   make build/unit/test_scheduler && build/unit/test_scheduler
 CORE_OBJS := $(addprefix core/,llmd_common llmd_yaml llmd_config_model \
     llmd_config llmd_config_params llmd_scorers llmd_pickers llmd_scheduler \
-    llmd_prompt llmd_prefix_hash llmd_prefix_index llmd_prom)
+    llmd_prompt llmd_prefix_hash llmd_prefix_index llmd_prom llmd_labels \
+    llmd_endpoints_file)
 
 UNIT_TESTS += test_config test_scheduler test_prefix_index \
-    test_prefix_hash test_prompt test_prom
+    test_prefix_hash test_prompt test_prom test_endpoints_file
 
 CONFIG_OBJS := $(addprefix core/,llmd_config_model llmd_config \
     llmd_config_params llmd_yaml llmd_common)
@@ -20,6 +21,8 @@ UNIT_DEPS_test_prefix_hash := $(addprefix core/,llmd_prefix_hash llmd_common)
 UNIT_DEPS_test_prompt := $(addprefix core/,llmd_prompt llmd_prefix_hash \
     llmd_common)
 UNIT_DEPS_test_prom := $(addprefix core/,llmd_prom llmd_common)
+UNIT_DEPS_test_endpoints_file := $(addprefix core/,llmd_endpoints_file \
+    llmd_labels llmd_yaml llmd_common)
 
 # bench/decision.c: the approximate decision without nginx
 TOOLS += $(BUILD)/bin/llmd-bench-decision

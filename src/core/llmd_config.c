@@ -86,40 +86,19 @@ static int llmd_config_defaults(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
 llmd_config_t *
 llmd_config_load_file(const char *path, char *err, size_t errlen)
 {
-    FILE           *f;
     char           *buf;
     size_t          n;
     llmd_config_t  *cf;
 
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (llmd_yaml_read_file(path, LLMD_CONFIG_MAX_BYTES, &buf, &n, err,
+                            errlen)
+        != 0)
+    {
         return NULL;
     }
 
-    buf = malloc(LLMD_CONFIG_MAX_BYTES + 1);
-    if (buf == NULL) {
-        fclose(f);
-        snprintf(err, errlen, "%s: out of memory", path);
-        return NULL;
-    }
+    cf = llmd_config_parse(buf, n, path, err, errlen);
 
-    n = fread(buf, 1, LLMD_CONFIG_MAX_BYTES + 1, f);
-
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
-        cf = NULL;
-
-    } else if (n > LLMD_CONFIG_MAX_BYTES) {
-        snprintf(err, errlen, "%s: larger than %d bytes", path,
-                 LLMD_CONFIG_MAX_BYTES);
-        cf = NULL;
-
-    } else {
-        cf = llmd_config_parse(buf, n, path, err, errlen);
-    }
-
-    fclose(f);
     free(buf);
 
     return cf;
@@ -155,7 +134,6 @@ llmd_config_parse(const char *yaml, size_t len, const char *name, char *err,
 {
     int               rc;
     llmd_config_t    *cf;
-    yaml_parser_t     parser;
     yaml_document_t   doc;
     llmd_yaml_ctx_t   ctx;
 
@@ -183,22 +161,7 @@ llmd_config_parse(const char *yaml, size_t len, const char *name, char *err,
         return NULL;
     }
 
-    if (!yaml_parser_initialize(&parser)) {
-        llmd_config_free(cf);
-        snprintf(err, errlen, "%s: out of memory", name);
-        return NULL;
-    }
-
-    yaml_parser_set_input_string(&parser, (const unsigned char *) yaml, len);
-
-    if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%zu: YAML syntax error: %s%s%s", name,
-                 (parser.problem ? parser.problem_mark.line
-                                 : parser.context_mark.line) + 1,
-                 parser.problem ? parser.problem : "unknown problem",
-                 parser.context ? " " : "",
-                 parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
+    if (llmd_yaml_load(yaml, len, name, &doc, err, errlen) != 0) {
         llmd_config_free(cf);
         return NULL;
     }
@@ -206,7 +169,6 @@ llmd_config_parse(const char *yaml, size_t len, const char *name, char *err,
     rc = llmd_config_document(&ctx, cf, &doc);
 
     yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
 
     if (rc != 0) {
         llmd_config_free(cf);

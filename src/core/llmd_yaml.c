@@ -236,3 +236,80 @@ invalid:
                            "%s must be a duration like \"2m\" or \"500ms\", "
                            "not \"%s\"", what, s);
 }
+
+
+int
+llmd_yaml_read_file(const char *path, size_t max, char **buf, size_t *len,
+    char *err, size_t errlen)
+{
+    FILE    *f;
+    char    *p;
+    size_t   n;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+
+    p = malloc(max + 1);
+    if (p == NULL) {
+        fclose(f);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+
+    n = fread(p, 1, max + 1, f);
+
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+        goto failed;
+    }
+
+    if (n > max) {
+        snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+        goto failed;
+    }
+
+    fclose(f);
+    p[n] = '\0';
+    *buf = p;
+    *len = n;
+
+    return 0;
+
+failed:
+
+    fclose(f);
+    free(p);
+    return -1;
+}
+
+
+int
+llmd_yaml_load(const char *text, size_t len, const char *name,
+    yaml_document_t *doc, char *err, size_t errlen)
+{
+    yaml_parser_t  parser;
+
+    if (!yaml_parser_initialize(&parser)) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -1;
+    }
+
+    yaml_parser_set_input_string(&parser, (const unsigned char *) text, len);
+
+    if (!yaml_parser_load(&parser, doc)) {
+        snprintf(err, errlen, "%s:%zu: YAML syntax error: %s%s%s", name,
+                 (parser.problem ? parser.problem_mark.line
+                                 : parser.context_mark.line) + 1,
+                 parser.problem ? parser.problem : "unknown problem",
+                 parser.context ? " " : "",
+                 parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        return -1;
+    }
+
+    yaml_parser_delete(&parser);
+    return 0;
+}

@@ -47,4 +47,18 @@ int llmd_yaml_string(llmd_yaml_ctx_t *ctx, const yaml_node_t *node,
 int llmd_yaml_duration_ms(llmd_yaml_ctx_t *ctx, const yaml_node_t *node,
     const char *what, uint64_t *out);
 
+/*
+ * Reads a whole file of at most max bytes into a malloc'ed, NUL-terminated
+ * buffer; -1 with "PATH: why" in err (cannot open, larger than max, ...).
+ */
+int llmd_yaml_read_file(const char *path, size_t max, char **buf,
+    size_t *len, char *err, size_t errlen);
+
+/*
+ * Parses the first document of text into doc (yaml_document_delete() it);
+ * -1 with "NAME:LINE: YAML syntax error: ..." in err.
+ */
+int llmd_yaml_load(const char *text, size_t len, const char *name,
+    yaml_document_t *doc, char *err, size_t errlen);
+
 #endif /* LLMD_YAML_H */

@@ -25,6 +25,10 @@ static ngx_int_t ngx_http_llmd_load_config(ngx_conf_t *cf,
 static void ngx_http_llmd_free_config(void *data);
 static char *ngx_http_llmd_kv_events(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_llmd_endpoints(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_llmd_init_sources(ngx_conf_t *cf,
+    ngx_llmd_srv_conf_t *lcf);
 
 
 static ngx_command_t  ngx_http_llmd_commands[] = {
@@ -32,6 +36,13 @@ static ngx_command_t  ngx_http_llmd_commands[] = {
     { ngx_string("llmd_balancer"),
       NGX_HTTP_UPS_CONF|NGX_CONF_ANY,
       ngx_http_llmd_balancer,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmd_endpoints"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_2MORE,
+      ngx_http_llmd_endpoints,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
@@ -113,6 +124,13 @@ static ngx_command_t  ngx_http_llmd_commands[] = {
       0,
       NULL },
 
+    { ngx_string("llmd_health"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_llmd_health,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -186,6 +204,12 @@ ngx_http_llmd_create_srv_conf(ngx_conf_t *cf)
      *     lcf->config_file = { 0, NULL };
      *     lcf->metrics_uri = { 0, NULL };
      */
+
+    if (ngx_array_init(&lcf->sources, cf->pool, 1, sizeof(ngx_llmd_source_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
 
     lcf->zone_size = NGX_CONF_UNSET;
     lcf->metrics = NGX_CONF_UNSET;
@@ -379,6 +403,10 @@ ngx_http_llmd_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
         return NGX_ERROR;
     }
 
+    if (ngx_http_llmd_init_sources(cf, lcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_llmd_balancer_init(cf, us, lcf);
 }
 
@@ -559,4 +587,195 @@ static void
 ngx_http_llmd_free_config(void *data)
 {
     llmd_config_free(data);
+}
+
+
+/*
+ * llmd_endpoints dns NAME port=N [interval=TIME] [labels=k=v,...];
+ * llmd_endpoints file PATH [interval=TIME] [labels=k=v,...];
+ *
+ * The upstream may then have no `server` line: a placeholder without an
+ * address keeps nginx's "no servers" check quiet, and the balancer skips
+ * it.
+ */
+static char *
+ngx_http_llmd_endpoints(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_llmd_srv_conf_t  *lcf = conf;
+
+    char                           err[LLMD_ERRLEN];
+    u_char                         key[NGX_MAX_PATH + 64], *last;
+    ngx_int_t                      n;
+    ngx_str_t                     *value, v;
+    ngx_uint_t                     i;
+    ngx_llmd_source_t             *src;
+    ngx_http_upstream_server_t    *us;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    if (!lcf->enabled) {
+        return "must come after \"llmd_balancer\"";
+    }
+
+    if (lcf->sources.nelts == NGX_LLMD_MAX_SOURCES) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "at most %d "
+                           "\"llmd_endpoints\" per upstream",
+                           NGX_LLMD_MAX_SOURCES);
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    src = ngx_array_push(&lcf->sources);
+    if (src == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(src, sizeof(ngx_llmd_source_t));
+    src->interval = NGX_CONF_UNSET_MSEC;
+    src->name = value[2];
+
+    if (ngx_strcmp(value[1].data, "dns") == 0) {
+        src->type = NGX_LLMD_SOURCE_DNS;
+
+    } else if (ngx_strcmp(value[1].data, "file") == 0) {
+        src->type = NGX_LLMD_SOURCE_FILE;
+
+        if (ngx_conf_full_name(cf->cycle, &src->name, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid source \"%V\", "
+                           "expected \"dns\" or \"file\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 3; i < cf->args->nelts; i++) {
+
+        if (src->type == NGX_LLMD_SOURCE_DNS
+            && ngx_strncmp(value[i].data, "port=", 5) == 0)
+        {
+            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (n == NGX_ERROR || n < 1 || n > 65535) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid port in \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            src->port = (in_port_t) n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "interval=", 9) == 0) {
+            v.data = value[i].data + 9;
+            v.len = value[i].len - 9;
+
+            src->interval = ngx_parse_time(&v, 0);
+            if (src->interval == (ngx_msec_t) NGX_ERROR
+                || src->interval < 100)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid interval in \"%V\" (at least "
+                                   "100ms)", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "labels=", 7) == 0) {
+            if (llmd_labels_parse((char *) value[i].data + 7,
+                                  value[i].len - 7, (char *) src->labels,
+                                  err, sizeof(err))
+                != 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid labels in "
+                                   "\"%V\": %s", &value[i], err);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (src->type == NGX_LLMD_SOURCE_DNS && src->port == 0) {
+        return "needs \"port=\" with \"dns\"";
+    }
+
+    if (src->type == NGX_LLMD_SOURCE_FILE && src->labels[0]) {
+        return "takes labels from the file with \"file\"";
+    }
+
+    /* the same source after a reload keeps its endpoints */
+    last = ngx_snprintf(key, sizeof(key), "%ui %V %d", src->type, &src->name,
+                        (int) src->port);
+    src->key = ngx_crc32_short(key, last - key);
+    if (src->key == 0) {
+        src->key = 1;
+    }
+
+    for (i = 0; i + 1 < lcf->sources.nelts; i++) {
+        if (((ngx_llmd_source_t *) lcf->sources.elts)[i].key == src->key) {
+            return "is duplicate";
+        }
+    }
+
+    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+
+    if (lcf->sources.nelts == 1) {
+        us = ngx_array_push(uscf->servers);
+        if (us == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(us, sizeof(ngx_http_upstream_server_t));
+        ngx_str_set(&us->name, "llmd_endpoints");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* Source defaults, and DNS sources need a resolver in http{}. */
+static ngx_int_t
+ngx_http_llmd_init_sources(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
+{
+    ngx_uint_t                 i;
+    ngx_llmd_source_t         *src;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    src = lcf->sources.elts;
+
+    for (i = 0; i < lcf->sources.nelts; i++) {
+        ngx_conf_init_msec_value(src[i].interval,
+                                 src[i].type == NGX_LLMD_SOURCE_DNS ? 5000
+                                                                    : 1000);
+
+        if (src[i].type != NGX_LLMD_SOURCE_DNS || lcf->resolver) {
+            continue;
+        }
+
+        /* the http{} level core location: the upstream block's context */
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+        if (clcf->resolver == NULL || clcf->resolver->connections.nelts == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "upstream \"%V\": "
+                               "\"llmd_endpoints dns\" needs a "
+                               "\"resolver\" in http{}",
+                               &lcf->upstream->host);
+            return NGX_ERROR;
+        }
+
+        lcf->resolver = clcf->resolver;
+        lcf->resolver_timeout = clcf->resolver_timeout
+                                == NGX_CONF_UNSET_MSEC
+                                ? 30000 : clcf->resolver_timeout;
+    }
+
+    return NGX_OK;
 }

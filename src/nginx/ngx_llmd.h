@@ -16,6 +16,7 @@
 #include "core/llmd_scheduler.h"
 #include "core/llmd_prefix_index.h"
 #include "core/llmd_prompt.h"
+#include "core/llmd_labels.h"
 #include "kv/llmd_kv_events.h"
 #include "kv/llmd_kv_keys.h"
 #include "kv/llmd_kv_index.h"
@@ -24,12 +25,13 @@
 
 
 #define NGX_LLMD_SHM_MAGIC        0x6c6c6d64
-#define NGX_LLMD_SHM_VERSION      1
+#define NGX_LLMD_SHM_VERSION      2
 #define NGX_LLMD_NAME_LEN         64
 #define NGX_LLMD_ERROR_LEN        120
 /* decision-time histogram upper bounds, microseconds (+Inf implied) */
 #define NGX_LLMD_HIST_BUCKETS     12
 #define NGX_LLMD_DEFAULT_ZONE_SIZE  (16 * 1024 * 1024)
+#define NGX_LLMD_MAX_SOURCES      8
 
 
 /* Last scrape of one endpoint; written by the helper under a seqlock. */
@@ -48,11 +50,52 @@ typedef struct {
 } ngx_llmd_metrics_sh_t;
 
 
-/* One endpoint slot in shared memory, keyed by its address. */
+/*
+ * Life of an endpoint slot. A static `server` is ACTIVE from the start. A
+ * discovered endpoint is PENDING until its first metrics arrive (so a pod
+ * that is still loading its model gets no traffic), then ACTIVE; when its
+ * source no longer lists it, it is DRAINING: no new picks, its in-flight
+ * requests finish, then the slot is FREE again.
+ */
+#define NGX_LLMD_EP_FREE      0
+#define NGX_LLMD_EP_PENDING   1
+#define NGX_LLMD_EP_ACTIVE    2
+#define NGX_LLMD_EP_DRAINING  3
+
+/* Endpoint sources: a static server line, DNS, a file (ngx_llmd_source_t). */
+#define NGX_LLMD_SOURCE_STATIC  0
+#define NGX_LLMD_SOURCE_DNS     1
+#define NGX_LLMD_SOURCE_FILE    2
+
+
+/*
+ * One endpoint slot in shared memory, keyed by its address. The helper
+ * process and the configuration write the identity (address, source,
+ * labels) under the zone's mutex; every change bumps `incarnation`, so a
+ * request that ranked the slot can tell that it now holds another endpoint.
+ */
 typedef struct {
-    u_char                        name[NGX_LLMD_NAME_LEN];
+    u_char                        name[NGX_LLMD_NAME_LEN];  /* ip:port */
     size_t                        name_len;
-    ngx_uint_t                    used;
+    ngx_atomic_t                  state;      /* NGX_LLMD_EP_* */
+    ngx_atomic_t                  incarnation;
+    u_char                        sockaddr[NGX_SOCKADDRLEN];
+    socklen_t                     socklen;
+    uint32_t                      source_key; /* 0: a static server */
+    ngx_uint_t                    source_type;
+    u_char                        labels[LLMD_LABELS_LEN];
+    ngx_msec_t                    changed;    /* entered its state */
+
+    /* server parameters: max_fails, fail_timeout, max_conns, down */
+    ngx_uint_t                    max_fails;
+    time_t                        fail_timeout;
+    ngx_uint_t                    max_conns;
+    ngx_uint_t                    down;
+
+    /* passive health, shared by all workers (nginx's max_fails) */
+    ngx_atomic_t                  fails;
+    ngx_atomic_t                  checked;    /* time_t of the last failure */
+
     ngx_llmd_metrics_sh_t         metrics;
     ngx_atomic_t                  active;     /* in-flight requests */
     ngx_atomic_t                  picks;
@@ -73,6 +116,19 @@ typedef struct {
 } ngx_llmd_endpoint_sh_t;
 
 
+/* What a discovery source last said, for status and for logging once. */
+typedef struct {
+    uint32_t                      key;
+    ngx_atomic_t                  updates;    /* answers applied */
+    ngx_atomic_t                  errors;
+    ngx_uint_t                    endpoints;  /* in the last answer */
+    ngx_uint_t                    over_limit; /* left out: no free slot */
+    ngx_msec_t                    updated;
+    ngx_msec_t                    error_time;
+    u_char                        last_error[NGX_LLMD_ERROR_LEN];
+} ngx_llmd_source_sh_t;
+
+
 /* Header of an upstream's zone; the prefix index follows in the zone. */
 typedef struct {
     uint32_t                      magic;
@@ -86,7 +142,17 @@ typedef struct {
     ngx_atomic_t                  decision_hist[NGX_LLMD_HIST_BUCKETS + 1];
     ngx_atomic_t                  prefix_blocks_total;
     ngx_atomic_t                  prefix_blocks_hit;
+
+    /*
+     * The candidates: slots of ACTIVE endpoints, rewritten under the mutex
+     * and read without it by every request (seqlock: odd while written).
+     */
+    ngx_atomic_t                  members_seq;
+    ngx_uint_t                    nmembers;
+    uint16_t                      members[LLMD_MAX_ENDPOINTS];
+
     ngx_llmd_endpoint_sh_t        endpoints[LLMD_MAX_ENDPOINTS];
+    ngx_llmd_source_sh_t          sources[NGX_LLMD_MAX_SOURCES];
     void                         *index_mem;
     size_t                        index_size;
     void                         *kv_index_mem;    /* precise mode only */
@@ -99,13 +165,27 @@ typedef struct {
 } ngx_llmd_shctx_t;
 
 
-/* An upstream server address the helper scrapes, at config time. */
+/* A `server` line's address, at config time. */
 typedef struct {
-    struct sockaddr              *sockaddr;
-    socklen_t                     socklen;
-    ngx_str_t                     name;
+    ngx_addr_t                    addr;
+    ngx_uint_t                    max_fails;
+    time_t                        fail_timeout;
+    ngx_uint_t                    max_conns;
+    ngx_uint_t                    down;
     ngx_uint_t                    slot;       /* index in sh->endpoints */
-} ngx_llmd_target_t;
+} ngx_llmd_static_t;
+
+
+/* llmd_endpoints dns NAME port=N | file PATH: where endpoints come from. */
+typedef struct {
+    ngx_uint_t                    type;       /* NGX_LLMD_SOURCE_* */
+    ngx_str_t                     name;       /* DNS name or file path */
+    in_port_t                     port;       /* DNS */
+    ngx_msec_t                    interval;
+    u_char                        labels[LLMD_LABELS_LEN];
+    uint32_t                      key;        /* identity across reloads */
+    ngx_uint_t                    index;      /* in sh->sources */
+} ngx_llmd_source_t;
 
 
 /* Per-upstream configuration (the module's srv conf inside upstream {}). */
@@ -132,8 +212,11 @@ typedef struct {
     size_t                        metrics_buffer;
     size_t                        body_limit;
 
-    ngx_array_t                   targets;    /* ngx_llmd_target_t */
+    ngx_array_t                   statics;    /* ngx_llmd_static_t */
+    ngx_array_t                   sources;    /* ngx_llmd_source_t */
     ngx_http_upstream_srv_conf_t *upstream;
+    ngx_resolver_t               *resolver;   /* http{}'s, for dns */
+    ngx_msec_t                    resolver_timeout;
 
     /* precise prefix-cache scoring: tokenizer and KV events */
     ngx_str_t                     tokenizer_path;
@@ -165,29 +248,42 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                    status_format;  /* 0 json, 1 prometheus */
+    ngx_str_t                     health_upstream; /* llmd_health NAME */
 } ngx_llmd_loc_conf_t;
+
+
+/* A slot a request ranked, and which endpoint it held then. */
+typedef struct {
+    uint16_t                      slot;
+    ngx_atomic_uint_t             incarnation;
+} ngx_llmd_cand_t;
 
 
 /* What one request's decision left behind, for variables and filters. */
 typedef struct {
     ngx_llmd_srv_conf_t          *lcf;
+    ngx_pool_t                   *pool;           /* the request's */
     llmd_api_t                    api;
     ngx_uint_t                    reject_status;  /* 400, 503 or 0 */
     ngx_str_t                     reject_message;
     ngx_str_t                     reject_type;
 
     ngx_uint_t                    neps;
+    ngx_llmd_cand_t              *cands;          /* the ranked endpoints */
     llmd_sched_result_t          *result;
-    double                       *match;          /* per peer, blocks */
+    double                       *match;          /* per candidate, blocks */
     uint32_t                      prefix_total;   /* blocks of the prompt */
     uint64_t                     *hashes;         /* approximate blocks */
     size_t                        nhashes;
     uint64_t                     *keys;           /* precise blocks */
     size_t                        nkeys;
     unsigned                      precise:1;
-    ngx_uint_t                    next;           /* position in order */
-    ngx_int_t                     chosen;         /* peer index or -1 */
+    ngx_int_t                     chosen;         /* candidate or -1 */
     ngx_int_t                     active_slot;    /* slot counted active */
+    ngx_atomic_uint_t             active_incarnation;
+    ngx_str_t                     peer_name;      /* of the last pick */
+    uintptr_t                     tried[LLMD_MAX_ENDPOINTS
+                                        / (8 * sizeof(uintptr_t))];
     ngx_uint_t                    indexed;
     uint64_t                      decision_ns;
     unsigned                      scheduled:1;
@@ -219,9 +315,8 @@ ngx_int_t ngx_llmd_precise_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
 ngx_int_t ngx_llmd_precise_keys(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, const llmd_request_t *req);
 
-/* ngx_llmd_shm.c: the zone, endpoint slots, metrics seqlock, counters */
+/* ngx_llmd_shm.c: the zone, metrics seqlock, counters */
 ngx_int_t ngx_llmd_shm_add(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
-ngx_int_t ngx_llmd_targets_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
 /*
  * Age of metrics written at `updated` by another process: its clock may be
  * ahead of this process's cached ngx_current_msec, so never negative.
@@ -239,6 +334,35 @@ void ngx_llmd_metrics_write(ngx_llmd_endpoint_sh_t *ep,
 void ngx_llmd_record_decision(ngx_llmd_shctx_t *sh, uint64_t ns);
 extern const double  ngx_llmd_hist_bounds_us[NGX_LLMD_HIST_BUCKETS];
 
+/* ngx_llmd_endpoints.c: endpoint slots and the candidate list */
+typedef struct {
+    ngx_str_t                     name;       /* ip:port */
+    struct sockaddr              *sockaddr;
+    socklen_t                     socklen;
+    u_char                       *labels;     /* "k=v,k=v" */
+} ngx_llmd_found_t;
+
+ngx_int_t ngx_llmd_statics_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
+ngx_int_t ngx_llmd_endpoints_map(ngx_llmd_srv_conf_t *lcf, ngx_log_t *log);
+ngx_uint_t ngx_llmd_endpoints_sync(ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_source_t *src, ngx_llmd_found_t *found, ngx_uint_t n,
+    u_char *added, u_char *removed);
+void ngx_llmd_endpoint_activate(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot);
+ngx_uint_t ngx_llmd_endpoints_reap(ngx_llmd_srv_conf_t *lcf,
+    ngx_msec_t limit);
+ngx_uint_t ngx_llmd_members_read(ngx_llmd_shctx_t *sh,
+    ngx_llmd_cand_t *cands);
+ngx_int_t ngx_llmd_endpoint_address(ngx_llmd_shctx_t *sh,
+    ngx_llmd_cand_t *cand, ngx_pool_t *pool, ngx_addr_t *addr);
+
+/* ngx_llmd_discovery.c (helper process): DNS and file sources */
+ngx_int_t ngx_llmd_discovery_start(ngx_cycle_t *cycle,
+    ngx_llmd_srv_conf_t *lcf);
+void ngx_llmd_discovery_stop_all(void);
+
+/* ngx_llmd_health.c: llmd_health */
+char *ngx_llmd_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
 /* ngx_llmd_helper.c: the supervised helper process */
 ngx_int_t ngx_llmd_helper_add_path(ngx_conf_t *cf,
     ngx_llmd_main_conf_t *lmcf);
@@ -246,12 +370,14 @@ ngx_int_t ngx_llmd_helper_init_process(ngx_cycle_t *cycle);
 void ngx_llmd_helper_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_llmd_scrape.c (helper process): pods' /metrics */
-ngx_int_t ngx_llmd_scrape_start(ngx_cycle_t *cycle,
-    ngx_llmd_srv_conf_t *lcf);
+ngx_int_t ngx_llmd_scrape_add(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot);
+void ngx_llmd_scrape_remove(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot);
 void ngx_llmd_scrape_stop_all(void);
 
 /* ngx_llmd_kv.c (helper process): KV events over ZeroMQ */
 ngx_int_t ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf);
+void ngx_llmd_kv_add(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot);
+void ngx_llmd_kv_remove(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot);
 void ngx_llmd_kv_stop_all(void);
 void ngx_llmd_kv_clear(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot,
     const char *why);

@@ -1,29 +1,25 @@
 /*
  * Upstream peer selection, modelled on ngx_http_upstream_least_conn_module.c
- * and _hash_module.c. The per-request init makes the whole decision in one
- * straight line (ngx_llmd_schedule):
+ * and _hash_module.c, over the upstream's own endpoint table in shared
+ * memory (ngx_llmd_endpoints.c) instead of round robin's peer list, so that
+ * endpoints can come and go without a reload. The per-request init makes
+ * the whole decision in one straight line (ngx_llmd_schedule):
  *
  *   request        body -> parsed request, or a 400   ngx_llmd_request.c
+ *   candidates     the ACTIVE endpoints               ngx_llmd_endpoints.c
  *   prefix match   approximate and precise            ngx_llmd_prefix.c
  *   endpoints      metrics and in-flight counts       (here)
  *   schedule       scorers, weights, picker           core/llmd_scheduler.c
  *   record         decision time and counters         ngx_llmd_shm.c
  *
- * and keeps the ranking; get() hands out the best server that is not
- * tried, down, failed or at max_conns (so proxy_next_upstream retries take
- * the next best) and records the prompt's blocks for it; free() keeps
- * round robin's bookkeeping and the in-flight counters.
+ * and keeps the ranking; get() hands out the best endpoint that is not
+ * tried, gone, down, failed (max_fails within fail_timeout, counted for
+ * all workers) or at max_conns (in flight across all workers), so
+ * proxy_next_upstream retries take the next best; free() counts failures
+ * and in-flight requests.
  */
 
 #include "nginx/ngx_llmd.h"
-
-
-typedef struct {
-    /* the round robin per-request data must be first */
-    ngx_http_upstream_rr_peer_data_t   rrp;
-    ngx_llmd_srv_conf_t               *lcf;
-    ngx_llmd_ctx_t                    *ctx;
-} ngx_llmd_peer_data_t;
 
 
 static ngx_int_t ngx_llmd_init_peer(ngx_http_request_t *r,
@@ -31,13 +27,20 @@ static ngx_int_t ngx_llmd_init_peer(ngx_http_request_t *r,
 static ngx_int_t ngx_llmd_schedule(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
 static void ngx_llmd_endpoint_states(ngx_llmd_srv_conf_t *lcf,
-    llmd_endpoint_state_t *eps, ngx_uint_t n);
+    ngx_llmd_ctx_t *ctx, llmd_endpoint_state_t *eps);
 static ngx_int_t ngx_llmd_get_peer(ngx_peer_connection_t *pc, void *data);
+static ngx_int_t ngx_llmd_usable(ngx_llmd_endpoint_sh_t *ep,
+    ngx_llmd_cand_t *cand, time_t now);
 static void ngx_llmd_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_uint_t state);
+#if (NGX_HTTP_SSL)
+static ngx_int_t ngx_llmd_set_session(ngx_peer_connection_t *pc,
+    void *data);
+static void ngx_llmd_save_session(ngx_peer_connection_t *pc, void *data);
+#endif
 #if (NGX_DEBUG)
 static void ngx_llmd_log_scores(ngx_http_request_t *r,
-    ngx_llmd_srv_conf_t *lcf, llmd_sched_result_t *res, ngx_uint_t n);
+    ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
 #endif
 static uint64_t ngx_llmd_now_ns(void);
 
@@ -47,18 +50,14 @@ static uint64_t  ngx_llmd_rng;
 
 /*
  * At the end of the configuration, after the defaults are applied
- * (ngx_http_llmd_init_upstream): round robin builds the peer list, every
- * server gets its endpoint slot, precise scoring loads its tokenizer.
+ * (ngx_http_llmd_init_upstream): the `server` lines become static
+ * endpoints, precise scoring loads its tokenizer, the zone is declared.
  */
 ngx_int_t
 ngx_llmd_balancer_init(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us,
     ngx_llmd_srv_conf_t *lcf)
 {
-    if (ngx_http_upstream_init_round_robin(cf, us) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_llmd_targets_init(cf, lcf) != NGX_OK) {
+    if (ngx_llmd_statics_init(cf, lcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -79,25 +78,10 @@ ngx_llmd_balancer_init(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us,
 static ngx_int_t
 ngx_llmd_init_peer(ngx_http_request_t *r, ngx_http_upstream_srv_conf_t *us)
 {
-    ngx_llmd_ctx_t        *ctx;
-    ngx_llmd_srv_conf_t   *lcf;
-    ngx_llmd_peer_data_t  *lp;
+    ngx_llmd_ctx_t       *ctx;
+    ngx_llmd_srv_conf_t  *lcf;
 
     lcf = ngx_http_conf_upstream_srv_conf(us, ngx_http_llmd_module);
-
-    lp = ngx_palloc(r->pool, sizeof(ngx_llmd_peer_data_t));
-    if (lp == NULL) {
-        return NGX_ERROR;
-    }
-
-    r->upstream->peer.data = &lp->rrp;
-
-    if (ngx_http_upstream_init_round_robin_peer(r, us) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    r->upstream->peer.get = ngx_llmd_get_peer;
-    r->upstream->peer.free = ngx_llmd_free_peer;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_llmd_ctx_t));
     if (ctx == NULL) {
@@ -105,32 +89,37 @@ ngx_llmd_init_peer(ngx_http_request_t *r, ngx_http_upstream_srv_conf_t *us)
     }
 
     ctx->lcf = lcf;
+    ctx->pool = r->pool;
     ctx->chosen = -1;
     ctx->active_slot = -1;
-    ctx->neps = lp->rrp.peers->number;
 
     ngx_http_set_ctx(r, ctx, ngx_http_llmd_module);
 
-    lp->lcf = lcf;
-    lp->ctx = ctx;
+    r->upstream->peer.data = ctx;
+    r->upstream->peer.get = ngx_llmd_get_peer;
+    r->upstream->peer.free = ngx_llmd_free_peer;
+#if (NGX_HTTP_SSL)
+    r->upstream->peer.set_session = ngx_llmd_set_session;
+    r->upstream->peer.save_session = ngx_llmd_save_session;
+#endif
 
     if (ngx_llmd_rng == 0) {
         ngx_llmd_rng = ((uint64_t) ngx_pid << 32) ^ ngx_llmd_now_ns() ^ 1;
     }
 
-    if (ctx->neps != lcf->targets.nelts || ctx->neps == 0) {
-        /* cannot happen: the peer list was built from the same servers */
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "llmd: %ui peers but %ui targets", ctx->neps,
-                      lcf->targets.nelts);
+    if (ngx_llmd_schedule(r, lcf, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    return ngx_llmd_schedule(r, lcf, ctx);
+    /* every candidate once at most; proxy_next_upstream_tries may cap it */
+    r->upstream->peer.tries = ngx_max(ctx->neps, 1);
+
+    return NGX_OK;
 }
 
 
-/* One decision: request -> prefix match -> endpoints -> schedule. */
+/* One decision: request -> candidates -> prefix match -> endpoints ->
+   schedule. */
 static ngx_int_t
 ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     ngx_llmd_ctx_t *ctx)
@@ -149,13 +138,27 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         return NGX_ERROR;
     }
 
+    ctx->cands = ngx_palloc(r->pool,
+                            LLMD_MAX_ENDPOINTS * sizeof(ngx_llmd_cand_t));
+    if (ctx->cands == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->neps = ngx_llmd_members_read(lcf->sh, ctx->cands);
+
+    if (ctx->neps == 0) {
+        /* nothing to rank: get() answers 503 */
+        ctx->scheduled = 1;
+        return NGX_OK;
+    }
+
     if (ngx_llmd_prefix_match(r, lcf, ctx, rc == NGX_OK ? &req : NULL, eps)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    ngx_llmd_endpoint_states(lcf, eps, ctx->neps);
+    ngx_llmd_endpoint_states(lcf, ctx, eps);
 
     res = ngx_palloc(r->pool, sizeof(llmd_sched_result_t));
     if (res == NULL) {
@@ -185,29 +188,27 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     ngx_llmd_record_decision(lcf->sh, ctx->decision_ns);
 
 #if (NGX_DEBUG)
-    ngx_llmd_log_scores(r, lcf, res, ctx->neps);
+    ngx_llmd_log_scores(r, lcf, ctx);
 #endif
 
     return NGX_OK;
 }
 
 
-/* What the helper last scraped and what is in flight, per endpoint. */
+/* What the helper last scraped and what is in flight, per candidate. */
 static void
-ngx_llmd_endpoint_states(ngx_llmd_srv_conf_t *lcf,
-    llmd_endpoint_state_t *eps, ngx_uint_t n)
+ngx_llmd_endpoint_states(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
+    llmd_endpoint_state_t *eps)
 {
     ngx_uint_t               i;
     ngx_msec_t               now;
-    ngx_llmd_target_t       *t;
     ngx_llmd_metrics_sh_t    m;
     ngx_llmd_endpoint_sh_t  *ep;
 
     now = ngx_current_msec;
-    t = lcf->targets.elts;
 
-    for (i = 0; i < n; i++) {
-        ep = &lcf->sh->endpoints[t[i].slot];
+    for (i = 0; i < ctx->neps; i++) {
+        ep = &lcf->sh->endpoints[ctx->cands[i].slot];
 
         ngx_llmd_metrics_read(ep, &m);
 
@@ -225,127 +226,177 @@ ngx_llmd_endpoint_states(ngx_llmd_srv_conf_t *lcf,
 static ngx_int_t
 ngx_llmd_get_peer(ngx_peer_connection_t *pc, void *data)
 {
-    ngx_llmd_peer_data_t  *lp = data;
+    ngx_llmd_ctx_t  *ctx = data;
 
-    time_t                          now;
-    uintptr_t                       m;
-    ngx_uint_t                      k, i, p, n, slot;
-    ngx_llmd_ctx_t                 *ctx;
-    ngx_llmd_srv_conf_t            *lcf;
-    ngx_llmd_endpoint_sh_t         *ep;
-    ngx_llmd_target_t              *t;
-    ngx_http_upstream_rr_peer_t    *peer, *best;
-    ngx_http_upstream_rr_peers_t   *peers;
+    time_t                   now;
+    uintptr_t                m;
+    ngx_int_t                rc;
+    ngx_uint_t               k, i, n;
+    ngx_addr_t               addr;
+    ngx_llmd_cand_t         *cand;
+    ngx_llmd_srv_conf_t     *lcf;
+    ngx_llmd_endpoint_sh_t  *ep;
 
-    ctx = lp->ctx;
-    lcf = lp->lcf;
-    peers = lp->rrp.peers;
+    lcf = ctx->lcf;
 
     pc->cached = 0;
     pc->connection = NULL;
 
     now = ngx_time();
-    best = NULL;
-    p = 0;
 
-    ngx_http_upstream_rr_peers_wlock(peers);
-
-    for (k = 0; k < ctx->result->norder; k++) {
+    for (k = 0; ctx->result && k < ctx->result->norder; k++) {
         i = ctx->result->order[k];
 
         n = i / (8 * sizeof(uintptr_t));
         m = (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
 
-        if (lp->rrp.tried[n] & m) {
+        if (ctx->tried[n] & m) {
             continue;
         }
 
-        for (peer = peers->peer, p = 0; p < i && peer; p++) {
-            peer = peer->next;
-        }
+        cand = &ctx->cands[i];
+        ep = &lcf->sh->endpoints[cand->slot];
 
-        if (peer == NULL || peer->down) {
+        if (!ngx_llmd_usable(ep, cand, now)) {
             continue;
         }
 
-        if (peer->max_fails
-            && peer->fails >= peer->max_fails
-            && now - peer->checked <= peer->fail_timeout)
-        {
-            continue;
+        rc = ngx_llmd_endpoint_address(lcf->sh, cand, ctx->pool, &addr);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
         }
 
-        if (peer->max_conns && peer->conns >= peer->max_conns) {
-            continue;
+        if (rc == NGX_DECLINED) {
+            continue;                 /* the slot holds another endpoint */
         }
 
-        best = peer;
-        p = i;
-        break;
+        ctx->tried[n] |= m;
+
+        if (ep->max_fails && (ngx_uint_t) ep->fails >= ep->max_fails) {
+            /* fail_timeout is over: this request probes it, alone */
+            ep->checked = (ngx_atomic_uint_t) now;
+        }
+
+        /* $upstream_addr keeps each attempt's name: one per attempt */
+        pc->name = ngx_palloc(ctx->pool, sizeof(ngx_str_t));
+        if (pc->name == NULL) {
+            return NGX_ERROR;
+        }
+
+        *pc->name = addr.name;
+        pc->sockaddr = addr.sockaddr;
+        pc->socklen = addr.socklen;
+        ctx->peer_name = addr.name;
+
+        ctx->chosen = i;
+        ctx->active_slot = cand->slot;
+        ctx->active_incarnation = cand->incarnation;
+        (void) ngx_atomic_fetch_add(&ep->active, 1);
+        (void) ngx_atomic_fetch_add(&ep->picks, 1);
+
+        ngx_llmd_prefix_record(lcf, ctx, i, cand->slot);
+
+        return NGX_OK;
     }
 
-    if (best == NULL) {
-        ngx_http_upstream_rr_peers_unlock(peers);
+    (void) ngx_atomic_fetch_add(&lcf->sh->rejected_no_endpoint, 1);
 
-        (void) ngx_atomic_fetch_add(&lcf->sh->rejected_no_endpoint, 1);
+    ngx_llmd_reject(NULL, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                    "service_unavailable", NULL, 0);
 
-        ngx_llmd_reject(NULL, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                        "service_unavailable", NULL, 0);
+    pc->name = &ctx->lcf->upstream->host;
 
-        pc->name = peers->name;
-        return NGX_BUSY;
+    return NGX_BUSY;
+}
+
+
+/* nginx's rules for a server that may take a request, for all workers. */
+static ngx_int_t
+ngx_llmd_usable(ngx_llmd_endpoint_sh_t *ep, ngx_llmd_cand_t *cand,
+    time_t now)
+{
+    if (ep->incarnation != cand->incarnation
+        || ep->state != NGX_LLMD_EP_ACTIVE
+        || ep->down)
+    {
+        return 0;
     }
 
-    best->conns++;
-    lp->rrp.current = best;
-
-    n = p / (8 * sizeof(uintptr_t));
-    m = (uintptr_t) 1 << p % (8 * sizeof(uintptr_t));
-    lp->rrp.tried[n] |= m;
-
-    if (now - best->checked > best->fail_timeout) {
-        best->checked = now;
+    if (ep->max_fails
+        && (ngx_uint_t) ep->fails >= ep->max_fails
+        && now - (time_t) ep->checked <= ep->fail_timeout)
+    {
+        return 0;
     }
 
-    ngx_http_upstream_rr_peers_unlock(peers);
+    if (ep->max_conns && (ngx_uint_t) ep->active >= ep->max_conns) {
+        return 0;
+    }
 
-    pc->sockaddr = best->sockaddr;
-    pc->socklen = best->socklen;
-    pc->name = &best->name;
-
-    t = lcf->targets.elts;
-    slot = t[p].slot;
-    ep = &lcf->sh->endpoints[slot];
-
-    ctx->chosen = p;
-    ctx->active_slot = slot;
-    (void) ngx_atomic_fetch_add(&ep->active, 1);
-    (void) ngx_atomic_fetch_add(&ep->picks, 1);
-
-    ngx_llmd_prefix_record(lcf, ctx, p, slot);
-
-    return NGX_OK;
+    return 1;
 }
 
 
 static void
 ngx_llmd_free_peer(ngx_peer_connection_t *pc, void *data, ngx_uint_t state)
 {
-    ngx_llmd_peer_data_t  *lp = data;
+    ngx_llmd_ctx_t  *ctx = data;
 
-    ngx_llmd_ctx_t  *ctx;
+    ngx_llmd_endpoint_sh_t  *ep;
 
-    ctx = lp->ctx;
-
-    if (ctx->active_slot >= 0) {
-        (void) ngx_atomic_fetch_add(
-                    &lp->lcf->sh->endpoints[ctx->active_slot].active,
-                    (ngx_atomic_int_t) -1);
-        ctx->active_slot = -1;
+    if (pc->tries) {
+        pc->tries--;
     }
 
-    ngx_http_upstream_free_round_robin_peer(pc, &lp->rrp, state);
+    if (ctx->active_slot < 0) {
+        return;
+    }
+
+    ep = &ctx->lcf->sh->endpoints[ctx->active_slot];
+    ctx->active_slot = -1;
+
+    if (ep->incarnation != ctx->active_incarnation) {
+        /* the endpoint is gone and its slot reused: nothing to count */
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&ep->active, (ngx_atomic_int_t) -1);
+
+    if (state & NGX_PEER_FAILED) {
+        if (ep->max_fails
+            && (ngx_uint_t) ngx_atomic_fetch_add(&ep->fails, 1) + 1
+               == ep->max_fails)
+        {
+            ngx_log_error(NGX_LOG_WARN, pc->log, 0,
+                          "upstream server temporarily disabled");
+        }
+
+        ep->checked = (ngx_atomic_uint_t) ngx_time();
+
+    } else if (ep->fails) {
+        /* it answered: mark it live again */
+        ep->fails = 0;
+    }
 }
+
+
+#if (NGX_HTTP_SSL)
+
+/* TLS sessions are not kept per endpoint; keepalive connections are. */
+static ngx_int_t
+ngx_llmd_set_session(ngx_peer_connection_t *pc, void *data)
+{
+    return NGX_OK;
+}
+
+
+static void
+ngx_llmd_save_session(ngx_peer_connection_t *pc, void *data)
+{
+}
+
+#endif
 
 
 #if (NGX_DEBUG)
@@ -353,21 +404,23 @@ ngx_llmd_free_peer(ngx_peer_connection_t *pc, void *data, ngx_uint_t state)
 /* llm-d's "Calculated score" lines, one per scorer and endpoint. */
 static void
 ngx_llmd_log_scores(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
-    llmd_sched_result_t *res, ngx_uint_t n)
+    ngx_llmd_ctx_t *ctx)
 {
-    ngx_uint_t          s, i;
-    ngx_llmd_target_t  *t;
+    ngx_uint_t               s, i, n;
+    ngx_llmd_endpoint_sh_t  *ep;
 
-    t = lcf->targets.elts;
+    n = ctx->neps;
 
-    for (s = 0; s < res->nscorers; s++) {
+    for (s = 0; s < ctx->result->nscorers; s++) {
         for (i = 0; i < n; i++) {
-            ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+            ep = &lcf->sh->endpoints[ctx->cands[i].slot];
+            ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "llmd: Calculated score plugin=%s/%s "
-                           "endpoint=%V score=%.4f weight=%.2f",
+                           "endpoint=%*s score=%.4f weight=%.2f",
                            lcf->profile->scorers[s].plugin->type_name,
                            lcf->profile->scorers[s].plugin->name,
-                           &t[i].name, res->scores[s * n + i],
+                           ep->name_len, ep->name,
+                           ctx->result->scores[s * n + i],
                            lcf->profile->scorers[s].weight);
         }
     }

@@ -1,6 +1,6 @@
 /*
- * The helper process that keeps pod metrics and the KV-event index fresh
- * in shared memory.
+ * The helper process that keeps the endpoints (discovery), their metrics
+ * and the KV-event index fresh in shared memory.
  *
  * nginx has no hook for extra processes, but it starts a supervised
  * "cache manager process" whenever a registered path has a manager
@@ -101,6 +101,7 @@ void
 ngx_llmd_helper_exit_process(ngx_cycle_t *cycle)
 {
     if (ngx_llmd_helper_started) {
+        ngx_llmd_discovery_stop_all();
         ngx_llmd_scrape_stop_all();
         ngx_llmd_kv_stop_all();
     }
@@ -110,32 +111,47 @@ ngx_llmd_helper_exit_process(ngx_cycle_t *cycle)
 static void
 ngx_llmd_helper_start(ngx_cycle_t *cycle, ngx_llmd_main_conf_t *lmcf)
 {
-    ngx_uint_t             i;
-    ngx_llmd_srv_conf_t  **lcfp;
+    ngx_uint_t              i, s;
+    ngx_llmd_srv_conf_t   **lcfp, *lcf;
 
     ngx_llmd_helper_started = 1;
 
     lcfp = lmcf->upstreams.elts;
 
     for (i = 0; i < lmcf->upstreams.nelts; i++) {
-        /* a helper of the previous configuration stops writing now */
-        lcfp[i]->sh->writer_pid = ngx_pid;
+        lcf = lcfp[i];
 
-        if (ngx_llmd_kv_start(cycle, lcfp[i]) != NGX_OK) {
+        /* a helper of the previous configuration stops writing now */
+        lcf->sh->writer_pid = ngx_pid;
+
+        /* the endpoints known now: `server` lines, and what sources found
+           before a reload; discovery adds and removes the others */
+        for (s = 0; lcf->metrics && s < LLMD_MAX_ENDPOINTS; s++) {
+            if (lcf->sh->endpoints[s].state == NGX_LLMD_EP_FREE
+                || lcf->sh->endpoints[s].state == NGX_LLMD_EP_DRAINING)
+            {
+                continue;
+            }
+
+            if (ngx_llmd_scrape_add(lcf, s) != NGX_OK) {
+                ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                              "llmd: cannot start scraping upstream \"%V\"",
+                              &lcf->upstream->host);
+                break;
+            }
+        }
+
+        if (ngx_llmd_kv_start(cycle, lcf) != NGX_OK) {
             ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                           "llmd: cannot receive KV events for upstream "
                           "\"%V\"; scoring falls back to approximate",
-                          &lcfp[i]->upstream->host);
+                          &lcf->upstream->host);
         }
 
-        if (!lcfp[i]->metrics) {
-            continue;
-        }
-
-        if (ngx_llmd_scrape_start(cycle, lcfp[i]) != NGX_OK) {
+        if (ngx_llmd_discovery_start(cycle, lcf) != NGX_OK) {
             ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                          "llmd: cannot start scraping upstream \"%V\"",
-                          &lcfp[i]->upstream->host);
+                          "llmd: cannot start endpoint discovery for "
+                          "upstream \"%V\"", &lcf->upstream->host);
         }
     }
 }

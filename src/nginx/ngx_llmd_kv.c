@@ -12,9 +12,12 @@
  * Modes (directive llmd_kv_events):
  *   bind     one SUB bound at an endpoint; every pod connects to it and is
  *            known by the <pod> part of its topic kv@<pod>@<model>;
- *   connect  one SUB per upstream server, connected to the server's host
- *            on a configured port, plus an optional DEALER to the pod's
- *            replay ROUTER and a monitor that sees disconnects.
+ *   connect  one SUB per endpoint, connected to the endpoint's host on a
+ *            configured port, plus an optional DEALER to the pod's replay
+ *            ROUTER and a monitor that sees disconnects; endpoints that
+ *            appear or leave (llmd_endpoints) get or lose their sockets.
+ *
+ * Pods are known by their endpoint slot (ngx_llmd_endpoints.c).
  */
 
 #include <zmq.h>
@@ -43,7 +46,7 @@ typedef struct {
     void                     *zsock;
     ngx_connection_t         *c;
     ngx_llmd_kv_up_t         *up;
-    ngx_int_t                 target;     /* -1: any pod (bind mode) */
+    ngx_int_t                 slot;       /* -1: any pod (bind mode) */
     ngx_llmd_kv_sock_type_e   type;
     char                     *pending;    /* endpoint still to bind */
 } ngx_llmd_kv_sock_t;
@@ -58,8 +61,8 @@ typedef struct {
 
 struct ngx_llmd_kv_up_s {
     ngx_llmd_srv_conf_t      *lcf;
-    ngx_llmd_kv_pod_t        *pods;       /* per target */
-    llmd_kv_server_t         *servers;    /* per target: its name */
+    ngx_llmd_kv_pod_t         pods[LLMD_MAX_ENDPOINTS];    /* per slot */
+    llmd_kv_server_t          servers[LLMD_MAX_ENDPOINTS]; /* names */
     ngx_array_t               socks;      /* ngx_llmd_kv_sock_t * */
     ngx_event_t               tick;
     ngx_log_t                *log;
@@ -78,14 +81,14 @@ typedef struct {
 
 
 static ngx_int_t ngx_llmd_kv_open_pod(ngx_llmd_kv_up_t *up,
-    ngx_llmd_kv_sock_type_e kind, ngx_uint_t target, ngx_uint_t port,
+    ngx_llmd_kv_sock_type_e kind, ngx_uint_t slot, ngx_uint_t port,
     ngx_uint_t relative);
 static ngx_int_t ngx_llmd_kv_open(ngx_llmd_kv_up_t *up,
-    ngx_llmd_kv_sock_type_e kind, ngx_int_t target, const char *endpoint,
+    ngx_llmd_kv_sock_type_e kind, ngx_int_t slot, const char *endpoint,
     ngx_uint_t bind);
 static ngx_int_t ngx_llmd_kv_watch(ngx_llmd_kv_sock_t *sub);
 static ngx_llmd_kv_sock_t *ngx_llmd_kv_socket(ngx_llmd_kv_up_t *up,
-    ngx_llmd_kv_sock_type_e kind, ngx_int_t target);
+    ngx_llmd_kv_sock_type_e kind, ngx_int_t slot);
 static void ngx_llmd_kv_read(ngx_event_t *rev);
 static void ngx_llmd_kv_drain(ngx_llmd_kv_sock_t *ks);
 static void ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
@@ -94,15 +97,17 @@ static void ngx_llmd_kv_replayed(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
     ngx_uint_t n);
 static void ngx_llmd_kv_monitor(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
     ngx_uint_t n);
-static void ngx_llmd_kv_perform(ngx_llmd_kv_up_t *up, ngx_uint_t target,
+static void ngx_llmd_kv_perform(ngx_llmd_kv_up_t *up, ngx_uint_t slot,
     const llmd_kv_action_t *act, const void *payload, size_t len);
-static void ngx_llmd_kv_apply(ngx_llmd_kv_up_t *up, ngx_uint_t target,
+static void ngx_llmd_kv_apply(ngx_llmd_kv_up_t *up, ngx_uint_t slot,
     const char *model, size_t model_len, const void *payload, size_t len);
 static void ngx_llmd_kv_event(void *data, const llmd_kv_event_t *ev);
 static void ngx_llmd_kv_request_replay(ngx_llmd_kv_up_t *up,
-    ngx_uint_t target, uint64_t from);
+    ngx_uint_t slot, uint64_t from);
 static void ngx_llmd_kv_tick(ngx_event_t *ev);
 static void ngx_llmd_kv_close(ngx_llmd_kv_up_t *up);
+static void ngx_llmd_kv_close_sock(ngx_llmd_kv_sock_t *ks);
+static ngx_llmd_kv_up_t *ngx_llmd_kv_up(ngx_llmd_srv_conf_t *lcf);
 
 
 static void         *ngx_llmd_kv_ctx;
@@ -122,7 +127,6 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
 {
     ngx_uint_t          i;
     ngx_llmd_kv_up_t   *up, **upp;
-    ngx_llmd_target_t  *t;
 
     if (!lcf->precise || lcf->kv_mode == NGX_LLMD_KV_OFF) {
         return NGX_OK;
@@ -144,18 +148,7 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
     }
 
     up = ngx_pcalloc(cycle->pool, sizeof(ngx_llmd_kv_up_t));
-    if (up == NULL) {
-        return NGX_ERROR;
-    }
-
-    up->lcf = lcf;
-    up->log = cycle->log;
-    up->pods = ngx_pcalloc(cycle->pool,
-                           lcf->targets.nelts * sizeof(ngx_llmd_kv_pod_t));
-    up->servers = ngx_palloc(cycle->pool,
-                             lcf->targets.nelts * sizeof(llmd_kv_server_t));
-    if (up->pods == NULL
-        || up->servers == NULL
+    if (up == NULL
         || ngx_array_init(&up->socks, cycle->pool, 8,
                           sizeof(ngx_llmd_kv_sock_t *))
            != NGX_OK)
@@ -163,12 +156,8 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
         return NGX_ERROR;
     }
 
-    t = lcf->targets.elts;
-
-    for (i = 0; i < lcf->targets.nelts; i++) {
-        up->servers[i].data = (const char *) t[i].name.data;
-        up->servers[i].len = t[i].name.len;
-    }
+    up->lcf = lcf;
+    up->log = cycle->log;
 
     upp = ngx_array_push(ngx_llmd_kv_ups);
     if (upp == NULL) {
@@ -177,31 +166,20 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
 
     *upp = up;
 
-    if (lcf->kv_mode == NGX_LLMD_KV_BIND) {
-        if (ngx_llmd_kv_open(up, NGX_LLMD_KV_SOCK_SUB, -1,
-                             (char *) lcf->kv_endpoint.data, 1)
-            != NGX_OK)
+    if (lcf->kv_mode == NGX_LLMD_KV_BIND
+        && ngx_llmd_kv_open(up, NGX_LLMD_KV_SOCK_SUB, -1,
+                            (char *) lcf->kv_endpoint.data, 1)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* the endpoints known now; discovery adds and removes the others */
+    for (i = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        if (lcf->sh->endpoints[i].state != NGX_LLMD_EP_FREE
+            && lcf->sh->endpoints[i].state != NGX_LLMD_EP_DRAINING)
         {
-            return NGX_ERROR;
-        }
-
-    } else {
-        for (i = 0; i < lcf->targets.nelts; i++) {
-            if (ngx_llmd_kv_open_pod(up, NGX_LLMD_KV_SOCK_SUB, i,
-                                     lcf->kv_port, lcf->kv_port_relative)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            if (lcf->kv_replay_port != 0
-                && ngx_llmd_kv_open_pod(up, NGX_LLMD_KV_SOCK_REPLAY, i,
-                                        lcf->kv_replay_port,
-                                        lcf->kv_replay_relative)
-                   != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
+            ngx_llmd_kv_add(lcf, i);
         }
     }
 
@@ -219,6 +197,102 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
                       ? &lcf->kv_endpoint : &lcf->upstream->host);
 
     return NGX_OK;
+}
+
+
+/*
+ * An endpoint appeared: its stream starts afresh, its name is known to
+ * topic lookup (bind), it gets its sockets (connect).
+ */
+void
+ngx_llmd_kv_add(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot)
+{
+    ngx_llmd_kv_up_t        *up;
+    ngx_llmd_endpoint_sh_t  *ep;
+
+    up = ngx_llmd_kv_up(lcf);
+    if (up == NULL || slot >= LLMD_MAX_ENDPOINTS) {
+        return;
+    }
+
+    ngx_llmd_kv_remove(lcf, slot);
+
+    ep = &lcf->sh->endpoints[slot];
+    up->servers[slot].data = (const char *) ep->name;
+    up->servers[slot].len = ep->name_len;
+
+    if (lcf->kv_mode != NGX_LLMD_KV_CONNECT) {
+        return;
+    }
+
+    if (ngx_llmd_kv_open_pod(up, NGX_LLMD_KV_SOCK_SUB, slot, lcf->kv_port,
+                             lcf->kv_port_relative)
+        != NGX_OK
+        || (lcf->kv_replay_port != 0
+            && ngx_llmd_kv_open_pod(up, NGX_LLMD_KV_SOCK_REPLAY, slot,
+                                    lcf->kv_replay_port,
+                                    lcf->kv_replay_relative)
+               != NGX_OK))
+    {
+        ngx_log_error(NGX_LOG_ALERT, up->log, 0, "llmd: no KV-event "
+                      "sockets for %*s in upstream \"%V\"; it is scored "
+                      "approximately", ep->name_len, ep->name,
+                      &lcf->upstream->host);
+        ngx_llmd_kv_remove(lcf, slot);
+    }
+}
+
+
+/* An endpoint left: its sockets close, its topic is unknown again. */
+void
+ngx_llmd_kv_remove(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot)
+{
+    ngx_uint_t            j;
+    ngx_llmd_kv_up_t     *up;
+    ngx_llmd_kv_sock_t  **ksp;
+
+    up = ngx_llmd_kv_up(lcf);
+    if (up == NULL || slot >= LLMD_MAX_ENDPOINTS) {
+        return;
+    }
+
+    ksp = up->socks.elts;
+
+    for (j = 0; j < up->socks.nelts; /* void */) {
+        if (ksp[j]->slot != (ngx_int_t) slot) {
+            j++;
+            continue;
+        }
+
+        ngx_llmd_kv_close_sock(ksp[j]);
+        ksp[j] = ksp[--up->socks.nelts];
+    }
+
+    ngx_memzero(&up->pods[slot], sizeof(ngx_llmd_kv_pod_t));
+    up->servers[slot].len = 0;
+}
+
+
+/* The KV-event state of an upstream in this helper, or NULL. */
+static ngx_llmd_kv_up_t *
+ngx_llmd_kv_up(ngx_llmd_srv_conf_t *lcf)
+{
+    ngx_uint_t          i;
+    ngx_llmd_kv_up_t  **upp;
+
+    if (ngx_llmd_kv_ups == NULL) {
+        return NULL;
+    }
+
+    upp = ngx_llmd_kv_ups->elts;
+
+    for (i = 0; i < ngx_llmd_kv_ups->nelts; i++) {
+        if (upp[i]->lcf == lcf) {
+            return upp[i];
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -246,7 +320,6 @@ ngx_llmd_kv_stop_all(void)
 static void
 ngx_llmd_kv_close(ngx_llmd_kv_up_t *up)
 {
-    int                   linger;
     ngx_uint_t            j;
     ngx_llmd_kv_sock_t  **ksp;
 
@@ -257,28 +330,43 @@ ngx_llmd_kv_close(ngx_llmd_kv_up_t *up)
     ksp = up->socks.elts;
 
     for (j = 0; j < up->socks.nelts; j++) {
-        if (ksp[j]->c) {
-            /* the descriptor belongs to libzmq: unregister, never close */
-            if (ksp[j]->c->read->active) {
-                ngx_del_event(ksp[j]->c->read, NGX_READ_EVENT, 0);
-            }
-
-            if (ksp[j]->c->read->posted) {
-                ngx_delete_posted_event(ksp[j]->c->read);
-            }
-
-            ksp[j]->c->fd = (ngx_socket_t) -1;
-            ngx_free_connection(ksp[j]->c);
-            ksp[j]->c = NULL;
-        }
-
-        linger = 0;
-        (void) zmq_setsockopt(ksp[j]->zsock, ZMQ_LINGER, &linger,
-                              sizeof(linger));
-        (void) zmq_close(ksp[j]->zsock);
+        ngx_llmd_kv_close_sock(ksp[j]);
     }
 
     up->socks.nelts = 0;
+}
+
+
+static void
+ngx_llmd_kv_close_sock(ngx_llmd_kv_sock_t *ks)
+{
+    int  linger;
+
+    if (ks->c) {
+        /* the descriptor belongs to libzmq: unregister, never close */
+        if (ks->c->read->active) {
+            ngx_del_event(ks->c->read, NGX_READ_EVENT, 0);
+        }
+
+        if (ks->c->read->posted) {
+            ngx_delete_posted_event(ks->c->read);
+        }
+
+        ks->c->fd = (ngx_socket_t) -1;
+        ngx_free_connection(ks->c);
+        ks->c = NULL;
+    }
+
+    if (ks->type == NGX_LLMD_KV_SOCK_SUB && ks->slot >= 0) {
+        /* its monitor stops before it closes */
+        (void) zmq_socket_monitor(ks->zsock, NULL, 0);
+    }
+
+    linger = 0;
+    (void) zmq_setsockopt(ks->zsock, ZMQ_LINGER, &linger, sizeof(linger));
+    (void) zmq_close(ks->zsock);
+
+    ngx_free(ks);
 }
 
 
@@ -307,27 +395,27 @@ ngx_llmd_kv_clear(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot, const char *why)
 }
 
 
-/* The SUB or replay socket of server target, at port (absolute or +N). */
+/* The SUB or replay socket of server slot, at port (absolute or +N). */
 static ngx_int_t
 ngx_llmd_kv_open_pod(ngx_llmd_kv_up_t *up, ngx_llmd_kv_sock_type_e kind,
-    ngx_uint_t target, ngx_uint_t port, ngx_uint_t relative)
+    ngx_uint_t slot, ngx_uint_t port, ngx_uint_t relative)
 {
     char  endpoint[NGX_SOCKADDR_STRLEN + 32];
 
-    if (llmd_kv_pod_endpoint(&up->servers[target], port, relative != 0,
+    if (llmd_kv_pod_endpoint(&up->servers[slot], port, relative != 0,
                              endpoint, sizeof(endpoint))
         != 0)
     {
         return NGX_ERROR;
     }
 
-    return ngx_llmd_kv_open(up, kind, target, endpoint, 0);
+    return ngx_llmd_kv_open(up, kind, slot, endpoint, 0);
 }
 
 
 static ngx_int_t
 ngx_llmd_kv_open(ngx_llmd_kv_up_t *up, ngx_llmd_kv_sock_type_e kind,
-    ngx_int_t target, const char *endpoint, ngx_uint_t bind)
+    ngx_int_t slot, const char *endpoint, ngx_uint_t bind)
 {
     int                   rc;
     ngx_llmd_kv_sock_t   *ks;
@@ -335,7 +423,7 @@ ngx_llmd_kv_open(ngx_llmd_kv_up_t *up, ngx_llmd_kv_sock_type_e kind,
 
     lcf = up->lcf;
 
-    ks = ngx_llmd_kv_socket(up, kind, target);
+    ks = ngx_llmd_kv_socket(up, kind, slot);
     if (ks == NULL) {
         return NGX_ERROR;
     }
@@ -372,8 +460,8 @@ ngx_llmd_kv_open(ngx_llmd_kv_up_t *up, ngx_llmd_kv_sock_type_e kind,
     }
 
     if (kind == NGX_LLMD_KV_SOCK_REPLAY) {
-        up->pods[target].replay = ks;
-        llmd_kv_stream_enable_replay(&up->pods[target].stream);
+        up->pods[slot].replay = ks;
+        llmd_kv_stream_enable_replay(&up->pods[slot].stream);
     }
 
     if (kind != NGX_LLMD_KV_SOCK_SUB || bind) {
@@ -403,7 +491,7 @@ ngx_llmd_kv_watch(ngx_llmd_kv_sock_t *sub)
         return NGX_OK;
     }
 
-    ks = ngx_llmd_kv_socket(sub->up, NGX_LLMD_KV_SOCK_MONITOR, sub->target);
+    ks = ngx_llmd_kv_socket(sub->up, NGX_LLMD_KV_SOCK_MONITOR, sub->slot);
 
     if (ks == NULL || zmq_connect(ks->zsock, mon) != 0) {
         return NGX_ERROR;
@@ -419,7 +507,7 @@ ngx_llmd_kv_watch(ngx_llmd_kv_sock_t *sub)
  */
 static ngx_llmd_kv_sock_t *
 ngx_llmd_kv_socket(ngx_llmd_kv_up_t *up, ngx_llmd_kv_sock_type_e kind,
-    ngx_int_t target)
+    ngx_int_t slot)
 {
     int                  fd, hwm, zero;
     size_t               size;
@@ -427,25 +515,27 @@ ngx_llmd_kv_socket(ngx_llmd_kv_up_t *up, ngx_llmd_kv_sock_type_e kind,
     ngx_connection_t    *c;
     ngx_llmd_kv_sock_t  *ks, **ksp;
 
-    ks = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_llmd_kv_sock_t));
+    ks = ngx_calloc(sizeof(ngx_llmd_kv_sock_t), up->log);
     if (ks == NULL) {
         return NULL;
     }
 
     ks->up = up;
-    ks->target = target;
+    ks->slot = slot;
     ks->type = kind;
 
     ks->zsock = zmq_socket(ngx_llmd_kv_ctx, ngx_llmd_kv_zmq_types[kind]);
     if (ks->zsock == NULL) {
         ngx_log_error(NGX_LOG_ALERT, up->log, 0, "llmd: zmq_socket() "
                       "failed: %s", zmq_strerror(zmq_errno()));
+        ngx_free(ks);
         return NULL;
     }
 
     ksp = ngx_array_push(&up->socks);
     if (ksp == NULL) {
         (void) zmq_close(ks->zsock);
+        ngx_free(ks);
         return NULL;
     }
 
@@ -571,10 +661,9 @@ ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
 {
     size_t                pod_len, model_len;
     uint64_t              seq;
-    ngx_int_t             target;
+    ngx_int_t             slot;
     const char           *pod, *model;
     ngx_llmd_kv_up_t     *up;
-    ngx_llmd_target_t    *t;
     llmd_kv_action_t      act;
     ngx_llmd_srv_conf_t  *lcf;
 
@@ -594,12 +683,11 @@ ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
         return;
     }
 
-    target = ks->target >= 0 ? ks->target
-                             : llmd_kv_pod_find(up->servers,
-                                                lcf->targets.nelts, pod,
-                                                pod_len);
+    slot = ks->slot >= 0 ? ks->slot
+                         : llmd_kv_pod_find(up->servers, LLMD_MAX_ENDPOINTS,
+                                            pod, pod_len);
 
-    if (target < 0) {
+    if (slot < 0) {
         if (ngx_atomic_fetch_add(&lcf->sh->kv_unknown_pod, 1) == 0) {
             ngx_log_error(NGX_LOG_WARN, up->log, 0,
                           "llmd: KV events from \"%*s\", which is no server "
@@ -610,14 +698,12 @@ ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
         return;
     }
 
-    t = lcf->targets.elts;
-
-    act = llmd_kv_stream_live(&up->pods[target].stream, seq, model,
+    act = llmd_kv_stream_live(&up->pods[slot].stream, seq, model,
                               model_len, ngx_current_msec);
 
-    lcf->sh->endpoints[t[target].slot].kv_last_seq = seq;
+    lcf->sh->endpoints[slot].kv_last_seq = seq;
 
-    ngx_llmd_kv_perform(up, target, &act, zmq_msg_data(&frames[2]),
+    ngx_llmd_kv_perform(up, slot, &act, zmq_msg_data(&frames[2]),
                         zmq_msg_size(&frames[2]));
 }
 
@@ -657,10 +743,10 @@ ngx_llmd_kv_replayed(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
         model = NULL;
     }
 
-    act = llmd_kv_stream_replayed(&ks->up->pods[ks->target].stream, seq,
+    act = llmd_kv_stream_replayed(&ks->up->pods[ks->slot].stream, seq,
                                   model, model_len);
 
-    ngx_llmd_kv_perform(ks->up, ks->target, &act,
+    ngx_llmd_kv_perform(ks->up, ks->slot, &act,
                         zmq_msg_data(&frames[n - 1]),
                         zmq_msg_size(&frames[n - 1]));
 }
@@ -680,7 +766,7 @@ ngx_llmd_kv_monitor(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
 
     ngx_memcpy(&event, zmq_msg_data(&frames[0]), sizeof(event));
 
-    stream = &ks->up->pods[ks->target].stream;
+    stream = &ks->up->pods[ks->slot].stream;
 
     if (event == ZMQ_EVENT_DISCONNECTED) {
         act = llmd_kv_stream_disconnected(stream);
@@ -692,22 +778,18 @@ ngx_llmd_kv_monitor(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
         return;
     }
 
-    ngx_llmd_kv_perform(ks->up, ks->target, &act, NULL, 0);
+    ngx_llmd_kv_perform(ks->up, ks->slot, &act, NULL, 0);
 }
 
 
 /* Does what the stream rules decided, in their order. */
 static void
-ngx_llmd_kv_perform(ngx_llmd_kv_up_t *up, ngx_uint_t target,
+ngx_llmd_kv_perform(ngx_llmd_kv_up_t *up, ngx_uint_t slot,
     const llmd_kv_action_t *act, const void *payload, size_t len)
 {
-    ngx_uint_t            slot;
-    ngx_llmd_target_t    *t;
     ngx_llmd_srv_conf_t  *lcf;
 
     lcf = up->lcf;
-    t = lcf->targets.elts;
-    slot = t[target].slot;
 
     if (act->what & LLMD_KV_MALFORMED) {
         (void) ngx_atomic_fetch_add(&lcf->sh->kv_malformed, 1);
@@ -722,34 +804,32 @@ ngx_llmd_kv_perform(ngx_llmd_kv_up_t *up, ngx_uint_t target,
     }
 
     if (act->what & LLMD_KV_REQUEST_REPLAY) {
-        ngx_llmd_kv_request_replay(up, target, act->replay_from);
+        ngx_llmd_kv_request_replay(up, slot, act->replay_from);
     }
 
     if (act->what & LLMD_KV_APPLY) {
-        ngx_llmd_kv_apply(up, target, act->model, act->model_len, payload,
+        ngx_llmd_kv_apply(up, slot, act->model, act->model_len, payload,
                           len);
     }
 }
 
 
 static void
-ngx_llmd_kv_apply(ngx_llmd_kv_up_t *up, ngx_uint_t target,
+ngx_llmd_kv_apply(ngx_llmd_kv_up_t *up, ngx_uint_t slot,
     const char *model, size_t model_len, const void *payload, size_t len)
 {
     char                     err[LLMD_ERRLEN];
     ngx_int_t                rc;
-    ngx_llmd_target_t       *t;
     ngx_llmd_srv_conf_t     *lcf;
     ngx_llmd_kv_apply_t      a;
     ngx_llmd_endpoint_sh_t  *ep;
     llmd_kv_batch_info_t     info;
 
     lcf = up->lcf;
-    t = lcf->targets.elts;
 
     ngx_memzero(&a, sizeof(a));
     a.up = up;
-    a.slot = t[target].slot;
+    a.slot = slot;
     a.model = model;
     a.model_len = model_len;
     a.root = llmd_kv_root_key(lcf->prefix.hash_seed,
@@ -765,8 +845,8 @@ ngx_llmd_kv_apply(ngx_llmd_kv_up_t *up, ngx_uint_t target,
     if (rc != 0) {
         (void) ngx_atomic_fetch_add(&lcf->sh->kv_malformed, 1);
         ngx_log_error(NGX_LOG_INFO, up->log, 0,
-                      "llmd: KV-event batch from %V dropped: %s",
-                      &t[target].name, err);
+                      "llmd: KV-event batch from %*s dropped: %s",
+                      ep->name_len, ep->name, err);
         return;
     }
 
@@ -807,16 +887,14 @@ ngx_llmd_kv_event(void *data, const llmd_kv_event_t *ev)
 
 
 static void
-ngx_llmd_kv_request_replay(ngx_llmd_kv_up_t *up, ngx_uint_t target,
+ngx_llmd_kv_request_replay(ngx_llmd_kv_up_t *up, ngx_uint_t slot,
     uint64_t from)
 {
     int                  i;
     u_char               seq[8];
     ngx_llmd_kv_pod_t   *p;
-    ngx_llmd_target_t   *t;
 
-    p = &up->pods[target];
-    t = up->lcf->targets.elts;
+    p = &up->pods[slot];
 
     for (i = 0; i < 8; i++) {
         seq[i] = (u_char) (from >> (56 - 8 * i));
@@ -825,13 +903,13 @@ ngx_llmd_kv_request_replay(ngx_llmd_kv_up_t *up, ngx_uint_t target,
     if (zmq_send(p->replay->zsock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
         || zmq_send(p->replay->zsock, seq, 8, ZMQ_DONTWAIT) < 0)
     {
-        ngx_llmd_kv_clear(up->lcf, t[target].slot,
+        ngx_llmd_kv_clear(up->lcf, slot,
                           llmd_kv_stream_replay_failed(&p->stream));
         return;
     }
 
-    (void) ngx_atomic_fetch_add(&up->lcf->sh->endpoints[t[target].slot]
-                                .kv_replays, 1);
+    (void) ngx_atomic_fetch_add(&up->lcf->sh->endpoints[slot].kv_replays,
+                                1);
 
     /* sending may have consumed the edge that announced a reply */
     ngx_post_event(p->replay->c->read, &ngx_posted_events);
@@ -876,7 +954,11 @@ ngx_llmd_kv_tick(ngx_event_t *ev)
         ngx_llmd_kv_drain(ksp[i]);
     }
 
-    for (i = 0; i < up->lcf->targets.nelts; i++) {
+    for (i = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        if (up->servers[i].len == 0) {
+            continue;
+        }
+
         act = llmd_kv_stream_tick(&up->pods[i].stream, ngx_current_msec);
         ngx_llmd_kv_perform(up, i, &act, NULL, 0);
     }

@@ -30,7 +30,6 @@ ngx_llmd_prefix_match(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 {
     uint32_t            slot_match[LLMD_MAX_ENDPOINTS];
     ngx_uint_t          i;
-    ngx_llmd_target_t  *t;
 
     ctx->nhashes = 0;
 
@@ -65,10 +64,8 @@ ngx_llmd_prefix_match(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         (void) ngx_atomic_fetch_add(&lcf->sh->load_only, 1);
     }
 
-    t = lcf->targets.elts;
-
     for (i = 0; i < ctx->neps; i++) {
-        eps[i].prefix_match = slot_match[t[i].slot];
+        eps[i].prefix_match = slot_match[ctx->cands[i].slot];
     }
 
     ctx->prefix_total = (uint32_t) ctx->nhashes;
@@ -135,26 +132,26 @@ ngx_llmd_prefix_precise(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
     const uint32_t *approx_match, llmd_endpoint_state_t *eps)
 {
     double              match[LLMD_MAX_ENDPOINTS];
-    ngx_uint_t          i, fallbacks;
-    ngx_llmd_target_t  *t;
+    ngx_uint_t          i, slot, fallbacks;
 
     ngx_shmtx_lock(&lcf->shpool->mutex);
     llmd_kv_index_match(lcf->kv_index, ctx->keys, ctx->nkeys,
                         ngx_current_msec, match);
     ngx_shmtx_unlock(&lcf->shpool->mutex);
 
-    t = lcf->targets.elts;
     fallbacks = 0;
 
     for (i = 0; i < ctx->neps; i++) {
-        if (lcf->sh->endpoints[t[i].slot].kv_live) {
-            eps[i].prefix_match = match[t[i].slot];
+        slot = ctx->cands[i].slot;
+
+        if (lcf->sh->endpoints[slot].kv_live) {
+            eps[i].prefix_match = match[slot];
             continue;
         }
 
         fallbacks++;
         eps[i].prefix_match = ctx->nhashes
-            ? (double) approx_match[t[i].slot] / ctx->nhashes * ctx->nkeys
+            ? (double) approx_match[slot] / ctx->nhashes * ctx->nkeys
             : 0;
     }
 

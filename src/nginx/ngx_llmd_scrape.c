@@ -14,7 +14,9 @@
 
 typedef struct {
     ngx_llmd_srv_conf_t     *lcf;
-    ngx_llmd_target_t       *target;
+    ngx_uint_t               slot;
+    ngx_str_t                name;       /* ip:port, for Host and logs */
+    ngx_addr_t               addr;
     ngx_event_t              timer;
     ngx_peer_connection_t    pc;
     ngx_buf_t                request;
@@ -39,67 +41,104 @@ static ngx_queue_t  ngx_llmd_scrapes;
 static ngx_uint_t   ngx_llmd_scrapes_inited;
 
 
+/*
+ * Starts scraping the endpoint in a slot (a static server at the helper's
+ * start, a discovered one when it appears). Its own memory: endpoints come
+ * and go while the helper runs.
+ */
 ngx_int_t
-ngx_llmd_scrape_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
+ngx_llmd_scrape_add(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot)
 {
-    u_char             *p;
-    size_t              len;
-    ngx_uint_t          i;
-    ngx_llmd_target_t  *t;
-    ngx_llmd_scrape_t  *sc;
+    u_char                  *p;
+    size_t                   len;
+    ngx_llmd_scrape_t       *sc;
+    ngx_llmd_endpoint_sh_t  *ep;
 
     if (!ngx_llmd_scrapes_inited) {
         ngx_queue_init(&ngx_llmd_scrapes);
         ngx_llmd_scrapes_inited = 1;
     }
 
-    t = lcf->targets.elts;
+    ep = &lcf->sh->endpoints[slot];
 
-    for (i = 0; i < lcf->targets.nelts; i++) {
-        sc = ngx_pcalloc(cycle->pool, sizeof(ngx_llmd_scrape_t));
-        if (sc == NULL) {
-            return NGX_ERROR;
-        }
+    len = sizeof(ngx_llmd_scrape_t) + NGX_SOCKADDRLEN + ep->name_len
+          + sizeof("GET  HTTP/1.0" CRLF "Host: " CRLF
+                   "Accept: text/plain" CRLF
+                   "User-Agent: nginx-llmd" CRLF CRLF)
+          + lcf->metrics_uri.len + ep->name_len
+          + lcf->metrics_buffer;
 
-        sc->lcf = lcf;
-        sc->target = &t[i];
-
-        len = sizeof("GET  HTTP/1.0" CRLF "Host: " CRLF
-                     "Accept: text/plain" CRLF
-                     "User-Agent: nginx-llmd" CRLF CRLF)
-              + lcf->metrics_uri.len + t[i].name.len;
-
-        p = ngx_pnalloc(cycle->pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        sc->request.start = p;
-        sc->request.end = ngx_sprintf(p, "GET %V HTTP/1.0" CRLF
-                                      "Host: %V" CRLF
-                                      "Accept: text/plain" CRLF
-                                      "User-Agent: nginx-llmd" CRLF CRLF,
-                                      &lcf->metrics_uri, &t[i].name);
-
-        sc->response.start = ngx_pnalloc(cycle->pool, lcf->metrics_buffer);
-        if (sc->response.start == NULL) {
-            return NGX_ERROR;
-        }
-
-        sc->response.end = sc->response.start + lcf->metrics_buffer;
-
-        sc->timer.handler = ngx_llmd_scrape_timer;
-        sc->timer.data = sc;
-        sc->timer.log = cycle->log;
-        sc->timer.cancelable = 1;
-
-        ngx_queue_insert_tail(&ngx_llmd_scrapes, &sc->queue);
-
-        /* spread the first scrapes a little */
-        ngx_add_timer(&sc->timer, i % 8);
+    sc = ngx_calloc(len, ngx_cycle->log);
+    if (sc == NULL) {
+        return NGX_ERROR;
     }
 
+    p = (u_char *) (sc + 1);
+
+    sc->lcf = lcf;
+    sc->slot = slot;
+
+    sc->addr.sockaddr = (struct sockaddr *) p;
+    sc->addr.socklen = ep->socklen;
+    p = ngx_cpymem(p, ep->sockaddr, ep->socklen);
+    p += NGX_SOCKADDRLEN - ep->socklen;
+
+    sc->name.data = p;
+    sc->name.len = ep->name_len;
+    p = ngx_cpymem(p, ep->name, ep->name_len);
+
+    sc->request.start = p;
+    sc->request.end = ngx_sprintf(p, "GET %V HTTP/1.0" CRLF
+                                  "Host: %V" CRLF
+                                  "Accept: text/plain" CRLF
+                                  "User-Agent: nginx-llmd" CRLF CRLF,
+                                  &lcf->metrics_uri, &sc->name);
+
+    sc->response.start = sc->request.end;
+    sc->response.end = sc->response.start + lcf->metrics_buffer;
+
+    sc->timer.handler = ngx_llmd_scrape_timer;
+    sc->timer.data = sc;
+    sc->timer.log = ngx_cycle->log;
+    sc->timer.cancelable = 1;
+
+    ngx_queue_insert_tail(&ngx_llmd_scrapes, &sc->queue);
+
+    /* spread the first scrapes a little */
+    ngx_add_timer(&sc->timer, slot % 8);
+
     return NGX_OK;
+}
+
+
+/* The endpoint left its source: stop scraping it. */
+void
+ngx_llmd_scrape_remove(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot)
+{
+    ngx_queue_t        *q;
+    ngx_llmd_scrape_t  *sc;
+
+    if (!ngx_llmd_scrapes_inited) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&ngx_llmd_scrapes);
+         q != ngx_queue_sentinel(&ngx_llmd_scrapes);
+         q = ngx_queue_next(q))
+    {
+        sc = ngx_queue_data(q, ngx_llmd_scrape_t, queue);
+
+        if (sc->lcf == lcf && sc->slot == slot) {
+            if (sc->timer.timer_set) {
+                ngx_del_timer(&sc->timer);
+            }
+
+            ngx_llmd_scrape_close(sc);
+            ngx_queue_remove(q);
+            ngx_free(sc);
+            return;
+        }
+    }
 }
 
 
@@ -162,9 +201,9 @@ ngx_llmd_scrape_timer(ngx_event_t *ev)
 
     ngx_memzero(&sc->pc, sizeof(ngx_peer_connection_t));
 
-    sc->pc.sockaddr = sc->target->sockaddr;
-    sc->pc.socklen = sc->target->socklen;
-    sc->pc.name = &sc->target->name;
+    sc->pc.sockaddr = sc->addr.sockaddr;
+    sc->pc.socklen = sc->addr.socklen;
+    sc->pc.name = &sc->name;
     sc->pc.get = ngx_event_get_peer;
     sc->pc.log = ev->log;
     sc->pc.log_error = NGX_ERROR_ERR;
@@ -338,7 +377,7 @@ ngx_llmd_scrape_done(ngx_llmd_scrape_t *sc)
 
     ngx_llmd_scrape_close(sc);
 
-    ep = &sc->lcf->sh->endpoints[sc->target->slot];
+    ep = &sc->lcf->sh->endpoints[sc->slot];
 
     ngx_llmd_metrics_read(ep, &m);
 
@@ -358,11 +397,23 @@ ngx_llmd_scrape_done(ngx_llmd_scrape_t *sc)
     ngx_llmd_metrics_write(ep, &m);
     (void) ngx_atomic_fetch_add(&ep->scrapes, 1);
 
+    if (ep->state == NGX_LLMD_EP_PENDING) {
+        ngx_llmd_endpoint_activate(sc->lcf, sc->slot);
+        ngx_log_error(NGX_LOG_NOTICE, sc->timer.log, 0,
+                      "llmd: endpoint %V of upstream \"%V\" answers its "
+                      "metrics and takes requests now", &sc->name,
+                      &sc->lcf->upstream->host);
+    }
+
     if (sc->failing) {
         sc->failing = 0;
+
+        /* the pod is back: requests need not wait for fail_timeout */
+        ep->fails = 0;
+
         ngx_log_error(NGX_LOG_NOTICE, sc->timer.log, 0,
                       "llmd: metrics of %V in upstream \"%V\" are back",
-                      &sc->target->name, &sc->lcf->upstream->host);
+                      &sc->name, &sc->lcf->upstream->host);
     }
 
     ngx_llmd_scrape_rearm(sc);
@@ -379,7 +430,7 @@ ngx_llmd_scrape_fail(ngx_llmd_scrape_t *sc, const char *fmt, ...)
 
     ngx_llmd_scrape_close(sc);
 
-    ep = &sc->lcf->sh->endpoints[sc->target->slot];
+    ep = &sc->lcf->sh->endpoints[sc->slot];
 
     ngx_llmd_metrics_read(ep, &m);
 
@@ -398,7 +449,7 @@ ngx_llmd_scrape_fail(ngx_llmd_scrape_t *sc, const char *fmt, ...)
         sc->failing = 1;
         ngx_log_error(NGX_LOG_WARN, sc->timer.log, 0,
                       "llmd: cannot scrape %V%V in upstream \"%V\": %s",
-                      &sc->target->name, &sc->lcf->metrics_uri,
+                      &sc->name, &sc->lcf->metrics_uri,
                       &sc->lcf->upstream->host, m.last_error);
     }
 

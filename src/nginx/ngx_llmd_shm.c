@@ -1,16 +1,15 @@
 /*
- * The shared-memory zone of one llmd upstream: endpoint slots keyed by
- * address (so metrics, counters and the prefix index survive a reload and
- * follow a server when the list is reordered), seqlocked metrics written by
- * the helper process, decision counters, and the approximate prefix index.
+ * The shared-memory zone of one llmd upstream: the endpoint slots
+ * (ngx_llmd_endpoints.c; keyed by address, so metrics, counters and the
+ * prefix index survive a reload and follow a server when the list is
+ * reordered), seqlocked metrics written by the helper process, decision
+ * counters, and the prefix indexes.
  */
 
 #include "nginx/ngx_llmd.h"
 
 
 static ngx_int_t ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data);
-static ngx_int_t ngx_llmd_map_slots(ngx_llmd_srv_conf_t *lcf,
-    ngx_log_t *log);
 static void *ngx_llmd_alloc_region(ngx_slab_pool_t *shpool, size_t size,
     size_t min, size_t *len);
 
@@ -86,7 +85,7 @@ ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         }
 
         ngx_shmtx_lock(&shpool->mutex);
-        rc = ngx_llmd_map_slots(lcf, shm_zone->shm.log);
+        rc = ngx_llmd_endpoints_map(lcf, shm_zone->shm.log);
         ngx_shmtx_unlock(&shpool->mutex);
 
         return rc;
@@ -154,7 +153,7 @@ ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     sh->index_mem = mem;
     sh->index_size = len;
 
-    return ngx_llmd_map_slots(lcf, shm_zone->shm.log);
+    return ngx_llmd_endpoints_map(lcf, shm_zone->shm.log);
 
 too_small:
 
@@ -187,137 +186,6 @@ ngx_llmd_alloc_region(ngx_slab_pool_t *shpool, size_t size, size_t min,
 }
 
 
-
-
-/*
- * Give every configured server address a slot: the one it had before the
- * reload, else a free one. Slots of servers that left the configuration
- * are released and their index entries dropped.
- */
-static ngx_int_t
-ngx_llmd_map_slots(ngx_llmd_srv_conf_t *lcf, ngx_log_t *log)
-{
-    ngx_uint_t               i, s, keep[LLMD_MAX_ENDPOINTS];
-    ngx_llmd_target_t       *t;
-    ngx_llmd_endpoint_sh_t  *ep;
-
-    ngx_memzero(keep, sizeof(keep));
-    t = lcf->targets.elts;
-
-    for (i = 0; i < lcf->targets.nelts; i++) {
-        t[i].slot = LLMD_MAX_ENDPOINTS;
-
-        for (s = 0; s < LLMD_MAX_ENDPOINTS; s++) {
-            ep = &lcf->sh->endpoints[s];
-
-            if (ep->used && !keep[s]
-                && ep->name_len == t[i].name.len
-                && ngx_strncmp(ep->name, t[i].name.data, ep->name_len) == 0)
-            {
-                t[i].slot = s;
-                keep[s] = 1;
-                break;
-            }
-        }
-    }
-
-    for (s = 0; s < LLMD_MAX_ENDPOINTS; s++) {
-        ep = &lcf->sh->endpoints[s];
-
-        if (ep->used && !keep[s]) {
-            llmd_prefix_index_clear_endpoint(lcf->index, s);
-
-            if (lcf->kv_index) {
-                llmd_kv_index_clear_endpoint(lcf->kv_index, s);
-            }
-
-            ngx_memzero(ep, sizeof(ngx_llmd_endpoint_sh_t));
-        }
-    }
-
-    for (i = 0; i < lcf->targets.nelts; i++) {
-        if (t[i].slot != LLMD_MAX_ENDPOINTS) {
-            continue;
-        }
-
-        for (s = 0; s < LLMD_MAX_ENDPOINTS; s++) {
-            ep = &lcf->sh->endpoints[s];
-
-            if (!ep->used) {
-                ngx_memzero(ep, sizeof(ngx_llmd_endpoint_sh_t));
-                ep->used = 1;
-                ep->name_len = ngx_min(t[i].name.len, NGX_LLMD_NAME_LEN);
-                ngx_memcpy(ep->name, t[i].name.data, ep->name_len);
-                llmd_prefix_index_clear_endpoint(lcf->index, s);
-
-                if (lcf->kv_index) {
-                    llmd_kv_index_clear_endpoint(lcf->kv_index, s);
-                }
-
-                t[i].slot = s;
-                break;
-            }
-        }
-
-        if (t[i].slot == LLMD_MAX_ENDPOINTS) {
-            ngx_log_error(NGX_LOG_EMERG, log, 0,
-                          "llmd: no free endpoint slot for \"%V\"",
-                          &t[i].name);
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/* Called at config time, after round robin built the peer list. */
-ngx_int_t
-ngx_llmd_targets_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
-{
-    ngx_uint_t                      n;
-    ngx_llmd_target_t              *t;
-    ngx_http_upstream_rr_peer_t    *peer;
-    ngx_http_upstream_rr_peers_t   *peers;
-
-    peers = lcf->upstream->peer.data;
-
-    if (peers->next) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "llmd_balancer does not support backup servers "
-                           "in upstream \"%V\"", &lcf->upstream->host);
-        return NGX_ERROR;
-    }
-
-    if (peers->number > LLMD_MAX_ENDPOINTS) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "upstream \"%V\" has %ui servers; llmd_balancer "
-                           "schedules at most %d", &lcf->upstream->host,
-                           peers->number, LLMD_MAX_ENDPOINTS);
-        return NGX_ERROR;
-    }
-
-    if (ngx_array_init(&lcf->targets, cf->pool, peers->number,
-                       sizeof(ngx_llmd_target_t))
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    for (peer = peers->peer, n = 0; peer; peer = peer->next, n++) {
-        t = ngx_array_push(&lcf->targets);
-        if (t == NULL) {
-            return NGX_ERROR;
-        }
-
-        t->sockaddr = peer->sockaddr;
-        t->socklen = peer->socklen;
-        t->name = peer->name;
-        t->slot = LLMD_MAX_ENDPOINTS;
-    }
-
-    return NGX_OK;
-}
 
 
 void

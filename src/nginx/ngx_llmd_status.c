@@ -10,9 +10,32 @@
 
 
 static ngx_int_t ngx_llmd_status_handler(ngx_http_request_t *r);
-static size_t ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf);
-static u_char *ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf);
-static u_char *ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf);
+static size_t ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf,
+    ngx_uint_t *max);
+static u_char *ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf,
+    ngx_uint_t max);
+static u_char *ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf,
+    ngx_uint_t max);
+static u_char *ngx_llmd_status_sources(u_char *p, ngx_llmd_srv_conf_t *lcf);
+static ngx_uint_t ngx_llmd_status_endpoints(ngx_llmd_srv_conf_t *lcf);
+static u_char *ngx_llmd_status_labels(u_char *p, u_char *labels);
+
+
+/*
+ * Slots listed by the status page: every endpoint that is not free, at
+ * most as many as were counted for the buffer (the helper may add some
+ * while the page is written).
+ */
+#define ngx_llmd_listed(ep, n, max)                                          \
+    ((ep)->state != NGX_LLMD_EP_FREE && (n)++ < (max))
+
+static const char  *ngx_llmd_state_names[] = {
+    "free", "pending", "active", "draining"
+};
+
+static const char  *ngx_llmd_source_names[] = {
+    "static", "dns", "file"
+};
 
 
 char *
@@ -57,6 +80,7 @@ ngx_llmd_status_handler(ngx_http_request_t *r)
     ngx_int_t              rc;
     ngx_buf_t             *b;
     ngx_uint_t             i;
+    ngx_uint_t            *max;
     ngx_chain_t            out;
     ngx_llmd_loc_conf_t   *llcf;
     ngx_llmd_srv_conf_t  **lcfp;
@@ -75,7 +99,13 @@ ngx_llmd_status_handler(ngx_http_request_t *r)
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmd_module);
     lcfp = lmcf->upstreams.elts;
 
-    size = ngx_llmd_status_bound(lmcf);
+    max = ngx_palloc(r->pool, (lmcf->upstreams.nelts + 1)
+                              * sizeof(ngx_uint_t));
+    if (max == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    size = ngx_llmd_status_bound(lmcf, max);
 
     b = ngx_create_temp_buf(r->pool, size);
     if (b == NULL) {
@@ -89,7 +119,7 @@ ngx_llmd_status_handler(ngx_http_request_t *r)
                     "text/plain; version=0.0.4");
 
         for (i = 0; i < lmcf->upstreams.nelts; i++) {
-            p = ngx_llmd_status_prom(p, lcfp[i]);
+            p = ngx_llmd_status_prom(p, lcfp[i], max[i]);
         }
 
     } else {
@@ -102,7 +132,7 @@ ngx_llmd_status_handler(ngx_http_request_t *r)
                 *p++ = ',';
             }
 
-            p = ngx_llmd_status_json(p, lcfp[i]);
+            p = ngx_llmd_status_json(p, lcfp[i], max[i]);
         }
 
         p = ngx_cpymem(p, "]}\n", 3);
@@ -130,7 +160,7 @@ ngx_llmd_status_handler(ngx_http_request_t *r)
 
 /* An upper bound of the output size, so that one buffer holds it. */
 static size_t
-ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf)
+ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf, ngx_uint_t *max)
 {
     size_t                 size;
     ngx_uint_t             i;
@@ -140,12 +170,17 @@ ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf)
     lcfp = lmcf->upstreams.elts;
 
     for (i = 0; i < lmcf->upstreams.nelts; i++) {
+        max[i] = ngx_llmd_status_endpoints(lcfp[i]);
+
         size += 6144 + 8 * lcfp[i]->upstream->host.len
                 + lcfp[i]->config_file.len
                 + NGX_LLMD_HIST_BUCKETS * (128 + lcfp[i]->upstream->host.len)
-                + lcfp[i]->targets.nelts
-                  * (3072 + 8 * NGX_LLMD_NAME_LEN
-                     + 6 * NGX_LLMD_ERROR_LEN);
+                + lcfp[i]->sources.nelts
+                  * (512 + 6 * NGX_MAX_PATH + 6 * NGX_LLMD_ERROR_LEN)
+                + max[i] * (3584 + 8 * NGX_LLMD_NAME_LEN
+                     + 6 * NGX_LLMD_ERROR_LEN
+                     + 16 * lcfp[i]->upstream->host.len
+                     + 4 * LLMD_LABELS_LEN);
     }
 
     return size;
@@ -153,13 +188,12 @@ ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf)
 
 
 static u_char *
-ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf)
+ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
 {
     size_t                      len;
-    ngx_uint_t                  i;
+    ngx_uint_t                  i, n;
     ngx_msec_t                  now;
     ngx_llmd_shctx_t           *sh;
-    ngx_llmd_target_t          *t;
     ngx_llmd_metrics_sh_t       m;
     ngx_llmd_endpoint_sh_t     *ep;
     llmd_prefix_index_stats_t   st;
@@ -234,25 +268,40 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf)
                         sh->kv_index_size, llmd_kv_index_entry_bytes());
     }
 
+    p = ngx_llmd_status_sources(p, lcf);
+
     p = ngx_sprintf(p, "\"endpoints\":[");
 
-    t = lcf->targets.elts;
+    n = 0;
 
-    for (i = 0; i < lcf->targets.nelts; i++) {
-        ep = &sh->endpoints[t[i].slot];
+    for (i = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        ep = &sh->endpoints[i];
+
+        if (!ngx_llmd_listed(ep, n, max)) {
+            continue;
+        }
+
         ngx_llmd_metrics_read(ep, &m);
 
-        if (i) {
+        if (n > 1) {
             *p++ = ',';
         }
 
         p = ngx_sprintf(p, "{\"name\":\"");
-        p = (u_char *) ngx_escape_json(p, t[i].name.data, t[i].name.len);
-        p = ngx_sprintf(p, "\",\"slot\":%ui,\"active\":%uA,\"picks\":%uA,"
+        p = (u_char *) ngx_escape_json(p, ep->name,
+                                       ngx_min(ep->name_len,
+                                               NGX_LLMD_NAME_LEN));
+        p = ngx_sprintf(p, "\",\"state\":\"%s\",\"source\":\"%s\","
+                        "\"labels\":{",
+                        ngx_llmd_state_names[ep->state & 3],
+                        ngx_llmd_source_names[ep->source_type % 3]);
+        p = ngx_llmd_status_labels(p, ep->labels);
+        p = ngx_sprintf(p, "},\"slot\":%ui,\"active\":%uA,\"picks\":%uA,"
+                        "\"fails\":%uA,"
                         "\"prefix_entries\":%uD,\"scrapes\":%uA,"
                         "\"scrape_errors\":%uA,",
-                        t[i].slot, ep->active, ep->picks,
-                        st.per_endpoint[t[i].slot], ep->scrapes,
+                        i, ep->active, ep->picks, ep->fails,
+                        st.per_endpoint[i], ep->scrapes,
                         ep->scrape_errors);
 
         if (m.updated) {
@@ -276,7 +325,7 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf)
                             "\"clears\":%uA,\"gaps\":%uA,\"replays\":%uA,"
                             "\"last_seq\":%uA},",
                             ep->kv_live ? "true" : "false",
-                            kst.per_endpoint[t[i].slot], ep->kv_batches,
+                            kst.per_endpoint[i], ep->kv_batches,
                             ep->kv_blocks_stored, ep->kv_blocks_removed,
                             ep->kv_dropped, ep->kv_clears, ep->kv_gaps,
                             ep->kv_replays, ep->kv_last_seq);
@@ -299,15 +348,14 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf)
 
 
 static u_char *
-ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf)
+ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
 {
     double                      sum_kv, sum_q;
     uint64_t                    cum;
-    ngx_uint_t                  i, fresh;
+    ngx_uint_t                  i, n, fresh;
     ngx_str_t                  *u;
     ngx_msec_t                  now;
     ngx_llmd_shctx_t           *sh;
-    ngx_llmd_target_t          *t;
     ngx_llmd_metrics_sh_t       m;
     ngx_llmd_endpoint_sh_t     *ep;
     llmd_prefix_index_stats_t   st;
@@ -315,7 +363,6 @@ ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf)
     sh = lcf->sh;
     u = &lcf->upstream->host;
     now = ngx_current_msec;
-    t = lcf->targets.elts;
 
     ngx_shmtx_lock(&lcf->shpool->mutex);
     llmd_prefix_index_stats(lcf->index, &st);
@@ -382,13 +429,34 @@ ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf)
         u, sh->prefix_blocks_total, u, sh->prefix_blocks_hit);
 
     p = ngx_sprintf(p,
+        "# HELP llmd_endpoint_info Endpoints of the upstream, where they "
+        "come from, their state and labels.\n"
+        "# TYPE llmd_endpoint_info gauge\n");
+
+    for (i = 0, n = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        ep = &sh->endpoints[i];
+        if (ngx_llmd_listed(ep, n, max)) {
+            p = ngx_sprintf(p, "llmd_endpoint_info{upstream=\"%V\","
+                            "endpoint=\"%*s\",source=\"%s\","
+                            "state=\"%s\",labels=\"%s\"} 1\n", u,
+                            ep->name_len, ep->name,
+                            ngx_llmd_source_names[ep->source_type % 3],
+                            ngx_llmd_state_names[ep->state & 3],
+                            ep->labels);
+        }
+    }
+
+    p = ngx_sprintf(p,
         "# HELP llmd_endpoint_picks_total Requests sent to each endpoint.\n"
         "# TYPE llmd_endpoint_picks_total counter\n");
 
-    for (i = 0; i < lcf->targets.nelts; i++) {
-        ep = &sh->endpoints[t[i].slot];
-        p = ngx_sprintf(p, "llmd_endpoint_picks_total{upstream=\"%V\","
-                        "endpoint=\"%V\"} %uA\n", u, &t[i].name, ep->picks);
+    for (i = 0, n = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        ep = &sh->endpoints[i];
+        if (ngx_llmd_listed(ep, n, max)) {
+            p = ngx_sprintf(p, "llmd_endpoint_picks_total{upstream=\"%V\","
+                            "endpoint=\"%*s\"} %uA\n", u, ep->name_len,
+                            ep->name, ep->picks);
+        }
     }
 
     p = ngx_sprintf(p,
@@ -396,29 +464,38 @@ ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf)
         "this balancer.\n"
         "# TYPE llmd_endpoint_active_requests gauge\n");
 
-    for (i = 0; i < lcf->targets.nelts; i++) {
-        ep = &sh->endpoints[t[i].slot];
-        p = ngx_sprintf(p, "llmd_endpoint_active_requests{upstream=\"%V\","
-                        "endpoint=\"%V\"} %uA\n", u, &t[i].name, ep->active);
+    for (i = 0, n = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        ep = &sh->endpoints[i];
+        if (ngx_llmd_listed(ep, n, max)) {
+            p = ngx_sprintf(p, "llmd_endpoint_active_requests{upstream="
+                            "\"%V\",endpoint=\"%*s\"} %uA\n", u,
+                            ep->name_len, ep->name, ep->active);
+        }
     }
 
     p = ngx_sprintf(p,
         "# HELP llmd_scrape_errors_total Failed /metrics scrapes.\n"
         "# TYPE llmd_scrape_errors_total counter\n");
 
-    for (i = 0; i < lcf->targets.nelts; i++) {
-        ep = &sh->endpoints[t[i].slot];
-        p = ngx_sprintf(p, "llmd_scrape_errors_total{upstream=\"%V\","
-                        "endpoint=\"%V\"} %uA\n", u, &t[i].name,
-                        ep->scrape_errors);
+    for (i = 0, n = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        ep = &sh->endpoints[i];
+        if (ngx_llmd_listed(ep, n, max)) {
+            p = ngx_sprintf(p, "llmd_scrape_errors_total{upstream=\"%V\","
+                            "endpoint=\"%*s\"} %uA\n", u, ep->name_len,
+                            ep->name, ep->scrape_errors);
+        }
     }
 
     sum_kv = 0;
     sum_q = 0;
     fresh = 0;
 
-    for (i = 0; i < lcf->targets.nelts; i++) {
-        ngx_llmd_metrics_read(&sh->endpoints[t[i].slot], &m);
+    for (i = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        if (sh->endpoints[i].state != NGX_LLMD_EP_ACTIVE) {
+            continue;
+        }
+
+        ngx_llmd_metrics_read(&sh->endpoints[i], &m);
 
         if (m.updated
             && ngx_llmd_metrics_age(now, m.updated) <= lcf->metrics_stale)
@@ -443,4 +520,103 @@ ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf)
         "inference_pool_ready_pods{name=\"%V\"} %ui\n",
         u, fresh ? sum_kv / fresh : 0.0, u, fresh ? sum_q / fresh : 0.0,
         u, fresh);
+}
+
+
+/* "sources":[...], what each llmd_endpoints source last said. */
+static u_char *
+ngx_llmd_status_sources(u_char *p, ngx_llmd_srv_conf_t *lcf)
+{
+    ngx_uint_t             i;
+    ngx_msec_t             now;
+    ngx_llmd_source_t     *src;
+    ngx_llmd_source_sh_t  *ss;
+
+    now = ngx_current_msec;
+    src = lcf->sources.elts;
+
+    p = ngx_sprintf(p, "\"sources\":[");
+
+    for (i = 0; i < lcf->sources.nelts; i++) {
+        ss = &lcf->sh->sources[src[i].index];
+
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_sprintf(p, "{\"type\":\"%s\",\"name\":\"",
+                        ngx_llmd_source_names[src[i].type % 3]);
+        p = (u_char *) ngx_escape_json(p, src[i].name.data, src[i].name.len);
+        p = ngx_sprintf(p, "\",\"port\":%d,\"interval_ms\":%M,"
+                        "\"endpoints\":%ui,\"left_out\":%ui,"
+                        "\"updates\":%uA,\"errors\":%uA,",
+                        (int) src[i].port, src[i].interval, ss->endpoints,
+                        ss->over_limit, ss->updates, ss->errors);
+
+        if (ss->updated) {
+            p = ngx_sprintf(p, "\"update_age_ms\":%M,",
+                            ngx_llmd_metrics_age(now, ss->updated));
+        } else {
+            p = ngx_sprintf(p, "\"update_age_ms\":null,");
+        }
+
+        if (ss->error_time && ss->error_time >= ss->updated) {
+            p = ngx_sprintf(p, "\"last_error\":\"");
+            p = (u_char *) ngx_escape_json(p, ss->last_error,
+                                           ngx_strlen(ss->last_error));
+            p = ngx_sprintf(p, "\"}");
+
+        } else {
+            p = ngx_sprintf(p, "\"last_error\":null}");
+        }
+    }
+
+    return ngx_sprintf(p, "],");
+}
+
+
+/* Labels "k=v,k=v" as JSON members "k":"v","k":"v" (all safe chars). */
+static u_char *
+ngx_llmd_status_labels(u_char *p, u_char *labels)
+{
+    u_char  *s;
+
+    if (*labels == '\0') {
+        return p;
+    }
+
+    *p++ = '"';
+
+    for (s = labels; *s && s < labels + LLMD_LABELS_LEN; s++) {
+        if (*s == '=') {
+            p = ngx_cpymem(p, "\":\"", 3);
+
+        } else if (*s == ',') {
+            p = ngx_cpymem(p, "\",\"", 3);
+
+        } else {
+            *p++ = *s;
+        }
+    }
+
+    *p++ = '"';
+
+    return p;
+}
+
+
+static ngx_uint_t
+ngx_llmd_status_endpoints(ngx_llmd_srv_conf_t *lcf)
+{
+    ngx_uint_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        if (lcf->sh->endpoints[i].state != NGX_LLMD_EP_FREE) {
+            n++;
+        }
+    }
+
+    return n;
 }

@@ -1,6 +1,6 @@
 /*
  * What the balancer decided, for access logs and headers:
- *   $llmd_endpoint      the server picked (last attempt), e.g. 10.0.0.1:8000
+ *   $llmd_endpoint      the endpoint picked (last attempt), e.g. 10.0.0.1:8000
  *   $llmd_profile       the scheduling profile that ran
  *   $llmd_prefix_match  prompt blocks found on the picked server / total
  *   $llmd_scores        every server with its weighted total, best first
@@ -67,12 +67,12 @@ static ngx_int_t
 ngx_llmd_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
-    u_char              *p;
-    size_t               len;
-    double               m;
-    ngx_uint_t           k, i;
-    ngx_llmd_ctx_t      *ctx;
-    ngx_llmd_target_t   *t;
+    u_char                  *p;
+    size_t                   len;
+    double                   m;
+    ngx_uint_t               k, i;
+    ngx_llmd_ctx_t          *ctx;
+    ngx_llmd_endpoint_sh_t  *ep;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmd_module);
 
@@ -81,7 +81,6 @@ ngx_llmd_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         return NGX_OK;
     }
 
-    t = ctx->lcf->targets.elts;
     p = NULL;
     len = 0;
 
@@ -93,8 +92,8 @@ ngx_llmd_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
             return NGX_OK;
         }
 
-        p = t[ctx->chosen].name.data;
-        len = t[ctx->chosen].name.len;
+        p = ctx->peer_name.data;
+        len = ctx->peer_name.len;
         break;
 
     case NGX_LLMD_VAR_PROFILE:
@@ -120,27 +119,26 @@ ngx_llmd_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     case NGX_LLMD_VAR_SCORES:
-        len = 0;
-        for (i = 0; i < ctx->neps; i++) {
-            len += t[i].name.len + sizeof("=-0000.0000 ");
-        }
-
-        p = ngx_pnalloc(r->pool, len);
+        p = ngx_pnalloc(r->pool, ctx->neps * (NGX_LLMD_NAME_LEN
+                                              + sizeof("=-0000.0000 ")));
         if (p == NULL) {
             return NGX_ERROR;
         }
 
         v->data = p;
 
-        for (k = 0; k < ctx->result->norder; k++) {
+        for (k = 0; ctx->result && k < ctx->result->norder; k++) {
             i = ctx->result->order[k];
+            ep = &ctx->lcf->sh->endpoints[ctx->cands[i].slot];
 
             if (k) {
                 *p++ = ' ';
             }
 
-            p = ngx_sprintf(p, "%V=%.3f", &t[i].name,
-                            ctx->result->total[i]);
+            /* a name read while the slot changes hands is only a log */
+            p = ngx_sprintf(p, "%*s=%.3f", ngx_min(ep->name_len,
+                                                   NGX_LLMD_NAME_LEN),
+                            ep->name, ctx->result->total[i]);
         }
 
         len = p - v->data;

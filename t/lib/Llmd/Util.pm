@@ -56,6 +56,7 @@ sub timeout_scale {
 }
 
 # http_request(method => "POST", path => "/v1/completions", body => $json,
+#              addr => "127.0.0.2" (default 127.0.0.1),
 #              port => 1984, host => "localhost", headers => {...},
 #              timeout => 5)
 # Returns { status, reason, headers => { lower-case name => value }, body }.
@@ -77,7 +78,8 @@ sub http_request {
     my %args = (headers => \%headers);
     $args{content} = $o{body} if defined $o{body};
 
-    my $res = $http->request($method, "http://127.0.0.1:$port$path", \%args);
+    my $addr = $o{addr} // '127.0.0.1';
+    my $res = $http->request($method, "http://$addr:$port$path", \%args);
     my %h;
     while (my ($k, $v) = each %{ $res->{headers} // {} }) {
         $h{lc $k} = ref $v eq 'ARRAY' ? join(', ', @$v) : $v;

@@ -773,15 +773,18 @@ sub check_valgrind {
 # ---------------------------------------------------------------------------
 # Running blocks.
 
+# --- init runs once nginx is up; --- setup (this subset's own) before it
+# starts, for state the configuration depends on (e.g. a DNS zone).
 sub run_init {
-    my ($block) = @_;
-    my $code = sec($block, "init");
+    my ($block, $section) = @_;
+    $section //= "init";
+    my $code = sec($block, $section);
     return undef unless defined $code;
     my $name = $block->name;
     # Unlike Test::Nginx (which evaluates it in Test::Nginx::Util), the code
     # runs in package main, so the test file's own subs can be called.
     my $ok = eval "package main; no strict 'vars';\n"
-                  . "#line 1 \"$name --- init\"\n$code\n;1";
+                  . "#line 1 \"$name --- $section\"\n$code\n;1";
     return $ok ? undef : ($@ || 'unknown error');
 }
 
@@ -809,6 +812,12 @@ sub run_block {
     write_config($block);
     my $timeout = (parse_time(sec($block, "timeout")) // $Timeout)
                   * $TimeoutScale;
+
+    if (defined(my $err = run_init($block, "setup"))) {
+        fail("$name - setup");
+        diag("setup failed: $err");
+        return;
+    }
 
     if (defined sec($block, "must_die")) {
         my ($st, $code) = start_nginx($block);

@@ -206,7 +206,8 @@ ngx_llmd_scrape_timer(ngx_event_t *ev)
     sc->pc.name = &sc->name;
     sc->pc.get = ngx_event_get_peer;
     sc->pc.log = ev->log;
-    sc->pc.log_error = NGX_ERROR_ERR;
+    /* one warning per failing endpoint (below), not nginx's line per scrape */
+    sc->pc.log_error = NGX_ERROR_INFO;
 
     rc = ngx_event_connect_peer(&sc->pc);
 

@@ -4,19 +4,21 @@
 #   make build/unit/test_scheduler && build/unit/test_scheduler
 CORE_OBJS := $(addprefix core/,llmd_common llmd_yaml llmd_config_model \
     llmd_config llmd_config_params llmd_scorers llmd_pickers llmd_scheduler \
-    llmd_prompt llmd_prefix_hash llmd_prefix_index llmd_prom llmd_labels \
-    llmd_endpoints_file)
+    llmd_prompt llmd_prefix_hash llmd_index_region llmd_prefix_index \
+    llmd_prom llmd_labels llmd_endpoints_file)
 
-UNIT_TESTS += test_config test_scheduler test_prefix_index \
-    test_prefix_hash test_prompt test_prom test_endpoints_file
+UNIT_TESTS += test_config test_scheduler test_index_region \
+    test_prefix_index test_prefix_hash test_prompt test_prom \
+    test_endpoints_file
 
 CONFIG_OBJS := $(addprefix core/,llmd_config_model llmd_config \
     llmd_config_params llmd_yaml llmd_common)
 UNIT_DEPS_test_config := $(CONFIG_OBJS)
 UNIT_DEPS_test_scheduler := $(addprefix core/,llmd_scheduler llmd_scorers \
     llmd_pickers) $(CONFIG_OBJS)
+UNIT_DEPS_test_index_region := core/llmd_index_region
 UNIT_DEPS_test_prefix_index := $(addprefix core/,llmd_prefix_index \
-    llmd_prefix_hash llmd_common)
+    llmd_index_region llmd_prefix_hash llmd_common)
 UNIT_DEPS_test_prefix_hash := $(addprefix core/,llmd_prefix_hash llmd_common)
 UNIT_DEPS_test_prompt := $(addprefix core/,llmd_prompt llmd_prefix_hash \
     llmd_common)

@@ -8,17 +8,19 @@
 KV_OBJS := $(addprefix kv/,llmd_kv_events llmd_kv_keys llmd_kv_index \
     llmd_kv_stream llmd_kv_pod)
 KV_LIBS := -lmsgpackc
+# what the index is laid out in
+KV_CORE_OBJS := core/llmd_index_region
 
 UNIT_TESTS += test_kv_events test_kv_index test_kv_stream
 
 UNIT_DEPS_test_kv_events := kv/llmd_kv_events
 UNIT_LIBS_test_kv_events := $(KV_LIBS)
-UNIT_DEPS_test_kv_index  := $(KV_OBJS)
+UNIT_DEPS_test_kv_index  := $(KV_OBJS) $(KV_CORE_OBJS)
 UNIT_LIBS_test_kv_index  := $(KV_LIBS)
 UNIT_DEPS_test_kv_stream := kv/llmd_kv_stream kv/llmd_kv_pod
 
 TOOLS += $(BUILD)/bin/llmd-bench-kv
 
-$(BUILD)/bin/llmd-bench-kv: bench/kv-ingest.c $(call objs,$(KV_OBJS)) \
-    | $(BUILD)/bin
+$(BUILD)/bin/llmd-bench-kv: bench/kv-ingest.c \
+    $(call objs,$(KV_OBJS) $(KV_CORE_OBJS)) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS) $(KV_LIBS)

@@ -3,7 +3,7 @@
  * works in a region that may be mapped at another address (shared memory
  * after a reload). Entries are numbered from 1 (0 = none) and live in an
  * array at `base` with `stride` bytes per entry; each holds an
- * llmd_lru_link_t at offset `off`. Used by the prefix and KV-event indexes.
+ * llmd_lru_link_t at offset `off`. Used by llmd_index_region (both indexes).
  */
 #ifndef LLMD_LRU_H
 #define LLMD_LRU_H

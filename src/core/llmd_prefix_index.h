@@ -4,13 +4,14 @@
  * one caller-provided memory region with offsets only, so it can live in
  * nginx shared memory and survive a reload, or in malloc'ed memory in tests.
  * Bounded: the region size fixes the number of entries; when it is full the
- * least recently used entry of the inserting endpoint (else of the largest
- * endpoint) is evicted. Not thread-safe: the caller holds a lock.
+ * least recently used entry of the endpoint holding the most entries is
+ * evicted (llmd_index_region.h). Not thread-safe: the caller holds a lock.
  */
 #ifndef LLMD_PREFIX_INDEX_H
 #define LLMD_PREFIX_INDEX_H
 
 #include "core/llmd_common.h"
+#include "core/llmd_index_region.h"
 
 typedef struct llmd_prefix_index_s  llmd_prefix_index_t;
 
@@ -44,12 +45,8 @@ void llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
 /* Forget every entry of endpoint ep. */
 void llmd_prefix_index_clear_endpoint(llmd_prefix_index_t *idx, uint32_t ep);
 
-typedef struct {
-    uint64_t  entries;                       /* (hash, endpoint) pairs */
-    uint64_t  capacity;                      /* max pairs in the region */
-    uint64_t  evictions;
-    uint32_t  per_endpoint[LLMD_MAX_ENDPOINTS];
-} llmd_prefix_index_stats_t;
+/* entries: (hash, endpoint) pairs; capacity: the most the region holds */
+typedef llmd_index_stats_t  llmd_prefix_index_stats_t;
 
 void llmd_prefix_index_stats(const llmd_prefix_index_t *idx,
     llmd_prefix_index_stats_t *st);

@@ -6,15 +6,16 @@
  * One fixed-size entry per (endpoint, stored block): request key, engine
  * hash, endpoint, tier (gpu, cpu, speculative) and, for speculative
  * entries, an expiry.  Entries are chained in two hash tables (by request
- * key; by endpoint and engine hash) and in one global LRU that bounds the
- * memory: vLLM removes blocks itself with BlockRemoved, eviction only
- * happens when the region is full.  Not thread-safe: the caller holds a
- * lock.  See docs/kv-events.md.
+ * key; by endpoint and engine hash) and in their endpoint's LRU list
+ * (core/llmd_index_region.h): vLLM removes blocks itself with BlockRemoved,
+ * eviction only happens when the region is full.  Not thread-safe: the
+ * caller holds a lock.  See docs/kv-events.md.
  */
 #ifndef LLMD_KV_INDEX_H
 #define LLMD_KV_INDEX_H
 
 #include "core/llmd_common.h"
+#include "core/llmd_index_region.h"
 #include "kv/llmd_kv_events.h"
 
 typedef struct llmd_kv_index_s  llmd_kv_index_t;
@@ -78,12 +79,8 @@ void llmd_kv_index_match(const llmd_kv_index_t *idx, const uint64_t *keys,
 void llmd_kv_index_speculate(llmd_kv_index_t *idx, uint32_t ep,
     const uint64_t *keys, size_t n, uint64_t now_ms, uint32_t ttl_ms);
 
-typedef struct {
-    uint64_t  entries;                 /* (endpoint, block) entries */
-    uint64_t  capacity;                /* max entries in the region */
-    uint64_t  evictions;
-    uint32_t  per_endpoint[LLMD_MAX_ENDPOINTS];
-} llmd_kv_index_stats_t;
+/* entries: (endpoint, block) entries; capacity: the most the region holds */
+typedef llmd_index_stats_t  llmd_kv_index_stats_t;
 
 void llmd_kv_index_stats(const llmd_kv_index_t *idx,
     llmd_kv_index_stats_t *st);

@@ -8,6 +8,7 @@
  */
 
 #include "nginx/ngx_llmd.h"
+#include "core/llmd_endpoints_file.h"
 
 
 static void *ngx_http_llmd_create_main_conf(ngx_conf_t *cf);
@@ -27,6 +28,10 @@ static char *ngx_http_llmd_kv_events(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_llmd_endpoints(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_llmd_source_add(ngx_conf_t *cf,
+    ngx_llmd_srv_conf_t *lcf, ngx_llmd_source_t *src);
+static ngx_int_t ngx_http_llmd_epp_discovery(ngx_conf_t *cf,
+    ngx_llmd_srv_conf_t *lcf);
 static ngx_int_t ngx_http_llmd_init_sources(ngx_conf_t *cf,
     ngx_llmd_srv_conf_t *lcf);
 
@@ -463,6 +468,10 @@ ngx_http_llmd_load_config(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
 
     lcf->profile = profile;
 
+    if (lcf->cf->discovery && ngx_http_llmd_epp_discovery(cf, lcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     prefix = llmd_profile_prefix_scorer(profile);
     if (prefix == NULL) {
         return NGX_OK;
@@ -603,14 +612,11 @@ ngx_http_llmd_endpoints(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_llmd_srv_conf_t  *lcf = conf;
 
-    char                           err[LLMD_ERRLEN];
-    u_char                         key[NGX_MAX_PATH + 64], *last;
-    ngx_int_t                      n;
-    ngx_str_t                     *value, v;
-    ngx_uint_t                     i;
-    ngx_llmd_source_t             *src;
-    ngx_http_upstream_server_t    *us;
-    ngx_http_upstream_srv_conf_t  *uscf;
+    char                err[LLMD_ERRLEN];
+    ngx_int_t           n;
+    ngx_str_t          *value, v;
+    ngx_uint_t          i;
+    ngx_llmd_source_t  *src;
 
     if (!lcf->enabled) {
         return "must come after \"llmd_balancer\"";
@@ -710,7 +716,25 @@ ngx_http_llmd_endpoints(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "takes labels from the file with \"file\"";
     }
 
-    /* the same source after a reload keeps its endpoints */
+    return ngx_http_llmd_source_add(cf, lcf, src) == NGX_OK
+           ? NGX_CONF_OK : NGX_CONF_ERROR;
+}
+
+
+/*
+ * A source pushed on lcf->sources gets its identity (the same source after
+ * a reload keeps its endpoints); the first one adds the placeholder server.
+ */
+static ngx_int_t
+ngx_http_llmd_source_add(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_source_t *src)
+{
+    u_char                         key[NGX_MAX_PATH + 64], *last;
+    ngx_uint_t                     i;
+    ngx_llmd_source_t             *all;
+    ngx_http_upstream_server_t    *us;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
     last = ngx_snprintf(key, sizeof(key), "%ui %V %d", src->type, &src->name,
                         (int) src->port);
     src->key = ngx_crc32_short(key, last - key);
@@ -718,25 +742,73 @@ ngx_http_llmd_endpoints(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         src->key = 1;
     }
 
+    all = lcf->sources.elts;
+
     for (i = 0; i + 1 < lcf->sources.nelts; i++) {
-        if (((ngx_llmd_source_t *) lcf->sources.elts)[i].key == src->key) {
-            return "is duplicate";
+        if (all[i].key == src->key) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "endpoint source "
+                               "\"%V\" is duplicate", &src->name);
+            return NGX_ERROR;
         }
     }
 
-    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
-
-    if (lcf->sources.nelts == 1) {
-        us = ngx_array_push(uscf->servers);
-        if (us == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memzero(us, sizeof(ngx_http_upstream_server_t));
-        ngx_str_set(&us->name, "llmd_endpoints");
+    if (lcf->sources.nelts > 1) {
+        return NGX_OK;
     }
 
-    return NGX_CONF_OK;
+    uscf = lcf->upstream ? lcf->upstream
+           : ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+
+    us = ngx_array_push(uscf->servers);
+    if (us == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(us, sizeof(ngx_http_upstream_server_t));
+    ngx_str_set(&us->name, "llmd_endpoints");
+
+    return NGX_OK;
+}
+
+
+/*
+ * The EndpointPickerConfig's dataLayer.discovery (file-discovery): a file
+ * source. As llm-d, a file that cannot be loaded at start is an error, and
+ * it is read again only with watchFile: true.
+ */
+static ngx_int_t
+ngx_http_llmd_epp_discovery(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
+{
+    char                    err[LLMD_ERRLEN];
+    ngx_llmd_source_t      *src;
+    llmd_endpoints_file_t  *ef;
+
+    src = ngx_array_push(&lcf->sources);
+    if (src == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(src, sizeof(ngx_llmd_source_t));
+    src->type = NGX_LLMD_SOURCE_FILE;
+    src->name.data = (u_char *) lcf->cf->discovery->u.discovery.path;
+    src->name.len = ngx_strlen(src->name.data);
+    src->interval = lcf->cf->discovery->u.discovery.watch ? 1000 : 0;
+
+    if (ngx_conf_full_name(cf->cycle, &src->name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ef = llmd_endpoints_file_load((char *) src->name.data, LLMD_MAX_ENDPOINTS,
+                                  err, sizeof(err));
+    if (ef == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "llmd_balancer: "
+                           "file-discovery: %s", err);
+        return NGX_ERROR;
+    }
+
+    llmd_endpoints_file_free(ef);
+
+    return ngx_http_llmd_source_add(cf, lcf, src);
 }
 
 

@@ -428,3 +428,63 @@ upstream vllm {
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*invalid labels in "labels=bad": label "bad" is not key=value/
+
+
+
+=== TEST 11: an EndpointPickerConfig with llm-d's file-discovery (dataLayer.discovery) loads unchanged
+--- setup
+main::write_endpoints([ $main::Hosts[2] ], [ $main::Hosts[3] ]);
+open my $fh, '>', "$main::Dir/epp-discovery.yaml" or die;
+print $fh <<"YAML";
+apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: file-discovery
+  name: file-discovery
+  parameters:
+    path: $main::File
+    watchFile: true
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: prefix-cache-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+    weight: 2
+  - pluginRef: kv-cache-utilization-scorer
+    weight: 2
+  - pluginRef: prefix-cache-scorer
+    weight: 3
+dataLayer:
+  discovery:
+    pluginRef: file-discovery
+YAML
+close $fh;
+--- http_config eval
+"upstream vllm {\n    llmd_balancer config=$main::Dir/epp-discovery.yaml;\n}\n"
+--- init
+main::wait_active([ @main::Pods[2, 3] ]) or die "start: " . main::active_set();
+main::write_endpoints([ $main::Hosts[3] ]);
+main::wait_active([ $main::Pods[3] ]) or die "watch: " . main::active_set();
+my ($s, $ep) = main::complete("from the file");
+die "status $s via $ep" unless $s == 200 && $ep eq $main::Pods[3];
+--- request
+GET /llmd/health
+--- error_code: 200
+
+
+
+=== TEST 12: an endpoints file named by the EndpointPickerConfig must load at start, as in llm-d
+--- setup
+open my $fh, '>', "$main::Dir/epp-missing.yaml" or die;
+print $fh "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n"
+        . "plugins:\n- type: file-discovery\n  parameters:\n"
+        . "    path: $main::Dir/nope.yaml\n- type: queue-scorer\n"
+        . "dataLayer:\n  discovery:\n    pluginRef: file-discovery\n";
+close $fh;
+--- http_config eval
+"upstream vllm {\n    llmd_balancer config=$main::Dir/epp-missing.yaml;\n}\n"
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*llmd_balancer: file-discovery: \S*nope\.yaml: cannot open/

@@ -30,6 +30,7 @@ static const llmd_type_name_t  llmd_types[] = {
     { "random-picker", LLMD_PLUGIN_RANDOM_PICKER },
     { "weighted-random-picker", LLMD_PLUGIN_WEIGHTED_RANDOM_PICKER },
     { "single-profile-handler", LLMD_PLUGIN_SINGLE_PROFILE_HANDLER },
+    { "file-discovery", LLMD_PLUGIN_FILE_DISCOVERY },
     { NULL, 0 }
 };
 
@@ -40,7 +41,7 @@ static const char *const  llmd_unsupported_types[] = {
     "label-selector-filter", "prefill-header-handler", "pd-profile-handler",
     "disagg-profile-handler", "header-profile-handler", "low-queue-filter",
     "least-queue-filter", "least-kv-cache-filter", "lora-affinity-filter",
-    "decision-tree-filter", NULL
+    "decision-tree-filter", "multicluster-file-discovery", NULL
 };
 
 /* Top-level keys GIE's strict decoder knows; others are errors. */
@@ -81,6 +82,8 @@ static int llmd_config_profile_ref(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_document_t *doc, yaml_node_t *item, llmd_profile_t *prof);
 static int llmd_config_defaults(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_node_t *root);
+static int llmd_config_data_layer(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *root);
 
 
 llmd_config_t *
@@ -274,7 +277,59 @@ llmd_config_document(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         return -1;
     }
 
+    if (llmd_config_data_layer(ctx, cf, doc, root) != 0) {
+        return -1;
+    }
+
     return llmd_config_defaults(ctx, cf, root);
+}
+
+
+/*
+ * dataLayer.discovery.pluginRef: the plugin that lists the endpoints
+ * (file-discovery), in place of Kubernetes. The rest of dataLayer (metrics
+ * sources and extractors) has no meaning here and is ignored.
+ */
+static int
+llmd_config_data_layer(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *root)
+{
+    const char     *ref;
+    yaml_node_t    *dl, *disc, *rn;
+    llmd_plugin_t  *p;
+
+    dl = llmd_yaml_get(doc, root, "dataLayer");
+    disc = llmd_yaml_get(doc, dl, "discovery");
+
+    if (disc == NULL || llmd_yaml_is_null(disc)) {
+        return 0;
+    }
+
+    rn = llmd_yaml_get(doc, disc, "pluginRef");
+    if (rn == NULL) {
+        return llmd_yaml_error(ctx, disc, "dataLayer.discovery.pluginRef "
+                               "is missing");
+    }
+
+    if (llmd_yaml_string(ctx, rn, "pluginRef", &ref) != 0) {
+        return -1;
+    }
+
+    p = llmd_config_find_plugin(cf, ref);
+    if (p == NULL) {
+        return llmd_yaml_error(ctx, rn, "dataLayer.discovery.pluginRef "
+                               "\"%s\" is a reference to an undefined "
+                               "plugin", ref);
+    }
+
+    if (p->type != LLMD_PLUGIN_FILE_DISCOVERY) {
+        return llmd_yaml_error(ctx, rn, "plugin \"%s\" (%s) does not "
+                               "discover endpoints", p->name, p->type_name);
+    }
+
+    cf->discovery = p;
+
+    return 0;
 }
 
 

@@ -123,6 +123,10 @@ llmd_config_free(llmd_config_t *cf)
     for (i = 0; i < cf->nplugins; i++) {
         free(cf->plugins[i].name);
         free(cf->plugins[i].type_name);
+
+        if (cf->plugins[i].type == LLMD_PLUGIN_FILE_DISCOVERY) {
+            free(cf->plugins[i].u.discovery.path);
+        }
     }
 
     for (i = 0; i < cf->nprofiles; i++) {

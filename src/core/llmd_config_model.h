@@ -29,7 +29,8 @@ typedef enum {
     LLMD_PLUGIN_MAX_SCORE_PICKER,
     LLMD_PLUGIN_RANDOM_PICKER,
     LLMD_PLUGIN_WEIGHTED_RANDOM_PICKER,
-    LLMD_PLUGIN_SINGLE_PROFILE_HANDLER
+    LLMD_PLUGIN_SINGLE_PROFILE_HANDLER,
+    LLMD_PLUGIN_FILE_DISCOVERY            /* dataLayer.discovery */
 } llmd_plugin_type_t;
 
 typedef enum {
@@ -60,6 +61,7 @@ typedef struct {
         llmd_prefix_params_t  prefix;
         struct { double threshold; } load_aware;          /* 128 */
         struct { uint64_t request_timeout_ms; } active_request; /* 120000 */
+        struct { char *path; int watch; } discovery;      /* file-discovery */
         struct { uint32_t max_endpoints; } picker;        /* 1 */
     } u;
 } llmd_plugin_t;
@@ -83,6 +85,7 @@ typedef struct {
     llmd_profile_t  *profiles;
     size_t           nprofiles;
     llmd_plugin_t   *handler;          /* never NULL after loading */
+    llmd_plugin_t   *discovery;        /* dataLayer.discovery, or NULL */
     char           **warnings;         /* e.g. unsupported parameters ignored */
     size_t           nwarnings;
 } llmd_config_t;

@@ -3,6 +3,7 @@
  * keys each type reads (docs/scheduling.md).
  * As in GIE, keys a plugin does not know are ignored, with a warning here.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/llmd_config_params.h"
@@ -25,11 +26,13 @@ llmd_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p)
 {
     double                     v;
+    const char                *s;
     yaml_node_t               *n;
     static const char *const   none[] = { NULL };
     static const char *const   load_aware[] = { "threshold", NULL };
     static const char *const   active[] = { "requestTimeout", NULL };
     static const char *const   picker[] = { "maxNumOfEndpoints", NULL };
+    static const char *const   discovery[] = { "path", "watchFile", NULL };
 
     if (params != NULL && llmd_yaml_is_null(params)) {
         params = NULL;
@@ -78,6 +81,38 @@ llmd_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         }
 
         return llmd_warn_unknown(cf, doc, params, p, active);
+
+    case LLMD_PLUGIN_FILE_DISCOVERY:
+        n = llmd_yaml_get(doc, params, "path");
+        if (n == NULL || llmd_yaml_is_null(n)) {
+            snprintf(ctx->err, ctx->errlen, "%s:%d: file-discovery: 'path' "
+                     "parameter is required", ctx->file, p->line);
+            return -1;
+        }
+
+        if (llmd_yaml_string(ctx, n, "path", &s) != 0) {
+            return -1;
+        }
+
+        if (s[0] == '\0') {
+            return llmd_yaml_error(ctx, n, "file-discovery: 'path' "
+                                   "parameter is required");
+        }
+
+        p->u.discovery.path = strdup(s);
+        if (p->u.discovery.path == NULL) {
+            return llmd_yaml_error(ctx, n, "out of memory");
+        }
+
+        n = llmd_yaml_get(doc, params, "watchFile");
+        if (n != NULL && !llmd_yaml_is_null(n)
+            && llmd_yaml_bool(ctx, n, "watchFile", &p->u.discovery.watch)
+               != 0)
+        {
+            return -1;
+        }
+
+        return llmd_warn_unknown(cf, doc, params, p, discovery);
 
     case LLMD_PLUGIN_MAX_SCORE_PICKER:
     case LLMD_PLUGIN_RANDOM_PICKER:

@@ -466,15 +466,20 @@ ngx_llmd_discovery_failed(ngx_llmd_discovery_t *d, const char *fmt, ...)
 }
 
 
+/* Asked again after the interval; a source read once (interval 0, llm-d's
+   file-discovery without watchFile) only until it answers. */
 static void
 ngx_llmd_discovery_next(ngx_llmd_discovery_t *d)
 {
-    if (ngx_exiting || ngx_terminate || ngx_quit) {
+    if (ngx_exiting || ngx_terminate || ngx_quit || d->timer.timer_set) {
         return;
     }
 
-    if (!d->timer.timer_set) {
+    if (d->src->interval) {
         ngx_add_timer(&d->timer, d->src->interval);
+
+    } else if (d->failing) {
+        ngx_add_timer(&d->timer, 1000);
     }
 }
 

@@ -250,6 +250,49 @@ test_prefix_parameters(void **state)
 }
 
 
+/* llm-d's file-discovery plugin named by dataLayer.discovery.pluginRef */
+static void
+test_file_discovery(void **state)
+{
+    char            err[LLMD_ERRLEN];
+    llmd_config_t  *cf;
+
+    cf = LOAD(HEAD "plugins:\n- type: queue-scorer\n"
+              "- type: file-discovery\n  name: eps\n  parameters:\n"
+              "    path: /etc/epp/endpoints.yaml\n    watchFile: true\n"
+              "dataLayer:\n  discovery:\n    pluginRef: eps\n", err);
+    assert_non_null(cf);
+    assert_non_null(cf->discovery);
+    assert_int_equal(cf->discovery->type, LLMD_PLUGIN_FILE_DISCOVERY);
+    assert_string_equal(cf->discovery->u.discovery.path,
+                        "/etc/epp/endpoints.yaml");
+    assert_int_equal(cf->discovery->u.discovery.watch, 1);
+    /* not a scorer: the default profile does not take it */
+    assert_int_equal(llmd_config_primary_profile(cf)->nscorers, 1);
+    llmd_config_free(cf);
+
+    /* declared but not referenced: no discovery */
+    cf = LOAD(HEAD "plugins:\n- type: queue-scorer\n"
+              "- type: file-discovery\n  parameters:\n    path: /x\n", err);
+    assert_non_null(cf);
+    assert_null(cf->discovery);
+    assert_int_equal(cf->plugins[1].u.discovery.watch, 0);
+    llmd_config_free(cf);
+
+    expect_error(HEAD "plugins:\n- type: queue-scorer\n"
+                 "- type: file-discovery\n",
+                 "t.yaml:5:", "'path' parameter is required");
+    expect_error(HEAD "plugins:\n- type: queue-scorer\n"
+                 "dataLayer:\n  discovery:\n    pluginRef: nope\n",
+                 "t.yaml:7:", "undefined plugin");
+    expect_error(HEAD "plugins:\n- type: queue-scorer\n"
+                 "dataLayer:\n  discovery:\n    pluginRef: queue-scorer\n",
+                 "t.yaml:7:", "does not discover endpoints");
+    expect_error(HEAD "plugins:\n- type: multicluster-file-discovery\n",
+                 "t.yaml:4:", "not supported");
+}
+
+
 static void
 test_errors_name_file_and_line(void **state)
 {
@@ -318,6 +361,7 @@ main(void)
         cmocka_unit_test(test_builtin_default),
         cmocka_unit_test(test_defaulting),
         cmocka_unit_test(test_prefix_parameters),
+        cmocka_unit_test(test_file_discovery),
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_missing_file),
     };

@@ -488,3 +488,37 @@ close $fh;
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*llmd_balancer: file-discovery: \S*nope\.yaml: cannot open/
+
+
+
+=== TEST 13: a reload keeps discovered endpoints taking requests; a removed source's endpoints leave
+--- setup
+main::dns_zone(@main::Hosts[0, 1]);
+--- http_config eval
+main::dns_upstream()
+--- init
+main::wait_active([ @main::Pods[0, 1] ]) or die "start: " . main::active_set();
+my $conf = Llmd::Util::servroot() . "/conf/nginx.conf";
+my @workers = Llmd::Util::worker_pids();
+Llmd::Util::reload_nginx() or die "reload failed";
+# the new workers see the same candidates at once: no request waits
+my ($s, $ep) = main::complete("right after the reload");
+die "status $s" unless $s == 200;
+die "endpoints after the reload: " . main::active_set()
+    unless main::active_set() eq join(",", @main::Pods[0, 1]);
+# the same upstream with a file source instead: the DNS endpoints go
+main::write_endpoints([ $main::Hosts[4] ]);
+open my $in, '<', $conf or die;
+my $text = do { local $/; <$in> };
+close $in;
+$text =~ s{llmd_endpoints dns \S+ port=\d+ interval=200ms;}
+          {llmd_endpoints file $main::File interval=200ms;} or die "no dns";
+open my $out, '>', $conf or die;
+print $out $text;
+close $out;
+Llmd::Util::reload_nginx() or die "second reload failed";
+main::wait_active([ $main::Pods[4] ]) or die "after: " . main::active_set();
+--- request
+GET /llmd/status
+--- response_body_unlike
+"source":"dns"

@@ -73,11 +73,11 @@ sub dns_upstream {
     my (%o) = @_;
     my $extra = $o{extra} // '';
     my $labels = $o{labels} ? " labels=$o{labels}" : '';
+    my $balancer = $o{balancer} ? " $o{balancer}" : '';
     return "resolver 127.0.0.1:" . $Dns->port . " valid=1s ipv6=off;\n"
          . "resolver_timeout 1s;\n"
          . "upstream vllm {\n"
-         . "    llmd_balancer $o{balancer};\n" x !!$o{balancer}
-         . "    llmd_balancer;\n" x !$o{balancer}
+         . "    llmd_balancer$balancer;\n"
          . "    llmd_endpoints dns $Name port=$Port interval=200ms$labels;\n"
          . $extra
          . "}\n";
@@ -248,7 +248,7 @@ die "pool changed: " . main::active_set()
     unless main::active_set() eq join(",", @main::Pods[0, 1]);
 my ($s) = main::complete("still served");
 die "status $s" unless $s == 200;
-main::dns_zone(@main::Hosts[1]);
+main::dns_zone($main::Hosts[1]);
 main::wait_active([ $main::Pods[1] ]) or die "recovery: " . main::active_set();
 --- request
 GET /llmd/status
@@ -378,7 +378,7 @@ main::dns_upstream()
 
 === TEST 8: connect mode subscribes to the KV events of a pod that appears
 --- setup
-main::dns_zone(@main::Hosts[0]);
+main::dns_zone($main::Hosts[0]);
 --- http_config eval
 main::dns_upstream(balancer => "config=$main::Epp",
     extra => "    llmd_tokenizer $main::Tok;\n"

@@ -522,3 +522,33 @@ main::wait_active([ $main::Pods[4] ]) or die "after: " . main::active_set();
 GET /llmd/status
 --- response_body_unlike
 "source":"dns"
+
+
+
+=== TEST 14: more endpoints than an upstream holds: the first 256 are kept, the rest logged once
+--- setup
+open my $fh, '>', $main::File or die;
+print $fh "endpoints:\n";
+for my $i (0 .. 299) {
+    printf $fh "- {name: p%d, address: 127.1.%d.%d, port: \"%d\"}\n",
+        $i, $i / 200, $i % 200 + 1, $main::Port;
+}
+close $fh;
+--- http_config eval
+"upstream vllm {\n    llmd_balancer;\n"
+. "    llmd_endpoints file $main::File interval=200ms;\n}\n"
+--- init
+Llmd::Util::wait_until(10, sub {
+    my $st = status_json() or return 0;
+    return $st->{upstreams}[0]{sources}[0]{endpoints} == 256
+        && @{ $st->{upstreams}[0]{endpoints} } == 256;
+}) or die "not 256 endpoints";
+# nobody answers there: all pending, none takes requests
+die "active: " . main::active_set() if main::active_set() ne '';
+--- request
+GET /llmd/health
+--- error_code: 503
+--- grep_error_log eval
+qr/44 entries of "[^"]*" skipped, the first: [^\n]*more than 256 endpoints/
+--- grep_error_log_out eval
+qr/\A[^\n]+\n\z/

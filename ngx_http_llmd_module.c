@@ -14,6 +14,8 @@
 static void *ngx_http_llmd_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_llmd_create_srv_conf(ngx_conf_t *cf);
 static void *ngx_http_llmd_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_llmd_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static ngx_int_t ngx_http_llmd_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_llmd_postconfiguration(ngx_conf_t *cf);
@@ -129,6 +131,13 @@ static ngx_command_t  ngx_http_llmd_commands[] = {
       0,
       NULL },
 
+    { ngx_string("llmd_json_errors"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_llmd_loc_conf_t, json_errors),
+      NULL },
+
     { ngx_string("llmd_health"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_llmd_health,
@@ -151,7 +160,7 @@ static ngx_http_module_t  ngx_http_llmd_module_ctx = {
     NULL,                                  /* merge server configuration */
 
     ngx_http_llmd_create_loc_conf,         /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_http_llmd_merge_loc_conf           /* merge location configuration */
 };
 
 
@@ -232,7 +241,28 @@ ngx_http_llmd_create_srv_conf(ngx_conf_t *cf)
 static void *
 ngx_http_llmd_create_loc_conf(ngx_conf_t *cf)
 {
-    return ngx_pcalloc(cf->pool, sizeof(ngx_llmd_loc_conf_t));
+    ngx_llmd_loc_conf_t  *llcf;
+
+    llcf = ngx_pcalloc(cf->pool, sizeof(ngx_llmd_loc_conf_t));
+    if (llcf == NULL) {
+        return NULL;
+    }
+
+    llcf->json_errors = NGX_CONF_UNSET;
+
+    return llcf;
+}
+
+
+static char *
+ngx_http_llmd_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_llmd_loc_conf_t  *prev = parent;
+    ngx_llmd_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->json_errors, prev->json_errors, 0);
+
+    return NGX_CONF_OK;
 }
 
 
@@ -386,6 +416,7 @@ ngx_http_llmd_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
         if (lcf->kv_mode == NGX_LLMD_KV_UNSET) {
             /* kvEventsConfig.zmqEndpoint: pods connect to us (llm-d's) */
             lcf->kv_mode = NGX_LLMD_KV_BIND;
+            lcf->kv_peer_check = 1;
         }
 
         if (lcf->kv_mode == NGX_LLMD_KV_BIND && lcf->kv_endpoint.len == 0) {
@@ -497,7 +528,7 @@ ngx_http_llmd_load_config(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
 
 /*
  * llmd_kv_events off;
- * llmd_kv_events bind [ENDPOINT];
+ * llmd_kv_events bind [ENDPOINT] [peers=any];
  * llmd_kv_events connect [port=N|port=+N] [replay=N|replay=+N];
  */
 static char *
@@ -522,20 +553,26 @@ ngx_http_llmd_kv_events(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_strcmp(value[1].data, "bind") == 0) {
         lcf->kv_mode = NGX_LLMD_KV_BIND;
+        lcf->kv_peer_check = 1;
 
-        if (cf->args->nelts > 3) {
-            return "takes at most one endpoint after \"bind\"";
-        }
-
-        if (cf->args->nelts == 3) {
-            if (ngx_strstr(value[2].data, "://") == NULL) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid ZeroMQ endpoint \"%V\" "
-                                   "(e.g. tcp://*:5557)", &value[2]);
-                return NGX_CONF_ERROR;
+        for (i = 2; i < cf->args->nelts; i++) {
+            if (ngx_strcmp(value[i].data, "peers=any") == 0) {
+                lcf->kv_peer_check = 0;
+                continue;
             }
 
-            lcf->kv_endpoint = value[2];
+            if (lcf->kv_endpoint.len == 0
+                && ngx_strstr(value[i].data, "://") != NULL)
+            {
+                lcf->kv_endpoint = value[i];
+                continue;
+            }
+
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" (a ZeroMQ endpoint "
+                               "such as tcp://*:5557, or peers=any)",
+                               &value[i]);
+            return NGX_CONF_ERROR;
         }
 
         return NGX_CONF_OK;

@@ -204,7 +204,7 @@ pods(1, 2) . upstream([1, 2])
 --- error_code eval
 [ 400, 200 ]
 --- response_body_like eval
-[ qr/^\{"error":\{"message":"[^"]*JSON[^"]*","type":"invalid_request_error","param":null,"code":400\}\}$/,
+[ qr/^\{"error":\{"message":"[^"]*JSON[^"]*","type":"BadRequestError","param":null,"code":400\}\}$/,
   qr/"rejected_bad_request":1,.*"picks":0,.*"picks":0,/s ]
 --- response_headers_like eval
 [ { "Content-Type" => qr{^application/json} }, {} ]
@@ -219,7 +219,7 @@ POST /v1/completions
 {"model":"m","prompt":{"text":"hi"}}
 --- error_code: 400
 --- response_body_like chop
-"type":"invalid_request_error"
+"type":"BadRequestError"
 
 
 
@@ -242,7 +242,7 @@ pods(1, 2) . upstream([1, 2], server_args => " down")
 main::post(main::completion("hello"))
 --- error_code: 503
 --- response_body_like chop
-^\{"error":\{"message":"no inference endpoint is available in upstream \\"vllm\\"","type":"service_unavailable","param":null,"code":503\}\}$
+^\{"error":\{"message":"no inference endpoint is available in upstream \\"vllm\\"","type":"ServiceUnavailableError","param":null,"code":503\}\}$
 
 
 

@@ -37,6 +37,7 @@ our $Stored = kv_stored(\@Hashes, undef, [ @Tokens[0 .. 4 * $Blocks - 1] ],
 sub precise_upstream {
     my (%o) = @_;
     return pods(1, 2) . upstream([1, 2], balancer => "config=$Epp",
+        extra => $o{extra},
         directives => "llmd_metrics_interval 50ms;\n"
                     . "    llmd_tokenizer $Tok;\n"
                     . "    llmd_kv_events "
@@ -45,6 +46,16 @@ sub precise_upstream {
 }
 
 sub kv_of { return kv_status_endpoint(status_json(), $_[0] // $Pod2); }
+
+# A fake pod whose /metrics fails while the file $Down exists.
+our $Down = "/tmp/llmd-060-down-$$";
+END { unlink $Down }
+sub flaky_pod {
+    my $p = pod($_[0]);
+    my $if = "if (-f $Down) { return 503; }";
+    $p =~ s#location = /metrics \{#location = /metrics {\n        $if#;
+    return $p;
+}
 
 # Publishes batches (a fresh sequence number each time, as a publisher that
 # keeps running does) until the status page satisfies $cond.
@@ -293,3 +304,100 @@ GET /llmd/status
 "prefix_scorer":"approximate"
 --- error_log
 no "llmd_tokenizer" is set; it runs in approximate mode
+
+
+
+=== TEST 10: bind mode: events under another pod's name, from another address, are dropped
+--- http_config eval
+main::precise_upstream(extra => "    server 127.0.0.2:" . main::pod_port(3) . ";\n")
+--- init
+my $other = "127.0.0.2:" . main::pod_port(3);
+# this process publishes from 127.0.0.1: it may speak for 127.0.0.1 pods only
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+Llmd::Util::wait_until(10, sub {
+    $pub->send("kv\@$other\@m", kv_batch($main::Stored));
+    Time::HiRes::sleep(0.05);
+    my $st = status_json() or return 0;
+    return $st->{upstreams}[0]{kv_events}{spoofed_messages} >= 3;
+}) or die "spoofed messages were not counted";
+my $kv = main::kv_of($other);
+die "the spoofed pod was indexed" if $kv->{live} || $kv->{entries};
+# the same publisher for a pod of its own address is heard
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{entries} >= $main::Blocks;
+}) or die "a genuine pod was not indexed";
+# from the pod's own address (ZeroMQ's source;destination form) it is heard
+my $own = kv_publisher(connect => "tcp://127.0.0.2:0;127.0.0.1:$main::KvPort");
+main::publish_until($own, kv_batch(), sub {
+    my $kv = main::kv_of($other) or return 0;
+    return $kv->{live};
+}, "kv\@$other\@m") or die "127.0.0.2 was not heard from its own address";
+$own->close;
+$pub->close;
+--- request
+GET /llmd/status
+--- response_body_like chop
+"spoofed_messages":[1-9]
+--- grep_error_log eval
+qr/KV events for 127\.0\.0\.2:\d+ of upstream "vllm" came from 127\.0\.0\.1 and are dropped/
+--- grep_error_log_out eval
+qr/\A[^\n]+\n\z/
+
+
+
+=== TEST 11: bind mode with peers=any accepts a pod's events from any address
+--- http_config eval
+main::precise_upstream(events => "bind tcp://127.0.0.1:$main::KvPort peers=any",
+                       extra => "    server 127.0.0.2:" . main::pod_port(3) . ";\n")
+--- init
+my $other = "127.0.0.2:" . main::pod_port(3);
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of($other) or return 0;
+    return $kv->{entries} >= $main::Blocks;
+}, "kv\@$other\@m") or die "not indexed with peers=any";
+$pub->close;
+--- request
+GET /llmd/status
+--- response_body_like chop
+"spoofed_messages":0,
+
+
+
+=== TEST 12: a pod whose metrics fail is not trusted for precise scoring until its events come again
+--- http_config eval
+main::flaky_pod(2) . pods(1)
+. upstream([1, 2], balancer => "config=$main::Epp",
+    directives => "llmd_metrics_interval 50ms;\n"
+                . "    llmd_tokenizer $main::Tok;\n"
+                . "    llmd_kv_events bind tcp://127.0.0.1:$main::KvPort;\n"
+                . "    llmd_kv_speculative 0;")
+--- init
+unlink $main::Down;
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{entries} >= $main::Blocks && $kv->{live};
+}) or die "pod 2 never indexed its blocks";
+# pod 2 stops answering its metrics (as a pod that restarts)
+open my $fh, '>', $main::Down or die;
+close $fh;
+Llmd::Util::wait_until(10, sub { !main::kv_of()->{live} })
+    or die "the index of a pod whose scrapes fail stayed live";
+unlink $main::Down;
+# its entries are kept, but used again only once its events come again:
+# meanwhile it is scored by what was routed to it (nothing)
+my $r = Llmd::Util::http_request(method => "POST", path => "/v1/completions",
+                                 body => completion($main::P));
+die "while stale: $r->{headers}{'x-llmd-prefix-match'}"
+    unless $r->{headers}{'x-llmd-prefix-match'} eq "0/17";
+die "entries dropped" unless main::kv_of()->{entries} >= $main::Blocks;
+main::publish_until($pub, kv_batch(), sub { main::kv_of()->{live} })
+    or die "pod 2 never live again";
+$pub->close;
+--- request eval
+main::post($main::P)
+--- response_headers_like
+X-LLMD-Prefix-Match: ^17/17$

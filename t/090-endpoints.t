@@ -372,7 +372,7 @@ main::dns_upstream()
 "POST /v1/completions\n" . main::completion("nobody home")
 --- error_code: 503
 --- response_body_like chop
-^\{"error":\{"message":"no inference endpoint is available in upstream \W+vllm\W+","type":"service_unavailable"
+^\{"error":\{"message":"no inference endpoint is available in upstream \W+vllm\W+","type":"ServiceUnavailableError"
 
 
 

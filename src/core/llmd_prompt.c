@@ -174,15 +174,18 @@ llmd_request_parse(llmd_api_t api, const char *body, size_t len,
         return -1;
     }
 
+    /* vLLM serves its (first) model when the request names none */
     item = llmd_json_member(root, "model");
 
-    if (!cJSON_IsString(item) || item->valuestring == NULL) {
-        snprintf(err, errlen, "model not found in request body");
-        return -1;
-    }
+    if (item != NULL && !cJSON_IsNull(item)) {
+        if (!cJSON_IsString(item) || item->valuestring == NULL) {
+            snprintf(err, errlen, "model must be a string");
+            return -1;
+        }
 
-    out->model = item->valuestring;
-    out->model_len = strlen(item->valuestring);
+        out->model = item->valuestring;
+        out->model_len = strlen(item->valuestring);
+    }
 
     if (llmd_json_string_field(root, "cache_salt", &s) != 0) {
         snprintf(err, errlen, "cache_salt must be a string");

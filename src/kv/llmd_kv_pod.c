@@ -88,3 +88,31 @@ llmd_kv_pod_endpoint(const llmd_kv_server_t *server, unsigned port,
 
     return (n < 0 || (size_t) n >= size) ? -1 : 0;
 }
+
+
+int
+llmd_kv_pod_peer_is(const llmd_kv_server_t *server, const char *peer)
+{
+    size_t       host_len;
+    const char  *host, *p, *end;
+
+    host = server->data;
+    end = server->data + server->len;
+
+    for (p = end; p > host && p[-1] != ':'; p--) {
+        /* void */
+    }
+
+    if (p == host) {
+        return 0;
+    }
+
+    host_len = p - 1 - host;
+
+    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+        host++;
+        host_len -= 2;
+    }
+
+    return strlen(peer) == host_len && memcmp(peer, host, host_len) == 0;
+}

@@ -32,4 +32,11 @@ int llmd_kv_pod_find(const llmd_kv_server_t *servers, size_t n,
 int llmd_kv_pod_endpoint(const llmd_kv_server_t *server, unsigned port,
     int relative, char *buf, size_t size);
 
+/*
+ * Whether peer, the address a message came from ("10.0.0.1", "::1"), is
+ * the host of the server's name ("10.0.0.1:8000", "[::1]:8000"): a pod
+ * may only publish under its own name.
+ */
+int llmd_kv_pod_peer_is(const llmd_kv_server_t *server, const char *peer);
+
 #endif /* LLMD_KV_POD_H */

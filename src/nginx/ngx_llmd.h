@@ -159,6 +159,8 @@ typedef struct {
     size_t                        kv_index_size;
     ngx_atomic_t                  kv_unknown_pod;  /* messages dropped */
     ngx_atomic_t                  kv_malformed;    /* batches dropped */
+    ngx_atomic_t                  kv_spoofed;      /* a pod's name, from
+                                                      another address */
     ngx_atomic_t                  precise_decisions;
     ngx_atomic_t                  precise_fallbacks; /* endpoint scored
                                                       approximately */
@@ -225,6 +227,7 @@ typedef struct {
     ngx_uint_t                    precise;    /* precise scoring runs */
     ngx_uint_t                    kv_mode;    /* NGX_LLMD_KV_* */
     ngx_str_t                     kv_endpoint;
+    ngx_flag_t                    kv_peer_check;  /* bind: peers=pods */
     ngx_uint_t                    kv_port;
     ngx_uint_t                    kv_port_relative;
     ngx_uint_t                    kv_replay_port;
@@ -249,6 +252,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                    status_format;  /* 0 json, 1 prometheus */
     ngx_str_t                     health_upstream; /* llmd_health NAME */
+    ngx_flag_t                    json_errors;     /* llmd_json_errors */
 } ngx_llmd_loc_conf_t;
 
 
@@ -287,6 +291,7 @@ typedef struct {
     ngx_uint_t                    indexed;
     uint64_t                      decision_ns;
     unsigned                      scheduled:1;
+    unsigned                      keepalive:1;    /* before an error */
     unsigned                      reject_armed:1;
     unsigned                      reject_done:1;
 } ngx_llmd_ctx_t;

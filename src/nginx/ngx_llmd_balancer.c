@@ -90,6 +90,7 @@ ngx_llmd_init_peer(ngx_http_request_t *r, ngx_http_upstream_srv_conf_t *us)
 
     ctx->lcf = lcf;
     ctx->pool = r->pool;
+    ctx->keepalive = r->keepalive;
     ctx->chosen = -1;
     ctx->active_slot = -1;
 
@@ -303,7 +304,7 @@ ngx_llmd_get_peer(ngx_peer_connection_t *pc, void *data)
     (void) ngx_atomic_fetch_add(&lcf->sh->rejected_no_endpoint, 1);
 
     ngx_llmd_reject(NULL, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                    "service_unavailable", NULL, 0);
+                    "ServiceUnavailableError", NULL, 0);
 
     pc->name = &ctx->lcf->upstream->host;
 

@@ -31,6 +31,7 @@
 #define NGX_LLMD_KV_DRAIN_BATCH    4096
 #define NGX_LLMD_KV_TICK           100
 #define NGX_LLMD_KV_MAX_MSG        (64 * 1024 * 1024)
+#define NGX_LLMD_KV_CLEAR_NOTICE   60000
 
 
 typedef enum {
@@ -56,6 +57,8 @@ typedef struct {
 typedef struct {
     llmd_kv_stream_t          stream;
     ngx_llmd_kv_sock_t       *replay;
+    ngx_msec_t                cleared;    /* last "cleared" notice */
+    unsigned                  spoof_warned:1;
 } ngx_llmd_kv_pod_t;
 
 
@@ -374,6 +377,8 @@ ngx_llmd_kv_close_sock(ngx_llmd_kv_sock_t *ks)
 void
 ngx_llmd_kv_clear(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot, const char *why)
 {
+    ngx_uint_t               level;
+    ngx_llmd_kv_up_t        *up;
     ngx_llmd_endpoint_sh_t  *ep;
 
     if (lcf->kv_index == NULL) {
@@ -389,7 +394,23 @@ ngx_llmd_kv_clear(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot, const char *why)
     ep->kv_live = 0;
     (void) ngx_atomic_fetch_add(&ep->kv_clears, 1);
 
-    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+    /* a pod that keeps restarting is one notice a minute, the rest info */
+    up = ngx_llmd_kv_up(lcf);
+    level = NGX_LOG_NOTICE;
+
+    if (up && slot < LLMD_MAX_ENDPOINTS) {
+        if (up->pods[slot].cleared
+            && ngx_current_msec - up->pods[slot].cleared
+               < NGX_LLMD_KV_CLEAR_NOTICE)
+        {
+            level = NGX_LOG_INFO;
+
+        } else {
+            up->pods[slot].cleared = ngx_current_msec ? ngx_current_msec : 1;
+        }
+    }
+
+    ngx_log_error(level, ngx_cycle->log, 0,
                   "llmd: KV index of %*s in upstream \"%V\" cleared: %s",
                   ep->name_len, ep->name, &lcf->upstream->host, why);
 }
@@ -662,7 +683,7 @@ ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
     size_t                pod_len, model_len;
     uint64_t              seq;
     ngx_int_t             slot;
-    const char           *pod, *model;
+    const char           *pod, *model, *peer;
     ngx_llmd_kv_up_t     *up;
     llmd_kv_action_t      act;
     ngx_llmd_srv_conf_t  *lcf;
@@ -696,6 +717,28 @@ ngx_llmd_kv_live(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
         }
 
         return;
+    }
+
+    if (ks->slot < 0 && lcf->kv_peer_check) {
+        /* in bind mode anyone may connect: a pod speaks only for itself */
+        peer = zmq_msg_gets(&frames[0], "Peer-Address");
+
+        if (peer == NULL || !llmd_kv_pod_peer_is(&up->servers[slot], peer)) {
+            (void) ngx_atomic_fetch_add(&lcf->sh->kv_spoofed, 1);
+
+            if (!up->pods[slot].spoof_warned) {
+                up->pods[slot].spoof_warned = 1;
+                ngx_log_error(NGX_LOG_WARN, up->log, 0,
+                              "llmd: KV events for %*s of upstream \"%V\" "
+                              "came from %s and are dropped (a pod may only "
+                              "publish for itself; \"llmd_kv_events bind ... "
+                              "peers=any\" accepts them)",
+                              pod_len, pod, &lcf->upstream->host,
+                              peer ? peer : "an unknown address");
+            }
+
+            return;
+        }
     }
 
     act = llmd_kv_stream_live(&up->pods[slot].stream, seq, model,

@@ -63,8 +63,8 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
         (void) ngx_atomic_fetch_add(&lcf->sh->rejected_bad_request, 1);
 
-        ngx_llmd_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
-                        "invalid_request_error", err, ngx_strlen(err));
+        ngx_llmd_reject(r, ctx, NGX_HTTP_BAD_REQUEST, "BadRequestError",
+                        err, ngx_strlen(err));
         return NGX_ERROR;
     }
 

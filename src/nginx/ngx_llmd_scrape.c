@@ -448,6 +448,13 @@ ngx_llmd_scrape_fail(ngx_llmd_scrape_t *sc, const char *fmt, ...)
 
     if (!sc->failing) {
         sc->failing = 1;
+
+        /*
+         * A pod that does not answer may be restarting with an empty cache:
+         * its KV-event index is not trusted until its events come again.
+         */
+        ep->kv_live = 0;
+
         ngx_log_error(NGX_LOG_WARN, sc->timer.log, 0,
                       "llmd: cannot scrape %V%V in upstream \"%V\": %s",
                       &sc->name, &sc->lcf->metrics_uri,

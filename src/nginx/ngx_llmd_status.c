@@ -257,12 +257,13 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
         p = (u_char *) ngx_escape_json(p, (u_char *) lcf->prefix.hash_seed,
                                        ngx_strlen(lcf->prefix.hash_seed));
         p = ngx_sprintf(p, "\",\"unknown_pod_messages\":%uA,"
+                        "\"spoofed_messages\":%uA,"
                         "\"malformed\":%uA,\"precise_decisions\":%uA,"
                         "\"approximate_fallbacks\":%uA,"
                         "\"index\":{\"entries\":%uL,\"capacity\":%uL,"
                         "\"evictions\":%uL,\"bytes\":%uz,"
                         "\"bytes_per_entry\":%uz}},",
-                        sh->kv_unknown_pod, sh->kv_malformed,
+                        sh->kv_unknown_pod, sh->kv_spoofed, sh->kv_malformed,
                         sh->precise_decisions, sh->precise_fallbacks,
                         kst.entries, kst.capacity, kst.evictions,
                         sh->kv_index_size, llmd_kv_index_entry_bytes());

@@ -409,6 +409,24 @@ unknown_pod_not_found(void **state)
 
 
 static void
+peer_must_be_the_pods_host(void **state)
+{
+    llmd_kv_server_t  v4 = { "10.0.0.1:8000", 13 };
+    llmd_kv_server_t  v6 = { "[::1]:8000", 10 };
+    llmd_kv_server_t  bare = { "localhost", 9 };
+
+    assert_true(llmd_kv_pod_peer_is(&v4, "10.0.0.1"));
+    assert_false(llmd_kv_pod_peer_is(&v4, "10.0.0.2"));
+    assert_false(llmd_kv_pod_peer_is(&v4, "10.0.0.10"));
+    assert_false(llmd_kv_pod_peer_is(&v4, "10.0.0."));
+    assert_false(llmd_kv_pod_peer_is(&v4, ""));
+    assert_true(llmd_kv_pod_peer_is(&v6, "::1"));
+    assert_false(llmd_kv_pod_peer_is(&v6, "[::1]"));
+    assert_false(llmd_kv_pod_peer_is(&bare, "localhost"));
+}
+
+
+static void
 endpoint_absolute_port(void **state)
 {
     char              buf[64];
@@ -511,6 +529,7 @@ main(void)
         cmocka_unit_test(pod_found_by_ip_and_port),
         cmocka_unit_test(pod_found_by_bare_ip),
         cmocka_unit_test(unknown_pod_not_found),
+        cmocka_unit_test(peer_must_be_the_pods_host),
         cmocka_unit_test(endpoint_absolute_port),
         cmocka_unit_test(endpoint_relative_port),
         cmocka_unit_test(endpoint_relative_overflow_fails),

@@ -356,14 +356,20 @@ test_body_errors(void **state)
                  "request body must be a JSON object");
     assert_fails(LLMD_API_CHAT, "42", "request body must be a JSON object");
 
-    assert_fails(LLMD_API_COMPLETIONS, "{\"prompt\":\"x\"}",
-                 "model not found in request body");
+    /* no model (absent, null, or another key's case): vLLM's default */
+    assert_int_equal(parse(LLMD_API_COMPLETIONS, "{\"prompt\":\"x\"}"), 0);
+    assert_int_equal(req.model_len, 0);
+    assert_string_equal(req.model, "");
+    assert_int_equal(parse(LLMD_API_CHAT, "{\"model\":null,\"messages\":"
+                           "[{\"role\":\"user\",\"content\":\"x\"}]}"), 0);
+    assert_int_equal(req.model_len, 0);
+    assert_int_equal(parse(LLMD_API_COMPLETIONS,
+                           "{\"Model\":\"m\",\"prompt\":\"x\"}"), 0);
+    assert_int_equal(req.model_len, 0);
     assert_fails(LLMD_API_COMPLETIONS, "{\"model\":7,\"prompt\":\"x\"}",
-                 "model not found in request body");
-    assert_fails(LLMD_API_CHAT, "{\"model\":null,\"messages\":[]}",
-                 "model not found in request body");
-    assert_fails(LLMD_API_COMPLETIONS, "{\"Model\":\"m\",\"prompt\":\"x\"}",
-                 "model not found in request body");
+                 "model must be a string");
+    assert_fails(LLMD_API_CHAT, "{\"model\":[\"m\"],\"messages\":[]}",
+                 "model must be a string");
 
     assert_fails(LLMD_API_COMPLETIONS,
                  "{\"model\":\"m\",\"prompt\":\"x\",\"cache_salt\":5}",

@@ -87,6 +87,7 @@ static void lg_conn_free(lg_run_t *r, lg_conn_t *c);
 static lg_conn_t *lg_conn_new(lg_run_t *r);
 static void lg_conn_reset_read(lg_conn_t *c);
 static void lg_run_retire(lg_run_t *r, lg_request_t *q);
+static int lg_conn_peer_closed(lg_conn_t *c);
 static void lg_request_finish(lg_run_t *r, lg_conn_t *c, int ok,
     const char *error);
 static void lg_request_start(lg_run_t *r, lg_conn_t *c, long id);
@@ -261,6 +262,16 @@ lg_run_retire(lg_run_t *r, lg_request_t *q)
 }
 
 
+/* Whether the server already closed its side of c (EOF is waiting). */
+static int
+lg_conn_peer_closed(lg_conn_t *c)
+{
+    char  byte;
+
+    return recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+
 /* Ends the request on c; the connection is kept when the reply allows. */
 static void
 lg_request_finish(lg_run_t *r, lg_conn_t *c, int ok, const char *error)
@@ -278,8 +289,12 @@ lg_request_finish(lg_run_t *r, lg_conn_t *c, int ok, const char *error)
         lg_run_retire(r, q);
     }
     /* any complete reply, error statuses included, leaves the connection
-     * usable unless the server said it closes it */
-    keep = c->http.state == LG_HTTP_COMPLETE && !c->http.close;
+     * usable unless the server said it closes it, or closed it already:
+     * with edge-triggered events, a FIN that came with the last bytes of
+     * the reply is announced once, while the reply is read, and a request
+     * sent on the half-closed connection would wait forever */
+    keep = c->http.state == LG_HTTP_COMPLETE && !c->http.close
+           && !lg_conn_peer_closed(c);
     c->req = -1;
     c->reused = 1;
     lg_conn_reset_read(c);

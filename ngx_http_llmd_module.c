@@ -103,6 +103,13 @@ static ngx_command_t  ngx_http_llmd_commands[] = {
       offsetof(ngx_llmd_srv_conf_t, body_limit),
       NULL },
 
+    { ngx_string("llmd_tokenize_limit"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_llmd_srv_conf_t, tokenize_limit),
+      NULL },
+
     { ngx_string("llmd_tokenizer"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -232,6 +239,7 @@ ngx_http_llmd_create_srv_conf(ngx_conf_t *cf)
     lcf->metrics_stale = NGX_CONF_UNSET_MSEC;
     lcf->metrics_buffer = NGX_CONF_UNSET_SIZE;
     lcf->body_limit = NGX_CONF_UNSET_SIZE;
+    lcf->tokenize_limit = NGX_CONF_UNSET_SIZE;
     lcf->kv_speculative = NGX_CONF_UNSET_MSEC;
 
     return lcf;
@@ -406,6 +414,7 @@ ngx_http_llmd_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     ngx_conf_init_msec_value(lcf->metrics_stale, 2000);
     ngx_conf_init_size_value(lcf->metrics_buffer, 512 * 1024);
     ngx_conf_init_size_value(lcf->body_limit, 8 * 1024 * 1024);
+    ngx_conf_init_size_value(lcf->tokenize_limit, 128 * 1024);
     ngx_conf_init_msec_value(lcf->kv_speculative, 2000);
 
     if (lcf->metrics_uri.len == 0) {

@@ -341,3 +341,85 @@ wait_fresh(2) or die "metrics never became fresh";
   qr/llmd_decisions_total\{upstream="vllm"\} 1\n.*inference_extension_scheduler_e2e_duration_seconds_bucket\{upstream="vllm",le="\+Inf"\} 1\n.*inference_extension_prefix_indexer_size\{upstream="vllm"\} 16\n.*llmd_endpoint_picks_total\{upstream="vllm",endpoint="127\.0\.0\.1:1990[12]"\} 1\n.*inference_pool_ready_pods\{name="vllm"\} 2\n/s ]
 --- response_headers_like eval
 [ {}, { "Content-Type" => qr{^text/plain; version=0\.0\.4} } ]
+
+
+
+=== TEST 19: a refused request (400) keeps the client's connection open
+--- http_config eval
+pods(1, 2) . upstream([1, 2])
+--- init
+use IO::Socket::INET;
+my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1",
+    PeerPort => Llmd::Util::server_port(), Timeout => 5) or die "connect: $!";
+my $bad = '{"model": "m", "prompt": ';
+my $good = main::completion("hello again");
+print $s "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+       . length($bad) . "\r\nContent-Type: application/json\r\n\r\n$bad";
+my $resp = '';
+while ($resp !~ /\r\n\r\n/ || length($resp) < index($resp, "\r\n\r\n") + 4
+       + (($resp =~ /Content-Length: (\d+)/i)[0] // 0)) {
+    sysread($s, $resp, 4096, length $resp) or last;
+}
+die "first answer: $resp" unless $resp =~ m{^HTTP/1\.1 400 } && $resp !~ /Connection: close/i;
+print $s "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+       . length($good) . "\r\nConnection: close\r\n\r\n$good";
+my $second = '';
+1 while sysread($s, $second, 4096, length $second);
+die "second answer on the same connection: $second"
+    unless $second =~ m{^HTTP/1\.1 200 } && $second =~ /pod\d/;
+--- request
+GET /llmd/status
+--- response_body_like chop
+"rejected_bad_request":1,
+
+
+
+=== TEST 20: a request without "model" is proxied (vLLM serves its default model)
+--- http_config eval
+pods(1, 2) . upstream([1, 2])
+--- request
+POST /v1/completions
+{"prompt":"hello, which model?","max_tokens":4}
+--- error_code: 200
+--- response_body_like chop
+^pod\d
+
+
+
+=== TEST 21: llmd_json_errors: nginx's own error pages of a location are vLLM-shaped JSON, e.g. 413
+--- http_config eval
+pods(1, 2) . upstream([1, 2])
+--- config
+    location /v1/ {
+        client_max_body_size 1k;
+        llmd_json_errors on;
+        proxy_pass http://vllm;
+    }
+    location /plain/ {
+        client_max_body_size 1k;
+        proxy_pass http://vllm;
+    }
+--- request eval
+[ "POST /v1/completions\n" . main::completion("x" x 4000),
+  "POST /plain/completions\n" . main::completion("x" x 4000) ]
+--- error_code eval
+[ 413, 413 ]
+--- response_body_like eval
+[ qr/^\{"error":\{"message":"request body is too large","type":"BadRequestError","param":null,"code":413\}\}$/,
+  qr/<html>/ ]
+--- response_headers_like eval
+[ { "Content-Type" => qr{^application/json} },
+  { "Content-Type" => qr{^text/html} } ]
+
+
+
+=== TEST 22: every pod unreachable: the first request gets JSON too (502), not nginx's HTML page
+--- http_config eval
+upstream([1, 2])
+--- request eval
+"POST /v1/completions\n" . main::completion("nobody answers")
+--- error_code: 502
+--- response_body_like chop
+^\{"error":\{"message":"no inference endpoint of upstream \\"vllm\\" could be reached","type":"ServiceUnavailableError","param":null,"code":502\}\}$
+--- response_headers_like
+Content-Type: ^application/json

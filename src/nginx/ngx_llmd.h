@@ -213,6 +213,7 @@ typedef struct {
     ngx_msec_t                    metrics_stale;
     size_t                        metrics_buffer;
     size_t                        body_limit;
+    size_t                        tokenize_limit;
 
     ngx_array_t                   statics;    /* ngx_llmd_static_t */
     ngx_array_t                   sources;    /* ngx_llmd_source_t */

@@ -218,6 +218,12 @@ ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
             truncated = 1;
         }
 
+        /* llmd_tokenize_limit bounds what one request costs a worker */
+        if (len > lcf->tokenize_limit) {
+            len = lcf->tokenize_limit;
+            truncated = 1;
+        }
+
         size = llmd_tokenizer_scratch_size(lcf->tokenizer, len);
         scratch = ngx_llmd_wbuf(&ngx_llmd_scratch, size, r->connection->log);
         ids = ngx_llmd_wbuf(&ngx_llmd_ids, cap * sizeof(uint32_t),

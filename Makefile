@@ -74,7 +74,8 @@ deps:
 # make test SAN=address: the unit tests, the simulator's and the load
 # generator's prove files with their sanitized binaries, and the prove files
 # that load the module with the sanitized module (TEST_NGINX_ASAN=1: nginx is
-# started with the sanitizer runtimes preloaded, t/README.md). Not
+# started with the sanitizer runtimes preloaded, t/README.md; a feature of
+# the project's Test::Nginx subset, hence TEST_NGINX_LITE=1). Not
 # t/091-replicas.t: it starts a second nginx itself, without them. The
 # prove files still take some fixtures from build/bin (vllm-sim as the fake
 # pods, llmd-chat-render and llmd-tokenize for expected tokens): a plain
@@ -90,7 +91,8 @@ test: deps
 	VLLM_SIM_BIN=$(BUILD)/bin/vllm-sim \
 	    LLMD_LOADGEN_BIN=$(BUILD)/bin/llmd-loadgen \
 	    prove t/050-sim.t t/070-loadgen.t
-	TEST_NGINX_ASAN=1 TEST_NGINX_LLMD_SO=$(MODULE_SO) prove $(SAN_PROVE)
+	TEST_NGINX_LITE=1 TEST_NGINX_ASAN=1 TEST_NGINX_LLMD_SO=$(MODULE_SO) \
+	    prove $(SAN_PROVE)
 else
 test: deps
 	$(MAKE) all

@@ -2,6 +2,9 @@
 #   make          build/ngx_http_llmd_module.so and every tool
 #   make test     install what is missing, build, run every test (prove -r t/)
 #   make demo     the main job (after the simulator exists)
+#   make test SAN=address
+#                 the same built with ASan and UBSan in build-san/, then the
+#                 unit tests, the tools' and the module's prove files on it
 SHELL := /bin/bash
 TOP   := $(abspath .)
 BUILD := $(TOP)/build
@@ -11,10 +14,20 @@ CORE_CFLAGS := -std=gnu11 -g -O2 -fPIC -Wall -Wextra -Werror \
                -Wno-unused-parameter -I$(TOP)/src -I/usr/include/cjson
 CORE_LIBS   := -lcjson -lyaml -lxxhash -lm
 
-# Extra flags for sanitizer runs: make test SAN=address
+# SAN=address: everything (plain-C layers, unit tests, tools, the nginx
+# module) is compiled and linked with AddressSanitizer and UBSan; a UB
+# report ends the process (no recovery), so it fails its test. The objects
+# go to their own directory: `make test` and `make test SAN=address` can
+# follow each other without mixing objects.
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+             -fno-omit-frame-pointer
 ifeq ($(SAN),address)
-CORE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
-CORE_LIBS   += -fsanitize=address,undefined
+BUILD       := $(TOP)/build-san
+CORE_CFLAGS += $(SAN_FLAGS)
+CORE_LIBS   += $(SAN_FLAGS)
+MODULE_SAN  := $(SAN_FLAGS)
+else ifneq ($(SAN),)
+$(error SAN=$(SAN) is not supported (SAN=address is))
 endif
 
 # Each layer of src/ (docs/architecture.md) has its mk/<layer>.mk: the objects
@@ -37,8 +50,11 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*/*.h)
 $(BUILD)/unit $(BUILD)/bin:
 	mkdir -p $@
 
-# Relative names work too: make build/unit/test_prom
-build/%: $(BUILD)/% ;
+# Relative names work too: make build/unit/test_prom,
+# make build-san/unit/test_prom SAN=address
+ifeq ($(patsubst $(TOP)/%,,$(BUILD)),)
+$(patsubst $(TOP)/%,%,$(BUILD))/%: $(BUILD)/% ;
+endif
 
 # Keep objects made on the way to a relative target.
 .SECONDARY:
@@ -55,13 +71,37 @@ tools: $(TOOLS)
 deps:
 	@scripts/deps.sh
 
+# make test SAN=address: the unit tests, the simulator's and the load
+# generator's prove files with their sanitized binaries, and the prove files
+# that load the module with the sanitized module (TEST_NGINX_ASAN=1: nginx is
+# started with the sanitizer runtimes preloaded, t/README.md; a feature of
+# the project's Test::Nginx subset, hence TEST_NGINX_LITE=1). Not
+# t/091-replicas.t: it starts a second nginx itself, without them. The
+# prove files still take some fixtures from build/bin (vllm-sim as the fake
+# pods, llmd-chat-render and llmd-tokenize for expected tokens): a plain
+# build of the tools comes first.
+SAN_PROVE ?= t/010-balancer.t t/020-helper.t t/030-config.t t/060-precise.t \
+    t/061-precise-sim.t t/090-endpoints.t $(wildcard t/095-faults.t)
+
+ifeq ($(SAN),address)
+test: deps
+	$(MAKE) all
+	$(MAKE) SAN= BUILD=$(TOP)/build tools
+	LLMD_UNIT_DIR=$(BUILD)/unit prove t/unit.t
+	VLLM_SIM_BIN=$(BUILD)/bin/vllm-sim \
+	    LLMD_LOADGEN_BIN=$(BUILD)/bin/llmd-loadgen \
+	    prove t/050-sim.t t/070-loadgen.t
+	TEST_NGINX_LITE=1 TEST_NGINX_ASAN=1 TEST_NGINX_LLMD_SO=$(MODULE_SO) \
+	    prove $(SAN_PROVE)
+else
 test: deps
 	$(MAKE) all
 	prove -r t/
+endif
 
 demo: deps
 	$(MAKE) all
 	scripts/demo.sh
 
 clean:
-	rm -rf $(BUILD) t/servroot*
+	rm -rf $(TOP)/build $(TOP)/build-san $(BUILD) t/servroot*

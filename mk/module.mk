@@ -2,6 +2,11 @@
 # configure flags as Debian's nginx (its conf_flags), so the module's
 # signature matches the installed binary. configure is re-run when the
 # module's config file changes.
+#
+# MODULE_SAN (set by SAN=address in the Makefile) adds the sanitizer flags to
+# the module's compile and link. Debian's nginx is not instrumented, so such
+# a module only loads into an nginx started with the sanitizer runtimes
+# preloaded (TEST_NGINX_ASAN=1 in the tests, t/README.md).
 NGX_SRC := /usr/share/nginx/src
 MODULE_SO := $(BUILD)/ngx_http_llmd_module.so
 MODULE_SRCS := ngx_http_llmd_module.c $(wildcard src/*/*.c src/*/*.h)

@@ -1,6 +1,9 @@
-# Runs every cmocka unit test binary in build/unit/ (built by `make`) as one
-# subtest each: it passes iff the binary exits 0; its TAP output (cmocka's
-# CMOCKA_MESSAGE_OUTPUT=TAP) is shown only when it fails.
+# Runs the cmocka unit test binary of every t/unit/test_*.c (built by
+# `make` into build/unit/, or LLMD_UNIT_DIR) as one subtest each: it passes
+# iff the binary exits 0; its TAP output (cmocka's
+# CMOCKA_MESSAGE_OUTPUT=TAP) is shown only when it fails.  A binary that is
+# missing or older than its source fails its subtest: a unit test that did
+# not build is never skipped silently.
 use strict;
 use warnings;
 use Cwd ();
@@ -16,13 +19,33 @@ chdir $root or die "cannot chdir to $root: $!";
 my $limit = $ENV{LLMD_UNIT_TIMEOUT} || 60;
 
 my $dir = $ENV{LLMD_UNIT_DIR} || 'build/unit';
-my @bins = grep { -f $_ && -x _ } sort glob("$dir/*");
-if (!@bins) {
-    fail("$dir/ has unit test binaries");
-    diag("no unit test binaries in $dir/: run `make` (or `make unit`) "
-         . 'first');
+my $make = $dir =~ m{(^|/)build-san/unit/?$} ? 'make unit SAN=address'
+                                              : 'make unit';
+
+my @sources = sort glob('t/unit/test_*.c');
+if (!@sources) {
+    fail('t/unit/ has unit tests');
     done_testing();
     exit;
+}
+
+# Binaries without a source (a test removed or renamed) are not run.
+my %source = map { File::Basename::basename($_, '.c') => $_ } @sources;
+for my $bin (sort glob("$dir/*")) {
+    my $name = File::Basename::basename($bin);
+    note("$bin: not run, no t/unit/$name.c") unless $source{$name};
+}
+
+# Why the binary of a source cannot be run, or undef.
+sub not_runnable {
+    my ($src, $bin) = @_;
+    return "$bin is missing: $src did not build? Run `$make`"
+        unless -f $bin && -x _;
+    my $src_mtime = (Time::HiRes::stat($src))[9];
+    my $bin_mtime = (Time::HiRes::stat($bin))[9];
+    return "$bin is older than $src: run `$make`"
+        if $bin_mtime < $src_mtime;
+    return undef;
 }
 
 # Run one binary with a deadline; returns (wait status, output, timed out).
@@ -38,6 +61,8 @@ sub run_binary {
         open STDERR, '>&', $w or POSIX::_exit(126);
         open STDIN, '<', '/dev/null';
         $ENV{CMOCKA_MESSAGE_OUTPUT} = 'TAP';
+        # For a sanitizer build (make ... SAN=address): where UB happened.
+        $ENV{UBSAN_OPTIONS} //= 'print_stacktrace=1';
         { no warnings 'exec'; exec { $bin } $bin; }
         print STDERR "cannot run $bin: $!\n";
         POSIX::_exit(127);
@@ -66,9 +91,14 @@ sub run_binary {
     return ($?, $out, $timed_out);
 }
 
-for my $bin (@bins) {
-    my $name = File::Basename::basename($bin);
+for my $src (@sources) {
+    my $name = File::Basename::basename($src, '.c');
+    my $bin = "$dir/$name";
     subtest $name => sub {
+        my $why_not = not_runnable($src, $bin);
+        ok(!defined $why_not, "$bin is built from the current $src")
+            or diag($why_not);
+        return if defined $why_not;
         my ($status, $out, $timed_out) = run_binary($bin);
         my $why = $timed_out ? "killed after ${limit}s"
                 : $status & 127 ? 'killed by signal ' . ($status & 127)

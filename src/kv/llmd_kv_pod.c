@@ -15,8 +15,12 @@ llmd_kv_pod_find(const llmd_kv_server_t *servers, size_t n, const char *pod,
     size_t       i;
     const char  *colon;
 
+    /*
+     * An empty slot (no server: data may be NULL, which memcmp and memchr
+     * must not get even for 0 bytes) matches nothing.
+     */
     for (i = 0; i < n; i++) {
-        if (servers[i].len == pod_len
+        if (servers[i].len != 0 && servers[i].len == pod_len
             && memcmp(servers[i].data, pod, pod_len) == 0)
         {
             return (int) i;
@@ -24,6 +28,10 @@ llmd_kv_pod_find(const llmd_kv_server_t *servers, size_t n, const char *pod,
     }
 
     for (i = 0; i < n; i++) {
+        if (servers[i].len == 0) {
+            continue;
+        }
+
         colon = memchr(servers[i].data, ':', servers[i].len);
 
         if (colon != NULL && (size_t) (colon - servers[i].data) == pod_len

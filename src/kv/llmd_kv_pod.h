@@ -18,7 +18,7 @@ typedef struct {
 /*
  * The index of the server named pod exactly ("ip:port", as llm-d today),
  * else of the first whose host part is pod (the bare "ip" of the seed
- * era); -1 if none.
+ * era); -1 if none. Slots with len 0 (no server) are skipped.
  */
 int llmd_kv_pod_find(const llmd_kv_server_t *servers, size_t n,
     const char *pod, size_t pod_len);

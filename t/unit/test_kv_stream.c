@@ -408,6 +408,28 @@ unknown_pod_not_found(void **state)
 }
 
 
+/*
+ * The nginx glue passes its whole table of LLMD_MAX_ENDPOINTS slots, where
+ * a slot without a server is { NULL, 0 }: such a slot is no server, even
+ * for a topic with an empty pod ("kv@@model").
+ */
+static void
+empty_slots_are_skipped(void **state)
+{
+    static const llmd_kv_server_t  slots[] = {
+        { NULL, 0 },
+        { "10.0.0.1:8000", 13 },
+        { NULL, 0 },
+        { "10.0.0.2:8000", 13 },
+    };
+
+    assert_int_equal(llmd_kv_pod_find(slots, 4, "10.0.0.2:8000", 13), 3);
+    assert_int_equal(llmd_kv_pod_find(slots, 4, "10.0.0.2", 8), 3);
+    assert_int_equal(llmd_kv_pod_find(slots, 4, "10.0.0.3", 8), -1);
+    assert_int_equal(llmd_kv_pod_find(slots, 4, "", 0), -1);
+}
+
+
 static void
 peer_must_be_the_pods_host(void **state)
 {
@@ -530,6 +552,7 @@ main(void)
         cmocka_unit_test(pod_found_by_bare_ip),
         cmocka_unit_test(unknown_pod_not_found),
         cmocka_unit_test(peer_must_be_the_pods_host),
+        cmocka_unit_test(empty_slots_are_skipped),
         cmocka_unit_test(endpoint_absolute_port),
         cmocka_unit_test(endpoint_relative_port),
         cmocka_unit_test(endpoint_relative_overflow_fails),

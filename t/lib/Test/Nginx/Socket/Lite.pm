@@ -38,6 +38,9 @@ our $ServRoot = $ENV{TEST_NGINX_SERVROOT}
                 || File::Spec->catdir(Cwd::getcwd(), 't', 'servroot');
 our $NginxBinary = $ENV{TEST_NGINX_BINARY} || 'nginx';
 our $UseValgrind = $ENV{TEST_NGINX_USE_VALGRIND};
+# TEST_NGINX_ASAN=1: the module was built with ASan and UBSan (make ...
+# SAN=address); nginx is started with their runtimes preloaded.
+our $UseAsan = $ENV{TEST_NGINX_ASAN};
 our $TimeoutScale = $ENV{TEST_NGINX_TIMEOUT_SCALE}
                     || ($UseValgrind ? 10 : 1);
 our $Timeout = $ENV{TEST_NGINX_TIMEOUT} || 3;
@@ -83,6 +86,49 @@ sub error_log_file { File::Spec->catfile($ServRoot, 'logs', 'error.log') }
 sub stderr_file { File::Spec->catfile($ServRoot, 'logs', 'stderr.log') }
 
 sub verbose { warn "# ", @_, "\n" if $Verbose }
+
+# Sanitizer runtimes to preload into nginx: TEST_NGINX_PRELOAD (paths
+# separated by spaces or colons), else libasan and libubsan of the compiler
+# that built the module ($CC, default cc).  Debian's nginx is not
+# instrumented, and ASan refuses to start unless its runtime is loaded
+# first.
+sub sanitizer_preload {
+    my @libs = split /[\s:]+/, $ENV{TEST_NGINX_PRELOAD} // '';
+    if (!@libs) {
+        my $cc = $ENV{CC} || 'cc';
+        for my $lib (qw(libasan.so libubsan.so)) {
+            chomp(my $path = `$cc -print-file-name=$lib` // '');
+            push @libs, $path;
+        }
+    }
+    for my $lib (grep { length } @libs) {
+        die "TEST_NGINX_ASAN: no sanitizer runtime $lib (set "
+            . "TEST_NGINX_PRELOAD)\n" unless $lib =~ m{/} && -e $lib;
+    }
+    return join ':', grep { length } @libs;
+}
+
+# The environment of an nginx running the sanitized module.  Leak detection
+# is off: nginx does not free its pools before a process exits, and those
+# leaks are not ours.  A report ends the process (ASan's aborts it) and is
+# written to nginx's stderr, i.e. the block's error.log once nginx has
+# opened it, logs/stderr.log before (check_sanitizer).  Options already in
+# ASAN_OPTIONS / UBSAN_OPTIONS come last, so they win.
+my $SanitizerPreload;
+
+sub sanitizer_env {
+    $SanitizerPreload //= sanitizer_preload();
+    my %env = (
+        LD_PRELOAD => $SanitizerPreload,
+        ASAN_OPTIONS => 'detect_leaks=0:abort_on_error=1',
+        UBSAN_OPTIONS => 'print_stacktrace=1:abort_on_error=1',
+    );
+    for my $k (keys %env) {
+        $env{$k} .= ":$ENV{$k}"
+            if defined $ENV{$k} && length $ENV{$k};
+    }
+    return %env;
+}
 
 # A section's value.  Always in scalar context: Test::Base answers an
 # absent section with an empty list, which would shift function arguments.
@@ -352,7 +398,9 @@ sub nginx_command {
 
 sub spawn {
     my @cmd = @_;
-    verbose("running: @cmd");
+    my %env = $UseAsan ? sanitizer_env() : ();
+    verbose(join ' ', 'running:', (map { "$_=$env{$_}" } sort keys %env),
+            @cmd);
     my $pid = fork;
     die "fork: $!\n" unless defined $pid;
     if ($pid == 0) {
@@ -362,6 +410,8 @@ sub spawn {
         # nginx runs in its own process group so that a Ctrl-C in the
         # terminal reaches us, and we stop nginx cleanly.
         POSIX::setpgid(0, 0);
+        # Only nginx gets the sanitizer runtimes, not this harness.
+        @ENV{keys %env} = values %env;
         { no warnings 'exec'; exec { $cmd[0] } @cmd; }
         print STDERR "cannot run $cmd[0]: $!\n";
         POSIX::_exit(127);
@@ -770,6 +820,45 @@ sub check_valgrind {
         or diag($report);
 }
 
+# The lines an ASan or UBSan report is made of.
+my $SanitizerLine = join '|', '==\d+==', '\s+#\d+ ', 'SUMMARY: ',
+    '(?:READ|WRITE) of size ', '0x\w+ is ',
+    '(?:freed|previously allocated) by ', '\S+:\d+:\d+: runtime error: ';
+$SanitizerLine = qr/^(?:$SanitizerLine)/;
+
+# An AddressSanitizer or UBSan report in the block's error.log or
+# stderr.log fails the block, whether or not TEST_NGINX_ASAN is set (a
+# runtime may have been preloaded by hand).
+sub check_sanitizer {
+    my ($block) = @_;
+    my $name = $block->name;
+    my $report = '';
+    for my $file (error_log_file(), stderr_file()) {
+        my $text = slurp($file) // next;
+        next unless $text =~ /^(==\d+==ERROR:\ \w+Sanitizer\b
+                                |\S+:\d+:\d+:\ runtime\ error:\ )/mx;
+        my ($from, $ubsan) = ($-[0], $1 =~ /runtime error/);
+        # The first report, without what other processes logged meanwhile
+        # (debug messages span lines too): the lines a report is made of,
+        # up to ASan's SUMMARY (or ABORTING) line, or for UBSan up to
+        # nginx's next message.
+        my @lines;
+        for my $line (split /\n/, substr($text, $from)) {
+            last if $ubsan && @lines
+                    && $line =~ m{^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[};
+            next unless $line =~ $SanitizerLine;
+            push @lines, $line;
+            last if $line =~ /^SUMMARY: |^==\d+==ABORTING/ || @lines == 100;
+        }
+        my $where = File::Basename::basename($file);
+        $report .= "logs/$where:\n" . join("\n", @lines)
+                   . "\n(the whole report is in logs/$where)\n";
+    }
+    return unless $UseAsan || length $report;
+    ok(!length $report, "$name - no AddressSanitizer/UBSan report")
+        or diag($report);
+}
+
 # ---------------------------------------------------------------------------
 # Running blocks.
 
@@ -839,6 +928,7 @@ sub run_block {
         my $log = slurp(error_log_file()) // '';
         check_error_log($block, [ split /^/, $log ], '');
         check_valgrind($block);
+        check_sanitizer($block);
         return;
     }
 
@@ -848,6 +938,7 @@ sub run_block {
         diag($st eq 'exit' ? "nginx exited with status $code" : $code);
         diag("stderr:\n" . tail(slurp(stderr_file()), 20));
         diag("error.log (last lines):\n" . tail(slurp(error_log_file()), 20));
+        check_sanitizer($block);
         return;
     }
 
@@ -856,6 +947,7 @@ sub run_block {
         diag("init failed: $err");
         diag("error.log (last lines):\n" . tail(slurp(error_log_file()), 20));
         stop_nginx();
+        check_sanitizer($block);
         return;
     }
 
@@ -885,6 +977,7 @@ sub run_block {
     my $log = slurp(error_log_file()) // '';
     check_error_log($block, [ split /^/, $log ], '');
     check_valgrind($block);
+    check_sanitizer($block);
 }
 
 sub run_tests {
@@ -895,6 +988,11 @@ sub run_tests {
     my $version = `$NginxBinary -v 2>&1`;
     bail_out("cannot run $NginxBinary (set TEST_NGINX_BINARY)")
         unless defined $version && $version =~ /nginx version/;
+    if ($UseAsan) {
+        bail_out("TEST_NGINX_ASAN and TEST_NGINX_USE_VALGRIND do not go "
+                 . "together") if $UseValgrind;
+        eval { sanitizer_env(); 1 } or bail_out($@);
+    }
     clear_stale_nginx();
 
     # The server root of a block that failed is kept here for a post-mortem.

@@ -1,11 +1,13 @@
 /*
- * Growable byte buffers (HTTP I/O, JSON bodies, msgpack batches) and the
- * clocks and log of the simulator.
+ * Growable byte buffers (HTTP I/O, JSON bodies, msgpack batches), writing
+ * one to a non-blocking socket, and the clocks and log of the simulator.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sim.h"
 
@@ -147,6 +149,27 @@ sim_buf_consume(sim_buf_t *b, size_t n)
 
     memmove(b->data, b->data + n, b->len - n);
     b->len -= n;
+}
+
+
+int
+sim_buf_write(int fd, const sim_buf_t *b, size_t *off)
+{
+    ssize_t  n;
+
+    while (*off < b->len) {
+        n = write(fd, b->data + *off, b->len - *off);
+        if (n > 0) {
+            *off += (size_t) n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        return (n < 0 && errno == EAGAIN) ? 1 : -1;
+    }
+
+    return 0;
 }
 
 

@@ -15,7 +15,16 @@
 
 
 static int sim_hosts(sim_config_t *cf, const char *list);
+static int sim_role(const char *s, size_t len, sim_role_t *role);
+static int sim_roles(sim_config_t *cf, const char *list, int *n);
 static int sim_tokenizer_files(sim_config_t *cf);
+
+
+/*
+ * Llama-3.1-70B's KV per token: 80 layers x 8 KV heads x head size 128 x
+ * (K and V) x 2 bytes (bf16) = 327,680 bytes (docs/simulator.md).
+ */
+#define SIM_KV_BYTES_PER_TOKEN  (80.0 * 8 * 128 * 2 * 2)
 
 
 static const char  sim_usage[] =
@@ -60,6 +69,15 @@ static const char  sim_usage[] =
 "  --kv-buffer-steps N          replay buffer, batches (10000)\n"
 "  --kv-hwm N                   ZMQ send high-water mark (100000)\n"
 "  --fault JSON                 fault switches applied to every pod\n"
+"  --role prefill|decode|both   every pod's P/D role (both)\n"
+"  --roles R,R,...              pod i's role, one per pod\n"
+"  --kv-bytes-per-token N       KV bytes per token a decode pod pulls\n"
+"                               (327680, Llama-3.1-70B bf16)\n"
+"  --kv-transfer-gbps X         KV pull bandwidth, Gbit/s (800)\n"
+"  --pd-connect-timeout-ms N    the sidecar's prefill leg: connect (1000)\n"
+"  --pd-timeout-ms N            the sidecar's prefill leg: all (60000)\n"
+"  --pd-fallback                a failed prefill leg is prefilled locally\n"
+"                               (default: its error goes to the client)\n"
 "  --quiet                      no log lines\n";
 
 
@@ -108,13 +126,21 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
         { "kv-buffer-steps", 1, NULL, 16 },
         { "kv-hwm", 1, NULL, 17 },
         { "fault", 1, NULL, 18 },
+        { "role", 1, NULL, 20 },
+        { "roles", 1, NULL, 21 },
+        { "kv-bytes-per-token", 1, NULL, 22 },
+        { "kv-transfer-gbps", 1, NULL, 23 },
+        { "pd-connect-timeout-ms", 1, NULL, 24 },
+        { "pd-timeout-ms", 1, NULL, 25 },
+        { "pd-fallback", 0, NULL, 26 },
         { "quiet", 0, NULL, 'q' },
         { "help", 0, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    double  v;
-    long    kv_tokens = 0;
-    int     o, bad, pods_set = 0, host_set = 0;
+    sim_role_t  role = SIM_ROLE_BOTH;
+    double      v;
+    long        kv_tokens = 0;
+    int         o, bad, i, pods_set = 0, host_set = 0, nroles = 0;
 
     memset(cf, 0, sizeof(sim_config_t));
     cf->pods = 1;
@@ -138,6 +164,10 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
     cf->kv_topic = "kv@{ip}:{port}@{model}";
     cf->kv_buffer_steps = 10000;
     cf->kv_hwm = 100000;
+    cf->kv_bytes_per_token = SIM_KV_BYTES_PER_TOKEN;
+    cf->kv_transfer_gbps = 800;
+    cf->pd_connect_timeout_ms = 1000;
+    cf->pd_timeout_ms = 60000;
 
     opterr = 0;
     bad = 0;
@@ -205,6 +235,21 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
                  break;
         case 17: bad = sim_num(optarg, 0, 1e9, &v); cf->kv_hwm = v; break;
         case 18: cf->fault_json = optarg; break;
+        case 20: bad = sim_role(optarg, strlen(optarg), &role); break;
+        case 21:
+            if (sim_roles(cf, optarg, &nroles) != 0) {
+                return -1;
+            }
+            break;
+        case 22: bad = sim_num(optarg, 1, 1e9, &cf->kv_bytes_per_token);
+                 break;
+        case 23: bad = sim_num(optarg, 1e-6, 1e6, &cf->kv_transfer_gbps);
+                 break;
+        case 24: bad = sim_num(optarg, 1, 1e7, &v);
+                 cf->pd_connect_timeout_ms = v; break;
+        case 25: bad = sim_num(optarg, 1, 1e8, &v); cf->pd_timeout_ms = v;
+                 break;
+        case 26: cf->pd_fallback = 1; break;
         case 'q': cf->quiet = 1; break;
         case 'h': fputs(sim_usage, stdout); exit(0);
         default:
@@ -249,6 +294,19 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
     } else if (cf->port + cf->pods - 1 > 65535) {
         fprintf(stderr, "vllm-sim: ports beyond 65535\n");
         return -1;
+    }
+
+    if (nroles) {
+        /* one role per pod, in pod order */
+        if (nroles != cf->pods) {
+            fprintf(stderr, "vllm-sim: --roles names %d roles for %d "
+                    "pods\n", nroles, cf->pods);
+            return -1;
+        }
+    } else {
+        for (i = 0; i < cf->pods; i++) {
+            cf->roles[i] = (uint8_t) role;
+        }
     }
 
     if (cf->tokenizer && sim_tokenizer_files(cf) != 0) {
@@ -309,6 +367,78 @@ sim_hosts(sim_config_t *cf, const char *list)
         }
 
         cf->nhosts++;
+
+        if (comma == NULL) {
+            return 0;
+        }
+    }
+}
+
+
+const char *
+sim_role_name(sim_role_t role)
+{
+    switch (role) {
+    case SIM_ROLE_PREFILL: return "prefill";
+    case SIM_ROLE_DECODE:  return "decode";
+    default:               return "both";
+    }
+}
+
+
+/* llm-d's role label values; "prefill-decode" is llm-d's name of both. */
+static int
+sim_role(const char *s, size_t len, sim_role_t *role)
+{
+    static const struct {
+        const char  *name;
+        sim_role_t   role;
+    } names[] = {
+        { "prefill", SIM_ROLE_PREFILL }, { "decode", SIM_ROLE_DECODE },
+        { "both", SIM_ROLE_BOTH }, { "prefill-decode", SIM_ROLE_BOTH }
+    };
+    size_t  i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strlen(names[i].name) == len
+            && strncmp(s, names[i].name, len) == 0)
+        {
+            *role = names[i].role;
+            return 0;
+        }
+    }
+
+    return -1;
+}
+
+
+/* --roles R,R,...: pod i takes the i-th role. */
+static int
+sim_roles(sim_config_t *cf, const char *list, int *n)
+{
+    const char  *p, *comma;
+    sim_role_t   role;
+    size_t       len;
+
+    *n = 0;
+
+    for (p = list; /* void */; p = comma + 1) {
+        comma = strchr(p, ',');
+        len = comma ? (size_t) (comma - p) : strlen(p);
+
+        if (sim_role(p, len, &role) != 0) {
+            fprintf(stderr, "vllm-sim: --roles: \"%.*s\" is not prefill, "
+                    "decode or both\n", (int) len, p);
+            return -1;
+        }
+
+        if (*n == SIM_MAX_PODS) {
+            fprintf(stderr, "vllm-sim: --roles: more than %d roles\n",
+                    SIM_MAX_PODS);
+            return -1;
+        }
+
+        cf->roles[(*n)++] = (uint8_t) role;
 
         if (comma == NULL) {
             return 0;

@@ -8,6 +8,13 @@
  * needs a block and none is free, the last running request is preempted:
  * its blocks are freed and it is recomputed later from the start.
  *
+ * A request whose prompt a prefill pod has computed (do_remote_prefill,
+ * docs/simulator.md) first pulls the blocks it lacks: it takes them at the
+ * head of the waiting queue, waits out the transfer (bytes / bandwidth)
+ * outside the batch, as vLLM's WAITING_FOR_REMOTE_KVS, then caches them
+ * and continues from the head of the queue with only its last tokens left
+ * to prefill.
+ *
  * A step lasts step_time(prefill tokens, decode sequences, context tokens)
  * divided by the time scale; its tokens appear when it ends.
  */
@@ -20,6 +27,10 @@
 
 
 static int sim_grow(void **p, size_t *cap, size_t need, size_t size);
+static int sim_take_hits(sim_pod_t *pod, sim_req_t *r, size_t from,
+    size_t hits, size_t extra);
+static int sim_pull_start(sim_pod_t *pod, sim_req_t *r, size_t hits,
+    int64_t now);
 
 
 sim_req_t *
@@ -34,6 +45,7 @@ sim_req_new(sim_pod_t *pod, sim_token_pt on_token)
 
     r->pod = pod;
     r->on_token = on_token;
+    r->prefill_cached = -1;
     r->created = (long) time(NULL);
     snprintf(r->id, sizeof(r->id), "%s-%llx-%llu", pod->name,
              (unsigned long long) r->created,
@@ -165,6 +177,17 @@ sim_req_hash_upto(sim_pod_t *pod, sim_req_t *r, size_t nblocks)
 int
 sim_engine_add(sim_pod_t *pod, sim_req_t *r)
 {
+    size_t  usable;
+
+    if (r->remote_blocks) {
+        /* as a local hit, the pull leaves the last token to compute */
+        pod->stats.remote_prefills++;
+        usable = (r->n_prompt - 1) / pod->cf->block_size;
+        if (r->remote_blocks > usable) {
+            r->remote_blocks = usable;
+        }
+    }
+
     if (!pod->cf->no_prefix_caching
         && sim_req_hash_upto(pod, r, r->n_prompt / pod->cf->block_size)
            != 0)
@@ -229,6 +252,7 @@ sim_preempt(sim_pod_t *pod, sim_req_t *r)
     sim_q_remove(&pod->eng.running, r);
     sim_req_release_blocks(pod, r);
     r->num_computed = 0;
+    r->remote_blocks = 0;               /* recomputed here from now on */
     r->state = SIM_REQ_WAITING;
     sim_q_push_front(&pod->eng.waiting, r);
     pod->stats.preemptions++;
@@ -309,6 +333,134 @@ sim_prefix_hits(sim_pod_t *pod, sim_req_t *r)
 
 
 double
+sim_engine_transfer_s(double bytes, double gbps)
+{
+    return bytes * 8 / (gbps * 1e9);
+}
+
+
+/*
+ * Gives r its cached prefix: hit blocks from..hits-1 (blocks below from are
+ * held already), if they and extra new blocks fit in the free queue (hit
+ * blocks may sit in it).
+ */
+static int
+sim_take_hits(sim_pod_t *pod, sim_req_t *r, size_t from, size_t hits,
+    size_t extra)
+{
+    size_t  i, freed_hits;
+
+    freed_hits = 0;
+    for (i = from; i < hits; i++) {
+        freed_hits += sim_kv_is_free(pod->kv,
+                                     sim_kv_lookup(pod->kv, r->hashes[i]));
+    }
+
+    if (extra + freed_hits > sim_kv_num_free(pod->kv)
+        || sim_grow((void **) &r->blocks, &r->cap_blocks, hits + extra,
+                    sizeof(int32_t)) != 0)
+    {
+        return -1;
+    }
+
+    for (i = from; i < hits; i++) {
+        r->blocks[i] = sim_kv_lookup(pod->kv, r->hashes[i]);
+        sim_kv_touch(pod->kv, r->blocks[i]);
+    }
+
+    r->n_blocks = hits;
+    r->n_cached_blocks = hits;
+    r->num_computed = hits * pod->cf->block_size;
+    return 0;
+}
+
+
+/*
+ * Starts pulling the remote blocks r lacks: vLLM allocates them at once
+ * and the transfer runs beside the batches; the tokens are counted as the
+ * connector's (external) prefix-cache hits.
+ */
+static int
+sim_pull_start(sim_pod_t *pod, sim_req_t *r, size_t hits, int64_t now)
+{
+    const sim_config_t  *cf = pod->cf;
+    size_t               bs = (size_t) cf->block_size, nload, i;
+    double               secs;
+
+    nload = r->remote_blocks - hits;
+    if (sim_take_hits(pod, r, 0, hits, nload) != 0) {
+        return -1;
+    }
+
+    for (i = hits; i < r->remote_blocks; i++) {
+        r->blocks[r->n_blocks++] = sim_kv_alloc(pod->kv);
+    }
+    r->num_computed = r->remote_blocks * bs;
+
+    r->counted = 1;
+    r->cached_prompt = r->num_computed;     /* local and remote, as vLLM */
+    pod->stats.prefix_queries += r->n_tokens;
+    pod->stats.prefix_hits += hits * bs;
+    pod->stats.external_queries += r->n_tokens;
+    pod->stats.external_hits += nload * bs;
+
+    r->pull_bytes = (uint64_t) (nload * bs * cf->kv_bytes_per_token);
+    secs = sim_engine_transfer_s((double) r->pull_bytes, cf->kv_transfer_gbps);
+    r->load_end_ns = now + (int64_t) (secs * 1e9 / cf->time_scale);
+    if (pod->eng.pull_due_ns == 0 || r->load_end_ns < pod->eng.pull_due_ns) {
+        pod->eng.pull_due_ns = r->load_end_ns;
+    }
+
+    sim_q_remove(&pod->eng.waiting, r);
+    r->state = SIM_REQ_LOADING;
+    sim_q_push_back(&pod->eng.loading, r);
+    return 0;
+}
+
+
+void
+sim_engine_pulls(sim_pod_t *pod, int64_t now)
+{
+    sim_engine_t  *eng = &pod->eng;
+    sim_req_t     *r, *next;
+    int64_t        due = 0;
+    int            done = 0;
+    double         secs;
+
+    for (r = eng->loading.head; r; r = next) {
+        next = r->next;
+
+        if (r->load_end_ns > now) {
+            if (due == 0 || r->load_end_ns < due) {
+                due = r->load_end_ns;
+            }
+            continue;
+        }
+
+        /* the blocks arrived: cached (BlockStored) as vLLM does then */
+        sim_q_remove(&eng->loading, r);
+        sim_cache_full_blocks(pod, r, r->num_computed);
+        secs = sim_engine_transfer_s((double) r->pull_bytes,
+                                 pod->cf->kv_transfer_gbps);
+        pod->stats.kv_pulls++;
+        pod->stats.kv_pull_bytes += r->pull_bytes;
+        sim_hist_observe(&pod->stats.xfer_time, secs);
+        sim_hist_observe(&pod->stats.xfer_bytes, (double) r->pull_bytes);
+
+        r->state = SIM_REQ_WAITING;
+        sim_q_push_front(&eng->waiting, r);
+        done = 1;
+    }
+
+    eng->pull_due_ns = due;
+
+    if (done) {
+        sim_engine_kick(pod);
+    }
+}
+
+
+double
 sim_engine_step_us(const sim_pod_t *pod, long prefill_tokens,
     long decode_seqs, long ctx_tokens)
 {
@@ -326,7 +478,7 @@ sim_schedule(sim_pod_t *pod, int64_t now)
     sim_engine_t  *eng = &pod->eng;
     sim_req_t     *r, *next, *victim;
     size_t         bs = (size_t) pod->cf->block_size;
-    size_t         hits, need, n, nblk, i, freed_hits;
+    size_t         hits, held, need, n, nblk, i;
     long           budget, prefill, decode, ctx;
     int            preempted, self;
     double         us;
@@ -380,24 +532,24 @@ sim_schedule(sim_pod_t *pod, int64_t now)
            && eng->running.n < pod->cf->max_num_seqs)
     {
         r = eng->waiting.head;
-        hits = sim_prefix_hits(pod, r);
 
-        /* blocks this chunk needs, hit blocks that sit in the free queue */
+        /* blocks a pull filled are held already; else the cached prefix */
+        held = r->n_blocks;
+        hits = held ? held : sim_prefix_hits(pod, r);
+
+        if (!held && r->remote_blocks > hits) {
+            if (sim_pull_start(pod, r, hits, now) != 0) {
+                break;
+            }
+            continue;
+        }
+
+        /* blocks this chunk needs */
         need = r->n_tokens - hits * bs;
         n = need < (size_t) budget ? need : (size_t) budget;
         nblk = (hits * bs + n + bs - 1) / bs - hits;
-        freed_hits = 0;
-        for (i = 0; i < hits; i++) {
-            freed_hits += sim_kv_is_free(pod->kv,
-                                         sim_kv_lookup(pod->kv, r->hashes[i]));
-        }
-        if (nblk + freed_hits > sim_kv_num_free(pod->kv)) {
-            break;
-        }
 
-        if (sim_grow((void **) &r->blocks, &r->cap_blocks, hits + nblk,
-                     sizeof(int32_t)) != 0)
-        {
+        if (sim_take_hits(pod, r, held, hits, nblk) != 0) {
             break;
         }
 
@@ -406,15 +558,10 @@ sim_schedule(sim_pod_t *pod, int64_t now)
             r->cached_prompt = hits * bs;
             pod->stats.prefix_queries += r->n_tokens;
             pod->stats.prefix_hits += hits * bs;
+            if (pod->role != SIM_ROLE_BOTH) {
+                pod->stats.external_queries += r->n_tokens;
+            }
         }
-
-        for (i = 0; i < hits; i++) {
-            r->blocks[i] = sim_kv_lookup(pod->kv, r->hashes[i]);
-            sim_kv_touch(pod->kv, r->blocks[i]);
-        }
-        r->n_blocks = hits;
-        r->n_cached_blocks = hits;
-        r->num_computed = hits * bs;
 
         if (sim_req_alloc(pod, r, r->num_computed + n) != 0) {
             /* cannot happen after the check above */
@@ -592,14 +739,22 @@ sim_engine_abort(sim_pod_t *pod, sim_req_t *r)
         return;                         /* ends with its step */
     }
 
-    if (r->state == SIM_REQ_WAITING) {
+    switch (r->state) {
+    case SIM_REQ_SIDECAR:
+        return;                         /* freed when its prefill leg ends */
+    case SIM_REQ_WAITING:
         sim_q_remove(&pod->eng.waiting, r);
-        sim_req_release_blocks(pod, r);
-        sim_req_free(r);
+        break;
+    case SIM_REQ_LOADING:
+        sim_q_remove(&pod->eng.loading, r);
+        break;
+    default:
+        sim_finish(pod, r, sim_now_ns());
         return;
     }
 
-    sim_finish(pod, r, sim_now_ns());
+    sim_req_release_blocks(pod, r);
+    sim_req_free(r);
 }
 
 
@@ -617,6 +772,12 @@ sim_engine_clear(sim_pod_t *pod)
 
     while ((r = eng->running.head) != NULL) {
         sim_q_remove(&eng->running, r);
+        sim_req_release_blocks(pod, r);
+        sim_req_free(r);
+    }
+
+    while ((r = eng->loading.head) != NULL) {
+        sim_q_remove(&eng->loading, r);
         sim_req_release_blocks(pod, r);
         sim_req_free(r);
     }

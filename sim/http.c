@@ -188,22 +188,17 @@ sim_conn_free(sim_conn_t *c)
 void
 sim_http_flush(sim_conn_t *c)
 {
-    ssize_t  n;
+    int  rc;
 
-    while (!c->dead && c->out_off < c->out.len) {
-        n = write(c->fd, c->out.data + c->out_off, c->out.len - c->out_off);
-        if (n > 0) {
-            c->out_off += (size_t) n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && errno == EAGAIN) {
+    if (!c->dead) {
+        rc = sim_buf_write(c->fd, &c->out, &c->out_off);
+        if (rc > 0) {
             return;                 /* EPOLLOUT (edge) resumes */
         }
-        sim_http_close(c);
-        return;
+        if (rc < 0) {
+            sim_http_close(c);
+            return;
+        }
     }
 
     if (c->out_off == c->out.len) {
@@ -228,10 +223,13 @@ sim_status_text(int status)
     case 409: return "Conflict";
     case 411: return "Length Required";
     case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     default:  return "Unknown";
     }
 }
@@ -465,6 +463,14 @@ sim_parse(sim_conn_t *c)
                                      &v))
             {
                 expect = strcasecmp(v, "100-continue") == 0;
+
+            } else if (c->req.prefiller_len == 0
+                       && sim_header_is(line, (size_t) (eol - line),
+                                        "x-prefiller-host-port", &v))
+            {
+                /* llm-d's P/D header, for the decode pod's sidecar */
+                c->req.prefiller_off = (size_t) (v - c->in.data);
+                c->req.prefiller_len = (size_t) (eol - v);
             }
 
             if (eol == end) {
@@ -498,6 +504,8 @@ sim_parse(sim_conn_t *c)
     c->req.method = c->in.data;
     c->req.path = c->in.data + c->req.path_off;
     c->req.body = c->in.data + c->head_len;
+    c->req.prefiller = c->req.prefiller_len
+                       ? c->in.data + c->req.prefiller_off : NULL;
     return 1;
 }
 

@@ -1,8 +1,9 @@
 /*
  * vllm-sim: the command line and the event loop.  One thread, one epoll
  * set for every pod's listener, connections and replay socket, and one
- * timerfd armed at the earliest deadline (engine step ends, delayed
- * /metrics answers, pod stops and restarts).
+ * timerfd armed at the earliest deadline (engine step ends, KV pulls,
+ * delayed /metrics answers, the sidecar's prefill legs, pod stops and
+ * restarts).
  */
 #include <errno.h>
 #include <signal.h>
@@ -140,16 +141,31 @@ main(int argc, char **argv)
             cf.num_blocks, cf.block_size,
             sim_tok_is_real() ? cf.tokenizer : "fallback",
             sim_chat_template_name(), cf.time_scale);
+    /* with P/D roles: each pod's and the transfer model */
+    where.len = 0;
+    for (i = 0; i < cf.pods; i++) {
+        sim_buf_printf(&where, "%s%s", i ? "," : "",
+                       sim_role_name((sim_role_t) cf.roles[i]));
+    }
+    if (strspn(where.data, "both,") != where.len) {
+        sim_log("P/D roles %s; KV pulls of %g bytes per token at %g Gbit/s, "
+                "prefill legs %s on failure", where.data,
+                cf.kv_bytes_per_token, cf.kv_transfer_gbps,
+                cf.pd_fallback ? "prefilled locally" : "passed to the client");
+    }
     sim_buf_free(&where);
 
     running = 1;
 
     while (running) {
-        next = sim_http_next_timer();
+        next = sim_min(sim_http_next_timer(), sim_client_next_timer());
         for (i = 0; i < sim_npods; i++) {
             pod = &sim_pods[i];
             if (pod->up && pod->eng.busy) {
                 next = sim_min(next, pod->eng.step_end_ns);
+            }
+            if (pod->up && pod->eng.loading.n) {
+                next = sim_min(next, pod->eng.pull_due_ns);
             }
             next = sim_min(next, pod->faults.stop_at_ns);
             next = sim_min(next, pod->faults.restart_at_ns);
@@ -172,6 +188,9 @@ main(int argc, char **argv)
             case SIM_TAG_CONN:
                 sim_http_event(h->obj, evs[i].events);
                 break;
+            case SIM_TAG_CLIENT:
+                sim_client_event(h->obj, evs[i].events);
+                break;
             case SIM_TAG_REPLAY:
                 sim_pub_replay_poll(((sim_pod_t *) h->obj)->pub);
                 break;
@@ -189,10 +208,16 @@ main(int argc, char **argv)
 
         now = sim_now_ns();
         sim_http_run_timers(now);
+        sim_client_run_timers(now);
 
         for (i = 0; i < sim_npods; i++) {
             pod = &sim_pods[i];
             sim_pod_timers(pod, now);
+            if (pod->up && pod->eng.loading.n
+                && now >= pod->eng.pull_due_ns)
+            {
+                sim_engine_pulls(pod, now);
+            }
             if (pod->up && pod->eng.busy && now >= pod->eng.step_end_ns) {
                 sim_engine_tick(pod, now);
             }

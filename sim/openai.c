@@ -3,7 +3,9 @@
  * request validation with cJSON, OpenAI error bodies, non-streaming
  * responses and SSE chunks ("data: <json>\n\n", an optional usage chunk,
  * "data: [DONE]").  Chat messages are rendered by chat.c (the project's
- * chat templates) before tokenization.
+ * chat templates) before tokenization.  On pods with a P/D role the
+ * requests' kv_transfer_params are honoured and a decode pod's sidecar
+ * (pd.c) runs the prefill leg first when the request names a prefiller.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,10 @@
 
 static void sim_openai_token(sim_req_t *r, uint32_t id, const char *text,
     size_t len, int last);
+static void sim_openai_serve(sim_conn_t *c, sim_req_t *r);
+static void sim_openai_prefilled(sim_req_t *r, int status, const char *body,
+    size_t len, const char *err);
+static void sim_json_kv_params(sim_buf_t *b, sim_req_t *r);
 
 
 static sim_buf_t  sim_scratch;
@@ -309,6 +315,17 @@ sim_openai_handle(sim_conn_t *c, sim_api_t api)
         r->salt_len = strlen(e->valuestring);
     }
 
+    e = cJSON_GetObjectItemCaseSensitive(j, "kv_transfer_params");
+    if (c->pod->role != SIM_ROLE_BOTH && e && !cJSON_IsNull(e)) {
+        if (!cJSON_IsObject(e)) {
+            sim_openai_error(c, 400, "BadRequestError", "kv_transfer_params",
+                             "'kv_transfer_params' must be an object");
+            goto done;
+        }
+        r->kv_producer = sim_pd_is_prefill_leg(e);
+        r->remote_blocks = sim_pd_remote_blocks(e);
+    }
+
     e = cJSON_GetObjectItemCaseSensitive(j, "stream");
     r->stream = cJSON_IsTrue(e);
     so = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
@@ -343,16 +360,11 @@ sim_openai_handle(sim_conn_t *c, sim_api_t api)
     c->busy = 1;
     c->pod->requests++;
 
-    if (r->stream) {
-        sim_http_stream_start(c, "text/event-stream; charset=utf-8");
-    }
-
-    if (sim_engine_add(c->pod, r) != 0) {
-        c->sreq = NULL;
-        c->busy = 0;
-        c->keepalive = 0;
-        c->closing = 1;
-        sim_req_free(r);
+    if (c->pod->role == SIM_ROLE_DECODE && c->req.prefiller) {
+        sim_pd_sidecar(r, j, c->req.prefiller, c->req.prefiller_len,
+                       sim_openai_prefilled);
+    } else {
+        sim_openai_serve(c, r);
     }
     r = NULL;
 
@@ -364,6 +376,57 @@ done:
     free(ids);
     sim_buf_free(&chat);
     cJSON_Delete(j);
+}
+
+
+/* Hands the request of c to the engine; its answer starts at once. */
+static void
+sim_openai_serve(sim_conn_t *c, sim_req_t *r)
+{
+    r->state = SIM_REQ_WAITING;
+
+    if (r->stream) {
+        sim_http_stream_start(c, "text/event-stream; charset=utf-8");
+    }
+
+    if (sim_engine_add(c->pod, r) != 0) {
+        c->sreq = NULL;
+        c->busy = 0;
+        c->keepalive = 0;
+        c->closing = 1;
+        sim_req_free(r);
+    }
+}
+
+
+/* The sidecar's prefill leg ended (pd.c): decode here, or pass its error. */
+static void
+sim_openai_prefilled(sim_req_t *r, int status, const char *body, size_t len,
+    const char *err)
+{
+    sim_conn_t  *c = r->conn;
+
+    if (c == NULL) {
+        sim_req_free(r);                /* the client has gone */
+        return;
+    }
+
+    if (status == 0) {
+        sim_openai_serve(c, r);
+        return;
+    }
+
+    c->sreq = NULL;
+    sim_req_free(r);
+
+    if (len) {
+        sim_http_respond(c, status, "application/json", body, len);
+    } else {
+        sim_openai_error(c, status, status == 502 ? "BadGateway"
+                                                  : "InternalServerError",
+                         NULL, "%s", err);
+    }
+    sim_http_done(c);
 }
 
 
@@ -385,7 +448,27 @@ sim_json_usage(sim_buf_t *b, sim_req_t *r)
     sim_buf_printf(b, "\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu,"
                    "\"completion_tokens\":%zu,\"prompt_tokens_details\":"
                    "{\"cached_tokens\":%zu}}", r->n_prompt,
-                   r->n_prompt + r->n_output, r->n_output, r->cached_prompt);
+                   r->n_prompt + r->n_output, r->n_output,
+                   r->prefill_cached >= 0 ? (size_t) r->prefill_cached
+                                          : r->cached_prompt);
+}
+
+
+/*
+ * vLLM's kv_transfer_params member: where a finished prefill leg's blocks
+ * are (it ends at its 1-token length cap), else null.
+ */
+static void
+sim_json_kv_params(sim_buf_t *b, sim_req_t *r)
+{
+    sim_buf_puts(b, ",\"kv_transfer_params\":");
+
+    if (r->kv_producer && strcmp(r->finish_reason, "length") == 0) {
+        sim_pd_params_json(b, r->pod, r);
+        r->pod->stats.prefill_legs++;
+    } else {
+        sim_buf_puts(b, "null");
+    }
 }
 
 
@@ -441,6 +524,9 @@ sim_openai_token(sim_req_t *r, uint32_t id, const char *text, size_t len,
                            finish);
         }
         sim_json_usage(b, r);
+        if (r->pod->role != SIM_ROLE_BOTH) {
+            sim_json_kv_params(b, r);
+        }
         sim_buf_puts(b, "}");
 
         sim_http_respond(c, 200, "application/json", b->data, b->len);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <sys/epoll.h>
 
 #include <cJSON.h>
@@ -16,6 +17,9 @@
 
 sim_pod_t  *sim_pods;
 int         sim_npods;
+
+
+static void sim_pod_engine_id(sim_pod_t *pod);
 
 
 static void
@@ -62,6 +66,29 @@ sim_topic(sim_pod_t *pod)
 }
 
 
+/*
+ * A restarted vLLM has a new engine id (a uuid4 unless configured): blocks
+ * named by the old one are gone.  Made of the pod's address, port and
+ * start time, so that pods and starts differ.
+ */
+static void
+sim_pod_engine_id(sim_pod_t *pod)
+{
+    struct in_addr  a;
+    uint64_t        t = (uint64_t) sim_now_ns();
+
+    if (inet_pton(AF_INET, pod->host, &a) != 1) {
+        a.s_addr = 0;
+    }
+
+    snprintf(pod->engine_id, sizeof(pod->engine_id),
+             "%08x-%04x-4%03x-8%03x-%012llx", ntohl(a.s_addr),
+             (unsigned) pod->port, (unsigned) (t >> 48) & 0xfff,
+             (unsigned) (t >> 36) & 0xfff,
+             (unsigned long long) (t & 0xffffffffffffULL));
+}
+
+
 int
 sim_pod_init(sim_pod_t *pod, const sim_config_t *cf, int index, char *err,
     size_t errlen)
@@ -69,6 +96,7 @@ sim_pod_init(sim_pod_t *pod, const sim_config_t *cf, int index, char *err,
     memset(pod, 0, sizeof(sim_pod_t));
     pod->index = index;
     pod->cf = cf;
+    pod->role = (sim_role_t) cf->roles[index];
 
     if (cf->nhosts) {
         /* one port, an address per pod: x-sim-pod needs both */
@@ -125,6 +153,7 @@ sim_pod_start(sim_pod_t *pod, char *err, size_t errlen)
     }
 
     sim_stats_init(&pod->stats);
+    sim_pod_engine_id(pod);
 
     if (cf->kv_endpoint) {
         pod->pub = sim_pub_create(cf, pod->index,
@@ -322,7 +351,8 @@ sim_pod_fault(sim_pod_t *pod, const char *json, size_t len, char *err,
 static void
 sim_pod_state(sim_conn_t *c, sim_pod_t *pod)
 {
-    sim_buf_t  b = { NULL, 0, 0 };
+    sim_stats_t  *st = &pod->stats;
+    sim_buf_t     b = { NULL, 0, 0 };
 
     sim_buf_printf(&b, "{\"pod\":%d,\"host\":\"%s\",\"port\":%d,\"up\":%s,"
                    "\"running\":%d,\"waiting\":%d,\"num_blocks\":%u,"
@@ -337,7 +367,20 @@ sim_pod_state(sim_conn_t *c, sim_pod_t *pod)
                    (unsigned long long) pod->requests,
                    (unsigned long long) sim_pub_next_seq(pod->pub));
     sim_buf_json_str(&b, pod->topic, strlen(pod->topic));
-    sim_buf_puts(&b, "}");
+    sim_buf_printf(&b, ",\"role\":\"%s\",\"loading\":%d,\"pd\":{"
+                   "\"prefill_legs\":%llu,\"remote_prefills\":%llu,"
+                   "\"kv_pulls\":%llu,\"kv_pull_bytes\":%llu,"
+                   "\"kv_pull_seconds\":%.9g,\"sidecar_prefills\":%llu,"
+                   "\"sidecar_failures\":%llu,\"sidecar_fallbacks\":%llu}}",
+                   sim_role_name(pod->role), pod->eng.loading.n,
+                   (unsigned long long) st->prefill_legs,
+                   (unsigned long long) st->remote_prefills,
+                   (unsigned long long) st->kv_pulls,
+                   (unsigned long long) st->kv_pull_bytes,
+                   st->xfer_time.sum,
+                   (unsigned long long) st->sidecar_legs,
+                   (unsigned long long) st->sidecar_failures,
+                   (unsigned long long) st->sidecar_fallbacks);
     sim_http_respond(c, 200, "application/json", b.data, b.len);
     sim_buf_free(&b);
 }

@@ -27,6 +27,7 @@ typedef struct sim_conn_s  sim_conn_t;
 typedef struct sim_req_s   sim_req_t;
 typedef struct sim_kv_s    sim_kv_t;
 typedef struct sim_pub_s   sim_pub_t;
+typedef struct sim_client_s  sim_client_t;
 struct cJSON;
 
 /* What an epoll event's data.ptr points to. */
@@ -35,6 +36,7 @@ struct cJSON;
 #define SIM_TAG_REPLAY  3
 #define SIM_TAG_TIMER   4
 #define SIM_TAG_SIGNAL  5
+#define SIM_TAG_CLIENT  6
 
 typedef struct {
     int    tag;
@@ -57,6 +59,11 @@ int sim_buf_printf(sim_buf_t *b, const char *fmt, ...)
 /* Appends s as a JSON string literal (quotes included). */
 int sim_buf_json_str(sim_buf_t *b, const char *s, size_t n);
 void sim_buf_consume(sim_buf_t *b, size_t n);
+/*
+ * Writes b from *off on to the non-blocking fd, moving *off: 0 when all is
+ * written, 1 when the socket is full (EPOLLOUT resumes), -1 on an error.
+ */
+int sim_buf_write(int fd, const sim_buf_t *b, size_t *off);
 void sim_buf_free(sim_buf_t *b);
 
 int64_t sim_now_ns(void);
@@ -65,6 +72,18 @@ double sim_wall_time(void);
 
 /* Everything the command line sets (defaults in config.c). */
 typedef enum { SIM_HASH_SHA256_CBOR = 0, SIM_HASH_SHA256_CBOR_64 } sim_algo_t;
+
+/*
+ * A pod's part in prefill/decode disaggregation (llm-d's llm-d.ai/role):
+ * both serves everything itself, as a vLLM without a KV connector; prefill
+ * and decode pods run vLLM's NIXL connector, and a decode pod also the
+ * routing sidecar (pd.c).
+ */
+typedef enum {
+    SIM_ROLE_BOTH = 0,
+    SIM_ROLE_PREFILL,
+    SIM_ROLE_DECODE
+} sim_role_t;
 
 typedef struct {
     int          pods;
@@ -101,9 +120,17 @@ typedef struct {
     int          kv_hwm;
     const char  *fault_json;              /* applied to every pod at start */
     int          quiet;
+    uint8_t      roles[SIM_MAX_PODS];     /* sim_role_t of pod i */
+    double       kv_bytes_per_token;      /* KV a decode pod pulls */
+    double       kv_transfer_gbps;        /* pull bandwidth, Gbit/s */
+    int          pd_connect_timeout_ms;   /* the sidecar's prefill leg */
+    int          pd_timeout_ms;
+    int          pd_fallback;             /* failed leg: prefill locally */
 } sim_config_t;
 
 int sim_config_parse(sim_config_t *cf, int argc, char **argv);
+/* "prefill", "decode" or "both". */
+const char *sim_role_name(sim_role_t role);
 
 
 /* tokenize.c: the project tokenizer or the deterministic fallback */
@@ -238,6 +265,18 @@ typedef struct {
     sim_hist_t  ttft;
     sim_hist_t  itl;
     sim_hist_t  e2e;
+    /* prefill/decode disaggregation (pods with a KV connector) */
+    uint64_t    external_queries;       /* vllm:external_prefix_cache_* */
+    uint64_t    external_hits;
+    uint64_t    prefill_legs;           /* kv_transfer_params answered */
+    uint64_t    remote_prefills;        /* requests offering remote KV */
+    uint64_t    kv_pulls;
+    uint64_t    kv_pull_bytes;
+    sim_hist_t  xfer_time;              /* vllm:nixl_xfer_time_seconds */
+    sim_hist_t  xfer_bytes;             /* vllm:nixl_bytes_transferred */
+    uint64_t    sidecar_legs;           /* prefill legs the sidecar sent */
+    uint64_t    sidecar_failures;
+    uint64_t    sidecar_fallbacks;
 } sim_stats_t;
 
 void sim_stats_init(sim_stats_t *st);
@@ -249,7 +288,9 @@ int sim_metrics_render(sim_pod_t *pod, sim_buf_t *out);
 typedef enum {
     SIM_REQ_WAITING = 0,
     SIM_REQ_RUNNING,
-    SIM_REQ_DONE
+    SIM_REQ_DONE,
+    SIM_REQ_LOADING,                    /* pulling its KV from a prefill pod */
+    SIM_REQ_SIDECAR                     /* the sidecar's prefill leg runs */
 } sim_req_state_t;
 
 typedef enum { SIM_API_COMPLETIONS = 0, SIM_API_CHAT } sim_api_t;
@@ -289,6 +330,13 @@ struct sim_req_s {
     size_t            n_cached_blocks;  /* blocks registered in the cache */
     size_t            num_computed;     /* tokens whose KV exists */
     size_t            cached_prompt;    /* prefix-cache hit tokens */
+    long              prefill_cached;   /* the prefiller's cached tokens,
+                                           reported instead (-1: none) */
+    size_t            remote_blocks;    /* full prompt blocks a prefill pod
+                                           holds (do_remote_prefill) */
+    int               kv_producer;      /* a prefill leg (do_remote_decode) */
+    uint64_t          pull_bytes;
+    int64_t           load_end_ns;
     int               scheduled;        /* tokens in the in-flight step */
     int               in_step;
     int               aborted;
@@ -309,6 +357,8 @@ typedef struct {
 typedef struct {
     sim_queue_t   waiting;
     sim_queue_t   running;
+    sim_queue_t   loading;              /* KV pulls under way */
+    int64_t       pull_due_ns;          /* the first to end, 0: none */
     sim_req_t   **step;                 /* requests in the in-flight step */
     int           n_step;
     int           step_cap;
@@ -326,11 +376,15 @@ int sim_engine_add(sim_pod_t *pod, sim_req_t *r);
 void sim_engine_abort(sim_pod_t *pod, sim_req_t *r);
 /* Called by the loop when now >= step_end_ns (or to start an idle engine). */
 void sim_engine_tick(sim_pod_t *pod, int64_t now);
+/* Ends the KV pulls due by now (the loop's timer: eng.pull_due_ns). */
+void sim_engine_pulls(sim_pod_t *pod, int64_t now);
 void sim_engine_kick(sim_pod_t *pod);
 /* Drops every request (pod stop). */
 void sim_engine_clear(sim_pod_t *pod);
 double sim_engine_step_us(const sim_pod_t *pod, long prefill_tokens,
     long decode_seqs, long ctx_tokens);
+/* Simulated seconds a KV pull of bytes takes at gbps (Gbit/s). */
+double sim_engine_transfer_s(double bytes, double gbps);
 
 
 /* http.c: epoll HTTP/1.1 server */
@@ -356,6 +410,9 @@ typedef struct {
                                    is read: pointers are set when complete */
     char        *body;
     size_t       body_len;
+    char        *prefiller;     /* x-prefiller-host-port value or NULL */
+    size_t       prefiller_off;
+    size_t       prefiller_len;
     int          keepalive;
     int          http10;
 } sim_http_req_t;
@@ -419,6 +476,66 @@ void sim_openai_models(sim_conn_t *c);
 void sim_openai_bad_request(sim_conn_t *c, int status, const char *reason);
 
 
+/* client.c: a non-blocking HTTP/1.1 client on the loop's epoll */
+
+/*
+ * The end of an exchange: status is the HTTP status with the body, or 0
+ * with err (refused, reset, timed out, unparsable).  Never called before
+ * sim_client_post() returns.
+ */
+typedef void (*sim_client_done_pt)(void *ctx, int status, const char *body,
+    size_t len, const char *err);
+
+/*
+ * POSTs body to host:port (IPv4) from the address src (NULL: any), with
+ * one connection that closes after the answer.  The whole exchange has
+ * timeout_ms, connecting connect_ms of it.  Returns NULL only when out of
+ * memory.
+ */
+sim_client_t *sim_client_post(const char *src, const char *host, int port,
+    const char *path, const char *headers, const char *body, size_t len,
+    int connect_ms, int timeout_ms, sim_client_done_pt done, void *ctx);
+void sim_client_event(sim_client_t *cl, uint32_t events);
+int64_t sim_client_next_timer(void);
+void sim_client_run_timers(int64_t now);
+
+
+/* pd.c: prefill/decode disaggregation as llm-d runs it */
+
+/* vLLM's NIXL side-channel port (VLLM_NIXL_SIDE_CHANNEL_PORT default). */
+#define SIM_NIXL_SIDE_CHANNEL_PORT  5600
+
+/* Remote blocks a request's kv_transfer_params offers (do_remote_prefill). */
+size_t sim_pd_remote_blocks(const struct cJSON *params);
+/* Whether kv_transfer_params asks for a prefill leg (do_remote_decode). */
+int sim_pd_is_prefill_leg(const struct cJSON *params);
+/* The kv_transfer_params object a prefill pod answers, naming r's blocks. */
+int sim_pd_params_json(sim_buf_t *b, const sim_pod_t *pod,
+    const sim_req_t *r);
+/* The prefill leg's body: the request, stream off, 1 token, remote decode. */
+char *sim_pd_prefill_body(const struct cJSON *request);
+/* x-prefiller-host-port: the first "[http://]IPv4:port" of the list. */
+int sim_pd_target(const char *value, size_t len, char *host, size_t hostlen,
+    int *port);
+
+/*
+ * The end of the sidecar's prefill leg: status 0 to serve r here (its
+ * remote_blocks set by the prefiller's answer, or 0 after a fallback), else
+ * the status (and body, len 0: none; err says why) to answer the client.
+ * r->conn is NULL when the client has gone.
+ */
+typedef void (*sim_pd_done_pt)(sim_req_t *r, int status, const char *body,
+    size_t len, const char *err);
+
+/*
+ * The decode pod's routing sidecar: sends the prefill leg of request (the
+ * client's JSON) for r to the prefiller named by target, then calls done
+ * (possibly before returning, for a target that cannot be reached).
+ */
+void sim_pd_sidecar(sim_req_t *r, const struct cJSON *request,
+    const char *target, size_t target_len, sim_pd_done_pt done);
+
+
 /* pod.c: routing, faults, life cycle */
 typedef struct {
     int       metrics_delay_ms;
@@ -429,6 +546,8 @@ typedef struct {
 
 struct sim_pod_s {
     int                  index;
+    sim_role_t           role;
+    char                 engine_id[40]; /* remote_engine_id, new per start */
     const char          *host;          /* listen address, {ip} of the topic */
     int                  port;
     char                 name[32];      /* x-sim-pod: port, or host:port

@@ -2,9 +2,11 @@
  * vllm-sim: block hashes against the spec's test vectors (vllm-interop.md
  * 6.1, 6.4), KV-event msgpack bytes against the example hex (2.6), the
  * prefix cache's LRU eviction, the files --tokenizer names, --hosts and
- * the ZMQ endpoint of each pod, and chat rendering: the same bytes as the
+ * the ZMQ endpoint of each pod, chat rendering: the same bytes as the
  * project's chat templates (llmd_chat_template) render for the same
- * request.
+ * request, and prefill/decode disaggregation: --role/--roles, the KV
+ * transfer time, kv_transfer_params both ways, the prefill leg's body and
+ * x-prefiller-host-port.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -651,6 +653,248 @@ test_chat_template(void **state)
 }
 
 
+/* --role, --roles and the KV-transfer defaults. */
+static void
+test_pd_roles(void **state)
+{
+    sim_config_t  cf;
+
+    assert_int_equal(parse_args(&cf, ARGS("--pods", "3")), 0);
+    assert_int_equal(cf.roles[0], SIM_ROLE_BOTH);
+    assert_int_equal(cf.roles[2], SIM_ROLE_BOTH);
+    assert_true(cf.kv_bytes_per_token == 327680.0);
+    assert_true(cf.kv_transfer_gbps == 800.0);
+    assert_int_equal(cf.pd_fallback, 0);
+
+    assert_int_equal(parse_args(&cf, ARGS("--pods", "2", "--role",
+                                          "decode")), 0);
+    assert_int_equal(cf.roles[0], SIM_ROLE_DECODE);
+    assert_int_equal(cf.roles[1], SIM_ROLE_DECODE);
+
+    /* per pod, in pod order; with --hosts too; llm-d's "prefill-decode" */
+    assert_int_equal(parse_args(&cf, ARGS("--roles",
+                                          "prefill,decode,prefill-decode",
+                                          "--pods", "3")), 0);
+    assert_int_equal(cf.roles[0], SIM_ROLE_PREFILL);
+    assert_int_equal(cf.roles[1], SIM_ROLE_DECODE);
+    assert_int_equal(cf.roles[2], SIM_ROLE_BOTH);
+    assert_int_equal(parse_args(&cf, ARGS("--hosts", "127.0.0.2,127.0.0.3",
+                                          "--roles", "prefill,decode")), 0);
+    assert_int_equal(cf.roles[1], SIM_ROLE_DECODE);
+
+    assert_int_equal(parse_args(&cf, ARGS("--roles", "prefill,decode")), -1);
+    assert_int_equal(parse_args(&cf, ARGS("--pods", "2", "--roles",
+                                          "prefill,encode")), -1);
+    assert_int_equal(parse_args(&cf, ARGS("--pods", "2", "--roles",
+                                          "prefill,")), -1);
+    assert_int_equal(parse_args(&cf, ARGS("--role", "Decode")), -1);
+    assert_int_equal(parse_args(&cf, ARGS("--kv-transfer-gbps", "0")), -1);
+    assert_string_equal(sim_role_name(SIM_ROLE_PREFILL), "prefill");
+    assert_string_equal(sim_role_name(SIM_ROLE_BOTH), "both");
+}
+
+
+/* Transfer time = bytes / bandwidth, in simulated seconds. */
+static void
+test_pd_transfer(void **state)
+{
+    /* 1,000 tokens of Llama-3.1-70B at 800 Gbit/s: 3.2768 ms */
+    assert_float_equal(sim_engine_transfer_s(1000 * 327680.0, 800), 0.0032768,
+                       1e-12);
+    assert_float_equal(sim_engine_transfer_s(1e9, 8), 1.0, 1e-12);
+    assert_float_equal(sim_engine_transfer_s(0, 800), 0.0, 0);
+}
+
+
+static size_t
+remote_blocks_of(const char *json)
+{
+    cJSON   *j = cJSON_Parse(json);
+    size_t   n;
+
+    assert_non_null(j);
+    n = sim_pd_remote_blocks(j);
+    cJSON_Delete(j);
+    return n;
+}
+
+
+/* kv_transfer_params of a decode request, and of a prefill leg. */
+static void
+test_pd_params_in(void **state)
+{
+    cJSON  *j;
+
+    /* vLLM's flat list and the newer one list per KV-cache group */
+    assert_int_equal(remote_blocks_of(
+        "{\"do_remote_prefill\":true,\"remote_block_ids\":[4,5,6],"
+        "\"remote_engine_id\":\"e\",\"remote_host\":\"10.0.0.1\","
+        "\"remote_port\":5600}"), 3);
+    assert_int_equal(remote_blocks_of(
+        "{\"do_remote_prefill\":true,\"remote_block_ids\":[[1,2],[9,9]]}"),
+        2);
+    assert_int_equal(remote_blocks_of(
+        "{\"do_remote_prefill\":true,\"remote_block_ids\":[]}"), 0);
+    /* the prefill leg's own params, and no remote prefill */
+    assert_int_equal(remote_blocks_of(
+        "{\"do_remote_decode\":true,\"do_remote_prefill\":false,"
+        "\"remote_block_ids\":null}"), 0);
+    assert_int_equal(remote_blocks_of(
+        "{\"do_remote_prefill\":false,\"remote_block_ids\":[1]}"), 0);
+    assert_int_equal(remote_blocks_of("{\"do_remote_prefill\":true}"), 0);
+    assert_int_equal(sim_pd_remote_blocks(NULL), 0);
+
+    j = cJSON_Parse("{\"do_remote_decode\":true}");
+    assert_true(sim_pd_is_prefill_leg(j));
+    cJSON_Delete(j);
+    j = cJSON_Parse("{\"do_remote_decode\":false}");
+    assert_false(sim_pd_is_prefill_leg(j));
+    cJSON_Delete(j);
+    assert_false(sim_pd_is_prefill_leg(NULL));
+}
+
+
+/* A prefill pod's answer names its full prompt blocks and side channel. */
+static void
+test_pd_params_out(void **state)
+{
+    sim_config_t  cf;
+    sim_pod_t     pod;
+    sim_req_t     r;
+    sim_buf_t     b = { NULL, 0, 0 };
+    int32_t       blocks[] = { 7, 3, 9 };
+    cJSON        *j, *ids;
+
+    memset(&cf, 0, sizeof(cf));
+    memset(&pod, 0, sizeof(pod));
+    memset(&r, 0, sizeof(r));
+    cf.block_size = 16;
+    pod.cf = &cf;
+    pod.index = 2;
+    pod.host = "127.0.0.1";
+    snprintf(pod.engine_id, sizeof(pod.engine_id), "engine-x");
+    r.api = SIM_API_COMPLETIONS;
+    snprintf(r.id, sizeof(r.id), "8002-1");
+    r.blocks = blocks;
+    r.n_blocks = 3;
+    r.n_prompt = 40;                    /* 2 full blocks and 8 tokens */
+
+    assert_int_equal(sim_pd_params_json(&b, &pod, &r), 0);
+    assert_string_equal(b.data,
+        "{\"do_remote_prefill\":true,\"do_remote_decode\":false,"
+        "\"remote_block_ids\":[[7,3]],\"remote_engine_id\":\"engine-x\","
+        "\"remote_request_id\":\"cmpl-8002-1\","
+        "\"remote_host\":\"127.0.0.1\",\"remote_port\":5602,"
+        "\"tp_size\":1}");
+
+    /* what a decode pod reads back from it */
+    j = cJSON_Parse(b.data);
+    assert_int_equal(sim_pd_remote_blocks(j), 2);
+    ids = cJSON_GetObjectItem(j, "remote_block_ids");
+    assert_int_equal(cJSON_GetArraySize(ids->child), 2);
+    cJSON_Delete(j);
+
+    /* with --hosts every pod has its own address and vLLM's port */
+    cf.nhosts = 3;
+    pod.host = "127.0.0.4";
+    r.api = SIM_API_CHAT;
+    r.n_prompt = 10;
+    b.len = 0;
+    assert_int_equal(sim_pd_params_json(&b, &pod, &r), 0);
+    assert_non_null(strstr(b.data, "\"remote_block_ids\":[[]]"));
+    assert_non_null(strstr(b.data, "\"remote_request_id\":"
+                                   "\"chatcmpl-8002-1\""));
+    assert_non_null(strstr(b.data, "\"remote_host\":\"127.0.0.4\","
+                                   "\"remote_port\":5600"));
+    sim_buf_free(&b);
+}
+
+
+/* The sidecar's prefill leg: stream off, token limits 1, remote decode. */
+static void
+test_pd_prefill_body(void **state)
+{
+    cJSON       *in, *out, *kv;
+    char        *body;
+    const char  *nulls[] = {
+        "remote_engine_id", "remote_block_ids", "remote_host", "remote_port"
+    };
+    size_t       i;
+
+    in = cJSON_Parse("{\"model\":\"m\",\"prompt\":\"hi\",\"stream\":true,"
+                     "\"stream_options\":{\"include_usage\":true},"
+                     "\"max_tokens\":50,\"cache_salt\":\"s\","
+                     "\"kv_transfer_params\":{\"x\":1}}");
+    assert_non_null(in);
+    body = sim_pd_prefill_body(in);
+    assert_non_null(body);
+    out = cJSON_Parse(body);
+    assert_non_null(out);
+
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(out, "stream")));
+    assert_null(cJSON_GetObjectItem(out, "stream_options"));
+    assert_int_equal(cJSON_GetObjectItem(out, "max_tokens")->valueint, 1);
+    assert_int_equal(
+        cJSON_GetObjectItem(out, "max_completion_tokens")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItem(out, "min_tokens")->valueint, 1);
+    assert_string_equal(cJSON_GetObjectItem(out, "prompt")->valuestring,
+                        "hi");
+    assert_string_equal(cJSON_GetObjectItem(out, "cache_salt")->valuestring,
+                        "s");
+
+    kv = cJSON_GetObjectItem(out, "kv_transfer_params");
+    assert_true(sim_pd_is_prefill_leg(kv));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(kv, "do_remote_prefill")));
+    assert_null(cJSON_GetObjectItem(kv, "x"));
+    for (i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++) {
+        assert_true(cJSON_IsNull(cJSON_GetObjectItem(kv, nulls[i])));
+    }
+
+    /* the client's own request is left as it was */
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(in, "stream")));
+    assert_int_equal(cJSON_GetObjectItem(in, "max_tokens")->valueint, 50);
+
+    cJSON_Delete(out);
+    cJSON_Delete(in);
+    free(body);
+}
+
+
+static int
+target_of(const char *v, char *host, int *port)
+{
+    return sim_pd_target(v, strlen(v), host, SIM_MAX_HOST, port);
+}
+
+
+/* x-prefiller-host-port: the first IPv4:port of the list. */
+static void
+test_pd_target(void **state)
+{
+    static const char  *bad[] = {
+        "", "127.0.0.2", "127.0.0.2:", ":8000", "127.0.0.2:0",
+        "127.0.0.2:65536", "127.0.0.2:80x", "prefill-0:8000",
+        "127.0.0.2:+80", "[::1]:8000", "1234567890123456789:1", " , "
+    };
+    char                host[SIM_MAX_HOST];
+    size_t              i;
+    int                 port;
+
+    assert_int_equal(target_of("127.0.0.2:8000", host, &port), 0);
+    assert_string_equal(host, "127.0.0.2");
+    assert_int_equal(port, 8000);
+
+    assert_int_equal(target_of(" http://10.1.2.3:18201 , 127.0.0.9:1", host,
+                               &port), 0);
+    assert_string_equal(host, "10.1.2.3");
+    assert_int_equal(port, 18201);
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(target_of(bad[i], host, &port), -1);
+    }
+}
+
+
 int
 main(void)
 {
@@ -666,6 +910,12 @@ main(void)
         cmocka_unit_test(test_event_endpoints),
         cmocka_unit_test(test_chat_simple),
         cmocka_unit_test(test_chat_template),
+        cmocka_unit_test(test_pd_roles),
+        cmocka_unit_test(test_pd_transfer),
+        cmocka_unit_test(test_pd_params_in),
+        cmocka_unit_test(test_pd_params_out),
+        cmocka_unit_test(test_pd_prefill_body),
+        cmocka_unit_test(test_pd_target),
     };
 
     sim_log_quiet = 1;

@@ -41,7 +41,7 @@ objs = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
 all: module unit tools
 
 include mk/core.mk mk/kv.mk mk/tokenizer.mk mk/module.mk mk/sim.mk \
-    mk/loadgen.mk
+    mk/loadgen.mk mk/fuzz.mk
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)

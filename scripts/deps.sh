@@ -14,6 +14,8 @@ PKGS=(
   liblist-moreutils-perl liburi-perl libhttp-message-perl libwww-perl
   libipc-run-perl libzmq-ffi-perl libdata-messagepack-perl
   valgrind
+  # the fuzz targets (make fuzz): clang and its libFuzzer/sanitizer runtimes
+  clang-14 libclang-rt-14-dev
   # the tests' DNS server (tools/dns-server.py, run by /usr/bin/python3)
   python3-dnslib
   # tools for the demo, benchmarks and tokenizer parity data

@@ -3,6 +3,7 @@
  * keys each type reads (docs/scheduling.md).
  * As in GIE, keys a plugin does not know are ignored, with a warning here.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -315,7 +316,8 @@ llmd_positive_uint(llmd_yaml_ctx_t *ctx, yaml_node_t *node, const char *what,
         return -1;
     }
 
-    if (v != (double) (int64_t) v) {
+    /* trunc, not a cast: a double beyond int64_t does not cast */
+    if (v != trunc(v)) {
         return llmd_yaml_error(ctx, node, "%s must be an integer", what);
     }
 

@@ -78,6 +78,8 @@ llmd_index_region_create(void *mem, size_t size,
     r->nbuckets = (uint32_t) nb;
     r->capacity = (uint32_t) n;
     r->fresh = 1;
+    /* none chosen yet: the first eviction compares every endpoint */
+    r->victim = LLMD_MAX_ENDPOINTS;
 
     memset(llmd_index_region_buckets(r, layout, 0), 0,
            layout->ntables * nb * sizeof(uint32_t));

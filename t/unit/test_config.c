@@ -339,6 +339,35 @@ test_errors_name_file_and_line(void **state)
 }
 
 
+/*
+ * Integer parameters beyond int64_t: a finite double whose cast to an
+ * integer is undefined (found by fuzz/fuzz_config.c with UBSan).  Large is
+ * too large, negative gives the default as any value <= 0 does.
+ */
+static void
+test_integer_out_of_range(void **state)
+{
+    char                  err[LLMD_ERRLEN];
+    llmd_config_t        *cf;
+    const llmd_plugin_t  *pre;
+
+    expect_error(HEAD "plugins:\n- type: prefix-cache-scorer\n"
+                 "  parameters:\n    maxPrefixBlocksToMatch: 3.3e100\n",
+                 "t.yaml:6:", "maxPrefixBlocksToMatch is too large");
+    expect_error(HEAD "plugins:\n- type: prefix-cache-scorer\n"
+                 "  parameters:\n    maxPrefixBlocksToMatch: 10.5\n",
+                 "t.yaml:6:", "must be an integer");
+
+    cf = LOAD(HEAD "plugins:\n- type: prefix-cache-scorer\n"
+              "  parameters:\n    maxPrefixBlocksToMatch: -3.3e100\n", err);
+    assert_non_null(cf);
+    pre = llmd_profile_prefix_scorer(llmd_config_primary_profile(cf));
+    assert_int_equal(pre->u.prefix.max_prefix_blocks,
+                     LLMD_PREFIX_DEFAULT_MAX_BLOCKS);
+    llmd_config_free(cf);
+}
+
+
 static void
 test_missing_file(void **state)
 {
@@ -363,6 +392,7 @@ main(void)
         cmocka_unit_test(test_prefix_parameters),
         cmocka_unit_test(test_file_discovery),
         cmocka_unit_test(test_errors_name_file_and_line),
+        cmocka_unit_test(test_integer_out_of_range),
         cmocka_unit_test(test_missing_file),
     };
 

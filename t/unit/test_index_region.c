@@ -149,6 +149,26 @@ new_index(void *mem, size_t size)
 }
 
 
+/* A new region of a few dozen entries (*cap), in *mem for the caller to
+   free. */
+static test_index_t *
+small_index(void **mem, size_t *cap)
+{
+    size_t               size;
+    test_index_t        *t;
+    llmd_index_stats_t   st;
+
+    size = llmd_index_region_min_size(&layout) + 40 * sizeof(test_entry_t);
+    *mem = malloc(size);
+    t = new_index(*mem, size);
+    llmd_index_region_stats(&t->region, &st);
+    *cap = st.capacity;
+    assert_true(*cap > 20 && *cap < 100);
+
+    return t;
+}
+
+
 static void
 test_create_attach(void **state)
 {
@@ -281,18 +301,13 @@ test_numbering_and_free_list(void **state)
 static void
 test_full_evicts_largest(void **state)
 {
-    size_t               size, i, cap;
+    size_t               i, cap;
     void                *mem;
     uint32_t             e, oldest2, second2;
     test_index_t        *t;
     llmd_index_stats_t   st;
 
-    size = llmd_index_region_min_size(&layout) + 40 * sizeof(test_entry_t);
-    mem = malloc(size);
-    t = new_index(mem, size);
-    llmd_index_region_stats(&t->region, &st);
-    cap = st.capacity;
-    assert_true(cap > 20 && cap < 100);
+    t = small_index(&mem, &cap);
 
     /* ep 1 holds 3 entries, ep 2 the rest */
     for (i = 0; i < 3; i++) {
@@ -383,6 +398,43 @@ test_full_evicts_largest(void **state)
 }
 
 
+/*
+ * The first eviction of a new region compares every endpoint: endpoint 0,
+ * which a cleared header names, is not taken for the largest (found by
+ * fuzz/fuzz_kv.c: a speculation for endpoint 0 evicted its own entries
+ * while endpoint 3 held the region).
+ */
+static void
+test_first_eviction_compares(void **state)
+{
+    size_t               i, cap;
+    void                *mem;
+    test_index_t        *t;
+    llmd_index_stats_t   st;
+
+    t = small_index(&mem, &cap);
+
+    /* ep 0 holds 2 entries, ep 3 the rest */
+    insert(t, 0, 100);
+    insert(t, 0, 101);
+    for (i = 2; i < cap; i++) {
+        insert(t, 3, 3000 + i);
+    }
+
+    insert(t, 0, 102);
+
+    llmd_index_region_stats(&t->region, &st);
+    assert_int_equal(st.evictions, 1);
+    assert_int_equal(st.per_endpoint[0], 3);
+    assert_int_equal(st.per_endpoint[3], cap - 3);
+    assert_int_not_equal(find(t, 100), LLMD_INDEX_NONE);
+    assert_int_equal(find(t, 3002), LLMD_INDEX_NONE);   /* ep 3's oldest */
+    check_consistent(t);
+
+    free(mem);
+}
+
+
 /* Clearing an endpoint unchains and frees exactly its entries. */
 static void
 test_clear_and_evict_beyond(void **state)
@@ -445,6 +497,7 @@ main(void)
         cmocka_unit_test(test_create_attach),
         cmocka_unit_test(test_numbering_and_free_list),
         cmocka_unit_test(test_full_evicts_largest),
+        cmocka_unit_test(test_first_eviction_compares),
         cmocka_unit_test(test_clear_and_evict_beyond),
     };
 

@@ -95,7 +95,7 @@ test: deps
 	    prove $(SAN_PROVE)
 else
 test: deps
-	$(MAKE) all
+	$(MAKE) all fuzz
 	prove -r t/
 endif
 

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lg_http.h"
-#include "lg_sse.h"
+#include "../loadgen/lg_http.h"
+#include "../loadgen/lg_sse.h"
 #include "fuzz_common.h"
 
 

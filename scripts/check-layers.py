@@ -31,7 +31,7 @@ ALLOWED = {
     # the tools on top: anything but the nginx glue
     "tool": {"kv", "core", "tokenizer", "tool"},
 }
-TOOL_DIRS = ("sim", "loadgen", "bench", "tools", "t/unit")
+TOOL_DIRS = ("sim", "loadgen", "bench", "tools", "t/unit", "fuzz")
 # referenced by every glue file: nginx's module object, not a call
 EXEMPT_SYMBOLS = {"ngx_http_llmd_module"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+([<"])([^>"]+)[>"]', re.M)

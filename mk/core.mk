@@ -1,21 +1,28 @@
 # src/core: the scheduling core (EndpointPickerConfig model and loader,
-# scorers, pickers, scheduler, request parsing, approximate prefix hashing
-# and index, Prometheus parser). Plain C; depends on no other layer.
+# filters, scorers, pickers, scheduler, the whole decision with profile
+# handlers, request parsing, approximate prefix hashing and index,
+# Prometheus parser). Plain C; depends on no other layer.
 #   make build/unit/test_scheduler && build/unit/test_scheduler
 CORE_OBJS := $(addprefix core/,llmd_common llmd_yaml llmd_config_model \
-    llmd_config llmd_config_params llmd_scorers llmd_pickers llmd_scheduler \
-    llmd_prompt llmd_prefix_hash llmd_index_region llmd_prefix_index \
-    llmd_prom llmd_labels llmd_endpoints_file)
+    llmd_config llmd_config_params llmd_config_filters llmd_config_disagg \
+    llmd_param llmd_scorers llmd_filters llmd_pickers llmd_scheduler \
+    llmd_decide llmd_nohit_lru llmd_prompt llmd_prefix_hash \
+    llmd_index_region llmd_prefix_index llmd_prom llmd_labels \
+    llmd_endpoints_file)
 
-UNIT_TESTS += test_config test_scheduler test_index_region \
-    test_prefix_index test_prefix_hash test_prompt test_prom \
-    test_endpoints_file
+UNIT_TESTS += test_config test_scheduler test_decide test_nohit_lru \
+    test_index_region test_prefix_index test_prefix_hash test_prompt \
+    test_prom test_endpoints_file
 
 CONFIG_OBJS := $(addprefix core/,llmd_config_model llmd_config \
-    llmd_config_params llmd_yaml llmd_common)
+    llmd_config_params llmd_config_filters llmd_config_disagg llmd_param \
+    llmd_yaml llmd_common)
+SCHED_OBJS := $(addprefix core/,llmd_scheduler llmd_scorers llmd_filters \
+    llmd_pickers llmd_decide llmd_nohit_lru llmd_labels) $(CONFIG_OBJS)
 UNIT_DEPS_test_config := $(CONFIG_OBJS)
-UNIT_DEPS_test_scheduler := $(addprefix core/,llmd_scheduler llmd_scorers \
-    llmd_pickers) $(CONFIG_OBJS)
+UNIT_DEPS_test_scheduler := $(SCHED_OBJS)
+UNIT_DEPS_test_decide := $(SCHED_OBJS)
+UNIT_DEPS_test_nohit_lru := core/llmd_nohit_lru
 UNIT_DEPS_test_index_region := core/llmd_index_region
 UNIT_DEPS_test_prefix_index := $(addprefix core/,llmd_prefix_index \
     llmd_index_region llmd_prefix_hash llmd_common)

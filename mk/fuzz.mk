@@ -14,8 +14,7 @@ FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
 
 # what each target links besides fuzz_common, named as in src/ or loadgen/
 FUZZ_OBJS_request   := core/llmd_prompt core/llmd_prefix_hash core/llmd_common
-FUZZ_OBJS_config    := $(addprefix core/,llmd_scheduler llmd_scorers \
-    llmd_pickers) $(CONFIG_OBJS)
+FUZZ_OBJS_config    := $(SCHED_OBJS)
 FUZZ_OBJS_prom      := core/llmd_prom core/llmd_common
 FUZZ_OBJS_kv        := $(KV_OBJS) $(KV_CORE_OBJS)
 FUZZ_OBJS_tokenizer := $(TOKENIZER_OBJS)

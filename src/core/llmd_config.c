@@ -1,7 +1,9 @@
 /*
  * EndpointPickerConfig loader: libyaml document -> llmd_config_t, with the
  * validation and defaulting rules of GIE >= v1.0 (which load every seed-era
- * v0.5.1 config identically).  Every error names the file and the line.
+ * v0.5.1 config identically): plugins, profiles of filters, scorers and a
+ * picker, exactly one profile handler. Parameters are read per plugin
+ * family (llmd_config_params.h). Every error names the file and the line.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,17 +33,68 @@ static const llmd_type_name_t  llmd_types[] = {
     { "weighted-random-picker", LLMD_PLUGIN_WEIGHTED_RANDOM_PICKER },
     { "single-profile-handler", LLMD_PLUGIN_SINGLE_PROFILE_HANDLER },
     { "file-discovery", LLMD_PLUGIN_FILE_DISCOVERY },
+    { "running-requests-size-scorer", LLMD_PLUGIN_RUNNING_REQUESTS_SCORER },
+    { "session-affinity-scorer", LLMD_PLUGIN_SESSION_AFFINITY_SCORER },
+    { "lora-affinity-scorer", LLMD_PLUGIN_LORA_AFFINITY_SCORER },
+    { "no-hit-lru-scorer", LLMD_PLUGIN_NO_HIT_LRU_SCORER },
+    { "decode-filter", LLMD_PLUGIN_LABEL_FILTER },
+    { "prefill-filter", LLMD_PLUGIN_LABEL_FILTER },
+    { "encode-filter", LLMD_PLUGIN_LABEL_FILTER },
+    { "by-label", LLMD_PLUGIN_LABEL_FILTER },
+    { "label-selector-filter", LLMD_PLUGIN_LABEL_FILTER },
+    { "by-label-selector", LLMD_PLUGIN_LABEL_FILTER },
+    { "utilization-filter", LLMD_PLUGIN_UTILIZATION_FILTER },
+    { "session-affinity-filter", LLMD_PLUGIN_SESSION_AFFINITY_FILTER },
+    { "disagg-profile-handler", LLMD_PLUGIN_DISAGG_PROFILE_HANDLER },
+    { "pd-profile-handler", LLMD_PLUGIN_PD_PROFILE_HANDLER },
+    { "header-profile-handler", LLMD_PLUGIN_HEADER_PROFILE_HANDLER },
+    { "prefix-based-pd-decider", LLMD_PLUGIN_PREFIX_PD_DECIDER },
+    { "always-disagg-pd-decider", LLMD_PLUGIN_ALWAYS_PD_DECIDER },
+    { "always-disagg-multimodal-decider", LLMD_PLUGIN_MULTIMODAL_DECIDER },
+    { "prefill-header-handler", LLMD_PLUGIN_HEADERS_HANDLER },
+    { "disagg-headers-handler", LLMD_PLUGIN_HEADERS_HANDLER },
+    { "approx-prefix-cache-producer", LLMD_PLUGIN_PREFIX_PRODUCER },
+    { "precise-prefix-cache-producer", LLMD_PLUGIN_PREFIX_PRODUCER },
+    { "token-producer", LLMD_PLUGIN_DATA_LAYER },
+    { "tokenizer", LLMD_PLUGIN_DATA_LAYER },
+    { "metrics-data-source", LLMD_PLUGIN_DATA_LAYER },
+    { "core-metrics-extractor", LLMD_PLUGIN_DATA_LAYER },
+    { "endpoint-notification-source", LLMD_PLUGIN_DATA_LAYER },
+    { "openai-parser", LLMD_PLUGIN_DATA_LAYER },
+    { "vllmhttp-parser", LLMD_PLUGIN_DATA_LAYER },
+    { "passthrough-parser", LLMD_PLUGIN_DATA_LAYER },
     { NULL, 0 }
 };
 
 /* llm-d plugins that exist upstream but that this module does not run. */
 static const char *const  llmd_unsupported_types[] = {
-    "session-affinity-scorer", "lora-affinity-scorer", "no-hit-lru-scorer",
-    "decode-filter", "prefill-filter", "by-label", "by-label-selector",
-    "label-selector-filter", "prefill-header-handler", "pd-profile-handler",
-    "disagg-profile-handler", "header-profile-handler", "low-queue-filter",
-    "least-queue-filter", "least-kv-cache-filter", "lora-affinity-filter",
-    "decision-tree-filter", "multicluster-file-discovery", NULL
+    "low-queue-filter", "least-queue-filter", "least-kv-cache-filter",
+    "lora-affinity-filter", "decision-tree-filter",
+    "multicluster-file-discovery", "data-parallel-profile-handler",
+    "context-length-aware", "token-load-scorer", "latency-scorer",
+    "endpoint-attribute-filter", "endpoint-attribute-scorer",
+    "header-label-affinity-scorer", "topology-affinity-filter",
+    "topology-affinity-scorer", "topology-extractor",
+    "prefix-cache-affinity-filter", "slo-headroom-tier-filter",
+    "mm-embeddings-cache-producer", "mm-embeddings-cache-scorer",
+    "burst-prefix-cache-producer",
+    "multicluster-approx-prefix-cache-producer",
+    "multicluster-prefix-cache-scorer", "multicluster-queue-scorer",
+    "multicluster-kv-cache-utilization-scorer",
+    "multicluster-session-affinity-filter", "predicted-latency-producer",
+    "inflight-load-producer", "session-id-producer", "latency-slo-admitter", "probabilistic-admitter",
+    "request-attribute-reporter", "disaggregatedset-rollout-screener",
+    "anthropic-parser", "vertexai-parser", "sglanghttp-parser",
+    "vllmgrpc-parser", "utilization-detector", "concurrency-detector",
+    "global-strict-fairness-policy", "round-robin-fairness-policy",
+    "program-aware-fairness", "fcfs-ordering-policy", "edf-ordering-policy",
+    "slo-deadline-ordering-policy", "static-usage-limit-policy",
+    "priority-holdback-policy", "soft-reflective-ceiling-policy",
+    "sheddable-eviction-filter", "priority-then-time-eviction-order-policy",
+    "dcgm-data-source", "dcgm-extractor", "models-data-source",
+    "models-data-extractor", "k8s-notification-source",
+    "multicluster-metrics-data-source", "multicluster-metrics-extractor",
+    NULL
 };
 
 /* Top-level keys GIE's strict decoder knows; others are errors. */
@@ -84,6 +137,12 @@ static int llmd_config_defaults(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_node_t *root);
 static int llmd_config_data_layer(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_document_t *doc, yaml_node_t *root);
+static int llmd_config_plugin_params(llmd_yaml_ctx_t *ctx,
+    llmd_config_t *cf, yaml_document_t *doc, yaml_node_t *params,
+    llmd_plugin_t *p);
+static int llmd_config_handler(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_node_t *root);
+static int llmd_config_producers(llmd_yaml_ctx_t *ctx, llmd_config_t *cf);
 
 
 llmd_config_t *
@@ -420,8 +479,9 @@ llmd_config_plugins(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
             }
         }
 
-        if (llmd_plugin_params(ctx, cf, doc,
-                               llmd_yaml_get(doc, item, "parameters"), p)
+        if (llmd_config_plugin_params(ctx, cf, doc,
+                                      llmd_yaml_get(doc, item, "parameters"),
+                                      p)
             != 0)
         {
             return -1;
@@ -429,6 +489,37 @@ llmd_config_plugins(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     }
 
     return 0;
+}
+
+
+/* Each plugin family reads its own parameters. */
+static int
+llmd_config_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p)
+{
+    if (params != NULL && llmd_yaml_is_null(params)) {
+        params = NULL;
+    }
+
+    if (params != NULL && params->type != YAML_MAPPING_NODE) {
+        return llmd_yaml_error(ctx, params, "parameters of plugin \"%s\" "
+                               "must be a mapping", p->name);
+    }
+
+    /* session-affinity-filter shares the scorer's parameters */
+    if (p->type == LLMD_PLUGIN_LABEL_FILTER
+        || p->type == LLMD_PLUGIN_UTILIZATION_FILTER)
+    {
+        return llmd_filter_params(ctx, cf, doc, params, p);
+    }
+
+    if (llmd_plugin_is_handler(p->type) || llmd_plugin_is_decider(p->type)
+        || p->type == LLMD_PLUGIN_HEADERS_HANDLER)
+    {
+        return llmd_disagg_params(ctx, cf, doc, params, p);
+    }
+
+    return llmd_plugin_params(ctx, cf, doc, params, p);
 }
 
 
@@ -565,6 +656,18 @@ llmd_config_profile_ref(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         return 0;
     }
 
+    if (llmd_plugin_is_filter(p->type)) {
+        /* filters run in the order the profile lists them */
+        if (prof->nfilters >= LLMD_CONFIG_MAX_FILTERS) {
+            return llmd_yaml_error(ctx, rn, "more than %d filters in "
+                                   "scheduling profile \"%s\"",
+                                   LLMD_CONFIG_MAX_FILTERS, prof->name);
+        }
+
+        prof->filters[prof->nfilters++] = p;
+        return 0;
+    }
+
     if (!llmd_plugin_is_scorer(p->type)) {
         return llmd_yaml_error(ctx, rn, "plugin \"%s\" (%s) cannot be used "
                                "in a scheduling profile", p->name,
@@ -607,33 +710,26 @@ llmd_config_profile_ref(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
 }
 
 
-/* GIE v1.0+ defaulting (spec section 1.2). */
+/* GIE v1.0+ defaulting (spec section 1.2), then the handler's stages. */
 static int
 llmd_config_defaults(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_node_t *root)
 {
-    size_t           i, j, handlers;
-    llmd_plugin_t   *p, *picker, *handler;
+    size_t           i, j;
+    llmd_plugin_t   *p, *picker;
     llmd_profile_t  *prof;
 
     picker = NULL;
-    handler = NULL;
-    handlers = 0;
 
     for (i = 0; i < cf->nplugins; i++) {
-        p = &cf->plugins[i];
-
-        if (picker == NULL && llmd_plugin_is_picker(p->type)) {
-            picker = p;
-        }
-
-        if (p->type == LLMD_PLUGIN_SINGLE_PROFILE_HANDLER) {
-            handler = p;
-            handlers++;
+        if (llmd_plugin_is_picker(cf->plugins[i].type)) {
+            picker = &cf->plugins[i];
+            break;
         }
     }
 
     if (cf->nprofiles == 0) {
+        /* every declared filter, scorer (weight 1) and the picker */
         prof = &cf->profiles[0];
         prof->name = strdup("default");
         if (prof->name == NULL) {
@@ -644,38 +740,25 @@ llmd_config_defaults(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
 
         for (i = 0; i < cf->nplugins; i++) {
             p = &cf->plugins[i];
+
             if (llmd_plugin_is_scorer(p->type)
                 && prof->nscorers < LLMD_MAX_SCORERS)
             {
                 prof->scorers[prof->nscorers].plugin = p;
                 prof->scorers[prof->nscorers].weight = 1;
                 prof->nscorers++;
+
+            } else if (llmd_plugin_is_filter(p->type)
+                       && prof->nfilters < LLMD_CONFIG_MAX_FILTERS)
+            {
+                prof->filters[prof->nfilters++] = p;
             }
         }
     }
 
-    if (handlers > 1) {
-        return llmd_yaml_error(ctx, root, "more than one profile handler "
-                               "was specified");
+    if (llmd_config_handler(ctx, cf, root) != 0) {
+        return -1;
     }
-
-    if (cf->nprofiles > 1) {
-        return llmd_yaml_error(ctx, root, "%zu scheduling profiles need a "
-                               "multi-profile handler, which "
-                               "ngx_http_llmd_module does not support; "
-                               "single-profile-handler runs exactly one",
-                               cf->nprofiles);
-    }
-
-    if (handler == NULL) {
-        handler = llmd_config_add_plugin(cf, "single-profile-handler",
-                                         LLMD_PLUGIN_SINGLE_PROFILE_HANDLER);
-        if (handler == NULL) {
-            return llmd_yaml_error(ctx, root, "out of memory");
-        }
-    }
-
-    cf->handler = handler;
 
     for (j = 0; j < cf->nprofiles; j++) {
         prof = &cf->profiles[j];
@@ -695,6 +778,132 @@ llmd_config_defaults(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         }
 
         prof->picker = picker;
+    }
+
+    if (llmd_config_producers(ctx, cf) != 0) {
+        return -1;
+    }
+
+    return llmd_config_stages(ctx, cf);
+}
+
+
+/*
+ * Exactly one profile handler: single-profile-handler is added for one
+ * profile; several profiles need one that runs several.
+ */
+static int
+llmd_config_handler(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_node_t *root)
+{
+    size_t          i;
+    llmd_plugin_t  *p, *handler;
+
+    handler = NULL;
+
+    for (i = 0; i < cf->nplugins; i++) {
+        p = &cf->plugins[i];
+
+        if (!llmd_plugin_is_handler(p->type)) {
+            continue;
+        }
+
+        if (handler != NULL) {
+            return llmd_yaml_error_at(ctx, p->line, "multiple profile "
+                                      "handlers found (\"%s\", \"%s\"); "
+                                      "only one is allowed", handler->name,
+                                      p->name);
+        }
+
+        handler = p;
+    }
+
+    if (handler == NULL) {
+        if (cf->nprofiles > 1) {
+            return llmd_yaml_error(ctx, root, "%zu scheduling profiles need "
+                                   "a profile handler (disagg-profile-"
+                                   "handler, pd-profile-handler or "
+                                   "header-profile-handler); none is "
+                                   "configured", cf->nprofiles);
+        }
+
+        handler = llmd_config_add_plugin(cf, "single-profile-handler",
+                                         LLMD_PLUGIN_SINGLE_PROFILE_HANDLER);
+        if (handler == NULL) {
+            return llmd_yaml_error(ctx, root, "out of memory");
+        }
+    }
+
+    if (handler->type == LLMD_PLUGIN_SINGLE_PROFILE_HANDLER
+        && cf->nprofiles > 1)
+    {
+        return llmd_yaml_error_at(ctx, handler->line ? handler->line : 1,
+                                  "single-profile-handler cannot support "
+                                  "multiple scheduling profiles (%zu); use "
+                                  "disagg-profile-handler", cf->nprofiles);
+    }
+
+    cf->handler = handler;
+
+    return 0;
+}
+
+
+/*
+ * llm-d >= v0.7 keeps the index parameters on a producer: prefix-cache-
+ * scorer takes them from the producer its prefixMatchInfoProducerName
+ * names (precise-prefix-cache-producer: precise scoring), else from an
+ * approx-prefix-cache-producer declared under its type name; without
+ * either it keeps its own (llm-d < v0.7).
+ */
+static int
+llmd_config_producers(llmd_yaml_ctx_t *ctx, llmd_config_t *cf)
+{
+    size_t                 i;
+    llmd_plugin_t         *p, *producer;
+    llmd_prefix_params_t  *pp, *from, precise;
+
+    for (i = 0; i < cf->nplugins; i++) {
+        p = &cf->plugins[i];
+
+        if (p->type != LLMD_PLUGIN_PREFIX_CACHE_SCORER) {
+            continue;
+        }
+
+        producer = llmd_config_find_plugin(cf, p->ref
+                                               ? p->ref
+                                               : "approx-prefix-cache-"
+                                                 "producer");
+
+        if (producer == NULL && p->ref == NULL) {
+            continue;
+        }
+
+        if (producer == NULL || producer->type != LLMD_PLUGIN_PREFIX_PRODUCER)
+        {
+            return llmd_yaml_error_at(ctx, p->line, "%s: "
+                                      "prefixMatchInfoProducerName \"%s\" "
+                                      "is not a prefix cache producer of "
+                                      "this configuration", p->name,
+                                      p->ref);
+        }
+
+        pp = &p->u.prefix;
+        from = &producer->u.prefix;
+
+        if (from->mode == LLMD_PREFIX_PRECISE) {
+            /* everything but the scorer's own score parameters */
+            precise = *from;
+            precise.match_length_weight = pp->match_length_weight;
+            precise.match_length_scale_tokens = pp->match_length_scale_tokens;
+            *pp = precise;
+
+        } else if (pp->mode == LLMD_PREFIX_APPROXIMATE) {
+            pp->block_size = from->block_size;
+            pp->max_prefix_blocks = from->max_prefix_blocks;
+            pp->lru_capacity_per_server = from->lru_capacity_per_server;
+            pp->auto_tune = from->auto_tune;
+        }
     }
 
     return 0;

@@ -10,6 +10,10 @@
 #include "core/llmd_config_model.h"
 
 
+static void llmd_plugin_free_params(llmd_plugin_t *p);
+static void llmd_selector_free(llmd_selector_t *sel);
+
+
 int
 llmd_plugin_is_scorer(llmd_plugin_type_t type)
 {
@@ -19,10 +23,42 @@ llmd_plugin_is_scorer(llmd_plugin_type_t type)
     case LLMD_PLUGIN_PREFIX_CACHE_SCORER:
     case LLMD_PLUGIN_LOAD_AWARE_SCORER:
     case LLMD_PLUGIN_ACTIVE_REQUEST_SCORER:
+    case LLMD_PLUGIN_RUNNING_REQUESTS_SCORER:
+    case LLMD_PLUGIN_SESSION_AFFINITY_SCORER:
+    case LLMD_PLUGIN_LORA_AFFINITY_SCORER:
+    case LLMD_PLUGIN_NO_HIT_LRU_SCORER:
         return 1;
     default:
         return 0;
     }
+}
+
+
+int
+llmd_plugin_is_filter(llmd_plugin_type_t type)
+{
+    return type == LLMD_PLUGIN_LABEL_FILTER
+           || type == LLMD_PLUGIN_UTILIZATION_FILTER
+           || type == LLMD_PLUGIN_SESSION_AFFINITY_FILTER;
+}
+
+
+int
+llmd_plugin_is_handler(llmd_plugin_type_t type)
+{
+    return type == LLMD_PLUGIN_SINGLE_PROFILE_HANDLER
+           || type == LLMD_PLUGIN_DISAGG_PROFILE_HANDLER
+           || type == LLMD_PLUGIN_PD_PROFILE_HANDLER
+           || type == LLMD_PLUGIN_HEADER_PROFILE_HANDLER;
+}
+
+
+int
+llmd_plugin_is_decider(llmd_plugin_type_t type)
+{
+    return type == LLMD_PLUGIN_PREFIX_PD_DECIDER
+           || type == LLMD_PLUGIN_ALWAYS_PD_DECIDER
+           || type == LLMD_PLUGIN_MULTIMODAL_DECIDER;
 }
 
 
@@ -61,6 +97,7 @@ llmd_config_add_plugin(llmd_config_t *cf, const char *type_name,
     memset(p, 0, sizeof(llmd_plugin_t));
 
     p->type = type;
+    p->index = (uint32_t) cf->nplugins;
     p->type_name = strdup(type_name);
     p->name = strdup(type_name);
     cf->nplugins++;
@@ -88,10 +125,28 @@ llmd_config_find_plugin(llmd_config_t *cf, const char *name)
 }
 
 
+llmd_profile_t *
+llmd_config_find_profile(llmd_config_t *cf, const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i < cf->nprofiles; i++) {
+        if (strcmp(cf->profiles[i].name, name) == 0) {
+            return &cf->profiles[i];
+        }
+    }
+
+    return NULL;
+}
+
+
 const llmd_profile_t *
 llmd_config_primary_profile(const llmd_config_t *cf)
 {
-    /* single-profile-handler: the one profile is the primary one */
+    if (cf->decode != NULL) {
+        return cf->decode;
+    }
+
     return cf->nprofiles ? &cf->profiles[0] : NULL;
 }
 
@@ -123,10 +178,8 @@ llmd_config_free(llmd_config_t *cf)
     for (i = 0; i < cf->nplugins; i++) {
         free(cf->plugins[i].name);
         free(cf->plugins[i].type_name);
-
-        if (cf->plugins[i].type == LLMD_PLUGIN_FILE_DISCOVERY) {
-            free(cf->plugins[i].u.discovery.path);
-        }
+        free(cf->plugins[i].ref);
+        llmd_plugin_free_params(&cf->plugins[i]);
     }
 
     for (i = 0; i < cf->nprofiles; i++) {
@@ -172,4 +225,72 @@ llmd_config_warn(llmd_config_t *cf, int line, const char *fmt, ...)
 
     cf->nwarnings++;
     return 0;
+}
+
+
+/* What the parameters of a plugin allocated (llmd_config_params.c). */
+static void
+llmd_plugin_free_params(llmd_plugin_t *p)
+{
+    switch (p->type) {
+
+    case LLMD_PLUGIN_FILE_DISCOVERY:
+        free(p->u.discovery.path);
+        break;
+
+    case LLMD_PLUGIN_LABEL_FILTER:
+        llmd_selector_free(&p->u.selector);
+        break;
+
+    case LLMD_PLUGIN_UTILIZATION_FILTER:
+        free(p->u.utilization.conds);
+        break;
+
+    case LLMD_PLUGIN_SESSION_AFFINITY_SCORER:
+    case LLMD_PLUGIN_SESSION_AFFINITY_FILTER:
+        free(p->u.session.profile_name);
+        break;
+
+    case LLMD_PLUGIN_DISAGG_PROFILE_HANDLER:
+    case LLMD_PLUGIN_PD_PROFILE_HANDLER:
+        free(p->u.disagg.decode);
+        free(p->u.disagg.prefill);
+        free(p->u.disagg.encode);
+        free(p->u.disagg.prefill_decider_name);
+        free(p->u.disagg.encode_decider_name);
+        break;
+
+    case LLMD_PLUGIN_HEADERS_HANDLER:
+        free(p->u.headers.prefill);
+        free(p->u.headers.encode);
+        break;
+
+    case LLMD_PLUGIN_HEADER_PROFILE_HANDLER:
+        free(p->u.header_profile.default_profile);
+        break;
+
+    default:
+        break;
+    }
+}
+
+
+static void
+llmd_selector_free(llmd_selector_t *sel)
+{
+    size_t             i, j;
+    llmd_label_req_t  *r;
+
+    for (i = 0; i < sel->nreqs; i++) {
+        r = &sel->reqs[i];
+
+        for (j = 0; j < r->nvalues; j++) {
+            free(r->values[j]);
+        }
+
+        free(r->values);
+        free(r->key);
+    }
+
+    free(sel->reqs);
 }

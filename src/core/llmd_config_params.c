@@ -1,6 +1,7 @@
 /*
  * Plugin `parameters` of an EndpointPickerConfig: defaults per type and the
- * keys each type reads (docs/scheduling.md).
+ * keys each type reads (docs/scheduling.md), for scorers, pickers, the
+ * prefix producer and discovery.
  * As in GIE, keys a plugin does not know are ignored, with a warning here.
  */
 #include <math.h>
@@ -8,18 +9,19 @@
 #include <string.h>
 
 #include "core/llmd_config_params.h"
+#include "core/llmd_param.h"
 
 
 static int llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
 static int llmd_precise_params(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
-    yaml_node_t *params, llmd_prefix_params_t *pp);
-static int llmd_positive_uint(llmd_yaml_ctx_t *ctx, yaml_node_t *node,
-    const char *what, uint32_t dflt, uint32_t *out);
-static int llmd_copy_string(llmd_yaml_ctx_t *ctx, yaml_node_t *node,
-    const char *what, char *dst, size_t size);
-static int llmd_warn_unknown(llmd_config_t *cf, yaml_document_t *doc,
-    yaml_node_t *params, const llmd_plugin_t *p, const char *const *known);
+    yaml_node_t *tokens, yaml_node_t *events, llmd_prefix_params_t *pp);
+static int llmd_match_length_params(llmd_yaml_ctx_t *ctx,
+    yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
+static int llmd_producer_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
+static int llmd_session_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
 
 
 int
@@ -34,16 +36,14 @@ llmd_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     static const char *const   active[] = { "requestTimeout", NULL };
     static const char *const   picker[] = { "maxNumOfEndpoints", NULL };
     static const char *const   discovery[] = { "path", "watchFile", NULL };
-
-    if (params != NULL && llmd_yaml_is_null(params)) {
-        params = NULL;
-    }
-
-    if (params != NULL && params->type != YAML_MAPPING_NODE) {
-        return llmd_yaml_error(ctx, params,
-                               "parameters of plugin \"%s\" must be a mapping",
-                               p->name);
-    }
+    static const char *const   precise[] = {
+        "tokenProcessorConfig", "indexerConfig", "kvEventsConfig",
+        "speculativeIndexing", "speculativeTTL", NULL
+    };
+    static const char *const   nohit[] = {
+        "lruSize", "prefixPluginType", "prefixPluginName",
+        "prefixMatchInfoProducerName", NULL
+    };
 
     switch (p->type) {
 
@@ -64,7 +64,7 @@ llmd_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
             }
         }
 
-        return llmd_warn_unknown(cf, doc, params, p, load_aware);
+        return llmd_param_warn_unknown(cf, doc, params, p, load_aware);
 
     case LLMD_PLUGIN_ACTIVE_REQUEST_SCORER:
         p->u.active_request.request_timeout_ms = 120000;
@@ -81,7 +81,7 @@ llmd_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
             p->u.active_request.request_timeout_ms = 120000;
         }
 
-        return llmd_warn_unknown(cf, doc, params, p, active);
+        return llmd_param_warn_unknown(cf, doc, params, p, active);
 
     case LLMD_PLUGIN_FILE_DISCOVERY:
         n = llmd_yaml_get(doc, params, "path");
@@ -113,24 +113,65 @@ llmd_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
             return -1;
         }
 
-        return llmd_warn_unknown(cf, doc, params, p, discovery);
+        return llmd_param_warn_unknown(cf, doc, params, p, discovery);
 
     case LLMD_PLUGIN_MAX_SCORE_PICKER:
     case LLMD_PLUGIN_RANDOM_PICKER:
     case LLMD_PLUGIN_WEIGHTED_RANDOM_PICKER:
-        if (llmd_positive_uint(ctx,
-                               llmd_yaml_get(doc, params, "maxNumOfEndpoints"),
-                               "maxNumOfEndpoints", 1,
-                               &p->u.picker.max_endpoints)
+        if (llmd_param_uint(ctx,
+                            llmd_yaml_get(doc, params, "maxNumOfEndpoints"),
+                            "maxNumOfEndpoints", 1,
+                            &p->u.picker.max_endpoints)
             != 0)
         {
             return -1;
         }
 
-        return llmd_warn_unknown(cf, doc, params, p, picker);
+        return llmd_param_warn_unknown(cf, doc, params, p, picker);
+
+    case LLMD_PLUGIN_PREFIX_PRODUCER:
+        if (strcmp(p->type_name, "precise-prefix-cache-producer") == 0) {
+            llmd_prefix_params_approximate(&p->u.prefix);
+            p->u.prefix.mode = LLMD_PREFIX_PRECISE;
+
+            if (llmd_precise_params(ctx, doc,
+                                    llmd_yaml_get(doc, params,
+                                                  "tokenProcessorConfig"),
+                                    llmd_yaml_get(doc, params,
+                                                  "kvEventsConfig"),
+                                    &p->u.prefix)
+                != 0)
+            {
+                return -1;
+            }
+
+            return llmd_param_warn_unknown(cf, doc, params, p, precise);
+        }
+
+        return llmd_producer_params(ctx, cf, doc, params, p);
+
+    case LLMD_PLUGIN_SESSION_AFFINITY_SCORER:
+    case LLMD_PLUGIN_SESSION_AFFINITY_FILTER:
+        return llmd_session_params(ctx, cf, doc, params, p);
+
+    case LLMD_PLUGIN_NO_HIT_LRU_SCORER:
+        /* the prefix plugin it reads is the request's prefix match here */
+        if (llmd_param_uint(ctx, llmd_yaml_get(doc, params, "lruSize"),
+                            "lruSize", 1024, &p->u.nohit.lru_size)
+            != 0)
+        {
+            return -1;
+        }
+
+        if (p->u.nohit.lru_size > 65536) {
+            return llmd_yaml_error(ctx, llmd_yaml_get(doc, params, "lruSize"),
+                                   "lruSize must be at most 65536");
+        }
+
+        return llmd_param_warn_unknown(cf, doc, params, p, nohit);
 
     default:
-        return llmd_warn_unknown(cf, doc, params, p, none);
+        return llmd_param_warn_unknown(cf, doc, params, p, none);
     }
 }
 
@@ -148,7 +189,8 @@ llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         "maxPrefixBlocksToMatch", "maxPrefixTokensToMatch",
         "lruCapacityPerServer", "autoTune",
         "indexerConfig", "kvEventsConfig", "tokenizersPoolConfig",
-        "prefixStoreConfig", NULL
+        "prefixStoreConfig", "matchLengthWeight", "matchLengthScaleTokens",
+        "prefixMatchInfoProducerName", NULL
     };
 
     pp = &p->u.prefix;
@@ -174,20 +216,27 @@ llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     }
 
     if (pp->mode == LLMD_PREFIX_PRECISE) {
-        if (llmd_precise_params(ctx, doc, params, pp) != 0) {
+        n = llmd_yaml_get(doc, params, "indexerConfig");
+
+        if (llmd_precise_params(ctx, doc,
+                                llmd_yaml_get(doc, n, "tokenProcessorConfig"),
+                                llmd_yaml_get(doc, params, "kvEventsConfig"),
+                                pp)
+            != 0)
+        {
             return -1;
         }
 
     } else {
         /* characters per block: blockSize, its old name, or tokens x 4 */
-        if (llmd_positive_uint(ctx, llmd_yaml_get(doc, params, "blockSize"),
-                               "blockSize", LLMD_PREFIX_DEFAULT_BLOCK_SIZE,
-                               &pp->block_size)
+        if (llmd_param_uint(ctx, llmd_yaml_get(doc, params, "blockSize"),
+                            "blockSize", LLMD_PREFIX_DEFAULT_BLOCK_SIZE,
+                            &pp->block_size)
             != 0
-            || llmd_positive_uint(ctx,
-                                  llmd_yaml_get(doc, params, "hashBlockSize"),
-                                  "hashBlockSize", pp->block_size,
-                                  &pp->block_size)
+            || llmd_param_uint(ctx,
+                               llmd_yaml_get(doc, params, "hashBlockSize"),
+                               "hashBlockSize", pp->block_size,
+                               &pp->block_size)
                != 0)
         {
             return -1;
@@ -195,7 +244,7 @@ llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
 
         n = llmd_yaml_get(doc, params, "blockSizeTokens");
         if (n != NULL) {
-            if (llmd_positive_uint(ctx, n, "blockSizeTokens", 16, &tokens)
+            if (llmd_param_uint(ctx, n, "blockSizeTokens", 16, &tokens)
                 != 0)
             {
                 return -1;
@@ -210,18 +259,18 @@ llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         }
     }
 
-    if (llmd_positive_uint(ctx,
-                           llmd_yaml_get(doc, params, "maxPrefixBlocksToMatch"),
-                           "maxPrefixBlocksToMatch",
-                           LLMD_PREFIX_DEFAULT_MAX_BLOCKS,
-                           &pp->max_prefix_blocks)
+    if (llmd_param_uint(ctx,
+                        llmd_yaml_get(doc, params, "maxPrefixBlocksToMatch"),
+                        "maxPrefixBlocksToMatch",
+                        LLMD_PREFIX_DEFAULT_MAX_BLOCKS,
+                        &pp->max_prefix_blocks)
         != 0
-        || llmd_positive_uint(ctx,
-                              llmd_yaml_get(doc, params,
-                                            "lruCapacityPerServer"),
-                              "lruCapacityPerServer",
-                              LLMD_PREFIX_DEFAULT_LRU_CAPACITY,
-                              &pp->lru_capacity_per_server)
+        || llmd_param_uint(ctx,
+                           llmd_yaml_get(doc, params,
+                                         "lruCapacityPerServer"),
+                           "lruCapacityPerServer",
+                           LLMD_PREFIX_DEFAULT_LRU_CAPACITY,
+                           &pp->lru_capacity_per_server)
            != 0)
     {
         return -1;
@@ -236,27 +285,224 @@ llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         return llmd_yaml_error(ctx, params, "blockSize is too large");
     }
 
-    return llmd_warn_unknown(cf, doc, params, p, known);
+    if (llmd_match_length_params(ctx, doc, params, p) != 0) {
+        return -1;
+    }
+
+    /* the producer whose index this scorer reads (llmd_config.c) */
+    if (llmd_param_strdup(ctx,
+                          llmd_yaml_get(doc, params,
+                                        "prefixMatchInfoProducerName"),
+                          "prefixMatchInfoProducerName", NULL, &p->ref)
+        != 0)
+    {
+        return -1;
+    }
+
+    return llmd_param_warn_unknown(cf, doc, params, p, known);
 }
 
 
+/* The absolute match length share of the prefix score (llm-d >= v0.7). */
+static int
+llmd_match_length_params(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
+    yaml_node_t *params, llmd_plugin_t *p)
+{
+    double        w;
+    yaml_node_t  *n;
+
+    p->u.prefix.match_length_weight = 0;
+
+    n = llmd_yaml_get(doc, params, "matchLengthWeight");
+    if (n != NULL && !llmd_yaml_is_null(n)) {
+        if (llmd_yaml_number(ctx, n, "matchLengthWeight", &w) != 0) {
+            return -1;
+        }
+
+        if (!(w >= 0 && w <= 1)) {
+            return llmd_yaml_error(ctx, n, "matchLengthWeight must be "
+                                   "between 0.0 and 1.0, not %g", w);
+        }
+
+        p->u.prefix.match_length_weight = w;
+    }
+
+    return llmd_param_uint(ctx,
+                           llmd_yaml_get(doc, params,
+                                         "matchLengthScaleTokens"),
+                           "matchLengthScaleTokens", 8192,
+                           &p->u.prefix.match_length_scale_tokens);
+}
+
+
+/*
+ * approx-prefix-cache-producer (llm-d >= v0.7 moved the approximate index
+ * out of prefix-cache-scorer): its index parameters, in the scorer's units
+ * (characters per block, 4 per token), with the producer's defaults.
+ */
+static int
+llmd_producer_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p)
+{
+    uint32_t                   tokens, max_tokens, max_blocks;
+    yaml_node_t               *n;
+    llmd_prefix_params_t      *pp;
+    static const char *const   known[] = {
+        "autoTune", "blockSizeTokens", "maxPrefixBlocksToMatch",
+        "maxPrefixTokensToMatch", "lruCapacityPerServer", "blockSize", NULL
+    };
+
+    pp = &p->u.prefix;
+    llmd_prefix_params_approximate(pp);
+    pp->auto_tune = 1;
+
+    if (llmd_param_count(ctx, llmd_yaml_get(doc, params, "blockSizeTokens"),
+                         "blockSizeTokens", 16, &tokens)
+        != 0
+        || llmd_param_count(ctx,
+                            llmd_yaml_get(doc, params,
+                                          "maxPrefixTokensToMatch"),
+                            "maxPrefixTokensToMatch", 131072, &max_tokens)
+           != 0
+        || llmd_param_count(ctx,
+                            llmd_yaml_get(doc, params,
+                                          "maxPrefixBlocksToMatch"),
+                            "maxPrefixBlocksToMatch", 2048, &max_blocks)
+           != 0
+        || llmd_param_uint(ctx,
+                           llmd_yaml_get(doc, params, "lruCapacityPerServer"),
+                           "lruCapacityPerServer",
+                           LLMD_PREFIX_DEFAULT_LRU_CAPACITY,
+                           &pp->lru_capacity_per_server)
+           != 0)
+    {
+        return -1;
+    }
+
+    if (tokens == 0) {
+        tokens = 16;
+    }
+
+    if (tokens > (1u << 20)) {
+        return llmd_yaml_error(ctx, params, "blockSizeTokens is too large");
+    }
+
+    pp->block_size = tokens * 4;
+
+    /* the deprecated character block size wins when given */
+    n = llmd_yaml_get(doc, params, "blockSize");
+    if (n != NULL
+        && llmd_param_uint(ctx, n, "blockSize", pp->block_size,
+                           &pp->block_size)
+           != 0)
+    {
+        return -1;
+    }
+
+    /* a token cap takes precedence; both 0 match the whole prompt, which
+       here is bounded by LLMD_PREFIX_MAX_BLOCKS */
+    if (max_tokens > 0) {
+        max_blocks = max_tokens / tokens;
+    }
+
+    if (max_blocks == 0 || max_blocks > LLMD_PREFIX_MAX_BLOCKS) {
+        max_blocks = LLMD_PREFIX_MAX_BLOCKS;
+    }
+
+    pp->max_prefix_blocks = max_blocks;
+
+    n = llmd_yaml_get(doc, params, "autoTune");
+    if (n != NULL && !llmd_yaml_is_null(n)
+        && llmd_yaml_bool(ctx, n, "autoTune", &pp->auto_tune) != 0)
+    {
+        return -1;
+    }
+
+    return llmd_param_warn_unknown(cf, doc, params, p, known);
+}
+
+
+/*
+ * session-affinity-scorer and -filter: the encoded_endpoint_header strategy
+ * (the glue decodes the header to a candidate); session_id keeps bindings
+ * on the server, which this module does not.
+ */
+static int
+llmd_session_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p)
+{
+    const char                *s;
+    yaml_node_t               *n, *hn;
+    static const char *const   known[] = {
+        "strategy", "profileName", "encodedEndpointHeaderConfig",
+        "sessionIdConfig", NULL
+    };
+
+    n = llmd_yaml_get(doc, params, "strategy");
+    if (n != NULL && !llmd_yaml_is_null(n)) {
+        if (llmd_yaml_string(ctx, n, "strategy", &s) != 0) {
+            return -1;
+        }
+
+        if (strcmp(s, "session_id") == 0) {
+            return llmd_yaml_error(ctx, n, "%s: strategy \"session_id\" is "
+                                   "not supported by ngx_http_llmd_module "
+                                   "(use encoded_endpoint_header)",
+                                   p->type_name);
+        }
+
+        if (s[0] != '\0' && strcmp(s, "encoded_endpoint_header") != 0) {
+            return llmd_yaml_error(ctx, n, "strategy must be "
+                                   "\"encoded_endpoint_header\" or "
+                                   "\"session_id\", got \"%s\"", s);
+        }
+    }
+
+    hn = llmd_yaml_get(doc,
+                       llmd_yaml_get(doc, params,
+                                     "encodedEndpointHeaderConfig"),
+                       "header");
+
+    if (llmd_param_header(ctx, hn, "header", "x-session-token",
+                          p->u.session.header, sizeof(p->u.session.header))
+        != 0)
+    {
+        return -1;
+    }
+
+    if (llmd_param_strdup(ctx, llmd_yaml_get(doc, params, "profileName"),
+                          "profileName", NULL, &p->u.session.profile_name)
+        != 0)
+    {
+        return -1;
+    }
+
+    return llmd_param_warn_unknown(cf, doc, params, p, known);
+}
+
+
+/*
+ * Precise scoring's tokenProcessorConfig (blockSize, alias blockSizeTokens;
+ * hashSeed) and kvEventsConfig (zmqEndpoint, topicFilter).
+ */
 static int
 llmd_precise_params(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
-    yaml_node_t *params, llmd_prefix_params_t *pp)
+    yaml_node_t *tokens, yaml_node_t *events, llmd_prefix_params_t *pp)
 {
-    yaml_node_t  *indexer, *tokens, *events, *n;
+    yaml_node_t  *n;
 
     /* KVCM defaults: 16-token blocks, empty seed, pods connect to us */
     pp->block_size = 16;
     strcpy(pp->zmq_endpoint, "tcp://*:5557");
     strcpy(pp->topic_filter, "kv@");
 
-    indexer = llmd_yaml_get(doc, params, "indexerConfig");
-    tokens = llmd_yaml_get(doc, indexer, "tokenProcessorConfig");
+    n = llmd_yaml_get(doc, tokens, "blockSize");
+    if (n == NULL) {
+        n = llmd_yaml_get(doc, tokens, "blockSizeTokens");
+    }
 
-    if (llmd_positive_uint(ctx, llmd_yaml_get(doc, tokens, "blockSize"),
-                           "tokenProcessorConfig.blockSize", 16,
-                           &pp->block_size)
+    if (llmd_param_uint(ctx, n, "tokenProcessorConfig.blockSize", 16,
+                        &pp->block_size)
         != 0)
     {
         return -1;
@@ -269,19 +515,17 @@ llmd_precise_params(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
 
     n = llmd_yaml_get(doc, tokens, "hashSeed");
     if (n != NULL
-        && llmd_copy_string(ctx, n, "hashSeed", pp->hash_seed,
-                            sizeof(pp->hash_seed))
+        && llmd_param_copy(ctx, n, "hashSeed", pp->hash_seed,
+                           sizeof(pp->hash_seed))
            != 0)
     {
         return -1;
     }
 
-    events = llmd_yaml_get(doc, params, "kvEventsConfig");
-
     n = llmd_yaml_get(doc, events, "zmqEndpoint");
     if (n != NULL
-        && llmd_copy_string(ctx, n, "zmqEndpoint", pp->zmq_endpoint,
-                            sizeof(pp->zmq_endpoint))
+        && llmd_param_copy(ctx, n, "zmqEndpoint", pp->zmq_endpoint,
+                           sizeof(pp->zmq_endpoint))
            != 0)
     {
         return -1;
@@ -289,106 +533,11 @@ llmd_precise_params(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
 
     n = llmd_yaml_get(doc, events, "topicFilter");
     if (n != NULL
-        && llmd_copy_string(ctx, n, "topicFilter", pp->topic_filter,
-                            sizeof(pp->topic_filter))
+        && llmd_param_copy(ctx, n, "topicFilter", pp->topic_filter,
+                           sizeof(pp->topic_filter))
            != 0)
     {
         return -1;
-    }
-
-    return 0;
-}
-
-
-/* Absent, null or <= 0 gives the default, as upstream's integer params. */
-static int
-llmd_positive_uint(llmd_yaml_ctx_t *ctx, yaml_node_t *node, const char *what,
-    uint32_t dflt, uint32_t *out)
-{
-    double  v;
-
-    if (node == NULL || llmd_yaml_is_null(node)) {
-        *out = dflt;
-        return 0;
-    }
-
-    if (llmd_yaml_number(ctx, node, what, &v) != 0) {
-        return -1;
-    }
-
-    /* trunc, not a cast: a double beyond int64_t does not cast */
-    if (v != trunc(v)) {
-        return llmd_yaml_error(ctx, node, "%s must be an integer", what);
-    }
-
-    if (v > 1e9) {
-        return llmd_yaml_error(ctx, node, "%s is too large", what);
-    }
-
-    *out = v > 0 ? (uint32_t) v : dflt;
-    return 0;
-}
-
-
-static int
-llmd_copy_string(llmd_yaml_ctx_t *ctx, yaml_node_t *node, const char *what,
-    char *dst, size_t size)
-{
-    size_t       len;
-    const char  *s;
-
-    if (llmd_yaml_string(ctx, node, what, &s) != 0) {
-        return -1;
-    }
-
-    len = strlen(s);
-    if (len >= size) {
-        return llmd_yaml_error(ctx, node, "%s is longer than %zu bytes",
-                               what, size - 1);
-    }
-
-    memcpy(dst, s, len + 1);
-    return 0;
-}
-
-
-static int
-llmd_warn_unknown(llmd_config_t *cf, yaml_document_t *doc,
-    yaml_node_t *params, const llmd_plugin_t *p, const char *const *known)
-{
-    size_t             i;
-    const char        *key;
-    yaml_node_t       *kn;
-    yaml_node_pair_t  *pair;
-
-    if (params == NULL) {
-        return 0;
-    }
-
-    for (pair = params->data.mapping.pairs.start;
-         pair < params->data.mapping.pairs.top;
-         pair++)
-    {
-        kn = yaml_document_get_node(doc, pair->key);
-        key = llmd_yaml_scalar(kn);
-        if (key == NULL) {
-            continue;
-        }
-
-        for (i = 0; known[i] != NULL; i++) {
-            if (strcmp(known[i], key) == 0) {
-                break;
-            }
-        }
-
-        if (known[i] == NULL
-            && llmd_config_warn(cf, llmd_yaml_line(kn), "parameter \"%s\" of plugin \"%s\" "
-                                "(%s) is not used; ignored", key, p->name,
-                                p->type_name)
-               != 0)
-        {
-            return -1;
-        }
     }
 
     return 0;

@@ -2,7 +2,8 @@
  * One scheduling cycle: every scorer of a profile scores every candidate,
  * scores are clamped to [0,1] and summed with their weights (no division by
  * the weight sum), and the picker orders the candidates best first
- * (docs/scheduling.md).
+ * (docs/scheduling.md). llmd_decide() (llmd_decide.h) runs whole
+ * decisions: filters, several profiles, profile handlers.
  */
 #ifndef LLMD_SCHEDULER_H
 #define LLMD_SCHEDULER_H
@@ -40,6 +41,9 @@ typedef struct {
 } llmd_sched_result_t;
 
 /*
+ * The profile's scorers and picker over every candidate; its filters do
+ * not run (the input has no labels: llmd_decide() runs them).
+ *
  * Stale or missing metrics: an endpoint with fresh == 0 is scored as if it
  * reported the worst waiting queue and KV usage among fresh endpoints; when
  * no endpoint is fresh, metric scorers see every endpoint as idle (all

@@ -12,6 +12,10 @@
 #include "core/llmd_yaml.h"
 
 
+static int llmd_yaml_verror(llmd_yaml_ctx_t *ctx, int line, const char *fmt,
+    va_list ap);
+
+
 int
 llmd_yaml_line(const yaml_node_t *node)
 {
@@ -23,22 +27,47 @@ int
 llmd_yaml_error(llmd_yaml_ctx_t *ctx, const yaml_node_t *node,
     const char *fmt, ...)
 {
-    int      n;
+    int      rc;
     va_list  ap;
+
+    va_start(ap, fmt);
+    rc = llmd_yaml_verror(ctx, llmd_yaml_line(node), fmt, ap);
+    va_end(ap);
+
+    return rc;
+}
+
+
+int
+llmd_yaml_error_at(llmd_yaml_ctx_t *ctx, int line, const char *fmt, ...)
+{
+    int      rc;
+    va_list  ap;
+
+    va_start(ap, fmt);
+    rc = llmd_yaml_verror(ctx, line, fmt, ap);
+    va_end(ap);
+
+    return rc;
+}
+
+
+static int
+llmd_yaml_verror(llmd_yaml_ctx_t *ctx, int line, const char *fmt,
+    va_list ap)
+{
+    int  n;
 
     if (ctx->err == NULL || ctx->errlen == 0) {
         return -1;
     }
 
-    n = snprintf(ctx->err, ctx->errlen, "%s:%d: ", ctx->file,
-                 llmd_yaml_line(node));
+    n = snprintf(ctx->err, ctx->errlen, "%s:%d: ", ctx->file, line);
     if (n < 0 || (size_t) n >= ctx->errlen) {
         return -1;
     }
 
-    va_start(ap, fmt);
     vsnprintf(ctx->err + n, ctx->errlen - n, fmt, ap);
-    va_end(ap);
 
     return -1;
 }

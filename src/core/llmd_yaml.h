@@ -22,6 +22,10 @@ int llmd_yaml_line(const yaml_node_t *node);
 int llmd_yaml_error(llmd_yaml_ctx_t *ctx, const yaml_node_t *node,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The same at a given line (e.g. a plugin's). */
+int llmd_yaml_error_at(llmd_yaml_ctx_t *ctx, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Value of key in a mapping node, or NULL (also when node is no mapping). */
 yaml_node_t *llmd_yaml_get(yaml_document_t *doc, yaml_node_t *map,
     const char *key);

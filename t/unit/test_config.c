@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "core/llmd_config.h"
+#include "test_epp.h"
 
 #define LOAD(s, err) \
     llmd_config_load_string(s, strlen(s), "t.yaml", err, sizeof(err))
@@ -16,6 +17,9 @@
 #define HEAD \
     "apiVersion: inference.networking.x-k8s.io/v1alpha1\n" \
     "kind: EndpointPickerConfig\n"
+
+
+static char  err[LLMD_ERRLEN];
 
 
 static const llmd_scorer_ref_t *
@@ -302,7 +306,7 @@ test_errors_name_file_and_line(void **state)
                  "- type: warp-drive-scorer\n",
                  "t.yaml:5:", "plugin type \"warp-drive-scorer\" is not "
                  "found");
-    expect_error(HEAD "plugins:\n- type: session-affinity-scorer\n",
+    expect_error(HEAD "plugins:\n- type: token-load-scorer\n",
                  "t.yaml:4:", "not supported");
     expect_error(HEAD "plugins:\n- type: queue-scorer\n"
                  "schedulingProfiles:\n- name: d\n  plugins:\n"
@@ -333,7 +337,7 @@ test_errors_name_file_and_line(void **state)
                  "t.yaml:6:", "mode must be");
     expect_error(HEAD "plugins:\n- type: queue-scorer\n"
                  "schedulingProfiles:\n- name: a\n- name: b\n",
-                 "t.yaml:1:", "multi-profile handler");
+                 "t.yaml:1:", "need a profile handler");
     expect_error("", "t.yaml:1:", "empty");
     expect_error("- just\n- a list\n", "t.yaml:1:", "must be a mapping");
 }
@@ -341,30 +345,452 @@ test_errors_name_file_and_line(void **state)
 
 /*
  * Integer parameters beyond int64_t: a finite double whose cast to an
- * integer is undefined (found by fuzz/fuzz_config.c with UBSan).  Large is
- * too large, negative gives the default as any value <= 0 does.
+ * integer is undefined (found by fuzz/fuzz_config.c with UBSan).  Both signs
+ * are out of range, with an error naming the key.
  */
 static void
 test_integer_out_of_range(void **state)
 {
-    char                  err[LLMD_ERRLEN];
-    llmd_config_t        *cf;
-    const llmd_plugin_t  *pre;
-
     expect_error(HEAD "plugins:\n- type: prefix-cache-scorer\n"
                  "  parameters:\n    maxPrefixBlocksToMatch: 3.3e100\n",
-                 "t.yaml:6:", "maxPrefixBlocksToMatch is too large");
+                 "t.yaml:6:", "maxPrefixBlocksToMatch is out of range");
     expect_error(HEAD "plugins:\n- type: prefix-cache-scorer\n"
                  "  parameters:\n    maxPrefixBlocksToMatch: 10.5\n",
                  "t.yaml:6:", "must be an integer");
 
-    cf = LOAD(HEAD "plugins:\n- type: prefix-cache-scorer\n"
-              "  parameters:\n    maxPrefixBlocksToMatch: -3.3e100\n", err);
-    assert_non_null(cf);
-    pre = llmd_profile_prefix_scorer(llmd_config_primary_profile(cf));
-    assert_int_equal(pre->u.prefix.max_prefix_blocks,
-                     LLMD_PREFIX_DEFAULT_MAX_BLOCKS);
+    expect_error(HEAD "plugins:\n- type: prefix-cache-scorer\n"
+                 "  parameters:\n    maxPrefixBlocksToMatch: -3.3e100\n",
+                 "t.yaml:6:", "maxPrefixBlocksToMatch is out of range");
+    expect_error(HEAD "plugins:\n- type: prefix-cache-scorer\n"
+                 "  parameters:\n    maxPrefixBlocksToMatch: -1e300\n",
+                 "t.yaml:6:", "is out of range");
+}
+
+
+/* llm-d's P/D configurations of every era load unchanged. */
+static void
+test_pd_seed_era(void **state)
+{
+    llmd_config_t  *cf;
+
+    /* prefill-header-handler, prefill-filter, decode-filter (seed 001) */
+    cf = load_file("t/data/epp-pd-seed.yaml");
+    assert_int_equal(cf->handler->type, LLMD_PLUGIN_PD_PROFILE_HANDLER);
+    assert_string_equal(cf->decode->name, "decode");
+    assert_string_equal(cf->prefill->name, "prefill");
+    assert_null(cf->encode);
+    assert_ptr_equal(llmd_config_primary_profile(cf), cf->decode);
+    assert_int_equal(cf->decode->nfilters, 1);
+    assert_string_equal(cf->decode->filters[0]->type_name, "decode-filter");
+    assert_string_equal(cf->prefill->filters[0]->type_name,
+                        "prefill-filter");
+    assert_true(scorer(cf->decode, "prefix-cache-scorer")->weight == 2);
+    /* no decider: the threshold rule of the time, 0 = always */
+    assert_null(cf->handler->u.disagg.prefill_decider);
+    assert_int_equal(cf->handler->u.disagg.threshold, 0);
+    /* pd-profile-handler sets no header; prefill-header-handler does */
+    assert_int_equal(cf->prefill_header, 1);
+    assert_int_equal(cf->encode_header, 0);
     llmd_config_free(cf);
+
+    cf = load_file("t/data/epp-pd-threshold.yaml");
+    assert_int_equal(cf->handler->u.disagg.threshold, 10);
+    assert_int_equal(cf->handler->u.disagg.hash_block_size, 5);
+    assert_int_equal(cf->handler->u.disagg.primary_port, 8200);
+    assert_int_equal(llmd_profile_prefix_scorer(cf->decode)
+                     ->u.prefix.block_size, 5);
+    llmd_config_free(cf);
+}
+
+
+static void
+test_pd_guide(void **state)
+{
+    llmd_config_t        *cf;
+    const llmd_plugin_t  *pre, *d;
+
+    cf = load_file("t/data/epp-pd-guide.yaml");
+    assert_int_equal(cf->nwarnings, 0);
+    assert_int_equal(cf->handler->type, LLMD_PLUGIN_DISAGG_PROFILE_HANDLER);
+    assert_string_equal(cf->decode->name, "decode");
+    assert_string_equal(cf->prefill->name, "prefill");
+    assert_int_equal(cf->prefill_header, 1);
+
+    d = cf->handler->u.disagg.prefill_decider;
+    assert_non_null(d);
+    assert_int_equal(d->type, LLMD_PLUGIN_PREFIX_PD_DECIDER);
+    assert_int_equal(d->u.pd_decider.non_cached_tokens, 16);
+    assert_int_equal(d->u.pd_decider.prompt_tokens, 0);
+
+    /* the index parameters come from approx-prefix-cache-producer:
+       16-token blocks (64 characters), 16384 tokens = 1024 blocks */
+    pre = llmd_profile_prefix_scorer(cf->decode);
+    assert_int_equal(pre->u.prefix.mode, LLMD_PREFIX_APPROXIMATE);
+    assert_int_equal(pre->u.prefix.block_size, 64);
+    assert_int_equal(pre->u.prefix.max_prefix_blocks, 1024);
+    assert_int_equal(pre->u.prefix.lru_capacity_per_server, 31250);
+    assert_int_equal(pre->u.prefix.auto_tune, 1);
+    llmd_config_free(cf);
+
+    cf = load_file("t/data/epp-pd-labels.yaml");
+    assert_string_equal(cf->decode->filters[0]->name, "decode-pods");
+    assert_int_equal(cf->decode->filters[0]->u.selector.nreqs, 1);
+    assert_int_equal(cf->decode->filters[0]->u.selector.reqs[0].op,
+                     LLMD_LABEL_IN);
+    assert_string_equal(cf->decode->filters[0]->u.selector.reqs[0].key,
+                        "role");
+    pre = llmd_profile_prefix_scorer(cf->prefill);
+    assert_int_equal(pre->u.prefix.block_size, 20);
+    assert_int_equal(pre->u.prefix.max_prefix_blocks, 256);
+    assert_int_equal(pre->u.prefix.auto_tune, 0);
+    llmd_config_free(cf);
+
+    /* E/P/D: the encode stage and its multimodal decider */
+    cf = load_file("t/data/epp-epd-labels.yaml");
+    assert_string_equal(cf->encode->name, "encode");
+    assert_int_equal(cf->encode->nscorers, 0);
+    assert_int_equal(cf->handler->u.disagg.encode_decider->type,
+                     LLMD_PLUGIN_MULTIMODAL_DECIDER);
+    assert_int_equal(cf->encode_header, 1);
+    llmd_config_free(cf);
+}
+
+
+/* llm-d >= v0.7's precise pipeline: token-producer, producer, scorer. */
+static void
+test_precise_producer(void **state)
+{
+    llmd_config_t        *cf;
+    const llmd_plugin_t  *pre;
+
+    cf = LOAD("apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n"
+              "plugins:\n- type: token-producer\n  parameters:\n"
+              "    modelName: TinyLlama/TinyLlama-1.1B-Chat-v1.0\n"
+              "- type: metrics-data-source\n- type: core-metrics-extractor\n"
+              "- type: precise-prefix-cache-producer\n  parameters:\n"
+              "    tokenProcessorConfig: {blockSizeTokens: 5, hashSeed: '7'}\n"
+              "    kvEventsConfig: {zmqEndpoint: 'tcp://0.0.0.0:5557'}\n"
+              "    indexerConfig: {kvBlockIndexConfig: {enableMetrics: no}}\n"
+              "- type: prefix-cache-scorer\n  parameters:\n"
+              "    prefixMatchInfoProducerName: precise-prefix-cache-producer\n"
+              "    matchLengthWeight: 0.25\n"
+              "- type: decode-filter\n- type: max-score-picker\n"
+              "- type: single-profile-handler\n"
+              "schedulingProfiles:\n- name: default\n  plugins:\n"
+              "  - pluginRef: decode-filter\n"
+              "  - pluginRef: max-score-picker\n"
+              "  - pluginRef: prefix-cache-scorer\n    weight: 10\n", err);
+    assert_non_null(cf);
+
+    pre = llmd_profile_prefix_scorer(cf->decode);
+    assert_int_equal(pre->u.prefix.mode, LLMD_PREFIX_PRECISE);
+    assert_int_equal(pre->u.prefix.block_size, 5);
+    assert_string_equal(pre->u.prefix.hash_seed, "7");
+    assert_string_equal(pre->u.prefix.zmq_endpoint, "tcp://0.0.0.0:5557");
+    assert_string_equal(pre->u.prefix.topic_filter, "kv@");
+    assert_true(pre->u.prefix.match_length_weight == 0.25);
+    /* the module tokenizes itself: token-producer's parameters unused */
+    assert_int_equal(cf->nwarnings, 1);
+    assert_non_null(strstr(cf->warnings[0], "modelName"));
+    llmd_config_free(cf);
+
+    expect_error(HEAD "plugins:\n- type: token-producer\n"
+                 "schedulingProfiles:\n- name: d\n  plugins:\n"
+                 "  - pluginRef: token-producer\n",
+                 "t.yaml:8:", "cannot be used in a scheduling profile");
+}
+
+
+static void
+test_filter_params(void **state)
+{
+    llmd_config_t           *cf;
+    const llmd_label_req_t  *r;
+
+    cf = LOAD(HEAD "plugins:\n- type: decode-filter\n"
+              "- type: prefill-filter\n- type: encode-filter\n"
+              "- type: by-label\n  parameters:\n    label: gpu\n"
+              "    validValues: [a100, h100]\n"
+              "- type: by-label\n  name: nolabel\n  parameters:\n"
+              "    label: zone\n    allowsNoLabel: true\n", err);
+    assert_non_null(cf);
+    /* no profile: every filter goes into the default one, in order */
+    assert_int_equal(cf->decode->nfilters, 5);
+
+    r = &cf->plugins[0].u.selector.reqs[0];
+    assert_string_equal(r->key, "llm-d.ai/role");
+    assert_int_equal(r->op, LLMD_LABEL_ONE_OF);
+    assert_int_equal(r->absent_ok, 1);
+    assert_int_equal(r->nvalues, 4);
+    assert_string_equal(r->values[1], "prefill-decode");
+
+    r = &cf->plugins[1].u.selector.reqs[0];
+    assert_int_equal(r->absent_ok, 0);
+    assert_int_equal(r->nvalues, 5);
+    r = &cf->plugins[2].u.selector.reqs[0];
+    assert_int_equal(r->nvalues, 3);
+    assert_string_equal(r->values[0], "encode");
+
+    r = &cf->plugins[3].u.selector.reqs[0];
+    assert_string_equal(r->key, "gpu");
+    assert_int_equal(r->nvalues, 2);
+    assert_int_equal(r->absent_ok, 0);
+    r = &cf->plugins[4].u.selector.reqs[0];
+    assert_int_equal(r->nvalues, 0);
+    assert_int_equal(r->absent_ok, 1);
+    llmd_config_free(cf);
+
+    cf = LOAD(HEAD "plugins:\n- type: label-selector-filter\n"
+              "  parameters:\n    matchLabels: {inference-role: decode}\n"
+              "    matchExpressions:\n"
+              "    - {key: llm-d.ai/gpu, operator: NotIn, values: [t4]}\n"
+              "    - {key: spot, operator: DoesNotExist}\n"
+              "- type: by-label-selector\n- type: utilization-filter\n"
+              "  parameters:\n    conditions:\n"
+              "    - {metric: running-requests, maxValue: 40}\n"
+              "    - {metric: kv-cache-utilization, maxValue: 0.8}\n"
+              "    fallbackOnEmpty: true\n", err);
+    assert_non_null(cf);
+    assert_int_equal(cf->plugins[0].u.selector.nreqs, 3);
+    assert_int_equal(cf->plugins[0].u.selector.reqs[0].op, LLMD_LABEL_IN);
+    assert_string_equal(cf->plugins[0].u.selector.reqs[0].values[0],
+                        "decode");
+    assert_int_equal(cf->plugins[0].u.selector.reqs[1].op,
+                     LLMD_LABEL_NOT_IN);
+    assert_int_equal(cf->plugins[0].u.selector.reqs[2].op,
+                     LLMD_LABEL_NOT_EXISTS);
+    /* an empty selector selects everything */
+    assert_int_equal(cf->plugins[1].u.selector.nreqs, 0);
+    assert_int_equal(cf->plugins[2].u.utilization.nconds, 2);
+    assert_int_equal(cf->plugins[2].u.utilization.conds[1].metric,
+                     LLMD_METRIC_KV_CACHE_UTILIZATION);
+    assert_true(cf->plugins[2].u.utilization.conds[1].max_value == 0.8);
+    assert_int_equal(cf->plugins[2].u.utilization.fallback_on_empty, 1);
+    llmd_config_free(cf);
+
+    expect_error(HEAD "plugins:\n- type: by-label\n  parameters:\n"
+                 "    validValues: [a]\n",
+                 "t.yaml:6:", "'label' must be specified");
+    expect_error(HEAD "plugins:\n- type: by-label\n",
+                 "t.yaml:4:", "'label' must be specified");
+    expect_error(HEAD "plugins:\n- type: by-label\n  parameters:\n"
+                 "    label: gpu\n",
+                 "t.yaml:6:", "either 'validValues' must be non-empty");
+    expect_error(HEAD "plugins:\n- type: label-selector-filter\n"
+                 "  parameters:\n    matchExpressions:\n"
+                 "    - {key: a, operator: Near, values: [b]}\n",
+                 "t.yaml:7:", "not a valid label selector operator");
+    expect_error(HEAD "plugins:\n- type: label-selector-filter\n"
+                 "  parameters:\n    matchExpressions:\n"
+                 "    - {key: a, operator: In}\n",
+                 "t.yaml:7:", "values set can't be empty");
+    expect_error(HEAD "plugins:\n- type: label-selector-filter\n"
+                 "  parameters:\n    matchExpressions:\n"
+                 "    - {key: a, operator: Exists, values: [b]}\n",
+                 "t.yaml:7:", "may not be specified");
+    expect_error(HEAD "plugins:\n- type: label-selector-filter\n"
+                 "  parameters:\n    matchLabels: {\"bad key\": x}\n",
+                 "t.yaml:6:", "not a valid label key");
+    expect_error(HEAD "plugins:\n- type: label-selector-filter\n"
+                 "  parameters:\n    matchLabels: {role: \"-x\"}\n",
+                 "t.yaml:6:", "not a valid label value");
+    expect_error(HEAD "plugins:\n- type: utilization-filter\n",
+                 "t.yaml:4:", "requires at least one condition");
+    expect_error(HEAD "plugins:\n- type: utilization-filter\n"
+                 "  parameters:\n    conditions:\n"
+                 "    - {metric: waiting-queue, maxValue: -1}\n",
+                 "t.yaml:7:", "non-negative maxValue");
+    expect_error(HEAD "plugins:\n- type: utilization-filter\n"
+                 "  parameters:\n    conditions:\n"
+                 "    - {metric: kv-cache-utilization, maxValue: 80}\n",
+                 "t.yaml:7:", "must be at most 1");
+    expect_error(HEAD "plugins:\n- type: utilization-filter\n"
+                 "  parameters:\n    conditions:\n"
+                 "    - {metric: gpu-temperature, maxValue: 80}\n",
+                 "t.yaml:7:", "metric must be one of");
+    expect_error(HEAD "plugins:\n- type: utilization-filter\n"
+                 "  parameters:\n    conditions:\n"
+                 "    - {metric: waiting-queue}\n",
+                 "t.yaml:7:", "requires maxValue");
+}
+
+
+#define PD_PROFILES \
+    "schedulingProfiles:\n- name: prefill\n  plugins:\n" \
+    "  - pluginRef: prefill-filter\n- name: decode\n  plugins:\n" \
+    "  - pluginRef: decode-filter\n"
+
+#define PD_FILTERS "- type: prefill-filter\n- type: decode-filter\n"
+
+
+static void
+test_handler_params(void **state)
+{
+    llmd_config_t  *cf;
+
+    /* the deprecated flat parameters, deciderPluginName the weaker alias */
+    cf = LOAD(HEAD "plugins:\n" PD_FILTERS
+              "- type: always-disagg-pd-decider\n  name: always\n"
+              "- type: prefix-based-pd-decider\n"
+              "- type: disagg-profile-handler\n  parameters:\n"
+              "    decodeProfile: d\n    prefillProfile: p\n"
+              "    deciderPluginName: prefix-based-pd-decider\n"
+              "    prefillDeciderPluginName: always\n"
+              "schedulingProfiles:\n- name: p\n- name: d\n", err);
+    assert_non_null(cf);
+    assert_string_equal(cf->decode->name, "d");
+    assert_string_equal(cf->prefill->name, "p");
+    assert_string_equal(cf->handler->u.disagg.prefill_decider->name,
+                        "always");
+    assert_int_equal(cf->nwarnings, 1);
+    assert_non_null(strstr(cf->warnings[0], "deprecated"));
+    llmd_config_free(cf);
+
+    /* without a decider the prefill stage never runs (decode first) */
+    cf = LOAD(HEAD "plugins:\n" PD_FILTERS
+              "- type: disagg-profile-handler\n" PD_PROFILES, err);
+    assert_non_null(cf);
+    assert_null(cf->prefill);
+    assert_ptr_equal(cf->decode, &cf->profiles[1]);
+    llmd_config_free(cf);
+
+    /* prefill first: prefill always runs, whatever the case and dashes */
+    cf = LOAD(HEAD "plugins:\n" PD_FILTERS
+              "- type: disagg-profile-handler\n  parameters:\n"
+              "    stageOrder: Prefill_First\n" PD_PROFILES, err);
+    assert_non_null(cf);
+    assert_int_equal(cf->handler->u.disagg.prefill_first, 1);
+    assert_string_equal(cf->prefill->name, "prefill");
+    llmd_config_free(cf);
+
+    /* pd-profile-handler takes a decider of the default name (>= v0.5) */
+    cf = LOAD(HEAD "plugins:\n" PD_FILTERS
+              "- type: pd-profile-handler\n  parameters:\n"
+              "    threshold: 100\n"
+              "- type: prefix-based-pd-decider\n"
+              "  parameters: {nonCachedTokens: 8, promptTokens: 64}\n"
+              PD_PROFILES, err);
+    assert_non_null(cf);
+    assert_string_equal(cf->handler->u.disagg.prefill_decider->type_name,
+                        "prefix-based-pd-decider");
+    assert_int_equal(cf->handler->u.disagg.prefill_decider
+                     ->u.pd_decider.prompt_tokens, 64);
+    /* deprecated handler, threshold unused with a decider */
+    assert_int_equal(cf->nwarnings, 2);
+    llmd_config_free(cf);
+
+    cf = LOAD(HEAD "plugins:\n- type: header-profile-handler\n"
+              "  parameters:\n    headerName: ' X-Stage '\n"
+              "    defaultProfile: ' b '\n"
+              "schedulingProfiles:\n- name: a\n- name: b\n", err);
+    assert_non_null(cf);
+    assert_string_equal(cf->handler->u.header_profile.header, "x-stage");
+    assert_string_equal(cf->decode->name, "b");
+    llmd_config_free(cf);
+
+    expect_error(HEAD "plugins:\n" PD_FILTERS
+                 "- type: disagg-profile-handler\n  parameters:\n"
+                 "    profiles: {decode: dec}\n" PD_PROFILES,
+                 "t.yaml:6:", "no scheduling profile \"dec\"");
+    expect_error(HEAD "plugins:\n" PD_FILTERS
+                 "- type: disagg-profile-handler\n  parameters:\n"
+                 "    deciders: {prefill: nope}\n" PD_PROFILES,
+                 "t.yaml:6:", "deciders.prefill plugin not found: nope");
+    expect_error(HEAD "plugins:\n" PD_FILTERS
+                 "- type: disagg-profile-handler\n  parameters:\n"
+                 "    deciders: {prefill: decode-filter}\n" PD_PROFILES,
+                 "t.yaml:6:", "is not a disaggregation decider");
+    expect_error(HEAD "plugins:\n" PD_FILTERS
+                 "- type: always-disagg-pd-decider\n"
+                 "- type: disagg-profile-handler\n  parameters:\n"
+                 "    stageOrder: prefill-first\n"
+                 "    deciders: {prefill: always-disagg-pd-decider}\n"
+                 PD_PROFILES,
+                 "t.yaml:9:", "not supported in prefill-first");
+    expect_error(HEAD "plugins:\n" PD_FILTERS
+                 "- type: disagg-profile-handler\n  parameters:\n"
+                 "    stageOrder: sideways\n" PD_PROFILES,
+                 "t.yaml:8:", "invalid stage order");
+    expect_error(HEAD "plugins:\n" PD_FILTERS
+                 "- type: disagg-profile-handler\n  parameters:\n"
+                 "    profiles: {decode: d}\n    prefillProfile: p\n"
+                 PD_PROFILES,
+                 "t.yaml:9:", "use one format exclusively");
+    expect_error(HEAD "plugins:\n" PD_FILTERS
+                 "- type: pd-profile-handler\n  parameters:\n"
+                 "    threshold: -1\n" PD_PROFILES,
+                 "t.yaml:8:", "invalid threshold");
+    expect_error(HEAD "plugins:\n" PD_FILTERS
+                 "- type: pd-profile-handler\n  parameters:\n"
+                 "    hashBlockSize: 0\n" PD_PROFILES,
+                 "t.yaml:8:", "invalid hashBlockSize");
+    expect_error(HEAD "plugins:\n" PD_FILTERS
+                 "- type: pd-profile-handler\n  parameters:\n"
+                 "    primaryPort: 70000\n" PD_PROFILES,
+                 "t.yaml:8:", "invalid primaryPort");
+    expect_error(HEAD "plugins:\n" PD_FILTERS
+                 "- type: pd-profile-handler\n  parameters:\n"
+                 "    deciderPluginName: nope\n" PD_PROFILES,
+                 "t.yaml:6:", "deciderPluginName plugin not found");
+    expect_error(HEAD "plugins:\n- type: prefix-based-pd-decider\n"
+                 "  parameters:\n    nonCachedTokens: -5\n",
+                 "t.yaml:6:", "cannot be negative");
+    expect_error(HEAD "plugins:\n- type: disagg-profile-handler\n"
+                 "- type: pd-profile-handler\n" PD_FILTERS PD_PROFILES,
+                 "t.yaml:5:", "multiple profile handlers");
+    expect_error(HEAD "plugins:\n- type: single-profile-handler\n"
+                 PD_FILTERS PD_PROFILES,
+                 "t.yaml:4:", "cannot support multiple scheduling");
+    expect_error(HEAD "plugins:\n" PD_FILTERS
+                 "- type: disagg-profile-handler\n"
+                 "schedulingProfiles:\n- name: decode\n  plugins:\n"
+                 "  - pluginRef: disagg-profile-handler\n",
+                 "t.yaml:10:", "cannot be used in a scheduling profile");
+}
+
+
+static void
+test_scorer_params(void **state)
+{
+    llmd_config_t  *cf;
+
+    cf = LOAD(HEAD "plugins:\n- type: session-affinity-scorer\n"
+              "- type: session-affinity-scorer\n  name: sp\n"
+              "  parameters:\n    profileName: prefill\n"
+              "    encodedEndpointHeaderConfig: {header: X-Session-P}\n"
+              "- type: session-affinity-filter\n"
+              "- type: no-hit-lru-scorer\n  parameters: {lruSize: 2048}\n"
+              "- type: lora-affinity-scorer\n"
+              "- type: running-requests-size-scorer\n"
+              "- type: prefix-cache-scorer\n"
+              "  parameters: {matchLengthWeight: 0.5}\n", err);
+    assert_non_null(cf);
+    assert_string_equal(cf->plugins[0].u.session.header, "x-session-token");
+    assert_null(cf->plugins[0].u.session.profile_name);
+    assert_string_equal(cf->plugins[1].u.session.header, "x-session-p");
+    assert_string_equal(cf->plugins[1].u.session.profile_name, "prefill");
+    assert_int_equal(cf->plugins[3].u.nohit.lru_size, 2048);
+    assert_true(cf->plugins[6].u.prefix.match_length_weight == 0.5);
+    assert_int_equal(cf->plugins[6].u.prefix.match_length_scale_tokens,
+                     8192);
+    /* plugin indexes address llmd_decide()'s per-plugin inputs */
+    assert_int_equal(cf->plugins[4].index, 4);
+    assert_int_equal(cf->decode->nscorers, 6);
+    assert_int_equal(cf->decode->nfilters, 1);
+    assert_int_equal(cf->nwarnings, 0);
+    llmd_config_free(cf);
+
+    expect_error(HEAD "plugins:\n- type: session-affinity-scorer\n"
+                 "  parameters:\n    strategy: session_id\n",
+                 "t.yaml:6:", "not supported");
+    expect_error(HEAD "plugins:\n- type: prefix-cache-scorer\n"
+                 "  parameters:\n    matchLengthWeight: 2\n",
+                 "t.yaml:6:", "between 0.0 and 1.0");
+    expect_error(HEAD "plugins:\n- type: prefix-cache-scorer\n"
+                 "  parameters:\n    prefixMatchInfoProducerName: p\n",
+                 "t.yaml:4:", "is not a prefix cache producer");
+    expect_error(HEAD "plugins:\n- type: burst-prefix-cache-producer\n",
+                 "t.yaml:4:", "not supported");
 }
 
 
@@ -393,6 +819,12 @@ main(void)
         cmocka_unit_test(test_file_discovery),
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_integer_out_of_range),
+        cmocka_unit_test(test_pd_seed_era),
+        cmocka_unit_test(test_pd_guide),
+        cmocka_unit_test(test_precise_producer),
+        cmocka_unit_test(test_filter_params),
+        cmocka_unit_test(test_handler_params),
+        cmocka_unit_test(test_scorer_params),
         cmocka_unit_test(test_missing_file),
     };
 

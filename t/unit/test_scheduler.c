@@ -10,41 +10,11 @@
 #include <cmocka.h>
 
 #include "core/llmd_scheduler.h"
+#include "test_epp.h"
 
 #define HEAD \
     "apiVersion: inference.networking.x-k8s.io/v1alpha1\n" \
     "kind: EndpointPickerConfig\n"
-
-
-static llmd_config_t *
-load(const char *yaml)
-{
-    char            err[LLMD_ERRLEN];
-    llmd_config_t  *cf;
-
-    cf = llmd_config_load_string(yaml, strlen(yaml), "t.yaml", err,
-                                 sizeof(err));
-    if (cf == NULL) {
-        fail_msg("%s", err);
-    }
-
-    return cf;
-}
-
-
-static llmd_config_t *
-load_file(const char *path)
-{
-    char            err[LLMD_ERRLEN];
-    llmd_config_t  *cf;
-
-    cf = llmd_config_load_file(path, err, sizeof(err));
-    if (cf == NULL) {
-        fail_msg("%s", err);
-    }
-
-    return cf;
-}
 
 
 static void

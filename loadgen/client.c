@@ -5,6 +5,12 @@
  * HTTP parser (lg_http.h) and, when streamed, the SSE parser (lg_sse.h).
  * A timerfd armed at the next arrival wakes the loop, so the send lag is
  * not rounded to epoll's milliseconds.
+ *
+ * In the inference-perf-v0.2 mode a request has a connection of its own,
+ * closed after the reply (inference-perf opens an aiohttp session per
+ * request), the stream's lines are stamped (lg_lines.h) and the output
+ * text is kept until its tokens are counted, as inference-perf counts
+ * them.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -101,8 +107,10 @@ static int lg_conn_write(lg_run_t *r, lg_conn_t *c);
 static void lg_request_error_json(lg_request_t *q, const char *json,
     size_t len);
 static void lg_request_usage(lg_request_t *q, cJSON *o);
-static void lg_stream_data(lg_request_t *q, const char *data, size_t len,
-    double t);
+static void lg_request_text(lg_request_t *q, const char *text);
+static void lg_request_count_text(lg_run_t *r, lg_request_t *q);
+static void lg_stream_data(lg_run_t *r, lg_request_t *q, const char *data,
+    size_t len, double t);
 static int lg_stream_feed(lg_run_t *r, lg_conn_t *c, const char *p,
     size_t n, double t);
 static int lg_reply_body(lg_run_t *r, lg_conn_t *c, const char *p, size_t n,
@@ -295,6 +303,9 @@ lg_request_finish(lg_run_t *r, lg_conn_t *c, int ok, const char *error)
      * sent on the half-closed connection would wait forever */
     keep = c->http.state == LG_HTTP_COMPLETE && !c->http.close
            && !lg_conn_peer_closed(c);
+    if (r->cf->mode == LG_MODE_IP_V02) {
+        keep = 0;
+    }
     c->req = -1;
     c->reused = 1;
     lg_conn_reset_read(c);
@@ -415,6 +426,11 @@ lg_run_next_prompt(lg_run_t *r)
 {
     size_t  i, j, t, n = r->wl->n;
 
+    if (r->cf->mode == LG_MODE_IP_V02) {
+        /* the k-th request of every stage: prompt k of the shuffled list */
+        return (size_t) r->arr.stage_sent % n;
+    }
+
     if (r->order_pos == 0) {
         /* a fresh shuffle per pass: every prompt once, in random order */
         for (i = n - 1; i > 0; i--) {
@@ -458,6 +474,7 @@ lg_request_new(lg_run_t *r, double scheduled)
     q->prompt = (int) lg_run_next_prompt(r);
     q->scheduled = scheduled;
     q->usage_prompt = q->usage_completion = q->usage_cached = -1;
+    q->text_tokens = -1;
     r->reqs->n++;
     r->inflight++;
     r->stage_inflight[q->stage]++;
@@ -594,9 +611,48 @@ lg_request_usage(lg_request_t *q, cJSON *o)
 }
 
 
+/* Appends to the output text (inference-perf mode); drops it when there
+ * is no memory, so that it is not counted. */
+static void
+lg_request_text(lg_request_t *q, const char *text)
+{
+    size_t   len = strlen(text), cap;
+    char    *n;
+
+    if (q->text_len + len + 1 > q->text_cap) {
+        cap = (q->text_len + len + 1) * 2 + 256;
+        n = realloc(q->text, cap);
+        if (n == NULL) {
+            free(q->text);
+            q->text = NULL;
+            q->text_len = q->text_cap = 0;
+            snprintf(q->error, sizeof(q->error), "out of memory");
+            return;
+        }
+        q->text = n;
+        q->text_cap = cap;
+    }
+    memcpy(q->text + q->text_len, text, len + 1);
+    q->text_len += len;
+}
+
+
+/* The output's tokens as inference-perf counts them; the text goes. */
+static void
+lg_request_count_text(lg_run_t *r, lg_request_t *q)
+{
+    q->text_tokens = lg_workload_count(r->wl, q->text ? q->text : "",
+                                       q->text_len);
+    free(q->text);
+    q->text = NULL;
+    q->text_len = q->text_cap = 0;
+}
+
+
 /* One SSE data payload: a chunk of the reply, maybe a token. */
 static void
-lg_stream_data(lg_request_t *q, const char *data, size_t len, double t)
+lg_stream_data(lg_run_t *r, lg_request_t *q, const char *data, size_t len,
+    double t)
 {
     cJSON  *o, *ch, *c0, *txt, *delta;
     int     token = 0;
@@ -619,6 +675,9 @@ lg_stream_data(lg_request_t *q, const char *data, size_t len, double t)
                         : NULL;
         }
         token = cJSON_IsString(txt) && txt->valuestring[0] != '\0';
+        if (token && r->cf->mode == LG_MODE_IP_V02) {
+            lg_request_text(q, txt->valuestring);
+        }
     }
     lg_request_usage(q, o);
     cJSON_Delete(o);
@@ -651,7 +710,7 @@ lg_stream_feed(lg_run_t *r, lg_conn_t *c, const char *p, size_t n, double t)
         if (rc == LG_SSE_DONE) {
             c->done_marker = 1;
         } else {
-            lg_stream_data(lg_conn_request(r, c), data, len, t);
+            lg_stream_data(r, lg_conn_request(r, c), data, len, t);
         }
     }
     return 0;
@@ -666,6 +725,11 @@ lg_reply_body(lg_run_t *r, lg_conn_t *c, const char *p, size_t n, double t)
     size_t         take;
 
     if (r->cf->stream && q->status == 200) {
+        if (r->cf->mode == LG_MODE_IP_V02
+            && lg_lines_feed(&q->lines, p, n, t) != 0)
+        {
+            return -1;
+        }
         return lg_stream_feed(r, c, p, n, t);
     }
     take = n;
@@ -693,8 +757,12 @@ static void
 lg_reply_complete(lg_run_t *r, lg_conn_t *c, double t)
 {
     lg_request_t  *q = lg_conn_request(r, c);
-    cJSON         *o;
+    cJSON         *o, *ch, *c0, *txt;
 
+    if (r->cf->mode == LG_MODE_IP_V02 && lg_lines_eof(&q->lines, t) != 0) {
+        lg_request_finish(r, c, 0, "out of memory");
+        return;
+    }
     if (q->status != 200) {
         lg_request_error_json(q, c->jbody ? c->jbody : "", c->jlen);
         lg_request_finish(r, c, 0, NULL);
@@ -710,6 +778,9 @@ lg_reply_complete(lg_run_t *r, lg_conn_t *c, double t)
                               "stream ended without [DONE] or tokens");
             return;
         }
+        if (r->cf->mode == LG_MODE_IP_V02) {
+            lg_request_count_text(r, q);
+        }
         lg_request_finish(r, c, 1, NULL);
         return;
     }
@@ -719,6 +790,15 @@ lg_reply_complete(lg_run_t *r, lg_conn_t *c, double t)
         return;
     }
     lg_request_usage(q, o);
+    if (r->cf->mode == LG_MODE_IP_V02) {
+        ch = cJSON_GetObjectItemCaseSensitive(o, "choices");
+        c0 = cJSON_IsArray(ch) ? cJSON_GetArrayItem(ch, 0) : NULL;
+        txt = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "text") : NULL;
+        if (cJSON_IsString(txt)) {
+            lg_request_text(q, txt->valuestring);
+        }
+        lg_request_count_text(r, q);
+    }
     cJSON_Delete(o);
     q->first_token = q->last_token = t;
     lg_request_finish(r, c, 1, NULL);
@@ -969,7 +1049,10 @@ lg_run(const lg_config_t *cf, const lg_workload_t *wl, lg_requests_t *reqs,
     clock_gettime(CLOCK_REALTIME, &rt);
     self->start_epoch = rt.tv_sec + rt.tv_nsec / 1e9;
     r.t0 = lg_monotonic();
-    lg_arrivals_start(&r.arr, cf, &r.rng, 0);
+    if (lg_arrivals_start(&r.arr, cf, &r.rng, 0) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
     lg_run_stage_note(&r);
 
     for ( ;; ) {
@@ -1051,6 +1134,7 @@ done:
     while (r.all != NULL) {
         lg_conn_free(&r, r.all);
     }
+    lg_arrivals_free(&r.arr);
     free(r.pending);
     free(r.stage_inflight);
     free(r.order);

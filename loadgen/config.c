@@ -48,6 +48,7 @@ lg_config_defaults(lg_config_t *cf)
     cf->time_scale = 1;
     cf->max_conns = 10000;
     cf->drain_timeout = 600;
+    cf->stage_interval = 1;
     snprintf(cf->name, sizeof(cf->name), "llmd-loadgen");
     return 0;
 }
@@ -253,6 +254,12 @@ lg_load_section(llmd_yaml_ctx_t *ctx, yaml_document_t *doc, yaml_node_t *load,
             return llmd_yaml_error(ctx, n, "load.type: constant, poisson or"
                                    " concurrent, not \"%s\"", s);
         }
+    }
+
+    if (lg_yaml_double(ctx, doc, load, "interval", 0, 1e6,
+                       &cf->stage_interval) != 0)
+    {
+        return -1;
     }
 
     stages = llmd_yaml_get(doc, load, "stages");

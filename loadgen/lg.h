@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "lg_lines.h"
+
 #define LG_MAX_STAGES      64
 #define LG_MAX_WORDS       4096
 #define LG_MAX_HEADER      (64 * 1024)
@@ -29,6 +31,17 @@ typedef enum {
     LG_LOAD_POISSON,
     LG_LOAD_CONCURRENT
 } lg_load_type_e;
+
+/*
+ * How the run is measured: llmd-loadgen's own way, or as inference-perf
+ * v0.2 measured llm-d's reports (docs/benchmark.md): drained stages with a
+ * pause, ConstantLoadTimer arrivals, a 300 s request timeout, prompts of
+ * random token ids, a connection per request, line-stamped streams.
+ */
+typedef enum {
+    LG_MODE_DEFAULT = 0,
+    LG_MODE_IP_V02
+} lg_mode_e;
 
 typedef enum {
     LG_DATA_SHARED_PREFIX = 0,
@@ -71,6 +84,7 @@ typedef struct {
     uint64_t        seed;
 
     /* load */
+    lg_mode_e       mode;
     lg_load_type_e  load;
     lg_stage_t      stages[LG_MAX_STAGES];
     int             nstages;
@@ -78,6 +92,8 @@ typedef struct {
     long            max_conns;
     double          drain_timeout; /* simulated seconds after last stage */
     double          request_timeout; /* simulated seconds, 0 = none */
+    double          stage_interval; /* load.interval: simulated s between
+                                     * drained stages (inference-perf) */
 
     /* output */
     char            out_dir[1024];
@@ -100,6 +116,10 @@ typedef struct {
     size_t          n;
     int             counted;       /* input_tokens by the real tokenizer */
     char            tokenizer_note[1400];
+    /* inference-perf mode: kept to count the output text's tokens */
+    struct llmd_tokenizer_s  *tok;
+    long            vocab;         /* ids drawn below this */
+    int             clean_up_spaces;
 } lg_workload_t;
 
 /* One request's life. */
@@ -122,6 +142,11 @@ typedef struct {
     long            usage_cached;
     float          *itl;           /* wall s between token events */
     size_t          nitl, citl;
+    /* inference-perf mode */
+    lg_lines_t      lines;         /* the stream's line stamps */
+    char           *text;          /* the output text until it is counted */
+    size_t          text_len, text_cap;
+    long            text_tokens;   /* its tokens with BOS, -1 unknown */
 } lg_request_t;
 
 typedef struct {
@@ -150,6 +175,8 @@ int lg_config_stage_arg(lg_config_t *cf, const char *arg, char *err,
 /* workload.c */
 int lg_workload_build(const lg_config_t *cf, lg_workload_t *wl, char *err,
     size_t errlen);
+long lg_workload_count(const lg_workload_t *wl, const char *text,
+    size_t len);
 void lg_workload_free(lg_workload_t *wl);
 
 /* lg_rng.c */

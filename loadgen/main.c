@@ -16,6 +16,8 @@ static void lg_usage(FILE *f);
 static int lg_parse_dist(const char *s, lg_dist_t *d);
 static int lg_parse_long(const char *s, long min, long max, long *out);
 static int lg_parse_double(const char *s, double min, double max, double *out);
+static int lg_check_mode(lg_config_t *cf, int timeout_given, char *err,
+    size_t errlen);
 
 
 static void
@@ -38,6 +40,11 @@ lg_usage(FILE *f)
 "  --time-scale S         divide durations, multiply rates by S; report\n"
 "                         times multiplied by S (simulated seconds)\n"
 "  --seed N  --max-conns N  --drain-timeout SECONDS  --timeout SECONDS\n"
+"  --mode default|inference-perf-v0.2\n"
+"                         measure as inference-perf v0.2 did for llm-d's\n"
+"                         reports: drained stages, its arrival timers, a\n"
+"                         300 s timeout, random-id prompts, line-stamped\n"
+"                         streams (needs --tokenizer; docs/benchmark.md)\n"
 "  --pad-bytes N          add an ignored JSON field of N bytes to bodies\n"
 "  --name NAME  --quiet\n");
 }
@@ -88,11 +95,55 @@ lg_parse_double(const char *s, double min, double max, double *out)
 }
 
 
+/*
+ * What inference-perf v0.2 can do is what the mode accepts: its
+ * shared-prefix generator (the one llm-d's reports use) sends completions
+ * only and needs a tokenizer; it has no concurrency stages; aiohttp's
+ * default total timeout of 300 s fails longer requests.
+ */
+static int
+lg_check_mode(lg_config_t *cf, int timeout_given, char *err, size_t errlen)
+{
+    int  i;
+
+    if (cf->mode != LG_MODE_IP_V02) {
+        return 0;
+    }
+    if (cf->data != LG_DATA_SHARED_PREFIX) {
+        snprintf(err, errlen, "--mode inference-perf-v0.2: shared_prefix"
+                 " data only (its random data draws new tokens for every"
+                 " request, which this program does not do)");
+        return -1;
+    }
+    if (cf->chat) {
+        snprintf(err, errlen, "--mode inference-perf-v0.2: completion API"
+                 " only (as its shared_prefix generator)");
+        return -1;
+    }
+    if (cf->tokenizer[0] == '\0') {
+        snprintf(err, errlen, "--mode inference-perf-v0.2 needs --tokenizer"
+                 " (prompts are random token ids, decoded)");
+        return -1;
+    }
+    for (i = 0; i < cf->nstages; i++) {
+        if (cf->stages[i].concurrency > 0) {
+            snprintf(err, errlen, "--mode inference-perf-v0.2: rate stages"
+                     " only (no concurrency)");
+            return -1;
+        }
+    }
+    if (!timeout_given) {
+        cf->request_timeout = 300;
+    }
+    return 0;
+}
+
+
 enum {
     O_CONFIG = 256, O_API, O_MODEL, O_NOSTREAM, O_NOEOS, O_DATA, O_GROUPS,
     O_PPG, O_SYSLEN, O_QLEN, O_OLEN, O_INPUT, O_OUTPUT, O_NPROMPTS,
     O_TOKENIZER, O_LOAD, O_STAGE, O_SCALE, O_SEED, O_MAXCONNS, O_DRAIN,
-    O_TIMEOUT, O_NAME, O_QUIET, O_URL, O_OUT, O_HELP, O_PAD
+    O_TIMEOUT, O_NAME, O_QUIET, O_URL, O_OUT, O_HELP, O_PAD, O_MODE
 };
 
 static const struct option  options[] = {
@@ -123,6 +174,7 @@ static const struct option  options[] = {
     { "name", required_argument, NULL, O_NAME },
     { "quiet", no_argument, NULL, O_QUIET },
     { "pad-bytes", required_argument, NULL, O_PAD },
+    { "mode", required_argument, NULL, O_MODE },
     { "help", no_argument, NULL, O_HELP },
     { NULL, 0, NULL, 0 }
 };
@@ -136,7 +188,7 @@ main(int argc, char **argv)
     lg_requests_t  reqs;
     lg_self_t      self;
     char           err[1024];
-    int            opt, cli_stages = 0, i;
+    int            opt, cli_stages = 0, i, timeout_given = 0;
     long           v;
     double         expected = 0;
     size_t         j;
@@ -291,6 +343,16 @@ main(int argc, char **argv)
             if (lg_parse_double(optarg, 0, 1e7, &cf.request_timeout) != 0) {
                 goto bad;
             }
+            timeout_given = 1;
+            break;
+        case O_MODE:
+            if (strcmp(optarg, "inference-perf-v0.2") == 0) {
+                cf.mode = LG_MODE_IP_V02;
+            } else if (strcmp(optarg, "default") == 0) {
+                cf.mode = LG_MODE_DEFAULT;
+            } else {
+                goto bad;
+            }
             break;
         case O_NAME:
             snprintf(cf.name, sizeof(cf.name), "%s", optarg);
@@ -325,6 +387,10 @@ main(int argc, char **argv)
         fprintf(stderr, "llmd-loadgen: need --out DIR and at least one"
                 " stage (--stage or the config's load.stages)\n");
         lg_usage(stderr);
+        return 2;
+    }
+    if (lg_check_mode(&cf, timeout_given, err, sizeof(err)) != 0) {
+        fprintf(stderr, "llmd-loadgen: %s\n", err);
         return 2;
     }
     /* a concurrency stage makes the whole run closed-loop per stage */
@@ -370,6 +436,8 @@ main(int argc, char **argv)
     }
     for (j = 0; j < reqs.n; j++) {
         free(reqs.v[j].itl);
+        free(reqs.v[j].text);
+        lg_lines_free(&reqs.v[j].lines);
     }
     free(reqs.v);
     free(self.lag);

@@ -13,6 +13,15 @@
  * report.json / report.yaml holding all of it plus the generator's own
  * figures (CPU, send lag).  Every time is in simulated seconds: wall time
  * multiplied by the time scale.
+ *
+ * In the inference-perf-v0.2 mode every stage and the summary also carry
+ * "inference_perf": the figures inference-perf v0.2 writes, computed its
+ * way (summarize_requests() of its reportgen: TTFT to the first line of
+ * the stream, ITL between all lines, tokens counted on the text, rates over
+ * first send to last end, failures' ends included), with its field names
+ * ("median", "p0.1"); they are also written in its own files under
+ * inference-perf/ (stage_N_lifecycle_metrics.json,
+ * summary_lifecycle_metrics.json), which llm-d's aggregator reads.
  */
 #include <errno.h>
 #include <math.h>
@@ -24,6 +33,7 @@
 #include <cJSON.h>
 
 #include "lg.h"
+#include "lg_lines.h"
 
 
 typedef struct {
@@ -40,6 +50,11 @@ static long lg_in_tokens(const lg_workload_t *wl, const lg_request_t *q);
 static long lg_out_tokens(const lg_request_t *q);
 static cJSON *lg_metrics_json(const lg_config_t *cf, const lg_workload_t *wl,
     const lg_requests_t *reqs, int stage);
+static cJSON *lg_ip_summarize(lg_vec_t *v, long zeros);
+static long lg_ip_out_tokens(const lg_request_t *q);
+static cJSON *lg_ip_json(const lg_config_t *cf, const lg_workload_t *wl,
+    const lg_requests_t *reqs, int stage);
+static int lg_ip_write(const lg_config_t *cf, const cJSON *all);
 static cJSON *lg_stage_json(const lg_config_t *cf, int i);
 static cJSON *lg_self_json(const lg_config_t *cf, const lg_workload_t *wl,
     const lg_self_t *self);
@@ -264,6 +279,190 @@ lg_metrics_json(const lg_config_t *cf, const lg_workload_t *wl,
 }
 
 
+/*
+ * inference-perf's summarize(): its keys, null without values.  zeros more
+ * values of 0 come before the (unsorted) values of v.
+ */
+static cJSON *
+lg_ip_summarize(lg_vec_t *v, long zeros)
+{
+    static const struct { const char *k; double p; } ps[] = {
+        { "p0.1", 0.1 }, { "p1", 1 }, { "p5", 5 }, { "p10", 10 },
+        { "p25", 25 }, { "median", 50 }, { "p75", 75 }, { "p90", 90 },
+        { "p95", 95 }, { "p99", 99 }, { "p99.9", 99.9 },
+    };
+    cJSON   *o;
+    double   sum = 0;
+    size_t   i;
+
+    if (v->n + zeros == 0) {
+        return cJSON_CreateNull();
+    }
+    qsort(v->v, v->n, sizeof(double), lg_cmp_double);
+    for (i = 0; i < v->n; i++) {
+        sum += v->v[i];
+    }
+    o = cJSON_CreateObject();
+    lg_add_num(o, "mean", sum / (double) (v->n + zeros));
+    lg_add_num(o, "min", zeros ? 0 : v->v[0]);
+    for (i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+        lg_add_num(o, ps[i].k, lg_lines_percentile(v->v, v->n, zeros,
+                                                   ps[i].p));
+    }
+    lg_add_num(o, "max", v->n ? v->v[v->n - 1] : 0);
+    return o;
+}
+
+
+/* The output tokens inference-perf counts: those of the text, with BOS. */
+static long
+lg_ip_out_tokens(const lg_request_t *q)
+{
+    return q->text_tokens >= 0 ? q->text_tokens : lg_out_tokens(q);
+}
+
+
+/* inference-perf v0.2's summarize_requests() of one stage (< 0: all). */
+static cJSON *
+lg_ip_json(const lg_config_t *cf, const lg_workload_t *wl,
+    const lg_requests_t *reqs, int stage)
+{
+    lg_vec_t             delay = {0}, e2e = {0}, ntpot = {0}, tpot = {0},
+                         ttft = {0}, itl = {0}, inl = {0}, outl = {0},
+                         fe2e = {0}, finl = {0};
+    const lg_request_t  *q;
+    cJSON               *m, *ls, *su, *lat, *tp, *fa;
+    double               S = cf->time_scale, first = INFINITY,
+                         last = -INFINITY, end = -INFINITY, in_sum = 0,
+                         out_sum = 0, total_time, send;
+    long                 count = 0, ok = 0, zeros = 0, in, out;
+    size_t               i, j;
+    int                  oom = 0;
+
+    for (i = 0; i < reqs->n; i++) {
+        q = &reqs->v[i];
+        if (stage >= 0 && q->stage != stage) {
+            continue;
+        }
+        count++;
+        first = q->sent < first ? q->sent : first;
+        last = q->sent > last ? q->sent : last;
+        end = q->end > end ? q->end : end;
+        oom |= lg_vec_push(&delay, (q->sent - q->scheduled) * S);
+        in = wl->prompts[q->prompt].input_tokens;
+        if (!q->ok) {
+            oom |= lg_vec_push(&fe2e, (q->end - q->sent) * S);
+            /* an exception (timeout, connection) leaves no token counts;
+             * an error status is a complete response */
+            oom |= lg_vec_push(&finl, q->status != 0 && q->status != 200
+                                      ? in : 0);
+            continue;
+        }
+        ok++;
+        out = lg_ip_out_tokens(q);
+        in_sum += in;
+        out_sum += out;
+        oom |= lg_vec_push(&inl, in) | lg_vec_push(&outl, out);
+        oom |= lg_vec_push(&e2e, (q->end - q->sent) * S);
+        oom |= lg_vec_push(&ntpot, out ? (q->end - q->sent) * S / out : 0);
+        if (q->lines.lines > 1) {
+            oom |= lg_vec_push(&ttft, (q->lines.first - q->sent) * S);
+            oom |= lg_vec_push(&tpot, (q->lines.last - q->lines.first) * S
+                                      / (q->lines.lines - 1));
+            for (j = 0; j < q->lines.n; j++) {
+                oom |= lg_vec_push(&itl, q->lines.gap[j] * S);
+            }
+            zeros += q->lines.zeros;
+        }
+    }
+
+    m = cJSON_CreateObject();
+    ls = cJSON_AddObjectToObject(m, "load_summary");
+    cJSON_AddNumberToObject(ls, "count", count);
+    cJSON_AddItemToObject(ls, "schedule_delay", lg_ip_summarize(&delay, 0));
+    if (stage >= 0) {
+        send = count ? (last - first) * S : 0;
+        cJSON_AddNumberToObject(ls, "send_duration", send);
+        cJSON_AddNumberToObject(ls, "requested_rate", cf->stages[stage].rate);
+        lg_add_num(ls, "achieved_rate", send > 0 ? count / send : NAN);
+    }
+
+    total_time = count ? (end - first) * S : 0;
+    su = cJSON_AddObjectToObject(m, "successes");
+    cJSON_AddNumberToObject(su, "count", ok);
+    lat = cJSON_AddObjectToObject(su, "latency");
+    cJSON_AddItemToObject(lat, "request_latency", lg_ip_summarize(&e2e, 0));
+    cJSON_AddItemToObject(lat, "normalized_time_per_output_token",
+                          lg_ip_summarize(&ntpot, 0));
+    cJSON_AddItemToObject(lat, "time_per_output_token",
+                          lg_ip_summarize(&tpot, 0));
+    cJSON_AddItemToObject(lat, "time_to_first_token",
+                          lg_ip_summarize(&ttft, 0));
+    cJSON_AddItemToObject(lat, "inter_token_latency",
+                          lg_ip_summarize(&itl, zeros));
+    tp = cJSON_AddObjectToObject(su, "throughput");
+    lg_add_num(tp, "input_tokens_per_sec",
+               total_time > 0 ? in_sum / total_time : NAN);
+    lg_add_num(tp, "output_tokens_per_sec",
+               total_time > 0 ? out_sum / total_time : NAN);
+    lg_add_num(tp, "total_tokens_per_sec",
+               total_time > 0 ? (in_sum + out_sum) / total_time : NAN);
+    lg_add_num(tp, "requests_per_sec",
+               total_time > 0 ? ok / total_time : NAN);
+    cJSON_AddItemToObject(su, "prompt_len", lg_ip_summarize(&inl, 0));
+    cJSON_AddItemToObject(su, "output_len", lg_ip_summarize(&outl, 0));
+
+    fa = cJSON_AddObjectToObject(m, "failures");
+    cJSON_AddNumberToObject(fa, "count", count - ok);
+    cJSON_AddItemToObject(fa, "request_latency", lg_ip_summarize(&fe2e, 0));
+    cJSON_AddItemToObject(fa, "prompt_len", lg_ip_summarize(&finl, 0));
+    if (oom) {
+        cJSON_AddStringToObject(m, "warning", "out of memory: partial data");
+    }
+
+    free(delay.v);
+    free(e2e.v);
+    free(ntpot.v);
+    free(tpot.v);
+    free(ttft.v);
+    free(itl.v);
+    free(inl.v);
+    free(outl.v);
+    free(fe2e.v);
+    free(finl.v);
+    return m;
+}
+
+
+/* The report in inference-perf's own files, under inference-perf/. */
+static int
+lg_ip_write(const lg_config_t *cf, const cJSON *all)
+{
+    char          dir[1200], name[64];
+    const cJSON  *st, *ip;
+    int           i = 0;
+
+    snprintf(dir, sizeof(dir), "%s/inference-perf", cf->out_dir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    ip = cJSON_GetObjectItemCaseSensitive(
+             cJSON_GetObjectItemCaseSensitive(all, "summary"),
+             "inference_perf");
+    if (lg_write_json(dir, "summary_lifecycle_metrics.json", ip) != 0) {
+        return -1;
+    }
+    cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(all, "stages")) {
+        ip = cJSON_GetObjectItemCaseSensitive(st, "inference_perf");
+        snprintf(name, sizeof(name), "stage_%d_lifecycle_metrics.json", i++);
+        if (lg_write_json(dir, name, ip) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
 static cJSON *
 lg_stage_json(const lg_config_t *cf, int i)
 {
@@ -298,6 +497,12 @@ lg_self_json(const lg_config_t *cf, const lg_workload_t *wl,
              cf->path_prefix);
     cJSON_AddStringToObject(o, "url", url);
     cJSON_AddStringToObject(o, "api", cf->chat ? "chat" : "completion");
+    cJSON_AddStringToObject(o, "mode", cf->mode == LG_MODE_IP_V02
+                                       ? "inference-perf-v0.2" : "default");
+    cJSON_AddNumberToObject(o, "request_timeout", cf->request_timeout);
+    if (cf->mode == LG_MODE_IP_V02) {
+        cJSON_AddNumberToObject(o, "stage_interval", cf->stage_interval);
+    }
     cJSON_AddStringToObject(o, "load_type",
                             cf->load == LG_LOAD_POISSON ? "poisson"
                             : cf->load == LG_LOAD_CONSTANT ? "constant"
@@ -448,6 +653,15 @@ lg_write_requests(const lg_config_t *cf, const lg_workload_t *wl,
         cJSON_AddNumberToObject(o, "output_tokens", (double) out);
         cJSON_AddNumberToObject(o, "cached_tokens", (double) q->usage_cached);
         cJSON_AddNumberToObject(o, "stream_events", (double) q->events);
+        if (cf->mode == LG_MODE_IP_V02) {
+            /* inference-perf's view: its TTFT, its tokens, the lines */
+            lg_add_num(o, "ttft_first_line", q->ok && q->lines.lines > 1
+                       ? (q->lines.first - q->sent) * S : NAN);
+            cJSON_AddNumberToObject(o, "stream_lines",
+                                    (double) q->lines.lines);
+            cJSON_AddNumberToObject(o, "output_tokens_counted",
+                                    (double) q->text_tokens);
+        }
         cJSON_AddNumberToObject(o, "status", q->status);
         cJSON_AddBoolToObject(o, "ok", q->ok);
         if (q->error[0]) {
@@ -488,10 +702,18 @@ lg_report_write(const lg_config_t *cf, const lg_workload_t *wl,
     cJSON_AddStringToObject(all, "name", cf->name);
     sum = cJSON_AddObjectToObject(all, "summary");
     cJSON_AddItemToObject(sum, "metrics", lg_metrics_json(cf, wl, reqs, -1));
+    if (cf->mode == LG_MODE_IP_V02) {
+        cJSON_AddItemToObject(sum, "inference_perf",
+                              lg_ip_json(cf, wl, reqs, -1));
+    }
     stages = cJSON_AddArrayToObject(all, "stages");
     for (i = 0; i < cf->nstages; i++) {
         one = lg_stage_json(cf, i);
         cJSON_AddItemToObject(one, "metrics", lg_metrics_json(cf, wl, reqs, i));
+        if (cf->mode == LG_MODE_IP_V02) {
+            cJSON_AddItemToObject(one, "inference_perf",
+                                  lg_ip_json(cf, wl, reqs, i));
+        }
         cJSON_AddItemToArray(stages, one);
         snprintf(name, sizeof(name), "stage_%d_lifecycle_metrics.json", i);
         if (lg_write_json(cf->out_dir, name, one) != 0) {
@@ -502,7 +724,8 @@ lg_report_write(const lg_config_t *cf, const lg_workload_t *wl,
 
     if (lg_write_json(cf->out_dir, "summary_lifecycle_metrics.json", sum) != 0
         || lg_write_json(cf->out_dir, "report.json", all) != 0
-        || lg_write_requests(cf, wl, reqs) != 0)
+        || lg_write_requests(cf, wl, reqs) != 0
+        || (cf->mode == LG_MODE_IP_V02 && lg_ip_write(cf, all) != 0))
     {
         goto fail;
     }

@@ -19,6 +19,7 @@
 #include <cJSON.h>
 
 #include "lg.h"
+#include "lg_text.h"
 #include "tokenizer/llmd_tokenizer.h"
 
 
@@ -61,7 +62,16 @@ static size_t lg_vocab_words(const lg_vocab_t *vb, uint64_t *rng, long n,
 static char *lg_make_body(const lg_config_t *cf, const char *system,
     const char *user, long max_tokens, size_t *len);
 static long lg_dist_sample(const lg_dist_t *d, uint64_t *rng);
-static long lg_count_tokens(const llmd_tokenizer_t *tok, const char *text);
+static long lg_count_tokens(const llmd_tokenizer_t *tok, const char *text,
+    size_t len, unsigned flags);
+static long lg_ip_vocab(const llmd_tokenizer_t *tok);
+static int lg_ip_clean_up(const char *tokenizer_json);
+static char *lg_ip_text(const lg_workload_t *wl, uint64_t *rng, long n,
+    uint32_t *ids, size_t *len);
+static char *lg_ip_body(const lg_config_t *cf, const char *prompt,
+    size_t len, long max_tokens, size_t *body_len);
+static int lg_workload_ip(const lg_config_t *cf, const char *path,
+    lg_workload_t *wl, char *err, size_t errlen);
 
 
 static int
@@ -208,19 +218,21 @@ lg_dist_sample(const lg_dist_t *d, uint64_t *rng)
 
 
 static long
-lg_count_tokens(const llmd_tokenizer_t *tok, const char *text)
+lg_count_tokens(const llmd_tokenizer_t *tok, const char *text, size_t len,
+    unsigned flags)
 {
-    size_t     len = strlen(text), ssz, cap;
+    size_t     ssz, cap;
     void      *scratch;
     uint32_t  *ids;
     long       n;
 
     ssz = llmd_tokenizer_scratch_size(tok, len);
-    cap = llmd_tokenizer_max_ids(tok, len);
+    /* room for the special tokens the post-processor adds */
+    cap = llmd_tokenizer_max_ids(tok, len) + 8;
     scratch = malloc(ssz);
     ids = malloc(cap * sizeof(uint32_t));
     n = (scratch && ids)
-        ? llmd_tokenizer_encode(tok, text, len, 0, scratch, ssz, ids, cap)
+        ? llmd_tokenizer_encode(tok, text, len, flags, scratch, ssz, ids, cap)
         : -1;
     free(scratch);
     free(ids);
@@ -254,6 +266,12 @@ lg_workload_build(const lg_config_t *cf, lg_workload_t *wl, char *err,
             snprintf(err, errlen, "tokenizer %s: %s", path, terr);
             return -1;
         }
+    }
+    if (cf->mode == LG_MODE_IP_V02) {
+        wl->tok = tok;
+        tok = NULL;
+        rc = lg_workload_ip(cf, path, wl, err, errlen);
+        goto done;
     }
     if (lg_vocab_build(tok, &vb) != 0) {
         snprintf(err, errlen, "the tokenizer has too few one-token words");
@@ -328,12 +346,12 @@ lg_workload_build(const lg_config_t *cf, lg_workload_t *wl, char *err,
     /* check the claim of the header comment on the last prompt */
     if (tok != NULL) {
         n = cf->data == LG_DATA_SHARED_PREFIX ? cf->question_len : in;
-        got = lg_count_tokens(tok, q);
+        got = lg_count_tokens(tok, q, strlen(q), 0);
         if (got == n && cf->data == LG_DATA_SHARED_PREFIX
             && cf->system_prompt_len > 0)
         {
             n = cf->system_prompt_len;
-            got = lg_count_tokens(tok, sys);
+            got = lg_count_tokens(tok, sys, strlen(sys), 0);
         }
         if (got != n) {
             snprintf(err, errlen, "tokenizer counts %ld tokens in %ld words",
@@ -362,6 +380,231 @@ done:
 }
 
 
+/* Tokens of text as inference-perf counts them: BOS included, 0 for "". */
+long
+lg_workload_count(const lg_workload_t *wl, const char *text, size_t len)
+{
+    if (len == 0 || wl->tok == NULL) {
+        return 0;
+    }
+    return lg_count_tokens(wl->tok, text, len, LLMD_TOK_ADD_SPECIAL_TOKENS);
+}
+
+
+/*
+ * Hugging Face's vocab_size: the model's ids without the added tokens.  They
+ * follow the model's, so it is the first special id (Llama-3: 128000,
+ * Qwen: 151643); every id when there is none.
+ */
+static long
+lg_ip_vocab(const llmd_tokenizer_t *tok)
+{
+    size_t  i, n = llmd_tokenizer_vocab_size(tok);
+
+    for (i = 0; i < n; i++) {
+        if (llmd_tokenizer_is_special(tok, (uint32_t) i)) {
+            return (long) i;
+        }
+    }
+    return (long) n;
+}
+
+
+/* clean_up_tokenization_spaces of the tokenizer_config.json beside it. */
+static int
+lg_ip_clean_up(const char *tokenizer_json)
+{
+    char         path[1200], *buf = NULL, *slash;
+    FILE        *f;
+    long         size;
+    cJSON       *o, *v;
+    int          on = 0;
+
+    snprintf(path, sizeof(path), "%s", tokenizer_json);
+    slash = strrchr(path, '/');
+    snprintf(slash ? slash + 1 : path,
+             sizeof(path) - (slash ? slash + 1 - path : 0),
+             "tokenizer_config.json");
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) > 0
+        && size < 16 * 1024 * 1024 && fseek(f, 0, SEEK_SET) == 0
+        && (buf = malloc(size)) != NULL
+        && fread(buf, 1, size, f) == (size_t) size)
+    {
+        o = cJSON_ParseWithLength(buf, size);
+        v = cJSON_GetObjectItemCaseSensitive(o, "clean_up_tokenization_spaces");
+        on = cJSON_IsTrue(v);
+        cJSON_Delete(o);
+    }
+    free(buf);
+    fclose(f);
+    return on;
+}
+
+
+/* n random ids below the vocabulary size, decoded: malloc()ed text. */
+static char *
+lg_ip_text(const lg_workload_t *wl, uint64_t *rng, long n, uint32_t *ids,
+    size_t *len)
+{
+    char    *raw, *text;
+    size_t   cap = (size_t) n * 16 + 64;
+    long     i, got;
+
+    for (i = 0; i < n; i++) {
+        ids[i] = (uint32_t) (lg_rng_uniform(rng) * wl->vocab);
+        if (ids[i] >= (uint32_t) wl->vocab) {
+            ids[i] = (uint32_t) wl->vocab - 1;
+        }
+    }
+    for ( ;; ) {
+        raw = malloc(cap);
+        if (raw == NULL) {
+            return NULL;
+        }
+        got = llmd_tokenizer_decode(wl->tok, ids, n,
+                                    LLMD_TOK_SKIP_SPECIAL_TOKENS, raw, cap);
+        if (got != LLMD_TOK_ERR_CAPACITY) {
+            break;
+        }
+        free(raw);
+        cap *= 2;
+    }
+    text = got >= 0 ? malloc((size_t) got * 3 + 1) : NULL;
+    if (text != NULL) {
+        *len = lg_text_utf8_lossy(raw, (size_t) got, text);
+        if (wl->clean_up_spaces) {
+            *len = lg_text_clean_up_spaces(text, *len);
+        }
+        text[*len] = '\0';
+    }
+    free(raw);
+    return text;
+}
+
+
+/* {"model": ..., "prompt": ..., ...} as inference-perf v0.2 sends it. */
+static char *
+lg_ip_body(const lg_config_t *cf, const char *prompt, size_t len,
+    long max_tokens, size_t *body_len)
+{
+    size_t   mlen = strlen(cf->model), o;
+    char    *b;
+
+    b = malloc(6 * (len + mlen) + 256);
+    if (b == NULL) {
+        return NULL;
+    }
+    o = (size_t) sprintf(b, "{\"model\": ");
+    o += lg_text_json_ascii(cf->model, mlen, b + o);
+    o += (size_t) sprintf(b + o, ", \"prompt\": ");
+    o += lg_text_json_ascii(prompt, len, b + o);
+    o += (size_t) sprintf(b + o, ", \"max_tokens\": %ld, \"ignore_eos\": %s,"
+                          " \"stream\": %s}", max_tokens,
+                          cf->ignore_eos ? "true" : "false",
+                          cf->stream ? "true" : "false");
+    *body_len = o;
+    return b;
+}
+
+
+static int
+lg_workload_ip(const lg_config_t *cf, const char *path, lg_workload_t *wl,
+    char *err, size_t errlen)
+{
+    size_t        total, i, j, slen = 0, qlen, plen;
+    uint32_t     *ids;
+    uint64_t      rng = cf->seed * 0x9e3779b97f4a7c15ULL + 17;
+    char         *sys = NULL, *q, *prompt;
+    long          g, p, in_min = 0, in_max = 0;
+    double        in_sum = 0;
+    lg_prompt_t  *pr, tmp;
+
+    total = (size_t) cf->num_groups * cf->prompts_per_group;
+    if (total == 0 || total > LG_MAX_PROMPTS
+        || (double) total * (cf->system_prompt_len + cf->question_len) > 5e7)
+    {
+        snprintf(err, errlen, "workload too large");
+        return -1;
+    }
+    wl->vocab = lg_ip_vocab(wl->tok);
+    wl->clean_up_spaces = lg_ip_clean_up(path);
+    wl->prompts = calloc(total, sizeof(lg_prompt_t));
+    ids = malloc((cf->system_prompt_len + cf->question_len + 1)
+                 * sizeof(uint32_t));
+    if (wl->prompts == NULL || ids == NULL || wl->vocab < 1) {
+        free(ids);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    for (i = 0; i < total; i++) {
+        pr = &wl->prompts[i];
+        g = i / cf->prompts_per_group;
+        p = i % cf->prompts_per_group;
+        if (p == 0) {
+            free(sys);
+            sys = lg_ip_text(wl, &rng, cf->system_prompt_len, ids, &slen);
+        }
+        q = lg_ip_text(wl, &rng, cf->question_len, ids, &qlen);
+        prompt = (sys && q) ? malloc(slen + qlen + 2) : NULL;
+        if (prompt == NULL) {
+            free(q);
+            goto nomem;
+        }
+        /* the shared part, a space, the question */
+        memcpy(prompt, sys, slen);
+        prompt[slen] = ' ';
+        memcpy(prompt + slen + 1, q, qlen);
+        plen = slen + 1 + qlen;
+        free(q);
+        pr->group = (int) g;
+        pr->index = (int) p;
+        pr->output_tokens = cf->output_len;
+        pr->input_tokens = lg_count_tokens(wl->tok, prompt, plen,
+                                           LLMD_TOK_ADD_SPECIAL_TOKENS);
+        pr->body = lg_ip_body(cf, prompt, plen, cf->output_len,
+                              &pr->body_len);
+        free(prompt);
+        if (pr->body == NULL || pr->input_tokens < 0) {
+            goto nomem;
+        }
+        wl->n++;
+        in_sum += pr->input_tokens;
+        in_min = i == 0 || pr->input_tokens < in_min ? pr->input_tokens
+                                                     : in_min;
+        in_max = pr->input_tokens > in_max ? pr->input_tokens : in_max;
+    }
+    free(sys);
+    free(ids);
+
+    /* random.shuffle(prompts) once; stage after stage sends them in this
+     * order from the first */
+    for (i = total - 1; i > 0; i--) {
+        j = lg_rng_next(&rng) % (i + 1);
+        tmp = wl->prompts[i];
+        wl->prompts[i] = wl->prompts[j];
+        wl->prompts[j] = tmp;
+    }
+    wl->counted = 1;
+    snprintf(wl->tokenizer_note, sizeof(wl->tokenizer_note),
+             "%s (inference-perf-v0.2 prompts: ids below %ld%s;"
+             " %.0f tokens on average, %ld-%ld, BOS included)", path,
+             wl->vocab, wl->clean_up_spaces ? ", spaces cleaned up" : "",
+             in_sum / total, in_min, in_max);
+    return 0;
+
+nomem:
+    free(sys);
+    free(ids);
+    snprintf(err, errlen, "out of memory or tokenizer error");
+    return -1;
+}
+
+
 void
 lg_workload_free(lg_workload_t *wl)
 {
@@ -372,6 +615,9 @@ lg_workload_free(lg_workload_t *wl)
             free(wl->prompts[i].body);
         }
         free(wl->prompts);
+    }
+    if (wl->tok != NULL) {
+        llmd_tokenizer_free(wl->tok);
     }
     memset(wl, 0, sizeof(*wl));
 }

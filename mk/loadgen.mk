@@ -22,17 +22,28 @@ $(BUILD)/bin/llmd-loadgen: $(LOADGEN_OBJS) \
     $(call objs,$(LOADGEN_CORE)) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS) $(TOKENIZER_LIBS)
 
-# Unit tests of the pure parts: the HTTP/1.1 reply parser, the SSE parser
-# and the arrival schedule.  Their objects are in build/loadgen/, not
-# build/obj/, so they are prerequisites here rather than UNIT_DEPS.
-UNIT_TESTS += test_lg_http test_lg_sse test_lg_arrivals
+# Unit tests of the pure parts: the HTTP/1.1 reply parser, the SSE parser,
+# the arrival schedule (drained stages too) and, for the inference-perf-v0.2
+# mode, its load timers, line stamps and decoded text.  Their objects are in
+# build/loadgen/, not build/obj/, so they are prerequisites here rather than
+# UNIT_DEPS.
+UNIT_TESTS += test_lg_http test_lg_sse test_lg_arrivals test_lg_iptimer \
+    test_lg_lines test_lg_text
 UNIT_DEPS_test_lg_http :=
 UNIT_DEPS_test_lg_sse :=
 UNIT_DEPS_test_lg_arrivals :=
+UNIT_DEPS_test_lg_iptimer :=
+UNIT_DEPS_test_lg_lines :=
+UNIT_DEPS_test_lg_text :=
 $(BUILD)/unit/test_lg_http: $(BUILD)/loadgen/lg_http.o
 $(BUILD)/unit/test_lg_sse: $(BUILD)/loadgen/lg_sse.o
 $(BUILD)/unit/test_lg_arrivals: $(BUILD)/loadgen/lg_arrivals.o \
+    $(BUILD)/loadgen/lg_iptimer.o $(BUILD)/loadgen/lg_rng.o
+$(BUILD)/unit/test_lg_iptimer: $(BUILD)/loadgen/lg_iptimer.o \
     $(BUILD)/loadgen/lg_rng.o
+$(BUILD)/unit/test_lg_lines: $(BUILD)/loadgen/lg_lines.o \
+    $(BUILD)/loadgen/lg_sse.o
+$(BUILD)/unit/test_lg_text: $(BUILD)/loadgen/lg_text.o
 
 .PHONY: bench bench-quick bench-steady bench-throughput bench-sweep
 bench: deps all

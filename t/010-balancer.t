@@ -91,8 +91,8 @@ main::posts(5, main::completion(main::prompt_of("q")))
 --- response_body_like eval
 [ (qr/^pod2 /) x 5 ]
 --- response_headers_like eval
-[ ({ "X-LLMD-Endpoint" => qr/^127\.0\.0\.1:19902$/,
-     "X-LLMD-Scores" => qr/^127\.0\.0\.1:19902=2\.000 127\.0\.0\.1:19901=1\.000$/ }) x 5 ]
+[ ({ "X-LLMD-Endpoint" => qr/^\Q$ENV{TEST_NGINX_POD2}\E$/,
+     "X-LLMD-Scores" => qr/^\Q$ENV{TEST_NGINX_POD2}\E=2\.000 \Q$ENV{TEST_NGINX_POD1}\E=1\.000$/ }) x 5 ]
 
 
 
@@ -260,7 +260,7 @@ main::post(main::completion(main::prompt_of("retry")))
 --- response_body_like chop
 ^pod2 
 --- response_headers
-X-Upstreams: 127.0.0.1:19901, 127.0.0.1:19902
+X-Upstreams: $TEST_NGINX_POD1, $TEST_NGINX_POD2
 
 
 
@@ -286,12 +286,12 @@ main::post(main::completion("hello there"))
 --- grep_error_log eval
 qr/llmd: Calculated score plugin=\S+ endpoint=\S+/
 --- grep_error_log_out
-llmd: Calculated score plugin=queue-scorer/queue-scorer endpoint=127.0.0.1:19901
-llmd: Calculated score plugin=queue-scorer/queue-scorer endpoint=127.0.0.1:19902
-llmd: Calculated score plugin=kv-cache-utilization-scorer/kv-cache-utilization-scorer endpoint=127.0.0.1:19901
-llmd: Calculated score plugin=kv-cache-utilization-scorer/kv-cache-utilization-scorer endpoint=127.0.0.1:19902
-llmd: Calculated score plugin=prefix-cache-scorer/prefix-cache-scorer endpoint=127.0.0.1:19901
-llmd: Calculated score plugin=prefix-cache-scorer/prefix-cache-scorer endpoint=127.0.0.1:19902
+llmd: Calculated score plugin=queue-scorer/queue-scorer endpoint=$TEST_NGINX_POD1
+llmd: Calculated score plugin=queue-scorer/queue-scorer endpoint=$TEST_NGINX_POD2
+llmd: Calculated score plugin=kv-cache-utilization-scorer/kv-cache-utilization-scorer endpoint=$TEST_NGINX_POD1
+llmd: Calculated score plugin=kv-cache-utilization-scorer/kv-cache-utilization-scorer endpoint=$TEST_NGINX_POD2
+llmd: Calculated score plugin=prefix-cache-scorer/prefix-cache-scorer endpoint=$TEST_NGINX_POD1
+llmd: Calculated score plugin=prefix-cache-scorer/prefix-cache-scorer endpoint=$TEST_NGINX_POD2
 
 
 
@@ -324,8 +324,8 @@ Llmd::Util::wait_until(10, sub {
 [ qr/^pod\d/,
   qr/"fresh":false,.*"last_error":"not Prometheus text[^"]*".*"fresh":false,.*"last_error":"HTTP status 404"/s ]
 --- error_log eval
-[ qr/llmd: cannot scrape 127\.0\.0\.1:19901\/metrics in upstream "vllm": /,
-  qr/llmd: cannot scrape 127\.0\.0\.1:19902\/metrics in upstream "vllm": HTTP status 404/ ]
+[ qr/llmd: cannot scrape \Q$ENV{TEST_NGINX_POD1}\E\/metrics in upstream "vllm": /,
+  qr/llmd: cannot scrape \Q$ENV{TEST_NGINX_POD2}\E\/metrics in upstream "vllm": HTTP status 404/ ]
 
 
 

@@ -158,7 +158,7 @@ qr{\[emerg\] .*llmd_balancer: .*html/nope\.yaml}
 
 === TEST 10: backup servers are refused
 --- http_config eval
-pods(1, 2) . upstream([1], extra => "    server 127.0.0.1:19902 backup;\n")
+pods(1, 2) . upstream([1], extra => "    server $ENV{TEST_NGINX_POD2} backup;\n")
 --- must_die
 --- error_log eval
 qr{\[emerg\] .*"backup"|\[emerg\] .*backup servers}

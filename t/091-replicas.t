@@ -9,43 +9,30 @@ use Test::Nginx::Socket 'no_plan';
 use File::Temp ();
 use POSIX ();
 use Llmd::Fixtures;
+use Llmd::Ports qw(port);
+use Llmd::Proc;
 use Llmd::Util;
 
 $ENV{TEST_NGINX_REPO} = repo_root();
 $ENV{TEST_NGINX_LLMD_SO} ||= repo_root() . "/build/ngx_http_llmd_module.so";
 
-our $Port = 19640;                       # every pod's port
-our $KvPort = 19641;
+our $Port = port(30);                    # every pod's port
+our $KvPort = port(31);
 our @Hosts = map { "127.0.0.$_" } 7 .. 9;
 our @Pods = map { "$_:$Port" } @Hosts;
 our $PortB = Llmd::Util::server_port() + 1;   # replica B
 our $Tok = repo_root() . "/t/data/tokenizer-tiny.json";
 our $Epp = repo_root() . "/t/data/epp-precise-sim.yaml";
 
-our $SimPid = fork() // die "fork: $!";
-if ($SimPid == 0) {
-    exec(repo_root() . "/build/bin/vllm-sim", "--hosts", join(",", @Hosts),
-         "--port", $Port, "--model", "m", "--block-size", 16,
-         "--time-scale", 20, "--tokenizer", $Tok,
-         "--kv-events", "tcp://*:$KvPort", "--quiet")
-        or die "exec vllm-sim: $!";
-}
+Llmd::Ports::assert_free($PortB);
+our $SimPid = Llmd::Proc::sim(
+    args => [ "--hosts", join(",", @Hosts), "--port", $Port, "--model", "m",
+              "--block-size", 16, "--time-scale", 20, "--tokenizer", $Tok,
+              "--kv-events", "tcp://*:$KvPort", "--quiet" ],
+    ports => [ map { ("$_:$Port", "$_:$KvPort") } @Hosts ],
+    health => \@Pods);
 
 our $BPid;
-END {
-    kill 'QUIT', $BPid if $BPid;
-    waitpid $BPid, 0 if $BPid;
-    if ($SimPid) { kill 'TERM', $SimPid; waitpid $SimPid, 0; }
-}
-
-for my $h (@Hosts) {
-    Llmd::Util::wait_until(10, sub {
-        my $r = Llmd::Util::http_request(method => "GET", port => $Port,
-                                         path => "/health", addr => $h,
-                                         timeout => 1);
-        return $r && $r->{status} == 200;
-    }) or die "vllm-sim did not start on $h";
-}
 
 sub upstream_of {
     my ($mode) = @_;
@@ -83,12 +70,9 @@ sub start_b {
             . " proxy_temp_path $dir;\n" . upstream_of($mode)
             . " server {\n listen 127.0.0.1:$main::PortB;\n$main::Front }\n}\n";
     close $fh;
-    $BPid = fork() // die "fork: $!";
-    if ($BPid == 0) {
-        open STDERR, '>', "$dir/logs/stderr.log";
-        exec("/usr/sbin/nginx", "-p", "$dir/", "-c", "$dir/nginx.conf")
-            or POSIX::_exit(127);
-    }
+    $BPid = Llmd::Proc::spawn([ "/usr/sbin/nginx", "-p", "$dir/",
+                                "-c", "$dir/nginx.conf" ],
+                              stderr => "$dir/logs/stderr.log");
     Llmd::Util::wait_until(10, sub {
         my $r = Llmd::Util::http_request(method => "GET", port => $PortB,
                                          path => "/llmd/status", timeout => 1);
@@ -99,7 +83,7 @@ sub start_b {
 sub stop_b {
     return unless $BPid;
     kill 'QUIT', $BPid;
-    waitpid $BPid, 0;
+    Llmd::Proc::wait_exit($BPid, 10) // Llmd::Proc::stop($BPid);
     $BPid = undef;
 }
 

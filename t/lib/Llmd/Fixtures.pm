@@ -9,12 +9,20 @@ use warnings;
 use Exporter 'import';
 use JSON::PP ();
 use Time::HiRes ();
+use Llmd::Ports ();
 use Llmd::Util ();
 
 our @EXPORT = qw(pod pods upstream completion chat status_json wait_fresh
                  repo_root prompt_of pod_port);
 
-our $BasePort = $ENV{TEST_NGINX_POD_BASE_PORT} || 19900;
+# Fake pod N listens on TEST_NGINX_POD_BASE_PORT + N: the file's own block
+# (Llmd::Ports) unless set.
+Llmd::Ports::set_defaults();
+our $BasePort = $ENV{TEST_NGINX_POD_BASE_PORT};
+
+# "127.0.0.1:<port of pod N>" as $TEST_NGINX_POD<N> (N = 1 .. 9), for the
+# sections of a block that expand environment variables.
+$ENV{"TEST_NGINX_POD$_"} = "127.0.0.1:" . ($BasePort + $_) for 1 .. 9;
 
 sub repo_root { return Llmd::Util::repo_root(); }
 

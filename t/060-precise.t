@@ -416,3 +416,83 @@ $pub->close;
 main::post($main::P)
 --- response_headers_like
 X-LLMD-Prefix-Match: ^17/17$
+
+
+
+=== TEST 13: a replay that gets no answer is given up after its 5 s deadline: the pod is cleared
+--- http_config eval
+main::precise_upstream(events => "connect port=+45 replay=+55")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+$_ && $_->close for $main::Pub, $main::Rep;
+my $base = main::pod_port(2);
+my $pub = kv_publisher(bind => "tcp://127.0.0.1:" . ($base + 45));
+my $rep = Llmd::KV::Replayer->new("tcp://127.0.0.1:" . ($base + 55));
+my ($id, $from) = $rep->request(10);
+defined $id or die "no replay request on connect";
+$rep->reply($id, $main::Topic);
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{live} && $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+my $clears = main::kv_of()->{clears};
+# a gap: the helper asks for the missing batch, and nobody answers
+my $missing = $pub->{seq}++;
+$pub->send($main::Topic, kv_batch());
+my $t0 = Time::HiRes::time();
+($id, $from) = $rep->request(10);
+defined $id && $from == $missing
+    or die "no replay request for the gap at $missing";
+die "cleared before the deadline"
+    if Llmd::Util::wait_until(3.5, sub { main::kv_of()->{clears} > $clears });
+Llmd::Util::wait_until(10, sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{clears} > $clears && $kv->{entries} == 0 && !$kv->{live};
+}) or die "the unanswered replay never cleared pod 2";
+my $took = Time::HiRes::time() - $t0;
+die sprintf("cleared %.2f s after the replay request, the deadline is 5 s",
+            $took) if $took < 4.5 || $took > 7.5;
+$main::Pub = $pub;
+$main::Rep = $rep;
+--- request
+GET /llmd/status
+--- response_body_like chop
+"gaps":[1-9]\d*,
+--- error_log eval
+qr/llmd: KV index of \Q$main::Pod2\E in upstream "vllm" cleared: replay timed out/
+--- timeout: 5
+
+
+
+=== TEST 14: messages that are not [topic, 8-byte sequence, payload] are counted as malformed and dropped
+--- http_config eval
+main::precise_upstream()
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+# once pod 2's stream is live, the connection is up: nothing sent after
+# it is lost
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{live} && $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+my $seq = pack("Q>", $pub->{seq}++);
+my @bad = ([ $main::Topic, $seq ],                         # 2 frames
+           [ $main::Topic, $seq, kv_batch(), "extra" ],    # 4 frames
+           [ $main::Topic, "1234567", kv_batch() ],        # 7-byte sequence
+           [ "kv\@no-model", $seq, kv_batch() ],           # topic without @model
+           [ $main::Topic, $seq, "\xc1 not msgpack" ]);    # payload
+$pub->{sock}->send_multipart($_) for @bad;
+Llmd::Util::wait_until(5, sub {
+    my $st = status_json() or return 0;
+    return $st->{upstreams}[0]{kv_events}{malformed} >= @bad;
+}) or die "malformed: " . status_json()->{upstreams}[0]{kv_events}{malformed};
+Time::HiRes::sleep(0.3);
+my $kv = main::kv_of();
+die "pod 2 after malformed messages: " . JSON::PP->new->encode($kv)
+    unless $kv->{live} && $kv->{entries} >= $main::Blocks;
+$pub->close;
+--- request
+GET /llmd/status
+--- response_body_like chop
+"unknown_pod_messages":0,"spoofed_messages":0,"malformed":5,

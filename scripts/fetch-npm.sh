@@ -33,7 +33,7 @@ if [ -n "$missing" ]; then
             --fetch-timeout=20000 >/dev/null 2>&1; then
         registry=$(npm config get registry 2>/dev/null || echo '?')
         echo "$0: the npm registry ($registry) cannot be reached; missing:" \
-             "$missing" >&2
+             "${missing# }" >&2
         exit 3
     fi
     [ -f "$cache/package.json" ] \

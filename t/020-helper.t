@@ -27,6 +27,8 @@ EOF
 
 our $Prompt = prompt_of("reload", 2048);
 our $KvPort = port(30);
+# nginx binds it: a leftover there would make the helper wait for it
+Llmd::Ports::assert_free($KvPort);
 our $Tok = repo_root() . "/t/data/tokenizer-tiny.json";
 our $Epp = repo_root() . "/t/data/epp-precise-tiny.yaml";
 

@@ -18,6 +18,8 @@ $ENV{TEST_NGINX_LLMD_SO} ||= repo_root() . "/build/ngx_http_llmd_module.so";
 our $Tok = repo_root() . "/t/data/tokenizer-tiny.json";
 our $Epp = repo_root() . "/t/data/epp-precise-tiny.yaml";
 our $KvPort = port(30);
+# nginx binds it: a leftover there would make the helper wait for it
+Llmd::Ports::assert_free($KvPort);
 our $Pod2 = "127.0.0.1:" . pod_port(2);
 our $Topic = "kv\@$Pod2\@m";
 

@@ -25,6 +25,7 @@ workers(2);
 our $Port = port(30);                    # every pod's port
 our $KvPort = port(31);                  # pods' PUB (connect mode)
 our $KvBind = port(32);                  # nginx's SUB (bind mode)
+Llmd::Ports::assert_free($KvBind);
 $ENV{TEST_NGINX_SIM_PORT} = $Port;
 our @Hosts = map { "127.0.0.$_" } 10 .. 12;
 our @Pods = map { "$_:$Port" } @Hosts;

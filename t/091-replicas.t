@@ -7,6 +7,8 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use File::Temp ();
+use JSON::PP ();
+use Time::HiRes ();
 use POSIX ();
 use Llmd::Fixtures;
 use Llmd::Ports qw(port);
@@ -119,20 +121,45 @@ __DATA__
 main::upstream_of('precise')
 --- init
 main::start_b('precise');
-# every pod caches a prompt of its own, sent to it directly
-for my $i (0 .. 2) {
+my @replicas = (Llmd::Util::server_port(), $main::PortB);
+my $direct = sub {
+    my ($i, $text) = @_;
     my $r = Llmd::Util::http_request(method => "POST", addr => $main::Hosts[$i],
         port => $main::Port, path => "/v1/completions",
-        body => completion(main::prompt($i)));
+        body => completion($text));
     die "pod $i answered $r->{status}" unless $r->{status} == 200;
-}
+};
+# blocks stored per replica port and pod name
+my $stored = sub {
+    my %s;
+    for my $port (@replicas) {
+        my $st = status_json(port => $port) or next;
+        $s{$port}{$_->{name}} = $_->{kv}{live} ? $_->{kv}{blocks_stored} : 0
+            for @{ $st->{upstreams}[0]{endpoints} };
+    }
+    return \%s;
+};
+# a SUB connects asynchronously and a pod's PUB drops what it publishes
+# before then: throwaway prompts until both replicas hear every pod
+my $n = 0;
+Llmd::Util::wait_until(20, sub {
+    $direct->($_, "warm-up $n " . main::prompt(9)) for 0 .. 2;
+    $n++;
+    Time::HiRes::sleep(0.2);
+    my $s = $stored->();
+    return 6 == grep { ($s->{$_->[0]}{$_->[1]} // 0) > 0 }
+                map { my $p = $_; map { [ $p, $_ ] } @main::Pods } @replicas;
+}) or die "the replicas do not hear every pod: "
+          . JSON::PP->new->canonical->encode($stored->());
+# every pod caches a prompt of its own, sent to it directly
+my $before = $stored->();
+$direct->($_, main::prompt($_)) for 0 .. 2;
 # both replicas received every pod's events
-for my $port (Llmd::Util::server_port(), $main::PortB) {
+for my $port (@replicas) {
     Llmd::Util::wait_until(10, sub {
-        my $st = status_json(port => $port) or return 0;
-        my @live = grep { $_->{kv}{live} && $_->{kv}{blocks_stored} > 0 }
-                   @{ $st->{upstreams}[0]{endpoints} };
-        return @live == 3;
+        my $s = $stored->();
+        return 3 == grep { ($s->{$port}{$_} // 0) > $before->{$port}{$_} }
+                    @main::Pods;
     }) or die "replica on $port does not see the three pods' events";
 }
 for my $i (0 .. 2) {

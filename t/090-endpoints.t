@@ -65,11 +65,12 @@ sub dns_upstream {
     my $extra = $o{extra} // '';
     my $labels = $o{labels} ? " labels=$o{labels}" : '';
     my $balancer = $o{balancer} ? " $o{balancer}" : '';
+    my $interval = $o{interval} // '200ms';
     return "resolver 127.0.0.1:" . $Dns->port . " valid=1s ipv6=off;\n"
          . "resolver_timeout 1s;\n"
          . "upstream vllm {\n"
          . "    llmd_balancer$balancer;\n"
-         . "    llmd_endpoints dns $Name port=$Port interval=200ms$labels;\n"
+         . "    llmd_endpoints dns $Name port=$Port interval=$interval$labels;\n"
          . $extra
          . "}\n";
 }
@@ -479,11 +480,11 @@ qr/\[emerg\] .*llmd_balancer: file-discovery: \S*nope\.yaml: cannot open/
 
 
 
-=== TEST 13: a reload keeps discovered endpoints taking requests; a removed source's endpoints leave
+=== TEST 13: a reload keeps discovered endpoints taking requests; a removed source's endpoints leave, and stay gone
 --- setup
 main::dns_zone(@main::Hosts[0, 1]);
 --- http_config eval
-main::dns_upstream()
+main::dns_upstream(interval => "100ms")
 --- init
 main::wait_active([ @main::Pods[0, 1] ]) or die "start: " . main::active_set();
 my $conf = Llmd::Util::servroot() . "/conf/nginx.conf";
@@ -494,18 +495,36 @@ my ($s, $ep) = main::complete("right after the reload");
 die "status $s" unless $s == 200;
 die "endpoints after the reload: " . main::active_set()
     unless main::active_set() eq join(",", @main::Pods[0, 1]);
-# the same upstream with a file source instead: the DNS endpoints go
+# the same upstream with a file source instead: the DNS endpoints go, also
+# when the previous helper resolves the name once more while the new
+# configuration takes over (its DNS source asks every 100 ms); back and
+# forth three times
 main::write_endpoints([ $main::Hosts[4] ]);
-open my $in, '<', $conf or die;
-my $text = do { local $/; <$in> };
-close $in;
-$text =~ s{llmd_endpoints dns \S+ port=\d+ interval=200ms;}
-          {llmd_endpoints file $main::File interval=200ms;} or die "no dns";
-open my $out, '>', $conf or die;
-print $out $text;
-close $out;
-Llmd::Util::reload_nginx() or die "second reload failed";
-main::wait_active([ $main::Pods[4] ]) or die "after: " . main::active_set();
+my $edit = sub {
+    my ($from, $to) = @_;
+    open my $in, '<', $conf or die;
+    my $text = do { local $/; <$in> };
+    close $in;
+    $text =~ s{$from}{$to} or die "no $from";
+    open my $out, '>', $conf or die;
+    print $out $text;
+    close $out;
+    Llmd::Util::reload_nginx() or die "reload failed";
+};
+my $dns = qr{llmd_endpoints dns \S+ port=\d+ interval=100ms;};
+for my $round (1 .. 3) {
+    $edit->($dns, "llmd_endpoints file $main::File interval=200ms;");
+    main::wait_active([ $main::Pods[4] ])
+        or die "round $round, file: " . main::active_set();
+    Time::HiRes::sleep(0.3);
+    die "round $round: DNS endpoints came back: " . main::active_set()
+        unless main::active_set() eq $main::Pods[4];
+    last if $round == 3;
+    $edit->(qr{llmd_endpoints file \S+ interval=200ms;},
+            "llmd_endpoints dns $main::Name port=$main::Port interval=100ms;");
+    main::wait_active([ @main::Pods[0, 1] ])
+        or die "round $round, dns: " . main::active_set();
+}
 --- request
 GET /llmd/status
 --- response_body_unlike

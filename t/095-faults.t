@@ -102,7 +102,7 @@ sub load {
              "--output-len", $o{output} // 8, "--num-groups", 4,
              "--prompts-per-group", 4, "--timeout", 60,
              $o{stream} ? () : ("--no-stream") ]);
-    return { pid => $pid, out => $out };
+    return { pid => $pid, out => $out, t0 => Time::HiRes::time() };
 }
 
 # Waits for the load to end; returns (requests, failed, [failures]).
@@ -157,8 +157,19 @@ main::upstream_of()
 wait_fresh(3) or die "metrics never became fresh";
 my $load = main::load(rate => 20, secs => 6);
 Time::HiRes::sleep(1.5);
+my $fault_at = Time::HiRes::time() - $load->{t0};
 main::fault($main::Hosts[1], '{"down_ms": 2500}');
 my ($n, $failed, $f) = main::finish($load);
+# A POST the pod was already serving when it went down cannot be retried
+# (proxy_next_upstream without non_idempotent): at most one, sent to that
+# pod before the fault (loadgen's clock starts a little after $load->{t0}).
+my @inflight = grep { $_->{server} eq $main::Pods[1]
+                      && $_->{sent} <= $fault_at + 0.05 } @$f;
+if ($failed == 1 && @inflight == 1) {
+    Test::More::diag("pod down: 1 request in flight on the pod failed: "
+                     . JSON::PP->new->canonical->encode($inflight[0]));
+    ($failed, $f) = (0, []);
+}
 my ($errors, $warns) = (main::log_lines('error'), main::log_lines('warn'));
 Test::More::diag("pod down: $n requests, $failed failed; error.log: "
                  . "$errors [error], $warns [warn] lines");

@@ -19,10 +19,12 @@ use Llmd::Util ();
 # May a test skip for want of npm packages? Not when LLMD_REQUIRE_NPM=1.
 sub may_skip { return ($ENV{LLMD_REQUIRE_NPM} // '') ne '1'; }
 
-# May a test skip for this reason (what cache() answered)?
+# May a test skip for this reason (what cache() answered)? Without the
+# registry; or for any failure with LLMD_SKIP_NPM=1 (the older switch).
 sub skippable {
     my ($why) = @_;
-    return may_skip() && $why =~ /^npm registry unreachable/;
+    return may_skip() && ($why =~ /^npm registry unreachable/
+                          || ($ENV{LLMD_SKIP_NPM} // '') eq '1');
 }
 
 # Runs a fetch script (path relative to the checkout, then its arguments);

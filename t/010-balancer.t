@@ -3,6 +3,8 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use Llmd::Fixtures;
+use Llmd::Ports qw(port);
+use Llmd::Util;
 
 $ENV{TEST_NGINX_REPO} = repo_root();
 $ENV{TEST_NGINX_LLMD_SO} ||= repo_root() . "/build/ngx_http_llmd_module.so";
@@ -25,6 +27,34 @@ our $Front = <<'EOF';
 EOF
 
 our $Long = prompt_of("alpha", 1024);
+
+# A server that never answers (max_conns, llmd_metrics_timeout) and a file
+# that makes a flaky pod's /metrics fail while it exists.
+our $Silent = port(40);
+our $Down = "/tmp/llmd-010-down-$$";
+END { unlink $Down }
+
+# Starts a request on its own connection and leaves it in flight; returns
+# the socket (the request ends when it is closed).
+sub start_request {
+    my ($body) = @_;
+    require IO::Socket::INET;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1",
+        PeerPort => Llmd::Util::server_port(), Timeout => 5)
+        or die "connect: $!";
+    print $s "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+           . length($body) . "\r\n\r\n$body";
+    return $s;
+}
+
+# One request; returns the endpoint that served it (X-LLMD-Endpoint).
+sub served_by {
+    my ($text) = @_;
+    my $r = Llmd::Util::http_request(method => "POST",
+        path => "/v1/completions", body => completion($text));
+    die "status $r->{status}: $r->{body}" unless $r->{status} == 200;
+    return $r->{headers}{"x-llmd-endpoint"};
+}
 
 sub post { return "POST /v1/completions\n" . $_[0]; }
 sub posts { my ($n, $body) = @_; return [ map { post($body) } 1 .. $n ]; }
@@ -91,8 +121,8 @@ main::posts(5, main::completion(main::prompt_of("q")))
 --- response_body_like eval
 [ (qr/^pod2 /) x 5 ]
 --- response_headers_like eval
-[ ({ "X-LLMD-Endpoint" => qr/^127\.0\.0\.1:19902$/,
-     "X-LLMD-Scores" => qr/^127\.0\.0\.1:19902=2\.000 127\.0\.0\.1:19901=1\.000$/ }) x 5 ]
+[ ({ "X-LLMD-Endpoint" => qr/^\Q$ENV{TEST_NGINX_POD2}\E$/,
+     "X-LLMD-Scores" => qr/^\Q$ENV{TEST_NGINX_POD2}\E=2\.000 \Q$ENV{TEST_NGINX_POD1}\E=1\.000$/ }) x 5 ]
 
 
 
@@ -260,7 +290,7 @@ main::post(main::completion(main::prompt_of("retry")))
 --- response_body_like chop
 ^pod2 
 --- response_headers
-X-Upstreams: 127.0.0.1:19901, 127.0.0.1:19902
+X-Upstreams: $TEST_NGINX_POD1, $TEST_NGINX_POD2
 
 
 
@@ -286,12 +316,12 @@ main::post(main::completion("hello there"))
 --- grep_error_log eval
 qr/llmd: Calculated score plugin=\S+ endpoint=\S+/
 --- grep_error_log_out
-llmd: Calculated score plugin=queue-scorer/queue-scorer endpoint=127.0.0.1:19901
-llmd: Calculated score plugin=queue-scorer/queue-scorer endpoint=127.0.0.1:19902
-llmd: Calculated score plugin=kv-cache-utilization-scorer/kv-cache-utilization-scorer endpoint=127.0.0.1:19901
-llmd: Calculated score plugin=kv-cache-utilization-scorer/kv-cache-utilization-scorer endpoint=127.0.0.1:19902
-llmd: Calculated score plugin=prefix-cache-scorer/prefix-cache-scorer endpoint=127.0.0.1:19901
-llmd: Calculated score plugin=prefix-cache-scorer/prefix-cache-scorer endpoint=127.0.0.1:19902
+llmd: Calculated score plugin=queue-scorer/queue-scorer endpoint=$TEST_NGINX_POD1
+llmd: Calculated score plugin=queue-scorer/queue-scorer endpoint=$TEST_NGINX_POD2
+llmd: Calculated score plugin=kv-cache-utilization-scorer/kv-cache-utilization-scorer endpoint=$TEST_NGINX_POD1
+llmd: Calculated score plugin=kv-cache-utilization-scorer/kv-cache-utilization-scorer endpoint=$TEST_NGINX_POD2
+llmd: Calculated score plugin=prefix-cache-scorer/prefix-cache-scorer endpoint=$TEST_NGINX_POD1
+llmd: Calculated score plugin=prefix-cache-scorer/prefix-cache-scorer endpoint=$TEST_NGINX_POD2
 
 
 
@@ -324,23 +354,50 @@ Llmd::Util::wait_until(10, sub {
 [ qr/^pod\d/,
   qr/"fresh":false,.*"last_error":"not Prometheus text[^"]*".*"fresh":false,.*"last_error":"HTTP status 404"/s ]
 --- error_log eval
-[ qr/llmd: cannot scrape 127\.0\.0\.1:19901\/metrics in upstream "vllm": /,
-  qr/llmd: cannot scrape 127\.0\.0\.1:19902\/metrics in upstream "vllm": HTTP status 404/ ]
+[ qr/llmd: cannot scrape \Q$ENV{TEST_NGINX_POD1}\E\/metrics in upstream "vllm": /,
+  qr/llmd: cannot scrape \Q$ENV{TEST_NGINX_POD2}\E\/metrics in upstream "vllm": HTTP status 404/ ]
 
 
 
-=== TEST 18: Prometheus exposition of the balancer's own counters
+=== TEST 18: Prometheus exposition: every documented name, with the values the pods and requests imply
 --- http_config eval
-pods(1, 2) . upstream([1, 2])
+pod(1, waiting => 3, kv => 0.2) . pod(2, waiting => 1, kv => 0.6)
+. pod(3, metrics_status => 500) . upstream([1, 2, 3])
 --- init
-wait_fresh(2) or die "metrics never became fresh";
+Llmd::Util::wait_until(10, sub {
+    my $st = status_json() or return 0;
+    my @e = @{ $st->{upstreams}[0]{endpoints} };
+    return $e[0]{fresh} && $e[1]{fresh} && $e[2]{scrape_errors} >= 2;
+}) or die "metrics never became fresh";
 --- request eval
-[ main::post(main::completion($main::Long)), "GET /llmd/metrics" ]
+[ "POST /v1/completions\n{\"model\": \"m\", \"prompt\": ",
+  main::post(main::completion($main::Long)),
+  main::post(main::completion($main::Long)), "GET /llmd/metrics" ]
+--- error_code eval
+[ 400, 200, 200, 200 ]
 --- response_body_like eval
-[ qr/^pod/,
-  qr/llmd_decisions_total\{upstream="vllm"\} 1\n.*inference_extension_scheduler_e2e_duration_seconds_bucket\{upstream="vllm",le="\+Inf"\} 1\n.*inference_extension_prefix_indexer_size\{upstream="vllm"\} 16\n.*llmd_endpoint_picks_total\{upstream="vllm",endpoint="127\.0\.0\.1:1990[12]"\} 1\n.*inference_pool_ready_pods\{name="vllm"\} 2\n/s ]
+my ($p1, $p2, $p3) = map { $ENV{"TEST_NGINX_POD$_"} } 1 .. 3;
+[ qr/BadRequestError/, qr/^pod/, qr/^pod/,
+  prom_has('llmd_decisions_total{upstream="vllm"} 2',
+    'llmd_rejected_requests_total{upstream="vllm",reason="bad_request"} 1',
+    'llmd_rejected_requests_total{upstream="vllm",reason="no_endpoint"} 0',
+    'inference_extension_scheduler_e2e_duration_seconds_bucket{upstream="vllm",le="+Inf"} 2',
+    'inference_extension_scheduler_e2e_duration_seconds_count{upstream="vllm"} 2',
+    'inference_extension_prefix_indexer_size{upstream="vllm"} 16',
+    'llmd_prefix_index_evictions_total{upstream="vllm"} 0',
+    'llmd_prefix_blocks_total{upstream="vllm",result="looked_up"} 32',
+    'llmd_prefix_blocks_total{upstream="vllm",result="hit"} 16',
+    (map { qq{llmd_endpoint_info{upstream="vllm",endpoint="$_",source="static",state="active",labels=""} 1} } $p1, $p2, $p3),
+    qr/llmd_endpoint_picks_total\{upstream="vllm",endpoint="(?:\Q$p1\E|\Q$p2\E)"\} 2/,
+    (map { qq{llmd_endpoint_active_requests{upstream="vllm",endpoint="$_"} 0} } $p1, $p2, $p3),
+    qq{llmd_scrape_errors_total{upstream="vllm",endpoint="$p1"} 0},
+    qq{llmd_scrape_errors_total{upstream="vllm",endpoint="$p2"} 0},
+    qr/llmd_scrape_errors_total\{upstream="vllm",endpoint="\Q$p3\E"\} [1-9]\d*/,
+    'inference_pool_average_kv_cache_utilization{name="vllm"} 0.4000',
+    'inference_pool_average_queue_size{name="vllm"} 2.0000',
+    'inference_pool_ready_pods{name="vllm"} 2') ]
 --- response_headers_like eval
-[ {}, { "Content-Type" => qr{^text/plain; version=0\.0\.4} } ]
+[ {}, {}, {}, { "Content-Type" => qr{^text/plain; version=0\.0\.4} } ]
 
 
 
@@ -423,3 +480,280 @@ upstream([1, 2])
 ^\{"error":\{"message":"no inference endpoint of upstream \\"vllm\\" could be reached","type":"ServiceUnavailableError","param":null,"code":502\}\}$
 --- response_headers_like
 Content-Type: ^application/json
+
+
+
+=== TEST 23: Prometheus: llmd_endpoint_active_requests counts a request in flight, and no_endpoint rejections
+--- http_config eval
+"upstream vllm {\n    llmd_balancer;\n    llmd_metrics off;\n"
+. "    server 127.0.0.1:$main::Silent max_conns=1;\n}\n"
+--- config eval
+$::Front =~ s/proxy_buffering off;/proxy_buffering off;\n        proxy_read_timeout 3s;/r
+--- init
+$main::Listener = silent_server($main::Silent);
+$main::InFlight = main::start_request(completion("held"));
+my $ep = "127.0.0.1:$main::Silent";
+Llmd::Util::wait_until(5, sub {
+    my $r = Llmd::Util::http_request(path => "/llmd/metrics");
+    return $r->{body} =~ /^llmd_endpoint_active_requests\{upstream="vllm",endpoint="\Q$ep\E"\} 1$/m;
+}) or die "llmd_endpoint_active_requests never showed the request";
+--- request eval
+[ main::post(main::completion("a second one")), "GET /llmd/metrics" ]
+--- error_code eval
+[ 503, 200 ]
+--- response_body_like eval
+[ qr/ServiceUnavailableError/,
+  prom_has(qq{llmd_endpoint_active_requests{upstream="vllm",endpoint="127.0.0.1:$main::Silent"} 1},
+           'llmd_rejected_requests_total{upstream="vllm",reason="no_endpoint"} 1',
+           'llmd_decisions_total{upstream="vllm"} 2') ]
+
+
+
+=== TEST 24: llmd_body_limit: a larger body is proxied unparsed, scheduled on load alone, with a warning
+--- http_config eval
+pods(1, 2) . upstream([1, 2], directives => "llmd_metrics_interval 50ms;\n    llmd_body_limit 2k;")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+--- request eval
+[ (main::post(main::completion(main::prompt_of("big", 3000)))) x 2,
+  (main::post(main::completion(main::prompt_of("small", 1500)))) x 2,
+  "POST /v1/completions\n{\"prompt\": " . ("x" x 3000),
+  "GET /llmd/status" ]
+--- error_code eval
+[ 200, 200, 200, 200, 200, 200 ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Prefix-Match" => qr{^0/0$} }) x 2,
+  { "X-LLMD-Prefix-Match" => qr{^0/23$} },
+  { "X-LLMD-Prefix-Match" => qr{^23/23$} },
+  { "X-LLMD-Prefix-Match" => qr{^0/0$} }, {} ]
+--- response_body_like eval
+[ (qr/^pod\d/) x 5, qr/"rejected_bad_request":0,.*"load_only":3,/ ]
+--- grep_error_log eval
+qr/llmd: request body of \d+ bytes is larger than llmd_body_limit 2048, scheduled on load alone/
+--- grep_error_log_out eval
+qr/\A(?:llmd: request body of 30\d\d bytes is larger than llmd_body_limit 2048, scheduled on load alone\n){3}\z/
+
+
+
+=== TEST 25: max_fails: servers that failed max_fails times within fail_timeout are skipped, then a JSON 503
+--- http_config eval
+upstream([1, 2], server_args => " max_fails=1 fail_timeout=30s")
+--- config eval
+$::Front =~ s/proxy_buffering off;/proxy_buffering off;\n        proxy_next_upstream error non_idempotent;/r
+--- request eval
+[ main::post(main::completion("first")), main::post(main::completion("second")),
+  "GET /llmd/status" ]
+--- error_code eval
+[ 502, 503, 200 ]
+--- response_body_like eval
+[ qr/could be reached/,
+  qr/^\{"error":\{"message":"no inference endpoint is available in upstream \\"vllm\\"","type":"ServiceUnavailableError","param":null,"code":503\}\}$/,
+  qr/"rejected_no_endpoint":1,.*"fails":1,.*"fails":1,/s ]
+--- response_headers_like eval
+[ { "X-Upstreams" => qr/^\Q$ENV{TEST_NGINX_POD1}\E, \Q$ENV{TEST_NGINX_POD2}\E$|^\Q$ENV{TEST_NGINX_POD2}\E, \Q$ENV{TEST_NGINX_POD1}\E$/ },
+  { "X-Upstreams" => qr/^vllm$/ }, {} ]
+
+
+
+=== TEST 26: max_conns: a server with max_conns requests in flight takes no more
+--- http_config eval
+pod(1, waiting => 9)
+. "upstream vllm {\n    llmd_balancer config=$ENV{TEST_NGINX_REPO}/conf-examples/epp-load.yaml;\n"
+. "    llmd_metrics_interval 50ms;\n"
+. "    server 127.0.0.1:$main::Silent max_conns=1;\n"
+. "    server $ENV{TEST_NGINX_POD1};\n}\n"
+--- config eval
+$::Front =~ s/proxy_buffering off;/proxy_buffering off;\n        proxy_read_timeout 3s;/r
+--- init
+$main::Listener = silent_server($main::Silent);
+# the silent server never reports metrics: it is scored as the worst fresh
+# pod, i.e. like pod 1 (waiting 9); which one the first request gets is a
+# tie: hold requests until one is in flight on the silent server
+my $silent = "127.0.0.1:$main::Silent";
+wait_fresh(1) or die "metrics never became fresh";
+@main::Held = ();
+Llmd::Util::wait_until(5, sub {
+    push @main::Held, main::start_request(completion("held " . @main::Held));
+    Time::HiRes::sleep(0.1);
+    my $e = endpoint_status($silent) or return 0;
+    return $e->{active} == 1;
+}) or die "no request in flight on the silent server";
+--- request eval
+[ map { main::post(main::completion("more $_")) } 1 .. 4 ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Endpoint" => qr/^\Q$ENV{TEST_NGINX_POD1}\E$/ }) x 4 ]
+--- response_body_like eval
+[ (qr/^pod1 /) x 4 ]
+--- timeout: 2
+
+
+
+=== TEST 27: llmd_metrics off: nothing is scraped, the metric scorers see the pods alike
+--- http_config eval
+pod(1, waiting => 9, kv => 0.9) . pod(2, waiting => 0, kv => 0)
+. upstream([1, 2], balancer => "config=$ENV{TEST_NGINX_REPO}/conf-examples/epp-load.yaml",
+           directives => "llmd_metrics off;\n    llmd_metrics_interval 20ms;")
+--- init
+Time::HiRes::sleep(0.5);
+--- request eval
+[ main::post(main::completion("alike")), "GET /llmd/status" ]
+--- response_headers_like eval
+[ { "X-LLMD-Scores" => qr/^\S+=2\.000 \S+=2\.000$/ }, {} ]
+--- response_body_like eval
+[ qr/^pod\d/,
+  qr/"metrics":\{"enabled":false,.*"scrapes":0,"scrape_errors":0,"fresh":false,.*"scrapes":0,"scrape_errors":0,"fresh":false,/s ]
+
+
+
+=== TEST 28: llmd_metrics_uri: the path scraped on every server
+--- http_config eval
+pod(1, metrics_status => 404, extra => "location = /engine/stats { return 200 \"vllm:num_requests_waiting 4\\nvllm:kv_cache_usage_perc 0.25\\n\"; }")
+. upstream([1], directives => "llmd_metrics_interval 50ms;\n    llmd_metrics_uri /engine/stats;")
+--- init
+wait_fresh(1) or die "metrics from /engine/stats never became fresh";
+--- request
+GET /llmd/status
+--- response_body_like chop
+"uri":"/engine/stats",.*"scrape_errors":0,"fresh":true,"metrics_age_ms":\d+,"waiting":4,"running":0,"kv_cache_usage":0\.2500,
+--- no_error_log
+cannot scrape
+
+
+
+=== TEST 29: llmd_metrics_timeout: a scrape that takes longer fails after the timeout
+--- http_config eval
+"upstream vllm {\n    llmd_balancer;\n    llmd_metrics_interval 50ms;\n"
+. "    llmd_metrics_timeout 200ms;\n"
+. "    server 127.0.0.1:$main::Silent;\n}\n"
+--- init
+$main::Listener = silent_server($main::Silent);
+my $t0 = Time::HiRes::time();
+my $e;
+Llmd::Util::wait_until(5, sub {
+    $e = endpoint_status("127.0.0.1:$main::Silent") or return 0;
+    return $e->{scrape_errors} >= 6;
+}) or die "fewer than 6 scrape errors in 5 s: " . JSON::PP->new->encode($e);
+my $took = Time::HiRes::time() - $t0;
+# 6 timeouts of 200 ms (and intervals of 50 ms) take 1.5 s; with nginx's
+# default of 1 s, 6 s
+die sprintf("6 timed-out scrapes took %.2f s", $took) if $took > 2.5;
+--- request
+GET /llmd/status
+--- response_body_like chop
+"last_error":"timed out after 200 ms"
+
+
+
+=== TEST 30: llmd_metrics_buffer: a larger /metrics response is an error, a smaller one is read
+--- user_files eval
+[ [ "big-metrics.txt", "# " . ("padding " x 700)
+    . "\nvllm:num_requests_waiting 1\nvllm:kv_cache_usage_perc 0.1\n" ] ]
+--- http_config eval
+"server {\n    listen $ENV{TEST_NGINX_POD1};\n    access_log off;\n"
+. "    location = /metrics { default_type text/plain;\n"
+. "        alias $ENV{TEST_NGINX_HTML_DIR}/big-metrics.txt; }\n"
+. "    location / { return 200 \"pod1\\n\"; }\n}\n"
+. pod(2, waiting => 2)
+. upstream([1, 2], directives => "llmd_metrics_interval 50ms;\n    llmd_metrics_buffer 4k;")
+--- init
+Llmd::Util::wait_until(10, sub {
+    my $e1 = endpoint_status($ENV{TEST_NGINX_POD1}) or return 0;
+    my $e2 = endpoint_status($ENV{TEST_NGINX_POD2}) or return 0;
+    return $e1->{scrape_errors} >= 1 && $e2->{fresh};
+}) or die "the large /metrics was not refused";
+--- request
+GET /llmd/status
+--- response_body_like chop
+"scrapes":0,"scrape_errors":[1-9]\d*,"fresh":false,.*"last_error":"response larger than llmd_metrics_buffer \(4096 bytes\)".*"scrape_errors":0,"fresh":true,
+--- error_log eval
+qr/cannot scrape \Q$ENV{TEST_NGINX_POD1}\E\/metrics in upstream "vllm": response larger than llmd_metrics_buffer \(4096 bytes\)/
+
+
+
+=== TEST 31: zone=: the size of the upstream's shared memory; a small zone evicts prefix entries
+--- http_config eval
+pods(1, 2)
+. upstream([1, 2], name => "small", balancer => "zone=256k")
+. upstream([1, 2], name => "large", balancer => "zone=4m")
+--- config eval
+($::Front =~ s/http:\/\/vllm;/http:\/\/small;/r)
+. "    location /large/ { proxy_pass http://large/; }\n"
+--- init
+# 300 prompts of 16 blocks: 4800 entries, more than 256k holds
+for my $i (1 .. 300) {
+    my $r = Llmd::Util::http_request(method => "POST",
+        path => "/v1/completions",
+        body => completion(main::prompt_of("evict-$i", 1024)));
+    die "request $i: $r->{status}" unless $r->{status} == 200;
+}
+my $st = status_json() or die "no status";
+my ($small, $large) = @{ $st->{upstreams} };
+die "upstreams: $small->{name}, $large->{name}"
+    unless $small->{name} eq "small" && $large->{name} eq "large";
+my ($cs, $cl) = ($small->{prefix_index}{capacity},
+                 $large->{prefix_index}{capacity});
+die "capacities $cs (256k) and $cl (4m)"
+    unless $cs > 0 && $cs < 4800 && $cl > 12 * $cs;
+die "no eviction in the 256k zone: " . JSON::PP->new->encode($small->{prefix_index})
+    unless $small->{prefix_index}{evictions} > 0
+        && $small->{prefix_index}{entries} <= $cs;
+die "evictions in the 4m zone" if $large->{prefix_index}{evictions};
+--- request
+GET /llmd/metrics
+--- response_body_like eval
+prom_has(qr/llmd_prefix_index_evictions_total\{upstream="small"\} [1-9]\d*/,
+         'llmd_prefix_index_evictions_total{upstream="large"} 0')
+
+
+
+=== TEST 32: stale metrics: a pod whose scrapes fail keeps its last good values until llmd_metrics_stale, is then scored as the worst fresh pod, and is logged once failing (warn) and once back (notice)
+--- http_config eval
+unlink $main::Down;
+pod(1, waiting => 2) . pod(2, waiting => 8) . flaky_pod(3, $main::Down, waiting => 0)
+. upstream([1, 2, 3], balancer => "config=$ENV{TEST_NGINX_REPO}/conf-examples/epp-load.yaml",
+           directives => "llmd_metrics_interval 50ms;\n    llmd_metrics_stale 1s;")
+--- init
+my ($p1, $p3) = ($ENV{TEST_NGINX_POD1}, $ENV{TEST_NGINX_POD3});
+wait_fresh(3) or die "metrics never became fresh";
+my $ep = main::served_by("fresh");
+die "all fresh: went to $ep, not to pod 3 (waiting 0)" unless $ep eq $p3;
+
+# pod 3's scrapes fail from now on
+open my $fh, '>', $main::Down or die "$main::Down: $!";
+close $fh;
+my $t0 = Time::HiRes::time();
+Llmd::Util::wait_until(2, sub {
+    my $e = endpoint_status($p3) or return 0;
+    return defined $e->{last_error};
+}) or die "pod 3's failing scrapes were not seen";
+my $e = endpoint_status($p3);
+die "failing, not yet stale: " . JSON::PP->new->encode($e)
+    unless $e->{fresh} && $e->{waiting} == 0;
+$ep = main::served_by("last good values");
+die "failing, not yet stale: went to $ep, not to pod 3" unless $ep eq $p3;
+
+Llmd::Util::wait_until(5, sub { !endpoint_status($p3)->{fresh} })
+    or die "pod 3 never became stale";
+my $took = Time::HiRes::time() - $t0;
+die sprintf("stale after %.2f s, llmd_metrics_stale is 1s", $took)
+    if $took < 0.8 || $took > 1.8;
+$ep = main::served_by("stale");
+die "stale: went to $ep, not to pod 1 (pod 3 counts as waiting 8)"
+    unless $ep eq $p1;
+
+unlink $main::Down;
+Llmd::Util::wait_until(5, sub { endpoint_status($p3)->{fresh} })
+    or die "pod 3 never came back";
+$ep = main::served_by("back");
+die "back: went to $ep, not to pod 3" unless $ep eq $p3;
+--- request
+GET /llmd/status
+--- response_body_like chop
+"stale_ms":1000,
+--- grep_error_log eval
+qr/llmd: (?:cannot scrape|metrics of) \S+ .*/
+--- grep_error_log_out eval
+qr/\Allmd: cannot scrape \Q$ENV{TEST_NGINX_POD3}\E\/metrics in upstream "vllm": HTTP status 503\nllmd: metrics of \Q$ENV{TEST_NGINX_POD3}\E in upstream "vllm" are back\n\z/
+--- error_log eval
+[ qr/\[warn\] .*cannot scrape \Q$ENV{TEST_NGINX_POD3}\E/,
+  qr/\[notice\] .*metrics of \Q$ENV{TEST_NGINX_POD3}\E in upstream "vllm" are back/ ]

@@ -1,8 +1,13 @@
 # The helper process under a master: it scrapes for every worker, is
-# respawned after a crash, and the shared state survives a reload.
+# respawned after a crash, and the shared state survives a reload: it
+# follows each server when the list is reordered, a removed server's state
+# goes, and the new helper binds the KV-event socket again.
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
+use JSON::PP ();
 use Llmd::Fixtures;
+use Llmd::KV;
+use Llmd::Ports qw(port);
 use Llmd::Util;
 
 $ENV{TEST_NGINX_REPO} = repo_root();
@@ -21,6 +26,42 @@ our $Front = <<'EOF';
 EOF
 
 our $Prompt = prompt_of("reload", 2048);
+our $KvPort = port(30);
+# nginx binds it: a leftover there would make the helper wait for it
+Llmd::Ports::assert_free($KvPort);
+our $Tok = repo_root() . "/t/data/tokenizer-tiny.json";
+our $Epp = repo_root() . "/t/data/epp-precise-tiny.yaml";
+
+# endpoint name => its status entry
+sub endpoints {
+    my $st = status_json() or return {};
+    return { map { $_->{name} => $_ } @{ $st->{upstreams}[0]{endpoints} } };
+}
+
+sub complete {
+    my ($text) = @_;
+    my $r = Llmd::Util::http_request(method => "POST",
+        path => "/v1/completions", body => completion($text));
+    die "status $r->{status}" unless $r->{status} == 200;
+    return ($r->{headers}{'x-llmd-endpoint'},
+            $r->{headers}{'x-llmd-prefix-match'});
+}
+
+# Rewrites the upstream's server lines of the running configuration and
+# reloads.
+sub reload_with_servers {
+    my (@servers) = @_;
+    my $conf = Llmd::Util::servroot() . "/conf/nginx.conf";
+    open my $in, '<', $conf or die "$conf: $!";
+    my $text = do { local $/; <$in> };
+    close $in;
+    my $lines = join "", map { "    server $_;\n" } @servers;
+    $text =~ s/(?:    server 127\.0\.0\.1:\d+;\n)+/$lines/ or die "no servers";
+    open my $out, '>', $conf or die "$conf: $!";
+    print $out $text;
+    close $out;
+    Llmd::Util::reload_nginx() or die "reload failed";
+}
 
 sub helper_pids {
     return map { $_->{pid} }
@@ -120,3 +161,97 @@ Llmd::Util::wait_until(10, sub {
 "POST /v1/completions\n" . main::completion($main::Prompt)
 --- response_headers_like
 X-LLMD-Prefix-Match: ^32/32$
+
+
+
+=== TEST 4: a reload that reorders the servers and removes one: state follows each server, the removed one's goes
+--- http_config eval
+pods(1 .. 3) . upstream([1 .. 3])
+--- init
+wait_fresh(3) or die "metrics never became fresh";
+# distinct prompts until two pods have served some
+my (%on, $eps);
+for my $i (1 .. 30) {
+    my ($ep, $m) = main::complete(prompt_of("spread-$i", 2048));
+    die "prompt $i matched $m" unless $m eq "0/32";
+    $on{$ep} //= prompt_of("spread-$i", 2048);
+    last if keys %on >= 2;
+}
+die "every prompt went to " . join(",", keys %on) unless keys %on >= 2;
+my ($x, $y) = sort keys %on;
+my $before = main::endpoints();
+my $total = status_json()->{upstreams}[0]{prefix_index}{entries};
+die "prefix entries of $y: $before->{$y}{prefix_entries}"
+    unless $before->{$y}{prefix_entries} >= 32;
+# the other servers in reverse order, without $y
+my @keep = reverse grep { $_ ne $y } map { $ENV{"TEST_NGINX_POD$_"} } 1 .. 3;
+main::reload_with_servers(@keep);
+my $after = main::endpoints();
+die "$y is still listed" if $after->{$y};
+for my $ep (@keep) {
+    for my $k (qw(picks prefix_entries)) {
+        die "$ep: $k $before->{$ep}{$k} before the reload, "
+            . "$after->{$ep}{$k} after"
+            unless $after->{$ep}{$k} == $before->{$ep}{$k};
+    }
+}
+my $now = status_json()->{upstreams}[0]{prefix_index}{entries};
+die "prefix entries: $total before, $now after dropping "
+    . "$before->{$y}{prefix_entries} of $y"
+    unless $now == $total - $before->{$y}{prefix_entries};
+my ($ep, $m) = main::complete($on{$x});
+die "${x}'s prompt went to $ep ($m) after the reload"
+    unless $ep eq $x && $m eq "32/32";
+($ep, $m) = main::complete($on{$y});
+die "${y}'s prompt still matched $m on $ep" unless $m eq "0/32";
+--- request
+GET /llmd/status
+--- response_body_like chop
+"fresh":true,.*"fresh":true,
+--- no_error_log
+[alert]
+
+
+
+=== TEST 5: after a reload the new helper binds the KV-event socket again and indexes the events
+--- http_config eval
+pods(1, 2) . upstream([1, 2], balancer => "config=$main::Epp",
+    directives => "llmd_metrics_interval 50ms;\n"
+                . "    llmd_tokenizer $main::Tok;\n"
+                . "    llmd_kv_events bind tcp://127.0.0.1:$main::KvPort;\n"
+                . "    llmd_kv_speculative 0;")
+--- init
+my $pod2 = $ENV{TEST_NGINX_POD2};
+my $topic = "kv\@$pod2\@m";
+my $kv = sub { my $e = main::endpoints()->{$pod2} or return {}; $e->{kv} };
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+my $publish = sub {
+    my ($payload, $cond) = @_;
+    return Llmd::Util::wait_until(10, sub {
+        $pub->send($topic, $payload);
+        Time::HiRes::sleep(0.05);
+        return $cond->();
+    });
+};
+$publish->(kv_batch(kv_stored([ 7001, 7002 ], undef, [ 1 .. 8 ], 4)),
+           sub { $kv->()->{entries} >= 2 })
+    or die "events before the reload were not indexed";
+my $old = status_json()->{upstreams}[0]{metrics}{helper_pid};
+Llmd::Util::reload_nginx() or die "reload failed";
+Llmd::Util::wait_until(10, sub {
+    my $st = status_json() or return 0;
+    my $pid = $st->{upstreams}[0]{metrics}{helper_pid};
+    return $pid && $pid != $old;
+}) or die "no new helper after the reload";
+$publish->(kv_batch(kv_stored([ 7003, 7004 ], undef, [ 11 .. 18 ], 4)),
+           sub { $kv->()->{entries} >= 4 })
+    or die "events after the reload were not indexed: "
+           . JSON::PP->new->encode($kv->());
+$pub->close;
+--- request
+GET /llmd/status
+--- response_body_like chop
+"kv_events":\{"mode":"bind",
+--- no_error_log
+[emerg]
+cannot bind

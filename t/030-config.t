@@ -1,8 +1,11 @@
-# EndpointPickerConfig files: the seed configs load unchanged; broken ones
-# stop nginx from starting with a message naming the file and line.
+# EndpointPickerConfig files: the seed configs load unchanged and are the
+# ones that run (their scorers, weights and picker, not the built-in
+# profile, also named "default"); broken ones stop nginx from starting with
+# a message naming the file and line.
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use Llmd::Fixtures;
+use Llmd::Util;
 
 $ENV{TEST_NGINX_REPO} = repo_root();
 $ENV{TEST_NGINX_LLMD_SO} ||= repo_root() . "/build/ngx_http_llmd_module.so";
@@ -10,9 +13,18 @@ $ENV{TEST_NGINX_LLMD_SO} ||= repo_root() . "/build/ngx_http_llmd_module.so";
 our $Front = <<'EOF';
     location /v1/ {
         proxy_pass http://vllm;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
         add_header X-LLMD-Profile $llmd_profile always;
+        add_header X-LLMD-Endpoint $llmd_endpoint always;
+        add_header X-LLMD-Scores $llmd_scores always;
     }
+    location = /llmd/status { llmd_status; }
 EOF
+
+# Every "Calculated score" debug line: which scorers of which profile ran,
+# with which weights.
+our $Scored = qr/llmd: Calculated score plugin=\S+ endpoint=\S+ score=\S+ weight=\S+/;
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -26,27 +38,44 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: the seed default-scheduling config loads and schedules
+=== TEST 1: the seed default-scheduling config loads and schedules with its weights (queue 1, kv 1, prefix 2)
 --- http_config eval
 pods(1, 2) . upstream([1, 2], balancer => "config=$ENV{TEST_NGINX_REPO}/conf-examples/epp-default.yaml")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
 --- request eval
-"POST /v1/completions\n" . main::completion("hello")
---- response_body_like chop
-^pod\d
---- response_headers
-X-LLMD-Profile: default
+[ "POST /v1/completions\n" . main::completion("hello"), "GET /llmd/status" ]
+--- response_body_like eval
+[ qr/^pod\d/,
+  qr{"config":"[^"]*/conf-examples/epp-default\.yaml","profile":"default","prefix_scorer":"approximate"} ]
+--- response_headers_like eval
+[ { "X-LLMD-Profile" => qr/^default$/,
+    "X-LLMD-Scores" => qr/^\S+=2\.000 \S+=2\.000$/ }, {} ]
+--- grep_error_log eval
+$main::Scored
+--- grep_error_log_out eval
+qr/\A(?:llmd: Calculated score plugin=queue-scorer\/queue-scorer endpoint=\S+ score=1\.0000 weight=1\.00\n){2}(?:llmd: Calculated score plugin=kv-cache-scorer\/kv-cache-scorer endpoint=\S+ score=1\.0000 weight=1\.00\n){2}(?:llmd: Calculated score plugin=prefix-cache-scorer\/prefix-cache-scorer endpoint=\S+ score=0\.0000 weight=2\.00\n){2}\z/
 --- no_error_log
 [warn]
 
 
 
-=== TEST 2: the seed load-scheduling config loads
+=== TEST 2: the seed load-scheduling config loads and runs: queue and KV scorers only, no prefix scorer
 --- http_config eval
 pods(1, 2) . upstream([1, 2], balancer => "config=$ENV{TEST_NGINX_REPO}/conf-examples/epp-load.yaml")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
 --- request eval
-"POST /v1/completions\n" . main::completion("hello")
---- response_body_like chop
-^pod\d
+[ "POST /v1/completions\n" . main::completion("hello"), "GET /llmd/status" ]
+--- response_body_like eval
+[ qr/^pod\d/,
+  qr{"config":"[^"]*/conf-examples/epp-load\.yaml","profile":"default","prefix_scorer":null} ]
+--- response_headers_like eval
+[ { "X-LLMD-Scores" => qr/^\S+=2\.000 \S+=2\.000$/ }, {} ]
+--- grep_error_log eval
+$main::Scored
+--- grep_error_log_out eval
+qr/\A(?:llmd: Calculated score plugin=queue-scorer\/queue-scorer endpoint=\S+ score=1\.0000 weight=1\.00\n){2}(?:llmd: Calculated score plugin=kv-cache-scorer\/kv-cache-scorer endpoint=\S+ score=1\.0000 weight=1\.00\n){2}\z/
 
 
 
@@ -62,13 +91,29 @@ asks for precise scoring (KV events) but no "llmd_tokenizer" is set; it runs in 
 
 
 
-=== TEST 4: the seed random-scheduling config loads
+=== TEST 4: the seed random-scheduling config loads and runs: the random picker, no scorer
 --- http_config eval
 pods(1, 2) . upstream([1, 2], balancer => "config=$ENV{TEST_NGINX_REPO}/conf-examples/epp-random.yaml")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+# the built-in profile would send the same prompt to the same pod each time
+my %seen;
+for my $i (1 .. 24) {
+    my $r = Llmd::Util::http_request(method => "POST",
+        path => "/v1/completions", body => main::completion("hello"));
+    $seen{$r->{headers}{"x-llmd-endpoint"} // "none"}++;
+}
+die "24 identical requests went to " . join(", ", sort keys %seen)
+    unless keys %seen == 2;
 --- request eval
-"POST /v1/completions\n" . main::completion("hello")
---- response_body_like chop
-^pod\d
+[ "POST /v1/completions\n" . main::completion("hello"), "GET /llmd/status" ]
+--- response_body_like eval
+[ qr/^pod\d/,
+  qr{"config":"[^"]*/conf-examples/epp-random\.yaml","profile":"default","prefix_scorer":null} ]
+--- response_headers_like eval
+[ { "X-LLMD-Scores" => qr/^\S+=0\.000 \S+=0\.000$/ }, {} ]
+--- no_error_log eval
+$main::Scored
 
 
 
@@ -158,19 +203,38 @@ qr{\[emerg\] .*llmd_balancer: .*html/nope\.yaml}
 
 === TEST 10: backup servers are refused
 --- http_config eval
-pods(1, 2) . upstream([1], extra => "    server 127.0.0.1:19902 backup;\n")
+pods(1, 2) . upstream([1], extra => "    server $ENV{TEST_NGINX_POD2} backup;\n")
 --- must_die
 --- error_log eval
 qr{\[emerg\] .*"backup"|\[emerg\] .*backup servers}
 
 
 
-=== TEST 11: llmd_balancer after keepalive warns that the method was redefined
+=== TEST 11: llmd_balancer after keepalive warns that the method was redefined; llmd runs, keepalive is lost
 --- http_config eval
-pods(1) . "upstream vllm { server 127.0.0.1:19901; keepalive 4; llmd_balancer; }"
+pods(1) . "upstream vllm { server $ENV{TEST_NGINX_POD1}; keepalive 4; llmd_balancer; }"
 --- request eval
-"POST /v1/completions\n" . main::completion("hello")
---- response_body_like chop
-^pod1
+[ ("POST /v1/completions\n" . main::completion("hello")) x 3,
+  "GET /llmd/status" ]
+--- response_body_like eval
+[ qr/^pod1 1$/, qr/^pod1 1$/, qr/^pod1 1$/,
+  qr/"decisions":3,.*"picks":3,/s ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Endpoint" => qr/^\Q$ENV{TEST_NGINX_POD1}\E$/ }) x 3, {} ]
 --- error_log
+load balancing method redefined
+
+
+
+=== TEST 12: llmd_balancer before keepalive: both run (pod connections reused)
+--- http_config eval
+pods(1) . "upstream vllm { llmd_balancer; server $ENV{TEST_NGINX_POD1}; keepalive 4; }"
+--- request eval
+[ ("POST /v1/completions\n" . main::completion("hello")) x 3,
+  "GET /llmd/status" ]
+--- response_body_like eval
+[ qr/^pod1 1$/, qr/^pod1 2$/, qr/^pod1 3$/, qr/"decisions":3,.*"picks":3,/s ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Endpoint" => qr/^\Q$ENV{TEST_NGINX_POD1}\E$/ }) x 3, {} ]
+--- no_error_log
 load balancing method redefined

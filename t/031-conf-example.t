@@ -5,6 +5,7 @@ use warnings;
 use File::Temp ();
 use Test::More;
 use lib 't/lib';
+use Llmd::Ports qw(port);
 use Llmd::Util;
 
 my $root = Llmd::Util::repo_root();
@@ -25,7 +26,8 @@ like($conf, qr{llmd_json_errors on;}, 'the API location answers JSON errors');
 $conf =~ s{load_module \S+;}{load_module $so;} or die "no load_module";
 $conf =~ s{/etc/nginx/llmd/epp\.yaml}{$root/conf-examples/epp-default.yaml}g;
 $conf =~ s{/var/log/nginx/}{$dir/logs/}g;
-$conf =~ s{listen 80;}{listen 127.0.0.1:19899;};
+my $port = port(30);
+$conf =~ s{listen 80;}{listen 127.0.0.1:$port;};
 $conf = "pid $dir/nginx.pid;\nerror_log $dir/logs/error.log;\n$conf";
 open my $out, '>', "$dir/nginx.conf" or die "$!";
 print $out $conf;

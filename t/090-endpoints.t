@@ -12,6 +12,8 @@ use File::Temp ();
 use JSON::PP ();
 use Time::HiRes ();
 use Llmd::Fixtures;
+use Llmd::Ports qw(port);
+use Llmd::Proc;
 use Llmd::Util;
 use Llmd::DNS;
 
@@ -21,8 +23,9 @@ $ENV{TEST_NGINX_LLMD_SO} ||= repo_root() . "/build/ngx_http_llmd_module.so";
 master_on();
 workers(2);
 
-our $Port = 19630;                       # every pod's port
-our $KvPort = 19631;                     # every pod's KV-event PUB
+our $Port = port(30);                    # every pod's port
+our $KvPort = port(31);                  # every pod's KV-event PUB
+$ENV{TEST_NGINX_SIM_PORT} = $Port;
 our @Hosts = map { "127.0.0.$_" } 2 .. 6;
 our @Pods = map { "$_:$Port" } @Hosts;
 our $Name = 'pods.llmd.test';
@@ -34,24 +37,12 @@ our $File = "$Dir/endpoints.yaml";
 
 our $Dns = Llmd::DNS->start(zone => {});
 
-our $SimPid = fork() // die "fork: $!";
-if ($SimPid == 0) {
-    exec(repo_root() . "/build/bin/vllm-sim", "--hosts", join(",", @Hosts),
-         "--port", $Port, "--model", "m", "--block-size", 16,
-         "--time-scale", 20, "--tokenizer", $Tok,
-         "--kv-events", "tcp://*:$KvPort", "--quiet")
-        or die "exec vllm-sim: $!";
-}
-END { if ($SimPid) { kill 'TERM', $SimPid; waitpid $SimPid, 0; } }
-
-for my $h (@Hosts) {
-    Llmd::Util::wait_until(10, sub {
-        my $r = Llmd::Util::http_request(method => "GET", port => $Port,
-                                         path => "/health",
-                                         timeout => 1, addr => $h);
-        return $r && $r->{status} == 200;
-    }) or die "vllm-sim did not start on $h";
-}
+our $SimPid = Llmd::Proc::sim(
+    args => [ "--hosts", join(",", @Hosts), "--port", $Port, "--model", "m",
+              "--block-size", 16, "--time-scale", 20, "--tokenizer", $Tok,
+              "--kv-events", "tcp://*:$KvPort", "--quiet" ],
+    ports => [ map { ("$_:$Port", "$_:$KvPort") } @Hosts ],
+    health => \@Pods);
 
 our $Front = <<'EOF';
     location /v1/ {
@@ -74,11 +65,12 @@ sub dns_upstream {
     my $extra = $o{extra} // '';
     my $labels = $o{labels} ? " labels=$o{labels}" : '';
     my $balancer = $o{balancer} ? " $o{balancer}" : '';
+    my $interval = $o{interval} // '200ms';
     return "resolver 127.0.0.1:" . $Dns->port . " valid=1s ipv6=off;\n"
          . "resolver_timeout 1s;\n"
          . "upstream vllm {\n"
          . "    llmd_balancer$balancer;\n"
-         . "    llmd_endpoints dns $Name port=$Port interval=200ms$labels;\n"
+         . "    llmd_endpoints dns $Name port=$Port interval=$interval$labels;\n"
          . $extra
          . "}\n";
 }
@@ -176,7 +168,7 @@ die "requests went to " . join(",", keys %seen)
 --- request
 GET /llmd/metrics
 --- response_body_like chop
-llmd_endpoint_info\{upstream="vllm",endpoint="127\.0\.0\.2:19630",source="dns",state="active",labels="llm-d\.ai/role=decode,zone=a"\} 1
+llmd_endpoint_info\{upstream="vllm",endpoint="127\.0\.0\.2:$TEST_NGINX_SIM_PORT",source="dns",state="active",labels="llm-d\.ai/role=decode,zone=a"\} 1
 --- no_error_log
 [error]
 
@@ -215,8 +207,8 @@ GET /llmd/health
 --- response_body_like chop
 ^\{"status":"ready","upstreams":\{"vllm":\{"endpoints":2,"ready":2\}\}\}$
 --- error_log eval
-[qr/endpoint 127\.0\.0\.4:19630 of upstream "vllm" found by dns pods\.llmd\.test/,
- qr/endpoint 127\.0\.0\.2:19630 of upstream "vllm" is gone from dns/]
+[qr/endpoint 127\.0\.0\.4:$main::Port of upstream "vllm" found by dns pods\.llmd\.test/,
+ qr/endpoint 127\.0\.0\.2:$main::Port of upstream "vllm" is gone from dns/]
 
 
 
@@ -253,11 +245,11 @@ main::wait_active([ $main::Pods[1] ]) or die "recovery: " . main::active_set();
 --- request
 GET /llmd/status
 --- response_body_like chop
-"sources":\[\{"type":"dns","name":"pods\.llmd\.test","port":19630,.*"last_error":null\}\]
+"sources":\[\{"type":"dns","name":"pods\.llmd\.test","port":$TEST_NGINX_SIM_PORT,.*"last_error":null\}\]
 --- grep_error_log eval
-qr/dns pods\.llmd\.test port 19630 of upstream "vllm" failed/
+qr/dns pods\.llmd\.test port $main::Port of upstream "vllm" failed/
 --- grep_error_log_out
-dns pods.llmd.test port 19630 of upstream "vllm" failed
+dns pods.llmd.test port $TEST_NGINX_SIM_PORT of upstream "vllm" failed
 
 
 
@@ -269,15 +261,12 @@ main::dns_upstream()
 --- init
 main::wait_active([ @main::Pods[0, 1] ]) or die "start: " . main::active_set();
 my $out = "$main::Dir/churn";
-my $lg = fork() // die "fork: $!";
-if ($lg == 0) {
-    exec(repo_root() . "/build/bin/llmd-loadgen", "--url",
+my $lg = Llmd::Proc::spawn([ repo_root() . "/build/bin/llmd-loadgen", "--url",
          "http://127.0.0.1:" . Llmd::Util::server_port(), "--out", $out,
          "--quiet", "--model", "m", "--load", "constant", "--stage", "20:14",
          "--system-prompt-len", 64, "--question-len", 16,
          "--output-len", 8, "--num-groups", 4, "--prompts-per-group", 4,
-         "--timeout", 30) or die "exec llmd-loadgen: $!";
-}
+         "--timeout", 30 ]);
 my @figures;
 Time::HiRes::sleep(1);
 # three rounds: a pod joins, then another leaves
@@ -293,8 +282,8 @@ for my $round (0 .. 2) {
         or die "round $round: removal not seen: " . main::active_set();
     push @figures, sprintf("leave %.2f s", Time::HiRes::time() - $t0);
 }
-waitpid($lg, 0);
-die "llmd-loadgen exited with " . ($? >> 8) if $?;
+my $st = Llmd::Proc::wait_exit($lg, 60);
+die "llmd-loadgen exited with " . (($st // -1) >> 8) if $st // 1;
 open my $fh, '<', "$out/per_request_lifecycle_metrics.jsonl" or die "$!";
 my ($n, $failed, %by) = (0, 0);
 while (<$fh>) {
@@ -400,7 +389,7 @@ Llmd::Util::wait_until(10, sub {
 --- request
 GET /llmd/status
 --- response_body_like chop
-"name":"127\.0\.0\.6:19630","state":"active","source":"dns"
+"name":"127\.0\.0\.6:$TEST_NGINX_SIM_PORT","state":"active","source":"dns"
 --- no_error_log
 [alert]
 
@@ -491,11 +480,11 @@ qr/\[emerg\] .*llmd_balancer: file-discovery: \S*nope\.yaml: cannot open/
 
 
 
-=== TEST 13: a reload keeps discovered endpoints taking requests; a removed source's endpoints leave
+=== TEST 13: a reload keeps discovered endpoints taking requests; a removed source's endpoints leave, and stay gone
 --- setup
 main::dns_zone(@main::Hosts[0, 1]);
 --- http_config eval
-main::dns_upstream()
+main::dns_upstream(interval => "100ms")
 --- init
 main::wait_active([ @main::Pods[0, 1] ]) or die "start: " . main::active_set();
 my $conf = Llmd::Util::servroot() . "/conf/nginx.conf";
@@ -506,18 +495,36 @@ my ($s, $ep) = main::complete("right after the reload");
 die "status $s" unless $s == 200;
 die "endpoints after the reload: " . main::active_set()
     unless main::active_set() eq join(",", @main::Pods[0, 1]);
-# the same upstream with a file source instead: the DNS endpoints go
+# the same upstream with a file source instead: the DNS endpoints go, also
+# when the previous helper resolves the name once more while the new
+# configuration takes over (its DNS source asks every 100 ms); back and
+# forth three times
 main::write_endpoints([ $main::Hosts[4] ]);
-open my $in, '<', $conf or die;
-my $text = do { local $/; <$in> };
-close $in;
-$text =~ s{llmd_endpoints dns \S+ port=\d+ interval=200ms;}
-          {llmd_endpoints file $main::File interval=200ms;} or die "no dns";
-open my $out, '>', $conf or die;
-print $out $text;
-close $out;
-Llmd::Util::reload_nginx() or die "second reload failed";
-main::wait_active([ $main::Pods[4] ]) or die "after: " . main::active_set();
+my $edit = sub {
+    my ($from, $to) = @_;
+    open my $in, '<', $conf or die;
+    my $text = do { local $/; <$in> };
+    close $in;
+    $text =~ s{$from}{$to} or die "no $from";
+    open my $out, '>', $conf or die;
+    print $out $text;
+    close $out;
+    Llmd::Util::reload_nginx() or die "reload failed";
+};
+my $dns = qr{llmd_endpoints dns \S+ port=\d+ interval=100ms;};
+for my $round (1 .. 3) {
+    $edit->($dns, "llmd_endpoints file $main::File interval=200ms;");
+    main::wait_active([ $main::Pods[4] ])
+        or die "round $round, file: " . main::active_set();
+    Time::HiRes::sleep(0.3);
+    die "round $round: DNS endpoints came back: " . main::active_set()
+        unless main::active_set() eq $main::Pods[4];
+    last if $round == 3;
+    $edit->(qr{llmd_endpoints file \S+ interval=200ms;},
+            "llmd_endpoints dns $main::Name port=$main::Port interval=100ms;");
+    main::wait_active([ @main::Pods[0, 1] ])
+        or die "round $round, dns: " . main::active_set();
+}
 --- request
 GET /llmd/status
 --- response_body_unlike

@@ -7,45 +7,34 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use File::Temp ();
+use JSON::PP ();
+use Time::HiRes ();
 use POSIX ();
 use Llmd::Fixtures;
+use Llmd::Ports qw(port);
+use Llmd::Proc;
 use Llmd::Util;
 
 $ENV{TEST_NGINX_REPO} = repo_root();
 $ENV{TEST_NGINX_LLMD_SO} ||= repo_root() . "/build/ngx_http_llmd_module.so";
 
-our $Port = 19640;                       # every pod's port
-our $KvPort = 19641;
+our $Port = port(30);                    # every pod's port
+our $KvPort = port(31);
 our @Hosts = map { "127.0.0.$_" } 7 .. 9;
 our @Pods = map { "$_:$Port" } @Hosts;
 our $PortB = Llmd::Util::server_port() + 1;   # replica B
 our $Tok = repo_root() . "/t/data/tokenizer-tiny.json";
 our $Epp = repo_root() . "/t/data/epp-precise-sim.yaml";
 
-our $SimPid = fork() // die "fork: $!";
-if ($SimPid == 0) {
-    exec(repo_root() . "/build/bin/vllm-sim", "--hosts", join(",", @Hosts),
-         "--port", $Port, "--model", "m", "--block-size", 16,
-         "--time-scale", 20, "--tokenizer", $Tok,
-         "--kv-events", "tcp://*:$KvPort", "--quiet")
-        or die "exec vllm-sim: $!";
-}
+Llmd::Ports::assert_free($PortB);
+our $SimPid = Llmd::Proc::sim(
+    args => [ "--hosts", join(",", @Hosts), "--port", $Port, "--model", "m",
+              "--block-size", 16, "--time-scale", 20, "--tokenizer", $Tok,
+              "--kv-events", "tcp://*:$KvPort", "--quiet" ],
+    ports => [ map { ("$_:$Port", "$_:$KvPort") } @Hosts ],
+    health => \@Pods);
 
 our $BPid;
-END {
-    kill 'QUIT', $BPid if $BPid;
-    waitpid $BPid, 0 if $BPid;
-    if ($SimPid) { kill 'TERM', $SimPid; waitpid $SimPid, 0; }
-}
-
-for my $h (@Hosts) {
-    Llmd::Util::wait_until(10, sub {
-        my $r = Llmd::Util::http_request(method => "GET", port => $Port,
-                                         path => "/health", addr => $h,
-                                         timeout => 1);
-        return $r && $r->{status} == 200;
-    }) or die "vllm-sim did not start on $h";
-}
 
 sub upstream_of {
     my ($mode) = @_;
@@ -83,12 +72,9 @@ sub start_b {
             . " proxy_temp_path $dir;\n" . upstream_of($mode)
             . " server {\n listen 127.0.0.1:$main::PortB;\n$main::Front }\n}\n";
     close $fh;
-    $BPid = fork() // die "fork: $!";
-    if ($BPid == 0) {
-        open STDERR, '>', "$dir/logs/stderr.log";
-        exec("/usr/sbin/nginx", "-p", "$dir/", "-c", "$dir/nginx.conf")
-            or POSIX::_exit(127);
-    }
+    $BPid = Llmd::Proc::spawn([ "/usr/sbin/nginx", "-p", "$dir/",
+                                "-c", "$dir/nginx.conf" ],
+                              stderr => "$dir/logs/stderr.log");
     Llmd::Util::wait_until(10, sub {
         my $r = Llmd::Util::http_request(method => "GET", port => $PortB,
                                          path => "/llmd/status", timeout => 1);
@@ -99,7 +85,7 @@ sub start_b {
 sub stop_b {
     return unless $BPid;
     kill 'QUIT', $BPid;
-    waitpid $BPid, 0;
+    Llmd::Proc::wait_exit($BPid, 10) // Llmd::Proc::stop($BPid);
     $BPid = undef;
 }
 
@@ -135,20 +121,45 @@ __DATA__
 main::upstream_of('precise')
 --- init
 main::start_b('precise');
-# every pod caches a prompt of its own, sent to it directly
-for my $i (0 .. 2) {
+my @replicas = (Llmd::Util::server_port(), $main::PortB);
+my $direct = sub {
+    my ($i, $text) = @_;
     my $r = Llmd::Util::http_request(method => "POST", addr => $main::Hosts[$i],
         port => $main::Port, path => "/v1/completions",
-        body => completion(main::prompt($i)));
+        body => completion($text));
     die "pod $i answered $r->{status}" unless $r->{status} == 200;
-}
+};
+# blocks stored per replica port and pod name
+my $stored = sub {
+    my %s;
+    for my $port (@replicas) {
+        my $st = status_json(port => $port) or next;
+        $s{$port}{$_->{name}} = $_->{kv}{live} ? $_->{kv}{blocks_stored} : 0
+            for @{ $st->{upstreams}[0]{endpoints} };
+    }
+    return \%s;
+};
+# a SUB connects asynchronously and a pod's PUB drops what it publishes
+# before then: throwaway prompts until both replicas hear every pod
+my $n = 0;
+Llmd::Util::wait_until(20, sub {
+    $direct->($_, "warm-up $n " . main::prompt(9)) for 0 .. 2;
+    $n++;
+    Time::HiRes::sleep(0.2);
+    my $s = $stored->();
+    return 6 == grep { ($s->{$_->[0]}{$_->[1]} // 0) > 0 }
+                map { my $p = $_; map { [ $p, $_ ] } @main::Pods } @replicas;
+}) or die "the replicas do not hear every pod: "
+          . JSON::PP->new->canonical->encode($stored->());
+# every pod caches a prompt of its own, sent to it directly
+my $before = $stored->();
+$direct->($_, main::prompt($_)) for 0 .. 2;
 # both replicas received every pod's events
-for my $port (Llmd::Util::server_port(), $main::PortB) {
+for my $port (@replicas) {
     Llmd::Util::wait_until(10, sub {
-        my $st = status_json(port => $port) or return 0;
-        my @live = grep { $_->{kv}{live} && $_->{kv}{blocks_stored} > 0 }
-                   @{ $st->{upstreams}[0]{endpoints} };
-        return @live == 3;
+        my $s = $stored->();
+        return 3 == grep { ($s->{$port}{$_} // 0) > $before->{$port}{$_} }
+                    @main::Pods;
     }) or die "replica on $port does not see the three pods' events";
 }
 for my $i (0 .. 2) {

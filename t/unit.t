@@ -3,11 +3,14 @@
 # iff the binary exits 0; its TAP output (cmocka's
 # CMOCKA_MESSAGE_OUTPUT=TAP) is shown only when it fails.  A binary that is
 # missing or older than its source fails its subtest: a unit test that did
-# not build is never skipped silently.
+# not build is never skipped silently.  Each binary runs in an empty
+# temporary directory with LLMD_TEST_ROOT naming the checkout
+# (t/unit/test_data.h): a test that opens a file by a relative path fails.
 use strict;
 use warnings;
 use Cwd ();
 use File::Basename ();
+use File::Temp ();
 use POSIX ();
 use Test::More;
 use Time::HiRes ();
@@ -19,6 +22,7 @@ chdir $root or die "cannot chdir to $root: $!";
 my $limit = $ENV{LLMD_UNIT_TIMEOUT} || 60;
 
 my $dir = $ENV{LLMD_UNIT_DIR} || 'build/unit';
+my $work = File::Temp::tempdir('llmd-unit-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $make = $dir =~ m{(^|/)build-san/unit/?$} ? 'make unit SAN=address'
                                               : 'make unit';
 
@@ -61,6 +65,9 @@ sub run_binary {
         open STDERR, '>&', $w or POSIX::_exit(126);
         open STDIN, '<', '/dev/null';
         $ENV{CMOCKA_MESSAGE_OUTPUT} = 'TAP';
+        $ENV{LLMD_TEST_ROOT} //= $root;
+        $bin = "$root/$bin" unless $bin =~ m{^/};
+        chdir $work or POSIX::_exit(126);
         # For a sanitizer build (make ... SAN=address): where UB happened.
         $ENV{UBSAN_OPTIONS} //= 'print_stacktrace=1';
         { no warnings 'exec'; exec { $bin } $bin; }

@@ -273,6 +273,18 @@ ngx_llmd_endpoints_sync(ngx_llmd_srv_conf_t *lcf, ngx_llmd_source_t *src,
 
     ngx_shmtx_lock(&lcf->shpool->mutex);
 
+    /*
+     * A reload removed this source (ngx_llmd_endpoints_map() freed its
+     * endpoints) while the previous helper still runs: what it finds now
+     * must not bring them back.
+     */
+    if (src->index >= NGX_LLMD_MAX_SOURCES
+        || sh->sources[src->index].key != src->key)
+    {
+        ngx_shmtx_unlock(&lcf->shpool->mutex);
+        return 0;
+    }
+
     /* gone from the answer: drain */
     for (i = 0; i < LLMD_MAX_ENDPOINTS; i++) {
         ep = &sh->endpoints[i];

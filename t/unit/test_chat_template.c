@@ -17,11 +17,12 @@
 #include <cmocka.h>
 
 #include "tokenizer/llmd_chat_template.h"
+#include "test_data.h"
 
 
-#define QWEN3     "t/data/chat/qwen3.json"
-#define LLAMA3    "t/data/chat/llama3.json"
-#define LLAMA31   "t/data/chat/llama3_1-instruct.json"
+#define QWEN3     test_data("chat/qwen3.json")
+#define LLAMA3    test_data("chat/llama3.json")
+#define LLAMA31   test_data("chat/llama3_1-instruct.json")
 
 #define L31_SYS  "<|begin_of_text|><|start_header_id|>system<|end_header_id|>" \
                  "\n\nCutting Knowledge Date: December 2023\n"                  \
@@ -103,7 +104,7 @@ test_load(void **state)
     assert_string_equal(llmd_chat_template_variant(t), "llama3.1");
     llmd_chat_template_free(t);
 
-    assert_null(llmd_chat_template_load("t/data/chat/nonexistent.json", err,
+    assert_null(llmd_chat_template_load(test_data("chat/nonexistent.json"), err,
                                         sizeof(err)));
     assert_non_null(strstr(err, "nonexistent.json"));
 
@@ -482,7 +483,7 @@ test_builtin(void **state)
         "[{\"role\":\"system\",\"content\":\" s \"},"
         "{\"role\":\"user\",\"content\":[\"a\","
         "{\"type\":\"text\",\"text\":\"b\"}]}]";
-    static const char     *paths[] = { QWEN3, LLAMA3, LLAMA31 };
+    const char            *paths[] = { QWEN3, LLAMA3, LLAMA31 };
     static const char     *variants[] = { "qwen3", "llama3", "llama3.1" };
     static const char     *bos[] = { NULL, "<|begin_of_text|>",
                                      "<|begin_of_text|>" };

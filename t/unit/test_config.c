@@ -8,6 +8,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "test_data.h"
+
 #include "core/llmd_config.h"
 #include "test_epp.h"
 
@@ -66,7 +68,7 @@ test_seed_default(void **state)
     const llmd_profile_t  *p;
     const llmd_plugin_t   *pre;
 
-    cf = llmd_config_load_file("conf-examples/epp-default.yaml", err,
+    cf = llmd_config_load_file(test_path("conf-examples/epp-default.yaml"), err,
                                sizeof(err));
     assert_non_null(cf);
     assert_int_equal(cf->nwarnings, 0);
@@ -101,7 +103,7 @@ test_seed_load_and_random(void **state)
     llmd_config_t         *cf;
     const llmd_profile_t  *p;
 
-    cf = llmd_config_load_file("conf-examples/epp-load.yaml", err,
+    cf = llmd_config_load_file(test_path("conf-examples/epp-load.yaml"), err,
                                sizeof(err));
     assert_non_null(cf);
     p = llmd_config_primary_profile(cf);
@@ -109,7 +111,7 @@ test_seed_load_and_random(void **state)
     assert_null(llmd_profile_prefix_scorer(p));
     llmd_config_free(cf);
 
-    cf = llmd_config_load_file("conf-examples/epp-random.yaml", err,
+    cf = llmd_config_load_file(test_path("conf-examples/epp-random.yaml"), err,
                                sizeof(err));
     assert_non_null(cf);
     p = llmd_config_primary_profile(cf);
@@ -127,7 +129,7 @@ test_seed_precise(void **state)
     const llmd_profile_t  *p;
     const llmd_plugin_t   *pre;
 
-    cf = llmd_config_load_file("conf-examples/epp-precise.yaml", err,
+    cf = llmd_config_load_file(test_path("conf-examples/epp-precise.yaml"), err,
                                sizeof(err));
     assert_non_null(cf);
     assert_int_equal(cf->nwarnings, 0);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "test_data.h"
+
 #include "core/llmd_scheduler.h"
 #include "test_epp.h"
 
@@ -49,7 +51,7 @@ test_seed_default_worked_example(void **state)
         { .waiting = 4, .kv_usage = 0.9, .fresh = 1 },
     };
 
-    cf = load_file("conf-examples/epp-default.yaml");
+    cf = load_file(test_path("conf-examples/epp-default.yaml"));
     run(cf, eps, 3, 2, &rng, &res, scores);
 
     assert_true(fabs(res.total[0] - 3.9) < 1e-9);
@@ -177,7 +179,7 @@ test_random_and_weighted_pickers(void **state)
         { .kv_usage = 1.0, .fresh = 1 },
     };
 
-    cf = load_file("conf-examples/epp-random.yaml");
+    cf = load_file(test_path("conf-examples/epp-random.yaml"));
     for (i = 0; i < 3000; i++) {
         run(cf, eps, 3, 0, &rng, &res, scores);
         wins[res.order[0]]++;
@@ -221,7 +223,7 @@ test_stale_metrics(void **state)
         { .waiting = 0, .kv_usage = 0.0, .fresh = 0 },
     };
 
-    cf = load_file("conf-examples/epp-load.yaml");
+    cf = load_file(test_path("conf-examples/epp-load.yaml"));
     run(cf, eps, 3, 0, &rng, &res, scores);
     assert_int_equal(res.order[0], 0);
     assert_true(fabs(res.total[2] - res.total[1]) < 1e-9);
@@ -245,7 +247,7 @@ test_no_candidates(void **state)
     llmd_sched_input_t   in = { NULL, 0, 0, &rng };
     llmd_sched_result_t  res;
 
-    cf = load_file("conf-examples/epp-default.yaml");
+    cf = load_file(test_path("conf-examples/epp-default.yaml"));
     res.scores = scores;
     assert_int_equal(llmd_schedule(llmd_config_primary_profile(cf), &in,
                                    &res), -1);

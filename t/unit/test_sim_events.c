@@ -21,11 +21,12 @@
 
 #include "../../sim/sim.h"
 #include "tokenizer/llmd_chat_template.h"
+#include "test_data.h"
 
 
-#define QWEN3     "t/data/chat/qwen3.json"
-#define LLAMA3    "t/data/chat/llama3.json"
-#define LLAMA31   "t/data/chat/llama3_1-instruct.json"
+#define QWEN3     test_data("chat/qwen3.json")
+#define LLAMA3    test_data("chat/llama3.json")
+#define LLAMA31   test_data("chat/llama3_1-instruct.json")
 
 
 static void
@@ -597,7 +598,7 @@ test_chat_simple(void **state)
 static void
 test_chat_template(void **state)
 {
-    static const char     *configs[] = { QWEN3, LLAMA3, LLAMA31 };
+    const char            *configs[] = { QWEN3, LLAMA3, LLAMA31 };
     static const char     *variants[] = { "qwen3", "llama3", "llama3.1" };
     llmd_chat_template_t  *t, *simple;
     size_t                 c, i;
@@ -645,7 +646,7 @@ test_chat_template(void **state)
     assert_sim_refuses("{\"messages\":[]}");
 
     /* an unknown template: the simple rendering */
-    assert_int_equal(sim_chat_init("t/data/epp-precise-tiny.yaml", err,
+    assert_int_equal(sim_chat_init(test_data("epp-precise-tiny.yaml"), err,
                                    sizeof(err)), 0);
     assert_string_equal(sim_chat_template_name(), "simple (llama3)");
 

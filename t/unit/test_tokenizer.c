@@ -1,9 +1,13 @@
 /*
  * The byte-level BPE tokenizer on a small handmade tokenizer.json
  * (t/data/tokenizer-tiny.json: the 256 byte tokens as ids 0..255, a few
- * merges, added tokens with lstrip/rstrip, NFC, a BOS template).  The
- * expected ids were checked against the JavaScript reference.  Parity on
- * real tokenizers is t/040-tokenizer.t.
+ * merges, added tokens with lstrip/rstrip, NFC, a BOS template).  The ids
+ * the cases below expect are those of Hugging Face's own tokenizer: every
+ * case of t/data/tokenizer-tiny-ref.json (written by
+ * tools/tokenizer-tiny-ref.js with npm `tokenizers`, the Rust core of HF
+ * tokenizers; t/040-tokenizer.t checks the file is what HF computes) is
+ * encoded here and compared (test_hf_reference); the EXPECT cases are a
+ * readable subset of it.  Parity on real tokenizers is t/040-tokenizer.t.
  */
 
 #define _GNU_SOURCE  /* memmem */
@@ -17,11 +21,14 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <cJSON.h>
 
 #include "tokenizer/llmd_tokenizer.h"
+#include "test_data.h"
 
 
-#define FIXTURE  "t/data/tokenizer-tiny.json"
+#define FIXTURE  test_data("tokenizer-tiny.json")
+#define HF_REF   test_data("tokenizer-tiny-ref.json")
 #define BOS      300
 #define X_TOKEN  301    /* "<x>": lstrip, rstrip */
 #define XX_TOKEN 302    /* "<xx>" */
@@ -418,7 +425,7 @@ test_load_errors(void **state)
     char               err[256], path[64];
     llmd_tokenizer_t  *tok;
 
-    tok = llmd_tokenizer_load("t/data/does-not-exist.json", NULL, err,
+    tok = llmd_tokenizer_load(test_data("does-not-exist.json"), NULL, err,
                               sizeof(err));
     assert_null(tok);
     assert_non_null(strstr(err, "cannot open"));
@@ -457,6 +464,88 @@ test_load_errors(void **state)
 }
 
 
+/* The file's bytes (NUL-terminated); *len is their count. */
+static char *
+read_file(const char *path, size_t *len)
+{
+    FILE  *f;
+    char  *buf;
+    long   size;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        fail_msg("cannot open %s", path);
+    }
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    size = ftell(f);
+    rewind(f);
+    buf = malloc(size + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, size, f), size);
+    fclose(f);
+    buf[size] = '\0';
+    *len = size;
+    return buf;
+}
+
+
+static size_t
+unhex(const char *hex, char *out, size_t cap)
+{
+    size_t    n;
+    unsigned  byte;
+
+    for (n = 0; hex[2 * n] && hex[2 * n + 1]; n++) {
+        assert_true(n < cap);
+        assert_int_equal(sscanf(hex + 2 * n, "%2x", &byte), 1);
+        out[n] = (char) byte;
+    }
+    return n;
+}
+
+
+/* Every case Hugging Face's tokenizer encoded gives the same ids here. */
+static void
+test_hf_reference(void **state)
+{
+    char      *json, text[1024];
+    size_t     len, n, i, cases;
+    cJSON     *doc, *c, *name, *hex, *special, *ids, *id;
+    uint32_t   want[1024];
+
+    json = read_file(HF_REF, &len);
+    doc = cJSON_ParseWithLength(json, len);
+    free(json);
+    assert_non_null(doc);
+
+    cases = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(doc, "cases")) {
+        name = cJSON_GetObjectItem(c, "name");
+        hex = cJSON_GetObjectItem(c, "hex");
+        special = cJSON_GetObjectItem(c, "add_special");
+        ids = cJSON_GetObjectItem(c, "ids");
+        assert_true(cJSON_IsString(name) && cJSON_IsString(hex)
+                    && cJSON_IsBool(special) && cJSON_IsArray(ids));
+
+        n = unhex(hex->valuestring, text, sizeof(text));
+        i = 0;
+        cJSON_ArrayForEach(id, ids) {
+            assert_true(i < 1024);
+            want[i++] = (uint32_t) id->valuedouble;
+        }
+
+        expect_ids(tiny, text, n,
+                   cJSON_IsTrue(special) ? LLMD_TOK_ADD_SPECIAL_TOKENS : 0,
+                   want, i);
+        cases++;
+    }
+
+    cJSON_Delete(doc);
+    /* the file's 29 named cases and its random corpus */
+    assert_true(cases >= 200);
+}
+
+
 int
 main(void)
 {
@@ -473,6 +562,7 @@ main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_accessors),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_hf_reference),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

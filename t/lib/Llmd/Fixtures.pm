@@ -9,12 +9,21 @@ use warnings;
 use Exporter 'import';
 use JSON::PP ();
 use Time::HiRes ();
+use Llmd::Ports ();
 use Llmd::Util ();
 
 our @EXPORT = qw(pod pods upstream completion chat status_json wait_fresh
-                 repo_root prompt_of pod_port);
+                 repo_root prompt_of pod_port flaky_pod silent_server
+                 endpoint_status prom_has);
 
-our $BasePort = $ENV{TEST_NGINX_POD_BASE_PORT} || 19900;
+# Fake pod N listens on TEST_NGINX_POD_BASE_PORT + N: the file's own block
+# (Llmd::Ports) unless set.
+Llmd::Ports::set_defaults();
+our $BasePort = $ENV{TEST_NGINX_POD_BASE_PORT};
+
+# "127.0.0.1:<port of pod N>" as $TEST_NGINX_POD<N> (N = 1 .. 9), for the
+# sections of a block that expand environment variables.
+$ENV{"TEST_NGINX_POD$_"} = "127.0.0.1:" . ($BasePort + $_) for 1 .. 9;
 
 sub repo_root { return Llmd::Util::repo_root(); }
 
@@ -61,6 +70,50 @@ EOF
 }
 
 sub pods { return join "", map { pod($_) } @_; }
+
+# A pod (options of pod()) whose /metrics answers 503 while the file $down
+# exists (the helper process, user nobody, must be able to stat it).
+sub flaky_pod {
+    my ($n, $down, %o) = @_;
+    my $p = pod($n, %o);
+    my $if = "if (-f $down) { return 503; }";
+    $p =~ s#location = /metrics \{#location = /metrics {\n        $if#;
+    return $p;
+}
+
+# A TCP server on 127.0.0.1:$port that never answers: the kernel completes
+# the connections (up to its backlog) and nothing reads them. Returns the
+# listening socket; it stays up until the next silent_server() on the same
+# port or the end of the test.
+my %Silent;
+sub silent_server {
+    my ($port) = @_;
+    require IO::Socket::INET;
+    close(delete $Silent{$port}) if $Silent{$port};
+    my $s = $Silent{$port} = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                  LocalPort => $port, Listen => 128,
+                                  ReuseAddr => 1)
+        or die "silent server on $port: $!";
+    return $s;
+}
+
+# The status entry of one endpoint ("127.0.0.1:port") of the first upstream.
+sub endpoint_status {
+    my ($name, $st) = @_;
+    $st //= status_json() or return undef;
+    my ($e) = grep { $_->{name} eq $name }
+              @{ $st->{upstreams}[0]{endpoints} };
+    return $e;
+}
+
+# A regex matching a Prometheus text that has every one of these lines
+# (strings are whole lines, qr// match a whole line), in any order.
+sub prom_has {
+    my $re = join '', map {
+        ref $_ ? "(?=.*^(?:$_)\$)" : "(?=.*^\Q$_\E\$)"
+    } @_;
+    return qr/\A$re/ms;
+}
 
 # upstream(\@pod_numbers, balancer => "config=...", extra => "keepalive 8;")
 sub upstream {

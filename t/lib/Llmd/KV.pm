@@ -13,27 +13,13 @@ use ZMQ::FFI::Constants qw(ZMQ_PUB ZMQ_ROUTER ZMQ_LINGER);
 use Time::HiRes ();
 use Llmd::Util ();
 
-our @EXPORT = qw(kv_tokens kv_stored kv_removed kv_cleared kv_batch
+our @EXPORT = qw(kv_stored kv_removed kv_cleared kv_batch
                  kv_publisher kv_replayer kv_status_endpoint);
 
 my $Ctx;
 my $Mp = Data::MessagePack->new->prefer_integer(1)->utf8(1);
 
 sub ctx { $Ctx //= ZMQ::FFI->new; return $Ctx; }
-
-# Token ids of a text as the module computes them (build/bin/llmd-tokenize).
-sub kv_tokens {
-    my ($tokenizer, $text, %o) = @_;
-    my $bin = Llmd::Util::repo_root() . "/build/bin/llmd-tokenize";
-    my @args = ($bin, "--tokenizer", $tokenizer);
-    push @args, "--add-special" if $o{add_special};
-    open(my $in, "-|", "printf '%s' \Q$text\E | " . join(" ", @args))
-        or die "cannot run $bin: $!";
-    my $out = do { local $/; <$in> };
-    close $in or die "$bin failed";
-    $out =~ s/[\[\]\s]//g;
-    return [ map { 0 + $_ } split /,/, $out ];
-}
 
 # BlockStored in vLLM's array encoding: engine hashes for the full blocks of
 # @$tokens (block_size each), chained from $parent (undef = root).

@@ -13,6 +13,7 @@ use File::Basename ();
 use File::Spec ();
 use HTTP::Tiny ();
 use Time::HiRes ();
+use Llmd::Ports ();
 
 # Nothing by default: Llmd::Fixtures exports repo_root already and the tests
 # call these helpers fully qualified.
@@ -33,20 +34,21 @@ sub repo_root {
 
 # The server root of the running test harness.  The Lite harness and the
 # real Test::Nginx both keep it in a package variable; outside a harness it
-# is the default t/servroot.
+# is the file's own t/servroot-<file> (Llmd::Ports).
 sub servroot {
     no warnings 'once';
     return $Test::Nginx::Socket::Lite::ServRoot
         // $Test::Nginx::Util::ServRoot
         // $ENV{TEST_NGINX_SERVROOT}
-        // File::Spec->catdir(repo_root(), 't', 'servroot');
+        // do { Llmd::Ports::set_defaults(); $ENV{TEST_NGINX_SERVROOT} };
 }
 
 sub server_port {
     no warnings 'once';
     return $Test::Nginx::Socket::Lite::ServerPort
         // $Test::Nginx::Util::ServerPort
-        // $ENV{TEST_NGINX_SERVER_PORT} // $ENV{TEST_NGINX_PORT} // 1984;
+        // $ENV{TEST_NGINX_SERVER_PORT} // $ENV{TEST_NGINX_PORT}
+        // Llmd::Ports::port(0);
 }
 
 # Every deadline is multiplied by this: nginx under valgrind is ~20x slower.

@@ -10,14 +10,23 @@ package Test::Nginx::Socket;
 # main, so the test files' own subs and those of Llmd::Fixtures can be
 # called without a main:: prefix (real Test::Nginx evaluates them in
 # Test::Base::Filter and Test::Nginx::Util).
+#
+# The port and the server root default to the test file's own
+# (Llmd::Ports), so that `prove -j` can run files side by side.
 
 use strict;
 use warnings;
 use Cwd ();
+use Llmd::Ports ();
 
 our $Implementation;
 
 BEGIN {
+    # This file's own port block and server root (t/README.md), before
+    # either implementation reads TEST_NGINX_SERVER_PORT and
+    # TEST_NGINX_SERVROOT.
+    Llmd::Ports::set_defaults();
+
     my $self = Cwd::abs_path(__FILE__);
     my $real;
     if (!$ENV{TEST_NGINX_LITE}) {

@@ -354,11 +354,17 @@ EOF
 
 # A stale nginx of this server root (a previous run that was killed) is
 # stopped before anything else; anything else on our port is an error.
+# Only an nginx started with "-p <this server root>/" is touched: each test
+# file has its own server root (Llmd::Ports), so files running side by side
+# (prove -j) never stop each other's nginx.
 sub clear_stale_nginx {
     my $pid = read_pid_file();
     if ($pid && pid_alive($pid)) {
-        my $cmd = slurp("/proc/$pid/cmdline") // '';
-        if ($cmd =~ /nginx/ && index($cmd, $ServRoot) >= 0) {
+        # the master's title is "nginx: master process nginx ... -p DIR/ ..."
+        my @argv = split /[\0\s]+/, slurp("/proc/$pid/cmdline") // "";
+        my ($prefix) = map { $argv[$_ + 1] }
+                       grep { $argv[$_] eq '-p' } 0 .. $#argv - 1;
+        if (defined $prefix && $prefix eq "$ServRoot/") {
             warn "# stopping a stale nginx (pid $pid) of $ServRoot\n";
             $Running = { pid => $pid, kids => [ children_of($pid) ] };
             stop_nginx();
@@ -711,7 +717,7 @@ sub check_response {
             ok(!defined $actual, "$name - header $k not present$tag")
                 or diag("$k: $actual");
         } else {
-            is($actual // '', $v, "$name - header $k ok$tag");
+            is($actual // '', expand_env($v), "$name - header $k ok$tag");
         }
     }
     for my $c (header_checks(indexed($name, 'response_headers_like',
@@ -730,7 +736,7 @@ sub check_response {
     for my $sec (qw(response_body_like response_body_unlike)) {
         my $pat = indexed($name, $sec, sec($block, $sec), $idx, $n);
         next unless defined $pat;
-        my $re = ref $pat eq 'Regexp' ? $pat : qr/$pat/s;
+        my $re = ref $pat eq 'Regexp' ? $pat : qr/${\ expand_env($pat)}/s;
         my $body = $res->{body};
         my $show = length $body > 200 ? substr($body, 0, 200) . '...' : $body;
         $show =~ s/\s+$//;
@@ -995,9 +1001,11 @@ sub run_tests {
     }
     clear_stale_nginx();
 
-    # The server root of a block that failed is kept here for a post-mortem.
+    # The server root of a block that failed is kept here for a post-mortem
+    # (t/servroot-failed/<file>/ for the default server roots).
     (my $file = File::Basename::basename($0)) =~ s/\.t$//;
-    my $keep = File::Spec->catdir("$ServRoot-failed", $file);
+    my $keep = File::Spec->catdir(File::Basename::dirname($ServRoot),
+                                  'servroot-failed', $file);
     File::Path::remove_tree($keep) if -e $keep;
 
     my $tb = Test::More->builder;

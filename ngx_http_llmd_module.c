@@ -281,6 +281,10 @@ ngx_http_llmd_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_llmd_decide_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_llmd_reject_init(cf);
 }
 
@@ -507,6 +511,10 @@ ngx_http_llmd_load_config(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
     }
 
     lcf->profile = profile;
+
+    if (ngx_llmd_decide_conf(cf, lcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (lcf->cf->discovery && ngx_http_llmd_epp_discovery(cf, lcf) != NGX_OK) {
         return NGX_ERROR;

@@ -179,7 +179,7 @@ wait_fresh(3) or die "metrics never became fresh";
 
 
 
-=== TEST 4: disagg-profile-handler with always-disagg-pd-decider: every request, cached or not, is disaggregated; retries of the decode leg take the next decode pod, the prefill pod stays
+=== TEST 4: disagg-profile-handler with always-disagg-pd-decider: every request, cached or not, is disaggregated; a retry of the decode leg (the best decode pod answers 502) takes the next decode pod, with the same prefill pod
 --- user_files
 >>> always.yaml
 apiVersion: llm-d.ai/v1alpha1
@@ -203,9 +203,9 @@ schedulingProfiles:
   - pluginRef: decode-filter
   - pluginRef: queue-scorer
 --- http_config eval
-main::echo_pods(1 .. 2)
+main::echo_pod(1) . main::echo_pod(2, waiting => 5)
 . main::pod(3, body => "broken\\n", extra => "location /v1/ { return 502; }")
-. main::pd_upstream("../html/always.yaml",
+. main::pd_upstream("../html/always.yaml", server_args => " max_fails=0",
       extra => main::labels(1 => "llm-d.ai/role=prefill",
                             2 => "llm-d.ai/role=decode",
                             3 => "llm-d.ai/role=decode"))
@@ -219,7 +219,7 @@ wait_fresh(3) or die "metrics never became fresh";
 [ (qr/^pod2 pf=\Q$main::P1\E$/) x 4 ]
 --- response_headers_like eval
 [ ({ "X-LLMD-Prefill" => qr/^\Q$main::P1\E$/,
-     "X-Upstreams" => qr/^(\Q$main::P3\E, )?\Q$main::P2\E$/ }) x 4 ]
+     "X-Upstreams" => qr/^\Q$main::P3\E, \Q$main::P2\E$/ }) x 4 ]
 
 
 
@@ -555,3 +555,48 @@ die "second request not on the decode pod $ep"
 "GET /llmd/status"
 --- response_body_like eval
 qr/"pd_decisions":1,/
+
+
+
+=== TEST 19: header-profile-handler: the profile the request's header names, its defaultProfile without one; a name that is no profile: 503
+--- user_files
+>>> hdr.yaml
+apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: decode-filter
+- type: prefill-filter
+- type: queue-scorer
+- type: header-profile-handler
+schedulingProfiles:
+- name: prefill
+  plugins:
+  - pluginRef: prefill-filter
+  - pluginRef: queue-scorer
+- name: decode
+  plugins:
+  - pluginRef: decode-filter
+  - pluginRef: queue-scorer
+--- http_config eval
+main::echo_pods(1 .. 3) . main::pd_upstream("../html/hdr.yaml")
+--- init
+wait_fresh(3) or die "metrics never became fresh";
+for my $i (1 .. 8) {
+    my $want = $i % 2 ? "prefill" : undef;
+    my $r = Llmd::Util::http_request(method => "POST", path => "/v1/completions",
+        headers => $want ? { "EPP-Profile" => " $want " } : {},
+        body => main::completion(main::prompt_of("hdr-$i")));
+    die "status $r->{status}" unless $r->{status} == 200;
+    my $ep = $r->{headers}{"x-llmd-endpoint"};
+    my $profile = $r->{headers}{"x-llmd-profile"};
+    die "request $i ($profile) on $ep"
+        unless $want ? ($ep eq $main::P1 && $profile eq "prefill")
+                     : ($ep ne $main::P1 && $profile eq "decode");
+}
+--- more_headers
+epp-profile: encode
+--- request eval
+main::post(main::completion("x"))
+--- error_code: 503
+--- response_body_like eval
+qr/"type":"ServiceUnavailableError"/

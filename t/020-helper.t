@@ -255,3 +255,47 @@ GET /llmd/status
 --- no_error_log
 [emerg]
 cannot bind
+
+
+
+=== TEST 6: no-hit-lru-scorer: the LRU is shared by both workers and kept across a reload (cold requests keep taking the pods in turn)
+--- user_files
+>>> nohit.yaml
+apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: prefix-cache-scorer
+- type: no-hit-lru-scorer
+  parameters:
+    lruSize: 16
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+    weight: 0
+  - pluginRef: no-hit-lru-scorer
+--- http_config eval
+pods(1 .. 3) . upstream([1 .. 3], balancer => "config=../html/nohit.yaml")
+--- init
+wait_fresh(3) or die "metrics never became fresh";
+my @seen;
+my $cold = sub {
+    my ($n) = @_;
+    for my $i (1 .. $n) {
+        my ($ep) = complete(prompt_of("cold-" . scalar(@seen)));
+        push @seen, $ep;
+    }
+};
+# 7 before the reload: a state lost there would start again at the first pod
+$cold->(7);
+Llmd::Util::reload_nginx() or die "reload failed";
+$cold->(5);
+my %first = map { $_ => 1 } @seen[0 .. 2];
+die "first three cold requests not on three pods: @seen" unless keys %first == 3;
+for my $i (3 .. $#seen) {
+    die "cold request $i not in turn: @seen" unless $seen[$i] eq $seen[$i - 3];
+}
+--- request
+GET /llmd/status
+--- response_body_like eval
+qr/"picks":4,.*"picks":4,.*"picks":4,/s

@@ -117,6 +117,54 @@ test_vllm_scrape(void **state)
     assert_true(m.kv_usage == 0.0421);
     assert_int_equal(m.block_size, 16);
     assert_int_equal(m.num_gpu_blocks, 27951);
+    assert_true(m.have_lora);
+    assert_int_equal(m.lora_max, 4);
+    assert_string_equal(m.lora_running, "sql-lora");
+    assert_string_equal(m.lora_waiting, "");
+}
+
+
+/* vllm:lora_requests_info: the latest series (largest value) wins. */
+static void
+test_lora_requests_info(void **state)
+{
+    char  text[1024], names[400];
+    int   i, n;
+
+    assert_int_equal(parse(
+        "vllm:num_requests_waiting 0\n"
+        "vllm:lora_requests_info{max_lora=\"2\",running_lora_adapters=\"a\","
+        "waiting_lora_adapters=\"\"} 100\n"
+        "vllm:lora_requests_info{max_lora=\"2\",running_lora_adapters=\"a,b\","
+        "waiting_lora_adapters=\"c\"} 300\n"
+        "vllm:lora_requests_info{max_lora=\"2\",running_lora_adapters=\"\","
+        "waiting_lora_adapters=\"\"} 200\n"), 0);
+    assert_true(m.have_lora);
+    assert_int_equal(m.lora_max, 2);
+    assert_string_equal(m.lora_running, "a,b");
+    assert_string_equal(m.lora_waiting, "c");
+
+    /* no max_lora: not usable; none at all: no LoRA information */
+    assert_int_equal(parse(
+        "vllm:num_requests_waiting 0\n"
+        "vllm:lora_requests_info{running_lora_adapters=\"a\"} 100\n"), 0);
+    assert_false(m.have_lora);
+
+    /* a list too long is cut after the last whole name */
+    n = 0;
+    for (i = 0; i < 40; i++) {
+        n += sprintf(names + n, "%sadapter%02d", i ? "," : "", i);
+    }
+
+    snprintf(text, sizeof(text), "vllm:num_requests_running 1\n"
+             "vllm:lora_requests_info{max_lora=\"1\","
+             "running_lora_adapters=\"%s\"} 5\n", names);
+    assert_int_equal(parse(text), 0);
+    assert_true(m.have_lora);
+    assert_true(strlen(m.lora_running) < LLMD_LORA_LEN);
+    assert_int_equal(strlen(m.lora_running) % 10, 9);
+    assert_memory_equal(m.lora_running, names, strlen(m.lora_running));
+    assert_string_equal(m.lora_waiting, "");
 }
 
 
@@ -533,6 +581,7 @@ main(void)
         cmocka_unit_test(test_comments_and_names),
         cmocka_unit_test(test_malformed_lines_skipped),
         cmocka_unit_test(test_cache_config_info),
+        cmocka_unit_test(test_lora_requests_info),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_binary_garbage),
         cmocka_unit_test(test_huge_lines),

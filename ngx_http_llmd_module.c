@@ -28,6 +28,8 @@ static ngx_int_t ngx_http_llmd_load_config(ngx_conf_t *cf,
 static void ngx_http_llmd_free_config(void *data);
 static char *ngx_http_llmd_kv_events(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_llmd_server_labels(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_llmd_endpoints(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_llmd_source_add(ngx_conf_t *cf,
@@ -50,6 +52,13 @@ static ngx_command_t  ngx_http_llmd_commands[] = {
     { ngx_string("llmd_endpoints"),
       NGX_HTTP_UPS_CONF|NGX_CONF_2MORE,
       ngx_http_llmd_endpoints,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmd_server_labels"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_2MORE,
+      ngx_http_llmd_server_labels,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
@@ -281,6 +290,10 @@ ngx_http_llmd_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_llmd_decide_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_llmd_reject_init(cf);
 }
 
@@ -508,6 +521,10 @@ ngx_http_llmd_load_config(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
 
     lcf->profile = profile;
 
+    if (ngx_llmd_decide_conf(cf, lcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (lcf->cf->discovery && ngx_http_llmd_epp_discovery(cf, lcf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -642,6 +659,96 @@ static void
 ngx_http_llmd_free_config(void *data)
 {
     llmd_config_free(data);
+}
+
+
+/*
+ * llmd_server_labels ADDRESS k=v[,k=v...] [k=v ...];
+ *
+ * Labels of the `server` whose address (as written, or one ip:port it
+ * resolved to) is ADDRESS, e.g. llm-d.ai/role=prefill; matched when the
+ * balancer takes the servers (ngx_llmd_statics_init).
+ */
+static char *
+ngx_http_llmd_server_labels(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_llmd_srv_conf_t  *lcf = conf;
+
+    char                       err[LLMD_ERRLEN];
+    u_char                    *p;
+    size_t                     len;
+    ngx_str_t                 *value;
+    ngx_uint_t                 i;
+    ngx_llmd_server_labels_t  *sl;
+
+    if (!lcf->enabled) {
+        return "must come after \"llmd_balancer\"";
+    }
+
+    value = cf->args->elts;
+
+    if (lcf->server_labels == NULL) {
+        lcf->server_labels = ngx_array_create(cf->pool, 4,
+                                     sizeof(ngx_llmd_server_labels_t));
+        if (lcf->server_labels == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    sl = lcf->server_labels->elts;
+
+    for (i = 0; i < lcf->server_labels->nelts; i++) {
+        if (sl[i].address.len == value[1].len
+            && ngx_strncmp(sl[i].address.data, value[1].data,
+                           value[1].len) == 0)
+        {
+            return "is duplicate for this address";
+        }
+    }
+
+    len = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        len += value[i].len + 1;
+    }
+
+    p = ngx_pnalloc(cf->temp_pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    len = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (i > 2) {
+            p[len++] = ',';
+        }
+
+        ngx_memcpy(p + len, value[i].data, value[i].len);
+        len += value[i].len;
+    }
+
+    sl = ngx_array_push(lcf->server_labels);
+    if (sl == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    sl->address = value[1];
+    sl->line = cf->conf_file->line;
+    sl->used = 0;
+
+    if (len == 0
+        || llmd_labels_parse((char *) p, len, (char *) sl->labels, err,
+                             sizeof(err))
+           != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid labels for "
+                           "\"%V\": %s", &value[1],
+                           len ? err : "none given");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -35,6 +35,13 @@ typedef struct {
     llmd_span_t  num_gpu_blocks;
     unsigned     have_block_size:1;
     unsigned     have_num_gpu_blocks:1;
+    /* vllm:lora_requests_info */
+    llmd_span_t  running;
+    llmd_span_t  waiting;
+    llmd_span_t  max_lora;
+    unsigned     have_running:1;
+    unsigned     have_waiting:1;
+    unsigned     have_max_lora:1;
 } llmd_prom_labels_t;
 
 
@@ -44,7 +51,8 @@ typedef enum {
     LLMD_PROM_RUNNING,
     LLMD_PROM_KV,
     LLMD_PROM_GPU,
-    LLMD_PROM_CACHE_INFO
+    LLMD_PROM_CACHE_INFO,
+    LLMD_PROM_LORA
 } llmd_prom_metric_t;
 
 
@@ -55,6 +63,7 @@ static const char *llmd_prom_labels(const char *p, const char *last,
     llmd_prom_labels_t *labels);
 static int llmd_prom_value(const char *p, const char *last, double *value);
 static int llmd_prom_uint32(llmd_span_t *s, uint32_t *value);
+static void llmd_prom_list(const llmd_span_t *s, char *out);
 
 
 int
@@ -62,7 +71,7 @@ llmd_prom_parse_vllm(const char *text, size_t len,
     llmd_vllm_metrics_t *out, char *err, size_t errlen)
 {
     int                  have_gpu;
-    double               value, gpu;
+    double               value, gpu, lora_time;
     size_t               samples, comments;
     uint32_t             n;
     const char          *p, *eol, *last, *q;
@@ -82,6 +91,7 @@ llmd_prom_parse_vllm(const char *text, size_t len,
 
     have_gpu = 0;
     gpu = 0;
+    lora_time = 0;
     samples = 0;
     comments = 0;
 
@@ -173,6 +183,24 @@ llmd_prom_parse_vllm(const char *text, size_t len,
                 out->have_cache_info = 1;
             }
 
+            break;
+
+        case LLMD_PROM_LORA:
+            /* one series per adapter state, valued by when it was set */
+            if (!isfinite(value) || (out->have_lora && value <= lora_time)
+                || !labels.have_max_lora
+                || llmd_prom_uint32(&labels.max_lora, &n) != 0)
+            {
+                break;
+            }
+
+            out->have_lora = 1;
+            out->lora_max = n;
+            lora_time = value;
+            llmd_prom_list(labels.have_running ? &labels.running : NULL,
+                           out->lora_running);
+            llmd_prom_list(labels.have_waiting ? &labels.waiting : NULL,
+                           out->lora_waiting);
             break;
 
         default:
@@ -292,6 +320,7 @@ llmd_prom_metric(const char *name, size_t len)
         LLMD_PROM_NAME("vllm:kv_cache_usage_perc", LLMD_PROM_KV),
         LLMD_PROM_NAME("vllm:gpu_cache_usage_perc", LLMD_PROM_GPU),
         LLMD_PROM_NAME("vllm:cache_config_info", LLMD_PROM_CACHE_INFO),
+        LLMD_PROM_NAME("vllm:lora_requests_info", LLMD_PROM_LORA),
 #undef LLMD_PROM_NAME
     };
     size_t  i;
@@ -409,6 +438,27 @@ llmd_prom_labels(const char *p, const char *last, llmd_prom_labels_t *labels)
             labels->num_gpu_blocks.p = value;
             labels->num_gpu_blocks.last = p;
             labels->have_num_gpu_blocks = 1;
+
+        } else if (len == sizeof("running_lora_adapters") - 1
+                   && memcmp(name, "running_lora_adapters", len) == 0)
+        {
+            labels->running.p = value;
+            labels->running.last = p;
+            labels->have_running = 1;
+
+        } else if (len == sizeof("waiting_lora_adapters") - 1
+                   && memcmp(name, "waiting_lora_adapters", len) == 0)
+        {
+            labels->waiting.p = value;
+            labels->waiting.last = p;
+            labels->have_waiting = 1;
+
+        } else if (len == sizeof("max_lora") - 1
+                   && memcmp(name, "max_lora", len) == 0)
+        {
+            labels->max_lora.p = value;
+            labels->max_lora.last = p;
+            labels->have_max_lora = 1;
         }
 
         p++;    /* closing quote */
@@ -497,4 +547,39 @@ llmd_prom_uint32(llmd_span_t *s, uint32_t *value)
 
     *value = (uint32_t) n;
     return 0;
+}
+
+
+/*
+ * An adapter list label value into out[LLMD_LORA_LEN]: as exposed, cut
+ * after the last whole name that fits; escapes and quotes are dropped (no
+ * adapter name holds them). s NULL: empty.
+ */
+static void
+llmd_prom_list(const llmd_span_t *s, char *out)
+{
+    size_t       n, comma;
+    const char  *p;
+
+    n = 0;
+    comma = 0;
+
+    for (p = s ? s->p : NULL; s && p < s->last; p++) {
+        if (*p == '\\' || *p == '"') {
+            continue;
+        }
+
+        if (n == LLMD_LORA_LEN - 1) {
+            n = comma;
+            break;
+        }
+
+        if (*p == ',') {
+            comma = n;
+        }
+
+        out[n++] = *p;
+    }
+
+    out[n] = '\0';
 }

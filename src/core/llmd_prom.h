@@ -8,6 +8,9 @@
 
 #include "core/llmd_common.h"
 
+/* Bytes of a LoRA adapter list "a,b", NUL included. */
+#define LLMD_LORA_LEN  128
+
 typedef struct {
     double     waiting;          /* vllm:num_requests_waiting */
     double     running;          /* vllm:num_requests_running */
@@ -19,6 +22,13 @@ typedef struct {
     unsigned   have_running:1;
     unsigned   have_kv:1;
     unsigned   have_cache_info:1;
+    /* vllm:lora_requests_info, the series with the latest value (its
+       timestamp), as llm-d reads it: adapter lists as exposed ("a,b",
+       cut at the last whole name that fits), max_lora */
+    unsigned   have_lora:1;
+    uint32_t   lora_max;
+    char       lora_running[LLMD_LORA_LEN];
+    char       lora_waiting[LLMD_LORA_LEN];
 } llmd_vllm_metrics_t;
 
 /*

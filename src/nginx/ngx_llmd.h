@@ -14,9 +14,11 @@
 #include "core/llmd_common.h"
 #include "core/llmd_config.h"
 #include "core/llmd_scheduler.h"
+#include "core/llmd_decide.h"
 #include "core/llmd_prefix_index.h"
 #include "core/llmd_prompt.h"
 #include "core/llmd_labels.h"
+#include "core/llmd_prom.h"
 #include "kv/llmd_kv_events.h"
 #include "kv/llmd_kv_keys.h"
 #include "kv/llmd_kv_index.h"
@@ -25,13 +27,15 @@
 
 
 #define NGX_LLMD_SHM_MAGIC        0x6c6c6d64
-#define NGX_LLMD_SHM_VERSION      2
+#define NGX_LLMD_SHM_VERSION      3
 #define NGX_LLMD_NAME_LEN         64
 #define NGX_LLMD_ERROR_LEN        120
 /* decision-time histogram upper bounds, microseconds (+Inf implied) */
 #define NGX_LLMD_HIST_BUCKETS     12
 #define NGX_LLMD_DEFAULT_ZONE_SIZE  (16 * 1024 * 1024)
 #define NGX_LLMD_MAX_SOURCES      8
+/* no-hit-lru-scorer states kept in an upstream's zone */
+#define NGX_LLMD_MAX_NOHIT        8
 
 
 /* Last scrape of one endpoint; written by the helper under a seqlock. */
@@ -48,6 +52,20 @@ typedef struct {
     ngx_msec_t                    error_time; /* last failed scrape */
     u_char                        last_error[NGX_LLMD_ERROR_LEN];
 } ngx_llmd_metrics_sh_t;
+
+
+/*
+ * vllm:lora_requests_info of one endpoint slot, written by the helper
+ * under a seqlock; kept apart from the slots, in the zone only when a
+ * lora-affinity-scorer is configured.
+ */
+typedef struct {
+    ngx_atomic_t                  seq;        /* odd while being written */
+    uint32_t                      max;        /* max_lora */
+    ngx_uint_t                    have;
+    u_char                        running[LLMD_LORA_LEN];
+    u_char                        waiting[LLMD_LORA_LEN];
+} ngx_llmd_lora_sh_t;
 
 
 /*
@@ -129,6 +147,15 @@ typedef struct {
 } ngx_llmd_source_sh_t;
 
 
+/* The LRU of one no-hit-lru-scorer, shared by all workers (under the
+   zone's mutex); found again after a reload by plugin name and size. */
+typedef struct {
+    u_char                        name[NGX_LLMD_NAME_LEN];
+    uint32_t                      capacity;
+    llmd_nohit_lru_t             *lru;
+} ngx_llmd_nohit_sh_t;
+
+
 /* Header of an upstream's zone; the prefix index follows in the zone. */
 typedef struct {
     uint32_t                      magic;
@@ -164,6 +191,11 @@ typedef struct {
     ngx_atomic_t                  precise_decisions;
     ngx_atomic_t                  precise_fallbacks; /* endpoint scored
                                                       approximately */
+    ngx_atomic_t                  pd_decisions;    /* a prefill pod was
+                                                      picked */
+    ngx_llmd_nohit_sh_t           nohit[NGX_LLMD_MAX_NOHIT];
+    ngx_llmd_lora_sh_t           *lora;       /* LLMD_MAX_ENDPOINTS, or
+                                                 NULL */
 } ngx_llmd_shctx_t;
 
 
@@ -175,7 +207,18 @@ typedef struct {
     ngx_uint_t                    max_conns;
     ngx_uint_t                    down;
     ngx_uint_t                    slot;       /* index in sh->endpoints */
+    u_char                       *labels;     /* llmd_server_labels, or
+                                                 NULL */
 } ngx_llmd_static_t;
+
+
+/* llmd_server_labels ADDRESS k=v ...: labels of a `server` address. */
+typedef struct {
+    ngx_str_t                     address;    /* as written */
+    u_char                        labels[LLMD_LABELS_LEN];
+    ngx_uint_t                    line;
+    ngx_uint_t                    used;
+} ngx_llmd_server_labels_t;
 
 
 /* llmd_endpoints dns NAME port=N | file PATH: where endpoints come from. */
@@ -216,6 +259,12 @@ typedef struct {
     size_t                        tokenize_limit;
 
     ngx_array_t                   statics;    /* ngx_llmd_static_t */
+    ngx_array_t                  *server_labels; /* ngx_llmd_server_labels_t */
+    llmd_nohit_lru_t            **nohit;      /* by plugin index, or NULL */
+    ngx_uint_t                    has_nohit;
+    ngx_uint_t                    has_labels; /* filters read labels */
+    ngx_uint_t                    has_lora;   /* lora-affinity-scorer */
+    ngx_uint_t                    has_session; /* session-affinity-* */
     ngx_array_t                   sources;    /* ngx_llmd_source_t */
     ngx_http_upstream_srv_conf_t *upstream;
     ngx_resolver_t               *resolver;   /* http{}'s, for dns */
@@ -275,7 +324,11 @@ typedef struct {
 
     ngx_uint_t                    neps;
     ngx_llmd_cand_t              *cands;          /* the ranked endpoints */
-    llmd_sched_result_t          *result;
+    llmd_sched_result_t          *result;         /* the decode stage's */
+    llmd_decision_t              *decision;
+    llmd_decide_input_t          *decide_in;
+    ngx_int_t                     prefill;        /* candidate or -1 */
+    ngx_str_t                     prefill_name;   /* its ip:port */
     double                       *match;          /* per candidate, blocks */
     uint32_t                      prefix_total;   /* blocks of the prompt */
     uint64_t                     *hashes;         /* approximate blocks */
@@ -292,6 +345,7 @@ typedef struct {
     ngx_uint_t                    indexed;
     uint64_t                      decision_ns;
     unsigned                      scheduled:1;
+    unsigned                      recorded:1;     /* llmd_decide_record */
     unsigned                      keepalive:1;    /* before an error */
     unsigned                      reject_armed:1;
     unsigned                      reject_done:1;
@@ -304,6 +358,21 @@ extern ngx_module_t  ngx_http_llmd_module;
 /* ngx_llmd_balancer.c: peer selection, one decision per request */
 ngx_int_t ngx_llmd_balancer_init(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us, ngx_llmd_srv_conf_t *lcf);
+
+/* ngx_llmd_decide.c: the decision (llmd_decide) and what it asks of the
+   request: P/D header, session header, no-hit LRU state */
+ngx_int_t ngx_llmd_decide_init(ngx_conf_t *cf);
+ngx_int_t ngx_llmd_decide_conf(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
+ngx_int_t ngx_llmd_decide_zone(ngx_llmd_srv_conf_t *lcf,
+    ngx_slab_pool_t *shpool, ngx_uint_t reload, ngx_log_t *log);
+void ngx_llmd_lora_write(ngx_llmd_shctx_t *sh, ngx_uint_t slot,
+    const llmd_vllm_metrics_t *vm);
+ngx_int_t ngx_llmd_decide(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_ctx_t *ctx, const llmd_request_t *req,
+    llmd_endpoint_state_t *eps, uint64_t *rng);
+void ngx_llmd_decide_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
+ngx_int_t ngx_llmd_pd_headers(ngx_http_request_t *r,
+    ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
 
 /* ngx_llmd_request.c: body -> parsed request, or a 400 */
 ngx_int_t ngx_llmd_request_read(ngx_http_request_t *r,

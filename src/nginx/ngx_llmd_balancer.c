@@ -9,10 +9,13 @@
  *   candidates     the ACTIVE endpoints               ngx_llmd_endpoints.c
  *   prefix match   approximate and precise            ngx_llmd_prefix.c
  *   endpoints      metrics and in-flight counts       (here)
- *   schedule       scorers, weights, picker           core/llmd_scheduler.c
+ *   decide         profile handler, profiles: filters, ngx_llmd_decide.c,
+ *                  scorers, weights, picker; deciders  core/llmd_decide.c
+ *   prefill pick   the prefill stage's best usable pod (here)
  *   record         decision time and counters         ngx_llmd_shm.c
  *
- * and keeps the ranking; get() hands out the best endpoint that is not
+ * then the request to the decode pod gets the prefill pod's address
+ * (ngx_llmd_pd_headers), and keeps the decode stage's ranking; get() hands out the best endpoint that is not
  * tried, gone, down, failed (max_fails within fail_timeout, counted for
  * all workers) or at max_conns (in flight across all workers), so
  * proxy_next_upstream retries take the next best; free() counts failures
@@ -28,6 +31,8 @@ static ngx_int_t ngx_llmd_schedule(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
 static void ngx_llmd_endpoint_states(ngx_llmd_srv_conf_t *lcf,
     ngx_llmd_ctx_t *ctx, llmd_endpoint_state_t *eps);
+static ngx_int_t ngx_llmd_prefill_pick(ngx_http_request_t *r,
+    ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
 static ngx_int_t ngx_llmd_get_peer(ngx_peer_connection_t *pc, void *data);
 static ngx_int_t ngx_llmd_usable(ngx_llmd_endpoint_sh_t *ep,
     ngx_llmd_cand_t *cand, time_t now);
@@ -92,6 +97,7 @@ ngx_llmd_init_peer(ngx_http_request_t *r, ngx_http_upstream_srv_conf_t *us)
     ctx->pool = r->pool;
     ctx->keepalive = r->keepalive;
     ctx->chosen = -1;
+    ctx->prefill = -1;
     ctx->active_slot = -1;
 
     ngx_http_set_ctx(r, ctx, ngx_http_llmd_module);
@@ -112,6 +118,10 @@ ngx_llmd_init_peer(ngx_http_request_t *r, ngx_http_upstream_srv_conf_t *us)
         return NGX_ERROR;
     }
 
+    if (ctx->decision && ngx_llmd_pd_headers(r, lcf, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     /* every candidate once at most; proxy_next_upstream_tries may cap it */
     r->upstream->peer.tries = ngx_max(ctx->neps, 1);
 
@@ -120,7 +130,7 @@ ngx_llmd_init_peer(ngx_http_request_t *r, ngx_http_upstream_srv_conf_t *us)
 
 
 /* One decision: request -> candidates -> prefix match -> endpoints ->
-   schedule. */
+   decide -> the prefill pick. */
 static ngx_int_t
 ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     ngx_llmd_ctx_t *ctx)
@@ -128,11 +138,10 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     uint64_t                start;
     ngx_int_t               rc;
     llmd_request_t          req;
-    llmd_sched_input_t      in;
-    llmd_sched_result_t    *res;
     llmd_endpoint_state_t   eps[LLMD_MAX_ENDPOINTS];
 
     start = ngx_llmd_now_ns();
+    ctx->prefill = -1;
 
     rc = ngx_llmd_request_read(r, lcf, ctx, &req);
     if (rc == NGX_ERROR) {
@@ -161,36 +170,80 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
     ngx_llmd_endpoint_states(lcf, ctx, eps);
 
-    res = ngx_palloc(r->pool, sizeof(llmd_sched_result_t));
-    if (res == NULL) {
+    if (ngx_llmd_decide(r, lcf, ctx, rc == NGX_OK ? &req : NULL, eps,
+                        &ngx_llmd_rng)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    res->nscorers = lcf->profile->nscorers;
-    res->scores = ngx_palloc(r->pool, sizeof(double) * ctx->neps
-                                      * ngx_max(res->nscorers, 1));
-    if (res->scores == NULL) {
+    if (ngx_llmd_prefill_pick(r, lcf, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    in.eps = eps;
-    in.neps = ctx->neps;
-    in.prefix_total = ctx->prefix_total;
-    in.rng = &ngx_llmd_rng;
-
-    if (llmd_schedule(lcf->profile, &in, res) != 0) {
-        return NGX_ERROR;
-    }
-
-    ctx->result = res;
     ctx->scheduled = 1;
     ctx->decision_ns = ngx_llmd_now_ns() - start;
 
     ngx_llmd_record_decision(lcf->sh, ctx->decision_ns);
 
 #if (NGX_DEBUG)
-    ngx_llmd_log_scores(r, lcf, ctx);
+    if (ctx->result) {
+        ngx_llmd_log_scores(r, lcf, ctx);
+    }
 #endif
+
+    return NGX_OK;
+}
+
+
+/*
+ * The prefill pod: the best of the prefill stage's order that may take a
+ * request now (nginx's rules, as for the decode pod). It stays the same
+ * when the decode leg is retried on the next decode pod.
+ */
+static ngx_int_t
+ngx_llmd_prefill_pick(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_ctx_t *ctx)
+{
+    time_t                   now;
+    ngx_uint_t               k, i;
+    llmd_stage_t            *st;
+    ngx_llmd_endpoint_sh_t  *ep;
+
+    if (ctx->decision == NULL || ctx->result == NULL) {
+        return NGX_OK;
+    }
+
+    st = &ctx->decision->prefill;
+    now = ngx_time();
+
+    for (k = 0; k < st->result.norder; k++) {
+        i = st->result.order[k];
+        ep = &lcf->sh->endpoints[ctx->cands[i].slot];
+
+        if (!ngx_llmd_usable(ep, &ctx->cands[i], now)) {
+            continue;
+        }
+
+        ctx->prefill_name.data = ngx_pnalloc(r->pool, NGX_LLMD_NAME_LEN);
+        if (ctx->prefill_name.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->prefill_name.len = ngx_min(ep->name_len, NGX_LLMD_NAME_LEN);
+        ngx_memcpy(ctx->prefill_name.data, ep->name, ctx->prefill_name.len);
+
+        if (ep->incarnation != ctx->cands[i].incarnation) {
+            continue;                 /* the slot changed hands meanwhile */
+        }
+
+        ctx->prefill = i;
+        (void) ngx_atomic_fetch_add(&lcf->sh->pd_decisions, 1);
+
+        return NGX_OK;
+    }
+
+    ctx->prefill_name.len = 0;
 
     return NGX_OK;
 }
@@ -297,6 +350,7 @@ ngx_llmd_get_peer(ngx_peer_connection_t *pc, void *data)
         (void) ngx_atomic_fetch_add(&ep->picks, 1);
 
         ngx_llmd_prefix_record(lcf, ctx, i, cand->slot);
+        ngx_llmd_decide_record(lcf, ctx);
 
         return NGX_OK;
     }
@@ -408,9 +462,15 @@ ngx_llmd_log_scores(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     ngx_llmd_ctx_t *ctx)
 {
     ngx_uint_t               s, i, n;
+    const llmd_profile_t    *profile;
     ngx_llmd_endpoint_sh_t  *ep;
 
     n = ctx->neps;
+    profile = ctx->decision->decode.profile;
+
+    if (ctx->result->scores == NULL) {
+        return;
+    }
 
     for (s = 0; s < ctx->result->nscorers; s++) {
         for (i = 0; i < n; i++) {
@@ -418,11 +478,11 @@ ngx_llmd_log_scores(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
             ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "llmd: Calculated score plugin=%s/%s "
                            "endpoint=%*s score=%.4f weight=%.2f",
-                           lcf->profile->scorers[s].plugin->type_name,
-                           lcf->profile->scorers[s].plugin->name,
+                           profile->scorers[s].plugin->type_name,
+                           profile->scorers[s].plugin->name,
                            ep->name_len, ep->name,
                            ctx->result->scores[s * n + i],
-                           lcf->profile->scorers[s].weight);
+                           profile->scorers[s].weight);
         }
     }
 }

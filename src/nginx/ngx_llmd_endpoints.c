@@ -33,6 +33,7 @@ ngx_llmd_statics_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
 {
     ngx_uint_t                     i, j, k, n;
     ngx_llmd_static_t             *st;
+    ngx_llmd_server_labels_t      *sl;
     ngx_http_upstream_server_t    *server;
     ngx_http_upstream_srv_conf_t  *uscf;
 
@@ -117,6 +118,37 @@ ngx_llmd_statics_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
             st->max_conns = server[i].max_conns;
             st->down = server[i].down;
             st->slot = LLMD_MAX_ENDPOINTS;
+            st->labels = NULL;
+
+            /* llmd_server_labels: by the address as written or resolved */
+            sl = lcf->server_labels ? lcf->server_labels->elts : NULL;
+
+            for (k = 0; sl && k < lcf->server_labels->nelts; k++) {
+                if ((sl[k].address.len == server[i].name.len
+                     && ngx_strncmp(sl[k].address.data, server[i].name.data,
+                                    server[i].name.len) == 0)
+                    || (sl[k].address.len == st->addr.name.len
+                        && ngx_strncmp(sl[k].address.data,
+                                       st->addr.name.data,
+                                       st->addr.name.len) == 0))
+                {
+                    st->labels = sl[k].labels;
+                    sl[k].used = 1;
+                    break;
+                }
+            }
+        }
+    }
+
+    sl = lcf->server_labels ? lcf->server_labels->elts : NULL;
+
+    for (k = 0; sl && k < lcf->server_labels->nelts; k++) {
+        if (!sl[k].used) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "upstream \"%V\": "
+                               "llmd_server_labels \"%V\" (line %ui) names "
+                               "no server", &uscf->host, &sl[k].address,
+                               sl[k].line);
+            return NGX_ERROR;
         }
     }
 
@@ -201,7 +233,13 @@ ngx_llmd_endpoints_map(ngx_llmd_srv_conf_t *lcf, ngx_log_t *log)
         ep = &sh->endpoints[s];
         ep->source_key = 0;
         ep->source_type = NGX_LLMD_SOURCE_STATIC;
-        ep->labels[0] = '\0';
+        if (st[j].labels) {
+            ngx_cpystrn(ep->labels, st[j].labels, LLMD_LABELS_LEN);
+
+        } else {
+            ep->labels[0] = '\0';
+        }
+
         ep->max_fails = st[j].max_fails;
         ep->fail_timeout = st[j].fail_timeout;
         ep->max_conns = st[j].max_conns;

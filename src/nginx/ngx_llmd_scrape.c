@@ -393,6 +393,8 @@ ngx_llmd_scrape_done(ngx_llmd_scrape_t *sc)
         m.num_gpu_blocks = vm.num_gpu_blocks;
     }
 
+    ngx_llmd_lora_write(sc->lcf->sh, sc->slot, &vm);
+
     m.updated = ngx_current_msec ? ngx_current_msec : 1;
 
     ngx_llmd_metrics_write(ep, &m);

@@ -86,6 +86,11 @@ ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
         ngx_shmtx_lock(&shpool->mutex);
         rc = ngx_llmd_endpoints_map(lcf, shm_zone->shm.log);
+
+        if (rc == NGX_OK) {
+            rc = ngx_llmd_decide_zone(lcf, shpool, 1, shm_zone->shm.log);
+        }
+
         ngx_shmtx_unlock(&shpool->mutex);
 
         return rc;
@@ -114,6 +119,10 @@ ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                 &shm_zone->shm.name);
 
     shpool->log_nomem = 0;
+
+    if (ngx_llmd_decide_zone(lcf, shpool, 0, shm_zone->shm.log) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     /*
      * The indexes take every remaining page: all of it for the approximate

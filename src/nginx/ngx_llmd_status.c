@@ -172,7 +172,7 @@ ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf, ngx_uint_t *max)
     for (i = 0; i < lmcf->upstreams.nelts; i++) {
         max[i] = ngx_llmd_status_endpoints(lcfp[i]);
 
-        size += 6144 + 8 * lcfp[i]->upstream->host.len
+        size += 6400 + 9 * lcfp[i]->upstream->host.len
                 + lcfp[i]->config_file.len
                 + NGX_LLMD_HIST_BUCKETS * (128 + lcfp[i]->upstream->host.len)
                 + lcfp[i]->sources.nelts
@@ -222,7 +222,7 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
     p = ngx_sprintf(p, "\",\"profile\":\"%s\",\"prefix_scorer\":%s,"
                     "\"decisions\":%uA,\"rejected_bad_request\":%uA,"
                     "\"rejected_no_endpoint\":%uA,\"load_only\":%uA,"
-                    "\"decision_us_mean\":%.1f,"
+                    "\"pd_decisions\":%uA,\"decision_us_mean\":%.1f,"
                     "\"prefix_index\":{\"entries\":%uL,\"capacity\":%uL,"
                     "\"evictions\":%uL,\"bytes\":%uz,"
                     "\"bytes_per_entry\":%uz,\"blocks_looked_up\":%uA,"
@@ -235,6 +235,7 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
                     : lcf->precise ? "\"precise\"" : "\"approximate\"",
                     sh->decisions, sh->rejected_bad_request,
                     sh->rejected_no_endpoint, sh->load_only,
+                    sh->pd_decisions,
                     sh->decisions
                         ? (double) sh->decision_ns_sum / sh->decisions / 1000
                         : 0.0,
@@ -379,9 +380,13 @@ ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
         "llmd_rejected_requests_total{upstream=\"%V\","
         "reason=\"bad_request\"} %uA\n"
         "llmd_rejected_requests_total{upstream=\"%V\","
-        "reason=\"no_endpoint\"} %uA\n",
+        "reason=\"no_endpoint\"} %uA\n"
+        "# HELP llmd_pd_decisions_total Decisions that picked a prefill "
+        "pod (prefill/decode disaggregation).\n"
+        "# TYPE llmd_pd_decisions_total counter\n"
+        "llmd_pd_decisions_total{upstream=\"%V\"} %uA\n",
         u, sh->decisions, u, sh->rejected_bad_request,
-        u, sh->rejected_no_endpoint);
+        u, sh->rejected_no_endpoint, u, sh->pd_decisions);
 
     p = ngx_sprintf(p,
         "# HELP inference_extension_scheduler_e2e_duration_seconds "

@@ -1,7 +1,9 @@
 /*
  * What the balancer decided, for access logs and headers:
  *   $llmd_endpoint      the endpoint picked (last attempt), e.g. 10.0.0.1:8000
- *   $llmd_profile       the scheduling profile that ran
+ *   $llmd_profile       the scheduling profile that routed the request
+ *                       (the decode stage's)
+ *   $llmd_prefill_endpoint  the prefill pod of a disaggregated request
  *   $llmd_prefix_match  prompt blocks found on the picked server / total
  *   $llmd_scores        every server with its weighted total, best first
  *   $llmd_decision_us   body parse + scoring + pick, microseconds
@@ -19,7 +21,8 @@ enum {
     NGX_LLMD_VAR_PROFILE,
     NGX_LLMD_VAR_PREFIX_MATCH,
     NGX_LLMD_VAR_SCORES,
-    NGX_LLMD_VAR_DECISION_US
+    NGX_LLMD_VAR_DECISION_US,
+    NGX_LLMD_VAR_PREFILL
 };
 
 
@@ -39,6 +42,9 @@ static ngx_http_variable_t  ngx_llmd_vars[] = {
 
     { ngx_string("llmd_decision_us"), NULL, ngx_llmd_variable,
       NGX_LLMD_VAR_DECISION_US, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmd_prefill_endpoint"), NULL, ngx_llmd_variable,
+      NGX_LLMD_VAR_PREFILL, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -97,8 +103,20 @@ ngx_llmd_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     case NGX_LLMD_VAR_PROFILE:
-        p = (u_char *) ctx->lcf->profile->name;
+        p = (u_char *) (ctx->decision && ctx->decision->decode.profile
+                        ? ctx->decision->decode.profile->name
+                        : ctx->lcf->profile->name);
         len = ngx_strlen(p);
+        break;
+
+    case NGX_LLMD_VAR_PREFILL:
+        if (ctx->prefill < 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        p = ctx->prefill_name.data;
+        len = ctx->prefill_name.len;
         break;
 
     case NGX_LLMD_VAR_PREFIX_MATCH:

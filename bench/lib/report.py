@@ -322,6 +322,7 @@ def main():
     for png, title in (("latency_vs_qps.png", "Latency vs QPS"),
                        ("throughput_vs_qps.png", "Throughput vs QPS"),
                        ("ttft_p90_vs_qps.png", "TTFT p90 vs QPS"),
+                       ("itl_mean_vs_qps.png", "ITL mean vs QPS"),
                        ("waiting_queue_vs_time.png", "Waiting queue vs time"),
                        ("kv_cache_usage_vs_time.png",
                         "KV cache usage vs time")):

@@ -20,6 +20,11 @@ set title "Output tokens/s vs load, ".MODE
 set ylabel "output tokens/s"
 plot for [i=1:n] "stages_".word(EXPS,i).".dat" using 1:6 with linespoints title word(EXPS,i)
 
+set output "itl_mean_vs_qps.png"
+set title "ITL mean vs load, ".MODE
+set ylabel "inter-token latency mean (s)"
+plot for [i=1:n] "stages_".word(EXPS,i).".dat" using 1:7 with linespoints title word(EXPS,i)
+
 set output "ttft_p90_vs_qps.png"
 set title "TTFT p90 vs load, ".MODE
 set ylabel "TTFT p90 (s, log scale)"

@@ -13,6 +13,16 @@
 #
 #   bench/scheduling.sh quick|full|steady|throughput|sweep [experiment...]
 #   experiments: random load default precise round-robin least-conn
+#   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
+#
+# pd (make bench-pd): prefill/decode disaggregation against aggregated
+# serving on the same 4 pods: long uncached prompts (8,000 tokens in, 200
+# out) arriving in Poisson bursts at rising rates, llm-d's P/D guide config
+# (conf-examples/epp-pd-guide.yaml) in every run; only the pods' roles
+# differ: aggregated = 4 pods of role both (the prefill profile finds no
+# pod, so no request is disaggregated), pd-2p2d = 2 prefill + 2 decode,
+# pd-1p3d = 1 prefill + 3 decode. The decode pods pull the KV blocks at
+# the simulator's bandwidth (--kv-transfer-gbps).
 #
 # Talks only to 127.0.0.1 (ports 18501-18504 pods, 18510 nginx, 18590 KV
 # events), stops by itself, and cleans up its processes on exit.
@@ -22,7 +32,11 @@ TOP=$PWD
 
 MODE=${1:-quick}
 shift || true
-EXPS=${*:-random load default precise round-robin least-conn}
+if [ "$MODE" = pd ]; then
+    EXPS=${*:-aggregated pd-2p2d pd-1p3d}
+else
+    EXPS=${*:-random load default precise round-robin least-conn}
+fi
 
 SIM=$TOP/build/bin/vllm-sim
 LG=$TOP/build/bin/llmd-loadgen
@@ -76,8 +90,14 @@ sweep)       # seed 001: irregular arrivals with bursts
     SCALE=${SCALE:-10}
     LOAD_TYPE=poisson
     STAGES="3:40 25:15 3:40 12:30 30:15 3:40" ;;
+pd)          # long uncached prompts in Poisson bursts, rising rates
+    SCALE=${SCALE:-5}
+    LOAD_TYPE=poisson
+    PD_IN=${PD_IN:-8000} PD_OUT=${PD_OUT:-200}
+    STAGES=${STAGES:-"0.5:120 1:90 1.5:90 2:60 3:60"}
+    WARM_CONNS=${WARM_CONNS:-300} ;;
 *)
-    echo "usage: $0 quick|full|steady|throughput|sweep [experiment...]" >&2
+    echo "usage: $0 quick|full|steady|throughput|sweep|pd [experiment...]" >&2
     exit 2 ;;
 esac
 
@@ -153,6 +173,16 @@ server:
   ignore_eos: true
 tokenizer:
   pretrained_model_name_or_path: $TOKJSON
+YAML
+    if [ "$MODE" = pd ]; then
+        cat <<YAML
+data:
+  type: random
+  input_distribution: {min: $PD_IN, max: $PD_IN, mean: $PD_IN, std_dev: 0}
+  output_distribution: {min: $PD_OUT, max: $PD_OUT, mean: $PD_OUT, std_dev: 0}
+YAML
+    else
+        cat <<YAML
 data:
   type: shared_prefix
   shared_prefix:
@@ -162,13 +192,41 @@ data:
     question_len: $Q_LEN
     output_len: $OUT_LEN
 YAML
+    fi
 } > "$RES/workload.yaml"
 
 servers=""
 for i in 0 1 2 3; do servers+="server 127.0.0.1:$((SIM_PORT + i)); "; done
 
+# P/D runs: the pods' roles (pod order), and the endpoints file that gives
+# nginx their llm-d.ai/role labels (llm-d's file-discovery format)
+pd_roles() {
+    case $1 in
+    aggregated) echo both,both,both,both ;;
+    pd-2p2d)    echo prefill,prefill,decode,decode ;;
+    pd-1p3d)    echo prefill,decode,decode,decode ;;
+    *)          echo "unknown experiment $1" >&2; return 1 ;;
+    esac
+}
+pd_endpoints() {
+    local roles i=0 r
+    roles=$(pd_roles "$1") || return 1
+    echo "endpoints:"
+    for r in ${roles//,/ }; do
+        echo "- name: pod$i"
+        echo "  address: 127.0.0.1"
+        echo "  port: $((SIM_PORT + i))"
+        echo "  labels: {llm-d.ai/role: $r}"
+        i=$((i + 1))
+    done
+}
+
 upstream_conf() {
     case $1 in
+    aggregated|pd-*)
+        pd_endpoints "$1" > "$W/endpoints.yaml" || return 1
+        echo "llmd_balancer config=$TOP/conf-examples/epp-pd-guide.yaml;" \
+             "llmd_endpoints file $W/endpoints.yaml;" ;;
     random|load|default)
         echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml; $servers" ;;
     precise)
@@ -229,7 +287,9 @@ CONF
 }
 
 start_sim() {
-    "$SIM" --pods 4 --port $SIM_PORT --time-scale "$SCALE" \
+    local roles=both
+    [ "$MODE" = pd ] && roles=$(pd_roles "$1")
+    "$SIM" --pods 4 --port $SIM_PORT --time-scale "$SCALE" --roles "$roles" \
         --kv-tokens $KV_TOKENS --block-size 64 --hash-seed 42 \
         --tokenizer "$TOKJSON" --kv-events "tcp://127.0.0.1:$KV_PORT" \
         --quiet 2> "$W/sim.log" &
@@ -313,7 +373,7 @@ run_one() {
     local exp=$1 dir=$RES/$1 pids t0 t1 n0 n1 s0 s1 hz mem
     mkdir -p "$dir"
     echo "== $exp ($MODE, time scale $SCALE)" >&2
-    start_sim
+    start_sim "$exp"
     start_nginx "$exp"
     sleep 1          # first scrapes, KV-event connections
     warm_up
@@ -339,6 +399,7 @@ run_one() {
     curl -s "127.0.0.1:$NGX_PORT/llmd/status" > "$dir/llmd_status.json" || true
     for i in 0 1 2 3; do
         curl -s "127.0.0.1:$((SIM_PORT + i))/metrics" > "$dir/pod$i.metrics"
+        curl -s "127.0.0.1:$((SIM_PORT + i))/sim/state" > "$dir/simstate$i.json"
     done
     awk -v t0="$t0" -v t1="$t1" -v n0="$n0" -v n1="$n1" -v s0="$s0" \
         -v s1="$s1" -v hz="$hz" -v mem="$mem" -v np="$(echo $pids | wc -w)" \

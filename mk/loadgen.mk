@@ -4,6 +4,7 @@
 #   make build/bin/llmd-loadgen
 #   make bench-quick      (< 5 minutes)    make bench   (< 30 minutes)
 #   make bench-steady     make bench-throughput     make bench-sweep
+#   make bench-pd         (P/D against aggregated, about 15 minutes)
 LOADGEN_SRCS := $(wildcard loadgen/*.c)
 LOADGEN_OBJS := $(patsubst loadgen/%.c,$(BUILD)/loadgen/%.o,$(LOADGEN_SRCS))
 # YAML accessors for the config (core), the tokenizer for counting
@@ -45,7 +46,7 @@ $(BUILD)/unit/test_lg_lines: $(BUILD)/loadgen/lg_lines.o \
     $(BUILD)/loadgen/lg_sse.o
 $(BUILD)/unit/test_lg_text: $(BUILD)/loadgen/lg_text.o
 
-.PHONY: bench bench-quick bench-steady bench-throughput bench-sweep
+.PHONY: bench bench-quick bench-steady bench-throughput bench-sweep bench-pd
 bench: deps all
 	bench/scheduling.sh full
 bench-quick: deps all
@@ -56,3 +57,5 @@ bench-throughput: deps all
 	bench/scheduling.sh throughput
 bench-sweep: deps all
 	bench/scheduling.sh sweep
+bench-pd: deps all
+	bench/scheduling.sh pd

@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True   # no __pycache__ in the tree
 import seedway  # noqa: E402
 
-ORDER = ["precise", "default", "load", "random", "round-robin", "least-conn"]
+ORDER = ["precise", "default", "load", "random", "round-robin", "least-conn",
+         "aggregated", "pd-2p2d", "pd-1p3d"]
 LABEL = {
     "precise": "llmd precise-scheduling",
     "default": "llmd default-scheduling (approximate)",
@@ -33,6 +34,9 @@ LABEL = {
     "random": "llmd random-scheduling",
     "round-robin": "nginx round-robin",
     "least-conn": "nginx least_conn",
+    "aggregated": "aggregated (4 pods, role both)",
+    "pd-2p2d": "P/D 2 prefill + 2 decode",
+    "pd-1p3d": "P/D 1 prefill + 3 decode",
 }
 
 
@@ -89,6 +93,47 @@ def seed_row(name, r):
         num(r["ttft_mean"], "%.3f"), num(r["itl_mean"], "%.3f"),
         num(r["itl_p50"], "%.4f"), num(r["itl_p90"], "%.3f"),
         num(r["itl_token_mean"], "%.3f"))
+
+
+def pd_table(w, res, exps):
+    """P/D work per run, from each pod's /sim/state at the end (simstate*.json):
+    requests the pods served, prefill legs answered by prefill pods, requests
+    a decode pod prefilled remotely, the KV pulls and their simulated time."""
+    rows = []
+    for e in exps:
+        states = []
+        for i in range(64):
+            path = os.path.join(res, e, "simstate%d.json" % i)
+            if not os.path.isfile(path):
+                break
+            with open(path) as f:
+                try:
+                    states.append(json.load(f))
+                except ValueError:
+                    pass
+        if not states:
+            continue
+        pd = [s.get("pd", {}) for s in states]
+        roles = ",".join(s.get("role", "?") for s in states)
+        pulls = sum(p.get("kv_pulls", 0) for p in pd)
+        secs = sum(p.get("kv_pull_seconds", 0.0) for p in pd)
+        rows.append("| %s | %s | %d | %d | %d | %d | %.1f | %s | %d |" % (
+            LABEL[e], roles, sum(s.get("requests", 0) for s in states),
+            sum(p.get("prefill_legs", 0) for p in pd),
+            sum(p.get("remote_prefills", 0) for p in pd), pulls,
+            sum(p.get("kv_pull_bytes", 0) for p in pd) / 1e9,
+            num(secs / pulls if pulls else None, "%.4f"),
+            sum(p.get("sidecar_failures", 0) for p in pd)))
+    if not rows:
+        return
+    w("## Prefill/decode work (each pod's /sim/state at the end)\n")
+    w("| Experiment | Roles | Requests served | Prefill legs | Remote "
+      "prefills | KV pulls | KV pulled (GB) | Pull time mean (s) | "
+      "Sidecar failures |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        w(r)
+    w("")
 
 
 def main():
@@ -184,6 +229,8 @@ def main():
                 sum(kv) / len(kv), pct(kv, 90), max(kv), len(pods), len(wq)))
     w("")
 
+    pd_table(w, res, exps)
+
     w("## Resources per run\n")
     w("nginx: master + 1 worker (+ the llmd helper process for llmd "
       "upstreams); CPU over the whole run in % of one core; memory: PSS "
@@ -275,6 +322,7 @@ def main():
     for png, title in (("latency_vs_qps.png", "Latency vs QPS"),
                        ("throughput_vs_qps.png", "Throughput vs QPS"),
                        ("ttft_p90_vs_qps.png", "TTFT p90 vs QPS"),
+                       ("itl_mean_vs_qps.png", "ITL mean vs QPS"),
                        ("waiting_queue_vs_time.png", "Waiting queue vs time"),
                        ("kv_cache_usage_vs_time.png",
                         "KV cache usage vs time")):

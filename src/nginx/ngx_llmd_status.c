@@ -310,6 +310,21 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
                         st.per_endpoint[i], ep->scrapes,
                         ep->scrape_errors);
 
+        if (m.updated) {
+            p = ngx_sprintf(p, "\"fresh\":%s,\"metrics_age_ms\":%M,"
+                            "\"waiting\":%.0f,\"running\":%.0f,"
+                            "\"kv_cache_usage\":%.4f,\"block_size\":%uD,"
+                            "\"num_gpu_blocks\":%uD,",
+                            (ngx_llmd_metrics_age(now, m.updated)
+                             <= lcf->metrics_stale) ? "true" : "false",
+                            ngx_llmd_metrics_age(now, m.updated), m.waiting, m.running,
+                            m.kv_usage, m.block_size, m.num_gpu_blocks);
+
+        } else {
+            p = ngx_sprintf(p, "\"fresh\":false,\"metrics_age_ms\":null,");
+        }
+
+        /* what the metric scorers see: llmd_inflight.h */
         ngx_llmd_status_estimate(lcf, ep, &m, &d, &est);
 
         p = ngx_sprintf(p, "\"inflight\":{\"tokens\":%.0f,"
@@ -323,18 +338,6 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
             p = ngx_sprintf(p, "\"estimate\":{\"waiting\":%.1f,"
                             "\"running\":%.1f,\"kv_cache_usage\":%.4f},",
                             est.waiting, est.running, est.kv_usage);
-
-            p = ngx_sprintf(p, "\"fresh\":%s,\"metrics_age_ms\":%M,"
-                            "\"waiting\":%.0f,\"running\":%.0f,"
-                            "\"kv_cache_usage\":%.4f,\"block_size\":%uD,"
-                            "\"num_gpu_blocks\":%uD,",
-                            (ngx_llmd_metrics_age(now, m.updated)
-                             <= lcf->metrics_stale) ? "true" : "false",
-                            ngx_llmd_metrics_age(now, m.updated), m.waiting, m.running,
-                            m.kv_usage, m.block_size, m.num_gpu_blocks);
-
-        } else {
-            p = ngx_sprintf(p, "\"fresh\":false,\"metrics_age_ms\":null,");
         }
 
         if (lcf->precise) {

@@ -78,8 +78,8 @@ pid $W/nginx.pid;
 error_log $dir/logs/error.log notice;
 events { worker_connections 4096; }
 http {
+    log_format picks '\$msec \$request_time \$llmd_endpoint';
     access_log $dir/logs/access.log picks;
-    log_format picks '\$msec \$llmd_endpoint';
     client_body_temp_path $W/body;
     proxy_temp_path $W/proxy;
     upstream pods {
@@ -115,19 +115,33 @@ CONF
 
     echo "== llmd_inflight $inflight ($CONFIG, $RATE req/s x $SECONDS_SIM s" \
          "simulated, time scale $SCALE, $IN in / $OUT out tokens)"
-    # requests per pod, and per 50 ms window the largest share of one pod
-    awk '$2 != "-" && $2 != "" { n[$2]++; w = int($1 * 20);
-             c[w] += 1; p[w, $2] += 1; if (p[w, $2] > m[w]) m[w] = p[w, $2] }
+    # requests per pod, and per 50 ms window (of arrival at nginx) the
+    # largest share of one pod
+    awk '$3 != "-" && $3 != "" { n[$3]++; if (t0 == "") t0 = $1 - $2 - 1;
+             w = int(($1 - $2 - t0) * 20);
+             c[w] += 1; p[w, $3] += 1; if (p[w, $3] > m[w]) m[w] = p[w, $3] }
          END { for (e in n) printf "  %s %d requests\n", e, n[e];
                for (w in c) if (c[w] >= 4) { k++; s += m[w] / c[w];
                    if (m[w] / c[w] > 0.5) h++ }
-               printf "  windows with >= 4 requests: %d; mean largest share"
-                      " of one pod %.2f (fair 0.25); windows where one pod"
-                      " got > half: %d\n", k, k ? s / k : 0, h }' \
+               fmt = "  50 ms windows with >= 4 requests: %d; mean share of"
+               fmt = fmt " the busiest pod %.2f (fair 0.25); windows where"
+               printf fmt " one pod got more than half: %d\n", k,
+                      k ? s / k : 0, h }' \
         "$dir/logs/access.log"
-    grep -h -i -E 'ttft|throughput|output.*tok|requests' \
-        "$dir/loadgen"/*.txt "$dir/loadgen"/*.md 2>/dev/null | head -20 \
-        | sed 's/^/  /' || true
+    cp "$dir/loadgen/report.yaml" "${KEEP:-$W}/report-$inflight.yaml" \
+        2>/dev/null || true
+    # the summary's TTFT and throughput (simulated seconds)
+    awk '/^summary:/ { on = 1 } /^stages:/ { on = 0 } !on { next }
+         /^      time_to_first_token:/ { t = 1; next }
+         /^      [a-z_]+:$/ { t = 0 }
+         t && /^        (p50|p90|p99|mean):/ { v[$1] = $2 }
+         /^      (output_tokens_per_sec|requests_per_sec):/ { v[$1] = $2 }
+         /^      total:/ { v["requests:"] = $2 }
+         END { fmt = "  TTFT mean %.2f s, p50 %.2f s, p90 %.2f s,"
+               fmt = fmt " p99 %.2f s; output %.0f tok/s; %.1f req/s\n"
+               printf fmt, v["mean:"], v["p50:"], v["p90:"], v["p99:"],
+                      v["output_tokens_per_sec:"], v["requests_per_sec:"] }' \
+        "$dir/loadgen/report.yaml"
 }
 
 for r in $RUNS; do

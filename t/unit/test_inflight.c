@@ -387,6 +387,7 @@ test_params(void **state)
 static void
 test_examples_load(void **state)
 {
+    char            err[LLMD_ERRLEN];
     llmd_config_t  *cf;
 
     cf = load_file("conf-examples/epp-sticky.yaml");
@@ -396,6 +397,22 @@ test_examples_load(void **state)
     assert_int_equal(cf->decode->nscorers, 1);
     assert_int_equal(cf->decode->scorers[0].plugin->type,
                      LLMD_PLUGIN_TOKEN_LOAD_SCORER);
+    llmd_config_free(cf);
+
+    /* llm-d's current default: the producer's block caps reach the scorer */
+    cf = load_file("conf-examples/epp-default-current.yaml");
+    assert_int_equal(cf->decode->nscorers, 3);
+    assert_true(near(cf->decode->scorers[2].weight, 3));
+    assert_int_equal(cf->decode->scorers[2].plugin->u.prefix.block_size, 64);
+    assert_int_equal(cf->decode->scorers[2].plugin->u.prefix.max_prefix_blocks,
+                     131072 / 16);
+    llmd_config_free(cf);
+
+    /* the built-in one keeps the scorer's older defaults */
+    cf = llmd_config_default(err, sizeof(err));
+    assert_non_null(cf);
+    assert_int_equal(cf->decode->scorers[2].plugin->u.prefix.max_prefix_blocks,
+                     256);
     llmd_config_free(cf);
 }
 

@@ -258,3 +258,23 @@ main::release();
 --- response_body_like: tokens\.yaml
 --- no_error_log
 [error]
+
+
+
+=== TEST 5: llm-d's current default (conf-examples/epp-default-current.yaml) loads and spreads the burst too
+--- http_config eval
+main::holding_pods()
+. main::upstream_of("",
+      balancer => "config=$ENV{TEST_NGINX_REPO}/conf-examples/epp-default-current.yaml")
+--- init
+my $eps = main::burst();
+my $fair = $main::Burst / $main::Pods;
+main::max_picks($eps) <= $fair + $main::Slack
+    or die "herded: picks " . main::picks($eps)
+           . ", fair share $fair + $main::Slack";
+main::release();
+--- request eval
+[ "GET /llmd/status" ]
+--- response_body_like: epp-default-current\.yaml","profile":"default","prefix_scorer":"approximate"
+--- no_error_log
+[error]

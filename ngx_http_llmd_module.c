@@ -98,6 +98,13 @@ static ngx_command_t  ngx_http_llmd_commands[] = {
       offsetof(ngx_llmd_srv_conf_t, metrics_stale),
       NULL },
 
+    { ngx_string("llmd_inflight"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_llmd_srv_conf_t, inflight),
+      NULL },
+
     { ngx_string("llmd_metrics_buffer"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -247,6 +254,7 @@ ngx_http_llmd_create_srv_conf(ngx_conf_t *cf)
     lcf->metrics_timeout = NGX_CONF_UNSET_MSEC;
     lcf->metrics_stale = NGX_CONF_UNSET_MSEC;
     lcf->metrics_buffer = NGX_CONF_UNSET_SIZE;
+    lcf->inflight = NGX_CONF_UNSET;
     lcf->body_limit = NGX_CONF_UNSET_SIZE;
     lcf->tokenize_limit = NGX_CONF_UNSET_SIZE;
     lcf->kv_speculative = NGX_CONF_UNSET_MSEC;
@@ -426,6 +434,7 @@ ngx_http_llmd_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     ngx_conf_init_msec_value(lcf->metrics_timeout, 1000);
     ngx_conf_init_msec_value(lcf->metrics_stale, 2000);
     ngx_conf_init_size_value(lcf->metrics_buffer, 512 * 1024);
+    ngx_conf_init_value(lcf->inflight, 1);
     ngx_conf_init_size_value(lcf->body_limit, 8 * 1024 * 1024);
     ngx_conf_init_size_value(lcf->tokenize_limit, 128 * 1024);
     ngx_conf_init_msec_value(lcf->kv_speculative, 2000);
@@ -529,7 +538,10 @@ ngx_http_llmd_load_config(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
         return NGX_ERROR;
     }
 
-    prefix = llmd_profile_prefix_scorer(profile);
+    lcf->inflight_producer = llmd_config_inflight_producer(lcf->cf);
+
+    /* a prefix-cache scorer, or prefix-cache-affinity-filter's producer */
+    prefix = llmd_profile_prefix_plugin(lcf->cf, profile);
     if (prefix == NULL) {
         return NGX_OK;
     }

@@ -63,12 +63,13 @@ fuzz_schedule(const llmd_config_t *cf)
     const llmd_profile_t    *profile;
     double                   scores[LLMD_MAX_SCORERS * FUZZ_NEPS];
 
-    /* waiting, running, kv_usage, fresh, active, prefix_match */
+    /* waiting, running, kv_usage, fresh, active, prefix_match,
+       inflight_tokens, request_tokens */
     static const llmd_endpoint_state_t  eps[FUZZ_NEPS] = {
-        { 0, 1, 0.10, 1, 0, 8 },
-        { 5, 4, 0.90, 1, 3, 2 },
-        { 2, 2, 0.50, 0, 1, 0 },
-        { 1, 0, 0.00, 1, 7, 5 },
+        { 0, 1, 0.10, 1, 0, 8, 0, 64 },
+        { 5, 4, 0.90, 1, 3, 2, 9000, 512 },
+        { 2, 2, 0.50, 0, 1, 0, 300, 1024 },
+        { 1, 0, 0.00, 1, 7, 5, 5e6, 320 },
     };
 
     profile = llmd_config_primary_profile(cf);

@@ -63,6 +63,9 @@ static const llmd_type_name_t  llmd_types[] = {
     { "openai-parser", LLMD_PLUGIN_DATA_LAYER },
     { "vllmhttp-parser", LLMD_PLUGIN_DATA_LAYER },
     { "passthrough-parser", LLMD_PLUGIN_DATA_LAYER },
+    { "token-load-scorer", LLMD_PLUGIN_TOKEN_LOAD_SCORER },
+    { "prefix-cache-affinity-filter", LLMD_PLUGIN_PREFIX_AFFINITY_FILTER },
+    { "inflight-load-producer", LLMD_PLUGIN_INFLIGHT_PRODUCER },
     { NULL, 0 }
 };
 
@@ -71,18 +74,18 @@ static const char *const  llmd_unsupported_types[] = {
     "low-queue-filter", "least-queue-filter", "least-kv-cache-filter",
     "lora-affinity-filter", "decision-tree-filter",
     "multicluster-file-discovery", "data-parallel-profile-handler",
-    "context-length-aware", "token-load-scorer", "latency-scorer",
+    "context-length-aware", "latency-scorer",
     "endpoint-attribute-filter", "endpoint-attribute-scorer",
     "header-label-affinity-scorer", "topology-affinity-filter",
     "topology-affinity-scorer", "topology-extractor",
-    "prefix-cache-affinity-filter", "slo-headroom-tier-filter",
+    "slo-headroom-tier-filter",
     "mm-embeddings-cache-producer", "mm-embeddings-cache-scorer",
     "burst-prefix-cache-producer",
     "multicluster-approx-prefix-cache-producer",
     "multicluster-prefix-cache-scorer", "multicluster-queue-scorer",
     "multicluster-kv-cache-utilization-scorer",
     "multicluster-session-affinity-filter", "predicted-latency-producer",
-    "inflight-load-producer", "session-id-producer", "latency-slo-admitter", "probabilistic-admitter",
+    "session-id-producer", "latency-slo-admitter", "probabilistic-admitter",
     "request-attribute-reporter", "disaggregatedset-rollout-screener",
     "anthropic-parser", "vertexai-parser", "sglanghttp-parser",
     "vllmgrpc-parser", "utilization-detector", "concurrency-detector",
@@ -508,7 +511,8 @@ llmd_config_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
 
     /* session-affinity-filter shares the scorer's parameters */
     if (p->type == LLMD_PLUGIN_LABEL_FILTER
-        || p->type == LLMD_PLUGIN_UTILIZATION_FILTER)
+        || p->type == LLMD_PLUGIN_UTILIZATION_FILTER
+        || p->type == LLMD_PLUGIN_PREFIX_AFFINITY_FILTER)
     {
         return llmd_filter_params(ctx, cf, doc, params, p);
     }

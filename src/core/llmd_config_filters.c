@@ -30,6 +30,10 @@ static int llmd_match_expression(llmd_yaml_ctx_t *ctx,
     yaml_document_t *doc, yaml_node_t *item, llmd_selector_t *sel);
 static int llmd_utilization(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
+static int llmd_affinity(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
+static int llmd_opt_number(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
+    yaml_node_t *params, const char *key, double *out);
 static llmd_label_req_t *llmd_selector_add(llmd_yaml_ctx_t *ctx,
     yaml_node_t *node, llmd_selector_t *sel, const char *key,
     llmd_label_op_t op);
@@ -70,6 +74,10 @@ llmd_filter_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
 {
     if (p->type == LLMD_PLUGIN_UTILIZATION_FILTER) {
         return llmd_utilization(ctx, cf, doc, params, p);
+    }
+
+    if (p->type == LLMD_PLUGIN_PREFIX_AFFINITY_FILTER) {
+        return llmd_affinity(ctx, cf, doc, params, p);
     }
 
     if (strcmp(p->type_name, "by-label") == 0) {
@@ -634,4 +642,116 @@ llmd_alnum(int c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
            || (c >= '0' && c <= '9');
+}
+
+
+/*
+ * prefix-cache-affinity-filter: affinityThreshold (0.80, at most 1),
+ * explorationProbability (0, in [0, 1]), maxTTFTPenaltyMs (18000, not
+ * negative), ttftSource (prefillThroughput; latencyPredictor is refused:
+ * no latency predictor here), peakPrefillThroughput (15928 tokens/s, not
+ * negative, > 0 when the load gate is on). As llm-d validates them.
+ */
+static int
+llmd_affinity(llmd_yaml_ctx_t *ctx, llmd_config_t *cf, yaml_document_t *doc,
+    yaml_node_t *params, llmd_plugin_t *p)
+{
+    const char                *s;
+    yaml_node_t               *n;
+    static const char *const   known[] = {
+        "affinityThreshold", "explorationProbability", "maxTTFTPenaltyMs",
+        "ttftSource", "peakPrefillThroughput", "prefixMatchInfoProducerName",
+        "latencyPredictionInfoProducerName", "inFlightLoadProducerName",
+        NULL
+    };
+
+    p->u.affinity.affinity_threshold = 0.80;
+    p->u.affinity.exploration = 0;
+    p->u.affinity.max_ttft_penalty_ms = 18000;
+    p->u.affinity.peak_prefill_throughput = 15928;
+
+    if (llmd_opt_number(ctx, doc, params, "affinityThreshold",
+                        &p->u.affinity.affinity_threshold) != 0
+        || llmd_opt_number(ctx, doc, params, "explorationProbability",
+                           &p->u.affinity.exploration) != 0
+        || llmd_opt_number(ctx, doc, params, "maxTTFTPenaltyMs",
+                           &p->u.affinity.max_ttft_penalty_ms) != 0
+        || llmd_opt_number(ctx, doc, params, "peakPrefillThroughput",
+                           &p->u.affinity.peak_prefill_throughput) != 0)
+    {
+        return -1;
+    }
+
+    if (p->u.affinity.affinity_threshold > 1.0) {
+        return llmd_yaml_error(ctx, llmd_yaml_get(doc, params,
+                                                  "affinityThreshold"),
+                               "affinityThreshold must be <= 1.0, got %f",
+                               p->u.affinity.affinity_threshold);
+    }
+
+    if (p->u.affinity.exploration < 0 || p->u.affinity.exploration > 1.0) {
+        return llmd_yaml_error(ctx, llmd_yaml_get(doc, params,
+                                                  "explorationProbability"),
+                               "explorationProbability must be in [0, 1], "
+                               "got %f", p->u.affinity.exploration);
+    }
+
+    if (p->u.affinity.max_ttft_penalty_ms < 0) {
+        return llmd_yaml_error(ctx, llmd_yaml_get(doc, params,
+                                                  "maxTTFTPenaltyMs"),
+                               "maxTTFTPenaltyMs must be >= 0, got %f",
+                               p->u.affinity.max_ttft_penalty_ms);
+    }
+
+    if (p->u.affinity.peak_prefill_throughput < 0) {
+        return llmd_yaml_error(ctx, llmd_yaml_get(doc, params,
+                                                  "peakPrefillThroughput"),
+                               "peakPrefillThroughput must be >= 0, got %f",
+                               p->u.affinity.peak_prefill_throughput);
+    }
+
+    n = llmd_yaml_get(doc, params, "ttftSource");
+    if (n != NULL && !llmd_yaml_is_null(n)) {
+        if (llmd_yaml_string(ctx, n, "ttftSource", &s) != 0) {
+            return -1;
+        }
+
+        if (strcmp(s, "latencyPredictor") == 0) {
+            return llmd_yaml_error(ctx, n, "ttftSource \"latencyPredictor\" "
+                                   "is not supported by "
+                                   "ngx_http_llmd_module (no latency "
+                                   "predictor): use \"prefillThroughput\"");
+        }
+
+        if (strcmp(s, "prefillThroughput") != 0) {
+            return llmd_yaml_error(ctx, n, "ttftSource must be "
+                                   "\"latencyPredictor\" or "
+                                   "\"prefillThroughput\", got \"%s\"", s);
+        }
+    }
+
+    if (p->u.affinity.max_ttft_penalty_ms > 0
+        && p->u.affinity.peak_prefill_throughput == 0)
+    {
+        return llmd_yaml_error(ctx, params, "peakPrefillThroughput must be "
+                               "> 0 when ttftSource is prefillThroughput");
+    }
+
+    return llmd_param_warn_unknown(cf, doc, params, p, known);
+}
+
+
+/* A number parameter; absent or null leaves *out. */
+static int
+llmd_opt_number(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
+    yaml_node_t *params, const char *key, double *out)
+{
+    yaml_node_t  *n;
+
+    n = llmd_yaml_get(doc, params, key);
+    if (n == NULL || llmd_yaml_is_null(n)) {
+        return 0;
+    }
+
+    return llmd_yaml_number(ctx, n, key, out);
 }

@@ -27,6 +27,7 @@ llmd_plugin_is_scorer(llmd_plugin_type_t type)
     case LLMD_PLUGIN_SESSION_AFFINITY_SCORER:
     case LLMD_PLUGIN_LORA_AFFINITY_SCORER:
     case LLMD_PLUGIN_NO_HIT_LRU_SCORER:
+    case LLMD_PLUGIN_TOKEN_LOAD_SCORER:
         return 1;
     default:
         return 0;
@@ -39,7 +40,8 @@ llmd_plugin_is_filter(llmd_plugin_type_t type)
 {
     return type == LLMD_PLUGIN_LABEL_FILTER
            || type == LLMD_PLUGIN_UTILIZATION_FILTER
-           || type == LLMD_PLUGIN_SESSION_AFFINITY_FILTER;
+           || type == LLMD_PLUGIN_SESSION_AFFINITY_FILTER
+           || type == LLMD_PLUGIN_PREFIX_AFFINITY_FILTER;
 }
 
 
@@ -159,6 +161,62 @@ llmd_profile_prefix_scorer(const llmd_profile_t *p)
     for (i = 0; i < p->nscorers; i++) {
         if (p->scorers[i].plugin->type == LLMD_PLUGIN_PREFIX_CACHE_SCORER) {
             return p->scorers[i].plugin;
+        }
+    }
+
+    return NULL;
+}
+
+
+const llmd_plugin_t *
+llmd_profile_prefix_plugin(const llmd_config_t *cf, const llmd_profile_t *p)
+{
+    size_t                      i;
+    const llmd_plugin_t        *scorer;
+    static llmd_plugin_t        dflt;
+    static const char           name[] = "approx-prefix-cache-producer";
+
+    scorer = llmd_profile_prefix_scorer(p);
+    if (scorer != NULL) {
+        return scorer;
+    }
+
+    for (i = 0; i < p->nfilters; i++) {
+        if (p->filters[i]->type == LLMD_PLUGIN_PREFIX_AFFINITY_FILTER) {
+            break;
+        }
+    }
+
+    if (i == p->nfilters) {
+        return NULL;
+    }
+
+    for (i = 0; i < cf->nplugins; i++) {
+        if (cf->plugins[i].type == LLMD_PLUGIN_PREFIX_PRODUCER) {
+            return &cf->plugins[i];
+        }
+    }
+
+    /* the same every time: llm-d's approximate defaults */
+    if (dflt.type == 0) {
+        dflt.name = (char *) name;
+        dflt.type_name = (char *) name;
+        llmd_prefix_params_approximate(&dflt.u.prefix);
+        dflt.type = LLMD_PLUGIN_PREFIX_PRODUCER;
+    }
+
+    return &dflt;
+}
+
+
+const llmd_plugin_t *
+llmd_config_inflight_producer(const llmd_config_t *cf)
+{
+    size_t  i;
+
+    for (i = 0; i < cf->nplugins; i++) {
+        if (cf->plugins[i].type == LLMD_PLUGIN_INFLIGHT_PRODUCER) {
+            return &cf->plugins[i];
         }
     }
 

@@ -62,9 +62,14 @@ typedef enum {
                                              (deprecated PreRequest) */
     LLMD_PLUGIN_PREFIX_PRODUCER,          /* approx- and
                                              precise-prefix-cache-producer */
-    LLMD_PLUGIN_DATA_LAYER                /* token-producer, metrics sources
+    LLMD_PLUGIN_DATA_LAYER,               /* token-producer, metrics sources
                                              and extractors: the module
                                              does their work itself */
+    /* in-flight load (llmd_inflight.h) */
+    LLMD_PLUGIN_TOKEN_LOAD_SCORER,        /* token-load-scorer */
+    LLMD_PLUGIN_PREFIX_AFFINITY_FILTER,   /* prefix-cache-affinity-filter */
+    LLMD_PLUGIN_INFLIGHT_PRODUCER         /* inflight-load-producer: how
+                                             in-flight tokens are counted */
 } llmd_plugin_type_t;
 
 typedef enum {
@@ -184,6 +189,18 @@ typedef struct llmd_plugin_s {
             uint32_t  non_cached_tokens;                  /* 0: never */
             uint32_t  prompt_tokens;                      /* 0: no gate */
         } pd_decider;
+        struct { double threshold_tokens; } token_load;   /* 4194304 */
+        struct {
+            double    affinity_threshold;                 /* 0.80 */
+            double    exploration;                        /* 0 */
+            double    max_ttft_penalty_ms;                /* 18000 */
+            double    peak_prefill_throughput;            /* 15928 tok/s */
+        } affinity;
+        struct {
+            int       add_output;       /* addEstimatedOutputTokens 0 */
+            double    output_ratio;     /* 1.5 */
+            int64_t   max_output;       /* maxEstimatedOutputTokens, -1 */
+        } inflight;
     } u;
 } llmd_plugin_t;
 
@@ -262,6 +279,18 @@ const llmd_profile_t *llmd_config_primary_profile(const llmd_config_t *cf);
 
 /* The first prefix-cache scorer referenced by the profile, or NULL. */
 const llmd_plugin_t *llmd_profile_prefix_scorer(const llmd_profile_t *p);
+
+/*
+ * Whose prefix parameters the profile's prefix match uses: its first
+ * prefix-cache scorer; else, when it has a prefix-cache-affinity-filter,
+ * the configuration's first prefix cache producer, or a built-in one with
+ * llm-d's approximate defaults; else NULL (no prefix match).
+ */
+const llmd_plugin_t *llmd_profile_prefix_plugin(const llmd_config_t *cf,
+    const llmd_profile_t *p);
+
+/* The configuration's inflight-load-producer, or NULL. */
+const llmd_plugin_t *llmd_config_inflight_producer(const llmd_config_t *cf);
 
 void llmd_config_free(llmd_config_t *cf);
 

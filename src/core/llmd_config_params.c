@@ -22,6 +22,8 @@ static int llmd_producer_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
 static int llmd_session_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
+static int llmd_inflight_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
 
 
 int
@@ -44,6 +46,10 @@ llmd_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         "lruSize", "prefixPluginType", "prefixPluginName",
         "prefixMatchInfoProducerName", NULL
     };
+    static const char *const   token_load[] = {
+        "queueThresholdTokens", "inFlightLoadProducerName", NULL
+    };
+    int64_t                    iv;
 
     switch (p->type) {
 
@@ -170,9 +176,92 @@ llmd_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
 
         return llmd_param_warn_unknown(cf, doc, params, p, nohit);
 
+    case LLMD_PLUGIN_TOKEN_LOAD_SCORER:
+        /* upstream: a threshold <= 0 falls back to the default */
+        p->u.token_load.threshold_tokens = 4194304;
+        if (llmd_param_int(ctx,
+                           llmd_yaml_get(doc, params, "queueThresholdTokens"),
+                           "queueThresholdTokens", &iv)
+            != 0)
+        {
+            return -1;
+        }
+
+        if (iv > 0) {
+            p->u.token_load.threshold_tokens = (double) iv;
+        }
+
+        return llmd_param_warn_unknown(cf, doc, params, p, token_load);
+
+    case LLMD_PLUGIN_INFLIGHT_PRODUCER:
+        return llmd_inflight_params(ctx, cf, doc, params, p);
+
     default:
         return llmd_param_warn_unknown(cf, doc, params, p, none);
     }
+}
+
+
+/*
+ * inflight-load-producer: addEstimatedOutputTokens (false), outputRatio
+ * (1.5, not negative), maxEstimatedOutputTokens (none, not negative).
+ */
+static int
+llmd_inflight_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p)
+{
+    double                     v;
+    int64_t                    iv;
+    yaml_node_t               *n;
+    static const char *const   known[] = {
+        "addEstimatedOutputTokens", "outputRatio",
+        "maxEstimatedOutputTokens", "prefixMatchInfoProducerName",
+        "syncCrossReplicaState", NULL
+    };
+
+    p->u.inflight.add_output = 0;
+    p->u.inflight.output_ratio = 1.5;
+    p->u.inflight.max_output = -1;
+
+    n = llmd_yaml_get(doc, params, "addEstimatedOutputTokens");
+    if (n != NULL && !llmd_yaml_is_null(n)
+        && llmd_yaml_bool(ctx, n, "addEstimatedOutputTokens",
+                          &p->u.inflight.add_output)
+           != 0)
+    {
+        return -1;
+    }
+
+    n = llmd_yaml_get(doc, params, "outputRatio");
+    if (n != NULL && !llmd_yaml_is_null(n)) {
+        if (llmd_yaml_number(ctx, n, "outputRatio", &v) != 0) {
+            return -1;
+        }
+
+        if (v < 0) {
+            return llmd_yaml_error(ctx, n, "outputRatio must be "
+                                   "non-negative, got %g", v);
+        }
+
+        p->u.inflight.output_ratio = v;
+    }
+
+    n = llmd_yaml_get(doc, params, "maxEstimatedOutputTokens");
+    if (n != NULL && !llmd_yaml_is_null(n)) {
+        if (llmd_param_int(ctx, n, "maxEstimatedOutputTokens", &iv) != 0) {
+            return -1;
+        }
+
+        if (iv < 0) {
+            return llmd_yaml_error(ctx, n, "maxEstimatedOutputTokens must "
+                                   "be non-negative, got %lld",
+                                   (long long) iv);
+        }
+
+        p->u.inflight.max_output = iv;
+    }
+
+    return llmd_param_warn_unknown(cf, doc, params, p, known);
 }
 
 

@@ -8,6 +8,7 @@
 
 #include "core/llmd_labels.h"
 #include "core/llmd_plugins.h"
+#include "core/llmd_rand.h"
 
 
 static int llmd_selector_matches(const llmd_selector_t *sel,
@@ -17,6 +18,8 @@ static int llmd_value_in(const llmd_label_req_t *r, const char *v,
 static size_t llmd_utilization_filter(const llmd_plugin_t *f,
     const llmd_cycle_t *cy, uint8_t *keep);
 static size_t llmd_session_filter(const llmd_plugin_t *f,
+    const llmd_cycle_t *cy, uint8_t *keep);
+static size_t llmd_affinity_filter(const llmd_plugin_t *f,
     const llmd_cycle_t *cy, uint8_t *keep);
 
 
@@ -34,6 +37,9 @@ llmd_filter_run(const llmd_plugin_t *filter, const llmd_cycle_t *cy,
 
     case LLMD_PLUGIN_SESSION_AFFINITY_FILTER:
         return llmd_session_filter(filter, cy, keep);
+
+    case LLMD_PLUGIN_PREFIX_AFFINITY_FILTER:
+        return llmd_affinity_filter(filter, cy, keep);
 
     case LLMD_PLUGIN_LABEL_FILTER:
         kept = 0;
@@ -205,4 +211,71 @@ llmd_session_filter(const llmd_plugin_t *f, const llmd_cycle_t *cy,
     }
 
     return kept;
+}
+
+
+/*
+ * prefix-cache-affinity-filter, "sticky until saturated": only the
+ * candidates whose prefix score (matched / looked-up blocks) reaches
+ * affinityThreshold, unless none does, or the exploration draw skips the
+ * gate, or the best sticky candidate's estimated TTFT (in-flight uncached
+ * prompt tokens / peakPrefillThroughput) exceeds the best other's by more
+ * than maxTTFTPenaltyMs (0: always stick): then all.
+ */
+static size_t
+llmd_affinity_filter(const llmd_plugin_t *f, const llmd_cycle_t *cy,
+    uint8_t *keep)
+{
+    size_t   i, n, sticky;
+    double   score, ttft, best_sticky, best_other, peak;
+    uint8_t  is_sticky[LLMD_MAX_ENDPOINTS];
+
+    n = cy->n;
+    memset(keep, 1, n);
+
+    if (n <= 1 || f->u.affinity.affinity_threshold <= 0) {
+        return n;
+    }
+
+    if (f->u.affinity.exploration > 0 && cy->in->rng != NULL
+        && llmd_rand_uniform(cy->in->rng) < f->u.affinity.exploration)
+    {
+        return n;
+    }
+
+    sticky = 0;
+    best_sticky = best_other = -1;
+    peak = f->u.affinity.peak_prefill_throughput;
+
+    for (i = 0; i < n; i++) {
+        score = cy->in->prefix_total
+                ? cy->eps[i].prefix_match / cy->in->prefix_total : 0;
+        is_sticky[i] = (uint8_t) (score >= f->u.affinity.affinity_threshold);
+
+        ttft = peak > 0 ? cy->eps[i].inflight_tokens / peak * 1000 : 0;
+
+        if (is_sticky[i]) {
+            sticky++;
+            if (best_sticky < 0 || ttft < best_sticky) {
+                best_sticky = ttft;
+            }
+
+        } else if (best_other < 0 || ttft < best_other) {
+            best_other = ttft;
+        }
+    }
+
+    if (sticky == 0) {
+        return n;
+    }
+
+    if (f->u.affinity.max_ttft_penalty_ms > 0 && sticky < n
+        && best_sticky - best_other > f->u.affinity.max_ttft_penalty_ms)
+    {
+        return n;
+    }
+
+    memcpy(keep, is_sticky, n);
+
+    return sticky;
 }

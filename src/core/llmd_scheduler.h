@@ -19,6 +19,10 @@ typedef struct {
     uint32_t  active;         /* in-flight requests sent by this balancer */
     double    prefix_match;   /* prompt blocks found for this endpoint
                                  (precise: tier-weighted) */
+    double    inflight_tokens; /* prompt tokens in flight to it, not
+                                 cached there (llmd_inflight.h) */
+    double    request_tokens; /* this request's prompt tokens it would
+                                 compute (not cached there) */
 } llmd_endpoint_state_t;
 
 typedef struct {

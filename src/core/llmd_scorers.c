@@ -95,6 +95,17 @@ llmd_scorer_run(const llmd_plugin_t *scorer, const llmd_cycle_t *cy,
         llmd_score_no_hit_lru(scorer, cy, out);
         break;
 
+    case LLMD_PLUGIN_TOKEN_LOAD_SCORER:
+        /* in-flight tokens and this request's, up to the threshold */
+        t = scorer->u.token_load.threshold_tokens;
+
+        for (i = 0; i < n; i++) {
+            q = eps[i].inflight_tokens + eps[i].request_tokens;
+            out[i] = q <= 0 ? 1.0 : 1.0 - (q < t ? q : t) / t;
+        }
+
+        break;
+
     default:
         for (i = 0; i < n; i++) {
             out[i] = 0;

@@ -15,6 +15,7 @@
 #include "core/llmd_config.h"
 #include "core/llmd_scheduler.h"
 #include "core/llmd_decide.h"
+#include "core/llmd_inflight.h"
 #include "core/llmd_prefix_index.h"
 #include "core/llmd_prompt.h"
 #include "core/llmd_labels.h"
@@ -51,6 +52,11 @@ typedef struct {
     ngx_msec_t                    updated;    /* ngx_current_msec; 0 = never */
     ngx_msec_t                    error_time; /* last failed scrape */
     u_char                        last_error[NGX_LLMD_ERROR_LEN];
+    /* the endpoint's in-flight counters when this scrape was sent */
+    ngx_atomic_uint_t             base_sent;
+    ngx_atomic_uint_t             base_sent_tokens;
+    ngx_atomic_uint_t             base_done;
+    ngx_atomic_uint_t             base_done_tokens;
 } ngx_llmd_metrics_sh_t;
 
 
@@ -116,6 +122,14 @@ typedef struct {
 
     ngx_llmd_metrics_sh_t         metrics;
     ngx_atomic_t                  active;     /* in-flight requests */
+    /* in-flight load (core/llmd_inflight.h): uncached prompt tokens in
+       flight; requests and their tokens sent and finished, ever (minus
+       metrics.base_*: since the scrape) */
+    ngx_atomic_t                  inflight_tokens;
+    ngx_atomic_t                  sent;
+    ngx_atomic_t                  sent_tokens;
+    ngx_atomic_t                  done;
+    ngx_atomic_t                  done_tokens;
     ngx_atomic_t                  picks;
     ngx_atomic_t                  scrapes;
     ngx_atomic_t                  scrape_errors;
@@ -257,6 +271,9 @@ typedef struct {
     size_t                        metrics_buffer;
     size_t                        body_limit;
     size_t                        tokenize_limit;
+    ngx_flag_t                    inflight;   /* llmd_inflight: adjust the
+                                                 scraped metrics */
+    const llmd_plugin_t          *inflight_producer; /* or NULL */
 
     ngx_array_t                   statics;    /* ngx_llmd_static_t */
     ngx_array_t                  *server_labels; /* ngx_llmd_server_labels_t */
@@ -339,6 +356,11 @@ typedef struct {
     ngx_int_t                     chosen;         /* candidate or -1 */
     ngx_int_t                     active_slot;    /* slot counted active */
     ngx_atomic_uint_t             active_incarnation;
+    uint64_t                      prompt_tokens;  /* estimated */
+    uint64_t                     *req_tokens;     /* per candidate: tokens
+                                                     it would compute */
+    uint64_t                      charged_tokens; /* counted in flight on
+                                                     active_slot */
     ngx_str_t                     peer_name;      /* of the last pick */
     uintptr_t                     tried[LLMD_MAX_ENDPOINTS
                                         / (8 * sizeof(uintptr_t))];
@@ -407,6 +429,15 @@ void ngx_llmd_metrics_read(ngx_llmd_endpoint_sh_t *ep,
 void ngx_llmd_metrics_write(ngx_llmd_endpoint_sh_t *ep,
     ngx_llmd_metrics_sh_t *in);
 void ngx_llmd_record_decision(ngx_llmd_shctx_t *sh, uint64_t ns);
+/* in-flight load: a candidate's state now, a request sent and finished */
+ngx_int_t ngx_llmd_inflight_state(ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_ctx_t *ctx, ngx_uint_t i, ngx_llmd_metrics_sh_t *m,
+    llmd_endpoint_state_t *st);
+void ngx_llmd_inflight_sent(ngx_llmd_ctx_t *ctx, ngx_uint_t i,
+    ngx_llmd_endpoint_sh_t *ep);
+void ngx_llmd_inflight_done(ngx_llmd_ctx_t *ctx, ngx_llmd_endpoint_sh_t *ep);
+void ngx_llmd_inflight_since(ngx_llmd_endpoint_sh_t *ep,
+    ngx_llmd_metrics_sh_t *m, llmd_inflight_t *d);
 extern const double  ngx_llmd_hist_bounds_us[NGX_LLMD_HIST_BUCKETS];
 
 /* ngx_llmd_endpoints.c: endpoint slots and the candidate list */

@@ -29,7 +29,7 @@ static ngx_int_t ngx_llmd_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_llmd_schedule(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
-static void ngx_llmd_endpoint_states(ngx_llmd_srv_conf_t *lcf,
+static ngx_int_t ngx_llmd_endpoint_states(ngx_llmd_srv_conf_t *lcf,
     ngx_llmd_ctx_t *ctx, llmd_endpoint_state_t *eps);
 static ngx_int_t ngx_llmd_prefill_pick(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
@@ -168,7 +168,9 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         return NGX_ERROR;
     }
 
-    ngx_llmd_endpoint_states(lcf, ctx, eps);
+    if (ngx_llmd_endpoint_states(lcf, ctx, eps) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_llmd_decide(r, lcf, ctx, rc == NGX_OK ? &req : NULL, eps,
                         &ngx_llmd_rng)
@@ -249,8 +251,11 @@ ngx_llmd_prefill_pick(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 }
 
 
-/* What the helper last scraped and what is in flight, per candidate. */
-static void
+/*
+ * What the helper last scraped and what is in flight, per candidate (the
+ * scraped values moved to the present by the in-flight load).
+ */
+static ngx_int_t
 ngx_llmd_endpoint_states(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
     llmd_endpoint_state_t *eps)
 {
@@ -273,7 +278,13 @@ ngx_llmd_endpoint_states(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
                         && ngx_llmd_metrics_age(now, m.updated)
                            <= lcf->metrics_stale);
         eps[i].active = (uint32_t) ep->active;
+
+        if (ngx_llmd_inflight_state(lcf, ctx, i, &m, &eps[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
+
+    return NGX_OK;
 }
 
 
@@ -346,7 +357,7 @@ ngx_llmd_get_peer(ngx_peer_connection_t *pc, void *data)
         ctx->chosen = i;
         ctx->active_slot = cand->slot;
         ctx->active_incarnation = cand->incarnation;
-        (void) ngx_atomic_fetch_add(&ep->active, 1);
+        ngx_llmd_inflight_sent(ctx, i, ep);
         (void) ngx_atomic_fetch_add(&ep->picks, 1);
 
         ngx_llmd_prefix_record(lcf, ctx, i, cand->slot);
@@ -416,7 +427,7 @@ ngx_llmd_free_peer(ngx_peer_connection_t *pc, void *data, ngx_uint_t state)
         return;
     }
 
-    (void) ngx_atomic_fetch_add(&ep->active, (ngx_atomic_int_t) -1);
+    ngx_llmd_inflight_done(ctx, ep);
 
     if (state & NGX_PEER_FAILED) {
         if (ep->max_fails

@@ -33,6 +33,9 @@ ngx_llmd_prefix_match(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
     ctx->nhashes = 0;
 
+    /* estimated as the approximate index counts: 4 bytes to a token */
+    ctx->prompt_tokens = req != NULL ? (req->prompt_len + 3) / 4 : 0;
+
     if (req != NULL && lcf->has_prefix) {
         ctx->hashes = ngx_palloc(r->pool, sizeof(uint64_t)
                                           * lcf->approx.max_prefix_blocks);

@@ -23,6 +23,7 @@ typedef struct {
     ngx_buf_t                response;
     ngx_msec_t               started;
     ngx_uint_t               failing;
+    ngx_llmd_metrics_sh_t    base;       /* in-flight counters at send */
     ngx_queue_t              queue;
 } ngx_llmd_scrape_t;
 
@@ -170,9 +171,10 @@ ngx_llmd_scrape_stop_all(void)
 static void
 ngx_llmd_scrape_timer(ngx_event_t *ev)
 {
-    ngx_int_t           rc;
-    ngx_connection_t   *c;
-    ngx_llmd_scrape_t  *sc;
+    ngx_int_t                rc;
+    ngx_connection_t        *c;
+    ngx_llmd_scrape_t       *sc;
+    ngx_llmd_endpoint_sh_t  *ep;
 
     sc = ev->data;
 
@@ -194,6 +196,14 @@ ngx_llmd_scrape_timer(ngx_event_t *ev)
     }
 
     sc->started = ngx_current_msec;
+
+    /* what the balancer sends from now on is not in this scrape yet */
+    ep = &sc->lcf->sh->endpoints[sc->slot];
+    sc->base.base_sent = ep->sent;
+    sc->base.base_sent_tokens = ep->sent_tokens;
+    sc->base.base_done = ep->done;
+    sc->base.base_done_tokens = ep->done_tokens;
+
     sc->request.pos = sc->request.start;
     sc->request.last = sc->request.end;
     sc->response.pos = sc->response.start;
@@ -396,6 +406,12 @@ ngx_llmd_scrape_done(ngx_llmd_scrape_t *sc)
     ngx_llmd_lora_write(sc->lcf->sh, sc->slot, &vm);
 
     m.updated = ngx_current_msec ? ngx_current_msec : 1;
+
+    /* in-flight counts since the scrape start again from here */
+    m.base_sent = sc->base.base_sent;
+    m.base_sent_tokens = sc->base.base_sent_tokens;
+    m.base_done = sc->base.base_done;
+    m.base_done_tokens = sc->base.base_done_tokens;
 
     ngx_llmd_metrics_write(ep, &m);
     (void) ngx_atomic_fetch_add(&ep->scrapes, 1);

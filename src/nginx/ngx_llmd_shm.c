@@ -249,6 +249,10 @@ ngx_llmd_metrics_write(ngx_llmd_endpoint_sh_t *ep, ngx_llmd_metrics_sh_t *in)
     ep->metrics.updated = in->updated;
     ep->metrics.error_time = in->error_time;
     ngx_memcpy(ep->metrics.last_error, in->last_error, NGX_LLMD_ERROR_LEN);
+    ep->metrics.base_sent = in->base_sent;
+    ep->metrics.base_sent_tokens = in->base_sent_tokens;
+    ep->metrics.base_done = in->base_done;
+    ep->metrics.base_done_tokens = in->base_done_tokens;
 
     ngx_memory_barrier();
     ep->metrics.seq = seq + 2;
@@ -272,4 +276,116 @@ ngx_llmd_record_decision(ngx_llmd_shctx_t *sh, uint64_t ns)
     (void) ngx_atomic_fetch_add(&sh->decision_hist[i], 1);
     (void) ngx_atomic_fetch_add(&sh->decision_ns_sum, ns);
     (void) ngx_atomic_fetch_add(&sh->decisions, 1);
+}
+
+
+/*
+ * In-flight load of candidate i for this decision: the tokens the request
+ * would make it compute (uncached prompt tokens, plus the output estimate
+ * of inflight-load-producer's addEstimatedOutputTokens), the tokens in
+ * flight to it, and with llmd_inflight on, its scraped queue, running and
+ * KV values moved to the present by what was sent and finished since the
+ * scrape (core/llmd_inflight.h). st has its scraped values and fresh set.
+ */
+ngx_int_t
+ngx_llmd_inflight_state(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
+    ngx_uint_t i, ngx_llmd_metrics_sh_t *m, llmd_endpoint_state_t *st)
+{
+    double                   block_tokens;
+    uint64_t                 tokens;
+    llmd_inflight_t          d;
+    const llmd_plugin_t     *prod;
+    ngx_llmd_endpoint_sh_t  *ep;
+
+    if (ctx->req_tokens == NULL) {
+        ctx->req_tokens = ngx_pcalloc(ctx->pool,
+                                      ctx->neps * sizeof(uint64_t));
+        if (ctx->req_tokens == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    ep = &lcf->sh->endpoints[ctx->cands[i].slot];
+
+    /* approximate blocks are characters, 4 to a token */
+    block_tokens = ctx->precise ? (double) lcf->prefix.block_size
+                                : (double) lcf->approx.block_size / 4;
+
+    tokens = llmd_inflight_uncached(ctx->prompt_tokens, st->prefix_match,
+                                    ctx->prefix_total, block_tokens);
+
+    prod = lcf->inflight_producer;
+
+    if (prod != NULL && prod->u.inflight.add_output) {
+        tokens += llmd_inflight_output(ctx->prompt_tokens,
+                                       prod->u.inflight.output_ratio, -1,
+                                       prod->u.inflight.max_output);
+    }
+
+    ctx->req_tokens[i] = tokens;
+    st->request_tokens = (double) tokens;
+    st->inflight_tokens = (double) (ngx_atomic_int_t) ep->inflight_tokens;
+
+    if (st->inflight_tokens < 0) {
+        st->inflight_tokens = 0;
+    }
+
+    if (lcf->inflight) {
+        ngx_llmd_inflight_since(ep, m, &d);
+        llmd_inflight_adjust(st, &d, m->block_size, m->num_gpu_blocks);
+    }
+
+    return NGX_OK;
+}
+
+
+/* The request goes to candidate i: in flight there, until it finishes. */
+void
+ngx_llmd_inflight_sent(ngx_llmd_ctx_t *ctx, ngx_uint_t i,
+    ngx_llmd_endpoint_sh_t *ep)
+{
+    uint64_t  tokens;
+
+    tokens = ctx->req_tokens ? ctx->req_tokens[i] : 0;
+    ctx->charged_tokens = tokens;
+
+    (void) ngx_atomic_fetch_add(&ep->active, 1);
+    (void) ngx_atomic_fetch_add(&ep->inflight_tokens, tokens);
+    (void) ngx_atomic_fetch_add(&ep->sent_tokens, tokens);
+    (void) ngx_atomic_fetch_add(&ep->sent, 1);
+}
+
+
+/* The request sent to ep finished (answered, failed or aborted). */
+void
+ngx_llmd_inflight_done(ngx_llmd_ctx_t *ctx, ngx_llmd_endpoint_sh_t *ep)
+{
+    uint64_t  tokens;
+
+    tokens = ctx->charged_tokens;
+    ctx->charged_tokens = 0;
+
+    (void) ngx_atomic_fetch_add(&ep->active, (ngx_atomic_int_t) -1);
+    (void) ngx_atomic_fetch_add(&ep->inflight_tokens,
+                                -(ngx_atomic_int_t) tokens);
+    (void) ngx_atomic_fetch_add(&ep->done_tokens, tokens);
+    (void) ngx_atomic_fetch_add(&ep->done, 1);
+}
+
+
+/* What was sent to ep and finished since the scrape m holds. */
+void
+ngx_llmd_inflight_since(ngx_llmd_endpoint_sh_t *ep, ngx_llmd_metrics_sh_t *m,
+    llmd_inflight_t *d)
+{
+    ngx_atomic_int_t  v;
+
+    v = (ngx_atomic_int_t) (ep->sent - m->base_sent);
+    d->sent = v > 0 ? (uint64_t) v : 0;
+    v = (ngx_atomic_int_t) (ep->sent_tokens - m->base_sent_tokens);
+    d->sent_tokens = v > 0 ? (uint64_t) v : 0;
+    v = (ngx_atomic_int_t) (ep->done - m->base_done);
+    d->done = v > 0 ? (uint64_t) v : 0;
+    v = (ngx_atomic_int_t) (ep->done_tokens - m->base_done_tokens);
+    d->done_tokens = v > 0 ? (uint64_t) v : 0;
 }

@@ -19,6 +19,9 @@ static u_char *ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf,
 static u_char *ngx_llmd_status_sources(u_char *p, ngx_llmd_srv_conf_t *lcf);
 static ngx_uint_t ngx_llmd_status_endpoints(ngx_llmd_srv_conf_t *lcf);
 static u_char *ngx_llmd_status_labels(u_char *p, u_char *labels);
+static void ngx_llmd_status_estimate(ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_endpoint_sh_t *ep, ngx_llmd_metrics_sh_t *m,
+    llmd_inflight_t *d, llmd_endpoint_state_t *est);
 
 
 /*
@@ -177,9 +180,9 @@ ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf, ngx_uint_t *max)
                 + NGX_LLMD_HIST_BUCKETS * (128 + lcfp[i]->upstream->host.len)
                 + lcfp[i]->sources.nelts
                   * (512 + 6 * NGX_MAX_PATH + 6 * NGX_LLMD_ERROR_LEN)
-                + max[i] * (3584 + 8 * NGX_LLMD_NAME_LEN
+                + max[i] * (5120 + 16 * NGX_LLMD_NAME_LEN
                      + 6 * NGX_LLMD_ERROR_LEN
-                     + 16 * lcfp[i]->upstream->host.len
+                     + 24 * lcfp[i]->upstream->host.len
                      + 4 * LLMD_LABELS_LEN);
     }
 
@@ -194,7 +197,9 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
     ngx_uint_t                  i, n;
     ngx_msec_t                  now;
     ngx_llmd_shctx_t           *sh;
+    llmd_inflight_t             d;
     ngx_llmd_metrics_sh_t       m;
+    llmd_endpoint_state_t       est;
     ngx_llmd_endpoint_sh_t     *ep;
     llmd_prefix_index_stats_t   st;
     llmd_kv_index_stats_t       kst;
@@ -320,6 +325,22 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
             p = ngx_sprintf(p, "\"fresh\":false,\"metrics_age_ms\":null,");
         }
 
+        /* what the metric scorers see: llmd_inflight.h */
+        ngx_llmd_status_estimate(lcf, ep, &m, &d, &est);
+
+        p = ngx_sprintf(p, "\"inflight\":{\"tokens\":%.0f,"
+                        "\"since_scrape\":{\"sent\":%uL,"
+                        "\"sent_tokens\":%uL,\"done\":%uL,"
+                        "\"done_tokens\":%uL}},",
+                        est.inflight_tokens, d.sent, d.sent_tokens, d.done,
+                        d.done_tokens);
+
+        if (m.updated) {
+            p = ngx_sprintf(p, "\"estimate\":{\"waiting\":%.1f,"
+                            "\"running\":%.1f,\"kv_cache_usage\":%.4f},",
+                            est.waiting, est.running, est.kv_usage);
+        }
+
         if (lcf->precise) {
             p = ngx_sprintf(p, "\"kv\":{\"live\":%s,\"entries\":%uD,"
                             "\"batches\":%uA,\"blocks_stored\":%uA,"
@@ -358,7 +379,9 @@ ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
     ngx_str_t                  *u;
     ngx_msec_t                  now;
     ngx_llmd_shctx_t           *sh;
+    llmd_inflight_t             d;
     ngx_llmd_metrics_sh_t       m;
+    llmd_endpoint_state_t       est;
     ngx_llmd_endpoint_sh_t     *ep;
     llmd_prefix_index_stats_t   st;
 
@@ -476,6 +499,70 @@ ngx_llmd_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
             p = ngx_sprintf(p, "llmd_endpoint_active_requests{upstream="
                             "\"%V\",endpoint=\"%*s\"} %uA\n", u,
                             ep->name_len, ep->name, ep->active);
+        }
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP llmd_endpoint_inflight_tokens Prompt tokens in flight to "
+        "each endpoint, not cached there.\n"
+        "# TYPE llmd_endpoint_inflight_tokens gauge\n");
+
+    for (i = 0, n = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        ep = &sh->endpoints[i];
+        if (ngx_llmd_listed(ep, n, max)) {
+            ngx_llmd_metrics_read(ep, &m);
+            ngx_llmd_status_estimate(lcf, ep, &m, &d, &est);
+            p = ngx_sprintf(p, "llmd_endpoint_inflight_tokens{upstream="
+                            "\"%V\",endpoint=\"%*s\"} %.0f\n", u,
+                            ep->name_len, ep->name, est.inflight_tokens);
+        }
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP llmd_endpoint_since_scrape_requests Requests sent to each "
+        "endpoint and finished since its last scrape.\n"
+        "# TYPE llmd_endpoint_since_scrape_requests gauge\n"
+        "# HELP llmd_endpoint_since_scrape_tokens Their prompt tokens not "
+        "cached on the endpoint.\n"
+        "# TYPE llmd_endpoint_since_scrape_tokens gauge\n"
+        "# HELP llmd_endpoint_estimate What the metric scorers see: the "
+        "last scrape moved to the present by the in-flight load.\n"
+        "# TYPE llmd_endpoint_estimate gauge\n");
+
+    for (i = 0, n = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        ep = &sh->endpoints[i];
+        if (!ngx_llmd_listed(ep, n, max)) {
+            continue;
+        }
+
+        ngx_llmd_metrics_read(ep, &m);
+        ngx_llmd_status_estimate(lcf, ep, &m, &d, &est);
+
+        p = ngx_sprintf(p,
+            "llmd_endpoint_since_scrape_requests{upstream=\"%V\","
+            "endpoint=\"%*s\",event=\"sent\"} %uL\n"
+            "llmd_endpoint_since_scrape_requests{upstream=\"%V\","
+            "endpoint=\"%*s\",event=\"done\"} %uL\n"
+            "llmd_endpoint_since_scrape_tokens{upstream=\"%V\","
+            "endpoint=\"%*s\",event=\"sent\"} %uL\n"
+            "llmd_endpoint_since_scrape_tokens{upstream=\"%V\","
+            "endpoint=\"%*s\",event=\"done\"} %uL\n",
+            u, ep->name_len, ep->name, d.sent,
+            u, ep->name_len, ep->name, d.done,
+            u, ep->name_len, ep->name, d.sent_tokens,
+            u, ep->name_len, ep->name, d.done_tokens);
+
+        if (m.updated) {
+            p = ngx_sprintf(p,
+                "llmd_endpoint_estimate{upstream=\"%V\",endpoint=\"%*s\","
+                "metric=\"waiting\"} %.1f\n"
+                "llmd_endpoint_estimate{upstream=\"%V\",endpoint=\"%*s\","
+                "metric=\"running\"} %.1f\n"
+                "llmd_endpoint_estimate{upstream=\"%V\",endpoint=\"%*s\","
+                "metric=\"kv_cache_usage\"} %.4f\n",
+                u, ep->name_len, ep->name, est.waiting,
+                u, ep->name_len, ep->name, est.running,
+                u, ep->name_len, ep->name, est.kv_usage);
         }
     }
 
@@ -625,4 +712,34 @@ ngx_llmd_status_endpoints(ngx_llmd_srv_conf_t *lcf)
     }
 
     return n;
+}
+
+
+/*
+ * An endpoint's in-flight load since its scrape in m, and the queue,
+ * running and KV values the metric scorers see (the scraped ones, moved
+ * to the present with llmd_inflight on).
+ */
+static void
+ngx_llmd_status_estimate(ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_endpoint_sh_t *ep, ngx_llmd_metrics_sh_t *m,
+    llmd_inflight_t *d, llmd_endpoint_state_t *est)
+{
+    ngx_memzero(est, sizeof(llmd_endpoint_state_t));
+
+    ngx_llmd_inflight_since(ep, m, d);
+
+    est->waiting = m->waiting;
+    est->running = m->running;
+    est->kv_usage = m->have_kv ? m->kv_usage : 0;
+    est->fresh = 1;
+    est->inflight_tokens = (double) (ngx_atomic_int_t) ep->inflight_tokens;
+
+    if (est->inflight_tokens < 0) {
+        est->inflight_tokens = 0;
+    }
+
+    if (lcf->inflight) {
+        llmd_inflight_adjust(est, d, m->block_size, m->num_gpu_blocks);
+    }
 }

@@ -308,7 +308,7 @@ test_errors_name_file_and_line(void **state)
                  "- type: warp-drive-scorer\n",
                  "t.yaml:5:", "plugin type \"warp-drive-scorer\" is not "
                  "found");
-    expect_error(HEAD "plugins:\n- type: token-load-scorer\n",
+    expect_error(HEAD "plugins:\n- type: latency-scorer\n",
                  "t.yaml:4:", "not supported");
     expect_error(HEAD "plugins:\n- type: queue-scorer\n"
                  "schedulingProfiles:\n- name: d\n  plugins:\n"

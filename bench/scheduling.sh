@@ -18,8 +18,8 @@
 # pd (make bench-pd): prefill/decode disaggregation against aggregated
 # serving on the same 4 pods: long uncached prompts (8,000 tokens in, 200
 # out) arriving in Poisson bursts at rising rates, llm-d's P/D guide config
-# (conf-examples/epp-pd-guide.yaml) in every run; only the pods' roles
-# differ: aggregated = 4 pods of role both (the prefill profile finds no
+# (conf-examples/epp-pd.yaml) in every run; only the pods' roles differ:
+# aggregated = 4 unlabelled pods of role both (the prefill profile finds no
 # pod, so no request is disaggregated), pd-2p2d = 2 prefill + 2 decode,
 # pd-1p3d = 1 prefill + 3 decode. The decode pods pull the KV blocks at
 # the simulator's bandwidth (--kv-transfer-gbps).
@@ -216,7 +216,9 @@ pd_endpoints() {
         echo "- name: pod$i"
         echo "  address: 127.0.0.1"
         echo "  port: $((SIM_PORT + i))"
-        echo "  labels: {llm-d.ai/role: $r}"
+        # aggregated: unlabelled pods, which decode-filter keeps and
+        # prefill-filter does not (llm-d's prefill-filter keeps "both")
+        [ "$r" = both ] || echo "  labels: {llm-d.ai/role: $r}"
         i=$((i + 1))
     done
 }
@@ -225,7 +227,7 @@ upstream_conf() {
     case $1 in
     aggregated|pd-*)
         pd_endpoints "$1" > "$W/endpoints.yaml" || return 1
-        echo "llmd_balancer config=$TOP/conf-examples/epp-pd-guide.yaml;" \
+        echo "llmd_balancer config=$TOP/conf-examples/epp-pd.yaml;" \
              "llmd_endpoints file $W/endpoints.yaml;" ;;
     random|load|default)
         echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml; $servers" ;;

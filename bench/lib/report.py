@@ -34,7 +34,7 @@ LABEL = {
     "random": "llmd random-scheduling",
     "round-robin": "nginx round-robin",
     "least-conn": "nginx least_conn",
-    "aggregated": "aggregated (4 pods, role both)",
+    "aggregated": "aggregated (4 unlabelled pods)",
     "pd-2p2d": "P/D 2 prefill + 2 decode",
     "pd-1p3d": "P/D 1 prefill + 3 decode",
 }

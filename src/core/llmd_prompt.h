@@ -54,4 +54,14 @@ typedef struct {
 int llmd_request_parse(llmd_api_t api, const char *body, size_t len,
     const llmd_alloc_t *a, llmd_request_t *out, char *err, size_t errlen);
 
+/*
+ * The bytes cJSON may allocate while parsing a body of len bytes (16 x len
+ * + 1 MiB): past that the parse stops and the request is scheduled on load
+ * alone ("too complex to hash").  llmd_body_scan() (core/llmd_body_scan.h)
+ * counts cJSON's allocations against the same budget.  The minimum can be
+ * lowered by tests to reach the cap with small bodies (0: back to 1 MiB).
+ */
+size_t llmd_request_json_budget(size_t len);
+void llmd_request_set_json_budget_min(size_t min);
+
 #endif /* LLMD_PROMPT_H */

@@ -77,6 +77,7 @@ typedef struct {
     uint64_t        h;
     size_t          fill;
     int             active;
+    int             count;
     XXH64_state_t   st;
     unsigned char   buf[LLMD_SCAN_STACK_BLOCK + 8];
 } llmd_sink_t;
@@ -1134,7 +1135,8 @@ llmd_sink_init(llmd_sink_t *s, llmd_body_t *b)
     s->out = b->hashes;
     s->nh = 0;
     s->fill = 0;
-    s->active = (s->copy != NULL) || (s->bs != 0 && s->maxb != 0);
+    s->count = (s->copy != NULL) || b->exact_len;
+    s->active = s->count || (s->bs != 0 && s->maxb != 0);
 
     if (s->bs == 0 || s->maxb == 0) {
         s->bs = 0;
@@ -1213,7 +1215,7 @@ llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
 
         if (s->nh == s->maxb) {
             s->bs = 0;
-            s->active = (s->copy != NULL);
+            s->active = s->count;
         }
     }
 }

@@ -23,6 +23,9 @@ typedef struct {
        buffer the whole prompt is produced and prompt_len is exact */
     unsigned char        *copy;
     size_t                copy_cap;
+    /* in: count the whole prompt_len even without a copy buffer (the
+       prompt bytes are then produced to the end, only counted) */
+    int                   exact_len;
 
     /* out, as in llmd_request_t */
     const char           *model;            /* "" when absent */
@@ -34,8 +37,8 @@ typedef struct {
     int                   add_generation_prompt;
     /* a prompt was produced (llmd_request_t.prompt != NULL) */
     int                   has_prompt;
-    /* its length; without a copy buffer only counted until the last
-       block is hashed */
+    /* its length; without a copy buffer or exact_len only counted until
+       the last block is hashed */
     size_t                prompt_len;
     size_t                nhashes;
 } llmd_body_t;

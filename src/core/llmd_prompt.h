@@ -45,6 +45,14 @@ typedef struct {
        `add_generation_prompt` (vLLM's default true) */
     const struct cJSON   *json_chat_kwargs;
     int                   add_generation_prompt;
+    /*
+     * Filled from llmd_body_scan() (core/llmd_body_scan.h) instead: the
+     * prompt's prefix hashes are already computed (hashed = 1), prompt is
+     * NULL, prompt_len is its length, the json_* fields are NULL.
+     */
+    int                   hashed;
+    const uint64_t       *hashes;
+    size_t                nhashes;
 } llmd_request_t;
 
 /*

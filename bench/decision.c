@@ -213,7 +213,7 @@ main(int argc, char **argv)
 
     th = tp + n; ti = th + n; ts = ti + n; tt = ts + n;
 
-    len = make_body(body, 32600);
+    len = make_body(body, 33600);
 
     printf("approximate decision, %d-byte body (32 KB prompt), %d endpoints, "
            "%d requests, one core:\n", len, NEPS, n);

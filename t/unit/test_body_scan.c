@@ -393,7 +393,7 @@ test_generated(void **state)
 #if defined(__SANITIZE_ADDRESS__)
     /* make test SAN=address: the same bodies, fewer (t/unit.t's 60 s) */
     if (env == NULL) {
-        n = 200000;
+        n = 100000;
     }
 #endif
 

@@ -369,7 +369,10 @@ run_generated(unsigned long count, uint64_t seed, int small_budget)
             "budget\n", (unsigned long long) seed,
             small_budget ? ", small budget" : "", count, ok, bad, over);
 
-    if (small_budget) {
+    if (count < 10000) {
+        /* LLMD_BODY_DIFF_N too small for the mix to be asserted */
+
+    } else if (small_budget) {
         assert_true(over > 0);
 
     } else {

@@ -3,14 +3,18 @@
 #  1. throughput of nginx + llmd_balancer (llm-d default profile) against the
 #     same nginx with plain round robin, 32 KB completions prompts POSTed by
 #     wrk to 4 fast static backends (rounds alternate rr/llmd);
+#     with the front worker's CPU time per request (utime + stime from
+#     /proc/<pid>/stat over each wrk run), steadier than req/s on a shared
+#     machine;
 #  2. decision time ($llmd_decision_us: body parse + scoring + pick) at
 #     32 KB prompts with 8 endpoints, p50/p90/p99 from the access log.
 # Talks only to 127.0.0.1; stops by itself. Usage: bench/balancer.sh [secs]
+# (SO=/path/to/ngx_http_llmd_module.so measures another build of the module)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 ROUNDS=${ROUNDS:-3}
-SO=$PWD/build/ngx_http_llmd_module.so
+SO=${SO:-$PWD/build/ngx_http_llmd_module.so}
 [ -f "$SO" ] || make module >/dev/null
 command -v wrk >/dev/null || { echo "wrk missing: make deps"; exit 1; }
 
@@ -74,18 +78,39 @@ request = function()
 end
 LUA
 
-rate() { wrk -t1 -c16 -d${SECS}s -s $W/post.lua "http://127.0.0.1:$1" | awk '/Requests\/sec/ {print $2}'; }
+# the front's worker: its CPU time (utime + stime, /proc/<pid>/stat) per
+# request is steadier than req/s on a shared machine
+WORKER=$(pgrep -P "$(cat $W/front/nginx.pid)" | head -1)
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' /proc/$WORKER/stat; }
+
+# rate PORT: req/s of one wrk run; RATE_CPU: the worker's CPU us/request
+rate() {
+  local t0 t1 out reqs
+  t0=$(cpu_ticks)
+  out=$(wrk -t1 -c16 -d${SECS}s -s $W/post.lua "http://127.0.0.1:$1")
+  t1=$(cpu_ticks)
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  RATE_CPU=$(echo "($t1 - $t0) * 1000000 / $TICK / $reqs" | bc -l)
+  RATE=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+}
 
 echo "balancer throughput, 32 KB prompts, 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds"
-tot_rr=0; tot_llmd=0
+tot_rr=0; tot_llmd=0; cpu_rr=0; cpu_llmd=0
 for r in $(seq $ROUNDS); do
-  a=$(rate 19941); b=$(rate 19942)
-  echo "  round $r: round-robin $a req/s, llmd default $b req/s"
+  rate 19941; a=$RATE; ca=$RATE_CPU
+  rate 19942; b=$RATE; cb=$RATE_CPU
+  printf "  round %d: round-robin %s req/s (worker CPU %.1f us/req), llmd default %s req/s (%.1f us/req)\n" \
+    $r $a $ca $b $cb
   tot_rr=$(echo "$tot_rr + $a" | bc -l); tot_llmd=$(echo "$tot_llmd + $b" | bc -l)
+  cpu_rr=$(echo "$cpu_rr + $ca" | bc -l); cpu_llmd=$(echo "$cpu_llmd + $cb" | bc -l)
 done
 printf "  mean: round-robin %.0f req/s, llmd %.0f req/s, llmd/rr = %.1f%%\n" \
   "$(echo "$tot_rr/$ROUNDS" | bc -l)" "$(echo "$tot_llmd/$ROUNDS" | bc -l)" \
   "$(echo "100*$tot_llmd/$tot_rr" | bc -l)"
+printf "  worker CPU per request: round-robin %.1f us, llmd %.1f us, llmd/rr = %.2fx\n" \
+  "$(echo "$cpu_rr/$ROUNDS" | bc -l)" "$(echo "$cpu_llmd/$ROUNDS" | bc -l)" \
+  "$(echo "$cpu_llmd/$cpu_rr" | bc -l)"
 
 wrk -t1 -c8 -d${SECS}s -s $W/post.lua "http://127.0.0.1:19943" >/dev/null
 sort -n $W/front/decisions.log | awk '{a[NR]=$1} END {

@@ -1,10 +1,15 @@
 /*
  * The approximate decision without nginx around it: for 32 KB completions
- * prompts and 8 endpoints, time request parsing (cJSON), prefix hashing,
+ * prompts and 8 endpoints, time request parsing, prefix hashing,
  * prefix-index lookup and insert, and scoring with llm-d's default profile,
- * and print p50/p90/p99 per step and in total. What $llmd_decision_us
- * measures inside nginx, minus the body copy and the scheduler noise of a
- * loaded machine. Usage: build/bin/llmd-bench-decision [requests]
+ * and print p50/p90/p99 per step and in total, twice: parsing with cJSON
+ * then hashing the prompt bytes (llmd_request_parse, the module before the
+ * body scanner; precise mode still), and the body scanner that hashes as it
+ * scans (llmd_body_scan, the module's approximate path).  Then the scanner
+ * alone at 32 KB, 256 KB and 1 MB prompts (linear?).  What
+ * $llmd_decision_us measures inside nginx, minus the body copy and the
+ * scheduler noise of a loaded machine.
+ * Usage: build/bin/llmd-bench-decision [requests]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +17,7 @@
 #include <time.h>
 
 #include "core/llmd_prompt.h"
+#include "core/llmd_body_scan.h"
 #include "core/llmd_prefix_hash.h"
 #include "core/llmd_prefix_index.h"
 #include "core/llmd_scheduler.h"
@@ -63,17 +69,37 @@ report(const char *what, double *v, int n)
            v[n / 2] / 1e3, v[n * 9 / 10] / 1e3, v[n * 99 / 100] / 1e3);
 }
 
-int
-main(int argc, char **argv)
+/* a completions body with a prompt of about plen bytes; returns its length */
+static int
+make_body(char *body, int plen)
 {
-    int                     i, n, len;
-    char                   *body, err[LLMD_ERRLEN];
+    int  len;
+
+    len = sprintf(body, "{\"model\":\"meta-llama/Llama-3.1-8B-Instruct\","
+                  "\"max_tokens\":16,\"prompt\":\"%08d ", 0);
+    while (len < plen) {
+        len += sprintf(body + len, "The quick brown fox jumps over the "
+                       "lazy dog. ");
+    }
+    len += sprintf(body + len, "\"}");
+
+    return len;
+}
+
+
+static int
+run(int scanner, char *body, int len, int n, double *tp, double *th,
+    double *ti, double *ts, double *tt)
+{
+    int                     i, e;
+    char                    err[LLMD_ERRLEN], num[9];
     void                   *mem;
-    double                 *tp, *th, *ti, *ts, *tt, t0, t1, t2, t3, t4;
+    double                  t0, t1, t2, t3, t4;
     size_t                  nh;
     uint32_t                match[LLMD_MAX_ENDPOINTS];
     uint64_t                rng, hashes[256];
     llmd_alloc_t            a = { arena_alloc, NULL };
+    llmd_body_t             b;
     llmd_config_t          *cf;
     llmd_request_t          req;
     llmd_sched_input_t      in;
@@ -83,29 +109,8 @@ main(int argc, char **argv)
     double                  scores[3 * NEPS];
     llmd_endpoint_state_t   eps[NEPS];
 
-    n = argc > 1 ? atoi(argv[1]) : 20000;
-    if (n < 100) {
-        n = 100;
-    }
-
-    body = malloc(40000);
-    tp = malloc(5 * n * sizeof(double));
     mem = malloc(INDEX_SIZE);
-    if (body == NULL || tp == NULL || mem == NULL) {
-        return 1;
-    }
-
-    th = tp + n; ti = th + n; ts = ti + n; tt = ts + n;
-
-    len = sprintf(body, "{\"model\":\"meta-llama/Llama-3.1-8B-Instruct\","
-                  "\"max_tokens\":16,\"prompt\":\"%08d ", 0);
-    for (i = 0; i < 745; i++) {
-        len += sprintf(body + len, "The quick brown fox jumps over the "
-                       "lazy dog. ");
-    }
-    len += sprintf(body + len, "\"}");
-
-    idx = llmd_prefix_index_create(mem, INDEX_SIZE);
+    idx = mem ? llmd_prefix_index_create(mem, INDEX_SIZE) : NULL;
     cf = llmd_config_default(err, sizeof(err));
     if (idx == NULL || cf == NULL) {
         fprintf(stderr, "setup failed: %s\n", err);
@@ -117,31 +122,53 @@ main(int argc, char **argv)
 
     for (i = 0; i < n; i++) {
         /* 64 distinct prefixes, as bench/balancer.sh sends them */
-        char num[9];
         snprintf(num, sizeof(num), "%08d", i % 64);
         memcpy(strstr(body, "\"prompt\":\"") + 10, num, 8);
 
         arena_used = 0;
         memset(eps, 0, sizeof(eps));
-        for (int e = 0; e < NEPS; e++) {
+        for (e = 0; e < NEPS; e++) {
             eps[e].fresh = 1;
             eps[e].kv_usage = 0.1 * e;
         }
 
         t0 = now_ns();
-        if (llmd_request_parse(LLMD_API_COMPLETIONS, body, len, &a, &req,
-                               err, sizeof(err)) != 0)
-        {
-            fprintf(stderr, "parse: %s\n", err);
-            return 1;
+
+        if (scanner) {
+            /* as ngx_llmd_request.c calls it */
+            memset(&b, 0, sizeof(b));
+            b.block_size = 64;
+            b.max_blocks = 256;
+            b.hashes = hashes;
+            b.exact_len = 1;
+
+            if (llmd_body_scan(LLMD_API_COMPLETIONS, body, len, &a, &b, err,
+                               sizeof(err)) != 0)
+            {
+                fprintf(stderr, "scan: %s\n", err);
+                return 1;
+            }
+
+            t1 = now_ns();
+            nh = b.nhashes;
+
+        } else {
+            if (llmd_request_parse(LLMD_API_COMPLETIONS, body, len, &a, &req,
+                                   err, sizeof(err)) != 0)
+            {
+                fprintf(stderr, "parse: %s\n", err);
+                return 1;
+            }
+
+            t1 = now_ns();
+            nh = llmd_prefix_hashes(req.model, req.model_len, NULL, 0,
+                                    req.prompt, req.prompt_len, 64, 256,
+                                    hashes);
         }
 
-        t1 = now_ns();
-        nh = llmd_prefix_hashes(req.model, req.model_len, NULL, 0,
-                                req.prompt, req.prompt_len, 64, 256, hashes);
         t2 = now_ns();
         llmd_prefix_index_match(idx, hashes, nh, match);
-        for (int e = 0; e < NEPS; e++) {
+        for (e = 0; e < NEPS; e++) {
             eps[e].prefix_match = match[e];
         }
 
@@ -159,14 +186,76 @@ main(int argc, char **argv)
         tt[i] = t4 - t0;
     }
 
+    llmd_config_free(cf);
+    free(mem);
+    return 0;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int      n, len, k;
+    char    *body;
+    double  *tp, *th, *ti, *ts, *tt;
+    static const int  sizes[3] = { 32 * 1024, 256 * 1024, 1024 * 1024 };
+
+    n = argc > 1 ? atoi(argv[1]) : 20000;
+    if (n < 100) {
+        n = 100;
+    }
+
+    body = malloc(1100 * 1024);
+    tp = malloc(5 * n * sizeof(double));
+    if (body == NULL || tp == NULL) {
+        return 1;
+    }
+
+    th = tp + n; ti = th + n; ts = ti + n; tt = ts + n;
+
+    len = make_body(body, 33600);
+
     printf("approximate decision, %d-byte body (32 KB prompt), %d endpoints, "
            "%d requests, one core:\n", len, NEPS, n);
+
+    if (run(0, body, len, n, tp, th, ti, ts, tt) != 0) {
+        return 1;
+    }
+
+    printf(" cJSON tree, then the prompt bytes hashed:\n");
     report("parse (cJSON)", tp, n);
     report("prefix hashes", th, n);
     report("index lookup", ti, n);
     report("score + pick + insert", ts, n);
     report("total", tt, n);
 
-    llmd_config_free(cf);
+    if (run(1, body, len, n, tp, th, ti, ts, tt) != 0) {
+        return 1;
+    }
+
+    printf(" body scanner, hashing as it scans:\n");
+    report("scan + prefix hashes", tp, n);
+    report("index lookup", ti, n);
+    report("score + pick + insert", ts, n);
+    report("total", tt, n);
+
+    printf("body scanner alone (scan + hashes of 256 x 64-byte blocks), "
+           "by prompt size:\n");
+
+    for (k = 0; k < 3; k++) {
+        char  what[64];
+        int   m = n / (k == 0 ? 1 : k == 1 ? 8 : 32);
+
+        m = m < 100 ? 100 : m;
+        len = make_body(body, sizes[k]);
+
+        if (run(1, body, len, m, tp, th, ti, ts, tt) != 0) {
+            return 1;
+        }
+
+        snprintf(what, sizeof(what), "%d KB body", len / 1024);
+        report(what, tp, m);
+    }
+
     return 0;
 }

@@ -4,7 +4,8 @@
 # not instrumented); t/085-fuzz.t runs each over its seed corpus.
 #   make fuzz && build/fuzz/fuzz_prom fuzz/corpus/prom
 FUZZ_CC      ?= clang-14
-FUZZ_TARGETS := request config prom kv tokenizer chat endpoints loadgen
+FUZZ_TARGETS := request config prom kv tokenizer chat endpoints loadgen \
+    body_scan
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
     -Werror -Wno-unused-parameter -I$(TOP)/src -I$(TOP)/loadgen \
@@ -14,6 +15,8 @@ FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
 
 # what each target links besides fuzz_common, named as in src/ or loadgen/
 FUZZ_OBJS_request   := core/llmd_prompt core/llmd_prefix_hash core/llmd_common
+FUZZ_OBJS_body_scan := core/llmd_body_scan core/llmd_prompt \
+    core/llmd_prefix_hash core/llmd_common
 FUZZ_OBJS_config    := $(SCHED_OBJS)
 FUZZ_OBJS_prom      := core/llmd_prom core/llmd_common
 FUZZ_OBJS_kv        := $(KV_OBJS) $(KV_CORE_OBJS)
@@ -36,7 +39,7 @@ $(BUILD)/fuzz/obj/loadgen/%.o: loadgen/%.c $(wildcard loadgen/*.h)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 
 $(BUILD)/fuzz/obj/fuzz/%.o: fuzz/%.c fuzz/fuzz_common.h \
-    $(wildcard src/*/*.h loadgen/*.h)
+    $(wildcard src/*/*.h loadgen/*.h) t/unit/body_diff.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 

@@ -13,9 +13,10 @@ use POSIX ();
 use Test::More;
 
 my $root = Cwd::abs_path(File::Basename::dirname(__FILE__) . '/..');
-my @targets = qw(request config prom kv tokenizer chat endpoints loadgen);
+my @targets = qw(request config prom kv tokenizer chat endpoints loadgen
+                 body_scan);
 
-# seconds of fuzzing per target: 8 targets, two at a time, take about 20 s
+# seconds of fuzzing per target: 9 targets, two at a time, take about 20 s
 my $seconds = 3;
 
 # Runs cmd with its output in log; returns its wait status.

@@ -67,6 +67,7 @@ static size_t llmd_utf8_len(const unsigned char *s, size_t len);
 /* the allocator of the parse in progress (single threaded, see above) */
 static const llmd_alloc_t  *llmd_json_alloc;
 static size_t               llmd_json_budget;
+static size_t               llmd_json_budget_min = LLMD_JSON_BUDGET_MIN;
 static int                  llmd_json_oom;
 static int                  llmd_json_over;
 
@@ -96,6 +97,25 @@ llmd_api_from_path(const char *path, size_t len)
     }
 
     return LLMD_API_OTHER;
+}
+
+
+size_t
+llmd_request_json_budget(size_t len)
+{
+    if (len >= ((size_t) -1 - llmd_json_budget_min) / LLMD_JSON_BUDGET_FACTOR)
+    {
+        return llmd_json_budget_min;
+    }
+
+    return llmd_json_budget_min + len * LLMD_JSON_BUDGET_FACTOR;
+}
+
+
+void
+llmd_request_set_json_budget_min(size_t min)
+{
+    llmd_json_budget_min = min ? min : LLMD_JSON_BUDGET_MIN;
 }
 
 
@@ -129,12 +149,7 @@ llmd_request_parse(llmd_api_t api, const char *body, size_t len,
     llmd_json_alloc = a;
     llmd_json_oom = 0;
     llmd_json_over = 0;
-    llmd_json_budget = LLMD_JSON_BUDGET_MIN;
-
-    if (len < ((size_t) -1 - LLMD_JSON_BUDGET_MIN) / LLMD_JSON_BUDGET_FACTOR)
-    {
-        llmd_json_budget += len * LLMD_JSON_BUDGET_FACTOR;
-    }
+    llmd_json_budget = llmd_request_json_budget(len);
 
     cJSON_InitHooks(&hooks);
 

@@ -45,6 +45,14 @@ typedef struct {
        `add_generation_prompt` (vLLM's default true) */
     const struct cJSON   *json_chat_kwargs;
     int                   add_generation_prompt;
+    /*
+     * Filled from llmd_body_scan() (core/llmd_body_scan.h) instead: the
+     * prompt's prefix hashes are already computed (hashed = 1), prompt is
+     * NULL, prompt_len is its length, the json_* fields are NULL.
+     */
+    int                   hashed;
+    const uint64_t       *hashes;
+    size_t                nhashes;
 } llmd_request_t;
 
 /*
@@ -53,5 +61,15 @@ typedef struct {
  */
 int llmd_request_parse(llmd_api_t api, const char *body, size_t len,
     const llmd_alloc_t *a, llmd_request_t *out, char *err, size_t errlen);
+
+/*
+ * The bytes cJSON may allocate while parsing a body of len bytes (16 x len
+ * + 1 MiB): past that the parse stops and the request is scheduled on load
+ * alone ("too complex to hash").  llmd_body_scan() (core/llmd_body_scan.h)
+ * counts cJSON's allocations against the same budget.  The minimum can be
+ * lowered by tests to reach the cap with small bodies (0: back to 1 MiB).
+ */
+size_t llmd_request_json_budget(size_t len);
+void llmd_request_set_json_budget_min(size_t min);
 
 #endif /* LLMD_PROMPT_H */

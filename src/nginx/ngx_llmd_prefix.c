@@ -36,7 +36,12 @@ ngx_llmd_prefix_match(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     /* estimated as the approximate index counts: 4 bytes to a token */
     ctx->prompt_tokens = req != NULL ? (req->prompt_len + 3) / 4 : 0;
 
-    if (req != NULL && lcf->has_prefix) {
+    if (req != NULL && lcf->has_prefix && req->hashed) {
+        /* the body scanner hashed the blocks (ngx_llmd_request.c) */
+        ctx->hashes = (uint64_t *) req->hashes;
+        ctx->nhashes = req->hashes ? req->nhashes : 0;
+
+    } else if (req != NULL && lcf->has_prefix) {
         ctx->hashes = ngx_palloc(r->pool, sizeof(uint64_t)
                                           * lcf->approx.max_prefix_blocks);
         if (ctx->hashes == NULL) {

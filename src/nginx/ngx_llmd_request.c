@@ -2,17 +2,25 @@
  * The first step of a decision: the request. Its path says which OpenAI API
  * it is; for completions and chat the buffered body (in memory, in several
  * buffers or spilled to a temporary file) is read as one byte range and
- * parsed once into an llmd_request_t. A body that is not a valid request is
+ * parsed once into an llmd_request_t: by the body scanner, which hashes the
+ * prompt's prefix blocks without building a JSON tree (core/llmd_body_scan.h),
+ * or, when the prefix scorer is precise and needs the messages and prompt
+ * as JSON to render and tokenize, by cJSON (core/llmd_prompt.h); both accept
+ * and reject the same bodies. A body that is not a valid request is
  * answered 400 with an OpenAI-style error and never reaches a pod. The body
  * buffers themselves are never modified: the proxy module has already
  * linked them into the upstream request.
  */
 
 #include "nginx/ngx_llmd.h"
+#include "core/llmd_body_scan.h"
 
 
 static ngx_int_t ngx_llmd_request_body(ngx_http_request_t *r, size_t limit,
     u_char **body, size_t *len);
+static ngx_int_t ngx_llmd_request_scan(ngx_http_request_t *r,
+    ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, u_char *body, size_t len,
+    llmd_alloc_t *alloc, llmd_request_t *req, char *err, int *bad);
 static void *ngx_llmd_pool_alloc(void *ctx, size_t size);
 
 
@@ -26,6 +34,7 @@ ngx_int_t
 ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     ngx_llmd_ctx_t *ctx, llmd_request_t *req)
 {
+    int            bad;
     char           err[LLMD_ERRLEN];
     u_char        *body;
     size_t         len;
@@ -54,10 +63,18 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     alloc.alloc = ngx_llmd_pool_alloc;
     alloc.ctx = r->pool;
 
-    if (llmd_request_parse(ctx->api, (char *) body, len, &alloc, req, err,
-                           sizeof(err))
-        != 0)
+    if (lcf->precise && lcf->kv_index != NULL) {
+        bad = llmd_request_parse(ctx->api, (char *) body, len, &alloc, req,
+                                 err, sizeof(err));
+
+    } else if (ngx_llmd_request_scan(r, lcf, ctx, body, len, &alloc, req,
+                                     err, &bad)
+               != NGX_OK)
     {
+        return NGX_ERROR;
+    }
+
+    if (bad) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "llmd: rejected request: %s", err);
 
@@ -67,6 +84,56 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
                         err, ngx_strlen(err));
         return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The body scanner: *bad is llmd_request_parse()'s answer (0, or -1 with
+ * err) and req holds the prefix hashes instead of the prompt bytes;
+ * NGX_ERROR when the hash array cannot be allocated.
+ */
+static ngx_int_t
+ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_ctx_t *ctx, u_char *body, size_t len, llmd_alloc_t *alloc,
+    llmd_request_t *req, char *err, int *bad)
+{
+    uint64_t     *hashes;
+    llmd_body_t   b;
+
+    hashes = NULL;
+
+    if (lcf->has_prefix) {
+        hashes = ngx_palloc(r->pool, sizeof(uint64_t)
+                                     * lcf->approx.max_prefix_blocks);
+        if (hashes == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_memzero(&b, sizeof(llmd_body_t));
+    ngx_memzero(req, sizeof(llmd_request_t));
+
+    b.block_size = hashes ? lcf->approx.block_size : 0;
+    b.max_blocks = lcf->approx.max_prefix_blocks;
+    b.hashes = hashes;
+    b.exact_len = 1;
+
+    *bad = llmd_body_scan(ctx->api, (char *) body, len, alloc, &b, err,
+                          LLMD_ERRLEN);
+
+    req->model = b.model;
+    req->model_len = b.model_len;
+    req->cache_salt = b.cache_salt;
+    req->cache_salt_len = b.cache_salt_len;
+    req->stream = b.stream;
+    req->tools = b.tools;
+    req->add_generation_prompt = b.add_generation_prompt;
+    req->prompt_len = b.prompt_len;
+    req->hashed = 1;
+    req->hashes = hashes;
+    req->nhashes = b.nhashes;
 
     return NGX_OK;
 }

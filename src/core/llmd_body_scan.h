@@ -1,0 +1,56 @@
+/*
+ * Request body -> what the approximate decision needs, without a JSON tree:
+ * a validating scanner held to llmd_request_parse() (core/llmd_prompt.h),
+ * which parses with cJSON. Same accept/reject and the same error message,
+ * the same model, cache_salt, stream and tools, and the prompt bytes that
+ * llmd_request_parse() would build, which are never materialised: they
+ * are hashed into prefix blocks (core/llmd_prefix_hash.h) as they are
+ * produced, or copied into a caller buffer (tests).  docs/parsers.md,
+ * "Request body scanner".
+ */
+#ifndef LLMD_BODY_SCAN_H
+#define LLMD_BODY_SCAN_H
+
+#include "core/llmd_common.h"
+#include "core/llmd_prompt.h"
+
+typedef struct {
+    /* in: prefix hashing (block_size 0: none), as llmd_prefix_hashes() */
+    uint32_t              block_size;
+    uint32_t              max_blocks;
+    uint64_t             *hashes;           /* max_blocks entries */
+    /* in: where to copy the prompt bytes (NULL: nowhere); with a copy
+       buffer the whole prompt is produced and prompt_len is exact */
+    unsigned char        *copy;
+    size_t                copy_cap;
+    /* in: count the whole prompt_len even without a copy buffer (the
+       prompt bytes are then produced to the end, only counted) */
+    int                   exact_len;
+
+    /* out, as in llmd_request_t */
+    const char           *model;            /* "" when absent */
+    size_t                model_len;
+    const char           *cache_salt;       /* NULL when absent or empty */
+    size_t                cache_salt_len;
+    int                   stream;
+    int                   tools;
+    int                   add_generation_prompt;
+    /* a prompt was produced (llmd_request_t.prompt != NULL) */
+    int                   has_prompt;
+    /* its length; without a copy buffer or exact_len only counted until
+       the last block is hashed */
+    size_t                prompt_len;
+    size_t                nhashes;
+} llmd_body_t;
+
+/*
+ * Returns what llmd_request_parse() returns for the same input (0, or -1
+ * with the same message in err), with b filled as above.  The model and
+ * salt point into the body, or, when they hold escapes, into memory from
+ * a (the only allocations).  Nothing else is allocated; the stack holds a
+ * nesting stack of 1000 bytes and one hash block.
+ */
+int llmd_body_scan(llmd_api_t api, const char *body, size_t len,
+    const llmd_alloc_t *a, llmd_body_t *b, char *err, size_t errlen);
+
+#endif /* LLMD_BODY_SCAN_H */

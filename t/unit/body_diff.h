@@ -1,0 +1,215 @@
+/*
+ * The differential check of the request body scanner against cJSON: one
+ * body through llmd_request_parse() (core/llmd_prompt.h, the reference)
+ * and llmd_body_scan() (core/llmd_body_scan.h); any difference in the
+ * return code, the error message, model, cache_salt, stream, tools,
+ * add_generation_prompt (chat), whether there is a prompt, its bytes or
+ * its prefix hashes is a disagreement.  Used by t/unit/test_body_scan.c
+ * and fuzz/fuzz_body_scan.c.
+ */
+#ifndef BODY_DIFF_H
+#define BODY_DIFF_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/llmd_prompt.h"
+#include "core/llmd_body_scan.h"
+#include "core/llmd_prefix_hash.h"
+
+
+/*
+ * A region: bump allocation from a 1 MiB chunk kept from call to call,
+ * larger requests malloc'ed and freed at release (ASan sees overruns of
+ * those; the chunk is poisoned nowhere, which is the price of speed).
+ */
+typedef struct body_diff_block_s  body_diff_block_t;
+
+struct body_diff_block_s {
+    body_diff_block_t  *next;
+    long double         data[];
+};
+
+typedef struct {
+    body_diff_block_t  *big;
+    size_t              used;
+} body_diff_arena_t;
+
+#define BODY_DIFF_CHUNK  (1 << 20)
+
+static long double  body_diff_chunk[BODY_DIFF_CHUNK / sizeof(long double)];
+
+
+static void *
+body_diff_alloc(void *ctx, size_t size)
+{
+    body_diff_arena_t  *ar = ctx;
+    body_diff_block_t  *b;
+    void               *p;
+
+    size = (size + 15) & ~(size_t) 15;
+
+    if (size <= BODY_DIFF_CHUNK / 4 && ar->used + size <= BODY_DIFF_CHUNK) {
+        p = (char *) body_diff_chunk + ar->used;
+        ar->used += size;
+        return p;
+    }
+
+    b = malloc(sizeof(body_diff_block_t) + (size ? size : 1));
+    if (b == NULL) {
+        return NULL;
+    }
+
+    b->next = ar->big;
+    ar->big = b;
+
+    return b->data;
+}
+
+
+static void
+body_diff_release(body_diff_arena_t *ar)
+{
+    body_diff_block_t  *b;
+
+    while (ar->big != NULL) {
+        b = ar->big;
+        ar->big = b->next;
+        free(b);
+    }
+
+    ar->used = 0;
+}
+
+
+/* what the reference answered last: -1, 0, or 1 for "too complex" */
+static int   body_diff_last;
+static char  body_diff_err[LLMD_ERRLEN];
+
+
+/*
+ * 0 when both agree; else 1 with what differs in why.  block_size and
+ * max_blocks: the prefix hashing compared (max_blocks <= 512).
+ */
+static int
+body_diff(llmd_api_t api, const char *body, size_t len, uint32_t block_size,
+    uint32_t max_blocks, char *why, size_t whylen)
+{
+    int                  rc1, rc2, bad;
+    char                 err1[LLMD_ERRLEN], err2[LLMD_ERRLEN];
+    size_t               n1;
+    uint64_t             h1[512], h2[512];
+    llmd_body_t          b;
+    llmd_alloc_t         a;
+    llmd_request_t       req;
+    unsigned char       *copy;
+    body_diff_arena_t    ar;
+
+    ar.big = NULL;
+    ar.used = 0;
+    a.alloc = body_diff_alloc;
+    a.ctx = &ar;
+    bad = 0;
+    copy = NULL;
+
+    if (max_blocks > 512) {
+        max_blocks = 512;
+    }
+
+#define BODY_DIFF(...)                                                      \
+    do { snprintf(why, whylen, __VA_ARGS__); bad = 1; goto done; } while (0)
+
+    rc1 = llmd_request_parse(api, body, len, &a, &req, err1, sizeof(err1));
+    body_diff_last = rc1 != 0 ? -1 : strstr(err1, "too complex") != NULL;
+    memcpy(body_diff_err, err1, sizeof(err1));
+
+    memset(&b, 0, sizeof(b));
+    b.block_size = block_size;
+    b.max_blocks = max_blocks;
+    b.hashes = h2;
+    b.copy_cap = (rc1 == 0 && req.prompt != NULL) ? req.prompt_len : 0;
+    copy = malloc(b.copy_cap + 1);
+    if (copy == NULL) {
+        BODY_DIFF("out of memory");
+    }
+
+    b.copy = copy;
+
+    rc2 = llmd_body_scan(api, body, len, &a, &b, err2, sizeof(err2));
+
+    if (rc1 != rc2 || strcmp(err1, err2) != 0) {
+        BODY_DIFF("cJSON %d \"%.200s\", scanner %d \"%.200s\"", rc1, err1, rc2,
+                  err2);
+    }
+
+    if (rc1 != 0) {
+        goto done;
+    }
+
+    if (req.model_len != b.model_len
+        || memcmp(req.model, b.model, b.model_len) != 0)
+    {
+        BODY_DIFF("model \"%.*s\" vs \"%.*s\"", (int) req.model_len,
+                  req.model, (int) b.model_len, b.model);
+    }
+
+    if ((req.cache_salt == NULL) != (b.cache_salt == NULL)
+        || req.cache_salt_len != b.cache_salt_len
+        || (b.cache_salt != NULL
+            && memcmp(req.cache_salt, b.cache_salt, b.cache_salt_len) != 0))
+    {
+        BODY_DIFF("cache_salt differs");
+    }
+
+    if (req.stream != b.stream) {
+        BODY_DIFF("stream %d vs %d", req.stream, b.stream);
+    }
+
+    if (api == LLMD_API_CHAT
+        && (req.tools != b.tools
+            || req.add_generation_prompt != b.add_generation_prompt))
+    {
+        BODY_DIFF("tools %d/%d or add_generation_prompt %d/%d", req.tools,
+                  b.tools, req.add_generation_prompt,
+                  b.add_generation_prompt);
+    }
+
+    if ((req.prompt != NULL) != b.has_prompt) {
+        BODY_DIFF("prompt %s vs %s", req.prompt ? "present" : "absent",
+                  b.has_prompt ? "present" : "absent");
+    }
+
+    if (req.prompt == NULL) {
+        goto done;
+    }
+
+    if (req.prompt_len != b.prompt_len
+        || memcmp(req.prompt, copy, req.prompt_len) != 0)
+    {
+        BODY_DIFF("prompt of %zu bytes \"%.*s\" vs %zu \"%.*s\"",
+                  req.prompt_len, (int) req.prompt_len, req.prompt,
+                  b.prompt_len,
+                  (int) (b.prompt_len <= req.prompt_len ? b.prompt_len : 0),
+                  copy);
+    }
+
+    n1 = llmd_prefix_hashes(req.model, req.model_len, req.cache_salt,
+                            req.cache_salt_len, req.prompt, req.prompt_len,
+                            block_size, max_blocks, h1);
+
+    if (n1 != b.nhashes || memcmp(h1, h2, n1 * sizeof(uint64_t)) != 0) {
+        BODY_DIFF("%zu prefix hashes vs %zu (or their values)", n1,
+                  b.nhashes);
+    }
+
+#undef BODY_DIFF
+
+done:
+
+    free(copy);
+    body_diff_release(&ar);
+    return bad;
+}
+
+#endif /* BODY_DIFF_H */

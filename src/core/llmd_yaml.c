@@ -205,14 +205,19 @@ llmd_yaml_duration_ms(llmd_yaml_ctx_t *ctx, const yaml_node_t *node,
         return llmd_yaml_error(ctx, node, "%s must be a duration", what);
     }
 
-    /* a bare number is nanoseconds, as Go's time.Duration in JSON */
+    /*
+     * a bare number is nanoseconds, as Go's time.Duration in JSON; bounded
+     * like a duration with units below, before the cast (a double beyond
+     * uint64_t does not convert)
+     */
     v = strtod(s, &end);
     if (*end == '\0' && end != s) {
-        if (v < 0 || !isfinite(v)) {
+        v /= 1e6;
+        if (v < 0 || !isfinite(v) || v > 1e15) {
             goto invalid;
         }
 
-        *out = (uint64_t) (v / 1e6);
+        *out = (uint64_t) v;
         return 0;
     }
 

@@ -369,6 +369,37 @@ test_integer_out_of_range(void **state)
 }
 
 
+/*
+ * A duration given as a bare number of nanoseconds beyond what milliseconds
+ * in uint64_t hold: the cast was undefined (found by fuzz/fuzz_config.c
+ * with UBSan, "211e300").  Refused like a duration too long in Go units;
+ * the largest accepted value still converts.
+ */
+static void
+test_duration_out_of_range(void **state)
+{
+    char             err[LLMD_ERRLEN];
+    llmd_config_t   *cf;
+
+    expect_error(HEAD "plugins:\n- type: active-request-scorer\n"
+                 "  parameters: {requestTimeout: \"211e300\"}\n",
+                 "t.yaml:5:", "requestTimeout must be a duration");
+    expect_error(HEAD "plugins:\n- type: active-request-scorer\n"
+                 "  parameters: {requestTimeout: 1e40}\n",
+                 "t.yaml:5:", "requestTimeout must be a duration");
+    expect_error(HEAD "plugins:\n- type: active-request-scorer\n"
+                 "  parameters: {requestTimeout: 1e300h}\n",
+                 "t.yaml:5:", "requestTimeout must be a duration");
+
+    cf = LOAD(HEAD "plugins:\n- type: active-request-scorer\n"
+              "  parameters: {requestTimeout: 1e21}\n", err);
+    assert_non_null(cf);
+    assert_int_equal(llmd_config_primary_profile(cf)->scorers[0].plugin
+                     ->u.active_request.request_timeout_ms, 1000000000000000);
+    llmd_config_free(cf);
+}
+
+
 /* llm-d's P/D configurations of every era load unchanged. */
 static void
 test_pd_seed_era(void **state)
@@ -821,6 +852,7 @@ main(void)
         cmocka_unit_test(test_file_discovery),
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_integer_out_of_range),
+        cmocka_unit_test(test_duration_out_of_range),
         cmocka_unit_test(test_pd_seed_era),
         cmocka_unit_test(test_pd_guide),
         cmocka_unit_test(test_precise_producer),

@@ -506,6 +506,10 @@ sim_step_cost_us(const sim_config_t *cf, const sim_step_load_t *ld,
 }
 
 
+/* how far behind the wall clock steps may run back to back */
+#define SIM_STEP_MAX_LAG_NS  (50 * 1000000LL)
+
+
 /* n new tokens after c computed ones: token i attends to c + i + 1 */
 static double
 sim_attn_pairs(size_t c, size_t n)
@@ -747,6 +751,15 @@ sim_engine_tick(sim_pod_t *pod, int64_t now)
     if (eng->busy) {
         if (now < eng->step_end_ns) {
             return;
+        }
+
+        /*
+         * A loop that comes late (a busy CPU) does not stretch simulated
+         * time: the step ended at its deadline, and the next one starts
+         * there, up to SIM_STEP_MAX_LAG_NS of wall time behind.
+         */
+        if (now - eng->step_end_ns < SIM_STEP_MAX_LAG_NS) {
+            now = eng->step_end_ns;
         }
         sim_step_done(pod, now);
     }

@@ -33,9 +33,11 @@ NGX_PORT=18510
 KV_PORT=18590
 KV_TOKENS=461376          # per pod, the seed's KV_cap
 SAMPLE=${SAMPLE:-0.5}     # wall seconds between /metrics samples
-# the pods' step model (docs/simulator.md): empty = the linear default, or
-# e.g. SIM_ARGS="--profile llama-3.1-70b-tp4-h100" for the physical one
-SIM_ARGS=${SIM_ARGS:-}
+# the pods' step model (docs/simulator.md): the physical model with the
+# seed's Llama-3.1-70B TP4 H100 profile, which follows llm-d's report more
+# closely than the simulator's linear default (docs/benchmark.md,
+# "Calibration"); SIM_ARGS="" for the linear model
+SIM_ARGS=${SIM_ARGS-"--profile llama-3.1-70b-tp4-h100"}
 
 for f in "$SIM" "$LG" "$SO"; do
     [ -e "$f" ] || { echo "missing $f: run make" >&2; exit 1; }

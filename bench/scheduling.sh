@@ -47,6 +47,11 @@ NGX_PORT=18510
 KV_PORT=18590
 KV_TOKENS=461376          # per pod, the seed's KV_cap
 SAMPLE=${SAMPLE:-0.5}     # wall seconds between /metrics samples
+# the pods' step model (docs/simulator.md): the physical model with the
+# seed's Llama-3.1-70B TP4 H100 profile, which follows llm-d's report more
+# closely than the simulator's linear default (docs/benchmark.md,
+# "Calibration"); SIM_ARGS="" for the linear model
+SIM_ARGS=${SIM_ARGS-"--profile llama-3.1-70b-tp4-h100"}
 
 for f in "$SIM" "$LG" "$SO"; do
     [ -e "$f" ] || { echo "missing $f: run make" >&2; exit 1; }
@@ -294,7 +299,7 @@ start_sim() {
     "$SIM" --pods 4 --port $SIM_PORT --time-scale "$SCALE" --roles "$roles" \
         --kv-tokens $KV_TOKENS --block-size 64 --hash-seed 42 \
         --tokenizer "$TOKJSON" --kv-events "tcp://127.0.0.1:$KV_PORT" \
-        --quiet 2> "$W/sim.log" &
+        $SIM_ARGS --quiet 2> "$W/sim.log" &
     SIM_PID=$!
     local deadline=$((SECONDS + 30))
     until curl -sf "127.0.0.1:$((SIM_PORT + 3))/health" >/dev/null; do
@@ -421,6 +426,7 @@ run_one() {
 }
 
 echo "results: $RES" >&2
+echo "vllm-sim options: ${SIM_ARGS:-(linear step model)}" > "$RES/sim-args.txt"
 for exp in $EXPS; do
     run_one "$exp"
 done

@@ -11,9 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
 
-GROUPS_N=${GROUPS_N:-16}        # distinct system prompts
-PER_GROUP=${PER_GROUP:-6}       # requests sharing each one
-CONC=${CONC:-16}                # requests in flight
+GROUPS_N=${GROUPS_N:-24}        # distinct system prompts
+PER_GROUP=${PER_GROUP:-8}       # requests sharing each one
+CONC=${CONC:-64}                # requests in flight
+WORDS=${WORDS:-8000}            # words of each system prompt (~1 token each)
 SCALE=10                        # simulator time scale
 SIM_PORT=18801                  # pods on 18801..18804
 KV_PORT=18890
@@ -30,6 +31,7 @@ if cache=$(scripts/fetch-tokenizers.sh 2>/dev/null); then
 fi
 
 W=$(mktemp -d /tmp/llmd-demo.XXXXXX)
+chmod 755 "$W"            # nginx workers (nobody) read their temp dirs
 export W
 SIM_PID=""
 cleanup() {
@@ -54,6 +56,7 @@ error_log $W/logs/error.log notice;
 events { worker_connections 1024; }
 http {
     access_log off;
+    client_body_buffer_size 256k;   # ~50 KB prompts stay in memory
     client_body_temp_path $W/body;
     proxy_temp_path $W/proxy;
     upstream rr { $servers }
@@ -79,14 +82,14 @@ CONF
 
 # --- the workload: groups sharing a long system prompt, interleaved --------
 /usr/bin/perl -e '
-    my ($groups, $per) = @ARGV;
+    my ($groups, $per, $nwords) = @ARGV;
     my @words = qw(cache token model server prompt latency request queue
                    block memory route answer policy schedule decode batch);
     srand(42);
     my @reqs;
     for my $g (1 .. $groups) {
         my $sys = "System prompt $g. " . join(" ", map {
-            $words[int(rand(@words))] } 1 .. 1200);
+            $words[int(rand(@words))] } 1 .. $nwords);
         for my $q (1 .. $per) {
             push @reqs, "{\"model\":\"meta-llama/Llama-3.1-70B-Instruct\","
               . "\"prompt\":\"$sys Question $q of group $g?\","
@@ -100,7 +103,7 @@ CONF
     my $n = 0;
     for (@reqs) { open(my $f, ">", sprintf("%s/req-%03d.json",
                        $ENV{W}, $n++)) or die; print $f $_; close $f; }
-' "$GROUPS_N" "$PER_GROUP"
+' "$GROUPS_N" "$PER_GROUP" "$WORDS"
 
 # sum of one metric over the 4 pods
 metric() {
@@ -128,6 +131,7 @@ run() {
     # fresh pods for every run: empty prefix caches
     [ -n "$SIM_PID" ] && { kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true; }
     "$SIM" --pods 4 --port $SIM_PORT --time-scale $SCALE --block-size 64 \
+        --profile llama-3.1-70b-tp4-h100 \
         --hash-seed 42 ${TOKDIR:+--tokenizer "$TOKDIR/tokenizer.json"} \
         --kv-events "tcp://127.0.0.1:$KV_PORT" --quiet &
     SIM_PID=$!
@@ -155,7 +159,7 @@ run() {
 
 echo
 echo "llmd demo: $((GROUPS_N * PER_GROUP)) completions in $GROUPS_N groups of" \
-     "$PER_GROUP sharing a ~1,200-word system prompt, $CONC in flight,"
+     "$PER_GROUP sharing a ~$WORDS-word system prompt, $CONC in flight,"
 echo "4 simulated Llama-3.1-70B pods (time scale $SCALE; times below are" \
      "simulated seconds)."
 echo

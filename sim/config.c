@@ -27,6 +27,46 @@ static int sim_tokenizer_files(sim_config_t *cf);
 #define SIM_KV_BYTES_PER_TOKEN  (80.0 * 8 * 128 * 2 * 2)
 
 
+/*
+ * Profiles of the physical step model (docs/simulator.md, "Profiles"):
+ * public model facts (parameters, layers, heads, head size; bf16 weights
+ * and KV) and the GPU's data sheet (H100 SXM: 3.35 TB/s HBM3, 989 TFLOP/s
+ * dense bf16); the achieved fractions and the overhead are the fitted
+ * part.
+ */
+typedef struct {
+    const char  *name;
+    const char  *model;
+    double       params;           /* parameters */
+    int          layers;
+    int          q_heads;
+    int          kv_heads;
+    int          head_dim;
+    int          tp;
+    long         kv_tokens;        /* KV cache per pod */
+    uint32_t     vocab;
+} sim_profile_t;
+
+static const sim_profile_t  sim_profiles[] = {
+    /* seed 000: 4 pods of TP=4; 461,376 KV tokens is the report's KV_cap */
+    { "llama-3.1-70b-tp4-h100", "meta-llama/Llama-3.1-70B-Instruct",
+      70.6e9, 80, 64, 8, 128, 4, 461376, 128256 },
+    /* seeds 002/004: 8 pods of TP=2; KV: 2 x 80 GB x 0.9 (vLLM's
+     * gpu_memory_utilization) - 65.6 GB weights - 8 GB activations and
+     * CUDA graphs = 70.4 GB / 262,144 bytes per token */
+    { "qwen3-32b-tp2-h100", "Qwen/Qwen3-32B",
+      32.8e9, 64, 64, 8, 128, 2, 268544, 151936 },
+    { NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0 }
+};
+
+/* the physical model's fitted part (docs/simulator.md) */
+#define SIM_HBM_TBPS      3.35
+#define SIM_PEAK_TFLOPS   989.0
+#define SIM_MEM_EFF       0.8
+#define SIM_MFU           0.5
+#define SIM_OVERHEAD_US   4000.0
+
+
 static const char  sim_usage[] =
 "usage: vllm-sim [options]\n"
 "  --pods N                     pods, on ports PORT..PORT+N-1 (1)\n"
@@ -50,6 +90,20 @@ static const char  sim_usage[] =
 "  --prefill-us-per-token X     step time: per prefill token (120)\n"
 "  --decode-us-per-seq X        step time: per decoding request (50)\n"
 "  --ctx-ns-per-token X         step time: per context token (10)\n"
+"  --step-model linear|physical step time model (linear)\n"
+"  --profile NAME               physical model, model name, KV size of\n"
+"                               llama-3.1-70b-tp4-h100 or\n"
+"                               qwen3-32b-tp2-h100 (later options win)\n"
+"  --params X                   physical: model parameters (70.6e9)\n"
+"  --weight-bytes X             physical: bytes read per step (2 x params)\n"
+"  --attn-dim N                 physical: layers x query heads x head size\n"
+"                               (655360)\n"
+"  --tp N                       physical: GPUs per pod (4)\n"
+"  --hbm-tbps X                 physical: HBM TB/s per GPU (3.35)\n"
+"  --mem-eff X                  physical: achieved fraction of it (0.8)\n"
+"  --peak-tflops X              physical: dense bf16 TFLOP/s per GPU (989)\n"
+"  --mfu X                      physical: achieved fraction of it (0.5)\n"
+"  --overhead-us X              physical: fixed time per step (4000)\n"
 "  --hash-algo A                sha256_cbor | sha256_cbor_64bit\n"
 "                               (sha256_cbor)\n"
 "  --hash-seed S                NONE_HASH seed (vllm-none-hash)\n"
@@ -133,6 +187,17 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
         { "pd-connect-timeout-ms", 1, NULL, 24 },
         { "pd-timeout-ms", 1, NULL, 25 },
         { "pd-fallback", 0, NULL, 26 },
+        { "step-model", 1, NULL, 27 },
+        { "profile", 1, NULL, 28 },
+        { "params", 1, NULL, 29 },
+        { "weight-bytes", 1, NULL, 30 },
+        { "attn-dim", 1, NULL, 31 },
+        { "tp", 1, NULL, 32 },
+        { "hbm-tbps", 1, NULL, 33 },
+        { "mem-eff", 1, NULL, 34 },
+        { "peak-tflops", 1, NULL, 35 },
+        { "mfu", 1, NULL, 36 },
+        { "overhead-us", 1, NULL, 37 },
         { "quiet", 0, NULL, 'q' },
         { "help", 0, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -141,6 +206,7 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
     double      v;
     long        kv_tokens = 0;
     int         o, bad, i, pods_set = 0, host_set = 0, nroles = 0;
+    int         weights_set = 0;
 
     memset(cf, 0, sizeof(sim_config_t));
     cf->pods = 1;
@@ -168,6 +234,37 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
     cf->kv_transfer_gbps = 800;
     cf->pd_connect_timeout_ms = 1000;
     cf->pd_timeout_ms = 60000;
+    cf->step_model = SIM_STEP_LINEAR;
+    cf->hbm_tbps = SIM_HBM_TBPS;
+    cf->mem_eff = SIM_MEM_EFF;
+    cf->peak_tflops = SIM_PEAK_TFLOPS;
+    cf->mfu = SIM_MFU;
+    cf->overhead_us = SIM_OVERHEAD_US;
+    (void) sim_step_profile(cf, sim_profiles[0].name);
+    cf->step_model = SIM_STEP_LINEAR;
+    cf->profile = NULL;
+
+    /* a profile first, whatever its place: the other options refine it */
+    for (i = 1; i < argc; i++) {
+        const char  *name = NULL;
+
+        if (strcmp(argv[i], "--") == 0) {
+            break;
+        }
+        if (strcmp(argv[i], "--profile") == 0 && i + 1 < argc) {
+            name = argv[++i];
+        } else if (strncmp(argv[i], "--profile=", 10) == 0) {
+            name = argv[i] + 10;
+        }
+        if (name && sim_step_profile(cf, name) != 0) {
+            fprintf(stderr, "vllm-sim: unknown profile \"%s\" (%s, %s)\n",
+                    name, sim_profiles[0].name, sim_profiles[1].name);
+            return -1;
+        }
+        if (name) {
+            kv_tokens = cf->kv_tokens_profile;
+        }
+    }
 
     opterr = 0;
     bad = 0;
@@ -250,6 +347,26 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
         case 25: bad = sim_num(optarg, 1, 1e8, &v); cf->pd_timeout_ms = v;
                  break;
         case 26: cf->pd_fallback = 1; break;
+        case 27:
+            if (strcmp(optarg, "linear") == 0) {
+                cf->step_model = SIM_STEP_LINEAR;
+            } else if (strcmp(optarg, "physical") == 0) {
+                cf->step_model = SIM_STEP_PHYSICAL;
+            } else {
+                bad = 1;
+            }
+            break;
+        case 28: break;                   /* applied before the loop */
+        case 29: bad = sim_num(optarg, 1e6, 1e14, &cf->params); break;
+        case 30: bad = sim_num(optarg, 0, 1e15, &cf->weight_bytes);
+                 weights_set = 1; break;
+        case 31: bad = sim_num(optarg, 0, 1e12, &cf->attn_dim); break;
+        case 32: bad = sim_num(optarg, 1, 1024, &v); cf->tp = v; break;
+        case 33: bad = sim_num(optarg, 1e-3, 1e3, &cf->hbm_tbps); break;
+        case 34: bad = sim_num(optarg, 1e-3, 1, &cf->mem_eff); break;
+        case 35: bad = sim_num(optarg, 1e-3, 1e6, &cf->peak_tflops); break;
+        case 36: bad = sim_num(optarg, 1e-3, 1, &cf->mfu); break;
+        case 37: bad = sim_num(optarg, 0, 1e9, &cf->overhead_us); break;
         case 'q': cf->quiet = 1; break;
         case 'h': fputs(sim_usage, stdout); exit(0);
         default:
@@ -268,6 +385,10 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "vllm-sim: unexpected argument %s\n", argv[optind]);
         return -1;
+    }
+
+    if (!weights_set) {
+        cf->weight_bytes = 2.0 * cf->params;     /* bf16 */
     }
 
     if (kv_tokens) {
@@ -313,6 +434,37 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
         fprintf(stderr, "vllm-sim: --tokenizer path too long\n");
         return -1;
     }
+
+    return 0;
+}
+
+
+int
+sim_step_profile(sim_config_t *cf, const char *name)
+{
+    const sim_profile_t  *p;
+
+    for (p = sim_profiles; p->name; p++) {
+        if (strcmp(p->name, name) == 0) {
+            break;
+        }
+    }
+
+    if (p->name == NULL) {
+        return -1;
+    }
+
+    cf->profile = p->name;
+    cf->step_model = SIM_STEP_PHYSICAL;
+    cf->model = p->model;
+    cf->params = p->params;
+    cf->weight_bytes = 2.0 * p->params;                      /* bf16 */
+    cf->attn_dim = (double) p->layers * p->q_heads * p->head_dim;
+    cf->kv_bytes_per_token = (double) p->layers * p->kv_heads * p->head_dim
+                             * 2 * 2;                        /* K, V; bf16 */
+    cf->tp = p->tp;
+    cf->kv_tokens_profile = p->kv_tokens;
+    cf->vocab_size = p->vocab;
 
     return 0;
 }

@@ -460,15 +460,61 @@ sim_engine_pulls(sim_pod_t *pod, int64_t now)
 }
 
 
+/*
+ * The step's cost.  Linear: the fitted coefficients.  Physical: a step
+ * streams the weights once and the KV of every scheduled request's context
+ * (plus the new tokens' KV) from HBM, and computes 2 x params FLOPs per
+ * token plus 4 x attn_dim per attention pair, on tp GPUs; it takes the
+ * longer of the two at their achieved rates, plus a fixed overhead
+ * (scheduling, sampling, TP all-reduce latency).
+ */
 double
-sim_engine_step_us(const sim_pod_t *pod, long prefill_tokens,
-    long decode_seqs, long ctx_tokens)
+sim_step_cost_us(const sim_config_t *cf, const sim_step_load_t *ld,
+    double *mem_us, double *compute_us)
 {
-    const sim_config_t  *cf = pod->cf;
+    double  tokens, bytes, flops, mem, comp;
 
-    return cf->step_base_us + cf->prefill_us_per_token * prefill_tokens
-           + cf->decode_us_per_seq * decode_seqs
-           + cf->ctx_ns_per_token * ctx_tokens / 1000.0;
+    if (mem_us) {
+        *mem_us = 0;
+    }
+    if (compute_us) {
+        *compute_us = 0;
+    }
+
+    if (cf->step_model != SIM_STEP_PHYSICAL) {
+        return cf->step_base_us + cf->prefill_us_per_token * ld->prefill_tokens
+               + cf->decode_us_per_seq * ld->decode_seqs
+               + cf->ctx_ns_per_token * ld->ctx_tokens / 1000.0;
+    }
+
+    tokens = (double) ld->prefill_tokens + (double) ld->decode_seqs;
+    bytes = cf->weight_bytes
+            + cf->kv_bytes_per_token * ((double) ld->ctx_tokens + tokens);
+    flops = 2.0 * cf->params * tokens + 4.0 * cf->attn_dim * ld->attn_pairs;
+
+    mem = bytes / (cf->tp * cf->hbm_tbps * 1e12 * cf->mem_eff) * 1e6;
+    comp = flops / (cf->tp * cf->peak_tflops * 1e12 * cf->mfu) * 1e6;
+
+    if (mem_us) {
+        *mem_us = mem;
+    }
+    if (compute_us) {
+        *compute_us = comp;
+    }
+
+    return (mem > comp ? mem : comp) + cf->overhead_us;
+}
+
+
+/* how far behind the wall clock steps may run back to back */
+#define SIM_STEP_MAX_LAG_NS  (50 * 1000000LL)
+
+
+/* n new tokens after c computed ones: token i attends to c + i + 1 */
+static double
+sim_attn_pairs(size_t c, size_t n)
+{
+    return (double) n * (double) c + (double) n * (double) (n + 1) / 2.0;
 }
 
 
@@ -481,10 +527,12 @@ sim_schedule(sim_pod_t *pod, int64_t now)
     size_t         hits, held, need, n, nblk, i;
     long           budget, prefill, decode, ctx;
     int            preempted, self;
-    double         us;
+    double         us, pairs;
+    sim_step_load_t  ld;
 
     budget = pod->cf->max_batched_tokens;
     prefill = decode = ctx = 0;
+    pairs = 0;
     preempted = 0;
     eng->n_step = 0;
 
@@ -521,6 +569,7 @@ sim_schedule(sim_pod_t *pod, int64_t now)
         eng->step[eng->n_step++] = r;
         budget -= (long) n;
         ctx += (long) r->num_computed;
+        pairs += sim_attn_pairs(r->num_computed, n);
         if (r->num_computed < r->n_prompt) {
             prefill += (long) n;
         } else {
@@ -579,6 +628,7 @@ sim_schedule(sim_pod_t *pod, int64_t now)
         eng->step[eng->n_step++] = r;
         budget -= (long) n;
         ctx += (long) r->num_computed;
+        pairs += sim_attn_pairs(r->num_computed, n);
         prefill += (long) n;
     }
 
@@ -594,7 +644,11 @@ sim_schedule(sim_pod_t *pod, int64_t now)
         return;
     }
 
-    us = sim_engine_step_us(pod, prefill, decode, ctx);
+    ld.prefill_tokens = prefill;
+    ld.decode_seqs = decode;
+    ld.ctx_tokens = ctx;
+    ld.attn_pairs = pairs;
+    us = sim_step_cost_us(pod->cf, &ld, NULL, NULL);
     eng->busy = 1;
     eng->steps++;
     eng->step_end_ns = now + (int64_t) (us * 1000.0 / pod->cf->time_scale);
@@ -697,6 +751,15 @@ sim_engine_tick(sim_pod_t *pod, int64_t now)
     if (eng->busy) {
         if (now < eng->step_end_ns) {
             return;
+        }
+
+        /*
+         * A loop that comes late (a busy CPU) does not stretch simulated
+         * time: the step ended at its deadline, and the next one starts
+         * there, up to SIM_STEP_MAX_LAG_NS of wall time behind.
+         */
+        if (now - eng->step_end_ns < SIM_STEP_MAX_LAG_NS) {
+            now = eng->step_end_ns;
         }
         sim_step_done(pod, now);
     }

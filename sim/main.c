@@ -141,6 +141,15 @@ main(int argc, char **argv)
             cf.num_blocks, cf.block_size,
             sim_tok_is_real() ? cf.tokenizer : "fallback",
             sim_chat_template_name(), cf.time_scale);
+    if (cf.step_model == SIM_STEP_PHYSICAL) {
+        sim_log("physical step model%s%s: %g params, %g weight bytes, "
+                "%g KV bytes per token, TP %d, %g TB/s x %g, "
+                "%g TFLOP/s x %g, overhead %g us",
+                cf.profile ? " " : "", cf.profile ? cf.profile : "",
+                cf.params, cf.weight_bytes, cf.kv_bytes_per_token, cf.tp,
+                cf.hbm_tbps, cf.mem_eff, cf.peak_tflops, cf.mfu,
+                cf.overhead_us);
+    }
     /* with P/D roles: each pod's and the transfer model */
     where.len = 0;
     for (i = 0; i < cf.pods; i++) {

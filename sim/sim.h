@@ -85,6 +85,12 @@ typedef enum {
     SIM_ROLE_DECODE
 } sim_role_t;
 
+/* The cost of an engine step (docs/simulator.md, "Step time"). */
+typedef enum {
+    SIM_STEP_LINEAR = 0,                  /* fitted coefficients */
+    SIM_STEP_PHYSICAL                     /* max(memory, compute) + overhead */
+} sim_step_model_t;
+
 typedef struct {
     int          pods;
     int          port;
@@ -103,6 +109,18 @@ typedef struct {
     double       prefill_us_per_token;
     double       decode_us_per_seq;
     double       ctx_ns_per_token;
+    int          step_model;              /* sim_step_model_t */
+    const char  *profile;                 /* --profile name, NULL: none */
+    double       params;                  /* physical: model parameters */
+    double       weight_bytes;            /* read once per step, all ranks */
+    double       attn_dim;                /* layers x query heads x head dim */
+    int          tp;                      /* GPUs per pod */
+    double       hbm_tbps;                /* per GPU, TB/s */
+    double       mem_eff;                 /* achieved fraction of it */
+    double       peak_tflops;             /* per GPU, dense bf16 */
+    double       mfu;                     /* achieved fraction of it */
+    double       overhead_us;             /* per step */
+    long         kv_tokens_profile;       /* the profile's KV per pod */
     sim_algo_t   hash_algo;
     const char  *hash_seed;
     const char  *tokenizer;               /* --tokenizer as given */
@@ -381,8 +399,28 @@ void sim_engine_pulls(sim_pod_t *pod, int64_t now);
 void sim_engine_kick(sim_pod_t *pod);
 /* Drops every request (pod stop). */
 void sim_engine_clear(sim_pod_t *pod);
-double sim_engine_step_us(const sim_pod_t *pod, long prefill_tokens,
-    long decode_seqs, long ctx_tokens);
+/*
+ * What one engine step computes: prompt tokens (prefill chunks), decoding
+ * requests (one token each), the context tokens whose KV the step reads
+ * (each scheduled request's tokens computed before the step) and the
+ * attention pairs (per scheduled token, the tokens it attends to).
+ */
+typedef struct {
+    long    prefill_tokens;
+    long    decode_seqs;
+    long    ctx_tokens;
+    double  attn_pairs;
+} sim_step_load_t;
+
+/*
+ * Simulated microseconds of a step with cf's step model; *mem_us and
+ * *compute_us (either may be NULL) get the physical model's two terms
+ * (0 with the linear model).
+ */
+double sim_step_cost_us(const sim_config_t *cf, const sim_step_load_t *ld,
+    double *mem_us, double *compute_us);
+/* Sets the physical parameters (and model, KV size) of a named profile. */
+int sim_step_profile(sim_config_t *cf, const char *name);
 /* Simulated seconds a KV pull of bytes takes at gbps (Gbit/s). */
 double sim_engine_transfer_s(double bytes, double gbps);
 

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -696,6 +697,112 @@ test_pd_roles(void **state)
 
 
 /* Transfer time = bytes / bandwidth, in simulated seconds. */
+/* The step cost (engine.c) of a step that schedules the given load. */
+static double
+step_cost(const sim_config_t *cf, long prefill, long decode, long ctx,
+    double pairs, double *mem, double *comp)
+{
+    sim_step_load_t  ld;
+
+    ld.prefill_tokens = prefill;
+    ld.decode_seqs = decode;
+    ld.ctx_tokens = ctx;
+    ld.attn_pairs = pairs;
+    return sim_step_cost_us(cf, &ld, mem, comp);
+}
+
+
+static void
+test_step_cost(void **state)
+{
+    sim_config_t  cf;
+    double        mem, comp, us, prev, base, with;
+    long          n;
+
+    /* the default: the linear model, its documented coefficients */
+    assert_int_equal(parse_args(&cf, ARGS("--pods", "1")), 0);
+    assert_int_equal(cf.step_model, SIM_STEP_LINEAR);
+    us = step_cost(&cf, 1000, 10, 90000, 0, &mem, &comp);
+    assert_true(fabs(us - (12000 + 120 * 1000 + 50 * 10 + 10 * 90000 / 1e3))
+                < 1e-6);
+    assert_true(mem == 0 && comp == 0);
+
+    /* the seed 000 profile: Llama-3.1-70B bf16 on 4 H100 */
+    assert_int_equal(parse_args(&cf, ARGS("--profile",
+                                          "llama-3.1-70b-tp4-h100")), 0);
+    assert_int_equal(cf.step_model, SIM_STEP_PHYSICAL);
+    assert_string_equal(cf.model, "meta-llama/Llama-3.1-70B-Instruct");
+    assert_int_equal(cf.tp, 4);
+    assert_true(fabs(cf.kv_bytes_per_token - 327680) < 1e-6);
+    assert_true(fabs(cf.weight_bytes - 2 * cf.params) < 1);
+    assert_true(fabs(cf.attn_dim - 80 * 64 * 128) < 1e-6);
+    assert_int_equal(cf.num_blocks * cf.block_size, 461376);
+
+    /* 20 decoding requests of 9,500 tokens: memory-bound, weights + KV */
+    us = step_cost(&cf, 0, 20, 20 * 9500, 20 * 9501.0, &mem, &comp);
+    assert_true(mem > 4 * comp);
+    assert_true(fabs(us - (mem + cf.overhead_us)) < 1e-6);
+    assert_true(fabs(mem - (cf.weight_bytes + 327680.0 * (20 * 9500 + 20))
+                     / (4 * cf.hbm_tbps * 1e12 * cf.mem_eff) * 1e6) < 1e-6);
+    base = us;
+
+    /* a 64-token chunk of a cached prompt rides along almost free */
+    with = step_cost(&cf, 64, 20, 20 * 9500 + 8000,
+                     20 * 9501.0 + 64 * 8000 + 64 * 65 / 2.0, NULL, NULL);
+    assert_true(with > base && with < base * 1.02);
+
+    /* a cold 8,192-token chunk is compute-bound */
+    us = step_cost(&cf, 8192, 0, 0, 8192 * 8193 / 2.0, &mem, &comp);
+    assert_true(comp > 5 * mem);
+    assert_true(fabs(us - (comp + cf.overhead_us)) < 1e-6);
+    assert_true(us > 10 * base);
+
+    /* monotonic in every term */
+    prev = 0;
+    for (n = 0; n <= 8192; n += 64) {
+        us = step_cost(&cf, n, 20, 20 * 9500, 20 * 9501.0 + n * 8000.0,
+                       NULL, NULL);
+        assert_true(us >= prev);
+        prev = us;
+    }
+    prev = 0;
+    for (n = 1; n <= 256; n++) {
+        us = step_cost(&cf, 0, n, n * 9500, n * 9501.0, NULL, NULL);
+        assert_true(us > prev);
+        prev = us;
+    }
+
+    /* the seed 002 profile; options refine a profile wherever they are */
+    assert_int_equal(parse_args(&cf, ARGS("--tp", "8", "--profile",
+                                          "qwen3-32b-tp2-h100",
+                                          "--mfu", "0.4")), 0);
+    assert_string_equal(cf.model, "Qwen/Qwen3-32B");
+    assert_int_equal(cf.tp, 8);
+    assert_true(fabs(cf.mfu - 0.4) < 1e-9);
+    assert_true(fabs(cf.kv_bytes_per_token - 262144) < 1e-6);
+    assert_true(fabs(cf.attn_dim - 64 * 64 * 128) < 1e-6);
+    assert_int_equal(cf.vocab_size, 151936);
+    assert_int_equal(parse_args(&cf, ARGS("--profile", "qwen3-32b-tp2-h100",
+                                          "--kv-tokens", "1600")), 0);
+    assert_int_equal(cf.num_blocks, 100);
+    assert_int_equal(cf.tp, 2);
+
+    /* physical without a profile: the Llama-3.1-70B TP4 figures */
+    assert_int_equal(parse_args(&cf, ARGS("--step-model", "physical",
+                                          "--overhead-us", "0")), 0);
+    assert_int_equal(cf.step_model, SIM_STEP_PHYSICAL);
+    assert_true(cf.profile == NULL);
+    assert_int_equal(cf.tp, 4);
+    us = step_cost(&cf, 0, 1, 0, 1, &mem, &comp);
+    assert_true(fabs(us - mem) < 1e-6);
+
+    assert_int_equal(parse_args(&cf, ARGS("--profile", "gpt-5")), -1);
+    assert_int_equal(parse_args(&cf, ARGS("--step-model", "cubic")), -1);
+    assert_int_equal(parse_args(&cf, ARGS("--mfu", "0")), -1);
+    assert_int_equal(parse_args(&cf, ARGS("--mem-eff", "1.5")), -1);
+}
+
+
 static void
 test_pd_transfer(void **state)
 {
@@ -913,6 +1020,7 @@ main(void)
         cmocka_unit_test(test_chat_template),
         cmocka_unit_test(test_pd_roles),
         cmocka_unit_test(test_pd_transfer),
+        cmocka_unit_test(test_step_cost),
         cmocka_unit_test(test_pd_params_in),
         cmocka_unit_test(test_pd_params_out),
         cmocka_unit_test(test_pd_prefill_body),

@@ -9,6 +9,8 @@
 #define LLMD_CONFIG_MODEL_H
 
 #include "core/llmd_common.h"
+#include "core/llmd_saturation.h"
+#include "core/llmd_flowq.h"
 
 /* Bounds that keep a hostile file from growing the model without limit. */
 #define LLMD_CONFIG_MAX_PLUGINS    64
@@ -62,9 +64,16 @@ typedef enum {
                                              (deprecated PreRequest) */
     LLMD_PLUGIN_PREFIX_PRODUCER,          /* approx- and
                                              precise-prefix-cache-producer */
-    LLMD_PLUGIN_DATA_LAYER                /* token-producer, metrics sources
+    LLMD_PLUGIN_DATA_LAYER,               /* token-producer, metrics sources
                                              and extractors: the module
                                              does their work itself */
+    /* flow control (llmd_config_flow.c) */
+    LLMD_PLUGIN_SATURATION_DETECTOR,      /* utilization-, concurrency-
+                                             detector */
+    LLMD_PLUGIN_FAIRNESS_POLICY,          /* global-strict-, round-robin-
+                                             fairness-policy */
+    LLMD_PLUGIN_ORDERING_POLICY,          /* fcfs-, edf-ordering-policy */
+    LLMD_PLUGIN_USAGE_LIMIT_POLICY        /* static-usage-limit-policy */
 } llmd_plugin_type_t;
 
 typedef enum {
@@ -184,6 +193,8 @@ typedef struct llmd_plugin_s {
             uint32_t  non_cached_tokens;                  /* 0: never */
             uint32_t  prompt_tokens;                      /* 0: no gate */
         } pd_decider;
+        llmd_sat_params_t      saturation;
+        llmd_fairness_t        fairness;
     } u;
 } llmd_plugin_t;
 
@@ -218,6 +229,10 @@ typedef struct {
     int              encode_header;    /* encode picks go into
                                           x-encoder-hosts-ports */
     llmd_plugin_t   *discovery;        /* dataLayer.discovery, or NULL */
+    /* flow control: featureGates, flowControl, saturationDetector */
+    llmd_sat_params_t  saturation;     /* the detector in force */
+    const char      *detector_name;    /* its plugin, or NULL: built-in */
+    llmd_flow_params_t  flow;
     char           **warnings;         /* e.g. unsupported parameters ignored */
     size_t           nwarnings;
 } llmd_config_t;

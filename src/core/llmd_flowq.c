@@ -412,6 +412,7 @@ llmd_flowq_grant(llmd_flowq_t *q, uint32_t ticket, uint64_t now_ms)
 
     llmd_flowq_unlink(q, t);
     t->state = LLMD_TICKET_GRANTED;
+    q->granted++;
 
     llmd_flowq_record_wait(q, now_ms > t->enq_ms ? now_ms - t->enq_ms : 0);
 }
@@ -446,6 +447,7 @@ llmd_flowq_release(llmd_flowq_t *q, uint32_t ticket, uint64_t seq,
 
     if (t->state == LLMD_TICKET_GRANTED) {
         q->outcomes[LLMD_FLOWQ_DISPATCHED]++;
+        q->granted--;
 
     } else {
         llmd_flowq_unlink(q, t);

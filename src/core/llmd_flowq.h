@@ -110,6 +110,7 @@ typedef struct {
     uint64_t            seq;
     uint32_t            count;
     uint64_t            bytes;
+    uint32_t            granted;   /* granted, not yet collected */
     uint64_t            max_bytes;
     uint64_t            max_requests;
     uint64_t            outcomes[LLMD_FLOWQ_NOUTCOMES];

@@ -390,8 +390,10 @@ test_queue_priority_fcfs(void **state)
     assert_int_equal(f.q->wait_hist[2], 4);
     assert_int_equal(f.q->wait_ms_sum, 30);
 
+    assert_int_equal(f.q->granted, 4);
     llmd_flowq_release(f.q, a, sa, LLMD_FLOWQ_EVICTED_TTL, 20);
     assert_int_equal(f.q->outcomes[LLMD_FLOWQ_DISPATCHED], 1);
+    assert_int_equal(f.q->granted, 3);
     assert_int_equal(llmd_flowq_state(f.q, a, sa), LLMD_TICKET_FREE);
     /* a stale release does nothing */
     llmd_flowq_release(f.q, a, sa, LLMD_FLOWQ_EVICTED_TTL, 20);

@@ -269,7 +269,8 @@ ngx_llmd_admission(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ngx_memzero(&u, sizeof(ngx_url_t));
-    u.host = value[1];
+    u.url = value[1];
+    u.default_port = 80;
     u.no_resolve = 1;
 
     /* the upstream{} block may come later: resolved per request */

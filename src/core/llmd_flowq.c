@@ -412,6 +412,7 @@ llmd_flowq_grant(llmd_flowq_t *q, uint32_t ticket, uint64_t now_ms)
 
     llmd_flowq_unlink(q, t);
     t->state = LLMD_TICKET_GRANTED;
+    t->grant_ms = now_ms;
     q->granted++;
 
     llmd_flowq_record_wait(q, now_ms > t->enq_ms ? now_ms - t->enq_ms : 0);
@@ -457,6 +458,38 @@ llmd_flowq_release(llmd_flowq_t *q, uint32_t ticket, uint64_t seq,
     }
 
     t->state = LLMD_TICKET_FREE;
+}
+
+
+uint32_t
+llmd_flowq_reap(llmd_flowq_t *q, uint64_t now_ms, uint64_t queued_max_ms,
+    uint64_t granted_max_ms)
+{
+    uint32_t              i, n;
+    llmd_flowq_ticket_t  *t;
+
+    n = 0;
+
+    for (i = 0; i < q->nslots; i++) {
+        t = &llmd_flowq_tickets(q)[i];
+
+        if (t->state == LLMD_TICKET_QUEUED && queued_max_ms
+            && now_ms > t->enq_ms && now_ms - t->enq_ms > queued_max_ms)
+        {
+            llmd_flowq_release(q, i, t->seq, LLMD_FLOWQ_EVICTED_TTL, now_ms);
+            n++;
+
+        } else if (t->state == LLMD_TICKET_GRANTED && granted_max_ms
+                   && now_ms > t->grant_ms
+                   && now_ms - t->grant_ms > granted_max_ms)
+        {
+            q->granted--;
+            t->state = LLMD_TICKET_FREE;
+            n++;
+        }
+    }
+
+    return n;
 }
 
 

@@ -83,6 +83,7 @@ typedef struct {
     uint64_t   seq;            /* arrival order; identifies the ticket */
     uint64_t   bytes;
     uint64_t   enq_ms;
+    uint64_t   grant_ms;
 } llmd_flowq_ticket_t;
 
 typedef struct {
@@ -156,6 +157,14 @@ uint32_t llmd_flowq_state(const llmd_flowq_t *q, uint32_t ticket,
  */
 void llmd_flowq_release(llmd_flowq_t *q, uint32_t ticket, uint64_t seq,
     llmd_flowq_outcome_t outcome, uint64_t now_ms);
+
+/*
+ * Frees tickets whose owner is gone (a process that died): queued longer
+ * than queued_max_ms (0: never) or granted and not collected for
+ * granted_max_ms. Returns how many.
+ */
+uint32_t llmd_flowq_reap(llmd_flowq_t *q, uint64_t now_ms,
+    uint64_t queued_max_ms, uint64_t granted_max_ms);
 
 /* The i-th ticket and flow, for status pages. */
 const llmd_flowq_ticket_t *llmd_flowq_ticket(const llmd_flowq_t *q,

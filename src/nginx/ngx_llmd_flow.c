@@ -45,6 +45,7 @@ typedef struct {
     ngx_atomic_t                  rejected_sheddable;
     ngx_atomic_t                  saturation_ppm;  /* last evaluation */
     ngx_atomic_t                  stale_endpoints;
+    ngx_msec_t                    reaped;          /* last reap */
     size_t                        qsize;
     llmd_flowq_t                 *q;
 } ngx_llmd_flow_sh_t;
@@ -621,6 +622,17 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
 
     ngx_shmtx_lock(&fcf->shpool->mutex);
 
+    /* tickets of a process that died: once a second, well past the
+       longest wait an owner allows itself */
+    if (now - fcf->sh->reaped >= 1000) {
+        fcf->sh->reaped = now;
+        bound = ngx_max(fp->ttl_ms, fp->no_endpoint_ttl_ms);
+        (void) llmd_flowq_reap(fcf->sh->q, now,
+                               fp->ttl_ms && fp->no_endpoint_ttl_ms
+                               ? bound + 10000 : 0,
+                               10000 + 100 * flcf->poll);
+    }
+
     sat = ngx_llmd_flow_saturation(fcf, fcf->sh->q->granted, &n);
     empty = (n == 0);
 
@@ -636,8 +648,19 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
         state = llmd_flowq_state(fcf->sh->q, fctx->ticket, fctx->seq);
     }
 
-    if (state != LLMD_TICKET_QUEUED) {
-        /* granted (or freed by a reload that changed the queue) */
+    if (state == LLMD_TICKET_FREE) {
+        /* reaped: this process was too late by far */
+        ngx_shmtx_unlock(&fcf->shpool->mutex);
+
+        fctx->queued = 0;
+        fctx->done = 1;
+        fctx->waited_ns = ngx_llmd_flow_now_ns() - fctx->start_ns;
+
+        return ngx_llmd_flow_reject(r, fctx, flcf, 429, "evicted_ttl",
+                                    "request timed out in queue");
+    }
+
+    if (state == LLMD_TICKET_GRANTED) {
         llmd_flowq_release(fcf->sh->q, fctx->ticket, fctx->seq,
                            LLMD_FLOWQ_DISPATCHED, now);
         ngx_shmtx_unlock(&fcf->shpool->mutex);

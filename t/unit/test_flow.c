@@ -525,6 +525,36 @@ test_queue_cancel_middle(void **state)
 }
 
 
+static void
+test_queue_reap(void **state)
+{
+    fq_t      f;
+    uint32_t  a, b, c;
+    uint64_t  sa, sb, sc;
+
+    llmd_flow_defaults(&f.fp);
+    fq_init(&f, 8, 8);
+    a = enq(&f, 0, "x", 1, 0, &sa);
+    b = enq(&f, 0, "x", 1, 100, &sb);
+    c = enq(&f, 0, "x", 1, 900, &sc);
+    assert_int_equal(take(&f, 1000), a);      /* granted at 1000 */
+
+    /* b queued 1900 ms > 1500; a granted 900 ms, not > 1000 */
+    assert_int_equal(llmd_flowq_reap(f.q, 2000, 1500, 1000), 1);
+    assert_int_equal(llmd_flowq_state(f.q, b, sb), LLMD_TICKET_FREE);
+    assert_int_equal(llmd_flowq_state(f.q, a, sa), LLMD_TICKET_GRANTED);
+    assert_int_equal(llmd_flowq_state(f.q, c, sc), LLMD_TICKET_QUEUED);
+    assert_int_equal(f.q->outcomes[LLMD_FLOWQ_EVICTED_TTL], 1);
+
+    assert_int_equal(llmd_flowq_reap(f.q, 2001, 0, 1000), 1);
+    assert_int_equal(llmd_flowq_state(f.q, a, sa), LLMD_TICKET_FREE);
+    assert_int_equal(f.q->granted, 0);
+    assert_int_equal(f.q->count, 1);
+    assert_int_equal(take(&f, 2002), c);
+    free(f.q);
+}
+
+
 int
 main(void)
 {
@@ -539,6 +569,7 @@ main(void)
         cmocka_unit_test(test_queue_fairness),
         cmocka_unit_test(test_queue_bounds),
         cmocka_unit_test(test_queue_cancel_middle),
+        cmocka_unit_test(test_queue_reap),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -450,6 +450,9 @@ llmd_flowq_release(llmd_flowq_t *q, uint32_t ticket, uint64_t seq,
         q->outcomes[LLMD_FLOWQ_DISPATCHED]++;
         q->granted--;
 
+    } else if (t->state == LLMD_TICKET_RUNNING) {
+        q->running--;
+
     } else {
         llmd_flowq_unlink(q, t);
         llmd_flowq_record_wait(q, now_ms > t->enq_ms
@@ -458,6 +461,23 @@ llmd_flowq_release(llmd_flowq_t *q, uint32_t ticket, uint64_t seq,
     }
 
     t->state = LLMD_TICKET_FREE;
+}
+
+
+void
+llmd_flowq_collect(llmd_flowq_t *q, uint32_t ticket, uint64_t seq)
+{
+    llmd_flowq_ticket_t  *t;
+
+    if (llmd_flowq_state(q, ticket, seq) != LLMD_TICKET_GRANTED) {
+        return;
+    }
+
+    t = &llmd_flowq_tickets(q)[ticket];
+    t->state = LLMD_TICKET_RUNNING;
+    q->granted--;
+    q->running++;
+    q->outcomes[LLMD_FLOWQ_DISPATCHED]++;
 }
 
 

@@ -65,6 +65,7 @@ const llmd_flow_band_t *llmd_flow_band_for(const llmd_flow_params_t *fp,
 #define LLMD_TICKET_FREE      0
 #define LLMD_TICKET_QUEUED    1
 #define LLMD_TICKET_GRANTED   2   /* may dispatch; the owner collects it */
+#define LLMD_TICKET_RUNNING   3   /* collected: the request is in flight */
 
 /* Outcomes counted */
 typedef enum {
@@ -112,6 +113,7 @@ typedef struct {
     uint32_t            count;
     uint64_t            bytes;
     uint32_t            granted;   /* granted, not yet collected */
+    uint32_t            running;   /* collected, not yet released */
     uint64_t            max_bytes;
     uint64_t            max_requests;
     uint64_t            outcomes[LLMD_FLOWQ_NOUTCOMES];
@@ -151,9 +153,17 @@ uint32_t llmd_flowq_state(const llmd_flowq_t *q, uint32_t ticket,
     uint64_t seq);
 
 /*
+ * The owner collects its granted ticket: counted dispatched; the ticket
+ * stays RUNNING (in q->running) until released when the request ends, so
+ * that admitted requests are counted from their grant on.
+ */
+void llmd_flowq_collect(llmd_flowq_t *q, uint32_t ticket, uint64_t seq);
+
+/*
  * The owner is done with the ticket: a queued ticket leaves the queue with
  * the outcome (expired, cancelled) and its wait recorded; a granted one is
- * counted dispatched (outcome ignored). Nothing if seq no longer matches.
+ * counted dispatched, a running one just ends (outcome ignored). Nothing
+ * if seq no longer matches.
  */
 void llmd_flowq_release(llmd_flowq_t *q, uint32_t ticket, uint64_t seq,
     llmd_flowq_outcome_t outcome, uint64_t now_ms);
@@ -161,7 +171,7 @@ void llmd_flowq_release(llmd_flowq_t *q, uint32_t ticket, uint64_t seq,
 /*
  * Frees tickets whose owner is gone (a process that died): queued longer
  * than queued_max_ms (0: never) or granted and not collected for
- * granted_max_ms. Returns how many.
+ * granted_max_ms (running tickets are never reaped). Returns how many.
  */
 uint32_t llmd_flowq_reap(llmd_flowq_t *q, uint64_t now_ms,
     uint64_t queued_max_ms, uint64_t granted_max_ms);

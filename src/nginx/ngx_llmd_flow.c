@@ -99,7 +99,7 @@ static void ngx_llmd_flow_wake(ngx_http_request_t *r);
 static void ngx_llmd_flow_cleanup(void *data);
 static ngx_llmd_flow_ctx_t *ngx_llmd_flow_get_ctx(ngx_http_request_t *r);
 static double ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf,
-    ngx_uint_t pending, ngx_uint_t *nendpoints);
+    ngx_uint_t admitted, ngx_uint_t *nendpoints);
 static ngx_int_t ngx_llmd_flow_reject(ngx_http_request_t *r,
     ngx_llmd_flow_ctx_t *fctx, ngx_llmd_flow_loc_t *flcf, ngx_uint_t status,
     const char *outcome, const char *message);
@@ -309,12 +309,15 @@ ngx_llmd_flow_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
     }
 
     if (lcf->cf->flow.enabled) {
+        /* waiting requests, and those admitted until they end */
         fcf->slots = NGX_LLMD_FLOW_SLOTS;
 
         if (lcf->cf->flow.max_requests) {
             fcf->slots = ngx_min(lcf->cf->flow.max_requests,
                                  NGX_LLMD_FLOW_MAX_SLOTS);
         }
+
+        fcf->slots += NGX_LLMD_FLOW_SLOTS;
 
         fcf->flows = NGX_LLMD_FLOW_FLOWS;
     }
@@ -633,7 +636,8 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
                                10000 + 100 * flcf->poll);
     }
 
-    sat = ngx_llmd_flow_saturation(fcf, fcf->sh->q->granted, &n);
+    sat = ngx_llmd_flow_saturation(fcf, fcf->sh->q->granted
+                                        + fcf->sh->q->running, &n);
     empty = (n == 0);
 
     state = llmd_flowq_state(fcf->sh->q, fctx->ticket, fctx->seq);
@@ -661,11 +665,10 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
     }
 
     if (state == LLMD_TICKET_GRANTED) {
-        llmd_flowq_release(fcf->sh->q, fctx->ticket, fctx->seq,
-                           LLMD_FLOWQ_DISPATCHED, now);
+        /* the ticket stays RUNNING until the request ends (cleanup) */
+        llmd_flowq_collect(fcf->sh->q, fctx->ticket, fctx->seq);
         ngx_shmtx_unlock(&fcf->shpool->mutex);
 
-        fctx->queued = 0;
         fctx->done = 1;
         fctx->outcome = "dispatched";
         fctx->waited_ns = ngx_llmd_flow_now_ns() - fctx->start_ns;
@@ -790,15 +793,18 @@ ngx_llmd_flow_get_ctx(ngx_http_request_t *r)
 
 /* The detector over the upstream's candidates now. */
 /*
- * pending: requests granted by the queue that have not reached the
- * balancer yet; the concurrency detector counts them as in flight.
+ * admitted: requests granted by the queue and not finished yet; the
+ * concurrency detector counts max(in flight at the pods, admitted), so a
+ * request is counted from its grant on, also before the balancer counts
+ * it.
  */
 static double
-ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t pending,
+ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t admitted,
     ngx_uint_t *nendpoints)
 {
     double                   sat;
     size_t                   stale;
+    uint64_t                 total;
     ngx_uint_t               i, n;
     ngx_msec_t               now;
     ngx_llmd_cand_t          cands[LLMD_MAX_ENDPOINTS];
@@ -823,8 +829,12 @@ ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t pending,
         eps[i].inflight = ep->active;
     }
 
-    if (n) {
-        eps[0].inflight += pending;
+    for (i = 0, total = 0; i < n; i++) {
+        total += eps[i].inflight;
+    }
+
+    if (n && admitted > total) {
+        eps[0].inflight += admitted - total;
     }
 
     sat = llmd_sat_pool(&fcf->lcf->cf->saturation, eps, n, &stale);
@@ -989,11 +999,13 @@ ngx_llmd_flow_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf)
     ngx_shmtx_lock(&fcf->shpool->mutex);
 
     p = ngx_sprintf(p, "\"queue\":{\"requests\":%uD,\"bytes\":%uL,"
+                    "\"admitted_in_flight\":%uD,"
                     "\"capacity\":%uD,\"enqueued\":%uL,\"dispatched\":%uL,"
                     "\"rejected_capacity\":%uL,\"evicted_ttl\":%uL,"
                     "\"evicted_cancelled\":%uL,\"wait_ms_sum\":%uL,"
                     "\"bands\":[",
-                    q->count, q->bytes, q->nslots, q->enqueued,
+                    q->count, q->bytes, q->granted + q->running,
+                    q->nslots, q->enqueued,
                     q->outcomes[LLMD_FLOWQ_DISPATCHED],
                     q->outcomes[LLMD_FLOWQ_REJECTED_CAPACITY],
                     q->outcomes[LLMD_FLOWQ_EVICTED_TTL],

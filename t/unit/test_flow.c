@@ -518,6 +518,20 @@ test_queue_cancel_middle(void **state)
     assert_int_equal(take(&f, 0), c);
     assert_int_equal(take(&f, 0), -1);
 
+    /* collected: running until released, counted dispatched once */
+    llmd_flowq_collect(f.q, a, llmd_flowq_ticket(f.q, a)->seq);
+    assert_int_equal(llmd_flowq_ticket(f.q, a)->state, LLMD_TICKET_RUNNING);
+    assert_int_equal(f.q->running, 1);
+    assert_int_equal(f.q->granted, 1);
+    assert_int_equal(f.q->outcomes[LLMD_FLOWQ_DISPATCHED], 1);
+    assert_int_equal(llmd_flowq_reap(f.q, 1000000, 1, 1), 1);  /* c only */
+    assert_int_equal(f.q->running, 1);
+    llmd_flowq_release(f.q, a, llmd_flowq_ticket(f.q, a)->seq,
+                       LLMD_FLOWQ_EVICTED_TTL, 0);
+    assert_int_equal(f.q->running, 0);
+    assert_int_equal(f.q->outcomes[LLMD_FLOWQ_DISPATCHED], 1);
+    assert_int_equal(f.q->outcomes[LLMD_FLOWQ_EVICTED_TTL], 0);
+
     /* the freed slot serves again with another sequence number */
     b = enq(&f, 0, "x", 1, 0, NULL);
     assert_int_equal(llmd_flowq_state(f.q, b, sb), LLMD_TICKET_FREE);

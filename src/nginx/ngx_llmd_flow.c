@@ -105,6 +105,13 @@ static ngx_int_t ngx_llmd_flow_reject(ngx_http_request_t *r,
     const char *outcome, const char *message);
 static ngx_int_t ngx_llmd_flow_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_llmd_flow_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static void ngx_llmd_flow_release(ngx_llmd_flow_ctx_t *fctx,
+    llmd_flowq_outcome_t outcome);
+
+
+static ngx_http_output_body_filter_pt  ngx_llmd_flow_next_body_filter;
 static uint64_t ngx_llmd_flow_now_ns(void);
 
 
@@ -421,7 +428,41 @@ ngx_llmd_flow_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_llmd_flow_handler;
 
+    ngx_llmd_flow_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_llmd_flow_body_filter;
+
     return NGX_OK;
+}
+
+
+/*
+ * The last byte of the response: an admitted request's ticket goes back
+ * now, not when the request is freed (after a lingering close, possibly
+ * seconds later).
+ */
+static ngx_int_t
+ngx_llmd_flow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t          *cl;
+    ngx_llmd_flow_ctx_t  *fctx;
+
+    if (r == r->main) {
+        for (cl = in; cl; cl = cl->next) {
+            if (!cl->buf->last_buf) {
+                continue;
+            }
+
+            fctx = ngx_llmd_flow_get_ctx(r);
+
+            if (fctx != NULL && fctx->done) {
+                ngx_llmd_flow_release(fctx, LLMD_FLOWQ_DISPATCHED);
+            }
+
+            break;
+        }
+    }
+
+    return ngx_llmd_flow_next_body_filter(r, in);
 }
 
 
@@ -758,8 +799,15 @@ ngx_llmd_flow_wake(ngx_http_request_t *r)
 static void
 ngx_llmd_flow_cleanup(void *data)
 {
-    ngx_llmd_flow_ctx_t *fctx = data;
+    ngx_llmd_flow_release(data, LLMD_FLOWQ_EVICTED_CANCELLED);
+}
 
+
+/* A queued ticket leaves with the outcome; a running one just ends. */
+static void
+ngx_llmd_flow_release(ngx_llmd_flow_ctx_t *fctx,
+    llmd_flowq_outcome_t outcome)
+{
     ngx_llmd_flow_conf_t  *fcf;
 
     if (!fctx->queued) {
@@ -770,8 +818,8 @@ ngx_llmd_flow_cleanup(void *data)
     fctx->queued = 0;
 
     ngx_shmtx_lock(&fcf->shpool->mutex);
-    llmd_flowq_release(fcf->sh->q, fctx->ticket, fctx->seq,
-                       LLMD_FLOWQ_EVICTED_CANCELLED, ngx_current_msec);
+    llmd_flowq_release(fcf->sh->q, fctx->ticket, fctx->seq, outcome,
+                       ngx_current_msec);
     ngx_shmtx_unlock(&fcf->shpool->mutex);
 }
 

@@ -161,6 +161,20 @@ static ngx_command_t  ngx_http_llmd_commands[] = {
       offsetof(ngx_llmd_loc_conf_t, json_errors),
       NULL },
 
+    { ngx_string("llmd_admission"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_llmd_admission,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmd_objective"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE2,
+      ngx_llmd_objective,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("llmd_health"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_llmd_health,
@@ -287,6 +301,10 @@ ngx_http_llmd_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->json_errors, prev->json_errors, 0);
 
+    if (conf->flow == NULL) {
+        conf->flow = prev->flow;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -299,6 +317,10 @@ ngx_http_llmd_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_llmd_decide_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_llmd_flow_postconfiguration(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -474,7 +496,11 @@ ngx_http_llmd_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
         return NGX_ERROR;
     }
 
-    return ngx_llmd_balancer_init(cf, us, lcf);
+    if (ngx_llmd_balancer_init(cf, us, lcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_llmd_flow_init(cf, lcf);
 }
 
 

@@ -8,18 +8,20 @@ CORE_OBJS := $(addprefix core/,llmd_common llmd_yaml llmd_config_model \
     llmd_param llmd_scorers llmd_filters llmd_pickers llmd_scheduler \
     llmd_decide llmd_nohit_lru llmd_prompt llmd_body_scan llmd_prefix_hash \
     llmd_index_region llmd_prefix_index llmd_prom llmd_labels \
-    llmd_endpoints_file llmd_inflight)
+    llmd_endpoints_file llmd_inflight llmd_saturation llmd_flowq \
+    llmd_config_flow)
 
 UNIT_TESTS += test_config test_scheduler test_decide test_nohit_lru \
     test_index_region test_prefix_index test_prefix_hash test_prompt \
-    test_prom test_endpoints_file test_inflight test_body_scan
+    test_prom test_endpoints_file test_inflight test_body_scan test_flow
 
-CONFIG_OBJS := $(addprefix core/,llmd_config_model llmd_config \
+CONFIG_OBJS := $(addprefix core/,llmd_config_model llmd_config llmd_config_flow \
     llmd_config_params llmd_config_filters llmd_config_disagg llmd_param \
-    llmd_yaml llmd_common)
+    llmd_yaml llmd_common llmd_saturation llmd_flowq)
 SCHED_OBJS := $(addprefix core/,llmd_scheduler llmd_scorers llmd_filters \
     llmd_pickers llmd_decide llmd_nohit_lru llmd_labels) $(CONFIG_OBJS)
 UNIT_DEPS_test_config := $(CONFIG_OBJS)
+UNIT_DEPS_test_flow := $(CONFIG_OBJS)
 UNIT_DEPS_test_scheduler := $(SCHED_OBJS)
 UNIT_DEPS_test_decide := $(SCHED_OBJS)
 UNIT_DEPS_test_nohit_lru := core/llmd_nohit_lru

@@ -66,6 +66,13 @@ static const llmd_type_name_t  llmd_types[] = {
     { "token-load-scorer", LLMD_PLUGIN_TOKEN_LOAD_SCORER },
     { "prefix-cache-affinity-filter", LLMD_PLUGIN_PREFIX_AFFINITY_FILTER },
     { "inflight-load-producer", LLMD_PLUGIN_INFLIGHT_PRODUCER },
+    { "utilization-detector", LLMD_PLUGIN_SATURATION_DETECTOR },
+    { "concurrency-detector", LLMD_PLUGIN_SATURATION_DETECTOR },
+    { "global-strict-fairness-policy", LLMD_PLUGIN_FAIRNESS_POLICY },
+    { "round-robin-fairness-policy", LLMD_PLUGIN_FAIRNESS_POLICY },
+    { "fcfs-ordering-policy", LLMD_PLUGIN_ORDERING_POLICY },
+    { "edf-ordering-policy", LLMD_PLUGIN_ORDERING_POLICY },
+    { "static-usage-limit-policy", LLMD_PLUGIN_USAGE_LIMIT_POLICY },
     { NULL, 0 }
 };
 
@@ -88,10 +95,8 @@ static const char *const  llmd_unsupported_types[] = {
     "session-id-producer", "latency-slo-admitter", "probabilistic-admitter",
     "request-attribute-reporter", "disaggregatedset-rollout-screener",
     "anthropic-parser", "vertexai-parser", "sglanghttp-parser",
-    "vllmgrpc-parser", "utilization-detector", "concurrency-detector",
-    "global-strict-fairness-policy", "round-robin-fairness-policy",
-    "program-aware-fairness", "fcfs-ordering-policy", "edf-ordering-policy",
-    "slo-deadline-ordering-policy", "static-usage-limit-policy",
+    "vllmgrpc-parser", "program-aware-fairness",
+    "slo-deadline-ordering-policy",
     "priority-holdback-policy", "soft-reflective-ceiling-policy",
     "sheddable-eviction-filter", "priority-then-time-eviction-order-policy",
     "dcgm-data-source", "dcgm-extractor", "models-data-source",
@@ -343,6 +348,10 @@ llmd_config_document(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         return -1;
     }
 
+    if (llmd_config_flow(ctx, cf, doc, root) != 0) {
+        return -1;
+    }
+
     return llmd_config_defaults(ctx, cf, root);
 }
 
@@ -515,6 +524,10 @@ llmd_config_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         || p->type == LLMD_PLUGIN_PREFIX_AFFINITY_FILTER)
     {
         return llmd_filter_params(ctx, cf, doc, params, p);
+    }
+
+    if (p->type >= LLMD_PLUGIN_SATURATION_DETECTOR) {
+        return llmd_flow_plugin_params(ctx, cf, doc, params, p);
     }
 
     if (llmd_plugin_is_handler(p->type) || llmd_plugin_is_decider(p->type)

@@ -9,6 +9,8 @@
 #define LLMD_CONFIG_MODEL_H
 
 #include "core/llmd_common.h"
+#include "core/llmd_saturation.h"
+#include "core/llmd_flowq.h"
 
 /* Bounds that keep a hostile file from growing the model without limit. */
 #define LLMD_CONFIG_MAX_PLUGINS    64
@@ -68,8 +70,15 @@ typedef enum {
     /* in-flight load (llmd_inflight.h) */
     LLMD_PLUGIN_TOKEN_LOAD_SCORER,        /* token-load-scorer */
     LLMD_PLUGIN_PREFIX_AFFINITY_FILTER,   /* prefix-cache-affinity-filter */
-    LLMD_PLUGIN_INFLIGHT_PRODUCER         /* inflight-load-producer: how
+    LLMD_PLUGIN_INFLIGHT_PRODUCER,        /* inflight-load-producer: how
                                              in-flight tokens are counted */
+    /* flow control (llmd_config_flow.c) */
+    LLMD_PLUGIN_SATURATION_DETECTOR,      /* utilization-, concurrency-
+                                             detector */
+    LLMD_PLUGIN_FAIRNESS_POLICY,          /* global-strict-, round-robin-
+                                             fairness-policy */
+    LLMD_PLUGIN_ORDERING_POLICY,          /* fcfs-, edf-ordering-policy */
+    LLMD_PLUGIN_USAGE_LIMIT_POLICY        /* static-usage-limit-policy */
 } llmd_plugin_type_t;
 
 typedef enum {
@@ -201,6 +210,8 @@ typedef struct llmd_plugin_s {
             double    output_ratio;     /* 1.5 */
             int64_t   max_output;       /* maxEstimatedOutputTokens, -1 */
         } inflight;
+        llmd_sat_params_t      saturation;
+        llmd_fairness_t        fairness;
     } u;
 } llmd_plugin_t;
 
@@ -235,6 +246,10 @@ typedef struct {
     int              encode_header;    /* encode picks go into
                                           x-encoder-hosts-ports */
     llmd_plugin_t   *discovery;        /* dataLayer.discovery, or NULL */
+    /* flow control: featureGates, flowControl, saturationDetector */
+    llmd_sat_params_t  saturation;     /* the detector in force */
+    const char      *detector_name;    /* its plugin, or NULL: built-in */
+    llmd_flow_params_t  flow;
     char           **warnings;         /* e.g. unsupported parameters ignored */
     size_t           nwarnings;
 } llmd_config_t;

@@ -28,6 +28,16 @@ int llmd_disagg_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
 
 /*
+ * Flow control (llmd_config_flow.c): the parameters of saturation
+ * detectors and flow-control policies, and once every plugin is read the
+ * featureGates, flowControl and saturationDetector fields of root.
+ */
+int llmd_flow_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
+int llmd_config_flow(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
+    yaml_document_t *doc, yaml_node_t *root);
+
+/*
  * Once every plugin and profile is read: the stages the profile handler
  * runs (cf->decode, cf->prefill, cf->encode), its deciders resolved, and
  * which stage picks go into headers (llmd_config_disagg.c).

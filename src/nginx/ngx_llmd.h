@@ -247,6 +247,10 @@ typedef struct {
 } ngx_llmd_source_t;
 
 
+/* Admission and flow control (ngx_llmd_flow.c). */
+typedef struct ngx_llmd_flow_conf_s  ngx_llmd_flow_conf_t;
+typedef struct ngx_llmd_flow_loc_s   ngx_llmd_flow_loc_t;
+
 /* Per-upstream configuration (the module's srv conf inside upstream {}). */
 typedef struct {
     ngx_flag_t                    enabled;
@@ -301,6 +305,7 @@ typedef struct {
     ngx_uint_t                    kv_replay_relative;
     ngx_msec_t                    kv_speculative;
     llmd_kv_index_t              *kv_index;
+    ngx_llmd_flow_conf_t         *flow;       /* queue zone, objectives */
 } ngx_llmd_srv_conf_t;
 
 
@@ -320,6 +325,7 @@ typedef struct {
     ngx_uint_t                    status_format;  /* 0 json, 1 prometheus */
     ngx_str_t                     health_upstream; /* llmd_health NAME */
     ngx_flag_t                    json_errors;     /* llmd_json_errors */
+    ngx_llmd_flow_loc_t          *flow;            /* llmd_admission */
 } ngx_llmd_loc_conf_t;
 
 
@@ -495,6 +501,15 @@ char *ngx_llmd_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_llmd_reject_init(ngx_conf_t *cf);
 void ngx_llmd_reject(ngx_http_request_t *r, ngx_llmd_ctx_t *ctx,
     ngx_uint_t status, const char *type, const char *message, size_t len);
+
+/* ngx_llmd_flow.c: llmd_admission, llmd_objective, the queue */
+char *ngx_llmd_admission(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_llmd_objective(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_llmd_flow_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
+ngx_int_t ngx_llmd_flow_postconfiguration(ngx_conf_t *cf);
+size_t ngx_llmd_flow_status_size(ngx_llmd_srv_conf_t *lcf);
+u_char *ngx_llmd_flow_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf);
+u_char *ngx_llmd_flow_status_prom(u_char *p, ngx_llmd_srv_conf_t *lcf);
 
 /* ngx_llmd_variables.c: $llmd_* */
 ngx_int_t ngx_llmd_add_variables(ngx_conf_t *cf);

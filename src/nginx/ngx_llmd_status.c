@@ -123,6 +123,7 @@ ngx_llmd_status_handler(ngx_http_request_t *r)
 
         for (i = 0; i < lmcf->upstreams.nelts; i++) {
             p = ngx_llmd_status_prom(p, lcfp[i], max[i]);
+            p = ngx_llmd_flow_status_prom(p, lcfp[i]);
         }
 
     } else {
@@ -183,7 +184,8 @@ ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf, ngx_uint_t *max)
                 + max[i] * (5120 + 16 * NGX_LLMD_NAME_LEN
                      + 6 * NGX_LLMD_ERROR_LEN
                      + 24 * lcfp[i]->upstream->host.len
-                     + 4 * LLMD_LABELS_LEN);
+                     + 4 * LLMD_LABELS_LEN)
+                + ngx_llmd_flow_status_size(lcfp[i]);
     }
 
     return size;
@@ -276,6 +278,7 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
     }
 
     p = ngx_llmd_status_sources(p, lcf);
+    p = ngx_llmd_flow_status_json(p, lcf);
 
     p = ngx_sprintf(p, "\"endpoints\":[");
 

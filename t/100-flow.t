@@ -184,6 +184,18 @@ sub response_of {
     return { status => $status // 0, raw => $buf };
 }
 
+# Waits until n endpoints are fresh with FIELD at least MIN: a scrape from
+# before set_metrics wrote the files would count as fresh too.
+sub wait_scraped {
+    my ($n, $field, $min) = @_;
+    return wait_until(10, sub {
+        my $st = status_json() or return 0;
+        my @ok = grep { $_->{fresh} && ($_->{$field} // 0) >= $min }
+                 @{ $st->{upstreams}[0]{endpoints} // [] };
+        return @ok >= $n;
+    });
+}
+
 sub flow_status {
     my $st = status_json() or return undef;
     return $st->{upstreams}[0]{flow_control};
@@ -238,7 +250,7 @@ main::mpod(1) . main::mpod(2)
 . main::ups("legacy.yaml", "    server $ENV{TEST_NGINX_POD1};\n    server $ENV{TEST_NGINX_POD2};\n")
 --- init
 main::set_metrics(1, waiting => 5); main::set_metrics(2, waiting => 5);
-wait_fresh(2) or die "metrics never became fresh";
+main::wait_scraped(2, "waiting", 5) or die "waiting 5 never scraped";
 my $r = main::post("shed", "x-llm-d-inference-objective" => "batch");
 Test::More::is($r->{status}, 429, "sheddable at saturation: 429");
 Test::More::like($r->{body}, qr/^\{"error":\{"message":"system saturated, sheddable request dropped","type":"RateLimitError","param":null,"code":429\}\}$/, "OpenAI-style body");
@@ -269,7 +281,8 @@ main::mpod(1) . main::mpod(2)
 . main::ups("legacy.yaml", "    server $ENV{TEST_NGINX_POD1};\n    server $ENV{TEST_NGINX_POD2};\n")
 --- init
 main::set_metrics(1, kv => 0.8); main::set_metrics(2, kv => 0.8);
-wait_fresh(2) or die "metrics never became fresh";
+main::wait_scraped(2, "kv_cache_usage", 0.8)
+    or die "KV 0.8 never scraped from both pods";
 Test::More::is(main::post("a", "x-llm-d-inference-objective" => "batch")->{status}, 429, "KV 0.8 on every pod: saturated");
 main::set_metrics($_, kv => 0.79) for 1, 2;
 wait_until(5, sub { main::post("b", "x-llm-d-inference-objective" => "batch")->{status} == 200 })
@@ -424,7 +437,7 @@ qr/llmd_flow_control_requests_total\{inference_pool="vllm",outcome="Dispatched"\
 main::mpod(1) . main::ups("fc-util.yaml", "    server $ENV{TEST_NGINX_POD1};\n")
 --- init
 main::set_metrics(1, waiting => 5);
-wait_fresh(1) or die "metrics never became fresh";
+main::wait_scraped(1, "waiting", 5) or die "waiting 5 never scraped";
 my $s = main::send_req("A");
 main::queued(1) or die "A not queued";
 Test::More::is(main::flow_status()->{saturation}, 1, "saturation 1.0");

@@ -6,7 +6,8 @@
 CORE_OBJS := $(addprefix core/,llmd_common llmd_yaml llmd_config_model \
     llmd_config llmd_config_params llmd_config_filters llmd_config_disagg \
     llmd_param llmd_scorers llmd_filters llmd_pickers llmd_scheduler \
-    llmd_decide llmd_nohit_lru llmd_prompt llmd_body_scan llmd_prefix_hash \
+    llmd_decide llmd_nohit_lru llmd_prompt llmd_go_json llmd_body_scan \
+    llmd_prefix_hash \
     llmd_index_region llmd_prefix_index llmd_prom llmd_labels \
     llmd_endpoints_file llmd_inflight llmd_saturation llmd_flowq \
     llmd_config_flow)
@@ -29,9 +30,11 @@ UNIT_DEPS_test_index_region := core/llmd_index_region
 UNIT_DEPS_test_prefix_index := $(addprefix core/,llmd_prefix_index \
     llmd_index_region llmd_prefix_hash llmd_common)
 UNIT_DEPS_test_prefix_hash := $(addprefix core/,llmd_prefix_hash llmd_common)
-UNIT_DEPS_test_prompt := $(addprefix core/,llmd_prompt llmd_prefix_hash \
+UNIT_DEPS_test_prompt := $(addprefix core/,llmd_prompt llmd_go_json \
+    llmd_prefix_hash \
     llmd_common)
 UNIT_DEPS_test_body_scan := $(addprefix core/,llmd_body_scan llmd_prompt \
+    llmd_go_json \
     llmd_prefix_hash llmd_common)
 UNIT_DEPS_test_prom := $(addprefix core/,llmd_prom llmd_common)
 UNIT_DEPS_test_inflight := core/llmd_inflight $(SCHED_OBJS)

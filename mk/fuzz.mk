@@ -14,8 +14,10 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
 FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
 
 # what each target links besides fuzz_common, named as in src/ or loadgen/
-FUZZ_OBJS_request   := core/llmd_prompt core/llmd_prefix_hash core/llmd_common
+FUZZ_OBJS_request   := core/llmd_prompt core/llmd_go_json \
+    core/llmd_prefix_hash core/llmd_common
 FUZZ_OBJS_body_scan := core/llmd_body_scan core/llmd_prompt \
+    core/llmd_go_json \
     core/llmd_prefix_hash core/llmd_common
 FUZZ_OBJS_config    := $(SCHED_OBJS)
 FUZZ_OBJS_prom      := core/llmd_prom core/llmd_common

@@ -38,6 +38,7 @@
 #include <xxhash.h>
 
 #include "core/llmd_body_scan.h"
+#include "core/llmd_go_json.h"
 
 
 #define LLMD_SCAN_OK        0
@@ -110,7 +111,7 @@ static int llmd_num_value(u_char_c *p, const llmd_alloc_t *a, double *d);
 static void llmd_sink_init(llmd_sink_t *s, llmd_body_t *b);
 static void llmd_sink_write(llmd_sink_t *s, const void *data, size_t len);
 static void llmd_go_emit(llmd_sink_t *s, u_char_c *p, size_t len);
-static size_t llmd_utf8_len(u_char_c *s, size_t len);
+static void llmd_sink_write_pt(void *s, const void *data, size_t len);
 static int llmd_completions(llmd_sink_t *s, u_char_c *prompt,
     const llmd_alloc_t *a, llmd_body_t *b, char *err, size_t errlen);
 static int llmd_chat(llmd_sink_t *s, u_char_c *messages, char *err,
@@ -1221,145 +1222,20 @@ llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
 }
 
 
-/* What Go's encoding/json.Marshal writes for these string bytes (the
-   rules of llmd_prompt.c's llmd_out_go_string). */
+/* llmd_sink_write as a llmd_go_write_pt */
 static void
-llmd_go_emit(llmd_sink_t *s, u_char_c *p, size_t len)
+llmd_sink_write_pt(void *s, const void *data, size_t len)
 {
-    size_t               i, start, n;
-    unsigned char        c, esc[6];
-    static const char    hex[] = "0123456789abcdef";
-
-    start = 0;
-    i = 0;
-
-    while (i < len) {
-        c = p[i];
-
-        if (c >= 0x80) {
-            n = llmd_utf8_len(p + i, len - i);
-
-            if (n == 0) {
-                llmd_sink_write(s, p + start, i - start);
-                llmd_sink_write(s, "\\ufffd", 6);
-                i++;
-                start = i;
-                continue;
-            }
-
-            if (n == 3 && c == 0xe2 && p[i + 1] == 0x80
-                && (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))
-            {
-                llmd_sink_write(s, p + start, i - start);
-                llmd_sink_write(s, p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029",
-                                6);
-                i += 3;
-                start = i;
-                continue;
-            }
-
-            i += n;
-            continue;
-        }
-
-        if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>'
-            && c != '&')
-        {
-            i++;
-            continue;
-        }
-
-        llmd_sink_write(s, p + start, i - start);
-
-        esc[0] = '\\';
-
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[1] = c;
-            llmd_sink_write(s, esc, 2);
-            break;
-        case '\b':
-            llmd_sink_write(s, "\\b", 2);
-            break;
-        case '\f':
-            llmd_sink_write(s, "\\f", 2);
-            break;
-        case '\n':
-            llmd_sink_write(s, "\\n", 2);
-            break;
-        case '\r':
-            llmd_sink_write(s, "\\r", 2);
-            break;
-        case '\t':
-            llmd_sink_write(s, "\\t", 2);
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 0xf];
-            llmd_sink_write(s, esc, 6);
-            break;
-        }
-
-        i++;
-        start = i;
-    }
-
-    llmd_sink_write(s, p + start, len - start);
+    llmd_sink_write(s, data, len);
 }
 
 
-/* Go's utf8.DecodeRune validity (as llmd_prompt.c's llmd_utf8_len). */
-static size_t
-llmd_utf8_len(u_char_c *s, size_t len)
+/* What Go's encoding/json.Marshal writes for these string bytes (the
+   cJSON path writes the same, llmd_go_json.c). */
+static void
+llmd_go_emit(llmd_sink_t *s, u_char_c *p, size_t len)
 {
-    size_t         n, k;
-    unsigned char  lo, hi;
-
-    lo = 0x80;
-    hi = 0xbf;
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-
-        if (s[0] == 0xe0) {
-            lo = 0xa0;
-
-        } else if (s[0] == 0xed) {
-            hi = 0x9f;
-        }
-
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-
-        if (s[0] == 0xf0) {
-            lo = 0x90;
-
-        } else if (s[0] == 0xf4) {
-            hi = 0x8f;
-        }
-
-    } else {
-        return 0;
-    }
-
-    if (len < n || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-
-    for (k = 2; k < n; k++) {
-        if (s[k] < 0x80 || s[k] > 0xbf) {
-            return 0;
-        }
-    }
-
-    return n;
+    llmd_go_json_escape(p, len, llmd_sink_write_pt, s);
 }
 
 

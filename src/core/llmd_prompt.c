@@ -28,6 +28,7 @@
 
 #include <cJSON.h>
 
+#include "core/llmd_go_json.h"
 #include "core/llmd_prompt.h"
 
 
@@ -61,7 +62,7 @@ static int llmd_json_string_field(const cJSON *obj, const char *name,
 static void llmd_out_bytes(llmd_out_t *o, const void *s, size_t len);
 static void llmd_out_go_string(llmd_out_t *o, const unsigned char *s,
     size_t len);
-static size_t llmd_utf8_len(const unsigned char *s, size_t len);
+static void llmd_out_write(void *o, const void *s, size_t len);
 
 
 /* the allocator of the parse in progress (single threaded, see above) */
@@ -663,6 +664,14 @@ llmd_out_bytes(llmd_out_t *o, const void *s, size_t len)
 }
 
 
+/* llmd_out_bytes as a llmd_go_write_pt */
+static void
+llmd_out_write(void *o, const void *s, size_t len)
+{
+    llmd_out_bytes(o, s, len);
+}
+
+
 /*
  * A JSON string as Go's encoding/json.Marshal writes it: '"' and '\'
  * escaped; \b \f \n \r \t short escapes (Go >= 1.22); other control bytes
@@ -673,145 +682,9 @@ llmd_out_bytes(llmd_out_t *o, const void *s, size_t len)
 static void
 llmd_out_go_string(llmd_out_t *o, const unsigned char *s, size_t len)
 {
-    size_t               i, start, n;
-    unsigned char        c, esc[6];
-    static const char    hex[] = "0123456789abcdef";
-
     llmd_out_bytes(o, "\"", 1);
-
-    start = 0;
-    i = 0;
-
-    while (i < len) {
-        c = s[i];
-
-        if (c >= 0x80) {
-            n = llmd_utf8_len(s + i, len - i);
-
-            if (n == 0) {
-                llmd_out_bytes(o, s + start, i - start);
-                llmd_out_bytes(o, "\\ufffd", 6);
-                i++;
-                start = i;
-                continue;
-            }
-
-            if (n == 3 && c == 0xe2 && s[i + 1] == 0x80
-                && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9))
-            {
-                llmd_out_bytes(o, s + start, i - start);
-                llmd_out_bytes(o, s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029",
-                               6);
-                i += 3;
-                start = i;
-                continue;
-            }
-
-            i += n;
-            continue;
-        }
-
-        if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>'
-            && c != '&')
-        {
-            i++;
-            continue;
-        }
-
-        llmd_out_bytes(o, s + start, i - start);
-
-        esc[0] = '\\';
-
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[1] = c;
-            llmd_out_bytes(o, esc, 2);
-            break;
-        case '\b':
-            llmd_out_bytes(o, "\\b", 2);
-            break;
-        case '\f':
-            llmd_out_bytes(o, "\\f", 2);
-            break;
-        case '\n':
-            llmd_out_bytes(o, "\\n", 2);
-            break;
-        case '\r':
-            llmd_out_bytes(o, "\\r", 2);
-            break;
-        case '\t':
-            llmd_out_bytes(o, "\\t", 2);
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 0xf];
-            llmd_out_bytes(o, esc, 6);
-            break;
-        }
-
-        i++;
-        start = i;
-    }
-
-    llmd_out_bytes(o, s + start, len - start);
+    llmd_go_json_escape(s, len, llmd_out_write, o);
     llmd_out_bytes(o, "\"", 1);
 }
 
 
-/*
- * The length of the valid UTF-8 sequence at s (a lead byte >= 0x80), or 0
- * when it is not one: the rules of Go's utf8.DecodeRune (no overlong forms,
- * no surrogates, nothing above U+10FFFF).
- */
-static size_t
-llmd_utf8_len(const unsigned char *s, size_t len)
-{
-    size_t         n, k;
-    unsigned char  lo, hi;
-
-    lo = 0x80;
-    hi = 0xbf;
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-
-        if (s[0] == 0xe0) {
-            lo = 0xa0;
-
-        } else if (s[0] == 0xed) {
-            hi = 0x9f;
-        }
-
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-
-        if (s[0] == 0xf0) {
-            lo = 0x90;
-
-        } else if (s[0] == 0xf4) {
-            hi = 0x8f;
-        }
-
-    } else {
-        return 0;
-    }
-
-    if (len < n || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-
-    for (k = 2; k < n; k++) {
-        if (s[k] < 0x80 || s[k] > 0xbf) {
-            return 0;
-        }
-    }
-
-    return n;
-}

@@ -10,7 +10,7 @@ LOADGEN_OBJS := $(patsubst loadgen/%.c,$(BUILD)/loadgen/%.o,$(LOADGEN_SRCS))
 # YAML accessors for the config (core), the tokenizer for counting
 LOADGEN_CORE := core/llmd_yaml core/llmd_common $(TOKENIZER_OBJS)
 
-TOOLS += $(BUILD)/bin/llmd-loadgen
+TOOLS += $(BUILD)/bin/llmd-loadgen $(BUILD)/bin/llmd-stamp-server
 
 $(BUILD)/loadgen:
 	mkdir -p $@
@@ -22,6 +22,11 @@ $(BUILD)/loadgen/%.o: loadgen/%.c $(wildcard loadgen/*.h src/*/*.h) \
 $(BUILD)/bin/llmd-loadgen: $(LOADGEN_OBJS) \
     $(call objs,$(LOADGEN_CORE)) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS) $(TOKENIZER_LIBS)
+
+# The server t/070-loadgen.t checks loadgen's arrivals with: it takes the
+# kernel's receive timestamps, which a loaded machine does not delay.
+$(BUILD)/bin/llmd-stamp-server: tools/llmd-stamp-server.c | $(BUILD)/bin
+	$(CC) $(CORE_CFLAGS) $< -o $@
 
 # Unit tests of the pure parts: the HTTP/1.1 reply parser, the SSE parser,
 # the arrival schedule (drained stages too) and, for the inference-perf-v0.2

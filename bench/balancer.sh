@@ -9,7 +9,12 @@
 #  2. decision time ($llmd_decision_us: body parse + scoring + pick) at
 #     32 KB prompts with 8 endpoints, p50/p90/p99 from the access log.
 # Talks only to 127.0.0.1; stops by itself. Usage: bench/balancer.sh [secs]
-# (SO=/path/to/ngx_http_llmd_module.so measures another build of the module)
+# (SO=/path/to/ngx_http_llmd_module.so measures another build of the module;
+# PERF=DIR also records `perf record -g` (PERF_CG=dwarf: --call-graph dwarf)
+# of the front worker during each
+# round's wrk runs into DIR/perf-rr.data and DIR/perf-llmd.data, with
+# DIR/perf-{rr,llmd}.txt from `perf report --no-children`: the figures of
+# such a run carry perf's overhead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -87,9 +92,15 @@ cpu_ticks() { awk '{print $14 + $15}' /proc/$WORKER/stat; }
 # rate PORT: req/s of one wrk run; RATE_CPU: the worker's CPU us/request
 rate() {
   local t0 t1 out reqs
+  local pp=""
+  if [ -n "${PERF:-}" ]; then
+    perf record -q --call-graph "${PERF_CG:-fp}" -p "$WORKER" -o "$PERF/perf-$2.data" -- sleep "$SECS" \
+      >/dev/null 2>&1 & pp=$!
+  fi
   t0=$(cpu_ticks)
   out=$(wrk -t1 -c16 -d${SECS}s -s $W/post.lua "http://127.0.0.1:$1")
   t1=$(cpu_ticks)
+  [ -z "$pp" ] || wait "$pp" || true
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   RATE_CPU=$(echo "($t1 - $t0) * 1000000 / $TICK / $reqs" | bc -l)
   RATE=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -98,8 +109,8 @@ rate() {
 echo "balancer throughput, 32 KB prompts, 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds"
 tot_rr=0; tot_llmd=0; cpu_rr=0; cpu_llmd=0
 for r in $(seq $ROUNDS); do
-  rate 19941; a=$RATE; ca=$RATE_CPU
-  rate 19942; b=$RATE; cb=$RATE_CPU
+  rate 19941 rr; a=$RATE; ca=$RATE_CPU
+  rate 19942 llmd; b=$RATE; cb=$RATE_CPU
   printf "  round %d: round-robin %s req/s (worker CPU %.1f us/req), llmd default %s req/s (%.1f us/req)\n" \
     $r $a $ca $b $cb
   tot_rr=$(echo "$tot_rr + $a" | bc -l); tot_llmd=$(echo "$tot_llmd + $b" | bc -l)
@@ -117,3 +128,10 @@ sort -n $W/front/decisions.log | awk '{a[NR]=$1} END {
   printf "decision time, 32 KB prompts, 8 endpoints, %d requests: p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",
     NR, a[int(NR*0.5)], a[int(NR*0.9)], a[int(NR*0.99)], a[NR] }'
 grep -E "\[(alert|crit|emerg)\]" $W/front/error.log || true
+if [ -n "${PERF:-}" ]; then
+  for k in rr llmd; do
+    perf report -i "$PERF/perf-$k.data" --no-children --stdio 2>/dev/null \
+      | grep -v '^$' | head -200 > "$PERF/perf-$k.txt" || true
+  done
+  echo "perf profiles: $PERF/perf-rr.txt $PERF/perf-llmd.txt"
+fi

@@ -757,3 +757,34 @@ qr/\Allmd: cannot scrape \Q$ENV{TEST_NGINX_POD3}\E\/metrics in upstream "vllm": 
 --- error_log eval
 [ qr/\[warn\] .*cannot scrape \Q$ENV{TEST_NGINX_POD3}\E/,
   qr/\[notice\] .*metrics of \Q$ENV{TEST_NGINX_POD3}\E in upstream "vllm" are back/ ]
+
+
+
+=== TEST 33: bodies in two buffers (in memory, and spilled to a file) are joined for the scanner in the worker's buffer: each request sees its own prompt and salt
+--- http_config eval
+pods(1 .. 3) . upstream([1 .. 3])
+--- config eval
+"client_body_buffer_size 64k;\n" . $main::Front
+--- init
+wait_fresh(3) or die "metrics never became fresh";
+--- request eval
+my $p = main::prompt_of("joined", 32768);
+my $big = main::prompt_of("spilled", 204800);
+[ main::post(main::completion($p)),
+  main::post(main::completion($p)),
+  main::post(main::completion($p, fields => { cache_salt => "s1" })),
+  main::post(main::completion($big)),
+  main::post(main::completion($p, fields => { cache_salt => "s1" })),
+  main::post(main::completion($big)),
+  main::post(main::completion($p)) ]
+--- response_headers_like eval
+[ { "X-LLMD-Prefix-Match" => qr{^0/256$} },
+  { "X-LLMD-Prefix-Match" => qr{^256/256$} },
+  { "X-LLMD-Prefix-Match" => qr{^0/256$} },
+  { "X-LLMD-Prefix-Match" => qr{^0/256$} },
+  { "X-LLMD-Prefix-Match" => qr{^256/256$} },
+  { "X-LLMD-Prefix-Match" => qr{^256/256$} },
+  { "X-LLMD-Prefix-Match" => qr{^256/256$} } ]
+--- error_log
+a client request body is buffered to a temporary file
+--- timeout: 10

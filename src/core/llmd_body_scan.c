@@ -35,6 +35,9 @@
 #include <string.h>
 
 #include <cJSON.h>
+/* libxxhash's own code, inlined here: one XXH64 of 72 bytes per block is
+   otherwise a call into the shared library */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "core/llmd_body_scan.h"
@@ -66,6 +69,9 @@ static const char  *llmd_top_names[LLMD_F_N] = {
 /* Blocks up to this size are hashed from a stack copy, as in
    llmd_prefix_hash.c. */
 #define LLMD_SCAN_STACK_BLOCK  1024
+/* llm-d's default block size: whole blocks of it are copied with a
+   constant size and hashed with a constant length (inlined) */
+#define LLMD_SCAN_FAST_BLOCK   64
 
 typedef struct {
     unsigned char  *copy;
@@ -1175,6 +1181,27 @@ llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
     }
 
     s->n += len;
+
+    while (s->bs == LLMD_SCAN_FAST_BLOCK && s->fill == 0
+           && len >= LLMD_SCAN_FAST_BLOCK)
+    {
+        memcpy(s->buf, p, LLMD_SCAN_FAST_BLOCK);
+
+        for (i = 0; i < 8; i++) {
+            s->buf[LLMD_SCAN_FAST_BLOCK + i] =
+                (unsigned char) (s->h >> (8 * i));
+        }
+
+        s->h = XXH64(s->buf, LLMD_SCAN_FAST_BLOCK + 8, 0);
+        s->out[s->nh++] = s->h;
+        p += LLMD_SCAN_FAST_BLOCK;
+        len -= LLMD_SCAN_FAST_BLOCK;
+
+        if (s->nh == s->maxb) {
+            s->bs = 0;
+            s->active = s->count;
+        }
+    }
 
     while (len && s->bs) {
         take = s->bs - s->fill;

@@ -12,6 +12,9 @@
 #define LLMD_PI_MAGIC    0x3178696470646d6cULL       /* "lmdpdix1" */
 /* 2: the shared llmd_index_region_t header (1 had none) */
 #define LLMD_PI_VERSION  2
+/* lookups run this many blocks ahead of their bucket loads (prefetch): the
+   buckets and entries of a large index are cache misses */
+#define LLMD_PI_AHEAD    8
 
 
 typedef struct {
@@ -86,8 +89,25 @@ llmd_prefix_index_match(const llmd_prefix_index_t *idx,
     mask = idx->region.nbuckets - 1;
     entries = llmd_pi_entry(idx, 0);
 
+    for (i = 0; i < n && i < LLMD_PI_AHEAD; i++) {
+        __builtin_prefetch(&buckets[hashes[i] & mask]);
+    }
+
     for (i = 0; i < n; i++) {
         found = 0;
+
+        /* the bucket of a block further on, and the first entry of a
+           nearer one, whose bucket was prefetched before */
+        if (i + LLMD_PI_AHEAD < n) {
+            __builtin_prefetch(&buckets[hashes[i + LLMD_PI_AHEAD] & mask]);
+        }
+
+        if (i + LLMD_PI_AHEAD / 2 < n) {
+            e = buckets[hashes[i + LLMD_PI_AHEAD / 2] & mask];
+            if (e != LLMD_INDEX_NONE) {
+                __builtin_prefetch(&entries[e]);
+            }
+        }
 
         for (e = buckets[hashes[i] & mask];
              e != LLMD_INDEX_NONE;
@@ -125,6 +145,10 @@ llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
      * prefix is only found from block 0 on, so its head is worth the most.
      */
     for (i = n; i-- > 0; ) {
+        if (i >= LLMD_PI_AHEAD) {
+            __builtin_prefetch(llmd_pi_bucket(idx, hashes[i - LLMD_PI_AHEAD]));
+        }
+
         e = llmd_pi_find(idx, hashes[i], ep);
 
         if (e != LLMD_INDEX_NONE) {

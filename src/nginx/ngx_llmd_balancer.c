@@ -138,6 +138,7 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     uint64_t                start;
     ngx_int_t               rc;
     llmd_request_t          req;
+    ngx_llmd_cand_t         cands[LLMD_MAX_ENDPOINTS];
     llmd_endpoint_state_t   eps[LLMD_MAX_ENDPOINTS];
 
     start = ngx_llmd_now_ns();
@@ -148,13 +149,17 @@ ngx_llmd_schedule(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         return NGX_ERROR;
     }
 
+    /* read on the stack, kept for the retries: only the members there are
+       (LLMD_MAX_ENDPOINTS of them would be a 4 KB malloc per request) */
+    ctx->neps = ngx_llmd_members_read(lcf->sh, cands);
+
     ctx->cands = ngx_palloc(r->pool,
-                            LLMD_MAX_ENDPOINTS * sizeof(ngx_llmd_cand_t));
+                            ngx_max(ctx->neps, 1) * sizeof(ngx_llmd_cand_t));
     if (ctx->cands == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->neps = ngx_llmd_members_read(lcf->sh, ctx->cands);
+    ngx_memcpy(ctx->cands, cands, ctx->neps * sizeof(ngx_llmd_cand_t));
 
     if (ctx->neps == 0) {
         /* nothing to rank: get() answers 503 */

@@ -10,18 +10,36 @@
  * answered 400 with an OpenAI-style error and never reaches a pod. The body
  * buffers themselves are never modified: the proxy module has already
  * linked them into the upstream request.
+ *
+ * A body in several buffers (the part read with the headers, then the rest)
+ * is joined for the scanner in a buffer the worker keeps between requests
+ * (up to NGX_LLMD_BODY_KEEP bytes): a fresh 32 KB from the pool per request
+ * made malloc give the memory back to the kernel and fault it in again
+ * every time, which cost more than the decision. The scan is synchronous
+ * and nothing of the joined copy outlives it (model and cache_salt are
+ * copied to the pool).
  */
 
 #include "nginx/ngx_llmd.h"
 #include "core/llmd_body_scan.h"
 
 
+#define NGX_LLMD_BODY_KEEP  (1024 * 1024)
+
+
 static ngx_int_t ngx_llmd_request_body(ngx_http_request_t *r, size_t limit,
-    u_char **body, size_t *len);
+    ngx_uint_t scratch, u_char **body, size_t *len, ngx_uint_t *joined);
+static u_char *ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size);
 static ngx_int_t ngx_llmd_request_scan(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, u_char *body, size_t len,
     llmd_alloc_t *alloc, llmd_request_t *req, char *err, int *bad);
 static void *ngx_llmd_pool_alloc(void *ctx, size_t size);
+static ngx_int_t ngx_llmd_pool_copy(ngx_pool_t *pool, const char **s,
+    size_t len);
+
+
+static u_char  *ngx_llmd_scratch;
+static size_t   ngx_llmd_scratch_size;
 
 
 /*
@@ -39,6 +57,7 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     u_char        *body;
     size_t         len;
     ngx_int_t      rc;
+    ngx_uint_t     scan, joined;
     llmd_alloc_t   alloc;
 
     ctx->api = llmd_api_from_path((char *) r->uri.data, r->uri.len);
@@ -47,7 +66,11 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         return NGX_DECLINED;
     }
 
-    rc = ngx_llmd_request_body(r, lcf->body_limit, &body, &len);
+    /* the cJSON path keeps pointers into the body: a copy from the pool */
+    scan = !(lcf->precise && lcf->kv_index != NULL);
+
+    rc = ngx_llmd_request_body(r, lcf->body_limit, scan, &body, &len,
+                               &joined);
 
     if (rc != NGX_OK) {
         if (rc == NGX_DECLINED && len > lcf->body_limit) {
@@ -63,13 +86,23 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     alloc.alloc = ngx_llmd_pool_alloc;
     alloc.ctx = r->pool;
 
-    if (lcf->precise && lcf->kv_index != NULL) {
+    if (!scan) {
         bad = llmd_request_parse(ctx->api, (char *) body, len, &alloc, req,
                                  err, sizeof(err));
 
     } else if (ngx_llmd_request_scan(r, lcf, ctx, body, len, &alloc, req,
                                      err, &bad)
                != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (joined && !bad
+        && (ngx_llmd_pool_copy(r->pool, &req->model, req->model_len)
+            != NGX_OK
+            || ngx_llmd_pool_copy(r->pool, &req->cache_salt,
+                                  req->cache_salt_len)
+               != NGX_OK))
     {
         return NGX_ERROR;
     }
@@ -142,11 +175,13 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 /*
  * Returns NGX_OK with the body, NGX_DECLINED when there is no complete
  * body to look at (no body, unbuffered, or larger than limit: *len is then
- * the size seen), NGX_ERROR on a read failure.
+ * the size seen), NGX_ERROR on a read failure. A body in several buffers
+ * is joined into the worker's scratch buffer when scratch is set (*joined
+ * is then 1: valid until the next request's body), else into the pool.
  */
 static ngx_int_t
-ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
-    size_t *len)
+ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, ngx_uint_t scratch,
+    u_char **body, size_t *len, ngx_uint_t *joined)
 {
     u_char                    *p;
     off_t                      total, size;
@@ -157,6 +192,7 @@ ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
 
     *body = NULL;
     *len = 0;
+    *joined = 0;
 
     rb = r->request_body;
 
@@ -197,7 +233,14 @@ ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, (size_t) total);
+    if (scratch && (size_t) total <= NGX_LLMD_BODY_KEEP) {
+        p = ngx_llmd_body_scratch(r, (size_t) total);
+        *joined = 1;
+
+    } else {
+        p = ngx_pnalloc(r->pool, (size_t) total);
+    }
+
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -239,4 +282,62 @@ static void *
 ngx_llmd_pool_alloc(void *ctx, size_t size)
 {
     return ngx_palloc((ngx_pool_t *) ctx, size);
+}
+
+
+/* The worker's buffer for joined bodies, grown by doubling, never shrunk. */
+static u_char *
+ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size)
+{
+    size_t   n;
+    u_char  *p;
+
+    if (size <= ngx_llmd_scratch_size) {
+        return ngx_llmd_scratch;
+    }
+
+    n = ngx_max(ngx_llmd_scratch_size, 64 * 1024);
+
+    while (n < size) {
+        n *= 2;
+    }
+
+    n = ngx_min(n, NGX_LLMD_BODY_KEEP);
+
+    p = ngx_alloc(n, r->connection->log);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    if (ngx_llmd_scratch) {
+        ngx_free(ngx_llmd_scratch);
+    }
+
+    ngx_llmd_scratch = p;
+    ngx_llmd_scratch_size = n;
+
+    return p;
+}
+
+
+/* *s, len bytes, now in the pool (NULL and "" stay as they are) */
+static ngx_int_t
+ngx_llmd_pool_copy(ngx_pool_t *pool, const char **s, size_t len)
+{
+    u_char  *p;
+
+    if (*s == NULL || len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, *s, len);
+    p[len] = '\0';
+    *s = (const char *) p;
+
+    return NGX_OK;
 }

@@ -839,12 +839,23 @@ ngx_llmd_flow_get_ctx(ngx_http_request_t *r)
 }
 
 
-/* The detector over the upstream's candidates now. */
 /*
+ * The detector over the upstream's candidates now.
+ *
  * admitted: requests granted by the queue and not finished yet; the
  * concurrency detector counts max(in flight at the pods, admitted), so a
  * request is counted from its grant on, also before the balancer counts
  * it.
+ *
+ * The utilization detector reads each pod's last scrape; with llmd_inflight
+ * on (the default) moved to the present as the metric scorers see it: the
+ * requests sent to the pod since the scrape queue there, those finished
+ * let its queue move up (core/llmd_inflight.h). The admitted requests not
+ * at a pod yet (granted, body being read, balancer not run) are spread
+ * over the candidates' queues. Without this every look between two
+ * scrapes saw the same room and granted another request: a burst went
+ * through whole before the next scrape showed the queues (issue 13,
+ * docs/flow-control.md).
  */
 static double
 ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t admitted,
@@ -853,8 +864,10 @@ ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t admitted,
     double                   sat;
     size_t                   stale;
     uint64_t                 total;
-    ngx_uint_t               i, n;
+    ngx_uint_t               i, n, adjust;
     ngx_msec_t               now;
+    llmd_inflight_t          d;
+    llmd_endpoint_state_t    st;
     ngx_llmd_cand_t          cands[LLMD_MAX_ENDPOINTS];
     ngx_llmd_shctx_t        *sh;
     ngx_llmd_metrics_sh_t    m;
@@ -863,6 +876,8 @@ ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t admitted,
 
     sh = fcf->lcf->sh;
     now = ngx_current_msec;
+    adjust = fcf->lcf->inflight
+             && fcf->lcf->cf->saturation.type == LLMD_SAT_UTILIZATION;
 
     n = ngx_llmd_members_read(sh, cands);
 
@@ -875,6 +890,17 @@ ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t admitted,
         eps[i].waiting = m.waiting;
         eps[i].kv_usage = m.kv_usage;
         eps[i].inflight = ep->active;
+
+        if (adjust && eps[i].have_metrics) {
+            st.waiting = m.waiting;
+            st.running = m.running;
+            st.kv_usage = m.kv_usage;
+            st.fresh = 1;
+            ngx_llmd_inflight_since(ep, &m, &d);
+            llmd_inflight_adjust(&st, &d, m.block_size, m.num_gpu_blocks);
+            eps[i].waiting = st.waiting;
+            eps[i].kv_usage = st.kv_usage;
+        }
     }
 
     for (i = 0, total = 0; i < n; i++) {
@@ -883,6 +909,12 @@ ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t admitted,
 
     if (n && admitted > total) {
         eps[0].inflight += admitted - total;
+
+        if (adjust) {
+            for (i = 0; i < n; i++) {
+                eps[i].waiting += (double) (admitted - total) / n;
+            }
+        }
     }
 
     sat = llmd_sat_pool(&fcf->lcf->cf->saturation, eps, n, &stale);

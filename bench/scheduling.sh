@@ -392,6 +392,10 @@ warm_up() {
 # pod metrics every $SAMPLE wall seconds: epoch pod waiting running kv
 sampler() {
     local out=$1 i t
+    if [ "$MODE" = overload ]; then
+        exec /usr/bin/python3 "$TOP/bench/lib/sampler.py" "$SAMPLE" \
+            "$SIM_PORT" 4 "$NGX_PORT" "$out" "${out%/*}/nginx_queue.txt"
+    fi
     while :; do
         t=$(date +%s.%N)
         for i in 0 1 2 3; do
@@ -402,12 +406,6 @@ sampler() {
                 /^vllm:kv_cache_usage_perc[{ ]/  { k = $NF }
                 END { if (w != "") print t, pod, w, r, k }'
         done >> "$out"
-        # overload: what waits in nginx, and the detector's last value
-        [ "$MODE" = overload ] && curl -s --max-time 1 \
-            "127.0.0.1:$NGX_PORT/llmd/metrics" | awk -v t="$t" '
-                /^llmd_flow_control_queue_size\{/ { q += $NF }
-                /^llmd_flow_control_pool_saturation\{/ { s = $NF }
-                END { print t, q + 0, s + 0 }' >> "${out%/*}/nginx_queue.txt"
         sleep "$SAMPLE"
     done
 }
@@ -457,6 +455,8 @@ run_one() {
     n0=$(ticks_of $pids)
     s0=$(ticks_of "$SIM_PID")
     t0=$(date +%s.%N)
+    curl -s "127.0.0.1:$NGX_PORT/llmd/status" > "$dir/llmd_status_before.json" \
+        || true
     sampler "$dir/pod_metrics.txt" &
     SAMPLER_PID=$!
     "$LG" --config "$RES/workload.yaml" --url "http://127.0.0.1:$NGX_PORT" \

@@ -73,14 +73,16 @@ def load(res, e, scale):
                 if len(p) == 3:
                     queue.append(((float(p[0]) - start) * scale,
                                   float(p[1]), float(p[2])))
-    status = None
-    path = os.path.join(d, "llmd_status.json")
-    if os.path.isfile(path):
-        try:
-            with open(path) as fh:
-                status = json.load(fh)
-        except ValueError:
-            pass
+    status = [None, None]
+    for i, name in enumerate(("llmd_status.json",
+                              "llmd_status_before.json")):
+        path = os.path.join(d, name)
+        if os.path.isfile(path):
+            try:
+                with open(path) as fh:
+                    status[i] = json.load(fh)
+            except ValueError:
+                pass
     return reqs, pods, queue, status, rep
 
 
@@ -150,9 +152,15 @@ def main():
               f(sum(wq) / len(wq) if wq else None, "%.1f"),
               f(pct(wq, 90), "%.0f"), f(max(wq) if wq else None, "%.0f"),
               over, len(pods)))
-        fc = flow_of(status)
+        fc = flow_of(status[0])
         if fc and fc.get("enabled"):
-            q = fc.get("queue", {})
+            # the measured run only: the counters after the warm-up
+            # subtracted
+            q = dict(fc.get("queue", {}))
+            b = (flow_of(status[1]) or {}).get("queue", {})
+            for k in ("dispatched", "evicted_ttl", "rejected_capacity",
+                      "evicted_cancelled", "wait_ms_sum"):
+                q[k] = q.get(k, 0) - b.get(k, 0)
             disp = q.get("dispatched", 0)
             extra.append(
                 "- %s: nginx's queue dispatched %d, evicted on TTL %d, "

@@ -28,13 +28,14 @@ unset y2label
 set ytics mirror
 
 set output "overload_ttft.png"
-set multiplot layout n,1 title "TTFT of each admitted request (client side) by send time"
+set multiplot layout n,1 title "TTFT of each admitted request by send time"
 do for [i=1:n] {
     e = word(EXPS,i)
     set title e
     set ylabel "TTFT (s, log)"
     set logscale y
-    plot "overload_".e."_ttft.dat" using 1:($3 == 1 ? $2 : 1/0) with points pt 7 ps 0.3 title "admitted", \
+    plot "overload_".e."_ttft.dat" using 1:($3 == 1 ? $2 : 1/0) with points pt 7 ps 0.3 title "admitted: TTFT", \
+         "overload_".e."_ttft.dat" using 1:($3 == 1 && $4 > 0 ? $2 - $4 : 1/0) with points pt 7 ps 0.2 lc rgb "orange" title "TTFT less the wait in nginx", \
          SLO with lines dt 2 lc rgb "black" title "TTFT objective"
     unset logscale y
 }

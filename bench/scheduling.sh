@@ -14,7 +14,7 @@
 #   bench/scheduling.sh quick|full|steady|throughput|sweep [experiment...]
 #   experiments: random load default precise round-robin least-conn
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
-#   bench/scheduling.sh overload [default flow]
+#   bench/scheduling.sh overload [default flow flow-concurrency]
 #
 # pd (make bench-pd): prefill/decode disaggregation against aggregated
 # serving on the same 4 pods: long uncached prompts (8,000 tokens in, 200
@@ -48,7 +48,7 @@ shift || true
 if [ "$MODE" = pd ]; then
     EXPS=${*:-aggregated pd-2p2d pd-1p3d}
 elif [ "$MODE" = overload ]; then
-    EXPS=${*:-default flow}
+    EXPS=${*:-default flow flow-concurrency}
 else
     EXPS=${*:-random load default precise round-robin least-conn}
 fi
@@ -116,6 +116,7 @@ overload)    # the sweep's bursts, higher: well beyond the pods' capacity
     LOAD_TYPE=poisson
     STAGES=${STAGES:-"3:30 40:15 3:30 60:15 3:40"}
     FC_TTL=${FC_TTL:-10}          # simulated s a request may wait in nginx
+    FC_MAX_CONC=${FC_MAX_CONC:-48} # flow-concurrency: requests per pod
     TTFT_SLO=${TTFT_SLO:-2}       # simulated s: goodput's TTFT objective
     ms() { awk -v v="$1" -v s="$SCALE" -v m="$2" 'BEGIN {
         x = int(v / s + 0.5); print (x < m ? m : x) }'; }
@@ -263,7 +264,7 @@ upstream_conf() {
         pd_endpoints "$1" > "$W/endpoints.yaml" || return 1
         echo "llmd_balancer config=$TOP/conf-examples/epp-pd.yaml;" \
              "llmd_endpoints file $W/endpoints.yaml;" ;;
-    default|flow)
+    default|flow|flow-concurrency)
         [ "$MODE" = overload ] || {
             echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
                  "$servers"; return 0; }
@@ -285,32 +286,40 @@ upstream_conf() {
     esac
 }
 
-# overload: llm-d's approximate config, the detector's staleness in
-# simulated time, and for flow the gate and the flowControl block
+# overload: llm-d's approximate config with the utilization detector's
+# staleness in simulated time; flow and flow-concurrency add the gate and
+# the flowControl block (flow-concurrency: concurrency-detector with
+# maxConcurrency FC_MAX_CONC per pod)
 overload_epp() {
-    local ttl
+    local ttl det=utilization-detector
     ttl=$(awk -v t="$FC_TTL" -v s="$SCALE" 'BEGIN { printf "%d", t * 1000 / s }')
-    awk -v st="$STALE_MS" '{ print }
+    [ "$1" = flow-concurrency ] && det=concurrency-detector
+    awk -v st="$STALE_MS" -v m="$FC_MAX_CONC" -v e="$1" '{ print }
         /^plugins:/ { print "- type: utilization-detector"
                       print "  parameters:"
-                      print "    metricsStalenessThreshold: " st "ms" }' \
+                      print "    metricsStalenessThreshold: " st "ms"
+                      if (e == "flow-concurrency") {
+                          print "- type: concurrency-detector"
+                          print "  parameters:"
+                          print "    maxConcurrency: " m } }' \
         "$TOP/conf-examples/epp-default.yaml"
-    [ "$1" = flow ] || return 0
+    [ "$1" = default ] && return 0
     cat <<YAML
 featureGates:
 - flowControl
 flowControl:
   defaultRequestTTL: ${ttl}ms
   saturationDetector:
-    pluginRef: utilization-detector
+    pluginRef: $det
 YAML
 }
 
 start_nginx() {
     local up loc=""
     up=$(upstream_conf "$1")
-    if [ "$1" = flow ]; then
+    if [ "${1#flow}" != "$1" ]; then
         loc="llmd_admission pods poll=${POLL_MS}ms;"
+        loc+=" add_header X-Llmd-Queue-Us \$llmd_queue_us always;"
     fi
     mkdir -p "$W/logs"
     cat > "$W/nginx.conf" <<CONF
@@ -502,7 +511,7 @@ done
 /usr/bin/python3 bench/lib/report.py "$RES" "$MODE" "$SCALE"
 if [ "$MODE" = overload ]; then
     /usr/bin/python3 bench/lib/overload.py "$RES" "$SCALE" "$TTFT_SLO" \
-        "$FC_TTL" >> "$RES/README.md"
+        "$FC_TTL" "$FC_MAX_CONC" >> "$RES/README.md"
     if command -v gnuplot >/dev/null; then
         (cd "$RES" && gnuplot "$TOP/bench/overload.gp") \
             || echo "gnuplot failed" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The overload figures of one `bench/scheduling.sh overload` run.
 
-    overload.py RESULTS_DIR TIME_SCALE TTFT_SLO FC_TTL >> README.md
+    overload.py RESULTS_DIR TIME_SCALE TTFT_SLO FC_TTL [MAX_CONC] >> README.md
 
 Per experiment directory (default: no flow control, flow: flow control):
 loadgen/per_request_lifecycle_metrics.jsonl (one line per request),
@@ -98,7 +98,9 @@ def flow_of(status):
 def main():
     res, scale = sys.argv[1], float(sys.argv[2])
     slo, fc_ttl = float(sys.argv[3]), float(sys.argv[4])
-    exps = [e for e in ("default", "flow") if os.path.isfile(
+    max_conc = sys.argv[5] if len(sys.argv) > 5 else "?"
+    exps = [e for e in ("default", "flow", "flow-concurrency")
+            if os.path.isfile(
         os.path.join(res, e, "loadgen", "report.json"))]
     out = []
     w = out.append
@@ -108,15 +110,16 @@ def main():
       "included). Goodput: output tokens/s of the admitted requests over "
       "the run (first send to last completion); SLO goodput: the same "
       "for admitted requests with TTFT <= %g s, and their rate. Flow "
-      "control: defaultRequestTTL %g s (simulated), utilization-detector "
-      "(queueDepthThreshold %d, kvCacheUtilThreshold 0.8). Pods' waiting "
-      "queue: vllm:num_requests_waiting of each pod, sampled.\n"
-      % (slo, fc_ttl, THRESHOLD))
-    w("| Run | Sent | Admitted | 429 | Other errors | TTFT p50/p90/p99 (s) "
-      "| TTFT mean (s) | TTFT p90 in the bursts (s) | Goodput (out tok/s) "
-      "| SLO goodput (out tok/s, req/s) | Pod queue mean/p90/max | "
-      "Samples with a pod over %d |" % THRESHOLD)
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "control: defaultRequestTTL %g s (simulated); flow: "
+      "utilization-detector (queueDepthThreshold %d, kvCacheUtilThreshold "
+      "0.8), flow-concurrency: concurrency-detector (maxConcurrency %s per "
+      "pod). Pods' waiting queue: vllm:num_requests_waiting of each pod, "
+      "sampled.\n" % (slo, fc_ttl, THRESHOLD, max_conc))
+    w("| Run | Sent | Admitted | 429 | Goodput (out tok/s) | SLO goodput "
+      "(out tok/s, req/s) | Pod queue mean/p90/max | Samples with a pod "
+      "over %d |" % THRESHOLD)
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    lat = []
     extra = []
     for e in exps:
         reqs, pods, queue, status, rep = load(res, e, scale)
@@ -142,16 +145,22 @@ def main():
         good_tok = sum(r.get("output_tokens") or 0 for r in good)
         wq = [v for s in pods.values() for v in s.values()]
         over = sum(1 for s in pods.values() if max(s.values()) > THRESHOLD)
-        w("| %s | %d | %d | %d | %d | %s/%s/%s | %s | %s | %.0f | %.0f, "
-          "%.2f | %s/%s/%s | %d of %d |" % (
-              e, len(reqs), len(ok), n429, other, f(pct(ttft, 50)),
-              f(pct(ttft, 90)), f(pct(ttft, 99)),
-              f(sum(ttft) / len(ttft) if ttft else None),
-              f(pct(burst, 90)), out_tok / dur, good_tok / dur,
-              len(good) / dur,
-              f(sum(wq) / len(wq) if wq else None, "%.1f"),
-              f(pct(wq, 90), "%.0f"), f(max(wq) if wq else None, "%.0f"),
-              over, len(pods)))
+        w("| %s | %d | %d | %d%s | %.0f | %.0f, %.2f | %s/%s/%s | %d of %d |"
+          % (e, len(reqs), len(ok), n429,
+             " (+%d other)" % other if other else "", out_tok / dur,
+             good_tok / dur, len(good) / dur,
+             f(sum(wq) / len(wq) if wq else None, "%.1f"),
+             f(pct(wq, 90), "%.0f"), f(max(wq) if wq else None, "%.0f"),
+             over, len(pods)))
+        gq = [r.get("gateway_queue", 0.0) for r in ok
+              if r.get("time_to_first_token") is not None]
+        pool = [t - q for t, q in zip(ttft, gq)]
+        lat.append("| %s | %s/%s/%s | %s | %s | %s/%s | %s/%s/%s | %s |" % (
+            e, f(pct(ttft, 50)), f(pct(ttft, 90)), f(pct(ttft, 99)),
+            f(sum(ttft) / len(ttft) if ttft else None), f(pct(burst, 90)),
+            f(pct(gq, 50)), f(pct(gq, 90)), f(pct(pool, 50)),
+            f(pct(pool, 90)), f(pct(pool, 99)),
+            f(sum(pool) / len(pool) if pool else None)))
         fc = flow_of(status[0])
         if fc and fc.get("enabled"):
             # the measured run only: the counters after the warm-up
@@ -185,18 +194,31 @@ def main():
                     "%g" % pods[t].get(p, float("nan")) for p in range(4)),
                     nq))
         with open(os.path.join(res, "overload_%s_ttft.dat" % e), "w") as fh:
-            fh.write("# t_sent_sim ttft status(1 ok, 0 429, -1 other)\n")
+            fh.write("# t_sent_sim ttft status(1 ok, 0 429, -1 other) "
+                     "wait_in_nginx\n")
             for r in sorted(reqs, key=lambda r: r["sent"]):
                 st = 1 if r.get("ok") else (0 if r.get("status") == 429
                                             else -1)
-                fh.write("%.3f %s %d\n" % (
+                fh.write("%.3f %s %d %.4f\n" % (
                     r["sent"] - t0, f(r.get("time_to_first_token"), "%.4f")
-                    if st == 1 else "NaN", st))
+                    if st == 1 else "NaN", st,
+                    r.get("gateway_queue", 0.0)))
         if peak is not None and e == exps[0]:
             extra.insert(0, "- stages (rate/s : simulated s): %s; peak "
                          "%g/s." % (", ".join(
                              "%g:%g" % (s.get("rate"), s.get("duration"))
                              for s in rep["stages"]), peak))
+    w("")
+    w("Latency of the admitted requests (simulated s): TTFT as the client "
+      "sees it, the part of it spent waiting in nginx's queue "
+      "(`$llmd_queue_us`, from an `X-Llmd-Queue-Us` response header), and "
+      "the rest, the TTFT of the pool.\n")
+    w("| Run | TTFT p50/p90/p99 | TTFT mean | TTFT p90 in the bursts (>= 10/s) "
+      "| wait in nginx p50/p90 | TTFT of the pool p50/p90/p99 | TTFT of the "
+      "pool mean |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    for x in lat:
+        w(x)
     w("")
     for x in extra:
         w(x)

@@ -533,3 +533,39 @@ GET /llmd/status
 "dispatched":2,
 --- no_error_log
 [error]
+
+
+
+=== TEST 11: a request that finishes wakes the next one parked in this worker at once, not at its next poll (poll=5s)
+--- http_config eval
+main::held_start();
+main::ups("fc.yaml", "    server 127.0.0.1:$main::HeldPort;\n", "    llmd_metrics off;\n")
+--- config
+    location /v1/ {
+        llmd_admission vllm poll=5s;
+        proxy_pass http://vllm;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+    location = /llmd/status { llmd_status; }
+--- init
+my $a = main::send_req("A");
+my ($c, $tag) = main::held_next(5);
+Test::More::is($tag, "A", "A goes straight to the pod");
+my $b = main::send_req("B");
+main::queued(1) or die "B not queued";
+my $t0 = Time::HiRes::time();
+held_answer($c);
+($c, $tag) = main::held_next(3);
+my $dt = Time::HiRes::time() - $t0;
+Test::More::is($tag // '', "B", "B reaches the pod after A finished");
+Test::More::cmp_ok($dt, '<', 2.5, "well before its next poll (5 s)");
+held_answer($c) if $c;
+Test::More::is(main::response_of($a)->{status}, 200, "A answered");
+Test::More::is(main::response_of($b)->{status}, 200, "B answered");
+--- request
+GET /llmd/status
+--- response_body_like chop
+"dispatched":2,
+--- no_error_log
+[error]

@@ -152,9 +152,13 @@ def main():
              f(sum(wq) / len(wq) if wq else None, "%.1f"),
              f(pct(wq, 90), "%.0f"), f(max(wq) if wq else None, "%.0f"),
              over, len(pods)))
+        have = e == "default" or any("gateway_queue" in r for r in ok)
         gq = [r.get("gateway_queue", 0.0) for r in ok
               if r.get("time_to_first_token") is not None]
         pool = [t - q for t, q in zip(ttft, gq)]
+        if not have:
+            # not recorded (an older llmd-loadgen): unknown, not 0
+            gq = pool = []
         lat.append("| %s | %s/%s/%s | %s | %s | %s/%s | %s/%s/%s | %s |" % (
             e, f(pct(ttft, 50)), f(pct(ttft, 90)), f(pct(ttft, 99)),
             f(sum(ttft) / len(ttft) if ttft else None), f(pct(burst, 90)),

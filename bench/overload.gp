@@ -3,7 +3,7 @@
 # overload_*.dat files.
 load "overload.gp.vars"
 n = words(EXPS)
-set terminal pngcairo noenhanced size 1000,(320 * n) font ",9"
+set terminal pngcairo noenhanced size 860,(250 * n) font ",8"
 set grid
 set key inside left top
 set xlabel "time (simulated s)"

@@ -165,6 +165,15 @@ def main():
             f(pct(gq, 50)), f(pct(gq, 90)), f(pct(pool, 50)),
             f(pct(pool, 90)), f(pct(pool, 99)),
             f(sum(pool) / len(pool) if pool else None)))
+        # a healthy pool: the first stage, before any burst
+        first = sorted(r["time_to_first_token"] for r in ok
+                       if r.get("stage") == 0
+                       and r.get("time_to_first_token") is not None)
+        if first:
+            extra.append("- %s: TTFT p50/p90 of the first stage (%g/s, "
+                         "before any burst, the pool healthy): %s/%s s."
+                         % (e, rates[0] if rates else float("nan"),
+                            f(pct(first, 50)), f(pct(first, 90))))
         fc = flow_of(status[0])
         if fc and fc.get("enabled"):
             # the measured run only: the counters after the warm-up

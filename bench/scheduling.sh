@@ -14,7 +14,7 @@
 #   bench/scheduling.sh quick|full|steady|throughput|sweep [experiment...]
 #   experiments: random load default precise round-robin least-conn
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
-#   bench/scheduling.sh overload [default flow flow-concurrency]
+#   bench/scheduling.sh overload [default flow flow-concurrency flow-filter]
 #
 # pd (make bench-pd): prefill/decode disaggregation against aggregated
 # serving on the same 4 pods: long uncached prompts (8,000 tokens in, 200
@@ -264,7 +264,7 @@ upstream_conf() {
         pd_endpoints "$1" > "$W/endpoints.yaml" || return 1
         echo "llmd_balancer config=$TOP/conf-examples/epp-pd.yaml;" \
              "llmd_endpoints file $W/endpoints.yaml;" ;;
-    default|flow|flow-concurrency)
+    default|flow|flow-concurrency|flow-filter)
         [ "$MODE" = overload ] || {
             echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
                  "$servers"; return 0; }
@@ -287,14 +287,18 @@ upstream_conf() {
 }
 
 # overload: llm-d's approximate config with the utilization detector's
-# staleness in simulated time; flow and flow-concurrency add the gate and
-# the flowControl block (flow-concurrency: concurrency-detector with
-# maxConcurrency FC_MAX_CONC per pod)
+# staleness in simulated time; flow, flow-filter and flow-concurrency add
+# the gate and the flowControl block (flow-filter: the detector also
+# listed in the profile, a filter; flow-concurrency: concurrency-detector
+# with maxConcurrency FC_MAX_CONC per pod)
 overload_epp() {
     local ttl det=utilization-detector
     ttl=$(awk -v t="$FC_TTL" -v s="$SCALE" 'BEGIN { printf "%d", t * 1000 / s }')
     [ "$1" = flow-concurrency ] && det=concurrency-detector
     awk -v st="$STALE_MS" -v m="$FC_MAX_CONC" -v e="$1" '{ print }
+        /^schedulingProfiles:/ { prof = 1 }
+        prof && /^  plugins:/ && e == "flow-filter" {
+            print "  - pluginRef: utilization-detector" }
         /^plugins:/ { print "- type: utilization-detector"
                       print "  parameters:"
                       print "    metricsStalenessThreshold: " st "ms"

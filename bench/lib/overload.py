@@ -99,7 +99,7 @@ def main():
     res, scale = sys.argv[1], float(sys.argv[2])
     slo, fc_ttl = float(sys.argv[3]), float(sys.argv[4])
     max_conc = sys.argv[5] if len(sys.argv) > 5 else "?"
-    exps = [e for e in ("default", "flow", "flow-concurrency")
+    exps = [e for e in ("default", "flow", "flow-filter", "flow-concurrency")
             if os.path.isfile(
         os.path.join(res, e, "loadgen", "report.json"))]
     out = []
@@ -112,7 +112,8 @@ def main():
       "for admitted requests with TTFT <= %g s, and their rate. Flow "
       "control: defaultRequestTTL %g s (simulated); flow: "
       "utilization-detector (queueDepthThreshold %d, kvCacheUtilThreshold "
-      "0.8), flow-concurrency: concurrency-detector (maxConcurrency %s per "
+      "0.8; flow-filter: also a filter in the profile), flow-concurrency: "
+      "concurrency-detector (maxConcurrency %s per "
       "pod). Pods' waiting queue: vllm:num_requests_waiting of each pod, "
       "sampled.\n" % (slo, fc_ttl, THRESHOLD, max_conc))
     w("| Run | Sent | Admitted | 429 | Goodput (out tok/s) | SLO goodput "

@@ -14,6 +14,7 @@
 #   bench/scheduling.sh quick|full|steady|throughput|sweep [experiment...]
 #   experiments: random load default precise round-robin least-conn
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
+#   bench/scheduling.sh overload [default flow flow-concurrency flow-filter]
 #
 # pd (make bench-pd): prefill/decode disaggregation against aggregated
 # serving on the same 4 pods: long uncached prompts (8,000 tokens in, 200
@@ -23,6 +24,18 @@
 # pod, so no request is disaggregated), pd-2p2d = 2 prefill + 2 decode,
 # pd-1p3d = 1 prefill + 3 decode. The decode pods pull the KV blocks at
 # the simulator's bandwidth (--kv-transfer-gbps).
+#
+# overload (make bench-overload, docs/flow-control.md): the sweep's Poisson
+# bursts with peaks well beyond the 4 pods' capacity, the approximate
+# config (conf-examples/epp-default.yaml) without flow control (default)
+# and the same config with featureGates: [flowControl], a flowControl
+# block (defaultRequestTTL FC_TTL simulated s) and llmd_admission in the
+# location (flow). bench/lib/overload.py adds TTFT of the admitted
+# requests, goodput, the 429s and the pods' waiting queue over time
+# (overload.png) to the report. The module's time settings are in wall
+# time and the pods run SCALE times faster, so the scrape interval,
+# detector staleness and admission poll are divided by SCALE (METRICS_MS,
+# STALE_MS, POLL_MS override) to keep llm-d's defaults in simulated time.
 #
 # Talks only to 127.0.0.1 (ports 18501-18504 pods, 18510 nginx, 18590 KV
 # events), stops by itself, and cleans up its processes on exit.
@@ -34,19 +47,22 @@ MODE=${1:-quick}
 shift || true
 if [ "$MODE" = pd ]; then
     EXPS=${*:-aggregated pd-2p2d pd-1p3d}
+elif [ "$MODE" = overload ]; then
+    EXPS=${*:-default flow flow-concurrency}
 else
     EXPS=${*:-random load default precise round-robin least-conn}
 fi
 
 SIM=$TOP/build/bin/vllm-sim
 LG=$TOP/build/bin/llmd-loadgen
-SO=$TOP/build/ngx_http_llmd_module.so
+SO=${SO:-$TOP/build/ngx_http_llmd_module.so}
 NGINX=${NGINX:-/usr/sbin/nginx}
 SIM_PORT=18501
 NGX_PORT=18510
 KV_PORT=18590
 KV_TOKENS=461376          # per pod, the seed's KV_cap
 SAMPLE=${SAMPLE:-0.5}     # wall seconds between /metrics samples
+[ "$MODE" = overload ] && SAMPLE=${SAMPLE_OVERLOAD:-0.2}
 # the pods' step model (docs/simulator.md): the physical model with the
 # seed's Llama-3.1-70B TP4 H100 profile, which follows llm-d's report more
 # closely than the simulator's linear default (docs/benchmark.md,
@@ -95,6 +111,19 @@ sweep)       # seed 001: irregular arrivals with bursts
     SCALE=${SCALE:-10}
     LOAD_TYPE=poisson
     STAGES="3:40 25:15 3:40 12:30 30:15 3:40" ;;
+overload)    # the sweep's bursts, higher: well beyond the pods' capacity
+    SCALE=${SCALE:-5}
+    LOAD_TYPE=poisson
+    STAGES=${STAGES:-"3:30 40:15 3:30 60:15 3:40"}
+    FC_TTL=${FC_TTL:-10}          # simulated s a request may wait in nginx
+    FC_MAX_CONC=${FC_MAX_CONC:-48} # flow-concurrency: requests per pod
+    TTFT_SLO=${TTFT_SLO:-2}       # simulated s: goodput's TTFT objective
+    ms() { awk -v v="$1" -v s="$SCALE" -v m="$2" 'BEGIN {
+        x = int(v / s + 0.5); print (x < m ? m : x) }'; }
+    METRICS_MS=${METRICS_MS:-$(ms 50 10)}
+    STALE_MS=${STALE_MS:-$(ms 200 1)}
+    POLL_MS=${POLL_MS:-$(ms 10 1)}
+    WARM_CONNS=${WARM_CONNS:-1500} ;;
 pd)          # long uncached prompts in Poisson bursts, rising rates
     SCALE=${SCALE:-5}
     LOAD_TYPE=poisson
@@ -102,7 +131,8 @@ pd)          # long uncached prompts in Poisson bursts, rising rates
     STAGES=${STAGES:-"0.5:120 1:90 1.5:90 2:60 3:60"}
     WARM_CONNS=${WARM_CONNS:-300} ;;
 *)
-    echo "usage: $0 quick|full|steady|throughput|sweep|pd [experiment...]" >&2
+    echo "usage: $0 quick|full|steady|throughput|sweep|pd|overload" \
+         "[experiment...]" >&2
     exit 2 ;;
 esac
 
@@ -234,7 +264,14 @@ upstream_conf() {
         pd_endpoints "$1" > "$W/endpoints.yaml" || return 1
         echo "llmd_balancer config=$TOP/conf-examples/epp-pd.yaml;" \
              "llmd_endpoints file $W/endpoints.yaml;" ;;
-    random|load|default)
+    default|flow|flow-concurrency|flow-filter)
+        [ "$MODE" = overload ] || {
+            echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
+                 "$servers"; return 0; }
+        overload_epp "$1" > "$W/epp-$1.yaml"
+        echo "llmd_balancer config=$W/epp-$1.yaml;" \
+             "llmd_metrics_interval ${METRICS_MS}ms; $servers" ;;
+    random|load)
         echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml; $servers" ;;
     precise)
         echo "llmd_balancer config=$TOP/conf-examples/epp-precise.yaml;" \
@@ -249,9 +286,45 @@ upstream_conf() {
     esac
 }
 
+# overload: llm-d's approximate config with the utilization detector's
+# staleness in simulated time; flow, flow-filter and flow-concurrency add
+# the gate and the flowControl block (flow-filter: the detector also
+# listed in the profile, a filter; flow-concurrency: concurrency-detector
+# with maxConcurrency FC_MAX_CONC per pod)
+overload_epp() {
+    local ttl det=utilization-detector
+    ttl=$(awk -v t="$FC_TTL" -v s="$SCALE" 'BEGIN { printf "%d", t * 1000 / s }')
+    [ "$1" = flow-concurrency ] && det=concurrency-detector
+    awk -v st="$STALE_MS" -v m="$FC_MAX_CONC" -v e="$1" '{ print }
+        /^schedulingProfiles:/ { prof = 1 }
+        prof && /^  plugins:/ && e == "flow-filter" {
+            print "  - pluginRef: utilization-detector" }
+        /^plugins:/ { print "- type: utilization-detector"
+                      print "  parameters:"
+                      print "    metricsStalenessThreshold: " st "ms"
+                      if (e == "flow-concurrency") {
+                          print "- type: concurrency-detector"
+                          print "  parameters:"
+                          print "    maxConcurrency: " m } }' \
+        "$TOP/conf-examples/epp-default.yaml"
+    [ "$1" = default ] && return 0
+    cat <<YAML
+featureGates:
+- flowControl
+flowControl:
+  defaultRequestTTL: ${ttl}ms
+  saturationDetector:
+    pluginRef: $det
+YAML
+}
+
 start_nginx() {
-    local up
+    local up loc=""
     up=$(upstream_conf "$1")
+    if [ "${1#flow}" != "$1" ]; then
+        loc="llmd_admission pods poll=${POLL_MS}ms;"
+        loc+=" add_header X-Llmd-Queue-Us \$llmd_queue_us always;"
+    fi
     mkdir -p "$W/logs"
     cat > "$W/nginx.conf" <<CONF
 load_module $SO;
@@ -275,6 +348,7 @@ http {
     server {
         listen 127.0.0.1:$NGX_PORT;
         location /v1/ {
+            $loc
             proxy_pass http://pods;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -282,6 +356,7 @@ http {
             proxy_read_timeout 1h;
         }
         location = /llmd/status { llmd_status; }
+        location = /llmd/metrics { llmd_status prometheus; }
     }
 }
 CONF
@@ -294,7 +369,7 @@ CONF
 }
 
 start_sim() {
-    local roles=both
+    local roles=both,both,both,both
     [ "$MODE" = pd ] && roles=$(pd_roles "$1")
     "$SIM" --pods 4 --port $SIM_PORT --time-scale "$SCALE" --roles "$roles" \
         --kv-tokens $KV_TOKENS --block-size 64 --hash-seed 42 \
@@ -330,6 +405,10 @@ warm_up() {
 # pod metrics every $SAMPLE wall seconds: epoch pod waiting running kv
 sampler() {
     local out=$1 i t
+    if [ "$MODE" = overload ]; then
+        exec /usr/bin/python3 "$TOP/bench/lib/sampler.py" "$SAMPLE" \
+            "$SIM_PORT" 4 "$NGX_PORT" "$out" "${out%/*}/nginx_queue.txt"
+    fi
     while :; do
         t=$(date +%s.%N)
         for i in 0 1 2 3; do
@@ -389,6 +468,8 @@ run_one() {
     n0=$(ticks_of $pids)
     s0=$(ticks_of "$SIM_PID")
     t0=$(date +%s.%N)
+    curl -s "127.0.0.1:$NGX_PORT/llmd/status" > "$dir/llmd_status_before.json" \
+        || true
     sampler "$dir/pod_metrics.txt" &
     SAMPLER_PID=$!
     "$LG" --config "$RES/workload.yaml" --url "http://127.0.0.1:$NGX_PORT" \
@@ -432,6 +513,14 @@ for exp in $EXPS; do
 done
 
 /usr/bin/python3 bench/lib/report.py "$RES" "$MODE" "$SCALE"
+if [ "$MODE" = overload ]; then
+    /usr/bin/python3 bench/lib/overload.py "$RES" "$SCALE" "$TTFT_SLO" \
+        "$FC_TTL" "$FC_MAX_CONC" >> "$RES/README.md"
+    if command -v gnuplot >/dev/null; then
+        (cd "$RES" && gnuplot "$TOP/bench/overload.gp") \
+            || echo "gnuplot failed" >&2
+    fi
+fi
 if [ -n "${SEED_REPORT:-}" ] && [ "$LG_MODE" != default ]; then
     bench/seed-compare "$SEED_REPORT" "$RES" > "$RES/seed-compare.md" \
         && echo "beside llm-d's report: $RES/seed-compare.md" >&2

@@ -833,6 +833,11 @@ lg_conn_input(lg_run_t *r, lg_conn_t *c, const char *p, size_t n, double t)
                 || strcasecmp(c->http.name, "x-llmd-endpoint") == 0)
             {
                 snprintf(q->server, sizeof(q->server), "%s", c->http.value);
+
+            } else if (strcasecmp(c->http.name, "x-llmd-queue-us") == 0) {
+                /* nginx's $llmd_queue_us, when the location adds it */
+                q->gw_queue = strtod(c->http.value, NULL) / 1e6;
+                q->have_gw_queue = 1;
             }
             break;
 

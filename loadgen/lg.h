@@ -136,6 +136,9 @@ typedef struct {
     int             ok;
     char            error[96];
     char            server[32];    /* x-sim-pod or x-upstream header */
+    double          gw_queue;      /* x-llmd-queue-us header: wall s the
+                                      gateway held the request */
+    int             have_gw_queue;
     long            events;        /* SSE data events with content */
     long            usage_prompt;  /* -1 unknown */
     long            usage_completion;

@@ -670,6 +670,11 @@ lg_write_requests(const lg_config_t *cf, const lg_workload_t *wl,
         if (q->server[0]) {
             cJSON_AddStringToObject(o, "server", q->server);
         }
+        if (q->have_gw_queue) {
+            /* time the gateway held it (flow control), in the request's
+               TTFT and latency */
+            cJSON_AddNumberToObject(o, "gateway_queue", q->gw_queue * S);
+        }
         s = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         if (s == NULL) {

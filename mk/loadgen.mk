@@ -5,6 +5,7 @@
 #   make bench-quick      (< 5 minutes)    make bench   (< 30 minutes)
 #   make bench-steady     make bench-throughput     make bench-sweep
 #   make bench-pd         (P/D against aggregated, about 15 minutes)
+#   make bench-overload   (overload with and without flow control, ~5 min)
 LOADGEN_SRCS := $(wildcard loadgen/*.c)
 LOADGEN_OBJS := $(patsubst loadgen/%.c,$(BUILD)/loadgen/%.o,$(LOADGEN_SRCS))
 # YAML accessors for the config (core), the tokenizer for counting
@@ -51,7 +52,8 @@ $(BUILD)/unit/test_lg_lines: $(BUILD)/loadgen/lg_lines.o \
     $(BUILD)/loadgen/lg_sse.o
 $(BUILD)/unit/test_lg_text: $(BUILD)/loadgen/lg_text.o
 
-.PHONY: bench bench-quick bench-steady bench-throughput bench-sweep bench-pd
+.PHONY: bench bench-quick bench-steady bench-throughput bench-sweep bench-pd \
+    bench-overload
 bench: deps all
 	bench/scheduling.sh full
 bench-quick: deps all
@@ -64,3 +66,5 @@ bench-sweep: deps all
 	bench/scheduling.sh sweep
 bench-pd: deps all
 	bench/scheduling.sh pd
+bench-overload: deps all
+	bench/scheduling.sh overload

@@ -61,6 +61,13 @@ write_file("$Dir/fc-rr.yaml", fc_config(
 write_file("$Dir/fc-util.yaml", $head . "featureGates: [flowControl]\n"
            . "plugins:\n" . $scorer . $profiles);
 
+# flow control on, utilization-detector whose metrics never go stale (the
+# pod is scraped once: what nginx sent since counts, not a new scrape)
+write_file("$Dir/fc-util-once.yaml", $head . "featureGates: [flowControl]\n"
+           . "plugins:\n" . $scorer . "- type: utilization-detector\n"
+           . "  parameters:\n    metricsStalenessThreshold: 1h\n"
+           . $profiles);
+
 # --- pods with metrics from files ---
 sub set_metrics {
     my ($n, %o) = @_;
@@ -81,6 +88,28 @@ server {
     access_log off;
     location = /metrics { default_type text/plain; alias $Dir/pod$n.txt; }
     location / { return 200 "pod$n\\n"; }
+}
+EOF
+}
+
+# A pod with metrics from its file whose requests go to the held pod;
+# an upstream that scrapes it once (interval 1h), llmd_inflight as given.
+sub held_mpod_ups {
+    my ($n, $inflight) = @_;
+    my $port = pod_port($n);
+    return "log_format flow '\$request_uri \$llmd_flow_outcome "
+         . "\$llmd_priority \$llmd_queue_us \$status';\n" . <<"EOF";
+server {
+    listen 127.0.0.1:$port;
+    access_log off;
+    location = /metrics { default_type text/plain; alias $Dir/pod$n.txt; }
+    location / { proxy_pass http://127.0.0.1:$HeldPort; }
+}
+upstream vllm {
+    llmd_balancer config=$Dir/fc-util-once.yaml;
+    llmd_metrics_interval 1h;
+    llmd_inflight $inflight;
+    server 127.0.0.1:$port;
 }
 EOF
 }
@@ -451,3 +480,92 @@ Test::More::cmp_ok($us // 0, '>', 0, "\$llmd_queue_us");
 GET /llmd/status
 --- response_body_like chop
 "dispatched":1,
+
+
+=== TEST 9: utilization detector between two scrapes: the requests sent since the scrape count (one scrape: waiting 4 of 5)
+--- http_config eval
+main::held_start();
+main::set_metrics(3, waiting => 4);
+main::held_mpod_ups(3, "on")
+--- init
+main::wait_scraped(1, "waiting", 4) or die "waiting 4 never scraped";
+my $a = main::send_req("A");
+my ($c, $tag) = main::held_next(5);
+Test::More::is($tag, "A", "A goes on: 4 waiting of 5");
+my $b = main::send_req("B");
+main::queued(1) or die "B not queued";
+Test::More::ok(!main::held_next(0.3), "B waits: A counts as the fifth waiting");
+Test::More::is(main::flow_status()->{saturation}, 1, "saturation 1.0 before any new scrape");
+held_answer($c);
+Test::More::is(main::response_of($a)->{status}, 200, "A answered");
+($c, $tag) = main::held_next(5);
+Test::More::is($tag // '', "B", "B goes on when A finished");
+held_answer($c) if $c;
+Test::More::is(main::response_of($b)->{status}, 200, "B answered");
+--- request
+GET /llmd/status
+--- response_body_like chop
+"dispatched":2,
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: the same with llmd_inflight off: the last scrape as it is (llm-d's detector), both go on
+--- http_config eval
+main::held_start();
+main::set_metrics(3, waiting => 4);
+main::held_mpod_ups(3, "off")
+--- init
+main::wait_scraped(1, "waiting", 4) or die "waiting 4 never scraped";
+my $a = main::send_req("A");
+my ($c, $tag) = main::held_next(5);
+my $b = main::send_req("B");
+my ($c2, $tag2) = main::held_next(5);
+Test::More::is(join(" ", sort grep { defined } $tag, $tag2), "A B",
+               "B goes on too: the scrape still says 4");
+held_answer($_) for grep { $_ } $c, $c2;
+Test::More::is(main::response_of($a)->{status}, 200, "A answered");
+Test::More::is(main::response_of($b)->{status}, 200, "B answered");
+--- request
+GET /llmd/status
+--- response_body_like chop
+"dispatched":2,
+--- no_error_log
+[error]
+
+
+
+=== TEST 11: a request that finishes wakes the next one parked in this worker at once, not at its next poll (poll=5s)
+--- http_config eval
+main::held_start();
+main::ups("fc.yaml", "    server 127.0.0.1:$main::HeldPort;\n", "    llmd_metrics off;\n")
+--- config
+    location /v1/ {
+        llmd_admission vllm poll=5s;
+        proxy_pass http://vllm;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+    location = /llmd/status { llmd_status; }
+--- init
+my $a = main::send_req("A");
+my ($c, $tag) = main::held_next(5);
+Test::More::is($tag, "A", "A goes straight to the pod");
+my $b = main::send_req("B");
+main::queued(1) or die "B not queued";
+my $t0 = Time::HiRes::time();
+held_answer($c);
+($c, $tag) = main::held_next(3);
+my $dt = Time::HiRes::time() - $t0;
+Test::More::is($tag // '', "B", "B reaches the pod after A finished");
+Test::More::cmp_ok($dt, '<', 2.5, "well before its next poll (5 s)");
+held_answer($c) if $c;
+Test::More::is(main::response_of($a)->{status}, 200, "A answered");
+Test::More::is(main::response_of($b)->{status}, 200, "B answered");
+--- request
+GET /llmd/status
+--- response_body_like chop
+"dispatched":2,
+--- no_error_log
+[error]

@@ -25,11 +25,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True   # no __pycache__ in the tree
 import seedway  # noqa: E402
 
-ORDER = ["precise", "default", "load", "random", "round-robin", "least-conn",
+ORDER = ["precise", "default", "flow", "flow-filter", "flow-concurrency",
+         "load", "random", "round-robin", "least-conn",
          "aggregated", "pd-2p2d", "pd-1p3d"]
 LABEL = {
     "precise": "llmd precise-scheduling",
     "default": "llmd default-scheduling (approximate)",
+    "flow": "llmd approximate + flow control",
+    "flow-concurrency": "llmd approximate + flow control (concurrency)",
+    "flow-filter": "llmd approximate + flow control, detector as filter",
     "load": "llmd load-scheduling",
     "random": "llmd random-scheduling",
     "round-robin": "nginx round-robin",

@@ -41,7 +41,8 @@ llmd_plugin_is_filter(llmd_plugin_type_t type)
     return type == LLMD_PLUGIN_LABEL_FILTER
            || type == LLMD_PLUGIN_UTILIZATION_FILTER
            || type == LLMD_PLUGIN_SESSION_AFFINITY_FILTER
-           || type == LLMD_PLUGIN_PREFIX_AFFINITY_FILTER;
+           || type == LLMD_PLUGIN_PREFIX_AFFINITY_FILTER
+           || type == LLMD_PLUGIN_SATURATION_DETECTOR;
 }
 
 

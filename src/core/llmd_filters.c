@@ -21,6 +21,8 @@ static size_t llmd_session_filter(const llmd_plugin_t *f,
     const llmd_cycle_t *cy, uint8_t *keep);
 static size_t llmd_affinity_filter(const llmd_plugin_t *f,
     const llmd_cycle_t *cy, uint8_t *keep);
+static size_t llmd_detector_filter(const llmd_plugin_t *f,
+    const llmd_cycle_t *cy, uint8_t *keep);
 
 
 size_t
@@ -41,6 +43,9 @@ llmd_filter_run(const llmd_plugin_t *filter, const llmd_cycle_t *cy,
     case LLMD_PLUGIN_PREFIX_AFFINITY_FILTER:
         return llmd_affinity_filter(filter, cy, keep);
 
+    case LLMD_PLUGIN_SATURATION_DETECTOR:
+        return llmd_detector_filter(filter, cy, keep);
+
     case LLMD_PLUGIN_LABEL_FILTER:
         kept = 0;
 
@@ -58,6 +63,42 @@ llmd_filter_run(const llmd_plugin_t *filter, const llmd_cycle_t *cy,
         memset(keep, 1, cy->n);
         return cy->n;
     }
+}
+
+
+/*
+ * A saturation detector listed in a profile (or declared in a file without
+ * profiles): llm-d's detectors are scheduling filters too. Keeps the
+ * endpoints under threshold * (1 + headroom) (llmd_sat_endpoint_ok);
+ * utilization-detector drops stale endpoints, and when none is left keeps
+ * them all (fail-open); concurrency-detector has no such fallback.
+ */
+static size_t
+llmd_detector_filter(const llmd_plugin_t *f, const llmd_cycle_t *cy,
+    uint8_t *keep)
+{
+    size_t               i, kept;
+    llmd_sat_endpoint_t  ep;
+
+    kept = 0;
+
+    for (i = 0; i < cy->n; i++) {
+        ep.have_metrics = cy->eps[i].fresh;
+        ep.age_ms = 0;
+        ep.waiting = cy->eps[i].waiting;
+        ep.kv_usage = cy->eps[i].kv_usage;
+        ep.inflight = cy->eps[i].active;
+
+        keep[i] = (uint8_t) llmd_sat_endpoint_ok(&f->u.saturation, &ep);
+        kept += keep[i];
+    }
+
+    if (kept == 0 && f->u.saturation.type == LLMD_SAT_UTILIZATION) {
+        memset(keep, 1, cy->n);
+        return cy->n;
+    }
+
+    return kept;
 }
 
 

@@ -129,8 +129,10 @@ llmd_sat_endpoint_ok(const llmd_sat_params_t *p,
     double  qlimit, kvlimit;
 
     if (p->type == LLMD_SAT_CONCURRENCY) {
-        return (double) ep->inflight
-               < (double) p->max_concurrency * (1.0 + p->headroom);
+        /* llm-d: int64(maxConcurrency * (1 + headroom)) */
+        return ep->inflight
+               < (uint64_t) ((double) p->max_concurrency
+                             * (1.0 + p->headroom));
     }
 
     if (llmd_sat_stale(p, ep)) {

@@ -82,6 +82,8 @@ typedef struct {
     uint64_t                      start_ns;
     uint64_t                      waited_ns;
     const char                   *outcome;
+    ngx_queue_t                   parked_link;    /* in this process */
+    unsigned                      parked:1;
     unsigned                      queued:1;
     unsigned                      empty:1;        /* no endpoint regime */
     unsigned                      done:1;
@@ -109,6 +111,18 @@ static ngx_int_t ngx_llmd_flow_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static void ngx_llmd_flow_release(ngx_llmd_flow_ctx_t *fctx,
     llmd_flowq_outcome_t outcome);
+static void ngx_llmd_flow_park(ngx_llmd_flow_ctx_t *fctx);
+static void ngx_llmd_flow_unpark(ngx_llmd_flow_ctx_t *fctx);
+static void ngx_llmd_flow_kick(ngx_llmd_flow_conf_t *fcf, int64_t ticket);
+
+
+/*
+ * The requests parked in this process, oldest first: a request that
+ * finishes here, or a look that grants another request's ticket, wakes
+ * the owner of the next ticket at once when it is parked in this process;
+ * owners in other workers see their grant at their next poll.
+ */
+static ngx_queue_t  ngx_llmd_flow_parked;
 
 
 static ngx_http_output_body_filter_pt  ngx_llmd_flow_next_body_filter;
@@ -651,7 +665,7 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
     ngx_llmd_flow_ctx_t *fctx)
 {
     double                 sat;
-    int64_t                next;
+    int64_t                next, kick;
     uint32_t               state;
     uint64_t               ttl, bound;
     ngx_uint_t             n, empty;
@@ -663,6 +677,7 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
     fcf = fctx->fcf;
     fp = &fcf->lcf->cf->flow;
     now = ngx_current_msec;
+    kick = -1;
 
     ngx_shmtx_lock(&fcf->shpool->mutex);
 
@@ -688,6 +703,10 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
 
         if (next >= 0) {
             llmd_flowq_grant(fcf->sh->q, (uint32_t) next, now);
+
+            if ((uint32_t) next != fctx->ticket) {
+                kick = next;
+            }
         }
 
         state = llmd_flowq_state(fcf->sh->q, fctx->ticket, fctx->seq);
@@ -696,6 +715,7 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
     if (state == LLMD_TICKET_FREE) {
         /* reaped: this process was too late by far */
         ngx_shmtx_unlock(&fcf->shpool->mutex);
+        ngx_llmd_flow_kick(fcf, kick);
 
         fctx->queued = 0;
         fctx->done = 1;
@@ -709,6 +729,7 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
         /* the ticket stays RUNNING until the request ends (cleanup) */
         llmd_flowq_collect(fcf->sh->q, fctx->ticket, fctx->seq);
         ngx_shmtx_unlock(&fcf->shpool->mutex);
+        ngx_llmd_flow_kick(fcf, kick);
 
         fctx->done = 1;
         fctx->outcome = "dispatched";
@@ -733,6 +754,7 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
         llmd_flowq_release(fcf->sh->q, fctx->ticket, fctx->seq,
                            LLMD_FLOWQ_EVICTED_TTL, now);
         ngx_shmtx_unlock(&fcf->shpool->mutex);
+        ngx_llmd_flow_kick(fcf, kick);
 
         fctx->queued = 0;
         fctx->done = 1;
@@ -751,6 +773,7 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
     }
 
     ngx_shmtx_unlock(&fcf->shpool->mutex);
+    ngx_llmd_flow_kick(fcf, kick);
 
     /* park: limit_req's delay, the client watched for going away */
     fctx->outcome = "queued";
@@ -763,6 +786,8 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
     wev->delayed = 1;
     ngx_add_timer(wev, flcf->poll);
 
+    ngx_llmd_flow_park(fctx);
+
     return NGX_AGAIN;
 }
 
@@ -770,7 +795,8 @@ ngx_llmd_flow_check(ngx_http_request_t *r, ngx_llmd_flow_loc_t *flcf,
 static void
 ngx_llmd_flow_wake(ngx_http_request_t *r)
 {
-    ngx_event_t  *wev;
+    ngx_event_t          *wev;
+    ngx_llmd_flow_ctx_t  *fctx;
 
     wev = r->connection->write;
 
@@ -791,6 +817,12 @@ ngx_llmd_flow_wake(ngx_http_request_t *r)
     r->read_event_handler = ngx_http_block_reading;
     r->write_event_handler = ngx_http_core_run_phases;
 
+    fctx = ngx_llmd_flow_get_ctx(r);
+
+    if (fctx != NULL) {
+        ngx_llmd_flow_unpark(fctx);
+    }
+
     ngx_http_core_run_phases(r);
 }
 
@@ -799,7 +831,10 @@ ngx_llmd_flow_wake(ngx_http_request_t *r)
 static void
 ngx_llmd_flow_cleanup(void *data)
 {
-    ngx_llmd_flow_release(data, LLMD_FLOWQ_EVICTED_CANCELLED);
+    ngx_llmd_flow_ctx_t  *fctx = data;
+
+    ngx_llmd_flow_unpark(fctx);
+    ngx_llmd_flow_release(fctx, LLMD_FLOWQ_EVICTED_CANCELLED);
 }
 
 
@@ -808,6 +843,7 @@ static void
 ngx_llmd_flow_release(ngx_llmd_flow_ctx_t *fctx,
     llmd_flowq_outcome_t outcome)
 {
+    int64_t                next;
     ngx_llmd_flow_conf_t  *fcf;
 
     if (!fctx->queued) {
@@ -816,11 +852,89 @@ ngx_llmd_flow_release(ngx_llmd_flow_ctx_t *fctx,
 
     fcf = fctx->fcf;
     fctx->queued = 0;
+    next = -1;
 
     ngx_shmtx_lock(&fcf->shpool->mutex);
     llmd_flowq_release(fcf->sh->q, fctx->ticket, fctx->seq, outcome,
                        ngx_current_msec);
+
+    if (fctx->done) {
+        /* a request in flight ended: room for the next one */
+        next = llmd_flowq_next(fcf->sh->q);
+    }
+
     ngx_shmtx_unlock(&fcf->shpool->mutex);
+
+    if (next >= 0) {
+        ngx_llmd_flow_kick(fcf, next);
+    }
+}
+
+
+static void
+ngx_llmd_flow_park(ngx_llmd_flow_ctx_t *fctx)
+{
+    if (fctx->parked) {
+        return;
+    }
+
+    if (ngx_llmd_flow_parked.next == NULL) {
+        ngx_queue_init(&ngx_llmd_flow_parked);
+    }
+
+    ngx_queue_insert_tail(&ngx_llmd_flow_parked, &fctx->parked_link);
+    fctx->parked = 1;
+}
+
+
+static void
+ngx_llmd_flow_unpark(ngx_llmd_flow_ctx_t *fctx)
+{
+    if (fctx->parked) {
+        ngx_queue_remove(&fctx->parked_link);
+        fctx->parked = 0;
+    }
+}
+
+
+/*
+ * Wakes the request of this process that holds ticket, if one is parked
+ * here: it looks at once instead of at its next poll.
+ */
+static void
+ngx_llmd_flow_kick(ngx_llmd_flow_conf_t *fcf, int64_t ticket)
+{
+    ngx_queue_t          *q;
+    ngx_event_t          *wev;
+    ngx_llmd_flow_ctx_t  *f;
+
+    if (ticket < 0 || ngx_llmd_flow_parked.next == NULL) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&ngx_llmd_flow_parked);
+         q != ngx_queue_sentinel(&ngx_llmd_flow_parked);
+         q = ngx_queue_next(q))
+    {
+        f = ngx_queue_data(q, ngx_llmd_flow_ctx_t, parked_link);
+
+        if (f->fcf != fcf || f->ticket != (uint32_t) ticket) {
+            continue;
+        }
+
+        ngx_llmd_flow_unpark(f);
+
+        wev = f->r->connection->write;
+
+        if (wev->timer_set) {
+            ngx_del_timer(wev);
+        }
+
+        wev->delayed = 0;
+        ngx_post_event(wev, &ngx_posted_events);
+
+        return;
+    }
 }
 
 
@@ -839,12 +953,23 @@ ngx_llmd_flow_get_ctx(ngx_http_request_t *r)
 }
 
 
-/* The detector over the upstream's candidates now. */
 /*
+ * The detector over the upstream's candidates now.
+ *
  * admitted: requests granted by the queue and not finished yet; the
  * concurrency detector counts max(in flight at the pods, admitted), so a
  * request is counted from its grant on, also before the balancer counts
  * it.
+ *
+ * The utilization detector reads each pod's last scrape; with llmd_inflight
+ * on (the default) moved to the present as the metric scorers see it: the
+ * requests sent to the pod since the scrape queue there, those finished
+ * let its queue move up (core/llmd_inflight.h). The admitted requests not
+ * at a pod yet (granted, body being read, balancer not run) are spread
+ * over the candidates' queues. Without this every look between two
+ * scrapes saw the same room and granted another request: a burst went
+ * through whole before the next scrape showed the queues (issue 13,
+ * docs/flow-control.md).
  */
 static double
 ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t admitted,
@@ -853,8 +978,10 @@ ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t admitted,
     double                   sat;
     size_t                   stale;
     uint64_t                 total;
-    ngx_uint_t               i, n;
+    ngx_uint_t               i, n, adjust;
     ngx_msec_t               now;
+    llmd_inflight_t          d;
+    llmd_endpoint_state_t    st;
     ngx_llmd_cand_t          cands[LLMD_MAX_ENDPOINTS];
     ngx_llmd_shctx_t        *sh;
     ngx_llmd_metrics_sh_t    m;
@@ -863,6 +990,8 @@ ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t admitted,
 
     sh = fcf->lcf->sh;
     now = ngx_current_msec;
+    adjust = fcf->lcf->inflight
+             && fcf->lcf->cf->saturation.type == LLMD_SAT_UTILIZATION;
 
     n = ngx_llmd_members_read(sh, cands);
 
@@ -875,6 +1004,17 @@ ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t admitted,
         eps[i].waiting = m.waiting;
         eps[i].kv_usage = m.kv_usage;
         eps[i].inflight = ep->active;
+
+        if (adjust && eps[i].have_metrics) {
+            st.waiting = m.waiting;
+            st.running = m.running;
+            st.kv_usage = m.kv_usage;
+            st.fresh = 1;
+            ngx_llmd_inflight_since(ep, &m, &d);
+            llmd_inflight_adjust(&st, &d, m.block_size, m.num_gpu_blocks);
+            eps[i].waiting = st.waiting;
+            eps[i].kv_usage = st.kv_usage;
+        }
     }
 
     for (i = 0, total = 0; i < n; i++) {
@@ -883,6 +1023,12 @@ ngx_llmd_flow_saturation(ngx_llmd_flow_conf_t *fcf, ngx_uint_t admitted,
 
     if (n && admitted > total) {
         eps[0].inflight += admitted - total;
+
+        if (adjust) {
+            for (i = 0; i < n; i++) {
+                eps[i].waiting += (double) (admitted - total) / n;
+            }
+        }
     }
 
     sat = llmd_sat_pool(&fcf->lcf->cf->saturation, eps, n, &stale);

@@ -724,6 +724,84 @@ test_schedule_runs_no_filters(void **state)
     llmd_config_free(cf);
 }
 
+/*
+ * Saturation detectors are scheduling filters too (llm-d's Filter of both
+ * detectors): listed in a profile, or declared in a file without profiles.
+ * utilization: waiting < 5 * (1 + headroom) and KV < 0.8 * (1 + headroom),
+ * stale endpoints out, none left: all (fail-open); concurrency: in flight
+ * < int(maxConcurrency * (1 + headroom)), no fallback.
+ */
+static void
+test_detector_filters(void **state)
+{
+    req_t           r;
+    llmd_config_t  *cf;
+
+    /* declared without profiles: in the default profile */
+    cf = load(HEAD "plugins:\n- type: utilization-detector\n"
+              "- type: queue-scorer\n");
+    req_init(&r, 4, NULL);
+    r.eps[0].waiting = 5;          /* at the threshold: out */
+    r.eps[1].waiting = 4;
+    r.eps[1].kv_usage = 0.8;       /* KV at the threshold: out */
+    r.eps[2].waiting = 4.9;
+    r.eps[3].fresh = 0;            /* stale: out */
+    assert_int_equal(decide(cf, &r), 0);
+    assert_int_equal(kept(&r.d.decode), 1u << 2);
+
+    /* none under the limits: all of them, the scorers choose */
+    r.eps[2].waiting = 9;
+    assert_int_equal(decide(cf, &r), 0);
+    assert_int_equal(kept(&r.d.decode), 0xf);
+    llmd_config_free(cf);
+
+    /* headroom 0.2 in a profile: the limits are 6 and 0.96 */
+    cf = load(HEAD "plugins:\n- type: utilization-detector\n"
+              "  parameters: {headroom: 0.2}\n"
+              "- type: queue-scorer\n"
+              "schedulingProfiles:\n- name: default\n  plugins:\n"
+              "  - pluginRef: utilization-detector\n"
+              "  - pluginRef: queue-scorer\n");
+    req_init(&r, 3, NULL);
+    r.eps[0].waiting = 5.5;
+    r.eps[1].waiting = 6;
+    r.eps[2].kv_usage = 0.95;
+    assert_int_equal(decide(cf, &r), 0);
+    assert_int_equal(kept(&r.d.decode), (1u << 0) | (1u << 2));
+    llmd_config_free(cf);
+
+    /* concurrency: maxConcurrency 2, headroom 0.4: int(2.8) = 2 */
+    cf = load(HEAD "plugins:\n- type: concurrency-detector\n"
+              "  parameters: {maxConcurrency: 2, headroom: 0.4}\n"
+              "- type: queue-scorer\n"
+              "schedulingProfiles:\n- name: default\n  plugins:\n"
+              "  - pluginRef: concurrency-detector\n"
+              "  - pluginRef: queue-scorer\n");
+    req_init(&r, 3, NULL);
+    r.eps[0].active = 1;
+    r.eps[1].active = 2;
+    r.eps[2].active = 3;
+    assert_int_equal(decide(cf, &r), 0);
+    assert_int_equal(kept(&r.d.decode), 1u << 0);
+
+    /* every endpoint full: no fallback */
+    r.eps[0].active = 2;
+    decide(cf, &r);
+    assert_int_equal(r.d.decode.result.norder, 0);
+    llmd_config_free(cf);
+
+    /* a detector not listed in the profile filters nothing */
+    cf = load(HEAD "plugins:\n- type: utilization-detector\n"
+              "- type: queue-scorer\n"
+              "schedulingProfiles:\n- name: default\n  plugins:\n"
+              "  - pluginRef: queue-scorer\n");
+    req_init(&r, 2, NULL);
+    r.eps[0].waiting = 50;
+    assert_int_equal(decide(cf, &r), 0);
+    assert_int_equal(kept(&r.d.decode), 0x3);
+    llmd_config_free(cf);
+}
+
 
 int
 main(void)
@@ -742,6 +820,7 @@ main(void)
         cmocka_unit_test(test_prefix_match_length),
         cmocka_unit_test(test_no_hit_lru),
         cmocka_unit_test(test_schedule_runs_no_filters),
+        cmocka_unit_test(test_detector_filters),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -320,6 +320,10 @@ ngx_http_llmd_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_llmd_inflight_filter_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_llmd_flow_postconfiguration(cf) != NGX_OK) {
         return NGX_ERROR;
     }

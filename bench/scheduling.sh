@@ -38,9 +38,14 @@ else
     EXPS=${*:-random load default precise round-robin least-conn}
 fi
 
-SIM=$TOP/build/bin/vllm-sim
-LG=$TOP/build/bin/llmd-loadgen
-SO=$TOP/build/ngx_http_llmd_module.so
+# BUILD_DIR: the build to measure (a copy lets build/ be rebuilt meanwhile)
+BUILD_DIR=${BUILD_DIR:-$TOP/build}
+SIM=$BUILD_DIR/bin/vllm-sim
+LG=$BUILD_DIR/bin/llmd-loadgen
+SO=$BUILD_DIR/ngx_http_llmd_module.so
+# LLMD_UPSTREAM: directives added to every llmd upstream, e.g.
+# LLMD_UPSTREAM="llmd_inflight off;" for the scrape-only estimate
+LLMD_UPSTREAM=${LLMD_UPSTREAM:-}
 NGINX=${NGINX:-/usr/sbin/nginx}
 SIM_PORT=18501
 NGX_PORT=18510
@@ -233,13 +238,15 @@ upstream_conf() {
     aggregated|pd-*)
         pd_endpoints "$1" > "$W/endpoints.yaml" || return 1
         echo "llmd_balancer config=$TOP/conf-examples/epp-pd.yaml;" \
-             "llmd_endpoints file $W/endpoints.yaml;" ;;
+             "llmd_endpoints file $W/endpoints.yaml; $LLMD_UPSTREAM" ;;
     random|load|default)
-        echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml; $servers" ;;
+        echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
+             "$LLMD_UPSTREAM $servers" ;;
     precise)
         echo "llmd_balancer config=$TOP/conf-examples/epp-precise.yaml;" \
              "llmd_tokenizer $TOKDIR;" \
-             "llmd_kv_events bind tcp://127.0.0.1:$KV_PORT; $servers" ;;
+             "llmd_kv_events bind tcp://127.0.0.1:$KV_PORT;" \
+             "$LLMD_UPSTREAM $servers" ;;
     round-robin)
         echo "$servers" ;;
     least-conn)

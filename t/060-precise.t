@@ -61,7 +61,8 @@ sub precise_upstream {
     my (%o) = @_;
     return pods(1, 2) . upstream([1, 2], balancer => "config=$Epp",
         extra => $o{extra},
-        directives => "llmd_metrics_interval 50ms;\n"
+        directives => "llmd_metrics_interval "
+                    . ($o{interval} // "50ms") . ";\n"
                     . "    llmd_tokenizer $Tok;\n"
                     . "    llmd_kv_events "
                     . ($o{events} // "bind tcp://127.0.0.1:$KvPort") . ";\n"
@@ -498,3 +499,26 @@ $pub->close;
 GET /llmd/status
 --- response_body_like chop
 "unknown_pod_messages":0,"spoofed_messages":0,"malformed":5,
+
+
+
+=== TEST 15: the in-flight load counts the prompt's tokens as the tokenizer counts them (llm-d's precise setup asks vLLM), not 4 bytes to a token
+--- http_config eval
+main::precise_upstream(interval => "60s")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $r = Llmd::Util::http_request(method => "POST", path => "/v1/completions",
+                                 body => completion($main::P));
+$r->{status} == 200 or die "status $r->{status}";
+my $sent = 0;
+$sent += $_->{inflight}{since_scrape}{sent_tokens}
+    for @{ status_json()->{upstreams}[0]{endpoints} };
+# nothing cached anywhere: every token of the prompt is computed
+$sent == scalar(@main::Tokens)
+    or die "sent tokens $sent, the prompt has " . scalar(@main::Tokens)
+           . " tokens (" . length($main::P) . " bytes)";
+--- request
+GET /llmd/status
+--- response_body_like: "prefix_scorer":"precise"
+--- no_error_log
+[error]

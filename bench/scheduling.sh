@@ -301,7 +301,7 @@ CONF
 }
 
 start_sim() {
-    local roles=both
+    local roles=both,both,both,both
     [ "$MODE" = pd ] && roles=$(pd_roles "$1")
     "$SIM" --pods 4 --port $SIM_PORT --time-scale "$SCALE" --roles "$roles" \
         --kv-tokens $KV_TOKENS --block-size 64 --hash-seed 42 \

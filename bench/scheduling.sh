@@ -43,6 +43,8 @@ BUILD_DIR=${BUILD_DIR:-$TOP/build}
 SIM=$BUILD_DIR/bin/vllm-sim
 LG=$BUILD_DIR/bin/llmd-loadgen
 SO=$BUILD_DIR/ngx_http_llmd_module.so
+# ACCESS_LOG=1: an access log of every request's pick, prefix match and
+# scores, in the experiment's directory (access.log)
 # LLMD_UPSTREAM: directives added to every llmd upstream, e.g.
 # LLMD_UPSTREAM="llmd_inflight off;" for the scrape-only estimate
 LLMD_UPSTREAM=${LLMD_UPSTREAM:-}
@@ -268,7 +270,9 @@ pid $W/nginx.pid;
 error_log $W/logs/error.log notice;
 events { worker_connections 16000; }
 http {
-    access_log off;
+    log_format picks '\$msec \$request_time \$llmd_endpoint \$upstream_addr '
+                     '\$llmd_prefix_match "\$llmd_scores"';
+    access_log $([ -n "${ACCESS_LOG:-}" ] && echo "$W/logs/access.log picks" || echo off);
     client_body_buffer_size 256k;
     client_max_body_size 16m;
     client_body_temp_path $W/body;
@@ -427,6 +431,9 @@ run_one() {
         printf " \"sim_cpu_percent\": %.1f}\n", 100 * (s1 - s0) / hz / (t1 - t0) }' \
         > "$dir/resources.json"
     grep -E "\[(alert|crit|emerg)\]" "$W/logs/error.log" > "$dir/nginx-errors.log" || true
+    if [ -s "$W/logs/access.log" ]; then
+        mv "$W/logs/access.log" "$dir/access.log"
+    fi
     tail -1 "$dir/loadgen.log" >&2
     stop_nginx
     stop_sim

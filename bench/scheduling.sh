@@ -11,7 +11,7 @@
 # SEED_REPORT=<llm-d's published report> the run is also set beside it
 # (bench/seed-compare, written to seed-compare.md).
 #
-#   bench/scheduling.sh quick|full|steady|throughput|sweep [experiment...]
+#   bench/scheduling.sh quick|full|steady|throughput|sweep|bursts [experiment...]
 #   experiments: random load default precise round-robin least-conn
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
 #
@@ -80,6 +80,7 @@ TOKDIR=$(dirname "$TOKJSON")
 GROUPS_N=83 PER_GROUP=3 SYS_LEN=8000 Q_LEN=1000 OUT_LEN=1000
 LOAD_TYPE=constant
 LG_MODE=default
+LG_EXTRA=""
 case $MODE in
 full)        # the seed's stages (980 simulated s of arrivals), drained
     SCALE=${SCALE:-8}
@@ -102,6 +103,14 @@ sweep)       # seed 001: irregular arrivals with bursts
     SCALE=${SCALE:-10}
     LOAD_TYPE=poisson
     STAGES="3:40 25:15 3:40 12:30 30:15 3:40" ;;
+bursts)      # group bursts (make bench-bursts): every arrival is all the
+             # siblings of one shared-prefix group at one instant
+    SCALE=${SCALE:-10}
+    LOAD_TYPE=poisson
+    GROUPS_N=${GROUPS_N:-40} PER_GROUP=${PER_GROUP:-8}
+    SYS_LEN=${SYS_LEN:-4000} Q_LEN=${Q_LEN:-200} OUT_LEN=${OUT_LEN:-200}
+    LG_EXTRA="--group-bursts"
+    STAGES=${STAGES:-"4:30 16:30 4:30"} ;;
 pd)          # long uncached prompts in Poisson bursts, rising rates
     SCALE=${SCALE:-5}
     LOAD_TYPE=poisson
@@ -109,7 +118,8 @@ pd)          # long uncached prompts in Poisson bursts, rising rates
     STAGES=${STAGES:-"0.5:120 1:90 1.5:90 2:60 3:60"}
     WARM_CONNS=${WARM_CONNS:-300} ;;
 *)
-    echo "usage: $0 quick|full|steady|throughput|sweep|pd [experiment...]" >&2
+    echo "usage: $0 quick|full|steady|throughput|sweep|bursts|pd" \
+         "[experiment...]" >&2
     exit 2 ;;
 esac
 
@@ -404,7 +414,8 @@ run_one() {
     SAMPLER_PID=$!
     "$LG" --config "$RES/workload.yaml" --url "http://127.0.0.1:$NGX_PORT" \
         --mode "$LG_MODE" --time-scale "$SCALE" --drain-timeout "$DRAIN" \
-        --name "$exp" --out "$dir/loadgen" 2> "$dir/loadgen.log" &
+        --name "$exp" --out "$dir/loadgen" $LG_EXTRA \
+        2> "$dir/loadgen.log" &
     LG_PID=$!
     wait "$LG_PID" || echo "llmd-loadgen failed, see $dir/loadgen.log" >&2
     LG_PID=""
@@ -446,6 +457,15 @@ for exp in $EXPS; do
 done
 
 /usr/bin/python3 bench/lib/report.py "$RES" "$MODE" "$SCALE"
+# where the requests went: per stage, and per burst in the bursts mode
+dirs=""
+for exp in $EXPS; do dirs+=" $RES/$exp"; done
+if [ "$MODE" = bursts ]; then
+    /usr/bin/python3 bench/lib/picks.py --bursts $dirs > "$RES/bursts.md" \
+        && echo "per burst: $RES/bursts.md" >&2
+fi
+/usr/bin/python3 bench/lib/picks.py $dirs > "$RES/picks.md" \
+    && echo "per stage and pod: $RES/picks.md" >&2
 if [ -n "${SEED_REPORT:-}" ] && [ "$LG_MODE" != default ]; then
     bench/seed-compare "$SEED_REPORT" "$RES" > "$RES/seed-compare.md" \
         && echo "beside llm-d's report: $RES/seed-compare.md" >&2

@@ -4,6 +4,7 @@
 #   make build/bin/llmd-loadgen
 #   make bench-quick      (< 5 minutes)    make bench   (< 30 minutes)
 #   make bench-steady     make bench-throughput     make bench-sweep
+#   make bench-bursts     (group bursts of shared-prefix siblings)
 #   make bench-pd         (P/D against aggregated, about 15 minutes)
 LOADGEN_SRCS := $(wildcard loadgen/*.c)
 LOADGEN_OBJS := $(patsubst loadgen/%.c,$(BUILD)/loadgen/%.o,$(LOADGEN_SRCS))
@@ -51,7 +52,8 @@ $(BUILD)/unit/test_lg_lines: $(BUILD)/loadgen/lg_lines.o \
     $(BUILD)/loadgen/lg_sse.o
 $(BUILD)/unit/test_lg_text: $(BUILD)/loadgen/lg_text.o
 
-.PHONY: bench bench-quick bench-steady bench-throughput bench-sweep bench-pd
+.PHONY: bench bench-quick bench-steady bench-throughput bench-sweep bench-pd \
+        bench-bursts
 bench: deps all
 	bench/scheduling.sh full
 bench-quick: deps all
@@ -64,3 +66,5 @@ bench-sweep: deps all
 	bench/scheduling.sh sweep
 bench-pd: deps all
 	bench/scheduling.sh pd
+bench-bursts: deps all
+	bench/scheduling.sh bursts precise default round-robin

@@ -13,6 +13,8 @@
 #
 #   bench/scheduling.sh quick|full|steady|throughput|sweep|bursts [experiment...]
 #   experiments: random load default precise round-robin least-conn
+#   (also default-current, sticky: llm-d's current default and its
+#   sticky-until-saturated config, conf-examples/epp-*.yaml)
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
 #
 # pd (make bench-pd): prefill/decode disaggregation against aggregated
@@ -251,7 +253,7 @@ upstream_conf() {
         pd_endpoints "$1" > "$W/endpoints.yaml" || return 1
         echo "llmd_balancer config=$TOP/conf-examples/epp-pd.yaml;" \
              "llmd_endpoints file $W/endpoints.yaml; $LLMD_UPSTREAM" ;;
-    random|load|default)
+    random|load|default|default-current|sticky)
         echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
              "$LLMD_UPSTREAM $servers" ;;
     precise)

@@ -13,8 +13,9 @@
 #
 #   bench/scheduling.sh quick|full|steady|throughput|sweep|bursts [experiment...]
 #   experiments: random load default precise round-robin least-conn
-#   (also default-current, sticky: llm-d's current default and its
-#   sticky-until-saturated config, conf-examples/epp-*.yaml)
+#   (also default-current, sticky, precise-current: llm-d's current
+#   default, its sticky-until-saturated config and the precise profile of
+#   its performance tests, conf-examples/epp-*.yaml)
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
 #
 # pd (make bench-pd): prefill/decode disaggregation against aggregated
@@ -256,8 +257,8 @@ upstream_conf() {
     random|load|default|default-current|sticky)
         echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
              "$LLMD_UPSTREAM $servers" ;;
-    precise)
-        echo "llmd_balancer config=$TOP/conf-examples/epp-precise.yaml;" \
+    precise|precise-current)
+        echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
              "llmd_tokenizer $TOKDIR;" \
              "llmd_kv_events bind tcp://127.0.0.1:$KV_PORT;" \
              "$LLMD_UPSTREAM $servers" ;;

@@ -59,14 +59,17 @@ sub hf_ids {
 
 sub precise_upstream {
     my (%o) = @_;
-    return pods(1, 2) . upstream([1, 2], balancer => "config=$Epp",
+    return pods(1, 2) . upstream([1, 2],
+        balancer => "config=" . ($o{epp} // $Epp),
         extra => $o{extra},
         directives => "llmd_metrics_interval "
                     . ($o{interval} // "50ms") . ";\n"
                     . "    llmd_tokenizer $Tok;\n"
                     . "    llmd_kv_events "
                     . ($o{events} // "bind tcp://127.0.0.1:$KvPort") . ";\n"
-                    . "    llmd_kv_speculative " . ($o{spec} // "0") . ";");
+                    . (exists $o{spec} && !defined $o{spec} ? ""
+                       : "    llmd_kv_speculative " . ($o{spec} // "0")
+                         . ";"));
 }
 
 sub kv_of { return kv_status_endpoint(status_json(), $_[0] // $Pod2); }
@@ -520,5 +523,57 @@ $sent == scalar(@main::Tokens)
 --- request
 GET /llmd/status
 --- response_body_like: "prefix_scorer":"precise"
+--- no_error_log
+[error]
+
+
+
+=== TEST 16: without llmd_kv_speculative, speculative entries follow the configuration: speculativeIndexing true (llm-d's producer parameter) sends the siblings to the first pick
+--- user_files
+>>> spec.yaml
+apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-producer
+  parameters:
+    tokenProcessorConfig: {blockSize: 4, hashSeed: "42"}
+    speculativeIndexing: true
+    speculativeTTL: 2s
+- type: prefix-cache-scorer
+  parameters:
+    prefixMatchInfoProducerName: precise-prefix-cache-producer
+- type: kv-cache-scorer
+- type: queue-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: prefix-cache-scorer, weight: 2}
+  - {pluginRef: kv-cache-scorer, weight: 1}
+  - {pluginRef: queue-scorer, weight: 1}
+--- http_config eval
+main::precise_upstream(spec => undef, epp => "../html/spec.yaml")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+main::make_live();
+--- request eval
+[ (main::post($main::P)) x 3 ]
+--- response_headers_like eval
+[ { "X-LLMD-Prefix-Match" => qr{^0/17$} },
+  ({ "X-LLMD-Prefix-Match" => qr{^17/17$} }) x 2 ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 17: without llmd_kv_speculative and without speculativeIndexing (llm-d's default: false) there are no speculative entries
+--- http_config eval
+main::precise_upstream(spec => undef)
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+main::make_live();
+--- request eval
+[ (main::post($main::P)) x 3 ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Prefix-Match" => qr{^0/17$} }) x 3 ]
 --- no_error_log
 [error]

@@ -25,12 +25,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True   # no __pycache__ in the tree
 import seedway  # noqa: E402
 
-ORDER = ["precise", "default", "default-current", "sticky", "load", "random",
+ORDER = ["precise", "precise-current", "default", "default-current", "sticky", "load", "random",
          "round-robin", "least-conn",
          "aggregated", "pd-2p2d", "pd-1p3d"]
 LABEL = {
     "precise": "llmd precise-scheduling",
     "default": "llmd default-scheduling (approximate)",
+    "precise-current": "llmd precise, llm-d's perf-test profile (epp-precise-current)",
     "default-current": "llmd llm-d's current default (epp-default-current)",
     "sticky": "llmd sticky until saturated (epp-sticky)",
     "load": "llmd load-scheduling",

@@ -110,8 +110,8 @@ bursts)      # group bursts (make bench-bursts): every arrival is all the
              # siblings of one shared-prefix group at one instant
     SCALE=${SCALE:-10}
     LOAD_TYPE=poisson
-    GROUPS_N=${GROUPS_N:-40} PER_GROUP=${PER_GROUP:-8}
-    SYS_LEN=${SYS_LEN:-4000} Q_LEN=${Q_LEN:-200} OUT_LEN=${OUT_LEN:-200}
+    GROUPS_N=${BURST_GROUPS:-40} PER_GROUP=${BURST_SIZE:-8}
+    SYS_LEN=${BURST_SYS_LEN:-4000} Q_LEN=200 OUT_LEN=200
     LG_EXTRA="--group-bursts"
     STAGES=${STAGES:-"4:30 16:30 4:30"} ;;
 pd)          # long uncached prompts in Poisson bursts, rising rates

@@ -111,7 +111,8 @@ bursts)      # group bursts (make bench-bursts): every arrival is all the
     SCALE=${SCALE:-10}
     LOAD_TYPE=poisson
     GROUPS_N=${BURST_GROUPS:-40} PER_GROUP=${BURST_SIZE:-8}
-    SYS_LEN=${BURST_SYS_LEN:-4000} Q_LEN=200 OUT_LEN=200
+    SYS_LEN=${BURST_SYS_LEN:-4000} Q_LEN=${BURST_Q_LEN:-200}
+    OUT_LEN=${BURST_OUT_LEN:-200}
     LG_EXTRA="--group-bursts"
     STAGES=${STAGES:-"4:30 16:30 4:30"} ;;
 pd)          # long uncached prompts in Poisson bursts, rising rates

@@ -577,3 +577,39 @@ main::make_live();
 [ ({ "X-LLMD-Prefix-Match" => qr{^0/17$} }) x 3 ]
 --- no_error_log
 [error]
+
+
+
+=== TEST 18: the older form (prefix-cache-scorer, mode cache_tracking) takes speculativeIndexing too
+--- user_files
+>>> spec-legacy.yaml
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: prefix-cache-scorer
+  parameters:
+    mode: cache_tracking
+    speculativeIndexing: true
+    indexerConfig:
+      tokenProcessorConfig: {blockSize: 4, hashSeed: "42"}
+- type: kv-cache-scorer
+- type: queue-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: prefix-cache-scorer, weight: 2}
+  - {pluginRef: kv-cache-scorer, weight: 1}
+  - {pluginRef: queue-scorer, weight: 1}
+--- http_config eval
+main::precise_upstream(spec => undef, epp => "../html/spec-legacy.yaml")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+main::make_live();
+--- request eval
+[ (main::post($main::P)) x 3 ]
+--- response_headers_like eval
+[ { "X-LLMD-Prefix-Match" => qr{^0/17$} },
+  ({ "X-LLMD-Prefix-Match" => qr{^17/17$} }) x 2 ]
+--- no_error_log
+[error]
+is not used

@@ -282,6 +282,7 @@ llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         "maxPrefixBlocksToMatch", "maxPrefixTokensToMatch",
         "lruCapacityPerServer", "autoTune",
         "indexerConfig", "kvEventsConfig", "tokenizersPoolConfig",
+        "speculativeIndexing", "speculativeTTL",
         "prefixStoreConfig", "matchLengthWeight", "matchLengthScaleTokens",
         "prefixMatchInfoProducerName", NULL
     };

@@ -132,6 +132,8 @@ def bursts(d):
               max(shares), 1 / npods, limit))
     print("bursts over the limit: %d of %d; of those, the cache hit saved "
           "more than the queueing cost in %d" % (over, len(by), pays))
+    print("over the limit, in all: saved %.1f s, queued %.1f s" % (
+        sum(r[6] for r in rows), sum(r[7] for r in rows)))
     if rows:
         print()
         print("| scheduled (s) | group | burst | pod | its requests | share "

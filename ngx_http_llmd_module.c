@@ -320,6 +320,10 @@ ngx_http_llmd_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_llmd_inflight_filter_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_llmd_flow_postconfiguration(cf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -459,7 +463,14 @@ ngx_http_llmd_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     ngx_conf_init_value(lcf->inflight, 1);
     ngx_conf_init_size_value(lcf->body_limit, 8 * 1024 * 1024);
     ngx_conf_init_size_value(lcf->tokenize_limit, 128 * 1024);
-    ngx_conf_init_msec_value(lcf->kv_speculative, 2000);
+    if (lcf->kv_speculative == NGX_CONF_UNSET_MSEC) {
+        /* as the configuration's precise-prefix-cache-producer says */
+        lcf->kv_speculative = (lcf->has_prefix
+                               && lcf->prefix.mode == LLMD_PREFIX_PRECISE
+                               && lcf->prefix.speculative)
+                              ? (ngx_msec_t) lcf->prefix.speculative_ttl_ms
+                              : 0;
+    }
 
     if (lcf->metrics_uri.len == 0) {
         ngx_str_set(&lcf->metrics_uri, "/metrics");

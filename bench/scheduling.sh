@@ -11,8 +11,11 @@
 # SEED_REPORT=<llm-d's published report> the run is also set beside it
 # (bench/seed-compare, written to seed-compare.md).
 #
-#   bench/scheduling.sh quick|full|steady|throughput|sweep [experiment...]
+#   bench/scheduling.sh quick|full|steady|throughput|sweep|bursts [experiment...]
 #   experiments: random load default precise round-robin least-conn
+#   (also default-current, sticky, precise-current: llm-d's current
+#   default, its sticky-until-saturated config and the precise profile of
+#   its performance tests, conf-examples/epp-*.yaml)
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
 #   bench/scheduling.sh overload [default flow flow-concurrency flow-filter]
 #
@@ -53,9 +56,16 @@ else
     EXPS=${*:-random load default precise round-robin least-conn}
 fi
 
-SIM=$TOP/build/bin/vllm-sim
-LG=$TOP/build/bin/llmd-loadgen
-SO=${SO:-$TOP/build/ngx_http_llmd_module.so}
+# BUILD_DIR: the build to measure (a copy lets build/ be rebuilt meanwhile)
+BUILD_DIR=${BUILD_DIR:-$TOP/build}
+SIM=$BUILD_DIR/bin/vllm-sim
+LG=$BUILD_DIR/bin/llmd-loadgen
+SO=${SO:-$BUILD_DIR/ngx_http_llmd_module.so}
+# ACCESS_LOG=1: an access log of every request's pick, prefix match and
+# scores, in the experiment's directory (access.log)
+# LLMD_UPSTREAM: directives added to every llmd upstream, e.g.
+# LLMD_UPSTREAM="llmd_inflight off;" for the scrape-only estimate
+LLMD_UPSTREAM=${LLMD_UPSTREAM:-}
 NGINX=${NGINX:-/usr/sbin/nginx}
 SIM_PORT=18501
 NGX_PORT=18510
@@ -89,6 +99,7 @@ TOKDIR=$(dirname "$TOKJSON")
 GROUPS_N=83 PER_GROUP=3 SYS_LEN=8000 Q_LEN=1000 OUT_LEN=1000
 LOAD_TYPE=constant
 LG_MODE=default
+LG_EXTRA=""
 case $MODE in
 full)        # the seed's stages (980 simulated s of arrivals), drained
     SCALE=${SCALE:-8}
@@ -124,6 +135,15 @@ overload)    # the sweep's bursts, higher: well beyond the pods' capacity
     STALE_MS=${STALE_MS:-$(ms 200 1)}
     POLL_MS=${POLL_MS:-$(ms 10 1)}
     WARM_CONNS=${WARM_CONNS:-1500} ;;
+bursts)      # group bursts (make bench-bursts): every arrival is all the
+             # siblings of one shared-prefix group at one instant
+    SCALE=${SCALE:-10}
+    LOAD_TYPE=poisson
+    GROUPS_N=${BURST_GROUPS:-40} PER_GROUP=${BURST_SIZE:-8}
+    SYS_LEN=${BURST_SYS_LEN:-4000} Q_LEN=${BURST_Q_LEN:-200}
+    OUT_LEN=${BURST_OUT_LEN:-200}
+    LG_EXTRA="--group-bursts"
+    STAGES=${STAGES:-"4:30 16:30 4:30"} ;;
 pd)          # long uncached prompts in Poisson bursts, rising rates
     SCALE=${SCALE:-5}
     LOAD_TYPE=poisson
@@ -131,7 +151,7 @@ pd)          # long uncached prompts in Poisson bursts, rising rates
     STAGES=${STAGES:-"0.5:120 1:90 1.5:90 2:60 3:60"}
     WARM_CONNS=${WARM_CONNS:-300} ;;
 *)
-    echo "usage: $0 quick|full|steady|throughput|sweep|pd|overload" \
+    echo "usage: $0 quick|full|steady|throughput|sweep|bursts|pd|overload" \
          "[experiment...]" >&2
     exit 2 ;;
 esac
@@ -263,20 +283,23 @@ upstream_conf() {
     aggregated|pd-*)
         pd_endpoints "$1" > "$W/endpoints.yaml" || return 1
         echo "llmd_balancer config=$TOP/conf-examples/epp-pd.yaml;" \
-             "llmd_endpoints file $W/endpoints.yaml;" ;;
+             "llmd_endpoints file $W/endpoints.yaml; $LLMD_UPSTREAM" ;;
     default|flow|flow-concurrency|flow-filter)
         [ "$MODE" = overload ] || {
             echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
-                 "$servers"; return 0; }
+                 "$LLMD_UPSTREAM $servers"; return 0; }
         overload_epp "$1" > "$W/epp-$1.yaml"
         echo "llmd_balancer config=$W/epp-$1.yaml;" \
-             "llmd_metrics_interval ${METRICS_MS}ms; $servers" ;;
-    random|load)
-        echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml; $servers" ;;
-    precise)
-        echo "llmd_balancer config=$TOP/conf-examples/epp-precise.yaml;" \
+             "llmd_metrics_interval ${METRICS_MS}ms; $LLMD_UPSTREAM" \
+             "$servers" ;;
+    random|load|default-current|sticky)
+        echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
+             "$LLMD_UPSTREAM $servers" ;;
+    precise|precise-current)
+        echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
              "llmd_tokenizer $TOKDIR;" \
-             "llmd_kv_events bind tcp://127.0.0.1:$KV_PORT; $servers" ;;
+             "llmd_kv_events bind tcp://127.0.0.1:$KV_PORT;" \
+             "$LLMD_UPSTREAM $servers" ;;
     round-robin)
         echo "$servers" ;;
     least-conn)
@@ -334,7 +357,9 @@ pid $W/nginx.pid;
 error_log $W/logs/error.log notice;
 events { worker_connections 16000; }
 http {
-    access_log off;
+    log_format picks '\$msec \$request_time \$llmd_endpoint \$upstream_addr '
+                     '\$llmd_prefix_match "\$llmd_scores"';
+    access_log $([ -n "${ACCESS_LOG:-}" ] && echo "$W/logs/access.log picks" || echo off);
     client_body_buffer_size 256k;
     client_max_body_size 16m;
     client_body_temp_path $W/body;
@@ -474,7 +499,8 @@ run_one() {
     SAMPLER_PID=$!
     "$LG" --config "$RES/workload.yaml" --url "http://127.0.0.1:$NGX_PORT" \
         --mode "$LG_MODE" --time-scale "$SCALE" --drain-timeout "$DRAIN" \
-        --name "$exp" --out "$dir/loadgen" 2> "$dir/loadgen.log" &
+        --name "$exp" --out "$dir/loadgen" $LG_EXTRA \
+        2> "$dir/loadgen.log" &
     LG_PID=$!
     wait "$LG_PID" || echo "llmd-loadgen failed, see $dir/loadgen.log" >&2
     LG_PID=""
@@ -501,6 +527,9 @@ run_one() {
         printf " \"sim_cpu_percent\": %.1f}\n", 100 * (s1 - s0) / hz / (t1 - t0) }' \
         > "$dir/resources.json"
     grep -E "\[(alert|crit|emerg)\]" "$W/logs/error.log" > "$dir/nginx-errors.log" || true
+    if [ -s "$W/logs/access.log" ]; then
+        mv "$W/logs/access.log" "$dir/access.log"
+    fi
     tail -1 "$dir/loadgen.log" >&2
     stop_nginx
     stop_sim
@@ -521,6 +550,15 @@ if [ "$MODE" = overload ]; then
             || echo "gnuplot failed" >&2
     fi
 fi
+# where the requests went: per stage, and per burst in the bursts mode
+dirs=""
+for exp in $EXPS; do dirs+=" $RES/$exp"; done
+if [ "$MODE" = bursts ]; then
+    /usr/bin/python3 bench/lib/picks.py --bursts $dirs > "$RES/bursts.md" \
+        && echo "per burst: $RES/bursts.md" >&2
+fi
+/usr/bin/python3 bench/lib/picks.py $dirs > "$RES/picks.md" \
+    && echo "per stage and pod: $RES/picks.md" >&2
 if [ -n "${SEED_REPORT:-}" ] && [ "$LG_MODE" != default ]; then
     bench/seed-compare "$SEED_REPORT" "$RES" > "$RES/seed-compare.md" \
         && echo "beside llm-d's report: $RES/seed-compare.md" >&2

@@ -431,7 +431,29 @@ lg_run_next_prompt(lg_run_t *r)
         return (size_t) r->arr.stage_sent % n;
     }
 
-    if (r->order_pos == 0) {
+    if (r->order_pos == 0 && r->cf->group_bursts
+        && r->cf->prompts_per_group > 0)
+    {
+        /* groups in random order, each group's siblings one after another
+           (prompt g * per + p is sibling p of group g) */
+        size_t  g, per = (size_t) r->cf->prompts_per_group, ng = n / per;
+
+        for (g = 0; g < ng; g++) {
+            r->order[g] = g;
+        }
+        for (i = ng - 1; ng > 1 && i > 0; i--) {
+            j = lg_rng_next(&r->rng) % (i + 1);
+            t = r->order[i];
+            r->order[i] = r->order[j];
+            r->order[j] = t;
+        }
+        for (g = ng; g-- > 0; ) {
+            for (i = per; i-- > 0; ) {
+                r->order[g * per + i] = r->order[g] * per + i;
+            }
+        }
+
+    } else if (r->order_pos == 0) {
         /* a fresh shuffle per pass: every prompt once, in random order */
         for (i = n - 1; i > 0; i--) {
             j = lg_rng_next(&r->rng) % (i + 1);

@@ -94,6 +94,9 @@ typedef struct {
     double          request_timeout; /* simulated seconds, 0 = none */
     double          stage_interval; /* load.interval: simulated s between
                                      * drained stages (inference-perf) */
+    int             group_bursts;  /* shared_prefix, open loop: every
+                                    * arrival is a burst of one group's
+                                    * prompts_per_group siblings at once */
 
     /* output */
     char            out_dir[1024];

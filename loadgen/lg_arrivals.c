@@ -239,9 +239,19 @@ static double
 lg_arrivals_next(const lg_arrivals_t *a)
 {
     double  rate = a->cf->stages[a->stage].rate * a->cf->time_scale;
+    long    n = a->stage_sent, burst = a->cf->prompts_per_group;
+
+    if (a->cf->group_bursts && burst > 1) {
+        /* a burst's siblings at one instant; bursts at rate / burst */
+        if (n % burst != 0) {
+            return a->next_send;
+        }
+        rate /= (double) burst;
+        n /= burst;
+    }
 
     if (a->cf->load == LG_LOAD_POISSON) {
         return a->next_send - log(lg_rng_uniform(a->rng)) / rate;
     }
-    return a->stage_start + (double) a->stage_sent / rate;
+    return a->stage_start + (double) n / rate;
 }

@@ -46,6 +46,10 @@ lg_usage(FILE *f)
 "                         300 s timeout, random-id prompts, line-stamped\n"
 "                         streams (needs --tokenizer; docs/benchmark.md)\n"
 "  --pad-bytes N          add an ignored JSON field of N bytes to bodies\n"
+"  --group-bursts         shared_prefix, open loop: requests come in bursts\n"
+"                         of all the siblings of one group at one instant;\n"
+"                         bursts arrive at the stage's rate / prompts per\n"
+"                         group, groups in random order\n"
 "  --name NAME  --quiet\n");
 }
 
@@ -143,7 +147,8 @@ enum {
     O_CONFIG = 256, O_API, O_MODEL, O_NOSTREAM, O_NOEOS, O_DATA, O_GROUPS,
     O_PPG, O_SYSLEN, O_QLEN, O_OLEN, O_INPUT, O_OUTPUT, O_NPROMPTS,
     O_TOKENIZER, O_LOAD, O_STAGE, O_SCALE, O_SEED, O_MAXCONNS, O_DRAIN,
-    O_TIMEOUT, O_NAME, O_QUIET, O_URL, O_OUT, O_HELP, O_PAD, O_MODE
+    O_TIMEOUT, O_NAME, O_QUIET, O_URL, O_OUT, O_HELP, O_PAD, O_MODE,
+    O_BURSTS
 };
 
 static const struct option  options[] = {
@@ -174,6 +179,7 @@ static const struct option  options[] = {
     { "name", required_argument, NULL, O_NAME },
     { "quiet", no_argument, NULL, O_QUIET },
     { "pad-bytes", required_argument, NULL, O_PAD },
+    { "group-bursts", no_argument, NULL, O_BURSTS },
     { "mode", required_argument, NULL, O_MODE },
     { "help", no_argument, NULL, O_HELP },
     { NULL, 0, NULL, 0 }
@@ -365,6 +371,9 @@ main(int argc, char **argv)
         case O_QUIET:
             cf.quiet = 1;
             break;
+        case O_BURSTS:
+            cf.group_bursts = 1;
+            break;
         case O_HELP:
             lg_usage(stdout);
             return 0;
@@ -392,6 +401,21 @@ main(int argc, char **argv)
     if (lg_check_mode(&cf, timeout_given, err, sizeof(err)) != 0) {
         fprintf(stderr, "llmd-loadgen: %s\n", err);
         return 2;
+    }
+    if (cf.group_bursts) {
+        for (i = 0; i < cf.nstages; i++) {
+            if (cf.stages[i].concurrency) {
+                break;
+            }
+        }
+        if (cf.data != LG_DATA_SHARED_PREFIX || cf.mode != LG_MODE_DEFAULT
+            || i < cf.nstages)
+        {
+            fprintf(stderr, "llmd-loadgen: --group-bursts needs"
+                    " shared_prefix data, open-loop stages and the default"
+                    " mode\n");
+            return 2;
+        }
     }
     /* a concurrency stage makes the whole run closed-loop per stage */
     for (i = 0; i < cf.nstages; i++) {

@@ -4,6 +4,7 @@
 #   make build/bin/llmd-loadgen
 #   make bench-quick      (< 5 minutes)    make bench   (< 30 minutes)
 #   make bench-steady     make bench-throughput     make bench-sweep
+#   make bench-bursts     (group bursts of shared-prefix siblings)
 #   make bench-pd         (P/D against aggregated, about 15 minutes)
 #   make bench-overload   (overload with and without flow control, ~5 min)
 LOADGEN_SRCS := $(wildcard loadgen/*.c)
@@ -53,7 +54,7 @@ $(BUILD)/unit/test_lg_lines: $(BUILD)/loadgen/lg_lines.o \
 $(BUILD)/unit/test_lg_text: $(BUILD)/loadgen/lg_text.o
 
 .PHONY: bench bench-quick bench-steady bench-throughput bench-sweep bench-pd \
-    bench-overload
+    bench-overload bench-bursts
 bench: deps all
 	bench/scheduling.sh full
 bench-quick: deps all
@@ -68,3 +69,5 @@ bench-pd: deps all
 	bench/scheduling.sh pd
 bench-overload: deps all
 	bench/scheduling.sh overload
+bench-bursts: deps all
+	bench/scheduling.sh bursts precise default round-robin

@@ -104,6 +104,66 @@ sub release {
     return $eps;
 }
 
+# One request held at a pod that forwards it (unbuffered) to a server of
+# this test, which answers when told to: the in-flight tokens of the
+# endpoint are read before and after each part of the answer.
+our $Streaming = <<'EOF2';
+    location /v1/ {
+        proxy_pass http://vllm;
+        proxy_http_version 1.1;
+        proxy_buffering off;
+        proxy_read_timeout 30s;
+    }
+    location = /llmd/status { llmd_status; }
+EOF2
+
+sub streaming_pod {
+    my $p = holding_pod(1, waiting => 0, running => 0, kv => 0.1);
+    $p =~ s#proxy_read_timeout 30s;#proxy_read_timeout 30s;\n        proxy_buffering off;#
+        or die "holding_pod() changed";
+    return $p . upstream([1], directives =>
+        "llmd_metrics_interval 60s;\n    llmd_metrics_stale 120s;");
+}
+
+# Sends one completion; returns the client socket and the pod's connection
+# to the test's server, the request read from it.
+sub one_held {
+    require IO::Socket::INET;
+    require IO::Select;
+    my $listener = silent_server($Silent);
+    wait_fresh(1) or die "metrics never became fresh";
+    my $body = completion(prompt_of("stream", 1024));
+    my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1",
+        PeerPort => Llmd::Util::server_port(), Timeout => 5)
+        or die "connect: $!";
+    print $c "POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+           . "Content-Length: " . length($body) . "\r\n\r\n$body";
+    IO::Select->new($listener)->can_read(10 * Llmd::Util::timeout_scale())
+        or die "the request never reached the test's server";
+    my $up = $listener->accept or die "accept: $!";
+    my $req = "";
+    while ($req !~ /\r\n\r\n/) {
+        IO::Select->new($up)->can_read(10) or die "no request head";
+        sysread($up, $req, 65536, length $req) or die "pod closed";
+    }
+    return ($c, $up);
+}
+
+# Reads from the client until $re matches what it received.
+sub client_sees {
+    my ($c, $re) = @_;
+    require IO::Select;
+    my $got = "";
+    Llmd::Util::wait_until(10, sub {
+        while (IO::Select->new($c)->can_read(0.05)) {
+            sysread($c, $got, 65536, length $got) or last;
+        }
+        return $got =~ $re;
+    }) or die "the client never saw $re, only: $got";
+}
+
+sub pod1 { return endpoint_status("127.0.0.1:" . pod_port(1)); }
+
 sub picks { return join " ", map { $_->{picks} } @{ $_[0] }; }
 
 sub max_picks {
@@ -276,5 +336,83 @@ main::release();
 --- request eval
 [ "GET /llmd/status" ]
 --- response_body_like: epp-default-current\.yaml","profile":"default","prefix_scorer":"approximate"
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: a streamed answer (text/event-stream) frees its prompt tokens at its first chunk, as llm-d's inflight-load-producer does; the request and the KV estimate stay until it ends
+--- http_config eval
+main::streaming_pod()
+--- config eval
+$main::Streaming
+--- init
+my ($c, $up) = main::one_held();
+my $e;
+Llmd::Util::wait_until(10, sub { $e = main::pod1(); $e && $e->{active} == 1 })
+    or die "the request is not in flight";
+# 1024 bytes of prompt, nothing cached: 256 tokens
+$e->{inflight}{tokens} == 256 or die "in flight: $e->{inflight}{tokens}";
+print $up "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        . "Transfer-Encoding: chunked\r\n\r\n";
+main::client_sees($c, qr/\r\n\r\n/);
+# the answer's head alone: prefill is not known to be done
+$e = main::pod1();
+$e->{inflight}{tokens} == 256
+    or die "freed at the head: in flight $e->{inflight}{tokens}";
+my $chunk = "data: {\"choices\":[{\"text\":\"a\"}]}\n\n";
+printf $up "%x\r\n%s\r\n", length $chunk, $chunk;
+main::client_sees($c, qr/data: /);
+$e = main::pod1();
+$e->{inflight}{tokens} == 0 && $e->{active} == 1
+    or die "after the first chunk: in flight $e->{inflight}{tokens}, "
+           . "active $e->{active}";
+# the prompt's KV blocks are still on the pod
+$e->{inflight}{since_scrape}{done_tokens} == 0
+    && $e->{estimate}{kv_cache_usage} > 0.1
+    or die "KV estimate dropped: " . $e->{estimate}{kv_cache_usage};
+print $up "0\r\n\r\n";
+close $up;
+main::client_sees($c, qr/0\r\n\r\n/);
+Llmd::Util::wait_until(10, sub { $e = main::pod1(); $e->{active} == 0 })
+    or die "the request never finished";
+$e->{inflight}{tokens} == 0
+    && $e->{inflight}{since_scrape}{done_tokens} == 256
+    or die "at the end: in flight $e->{inflight}{tokens}, done_tokens "
+           . $e->{inflight}{since_scrape}{done_tokens};
+close $c;
+--- request eval
+[ "GET /llmd/status" ]
+--- response_body_like: "endpoints"
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: an answer that is not streamed keeps its prompt tokens in flight until it ends
+--- http_config eval
+main::streaming_pod()
+--- config eval
+$main::Streaming
+--- init
+my ($c, $up) = main::one_held();
+my $e;
+Llmd::Util::wait_until(10, sub { $e = main::pod1(); $e && $e->{active} == 1 })
+    or die "the request is not in flight";
+print $up "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        . "Content-Length: 20\r\n\r\n{\"choices\":";
+main::client_sees($c, qr/choices/);
+$e = main::pod1();
+$e->{inflight}{tokens} == 256
+    or die "freed before the end: in flight $e->{inflight}{tokens}";
+print $up "[]}      ";
+close $up;
+Llmd::Util::wait_until(10, sub { $e = main::pod1(); $e->{active} == 0 })
+    or die "the request never finished";
+$e->{inflight}{tokens} == 0 or die "in flight $e->{inflight}{tokens}";
+close $c;
+--- request eval
+[ "GET /llmd/status" ]
+--- response_body_like: "endpoints"
 --- no_error_log
 [error]

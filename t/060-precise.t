@@ -59,13 +59,17 @@ sub hf_ids {
 
 sub precise_upstream {
     my (%o) = @_;
-    return pods(1, 2) . upstream([1, 2], balancer => "config=$Epp",
+    return pods(1, 2) . upstream([1, 2],
+        balancer => "config=" . ($o{epp} // $Epp),
         extra => $o{extra},
-        directives => "llmd_metrics_interval 50ms;\n"
+        directives => "llmd_metrics_interval "
+                    . ($o{interval} // "50ms") . ";\n"
                     . "    llmd_tokenizer $Tok;\n"
                     . "    llmd_kv_events "
                     . ($o{events} // "bind tcp://127.0.0.1:$KvPort") . ";\n"
-                    . "    llmd_kv_speculative " . ($o{spec} // "0") . ";");
+                    . (exists $o{spec} && !defined $o{spec} ? ""
+                       : "    llmd_kv_speculative " . ($o{spec} // "0")
+                         . ";"));
 }
 
 sub kv_of { return kv_status_endpoint(status_json(), $_[0] // $Pod2); }
@@ -498,3 +502,114 @@ $pub->close;
 GET /llmd/status
 --- response_body_like chop
 "unknown_pod_messages":0,"spoofed_messages":0,"malformed":5,
+
+
+
+=== TEST 15: the in-flight load counts the prompt's tokens as the tokenizer counts them (llm-d's precise setup asks vLLM), not 4 bytes to a token
+--- http_config eval
+main::precise_upstream(interval => "60s")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $r = Llmd::Util::http_request(method => "POST", path => "/v1/completions",
+                                 body => completion($main::P));
+$r->{status} == 200 or die "status $r->{status}";
+my $sent = 0;
+$sent += $_->{inflight}{since_scrape}{sent_tokens}
+    for @{ status_json()->{upstreams}[0]{endpoints} };
+# nothing cached anywhere: every token of the prompt is computed
+$sent == scalar(@main::Tokens)
+    or die "sent tokens $sent, the prompt has " . scalar(@main::Tokens)
+           . " tokens (" . length($main::P) . " bytes)";
+--- request
+GET /llmd/status
+--- response_body_like: "prefix_scorer":"precise"
+--- no_error_log
+[error]
+
+
+
+=== TEST 16: without llmd_kv_speculative, speculative entries follow the configuration: speculativeIndexing true (llm-d's producer parameter) sends the siblings to the first pick
+--- user_files
+>>> spec.yaml
+apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-producer
+  parameters:
+    tokenProcessorConfig: {blockSize: 4, hashSeed: "42"}
+    speculativeIndexing: true
+    speculativeTTL: 2s
+- type: prefix-cache-scorer
+  parameters:
+    prefixMatchInfoProducerName: precise-prefix-cache-producer
+- type: kv-cache-scorer
+- type: queue-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: prefix-cache-scorer, weight: 2}
+  - {pluginRef: kv-cache-scorer, weight: 1}
+  - {pluginRef: queue-scorer, weight: 1}
+--- http_config eval
+main::precise_upstream(spec => undef, epp => "../html/spec.yaml")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+main::make_live();
+--- request eval
+[ (main::post($main::P)) x 3 ]
+--- response_headers_like eval
+[ { "X-LLMD-Prefix-Match" => qr{^0/17$} },
+  ({ "X-LLMD-Prefix-Match" => qr{^17/17$} }) x 2 ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 17: without llmd_kv_speculative and without speculativeIndexing (llm-d's default: false) there are no speculative entries
+--- http_config eval
+main::precise_upstream(spec => undef)
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+main::make_live();
+--- request eval
+[ (main::post($main::P)) x 3 ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Prefix-Match" => qr{^0/17$} }) x 3 ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 18: the older form (prefix-cache-scorer, mode cache_tracking) takes speculativeIndexing too
+--- user_files
+>>> spec-legacy.yaml
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: prefix-cache-scorer
+  parameters:
+    mode: cache_tracking
+    speculativeIndexing: true
+    indexerConfig:
+      tokenProcessorConfig: {blockSize: 4, hashSeed: "42"}
+- type: kv-cache-scorer
+- type: queue-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: prefix-cache-scorer, weight: 2}
+  - {pluginRef: kv-cache-scorer, weight: 1}
+  - {pluginRef: queue-scorer, weight: 1}
+--- http_config eval
+main::precise_upstream(spec => undef, epp => "../html/spec-legacy.yaml")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+main::make_live();
+--- request eval
+[ (main::post($main::P)) x 3 ]
+--- response_headers_like eval
+[ { "X-LLMD-Prefix-Match" => qr{^0/17$} },
+  ({ "X-LLMD-Prefix-Match" => qr{^17/17$} }) x 2 ]
+--- no_error_log
+[error]
+is not used

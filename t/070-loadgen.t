@@ -277,6 +277,34 @@ for my $r (sort { $a->{sent} <=> $b->{sent} } @$reqs) {
 cmp_ok $hit, '>=', 0.9 * $later,
     "shared prefix: $hit of $later repeats on the same pod hit the cache";
 
+# --- group bursts: every arrival is all siblings of one group at once -------
+{
+    my ($rc, $rep, $reqs) = run_lg('bursts', @small, '--num-groups', 4,
+        '--prompts-per-group', 3, '--group-bursts', '--load', 'constant',
+        '--stage', '6:4');
+    is $rc, 0, 'bursts: exit 0';
+    is scalar(@$reqs), 24, 'bursts: rate x duration requests';
+    my @r = sort { $a->{scheduled} <=> $b->{scheduled}
+                   || $a->{id} <=> $b->{id} } @$reqs;
+    my ($same, $spaced, $whole) = (0, 0, 0);
+    for (my $b = 0; $b < 8; $b++) {
+        my @s = @r[3 * $b .. 3 * $b + 2];
+        $same++ if 3 == grep { $_->{group} == $s[0]{group}
+                               && $_->{scheduled} == $s[0]{scheduled} } @s;
+        $whole++ if join(",", sort map { $_->{prompt} % 3 } @s) eq "0,1,2";
+        $spaced++ if $b == 0
+            || abs($s[0]{scheduled} - $r[3 * $b - 1]{scheduled} - 0.5) < 1e-6;
+    }
+    is $same, 8, 'bursts: 3 siblings of one group at one instant';
+    is $whole, 8, 'bursts: each burst is the whole group';
+    is $spaced, 8, 'bursts: a burst every 3 / 6 s';
+    my %g = map { $_->{group} => 1 } @r[0 .. 11];
+    is scalar(keys %g), 4, 'bursts: every group once per pass';
+    isnt system("$lg --url http://127.0.0.1:$PORT --out $dir/bb --quiet"
+                . " --data random --group-bursts --stage 1:1 2>/dev/null")
+         >> 8, 0, 'bursts: refused without shared_prefix data';
+}
+
 # --- Poisson arrivals: count and inter-arrival statistics ------------------
 # Sent to the stamp server: the schedule's statistics, then the same for the
 # times the requests really arrived (1000 requests/s real).

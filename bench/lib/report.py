@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True   # no __pycache__ in the tree
 import seedway  # noqa: E402
 
-ORDER = ["precise", "default", "flow", "flow-filter", "flow-concurrency",
+ORDER = ["precise", "precise-current", "default", "default-current",
+         "sticky", "flow", "flow-filter", "flow-concurrency",
          "load", "random", "round-robin", "least-conn",
          "aggregated", "pd-2p2d", "pd-1p3d"]
 LABEL = {
@@ -34,6 +35,9 @@ LABEL = {
     "flow": "llmd approximate + flow control",
     "flow-concurrency": "llmd approximate + flow control (concurrency)",
     "flow-filter": "llmd approximate + flow control, detector as filter",
+    "precise-current": "llmd precise, llm-d's perf-test profile (epp-precise-current)",
+    "default-current": "llmd llm-d's current default (epp-default-current)",
+    "sticky": "llmd sticky until saturated (epp-sticky)",
     "load": "llmd load-scheduling",
     "random": "llmd random-scheduling",
     "round-robin": "nginx round-robin",

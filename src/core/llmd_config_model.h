@@ -98,6 +98,8 @@ typedef struct {
     char                hash_seed[64];     /* tokenProcessorConfig.hashSeed */
     char                zmq_endpoint[256]; /* kvEventsConfig.zmqEndpoint */
     char                topic_filter[64];  /* kvEventsConfig.topicFilter "kv@" */
+    int                 speculative;       /* speculativeIndexing (false) */
+    uint64_t            speculative_ttl_ms; /* speculativeTTL (2s) */
     /* prefix-cache-scorer: score = w * min(1, tokens / scale)^2
        + (1 - w) * matched / total */
     double              match_length_weight;       /* 0 */

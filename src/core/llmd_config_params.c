@@ -16,6 +16,8 @@ static int llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
 static int llmd_precise_params(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
     yaml_node_t *tokens, yaml_node_t *events, llmd_prefix_params_t *pp);
+static int llmd_speculative_params(llmd_yaml_ctx_t *ctx,
+    yaml_document_t *doc, yaml_node_t *params, llmd_prefix_params_t *pp);
 static int llmd_match_length_params(llmd_yaml_ctx_t *ctx,
     yaml_document_t *doc, yaml_node_t *params, llmd_plugin_t *p);
 static int llmd_producer_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
@@ -146,7 +148,9 @@ llmd_plugin_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
                                     llmd_yaml_get(doc, params,
                                                   "kvEventsConfig"),
                                     &p->u.prefix)
-                != 0)
+                    != 0
+                || llmd_speculative_params(ctx, doc, params, &p->u.prefix)
+                   != 0)
             {
                 return -1;
             }
@@ -278,6 +282,7 @@ llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
         "maxPrefixBlocksToMatch", "maxPrefixTokensToMatch",
         "lruCapacityPerServer", "autoTune",
         "indexerConfig", "kvEventsConfig", "tokenizersPoolConfig",
+        "speculativeIndexing", "speculativeTTL",
         "prefixStoreConfig", "matchLengthWeight", "matchLengthScaleTokens",
         "prefixMatchInfoProducerName", NULL
     };
@@ -311,7 +316,8 @@ llmd_prefix_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
                                 llmd_yaml_get(doc, n, "tokenProcessorConfig"),
                                 llmd_yaml_get(doc, params, "kvEventsConfig"),
                                 pp)
-            != 0)
+                != 0
+            || llmd_speculative_params(ctx, doc, params, pp) != 0)
         {
             return -1;
         }
@@ -567,6 +573,45 @@ llmd_session_params(llmd_yaml_ctx_t *ctx, llmd_config_t *cf,
     }
 
     return llmd_param_warn_unknown(cf, doc, params, p, known);
+}
+
+
+/*
+ * precise-prefix-cache-producer's speculativeIndexing (false: no speculative
+ * entries) and speculativeTTL (2s): after a pick, the request's blocks count
+ * as cached on the picked pod for that long.
+ */
+static int
+llmd_speculative_params(llmd_yaml_ctx_t *ctx, yaml_document_t *doc,
+    yaml_node_t *params, llmd_prefix_params_t *pp)
+{
+    yaml_node_t  *n;
+
+    pp->speculative = 0;
+    pp->speculative_ttl_ms = 2000;
+
+    n = llmd_yaml_get(doc, params, "speculativeIndexing");
+    if (n != NULL
+        && llmd_yaml_bool(ctx, n, "speculativeIndexing", &pp->speculative)
+           != 0)
+    {
+        return -1;
+    }
+
+    n = llmd_yaml_get(doc, params, "speculativeTTL");
+    if (n != NULL
+        && llmd_yaml_duration_ms(ctx, n, "speculativeTTL",
+                                 &pp->speculative_ttl_ms)
+           != 0)
+    {
+        return -1;
+    }
+
+    if (pp->speculative_ttl_ms > 3600 * 1000) {
+        return llmd_yaml_error(ctx, n, "speculativeTTL must be at most 1h");
+    }
+
+    return 0;
 }
 
 

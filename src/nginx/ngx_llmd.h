@@ -377,6 +377,9 @@ typedef struct {
     unsigned                      keepalive:1;    /* before an error */
     unsigned                      reject_armed:1;
     unsigned                      reject_done:1;
+    unsigned                      sse:1;          /* text/event-stream */
+    unsigned                      prompt_released:1; /* charged_tokens
+                                                     left inflight_tokens */
 } ngx_llmd_ctx_t;
 
 
@@ -442,6 +445,7 @@ ngx_int_t ngx_llmd_inflight_state(ngx_llmd_srv_conf_t *lcf,
 void ngx_llmd_inflight_sent(ngx_llmd_ctx_t *ctx, ngx_uint_t i,
     ngx_llmd_endpoint_sh_t *ep);
 void ngx_llmd_inflight_done(ngx_llmd_ctx_t *ctx, ngx_llmd_endpoint_sh_t *ep);
+ngx_int_t ngx_llmd_inflight_filter_init(ngx_conf_t *cf);
 void ngx_llmd_inflight_since(ngx_llmd_endpoint_sh_t *ep,
     ngx_llmd_metrics_sh_t *m, llmd_inflight_t *d);
 extern const double  ngx_llmd_hist_bounds_us[NGX_LLMD_HIST_BUCKETS];

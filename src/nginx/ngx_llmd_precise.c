@@ -189,7 +189,7 @@ ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     long             n;
     void            *scratch;
     size_t           len, size, nids, cap;
-    ngx_uint_t       truncated;
+    ngx_uint_t       truncated, exact;
     uint32_t        *ids;
     uint64_t         root;
     unsigned         flags;
@@ -211,6 +211,7 @@ ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     cap = (size_t) lcf->prefix.block_size * lcf->prefix.max_prefix_blocks;
 
     truncated = 0;
+    exact = (given != NULL);
 
     if (given == NULL) {
         if (len > cap * NGX_LLMD_TEXT_PER_TOKEN) {
@@ -244,6 +245,17 @@ ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
         given = ids;
         nids = (size_t) n;
+        exact = !truncated && nids < cap;
+    }
+
+    /*
+     * llm-d's precise setup counts the prompt's real tokens (its
+     * token-producer asks vLLM) for the in-flight load; when only the
+     * prompt's head was tokenized, the byte estimate stands unless the
+     * head alone has more tokens
+     */
+    if (exact || nids > ctx->prompt_tokens) {
+        ctx->prompt_tokens = nids;
     }
 
     if (nids > cap) {

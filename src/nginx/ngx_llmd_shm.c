@@ -339,7 +339,11 @@ ngx_llmd_inflight_state(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
 }
 
 
-/* The request goes to candidate i: in flight there, until it finishes. */
+/*
+ * The request goes to candidate i: in flight there, until it finishes; its
+ * tokens until the first chunk of a streamed answer
+ * (ngx_llmd_inflight_body_filter) or until it finishes.
+ */
 void
 ngx_llmd_inflight_sent(ngx_llmd_ctx_t *ctx, ngx_uint_t i,
     ngx_llmd_endpoint_sh_t *ep)
@@ -348,6 +352,8 @@ ngx_llmd_inflight_sent(ngx_llmd_ctx_t *ctx, ngx_uint_t i,
 
     tokens = ctx->req_tokens ? ctx->req_tokens[i] : 0;
     ctx->charged_tokens = tokens;
+    ctx->prompt_released = 0;
+    ctx->sse = 0;
 
     (void) ngx_atomic_fetch_add(&ep->active, 1);
     (void) ngx_atomic_fetch_add(&ep->inflight_tokens, tokens);
@@ -366,10 +372,128 @@ ngx_llmd_inflight_done(ngx_llmd_ctx_t *ctx, ngx_llmd_endpoint_sh_t *ep)
     ctx->charged_tokens = 0;
 
     (void) ngx_atomic_fetch_add(&ep->active, (ngx_atomic_int_t) -1);
-    (void) ngx_atomic_fetch_add(&ep->inflight_tokens,
-                                -(ngx_atomic_int_t) tokens);
+
+    if (!ctx->prompt_released) {
+        (void) ngx_atomic_fetch_add(&ep->inflight_tokens,
+                                    -(ngx_atomic_int_t) tokens);
+    }
+
+    ctx->prompt_released = 1;
+
+    /* the prompt's KV blocks stay on the pod until the request ends */
     (void) ngx_atomic_fetch_add(&ep->done_tokens, tokens);
     (void) ngx_atomic_fetch_add(&ep->done, 1);
+}
+
+
+/*
+ * llm-d's inflight-load-producer (without addEstimatedOutputTokens) frees a
+ * request's tokens when the first chunk of a streamed answer (content type
+ * text/event-stream) arrives: its prefill is done. Other answers keep them
+ * until they end (free() of the balancer). The request itself stays in
+ * flight until it ends; so does its share of the KV estimate
+ * (done_tokens).
+ */
+
+static ngx_http_output_header_filter_pt  ngx_llmd_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_llmd_next_body_filter;
+
+
+static ngx_llmd_ctx_t *
+ngx_llmd_inflight_ctx(ngx_http_request_t *r)
+{
+    ngx_llmd_ctx_t  *ctx;
+
+    if (r != r->main || r->upstream == NULL) {
+        return NULL;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmd_module);
+
+    if (ctx == NULL || ctx->lcf == NULL || ctx->active_slot < 0
+        || ctx->prompt_released)
+    {
+        return NULL;
+    }
+
+    return ctx;
+}
+
+
+static ngx_int_t
+ngx_llmd_inflight_header_filter(ngx_http_request_t *r)
+{
+    ngx_str_t        *ct;
+    ngx_llmd_ctx_t   *ctx;
+
+    static ngx_str_t  sse = ngx_string("text/event-stream");
+
+    ctx = ngx_llmd_inflight_ctx(r);
+
+    if (ctx != NULL) {
+        ct = &r->headers_out.content_type;
+        ctx->sse = ct->len >= sse.len
+                   && ngx_strncasecmp(ct->data, sse.data, sse.len) == 0;
+    }
+
+    return ngx_llmd_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_llmd_inflight_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    const llmd_plugin_t     *prod;
+    ngx_chain_t             *cl;
+    ngx_llmd_ctx_t          *ctx;
+    ngx_llmd_endpoint_sh_t  *ep;
+
+    ctx = ngx_llmd_inflight_ctx(r);
+
+    if (ctx == NULL || !ctx->sse) {
+        return ngx_llmd_next_body_filter(r, in);
+    }
+
+    prod = ctx->lcf->inflight_producer;
+
+    if (prod != NULL && prod->u.inflight.add_output) {
+        /* the output estimate stays until the end, with the prompt */
+        return ngx_llmd_next_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        if (ngx_buf_size(cl->buf) > 0) {
+            break;
+        }
+    }
+
+    if (cl == NULL) {
+        return ngx_llmd_next_body_filter(r, in);
+    }
+
+    ep = &ctx->lcf->sh->endpoints[ctx->active_slot];
+
+    if (ep->incarnation == ctx->active_incarnation) {
+        (void) ngx_atomic_fetch_add(&ep->inflight_tokens,
+                                    -(ngx_atomic_int_t) ctx->charged_tokens);
+    }
+
+    ctx->prompt_released = 1;
+
+    return ngx_llmd_next_body_filter(r, in);
+}
+
+
+ngx_int_t
+ngx_llmd_inflight_filter_init(ngx_conf_t *cf)
+{
+    ngx_llmd_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_llmd_inflight_header_filter;
+
+    ngx_llmd_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_llmd_inflight_body_filter;
+
+    return NGX_OK;
 }
 
 

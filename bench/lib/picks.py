@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""Where the requests of one bench/scheduling.sh experiment went.
+
+    picks.py EXPERIMENT_DIR [...]         per stage: requests per pod
+    picks.py --bursts EXPERIMENT_DIR [...] per group burst (make bench-bursts)
+
+Reads EXPERIMENT_DIR/loadgen/per_request_lifecycle_metrics.jsonl (one line
+per request: stage, group, scheduled, server, input/cached tokens, TTFT;
+times in simulated seconds).
+
+Per stage: the requests each pod got, the busiest pod's share, the groups
+whose first request of the run fell in the stage and where they went (with
+prefix caching a group then stays where its prefix is), and the share of
+prompt tokens served from the pods' caches.
+
+--bursts (llmd-loadgen --group-bursts: all siblings of one group sent at
+one instant): per burst, the busiest pod's share of its requests against
+1.5 x the fair share (1.5 / pods). For every burst where one pod got more,
+both sides of the trade, from this run's data:
+
+  saved  = sum over that pod's requests of the burst of
+           cached prompt tokens x prefill seconds per token
+  queued = sum over the same requests of (TTFT - the lowest TTFT among
+           them): the time they waited behind each other on that pod
+
+Prefill seconds per token are measured in the same run: the 10th
+percentile of TTFT / input tokens over the requests that were the first of
+their burst on their pod and hit no cache (cached tokens 0) - the low end,
+where a request's TTFT is its prefill and little queueing. A burst "pays" when
+saved > queued. Python standard library only.
+"""
+import json
+import os
+import statistics
+import sys
+
+
+def load(d):
+    path = os.path.join(d, "loadgen", "per_request_lifecycle_metrics.jsonl")
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def pods_of(reqs):
+    return sorted({r["server"] for r in reqs if r.get("server")})
+
+
+def per_stage(d):
+    reqs = [r for r in load(d) if r.get("ok")]
+    pods = pods_of(reqs)
+    print("## %s: requests per pod and stage (%s)" % (
+        os.path.basename(os.path.normpath(d)), ", ".join(pods)))
+    print()
+    print("| stage | requests | per pod | busiest share | new groups "
+          "| new groups per pod | cached prompt tokens |")
+    print("|---|---|---|---|---|---|---|")
+    first = {}
+    for r in sorted(reqs, key=lambda r: r["scheduled"]):
+        if r["group"] >= 0 and r["group"] not in first:
+            first[r["group"]] = r
+    stages = sorted({r["stage"] for r in reqs})
+    for s in stages:
+        rs = [r for r in reqs if r["stage"] == s]
+        n = [sum(1 for r in rs if r["server"] == p) for p in pods]
+        ng = [g for g, r in first.items() if r["stage"] == s]
+        gn = [sum(1 for g in ng if first[g]["server"] == p) for p in pods]
+        inp = sum(r["input_tokens"] for r in rs)
+        cached = sum(r.get("cached_tokens", 0) for r in rs)
+        print("| %d | %d | %s | %.2f | %d | %s | %.0f %% |" % (
+            s, len(rs), " / ".join(map(str, n)),
+            max(n) / len(rs) if rs else 0, len(ng),
+            " / ".join(map(str, gn)), 100.0 * cached / inp if inp else 0))
+    n = [sum(1 for r in reqs if r["server"] == p) for p in pods]
+    gn = [sum(1 for r in first.values() if r["server"] == p) for p in pods]
+    print("| all | %d | %s | %.2f | %d | %s | |" % (
+        len(reqs), " / ".join(map(str, n)), max(n) / len(reqs),
+        len(first), " / ".join(map(str, gn))))
+    print()
+
+
+def bursts(d):
+    reqs = [r for r in load(d) if r.get("ok")]
+    pods = pods_of(reqs)
+    npods = max(len(pods), 1)
+    by = {}
+    for r in reqs:
+        by.setdefault((round(r["scheduled"], 6), r["group"]), []).append(r)
+    firsts = []
+    for rs in by.values():
+        on = {}
+        for r in rs:
+            on.setdefault(r["server"], []).append(r)
+        for p, prs in on.items():
+            f = min(prs, key=lambda r: r["time_to_first_token"])
+            if f.get("cached_tokens", 0) == 0 and f["input_tokens"] > 0:
+                firsts.append(f["time_to_first_token"] / f["input_tokens"])
+    # the low end: an uncached request that did not wait is its prefill
+    # alone; the median would count the queueing in (see the docstring)
+    firsts.sort()
+    tok_s = firsts[len(firsts) // 10] if firsts else float("nan")
+    limit = 1.5 / npods
+    over = pays = 0
+    shares = []
+    rows = []
+    for key in sorted(by):
+        rs = by[key]
+        on = {}
+        for r in rs:
+            on.setdefault(r["server"], []).append(r)
+        p, prs = max(on.items(), key=lambda kv: len(kv[1]))
+        share = len(prs) / len(rs)
+        shares.append(share)
+        if share <= limit + 1e-9:
+            continue
+        over += 1
+        low = min(r["time_to_first_token"] for r in prs)
+        saved = sum(r.get("cached_tokens", 0) for r in prs) * tok_s
+        queued = sum(r["time_to_first_token"] - low for r in prs)
+        pays += saved > queued
+        rows.append((key[0], key[1], len(rs), p, len(prs), share, saved,
+                     queued))
+    name = os.path.basename(os.path.normpath(d))
+    print("## %s: %d bursts, %d pods" % (name, len(by), npods))
+    print()
+    print("prefill seconds per token (10th percentile of TTFT / input "
+          "tokens over %d uncached first requests; median %.6f): %.6f" % (
+              len(firsts), statistics.median(firsts) if firsts else 0,
+              tok_s))
+    print("busiest pod's share per burst: mean %.2f, median %.2f, max %.2f "
+          "(fair %.2f, limit 1.5 x fair = %.3f)" % (
+              statistics.mean(shares), statistics.median(shares),
+              max(shares), 1 / npods, limit))
+    print("bursts over the limit: %d of %d; of those, the cache hit saved "
+          "more than the queueing cost in %d" % (over, len(by), pays))
+    print("over the limit, in all: saved %.1f s, queued %.1f s" % (
+        sum(r[6] for r in rows), sum(r[7] for r in rows)))
+    if rows:
+        print()
+        print("| scheduled (s) | group | burst | pod | its requests | share "
+              "| saved (s) | queued (s) | pays |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for t, g, n, p, k, sh, sv, q in rows:
+            print("| %.2f | %d | %d | %s | %d | %.2f | %.3f | %.3f | %s |" % (
+                t, g, n, p, k, sh, sv, q, "yes" if sv > q else "no"))
+    print()
+
+
+def main(argv):
+    if len(argv) > 1 and argv[1] == "--bursts":
+        for d in argv[2:]:
+            bursts(d)
+        return 0
+    for d in argv[1:]:
+        per_stage(d)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.dont_write_bytecode = True
+    sys.exit(main(sys.argv))

@@ -10,9 +10,11 @@ CHAT_OBJS := $(addprefix tokenizer/,llmd_chat_template llmd_chat_validate \
     llmd_chat_qwen3 llmd_chat_llama llmd_chat_text)
 TOKENIZER_LIBS := -lpcre2-8 -lutf8proc -lxxhash
 
-UNIT_TESTS += test_tokenizer test_chat_template
+UNIT_TESTS += test_tokenizer test_tokenizer_cache test_chat_template
 UNIT_DEPS_test_tokenizer := $(TOKENIZER_OBJS)
 UNIT_LIBS_test_tokenizer := $(TOKENIZER_LIBS)
+UNIT_DEPS_test_tokenizer_cache := $(TOKENIZER_OBJS)
+UNIT_LIBS_test_tokenizer_cache := $(TOKENIZER_LIBS)
 UNIT_DEPS_test_chat_template := $(CHAT_OBJS)
 
 TOOLS += $(BUILD)/bin/llmd-tokenize $(BUILD)/bin/llmd-tokenizer-bench \

@@ -463,15 +463,32 @@ llmd_tok_encoder_init(llmd_tok_encoder_t *enc, const llmd_tokenizer_t *tok,
 static const unsigned char *
 llmd_tok_clean(llmd_tok_encoder_t *enc, const char *text, size_t *len)
 {
+    uint64_t              w;
     const unsigned char  *p;
     unsigned char        *clean;
-    size_t                n;
+    size_t                i, n;
 
     p = (const unsigned char *) text;
+
+    /* an ASCII start is its own decoding: skip it a word at a time */
+    for (i = 0; i + 8 <= *len; i += 8) {
+        memcpy(&w, p + i, 8);
+        if (w & 0x8080808080808080ull) {
+            break;
+        }
+    }
+    while (i < *len && p[i] < 0x80) {
+        i++;
+    }
+    if (i == *len) {
+        return p;
+    }
+
     clean = enc->scratch + enc->layout.clean;
-    n = llmd_tok_sanitize(p, *len, clean);
-    if (n != *len || memcmp(clean, p, *len) != 0) {
-        *len = n;
+    n = llmd_tok_sanitize(p + i, *len - i, clean + i);
+    if (n != *len - i || memcmp(clean + i, p + i, n) != 0) {
+        memcpy(clean, p, i);
+        *len = i + n;
         return clean;
     }
     return p;

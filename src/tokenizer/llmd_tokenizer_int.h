@@ -90,6 +90,7 @@ struct llmd_tokenizer_s {
     uint32_t           *added_slots;    /* content -> index + 1 */
     size_t              added_mask;
     uint8_t             added_first[256]; /* first bytes of added tokens */
+    int                 added_first_byte; /* the only one, or < 0 */
     uint32_t            added_lens[LLMD_TOK_MAX_ADDED_LEN + 1];
     size_t              n_added_lens;   /* distinct lengths, longest first */
 

@@ -330,6 +330,15 @@ llmd_tok_load_vocab(llmd_tokenizer_t *tok, const cJSON *vocab,
         }
     }
 
+    /* One first byte for all added tokens ('<'): found with memchr. */
+    tok->added_first_byte = -1;
+    for (i = 0; i < 256; i++) {
+        if (tok->added_first[i]) {
+            tok->added_first_byte = tok->added_first_byte == -1 ? (int) i
+                                                                : -2;
+        }
+    }
+
     /* Spelling lookup; added tokens were given the later word. */
     for (id = 0; id < tok->n_ids; id++) {
         if (tok->flags[id] & LLMD_TOK_F_PRESENT) {

@@ -12,6 +12,7 @@
 #   MODE=cold      ~8k words no request had before, from the first byte
 #   TOKCACHE=...   the llmd_tokenizer_cache directive's value (e.g. off,
 #                  16m; unset: the module's default)
+#   LLMD_SO=...    the module to load (e.g. an older build, for "before")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
@@ -21,7 +22,7 @@ case $MODE in groups|shared7k|cold) ;; *) echo "MODE=$MODE?"; exit 1;; esac
 TOKCACHE_LINE=""
 [ -n "${TOKCACHE:-}" ] && TOKCACHE_LINE="llmd_tokenizer_cache $TOKCACHE;"
 SIM=$TOP/build/bin/vllm-sim
-SO=$TOP/build/ngx_http_llmd_module.so
+SO=${LLMD_SO:-$TOP/build/ngx_http_llmd_module.so}   # LLMD_SO: another build
 [ -x "$SIM" ] && [ -f "$SO" ] || make -s all
 command -v wrk >/dev/null || { echo "wrk missing: make deps"; exit 1; }
 

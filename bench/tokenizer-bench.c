@@ -106,7 +106,9 @@ prefix_cache_bench(const char *path, const char *corpus_path, long rounds)
     clen = fread(corpus, 1, 1 << 20, f);
     fclose(f);
     cap = 1 << 16;
-    size = llmd_tokenizer_cached_scratch_size(tok, 256 * 1024);
+    cache = llmd_tok_cache_create(tok, LLMD_TOK_CACHE_MIN, 0);
+    size = llmd_tokenizer_cached_scratch_size(tok, cache, 256 * 1024);
+    llmd_tok_cache_free(cache);
     scratch = malloc(size);
     ids = malloc(cap * sizeof(uint32_t));
     ref = malloc(cap * sizeof(uint32_t));

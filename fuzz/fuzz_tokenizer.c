@@ -87,7 +87,7 @@ fuzz_tok_encode(fuzz_input_t *in, unsigned mode, uint32_t **ids,
     uint32_t  *half, *again;
 
     flags = (mode & 1) ? LLMD_TOK_ADD_SPECIAL_TOKENS : 0;
-    ssize = llmd_tokenizer_cached_scratch_size(tok, in->n);
+    ssize = llmd_tokenizer_cached_scratch_size(tok, cache, in->n);
     cap = llmd_tokenizer_max_ids(tok, in->n);
 
     scratch = malloc(ssize);

@@ -62,7 +62,7 @@ grow(encoder_t *e, size_t len)
 {
     size_t  need;
 
-    need = llmd_tokenizer_cached_scratch_size(e->tok, len);
+    need = llmd_tokenizer_cached_scratch_size(e->tok, e->cache, len);
     if (need == 0) {
         fprintf(stderr, "llmd-tokenize: text too long\n");
         return -1;

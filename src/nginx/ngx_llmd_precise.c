@@ -286,8 +286,7 @@ ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         /* the ids of a recently seen prefix come from the cache */
         cache = ngx_llmd_precise_cache(r, lcf);
 
-        size = cache ? llmd_tokenizer_cached_scratch_size(lcf->tokenizer, len)
-                     : llmd_tokenizer_scratch_size(lcf->tokenizer, len);
+        size = llmd_tokenizer_cached_scratch_size(lcf->tokenizer, cache, len);
         scratch = ngx_llmd_wbuf(&ngx_llmd_scratch, size, r->connection->log);
         ids = ngx_llmd_wbuf(&ngx_llmd_ids, cap * sizeof(uint32_t),
                             r->connection->log);

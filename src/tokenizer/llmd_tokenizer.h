@@ -120,9 +120,12 @@ void llmd_tok_cache_free(llmd_tok_cache_t *cache);
 void llmd_tok_cache_stats(const llmd_tok_cache_t *cache,
     llmd_tok_cache_stats_t *stats);
 
-/* Scratch memory encode_cached() needs (more than scratch_size()). */
+/*
+ * Scratch memory encode_cached() needs with this cache: scratch_size() and
+ * 24 bytes per stride bytes of text (cache NULL: scratch_size()).
+ */
 size_t llmd_tokenizer_cached_scratch_size(const llmd_tokenizer_t *tok,
-    size_t text_len);
+    const llmd_tok_cache_t *cache, size_t text_len);
 
 /*
  * llmd_tokenizer_encode() through cache (NULL: no cache), with the same

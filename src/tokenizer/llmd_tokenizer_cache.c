@@ -190,6 +190,13 @@ llmd_tok_cache_tokenizer(const llmd_tok_cache_t *c)
 }
 
 
+size_t
+llmd_tok_cache_stride(const llmd_tok_cache_t *c)
+{
+    return c->stride;
+}
+
+
 /* Appends a boundary at b: hashes the text up to b. */
 static size_t
 llmd_tok_cache_add(XXH3_state_t *st, const unsigned char *p, size_t *hashed,

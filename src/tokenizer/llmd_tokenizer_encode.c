@@ -27,6 +27,7 @@ typedef struct {
     size_t  bpe_out;    /* ids of one piece */
     size_t  total;
     size_t  cands;      /* cache boundaries (after total) */
+    size_t  max_cands;
     size_t  cached_total;
     size_t  max_text;   /* longest normalized text the layout holds */
     size_t  max_cps;
@@ -60,8 +61,9 @@ typedef struct {
 #define LLMD_TOK_ALIGN(n)  (((n) + 15) & ~(size_t) 15)
 
 
+/* stride: the cache's (boundaries are at least that far apart), or 0 */
 static int
-llmd_tok_layout(const llmd_tokenizer_t *tok, size_t len,
+llmd_tok_layout(const llmd_tokenizer_t *tok, size_t len, size_t stride,
     llmd_tok_layout_t *l)
 {
     size_t  off;
@@ -88,7 +90,8 @@ llmd_tok_layout(const llmd_tokenizer_t *tok, size_t len,
     off += LLMD_TOK_ALIGN((l->max_text + 1) * sizeof(uint32_t));
     l->total = off;
     l->cands = off;
-    off += LLMD_TOK_ALIGN((l->max_text + 1) * sizeof(llmd_tok_cand_t));
+    l->max_cands = stride ? l->max_text / stride + 2 : 0;
+    off += LLMD_TOK_ALIGN(l->max_cands * sizeof(llmd_tok_cand_t));
     l->cached_total = off;
     return 0;
 }
@@ -99,7 +102,7 @@ llmd_tokenizer_scratch_size(const llmd_tokenizer_t *tok, size_t text_len)
 {
     llmd_tok_layout_t  l;
 
-    if (tok == NULL || llmd_tok_layout(tok, text_len, &l) != 0) {
+    if (tok == NULL || llmd_tok_layout(tok, text_len, 0, &l) != 0) {
         return 0;
     }
     return l.total;
@@ -108,11 +111,17 @@ llmd_tokenizer_scratch_size(const llmd_tokenizer_t *tok, size_t text_len)
 
 size_t
 llmd_tokenizer_cached_scratch_size(const llmd_tokenizer_t *tok,
-    size_t text_len)
+    const llmd_tok_cache_t *cache, size_t text_len)
 {
     llmd_tok_layout_t  l;
 
-    if (tok == NULL || llmd_tok_layout(tok, text_len, &l) != 0) {
+    if (cache == NULL) {
+        return llmd_tokenizer_scratch_size(tok, text_len);
+    }
+    if (tok == NULL
+        || llmd_tok_layout(tok, text_len, llmd_tok_cache_stride(cache), &l)
+           != 0)
+    {
         return 0;
     }
     return l.cached_total;
@@ -522,7 +531,7 @@ llmd_tokenizer_encode(const llmd_tokenizer_t *tok, const char *text,
     {
         return LLMD_TOK_ERR_INVALID;
     }
-    if (llmd_tok_layout(tok, len, &enc.layout) != 0) {
+    if (llmd_tok_layout(tok, len, 0, &enc.layout) != 0) {
         return LLMD_TOK_ERR_INVALID;
     }
     if (scratch_size < enc.layout.total) {
@@ -576,7 +585,10 @@ llmd_tokenizer_encode_cached(const llmd_tokenizer_t *tok,
     {
         return LLMD_TOK_ERR_INVALID;
     }
-    if (llmd_tok_layout(tok, len, &enc.layout) != 0) {
+    if (llmd_tok_layout(tok, len, llmd_tok_cache_stride(cache),
+                        &enc.layout)
+        != 0)
+    {
         return LLMD_TOK_ERR_INVALID;
     }
     if (scratch_size < enc.layout.cached_total) {
@@ -590,8 +602,7 @@ llmd_tokenizer_encode_cached(const llmd_tokenizer_t *tok,
     p = llmd_tok_clean(&enc, text, &len);
 
     cands = (llmd_tok_cand_t *) (enc.scratch + enc.layout.cands);
-    ncands = llmd_tok_cache_plan(cache, p, len, cands,
-                                 enc.layout.max_text + 1);
+    ncands = llmd_tok_cache_plan(cache, p, len, cands, enc.layout.max_cands);
 
     /* the longest boundary prefix that is cached */
     hit = NULL;

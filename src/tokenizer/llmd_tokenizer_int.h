@@ -182,5 +182,6 @@ void llmd_tok_cache_count(llmd_tok_cache_t *cache, size_t reused,
     size_t encoded);
 const llmd_tokenizer_t *llmd_tok_cache_tokenizer(
     const llmd_tok_cache_t *cache);
+size_t llmd_tok_cache_stride(const llmd_tok_cache_t *cache);
 
 #endif /* LLMD_TOKENIZER_INT_H */

@@ -129,7 +129,7 @@ run_init(run_t *r, llmd_tokenizer_t *tok, size_t bytes, size_t stride)
     r->tok = tok;
     r->cache = llmd_tok_cache_create(tok, bytes, stride);
     assert_non_null(r->cache);
-    r->size = llmd_tokenizer_cached_scratch_size(tok, MAXLEN);
+    r->size = llmd_tokenizer_cached_scratch_size(tok, r->cache, MAXLEN);
     assert_true(r->size > llmd_tokenizer_scratch_size(tok, MAXLEN));
     r->scratch = malloc(r->size);
     r->cap = llmd_tokenizer_max_ids(tok, MAXLEN);
@@ -309,10 +309,10 @@ test_reuse(void **state)
     }
     memcpy(b, a, len);
     /* 60 bytes each, so that both have boundaries of their own */
-    memcpy(a + len, " the first question, which is not at all like the other one?",
-           60);
-    memcpy(b + len, " the second one: it differs from the first from here on, ok!",
-           60);
+    memcpy(a + len, " the first question, which is not at all "
+           "like the other one?", 60);
+    memcpy(b + len, " the second one: it differs from the first "
+           "from here on, ok!", 60);
 
     same(&r, a, len + 60, LLMD_TOK_ADD_SPECIAL_TOKENS, r.cap);
     llmd_tok_cache_stats(r.cache, &st);

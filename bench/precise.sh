@@ -128,5 +128,5 @@ sort -n -k1,1 $W/decisions.log | awk '{a[NR]=$1; if ($2 !~ /^0\//) hit++; split(
 curl -s 127.0.0.1:18780/llmd/status | jq -r '.upstreams[0] |
   "KV index: \(.kv_events.index.entries) entries, \(.kv_events.index.bytes_per_entry) bytes per entry, \(.kv_events.precise_decisions) precise decisions, \(.kv_events.approximate_fallbacks) approximate fallbacks (endpoints scored approximately)",
   "blocks stored per pod: \([.endpoints[].kv.blocks_stored])",
-  "tokenizer cache (the worker): \(.kv_events.tokenizer_cache)"'
+  "tokenizer cache (the worker): \(.tokenizer_cache)"'
 grep -E "\[(alert|crit|emerg)\]" $W/error.log || true

@@ -126,6 +126,13 @@ static ngx_command_t  ngx_http_llmd_commands[] = {
       offsetof(ngx_llmd_srv_conf_t, tokenize_limit),
       NULL },
 
+    { ngx_string("llmd_tokenizer_cache"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE12,
+      ngx_llmd_tokenizer_cache_conf,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("llmd_tokenizer"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -271,6 +278,7 @@ ngx_http_llmd_create_srv_conf(ngx_conf_t *cf)
     lcf->inflight = NGX_CONF_UNSET;
     lcf->body_limit = NGX_CONF_UNSET_SIZE;
     lcf->tokenize_limit = NGX_CONF_UNSET_SIZE;
+    lcf->tokenizer_cache = NGX_CONF_UNSET_SIZE;
     lcf->kv_speculative = NGX_CONF_UNSET_MSEC;
 
     return lcf;
@@ -463,6 +471,7 @@ ngx_http_llmd_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     ngx_conf_init_value(lcf->inflight, 1);
     ngx_conf_init_size_value(lcf->body_limit, 8 * 1024 * 1024);
     ngx_conf_init_size_value(lcf->tokenize_limit, 128 * 1024);
+    ngx_conf_init_size_value(lcf->tokenizer_cache, 16 * 1024 * 1024);
     if (lcf->kv_speculative == NGX_CONF_UNSET_MSEC) {
         /* as the configuration's precise-prefix-cache-producer says */
         lcf->kv_speculative = (lcf->has_prefix

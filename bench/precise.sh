@@ -5,12 +5,24 @@
 # publish KV events, p50/p90/p99 from the access log. Prompts come from 16
 # groups sharing a long prefix, so the index is populated and matched.
 # Talks only to 127.0.0.1; stops by itself. Usage: bench/precise.sh [secs]
+#   MODE=groups    16 groups of ~8.15k words, only "Question n?" differs
+#                  (the default)
+#   MODE=shared7k  16 groups sharing ~7k words, then ~1k words no request
+#                  had before
+#   MODE=cold      ~8k words no request had before, from the first byte
+#   TOKCACHE=...   the llmd_tokenizer_cache directive's value (e.g. off,
+#                  16m; unset: the module's default)
+#   LLMD_SO=...    the module to load (e.g. an older build, for "before")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
 SECS=${1:-10}
+MODE=${MODE:-groups}
+case $MODE in groups|shared7k|cold) ;; *) echo "MODE=$MODE?"; exit 1;; esac
+TOKCACHE_LINE=""
+[ -n "${TOKCACHE:-}" ] && TOKCACHE_LINE="llmd_tokenizer_cache $TOKCACHE;"
 SIM=$TOP/build/bin/vllm-sim
-SO=$TOP/build/ngx_http_llmd_module.so
+SO=${LLMD_SO:-$TOP/build/ngx_http_llmd_module.so}   # LLMD_SO: another build
 [ -x "$SIM" ] && [ -f "$SO" ] || make -s all
 command -v wrk >/dev/null || { echo "wrk missing: make deps"; exit 1; }
 
@@ -43,6 +55,7 @@ http {
   upstream precise {
     llmd_balancer config=$TOP/conf-examples/epp-precise.yaml;
     llmd_tokenizer $TOKDIR;
+    $TOKCACHE_LINE
     llmd_kv_events bind tcp://127.0.0.1:18790;
     $servers
     keepalive 16;
@@ -61,26 +74,41 @@ done
 sleep 1
 
 # ~32 KB of English per prompt (about 8k Llama-3.1 tokens); 16 prefixes
-cat > $W/post.lua <<'LUA'
+cat > $W/post.lua <<LUA
+local mode = "$MODE"
+LUA
+cat >> $W/post.lua <<'LUA'
 local words = {"the", "cache", "model", "server", "returns", "tokens",
   "quickly", "when", "a", "prompt", "shares", "its", "prefix", "with",
   "earlier", "requests", "and", "latency", "drops", "sharply"}
-local bodies = {}
-for g = 1, 16 do
-  local t = {"Group " .. g .. " system prompt:"}
-  local x = g
-  for i = 1, 8150 do
+local function text(seed, count)
+  local t = {}
+  local x = seed
+  for i = 1, count do
     x = (x * 1103515245 + 12345) % 2147483648
     t[#t + 1] = words[x % #words + 1]
   end
-  bodies[g] = table.concat(t, " ")
+  return table.concat(t, " ")
+end
+local shared = mode == "shared7k" and 7000 or 8150
+local bodies = {}
+for g = 1, 16 do
+  bodies[g] = "Group " .. g .. " system prompt: " .. text(g, shared)
 end
 local n = 0
 request = function()
   n = n + 1
   local g = n % 16 + 1
+  local prompt
+  if mode == "groups" then
+    prompt = bodies[g] .. " Question " .. n .. "?"
+  elseif mode == "shared7k" then
+    prompt = bodies[g] .. " Question " .. n .. ": " .. text(n + 1000, 1000)
+  else
+    prompt = "Request " .. n .. ": " .. text(n + 1000, 8150)
+  end
   local body = '{"model":"meta-llama/Llama-3.1-70B-Instruct","max_tokens":1,'
-    .. '"prompt":"' .. bodies[g] .. ' Question ' .. n .. '?"}'
+    .. '"prompt":"' .. prompt .. '"}'
   return wrk.format("POST", "/v1/completions",
                     {["Content-Type"] = "application/json"}, body)
 end
@@ -91,6 +119,7 @@ wrk -t1 -c2 -d3s -s $W/post.lua http://127.0.0.1:18780 >/dev/null
 : > $W/decisions.log
 kill -USR1 $(cat $W/nginx.pid)
 sleep 0.3
+echo "MODE=$MODE TOKCACHE=${TOKCACHE:-default}; $(uptime)"
 wrk -t1 -c2 -d${SECS}s -s $W/post.lua http://127.0.0.1:18780 | grep -E "Requests/sec"
 sleep 0.5
 sort -n -k1,1 $W/decisions.log | awk '{a[NR]=$1; if ($2 !~ /^0\//) hit++; split($2, m, "/"); blocks=m[2]} END {
@@ -98,17 +127,6 @@ sort -n -k1,1 $W/decisions.log | awk '{a[NR]=$1; if ($2 !~ /^0\//) hit++; split(
     blocks, NR, hit, a[int(NR*0.5)], a[int(NR*0.9)], a[int(NR*0.99)], a[NR] }'
 curl -s 127.0.0.1:18780/llmd/status | jq -r '.upstreams[0] |
   "KV index: \(.kv_events.index.entries) entries, \(.kv_events.index.bytes_per_entry) bytes per entry, \(.kv_events.precise_decisions) precise decisions, \(.kv_events.approximate_fallbacks) approximate fallbacks (endpoints scored approximately)",
-  "blocks stored per pod: \([.endpoints[].kv.blocks_stored])"'
-grep -E "Requests/sec"
-sleep 0.5
-sort -n -k1,1 $W/decisions.log | awk '{a[NR]=$1; if ($2 !~ /^0\//) hit++; split($2, m, "/"); blocks=m[2]} END {
-  printf "precise decision time, prompts of %d blocks of 64 tokens, 8 pods, %d requests (%d with a cached prefix): p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",
-    blocks, NR, hit, a[int(NR*0.5)], a[int(NR*0.9)], a[int(NR*0.99)], a[NR] }'
-curl -s 127.0.0.1:18780/llmd/status | /usr/bin/python3 -c '
-import json, sys
-u = json.load(sys.stdin)["upstreams"][0]
-k = u["kv_events"]
-print("KV index: %d entries, %d bytes per entry, %d precise decisions, %d approximate fallbacks" % (
-    k["index"]["entries"], k["index"]["bytes_per_entry"], k["precise_decisions"], k["approximate_fallbacks"]))
-print("per pod blocks stored:", [e["kv"]["blocks_stored"] for e in u["endpoints"]])'
+  "blocks stored per pod: \([.endpoints[].kv.blocks_stored])",
+  "tokenizer cache (the worker): \(.tokenizer_cache)"'
 grep -E "\[(alert|crit|emerg)\]" $W/error.log || true

@@ -7,7 +7,9 @@
  * must come first), bit 2 decodes skipping special tokens, bit 3 decodes
  * the text itself read as 16-bit ids (unknown ones included) instead of
  * its encoding.  The ids are then decoded (llmd_tokenizer_decode), and once
- * more into one byte too few.
+ * more into one byte too few.  Every encoding is repeated through a prefix
+ * cache that lives for the whole run (stride 1: every boundary), after a
+ * prefix of the text cut at two thirds, and must give the same ids.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@ static void fuzz_tok_decode(const uint32_t *ids, size_t nids,
 
 
 static llmd_tokenizer_t  *tok;
+static llmd_tok_cache_t  *cache;
 
 
 int
@@ -35,6 +38,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
                               err, sizeof(err));
     if (tok == NULL) {
         fuzz_fail(__FILE__, __LINE__, err);
+    }
+
+    cache = llmd_tok_cache_create(tok, 1 << 20, 1);
+    if (cache == NULL) {
+        fuzz_fail(__FILE__, __LINE__, "no cache");
     }
 
     return 0;
@@ -74,12 +82,12 @@ fuzz_tok_encode(fuzz_input_t *in, unsigned mode, uint32_t **ids,
 {
     long       n, t;
     void      *scratch;
-    size_t     i, cap, ssize;
+    size_t     i, cap, hcap, ssize, cut;
     unsigned   flags;
-    uint32_t  *half;
+    uint32_t  *half, *again;
 
     flags = (mode & 1) ? LLMD_TOK_ADD_SPECIAL_TOKENS : 0;
-    ssize = llmd_tokenizer_scratch_size(tok, in->n);
+    ssize = llmd_tokenizer_cached_scratch_size(tok, cache, in->n);
     cap = llmd_tokenizer_max_ids(tok, in->n);
 
     scratch = malloc(ssize);
@@ -98,17 +106,31 @@ fuzz_tok_encode(fuzz_input_t *in, unsigned mode, uint32_t **ids,
     }
 
     if ((mode & 2) && *nids > 1) {
-        cap = *nids / 2;
-        half = malloc(cap * sizeof(uint32_t));
+        hcap = *nids / 2;
+        half = malloc(hcap * sizeof(uint32_t));
         FUZZ_CHECK(half != NULL);
 
         t = llmd_tokenizer_encode(tok, (const char *) in->p, in->n,
                                   flags | LLMD_TOK_TRUNCATE, scratch, ssize,
-                                  half, cap);
-        FUZZ_CHECK(t == (long) cap);
-        FUZZ_CHECK(memcmp(half, *ids, cap * sizeof(uint32_t)) == 0);
+                                  half, hcap);
+        FUZZ_CHECK(t == (long) hcap);
+        FUZZ_CHECK(memcmp(half, *ids, hcap * sizeof(uint32_t)) == 0);
         free(half);
     }
+
+    /* through the cache: a prefix, then the whole text */
+    again = malloc(cap * sizeof(uint32_t));
+    FUZZ_CHECK(again != NULL);
+    cut = in->n * 2 / 3;
+    t = llmd_tokenizer_encode_cached(tok, cache, (const char *) in->p, cut,
+                                     flags, scratch, ssize, again, cap);
+    FUZZ_CHECK(t >= 0 || t == LLMD_TOK_ERR_LIMIT);
+    t = llmd_tokenizer_encode_cached(tok, cache, (const char *) in->p,
+                                     in->n, flags, scratch, ssize, again,
+                                     cap);
+    FUZZ_CHECK(t == n);
+    FUZZ_CHECK(n <= 0 || memcmp(again, *ids, n * sizeof(uint32_t)) == 0);
+    free(again);
 
     free(scratch);
 }

@@ -240,3 +240,21 @@ pods(1) . "upstream vllm { llmd_balancer; server $ENV{TEST_NGINX_POD1}; keepaliv
 [ ({ "X-LLMD-Endpoint" => qr/^\Q$ENV{TEST_NGINX_POD1}\E$/ }) x 3, {} ]
 --- no_error_log
 load balancing method redefined
+
+
+
+=== TEST 13: llmd_tokenizer_cache below 64k stops nginx
+--- http_config eval
+pods(1) . upstream([1], directives => "llmd_tokenizer_cache 1k;")
+--- must_die
+--- error_log eval
+qr{\[emerg\] .*"llmd_tokenizer_cache" must be "off", 0 or a size of at least 64k, not "1k"}
+
+
+
+=== TEST 14: llmd_tokenizer_cache with a stride out of range stops nginx
+--- http_config eval
+pods(1) . upstream([1], directives => "llmd_tokenizer_cache 1m stride=0;")
+--- must_die
+--- error_log eval
+qr{\[emerg\] .*invalid "stride=0" \(stride=1\.\.65536 bytes\)}

@@ -61,24 +61,44 @@ for my $model (qw(qwen3 llama3_1)) {
                . "< $corpus > $dir/c.out") == 0
             or do { fail("llmd-tokenize runs for $name"); next };
         my @js = read_lines("$dir/js.out");
-        my @c = read_lines("$dir/c.out");
-        is(scalar @c, scalar @texts, "$name: one line of ids per text");
-        my $bad = first_mismatch(\@js, \@c);
-        if (defined $bad) {
-            fail("$name: identical ids for all " . scalar(@texts)
-                 . " texts");
-            diag("first mismatch: text #" . ($bad + 1)
-                 . " (hex $texts[$bad])\n  text: " . show($texts[$bad])
-                 . "\n  reference: $js[$bad]\n  llmd:      "
-                 . ($c[$bad] // '(none)'));
-        } else {
-            pass("$name: identical ids for all " . scalar(@texts)
-                 . " texts");
+        compare($name, \@js, "$dir/c.out", \@texts);
+        for my $stride (1, 0) {
+            my $cname = "$name, cached (stride " . ($stride || 'default')
+                        . ')';
+            system("$cli --tokenizer $json --config $config --hex $special "
+                   . "--cache 8000000 --stride $stride --warm --check "
+                   . "< $corpus > $dir/cc.out 2> $dir/cc.err") == 0
+                or do { fail("llmd-tokenize --cache runs for $cname");
+                        diag(slurp("$dir/cc.err")); next };
+            compare($cname, \@js, "$dir/cc.out", \@texts);
+            my ($hits, $reused) = slurp("$dir/cc.err")
+                =~ /(\d+) hits, (\d+) ids reused/;
+            # most texts are shorter than the default stride of 256 bytes
+            cmp_ok($hits // 0, '>', @texts / ($stride ? 2 : 20),
+                   "$cname: the cache was hit "
+                   . '(' . ($hits // 0) . ' hits, ' . ($reused // 0)
+                   . ' ids reused)');
         }
     }
 }
 done_testing();
 
+
+sub compare {
+    my ($name, $js, $file, $texts) = @_;
+    my @c = read_lines($file);
+    is(scalar @c, scalar @$texts, "$name: one line of ids per text");
+    my $bad = first_mismatch($js, \@c);
+    if (defined $bad) {
+        fail("$name: identical ids for all " . scalar(@$texts) . " texts");
+        diag("first mismatch: text #" . ($bad + 1)
+             . " (hex $texts->[$bad])\n  text: " . show($texts->[$bad])
+             . "\n  reference: $js->[$bad]\n  llmd:      "
+             . ($c[$bad] // '(none)'));
+    } else {
+        pass("$name: identical ids for all " . scalar(@$texts) . " texts");
+    }
+}
 
 sub slurp {
     my ($path) = @_;

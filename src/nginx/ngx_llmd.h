@@ -275,6 +275,8 @@ typedef struct {
     size_t                        metrics_buffer;
     size_t                        body_limit;
     size_t                        tokenize_limit;
+    size_t                        tokenizer_cache; /* bytes per worker */
+    ngx_uint_t                    tokenizer_cache_stride;
     ngx_flag_t                    inflight;   /* llmd_inflight: adjust the
                                                  scraped metrics */
     const llmd_plugin_t          *inflight_producer; /* or NULL */
@@ -295,6 +297,8 @@ typedef struct {
     ngx_str_t                     tokenizer_path;
     llmd_tokenizer_t             *tokenizer;
     llmd_chat_template_t         *chat_template;
+    llmd_tok_cache_t             *tok_cache;  /* this worker's, or NULL */
+    ngx_uint_t                    tok_cache_failed;
     ngx_uint_t                    precise;    /* precise scoring runs */
     ngx_uint_t                    kv_mode;    /* NGX_LLMD_KV_* */
     ngx_str_t                     kv_endpoint;
@@ -417,6 +421,8 @@ void ngx_llmd_prefix_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
     ngx_uint_t peer, ngx_uint_t slot);
 
 /* ngx_llmd_precise.c: tokenizer and chat template, request block keys */
+char *ngx_llmd_tokenizer_cache_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 ngx_int_t ngx_llmd_precise_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
 ngx_int_t ngx_llmd_precise_keys(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, const llmd_request_t *req);

@@ -21,6 +21,8 @@ static ngx_int_t ngx_llmd_precise_text(ngx_http_request_t *r,
 static ngx_int_t ngx_llmd_precise_render(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, const llmd_request_t *req, const char **text,
     size_t *len);
+static llmd_tok_cache_t *ngx_llmd_precise_cache(ngx_http_request_t *r,
+    ngx_llmd_srv_conf_t *lcf);
 
 /*
  * Buffers reused by every request of a worker (encoding and rendering are
@@ -83,6 +85,62 @@ ngx_llmd_precise_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf)
     lcf->precise = 1;
 
     return NGX_OK;
+}
+
+
+/* llmd_tokenizer_cache off | SIZE [stride=N] */
+char *
+ngx_llmd_tokenizer_cache_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_llmd_srv_conf_t  *lcf = conf;
+
+    ssize_t     size;
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (lcf->tokenizer_cache != NGX_CONF_UNSET_SIZE) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        size = 0;
+
+    } else {
+        size = ngx_parse_size(&value[1]);
+        if (size == NGX_ERROR
+            || (size != 0 && size < LLMD_TOK_CACHE_MIN))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"llmd_tokenizer_cache\" must be \"off\", "
+                               "0 or a size of at least %uzk, not \"%V\"",
+                               (size_t) LLMD_TOK_CACHE_MIN / 1024, &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    lcf->tokenizer_cache = (size_t) size;
+
+    if (cf->args->nelts == 3) {
+        n = NGX_ERROR;
+
+        if (ngx_strncmp(value[2].data, "stride=", 7) == 0) {
+            n = ngx_atoi(value[2].data + 7, value[2].len - 7);
+        }
+
+        if (n < 1 || n > 65536) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"%V\" (stride=1..65536 bytes)",
+                               &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        lcf->tokenizer_cache_stride = (ngx_uint_t) n;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -186,15 +244,16 @@ ngx_int_t
 ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     ngx_llmd_ctx_t *ctx, const llmd_request_t *req)
 {
-    long             n;
-    void            *scratch;
-    size_t           len, size, nids, cap;
-    ngx_uint_t       truncated, exact;
-    uint32_t        *ids;
-    uint64_t         root;
-    unsigned         flags;
-    const char      *text;
-    const uint32_t  *given;
+    long               n;
+    void              *scratch;
+    size_t             len, size, nids, cap;
+    ngx_uint_t         truncated, exact;
+    uint32_t          *ids;
+    uint64_t           root;
+    unsigned           flags;
+    const char        *text;
+    const uint32_t    *given;
+    llmd_tok_cache_t  *cache;
 
     if (!lcf->precise || lcf->kv_index == NULL) {
         return NGX_DECLINED;
@@ -225,7 +284,10 @@ ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
             truncated = 1;
         }
 
-        size = llmd_tokenizer_scratch_size(lcf->tokenizer, len);
+        /* the ids of a recently seen prefix come from the cache */
+        cache = ngx_llmd_precise_cache(r, lcf);
+
+        size = llmd_tokenizer_cached_scratch_size(lcf->tokenizer, cache, len);
         scratch = ngx_llmd_wbuf(&ngx_llmd_scratch, size, r->connection->log);
         ids = ngx_llmd_wbuf(&ngx_llmd_ids, cap * sizeof(uint32_t),
                             r->connection->log);
@@ -233,9 +295,9 @@ ngx_llmd_precise_keys(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
             return NGX_ERROR;
         }
 
-        n = llmd_tokenizer_encode(lcf->tokenizer, text, len,
-                                  flags | LLMD_TOK_TRUNCATE, scratch, size,
-                                  ids, cap);
+        n = llmd_tokenizer_encode_cached(lcf->tokenizer, cache, text, len,
+                                         flags | LLMD_TOK_TRUNCATE, scratch,
+                                         size, ids, cap);
         if (n < 0) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "llmd: prompt not tokenized (error %l), scored "
@@ -422,6 +484,33 @@ ngx_llmd_precise_render(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
                   "approximately", n == -2 ? "too long" : err);
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * This worker's prefix cache of the upstream's tokenizer (llmd_tokenizer_
+ * cache bytes), made at the first precise request; NULL when off.
+ */
+static llmd_tok_cache_t *
+ngx_llmd_precise_cache(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf)
+{
+    if (lcf->tok_cache || lcf->tokenizer_cache == 0
+        || lcf->tok_cache_failed)
+    {
+        return lcf->tok_cache;
+    }
+
+    lcf->tok_cache = llmd_tok_cache_create(lcf->tokenizer,
+                                           lcf->tokenizer_cache,
+                                           lcf->tokenizer_cache_stride);
+    if (lcf->tok_cache == NULL) {
+        lcf->tok_cache_failed = 1;
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "llmd: no memory for a tokenizer cache of %uz bytes, "
+                      "prompts are tokenized whole", lcf->tokenizer_cache);
+    }
+
+    return lcf->tok_cache;
 }
 
 

@@ -176,7 +176,7 @@ ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf, ngx_uint_t *max)
     for (i = 0; i < lmcf->upstreams.nelts; i++) {
         max[i] = ngx_llmd_status_endpoints(lcfp[i]);
 
-        size += 6400 + 9 * lcfp[i]->upstream->host.len
+        size += 6656 + 9 * lcfp[i]->upstream->host.len
                 + lcfp[i]->config_file.len
                 + NGX_LLMD_HIST_BUCKETS * (128 + lcfp[i]->upstream->host.len)
                 + lcfp[i]->sources.nelts
@@ -205,6 +205,7 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
     ngx_llmd_endpoint_sh_t     *ep;
     llmd_prefix_index_stats_t   st;
     llmd_kv_index_stats_t       kst;
+    llmd_tok_cache_stats_t      tst;
 
     sh = lcf->sh;
     now = ngx_current_msec;
@@ -275,6 +276,16 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
                         sh->precise_decisions, sh->precise_fallbacks,
                         kst.entries, kst.capacity, kst.evictions,
                         sh->kv_index_size, llmd_kv_index_entry_bytes());
+
+        /* the prefix cache of the tokenizer in the worker answering */
+        llmd_tok_cache_stats(lcf->tok_cache, &tst);
+        p = ngx_sprintf(p, "\"tokenizer_cache\":{\"size\":%uz,"
+                        "\"bytes\":%uL,\"lookups\":%uL,\"hits\":%uL,"
+                        "\"reused_ids\":%uL,\"encoded_ids\":%uL,"
+                        "\"stored\":%uL},",
+                        lcf->tokenizer_cache, tst.bytes, tst.lookups,
+                        tst.hits, tst.reused_ids, tst.encoded_ids,
+                        tst.stored);
     }
 
     p = ngx_llmd_status_sources(p, lcf);

@@ -86,4 +86,53 @@ const char *llmd_tokenizer_id_to_token(const llmd_tokenizer_t *tok,
 /* Whether id is an added token marked "special". */
 int llmd_tokenizer_is_special(const llmd_tokenizer_t *tok, uint32_t id);
 
+/*
+ * Prefix cache (docs/tokenizer.md, "Cached prefix tokenization"): remembers
+ * the ids of recently encoded texts at boundaries where the tokenizer
+ * provably restarts (the end of an added token; inside a segment, between
+ * an ASCII letter and an ASCII non-letter for the Llama-3, Qwen2 and GPT-2
+ * split patterns), keyed by XXH3-128 of the text up to the boundary.  An
+ * encode through the cache copies the ids of the longest cached boundary
+ * prefix and encodes only the rest: the ids are those of
+ * llmd_tokenizer_encode() in every case.  One cache belongs to one
+ * tokenizer and is not thread-safe (one per worker).  bytes bounds all of
+ * its memory (ring of ids plus index); stride is the distance in text bytes
+ * between the boundaries it remembers (0: LLMD_TOK_CACHE_STRIDE).
+ */
+typedef struct llmd_tok_cache_s  llmd_tok_cache_t;
+
+#define LLMD_TOK_CACHE_STRIDE    256
+#define LLMD_TOK_CACHE_MIN       (64 * 1024)
+
+typedef struct {
+    uint64_t  lookups;      /* encodes through the cache */
+    uint64_t  hits;         /* ... that reused a cached prefix */
+    uint64_t  reused_ids;   /* ids copied from the cache */
+    uint64_t  encoded_ids;  /* ids encoded by the tokenizer */
+    uint64_t  stored;       /* entries stored */
+    uint64_t  bytes;        /* memory of the cache */
+} llmd_tok_cache_stats_t;
+
+/* NULL when bytes < LLMD_TOK_CACHE_MIN or out of memory. */
+llmd_tok_cache_t *llmd_tok_cache_create(const llmd_tokenizer_t *tok,
+    size_t bytes, size_t stride);
+void llmd_tok_cache_free(llmd_tok_cache_t *cache);
+void llmd_tok_cache_stats(const llmd_tok_cache_t *cache,
+    llmd_tok_cache_stats_t *stats);
+
+/*
+ * Scratch memory encode_cached() needs with this cache: scratch_size() and
+ * 24 bytes per stride bytes of text (cache NULL: scratch_size()).
+ */
+size_t llmd_tokenizer_cached_scratch_size(const llmd_tokenizer_t *tok,
+    const llmd_tok_cache_t *cache, size_t text_len);
+
+/*
+ * llmd_tokenizer_encode() through cache (NULL: no cache), with the same
+ * arguments, results and flags; scratch is cached_scratch_size() bytes.
+ */
+long llmd_tokenizer_encode_cached(const llmd_tokenizer_t *tok,
+    llmd_tok_cache_t *cache, const char *text, size_t len, unsigned flags,
+    void *scratch, size_t scratch_size, uint32_t *ids, size_t capacity);
+
 #endif /* LLMD_TOKENIZER_H */

@@ -14,14 +14,22 @@ uint32_t
 llmd_tok_added_next(const llmd_tokenizer_t *tok, const unsigned char *p,
     size_t len, size_t *pos)
 {
-    size_t    i, k, n;
-    uint32_t  idx;
+    size_t                i, k, n;
+    uint32_t              idx;
+    const unsigned char  *q;
 
     if (tok->n_added == 0) {
         return LLMD_TOK_NONE;
     }
     for (i = 0; i < len; i++) {
-        if (!tok->added_first[p[i]]) {
+        if (tok->added_first_byte >= 0) {
+            q = memchr(p + i, tok->added_first_byte, len - i);
+            if (q == NULL) {
+                return LLMD_TOK_NONE;
+            }
+            i = q - p;
+
+        } else if (!tok->added_first[p[i]]) {
             continue;
         }
         for (k = 0; k < tok->n_added_lens; k++) {

@@ -26,6 +26,9 @@ typedef struct {
     size_t  bpe_work;
     size_t  bpe_out;    /* ids of one piece */
     size_t  total;
+    size_t  cands;      /* cache boundaries (after total) */
+    size_t  max_cands;
+    size_t  cached_total;
     size_t  max_text;   /* longest normalized text the layout holds */
     size_t  max_cps;
 } llmd_tok_layout_t;
@@ -58,8 +61,9 @@ typedef struct {
 #define LLMD_TOK_ALIGN(n)  (((n) + 15) & ~(size_t) 15)
 
 
+/* stride: the cache's (boundaries are at least that far apart), or 0 */
 static int
-llmd_tok_layout(const llmd_tokenizer_t *tok, size_t len,
+llmd_tok_layout(const llmd_tokenizer_t *tok, size_t len, size_t stride,
     llmd_tok_layout_t *l)
 {
     size_t  off;
@@ -85,6 +89,10 @@ llmd_tok_layout(const llmd_tokenizer_t *tok, size_t len,
     l->bpe_out = off;
     off += LLMD_TOK_ALIGN((l->max_text + 1) * sizeof(uint32_t));
     l->total = off;
+    l->cands = off;
+    l->max_cands = stride ? l->max_text / stride + 2 : 0;
+    off += LLMD_TOK_ALIGN(l->max_cands * sizeof(llmd_tok_cand_t));
+    l->cached_total = off;
     return 0;
 }
 
@@ -94,10 +102,29 @@ llmd_tokenizer_scratch_size(const llmd_tokenizer_t *tok, size_t text_len)
 {
     llmd_tok_layout_t  l;
 
-    if (tok == NULL || llmd_tok_layout(tok, text_len, &l) != 0) {
+    if (tok == NULL || llmd_tok_layout(tok, text_len, 0, &l) != 0) {
         return 0;
     }
     return l.total;
+}
+
+
+size_t
+llmd_tokenizer_cached_scratch_size(const llmd_tokenizer_t *tok,
+    const llmd_tok_cache_t *cache, size_t text_len)
+{
+    llmd_tok_layout_t  l;
+
+    if (cache == NULL) {
+        return llmd_tokenizer_scratch_size(tok, text_len);
+    }
+    if (tok == NULL
+        || llmd_tok_layout(tok, text_len, llmd_tok_cache_stride(cache), &l)
+           != 0)
+    {
+        return 0;
+    }
+    return l.cached_total;
 }
 
 
@@ -402,17 +429,101 @@ llmd_tok_encode_text(llmd_tok_encoder_t *enc, const unsigned char *p,
 }
 
 
+/* Sets up enc; the PCRE2 match data lives in the scratch. */
+static long
+llmd_tok_encoder_init(llmd_tok_encoder_t *enc, const llmd_tokenizer_t *tok,
+    size_t len, unsigned flags, void *scratch, uint32_t *ids,
+    size_t capacity)
+{
+    llmd_tok_arena_t        *arena;
+    pcre2_general_context   *gctx;
+
+    enc->tok = tok;
+    enc->scratch = scratch;
+    enc->out.ids = ids;
+    enc->out.capacity = capacity;
+    enc->out.n = 0;
+    enc->out.truncate = (flags & LLMD_TOK_TRUNCATE) != 0;
+    enc->out.full = 0;
+    enc->match = NULL;
+    enc->mctx = NULL;
+
+    if (tok->split != NULL) {
+        /* The arena's first bytes hold its own bookkeeping. */
+        arena = (llmd_tok_arena_t *) (enc->scratch + enc->layout.arena);
+        arena->base = enc->scratch + enc->layout.arena;
+        arena->used = LLMD_TOK_ALIGN(sizeof(llmd_tok_arena_t));
+        arena->size = LLMD_TOK_PCRE2_ARENA;
+        gctx = pcre2_general_context_create(llmd_tok_arena_alloc,
+                                            llmd_tok_arena_free, arena);
+        enc->mctx = gctx ? pcre2_match_context_create(gctx) : NULL;
+        enc->match = gctx ? pcre2_match_data_create(1, gctx) : NULL;
+        if (enc->mctx == NULL || enc->match == NULL) {
+            return LLMD_TOK_ERR_SCRATCH;
+        }
+        pcre2_set_match_limit(enc->mctx, LLMD_TOK_MATCH_LIMIT);
+        pcre2_set_heap_limit(enc->mctx, LLMD_TOK_PCRE2_ARENA / 1024 / 2);
+    }
+    return 0;
+}
+
+
+/* The text as the reference sees it: valid UTF-8 (maybe in the scratch). */
+static const unsigned char *
+llmd_tok_clean(llmd_tok_encoder_t *enc, const char *text, size_t *len)
+{
+    uint64_t              w;
+    const unsigned char  *p;
+    unsigned char        *clean;
+    size_t                i, n;
+
+    p = (const unsigned char *) text;
+
+    /* an ASCII start is its own decoding: skip it a word at a time */
+    for (i = 0; i + 8 <= *len; i += 8) {
+        memcpy(&w, p + i, 8);
+        if (w & 0x8080808080808080ull) {
+            break;
+        }
+    }
+    while (i < *len && p[i] < 0x80) {
+        i++;
+    }
+    if (i == *len) {
+        return p;
+    }
+
+    clean = enc->scratch + enc->layout.clean;
+    n = llmd_tok_sanitize(p + i, *len - i, clean + i);
+    if (n != *len - i || memcmp(clean + i, p + i, n) != 0) {
+        memcpy(clean, p, i);
+        *len = i + n;
+        return clean;
+    }
+    return p;
+}
+
+
+static long
+llmd_tok_result(llmd_tok_encoder_t *enc, long rc)
+{
+    if (enc->out.full) {
+        return enc->out.truncate ? (long) enc->out.n : LLMD_TOK_ERR_CAPACITY;
+    }
+    if (rc < 0 && rc != -1) {
+        return rc;
+    }
+    return (long) enc->out.n;
+}
+
+
 long
 llmd_tokenizer_encode(const llmd_tokenizer_t *tok, const char *text,
     size_t len, unsigned flags, void *scratch, size_t scratch_size,
     uint32_t *ids, size_t capacity)
 {
     llmd_tok_encoder_t       enc;
-    llmd_tok_arena_t        *arena;
-    pcre2_general_context   *gctx;
     const unsigned char     *p;
-    unsigned char           *clean;
-    size_t                   n;
     long                     rc;
 
     if (tok == NULL || (text == NULL && len > 0) || scratch == NULL
@@ -420,48 +531,19 @@ llmd_tokenizer_encode(const llmd_tokenizer_t *tok, const char *text,
     {
         return LLMD_TOK_ERR_INVALID;
     }
-    if (llmd_tok_layout(tok, len, &enc.layout) != 0) {
+    if (llmd_tok_layout(tok, len, 0, &enc.layout) != 0) {
         return LLMD_TOK_ERR_INVALID;
     }
     if (scratch_size < enc.layout.total) {
         return LLMD_TOK_ERR_SCRATCH;
     }
-    enc.tok = tok;
-    enc.scratch = scratch;
-    enc.out.ids = ids;
-    enc.out.capacity = capacity;
-    enc.out.n = 0;
-    enc.out.truncate = (flags & LLMD_TOK_TRUNCATE) != 0;
-    enc.out.full = 0;
-    enc.match = NULL;
-    enc.mctx = NULL;
-
-    if (tok->split != NULL) {
-        /* The arena's first bytes hold its own bookkeeping. */
-        arena = (llmd_tok_arena_t *) (enc.scratch + enc.layout.arena);
-        arena->base = enc.scratch + enc.layout.arena;
-        arena->used = LLMD_TOK_ALIGN(sizeof(llmd_tok_arena_t));
-        arena->size = LLMD_TOK_PCRE2_ARENA;
-        gctx = pcre2_general_context_create(llmd_tok_arena_alloc,
-                                            llmd_tok_arena_free, arena);
-        enc.mctx = gctx ? pcre2_match_context_create(gctx) : NULL;
-        enc.match = gctx ? pcre2_match_data_create(1, gctx) : NULL;
-        if (enc.mctx == NULL || enc.match == NULL) {
-            return LLMD_TOK_ERR_SCRATCH;
-        }
-        pcre2_set_match_limit(enc.mctx, LLMD_TOK_MATCH_LIMIT);
-        pcre2_set_heap_limit(enc.mctx, LLMD_TOK_PCRE2_ARENA / 1024 / 2);
+    rc = llmd_tok_encoder_init(&enc, tok, len, flags, scratch, ids,
+                               capacity);
+    if (rc != 0) {
+        return rc;
     }
+    p = llmd_tok_clean(&enc, text, &len);
 
-    p = (const unsigned char *) text;
-    clean = enc.scratch + enc.layout.clean;
-    n = llmd_tok_sanitize(p, len, clean);
-    if (n != len || memcmp(clean, p, len) != 0) {
-        p = clean;
-        len = n;
-    }
-
-    rc = 0;
     if (flags & LLMD_TOK_ADD_SPECIAL_TOKENS) {
         rc = llmd_tok_emit(&enc.out, tok->prefix_ids, tok->n_prefix);
     }
@@ -471,12 +553,109 @@ llmd_tokenizer_encode(const llmd_tokenizer_t *tok, const char *text,
     if (rc == 0 && (flags & LLMD_TOK_ADD_SPECIAL_TOKENS)) {
         rc = llmd_tok_emit(&enc.out, tok->suffix_ids, tok->n_suffix);
     }
+    return llmd_tok_result(&enc, rc);
+}
 
-    if (enc.out.full) {
-        return enc.out.truncate ? (long) enc.out.n : LLMD_TOK_ERR_CAPACITY;
+
+/*
+ * Through the prefix cache (llmd_tokenizer_cache.c): the ids before the
+ * longest remembered boundary come from the cache, the text after it is
+ * encoded chunk by chunk between boundaries, so that the ids before every
+ * boundary are known and stored for the next texts.
+ */
+long
+llmd_tokenizer_encode_cached(const llmd_tokenizer_t *tok,
+    llmd_tok_cache_t *cache, const char *text, size_t len, unsigned flags,
+    void *scratch, size_t scratch_size, uint32_t *ids, size_t capacity)
+{
+    llmd_tok_encoder_t       enc;
+    llmd_tok_cand_t         *cands;
+    const unsigned char     *p;
+    const uint32_t          *hit;
+    size_t                   ncands, i, k, nhit, base, from, done, last;
+    long                     rc;
+
+    if (cache == NULL) {
+        return llmd_tokenizer_encode(tok, text, len, flags, scratch,
+                                     scratch_size, ids, capacity);
     }
-    if (rc < 0 && rc != -1) {
+    if (tok == NULL || llmd_tok_cache_tokenizer(cache) != tok
+        || (text == NULL && len > 0) || scratch == NULL
+        || (ids == NULL && capacity > 0))
+    {
+        return LLMD_TOK_ERR_INVALID;
+    }
+    if (llmd_tok_layout(tok, len, llmd_tok_cache_stride(cache),
+                        &enc.layout)
+        != 0)
+    {
+        return LLMD_TOK_ERR_INVALID;
+    }
+    if (scratch_size < enc.layout.cached_total) {
+        return LLMD_TOK_ERR_SCRATCH;
+    }
+    rc = llmd_tok_encoder_init(&enc, tok, len, flags, scratch, ids,
+                               capacity);
+    if (rc != 0) {
         return rc;
     }
-    return (long) enc.out.n;
+    p = llmd_tok_clean(&enc, text, &len);
+
+    cands = (llmd_tok_cand_t *) (enc.scratch + enc.layout.cands);
+    ncands = llmd_tok_cache_plan(cache, p, len, cands, enc.layout.max_cands);
+
+    /* the longest boundary prefix that is cached */
+    hit = NULL;
+    nhit = 0;
+    for (k = ncands; k > 0; k--) {
+        hit = llmd_tok_cache_find(cache, &cands[k - 1], &nhit);
+        if (hit != NULL) {
+            break;
+        }
+    }
+
+    if (flags & LLMD_TOK_ADD_SPECIAL_TOKENS) {
+        rc = llmd_tok_emit(&enc.out, tok->prefix_ids, tok->n_prefix);
+    }
+    base = enc.out.n;
+    from = 0;
+    if (rc == 0 && hit != NULL) {
+        rc = llmd_tok_emit(&enc.out, hit, nhit);
+        from = cands[k - 1].b;
+        cands[k - 1].n = (uint32_t) nhit;
+    }
+    done = enc.out.n;
+
+    /* the rest, one chunk per boundary; a boundary's id count is known
+       once its chunk is encoded whole */
+    for (i = k; rc == 0 && i <= ncands; i++) {
+        if (i < ncands) {
+            rc = llmd_tok_encode_text(&enc, p + from, cands[i].b - from);
+            from = cands[i].b;
+            if (rc == 0 && !enc.out.full) {
+                cands[i].n = (uint32_t) (enc.out.n - base);
+            }
+        } else {
+            rc = llmd_tok_encode_text(&enc, p + from, len - from);
+        }
+    }
+    llmd_tok_cache_count(cache, done - base, enc.out.n - done);
+
+    /* a new entry (the ids up to the last boundary known) unless the hit
+       was the text's last boundary; it also refreshes the hit one */
+    if (k < ncands) {
+        last = 0;
+        for (i = k; i < ncands; i++) {
+            if (cands[i].n != UINT32_MAX) {
+                last = cands[i].n;
+            }
+        }
+        llmd_tok_cache_put(cache, enc.out.ids + base, last,
+                           cands + (k ? k - 1 : 0), ncands - (k ? k - 1 : 0));
+    }
+
+    if (rc == 0 && (flags & LLMD_TOK_ADD_SPECIAL_TOKENS)) {
+        rc = llmd_tok_emit(&enc.out, tok->suffix_ids, tok->n_suffix);
+    }
+    return llmd_tok_result(&enc, rc);
 }

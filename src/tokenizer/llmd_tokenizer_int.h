@@ -90,6 +90,7 @@ struct llmd_tokenizer_s {
     uint32_t           *added_slots;    /* content -> index + 1 */
     size_t              added_mask;
     uint8_t             added_first[256]; /* first bytes of added tokens */
+    int                 added_first_byte; /* the only one, or < 0 */
     uint32_t            added_lens[LLMD_TOK_MAX_ADDED_LEN + 1];
     size_t              n_added_lens;   /* distinct lengths, longest first */
 
@@ -99,6 +100,11 @@ struct llmd_tokenizer_s {
     pcre2_code         *split;
     int                 split_jit;
     int                 add_prefix_space;
+    /*
+     * The split pattern is one whose pieces provably end between an ASCII
+     * letter and an ASCII non-letter (llmd_tokenizer_cache.c).
+     */
+    int                 split_restart;
 
     /* Post-processor (add_special_tokens). */
     uint32_t            prefix_ids[LLMD_TOK_MAX_TEMPLATE];
@@ -148,5 +154,34 @@ uint32_t llmd_tok_added_next(const llmd_tokenizer_t *tok,
 /* Lengths of the JavaScript white space at the start/end of p[0..len). */
 size_t llmd_tok_space_prefix(const unsigned char *p, size_t len);
 size_t llmd_tok_space_suffix(const unsigned char *p, size_t len);
+
+/* llmd_tokenizer_cache.c */
+/* A restart boundary of a text: its offset, key and the ids before it. */
+typedef struct {
+    uint32_t  b;
+    uint32_t  n;
+    uint64_t  k0;           /* XXH3-128 of the text before b */
+    uint64_t  k1;
+} llmd_tok_cand_t;
+
+/* Whether pattern (a tokenizer.json Split regex) is one of the known ones. */
+int llmd_tok_split_is_restartable(const char *pattern);
+/*
+ * The boundaries of the sanitized text p[0..len) the cache remembers, in
+ * increasing order, at most max; returns their number.
+ */
+size_t llmd_tok_cache_plan(const llmd_tok_cache_t *cache,
+    const unsigned char *p, size_t len, llmd_tok_cand_t *cands, size_t max);
+/* The ids cached for cand (sets *n), or NULL. */
+const uint32_t *llmd_tok_cache_find(llmd_tok_cache_t *cache,
+    const llmd_tok_cand_t *cand, size_t *n);
+/* Stores ids[0..n) and the boundaries whose id count (n) is known. */
+void llmd_tok_cache_put(llmd_tok_cache_t *cache, const uint32_t *ids,
+    size_t n, const llmd_tok_cand_t *cands, size_t ncands);
+void llmd_tok_cache_count(llmd_tok_cache_t *cache, size_t reused,
+    size_t encoded);
+const llmd_tokenizer_t *llmd_tok_cache_tokenizer(
+    const llmd_tok_cache_t *cache);
+size_t llmd_tok_cache_stride(const llmd_tok_cache_t *cache);
 
 #endif /* LLMD_TOKENIZER_INT_H */

@@ -330,6 +330,15 @@ llmd_tok_load_vocab(llmd_tokenizer_t *tok, const cJSON *vocab,
         }
     }
 
+    /* One first byte for all added tokens ('<'): found with memchr. */
+    tok->added_first_byte = -1;
+    for (i = 0; i < 256; i++) {
+        if (tok->added_first[i]) {
+            tok->added_first_byte = tok->added_first_byte == -1 ? (int) i
+                                                                : -2;
+        }
+    }
+
     /* Spelling lookup; added tokens were given the later word. */
     for (id = 0; id < tok->n_ids; id++) {
         if (tok->flags[id] & LLMD_TOK_F_PRESENT) {
@@ -498,11 +507,14 @@ llmd_tok_load_pretok(llmd_tokenizer_t *tok, const cJSON *pre,
         if (!cJSON_IsString(v)) {
             return llmd_tok_fail(ctx, "Split without a pattern%s", NULL);
         }
+        tok->split_restart = !literal
+                             && llmd_tok_split_is_restartable(v->valuestring);
         return llmd_tok_compile_split(v->valuestring, literal, &tok->split,
                                       &tok->split_jit, ctx->err, ctx->errlen);
     }
 
     if (llmd_tok_bool(byte_level, "use_regex", 1)) {
+        tok->split_restart = 1;
         return llmd_tok_compile_split(llmd_tok_gpt2_pattern, 0, &tok->split,
                                       &tok->split_jit, ctx->err, ctx->errlen);
     }

@@ -1,0 +1,362 @@
+/*
+ * Prefix cache of encodings: the ids of recently encoded texts, reusable
+ * up to a boundary b where the tokenizer provably restarts, that is where
+ *
+ *     encode(T) = encode(T[0..b)) ++ encode_text(T[b..))             (*)
+ *
+ * for the whole (sanitized) text T, with encode_text() the pipeline from
+ * the added-token split on and no state carried over.  Two kinds of b:
+ *
+ * A. The end of an added token that T's own added-token scan matched and
+ *    that has no rstrip.  The scan is leftmost-longest: a match of T
+ *    ending at or before b is also P = T[0..b)'s match (P has no match at
+ *    a position where T has none, and T's choice fits into P), so P's
+ *    segments and tokens are T's up to b.  T's scan goes on at b with no
+ *    state but "the previous token", used only by rstrip (excluded).
+ *
+ * B. Inside a segment of T (not inside an added token match), where T[b-1]
+ *    is an ASCII letter and T[b] an ASCII non-letter, for the split
+ *    patterns of Llama-3, Qwen2 and GPT-2 only (llmd_tok_split_is_
+ *    restartable) and without add_prefix_space (which only a segment's
+ *    start gets):
+ *    - added tokens: as in A, P's scan is T's up to b, and the scan of
+ *      T[b..) finds T's next match; lstrip of that token cannot reach b-1
+ *      (a letter), nor can the rstrip of the token before;
+ *    - NFC: a code point below U+0300 has canonical combining class 0, is
+ *      NFC_QC=Yes and is never the second of a composition pair, so NFC
+ *      of the segment is NFC of its part before b followed by NFC of the
+ *      part from b, and both parts keep T[b-1] and T[b] at the junction;
+ *    - the regex: in these patterns only the contractions ('s 't 're 've
+ *      'm 'll 'd) and the letter runs ([^\r\n\p{L}\p{N}]?\p{L}+ or ?\p{L}+)
+ *      can consume a letter; everything else (digits, punctuation runs,
+ *      white space, including \s+(?!\S) and \s*[\r\n]+) consumes none, so
+ *      no match contains both T[b-1] and T[b]: the match holding T[b-1]
+ *      ends at b.  A match attempt reads T[b] only right after consuming
+ *      the letter T[b-1] (a lookahead needs white space before it), where
+ *      a letter or a contraction's next letter is required: T[b] fails
+ *      that test exactly as the end of P's subject does.  So every attempt
+ *      before b gives the same match on T and on P, P's pieces are T's
+ *      pieces before b, and T's scan restarts at b (no lookbehind, \b, ^
+ *      or \G in these patterns: scanning T[b..) alone is the same).
+ *
+ * Applying (*) at each boundary in turn, T's ids are the concatenation of
+ * encode_text() over the chunks between its boundaries, and the ids before
+ * a boundary b of T are encode(T[0..b)) whatever follows.  A cache entry
+ * keyed by XXH3-128 of the sanitized text T[0..b) stores those ids; an
+ * encode of another text U that has a boundary at b in U (checked on U)
+ * with the same key reuses them, and encodes only U[b..).
+ *
+ * Memory: one ring of ids (entries are the ids of a text up to its last
+ * boundary; old entries are overwritten) and an 8-way set-associative
+ * index of boundaries -> (ring position, id count); an index slot whose
+ * ring data was overwritten is dead.  Not thread-safe: one per worker.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_STATIC_LINKING_ONLY  /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
+#include "tokenizer/llmd_tokenizer_int.h"
+
+
+#define LLMD_TOK_CACHE_WAYS  8
+
+typedef struct {
+    uint64_t  k0;
+    uint64_t  k1;
+    uint64_t  pos;          /* logical ring position */
+    uint32_t  n;            /* ids */
+    uint32_t  used;
+} llmd_tok_slot_t;
+
+struct llmd_tok_cache_s {
+    const llmd_tokenizer_t  *tok;
+    size_t                   stride;
+    uint32_t                *ring;
+    uint64_t                 ring_cap;  /* ids */
+    uint64_t                 head;      /* logical: next id written */
+    llmd_tok_slot_t         *slots;
+    size_t                   slot_mask;
+    llmd_tok_cache_stats_t   stats;
+};
+
+
+/* Llama-3, Qwen2 (and Qwen3) Split patterns as in tokenizer.json. */
+static const char  *llmd_tok_restart_patterns[] = {
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+    "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+    "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    llmd_tok_gpt2_pattern,
+    NULL
+};
+
+
+int
+llmd_tok_split_is_restartable(const char *pattern)
+{
+    size_t  i;
+
+    for (i = 0; llmd_tok_restart_patterns[i] != NULL; i++) {
+        if (strcmp(pattern, llmd_tok_restart_patterns[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+static int
+llmd_tok_ascii_letter(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+
+llmd_tok_cache_t *
+llmd_tok_cache_create(const llmd_tokenizer_t *tok, size_t bytes,
+    size_t stride)
+{
+    llmd_tok_cache_t  *c;
+    size_t             nslots;
+
+    if (tok == NULL || bytes < LLMD_TOK_CACHE_MIN) {
+        return NULL;
+    }
+    /* A fifth of the memory for the index (a boundary per ~64 ids). */
+    nslots = LLMD_TOK_CACHE_WAYS;
+    while (nslots * 2 * sizeof(llmd_tok_slot_t) <= bytes / 5) {
+        nslots *= 2;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->tok = tok;
+    c->stride = stride ? stride : LLMD_TOK_CACHE_STRIDE;
+    c->slot_mask = nslots - 1;
+    c->ring_cap = (bytes - nslots * sizeof(llmd_tok_slot_t))
+                  / sizeof(uint32_t);
+    c->slots = calloc(nslots, sizeof(llmd_tok_slot_t));
+    c->ring = malloc(c->ring_cap * sizeof(uint32_t));
+    if (c->slots == NULL || c->ring == NULL) {
+        llmd_tok_cache_free(c);
+        return NULL;
+    }
+    c->stats.bytes = nslots * sizeof(llmd_tok_slot_t)
+                     + c->ring_cap * sizeof(uint32_t);
+    return c;
+}
+
+
+void
+llmd_tok_cache_free(llmd_tok_cache_t *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    free(c->slots);
+    free(c->ring);
+    free(c);
+}
+
+
+void
+llmd_tok_cache_stats(const llmd_tok_cache_t *c, llmd_tok_cache_stats_t *st)
+{
+    if (c == NULL) {
+        memset(st, 0, sizeof(*st));
+        return;
+    }
+    *st = c->stats;
+}
+
+
+void
+llmd_tok_cache_count(llmd_tok_cache_t *c, size_t reused, size_t encoded)
+{
+    c->stats.lookups++;
+    c->stats.hits += reused > 0;
+    c->stats.reused_ids += reused;
+    c->stats.encoded_ids += encoded;
+}
+
+
+const llmd_tokenizer_t *
+llmd_tok_cache_tokenizer(const llmd_tok_cache_t *c)
+{
+    return c->tok;
+}
+
+
+size_t
+llmd_tok_cache_stride(const llmd_tok_cache_t *c)
+{
+    return c->stride;
+}
+
+
+/* Appends a boundary at b: hashes the text up to b. */
+static size_t
+llmd_tok_cache_add(XXH3_state_t *st, const unsigned char *p, size_t *hashed,
+    size_t b, llmd_tok_cand_t *cands, size_t n, size_t max)
+{
+    XXH128_hash_t  h;
+
+    if (n == max) {
+        return n;
+    }
+    (void) XXH3_128bits_update(st, p + *hashed, b - *hashed);
+    *hashed = b;
+    h = XXH3_128bits_digest(st);
+    cands[n].b = (uint32_t) b;
+    cands[n].n = UINT32_MAX;    /* not known yet */
+    cands[n].k0 = h.low64;
+    cands[n].k1 = h.high64;
+    return n + 1;
+}
+
+
+size_t
+llmd_tok_cache_plan(const llmd_tok_cache_t *c, const unsigned char *p,
+    size_t len, llmd_tok_cand_t *cands, size_t max)
+{
+    const llmd_tokenizer_t  *tok;
+    const llmd_tok_added_t  *a;
+    XXH3_state_t             st;
+    size_t                   pos, at, m, b, j, next, hashed, n, end;
+    uint32_t                 idx;
+    int                      inner;
+
+    tok = c->tok;
+    inner = tok->split != NULL && tok->split_restart
+            && !tok->add_prefix_space;
+    if (len > UINT32_MAX || XXH3_128bits_reset(&st) == XXH_ERROR) {
+        return 0;
+    }
+    hashed = 0;
+    n = 0;
+    next = c->stride;
+    pos = 0;
+
+    for ( ;; ) {
+        idx = llmd_tok_added_next(tok, p + pos, len - pos, &at);
+        a = idx == LLMD_TOK_NONE ? NULL : &tok->added[idx];
+        m = a == NULL ? len : pos + at;
+
+        /* B: inside the segment [pos, m), b in (pos, m], b < len. */
+        if (inner) {
+            end = m < len ? m : len - 1;
+            for (j = next > pos + 1 ? next : pos + 1; j <= end && len > 0;
+                 j++)
+            {
+                if (llmd_tok_ascii_letter(p[j - 1]) && p[j] < 0x80
+                    && !llmd_tok_ascii_letter(p[j]))
+                {
+                    n = llmd_tok_cache_add(&st, p, &hashed, j, cands, n, max);
+                    next = j + c->stride;
+                    j = next - 1;
+                }
+            }
+        }
+        if (a == NULL) {
+            return n;
+        }
+
+        /* A: after the added token, unless it strips what follows. */
+        b = m + a->content_len;
+        if (!a->rstrip && b >= next) {
+            n = llmd_tok_cache_add(&st, p, &hashed, b, cands, n, max);
+            next = b + c->stride;
+        }
+        pos = b;
+    }
+}
+
+
+static int
+llmd_tok_slot_live(const llmd_tok_cache_t *c, const llmd_tok_slot_t *s)
+{
+    return s->used && s->pos + c->ring_cap >= c->head;
+}
+
+
+const uint32_t *
+llmd_tok_cache_find(llmd_tok_cache_t *c, const llmd_tok_cand_t *cand,
+    size_t *n)
+{
+    llmd_tok_slot_t  *s;
+    size_t            i;
+
+    for (i = 0; i < LLMD_TOK_CACHE_WAYS; i++) {
+        s = &c->slots[(cand->k0 + i) & c->slot_mask];
+        if (s->k0 == cand->k0 && s->k1 == cand->k1
+            && llmd_tok_slot_live(c, s))
+        {
+            *n = s->n;
+            return c->ring + s->pos % c->ring_cap;
+        }
+    }
+    return NULL;
+}
+
+
+static void
+llmd_tok_cache_index(llmd_tok_cache_t *c, const llmd_tok_cand_t *cand,
+    uint64_t pos)
+{
+    llmd_tok_slot_t  *s, *victim;
+    size_t            i;
+
+    victim = NULL;
+    for (i = 0; i < LLMD_TOK_CACHE_WAYS; i++) {
+        s = &c->slots[(cand->k0 + i) & c->slot_mask];
+        if (s->k0 == cand->k0 && s->k1 == cand->k1) {
+            victim = s;
+            break;
+        }
+        if (!llmd_tok_slot_live(c, s)) {
+            if (victim == NULL || llmd_tok_slot_live(c, victim)) {
+                victim = s;
+            }
+        } else if (victim == NULL
+                   || (llmd_tok_slot_live(c, victim)
+                       && s->pos < victim->pos))
+        {
+            victim = s;
+        }
+    }
+    victim->k0 = cand->k0;
+    victim->k1 = cand->k1;
+    victim->pos = pos;
+    victim->n = cand->n;
+    victim->used = 1;
+}
+
+
+void
+llmd_tok_cache_put(llmd_tok_cache_t *c, const uint32_t *ids, size_t n,
+    const llmd_tok_cand_t *cands, size_t ncands)
+{
+    uint64_t  phys, pos;
+    size_t    i;
+
+    if (n == 0 || n > c->ring_cap) {
+        return;
+    }
+    /* An entry never wraps: skip the ring's tail when it does not fit. */
+    phys = c->head % c->ring_cap;
+    if (phys + n > c->ring_cap) {
+        c->head += c->ring_cap - phys;
+    }
+    pos = c->head;
+    c->head += n;
+    memcpy(c->ring + pos % c->ring_cap, ids, n * sizeof(uint32_t));
+    c->stats.stored++;
+    for (i = 0; i < ncands; i++) {
+        if (cands[i].n != UINT32_MAX && cands[i].n <= n) {
+            llmd_tok_cache_index(c, &cands[i], pos);
+        }
+    }
+}

@@ -32,6 +32,12 @@
 #define NGX_LLMD_KV_TICK           100
 #define NGX_LLMD_KV_MAX_MSG        (64 * 1024 * 1024)
 #define NGX_LLMD_KV_CLEAR_NOTICE   60000
+/*
+ * Messages libzmq queues per connected publisher before it stops reading
+ * (the publisher then buffers or drops, and a drop is a gap): bounds the
+ * helper's memory and the index lag. 1024 batches of a typical 100 KB.
+ */
+#define NGX_LLMD_KV_RCVHWM         1024
 
 
 typedef enum {
@@ -564,7 +570,7 @@ ngx_llmd_kv_socket(ngx_llmd_kv_up_t *up, ngx_llmd_kv_sock_type_e kind,
 
     /* a hostile or broken peer cannot make libzmq buffer without bound */
     maxmsg = NGX_LLMD_KV_MAX_MSG;
-    hwm = 100000;
+    hwm = NGX_LLMD_KV_RCVHWM;
     zero = 0;
     (void) zmq_setsockopt(ks->zsock, ZMQ_MAXMSGSIZE, &maxmsg,
                           sizeof(maxmsg));

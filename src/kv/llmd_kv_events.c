@@ -1386,8 +1386,11 @@ llmd_kv_rd_at(llmd_kv_rd_t *r, const unsigned char *at, int level,
 
     t = *r;
     t.p = at;
-    v->type = LLMD_MP_NIL;
-    (void) llmd_kv_rd_val(&t, level, v);
+
+    if (llmd_kv_rd_val(&t, level, v) != 0) {
+        v->type = LLMD_MP_NIL;
+        v->u = 0;
+    }
 }
 
 
@@ -1794,10 +1797,11 @@ llmd_kv_rd_event(llmd_kv_rd_t *r, llmd_kv_rd_event_t *e, size_t *hused,
     int                   found;
     size_t                i, n;
     llmd_kv_mp_t          v, k, tag;
-    const unsigned char  *at;
+    const unsigned char  *at, *tag_at;
 
     memset(e, 0, sizeof(llmd_kv_rd_event_t));
     *deliver = 0;
+    tag_at = NULL;
 
     if (llmd_kv_rd_val(r, 2, &v) != 0) {
         return -1;
@@ -1905,8 +1909,7 @@ llmd_kv_rd_event(llmd_kv_rd_t *r, llmd_kv_rd_event_t *e, size_t *hused,
                 case 4:
                     if (!found && memcmp(k.p, "type", 4) == 0) {
                         found = 1;
-                        llmd_kv_rd_at(r, at, 3, &tag);
-                        llmd_kv_rd_tag(&tag, e);
+                        tag_at = at;
                     }
                     break;
                 case 6:
@@ -1947,6 +1950,12 @@ llmd_kv_rd_event(llmd_kv_rd_t *r, llmd_kv_rd_event_t *e, size_t *hused,
             if (llmd_kv_rd_skip(r, 3, 1) != 0) {
                 return -1;
             }
+        }
+
+        if (tag_at != NULL) {
+            /* read once the walk has checked it */
+            llmd_kv_rd_at(r, tag_at, 3, &tag);
+            llmd_kv_rd_tag(&tag, e);
         }
 
     } else {

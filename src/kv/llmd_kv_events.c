@@ -1983,6 +1983,8 @@ llmd_kv_rd_batch(const unsigned char *buf, size_t len,
     llmd_kv_rd_event_t    e;
     const unsigned char  *t, *rk, *at;
 
+    out = NULL;
+
     r.buf = buf;
     r.p = buf;
     r.end = buf + len;
@@ -2053,15 +2055,6 @@ llmd_kv_rd_batch(const unsigned char *buf, size_t len,
             continue;
         }
 
-        if (llmd_kv_rd_room(&llmd_kv_rd_events, 0,
-                            ea.u * sizeof(llmd_kv_rd_out_t))
-            != 0)
-        {
-            return 1;
-        }
-
-        out = llmd_kv_rd_events.data;
-
         for (j = 0; j < ea.u; j++) {
             if (llmd_kv_rd_event(&r, &e, &hused, &tused, &deliver, &ev)
                 != 0)
@@ -2074,6 +2067,16 @@ llmd_kv_rd_batch(const unsigned char *buf, size_t len,
                 continue;
             }
 
+            /* grown by delivered events only (each takes >= 15 bytes) */
+            if (llmd_kv_rd_room(&llmd_kv_rd_events,
+                                used * sizeof(llmd_kv_rd_out_t),
+                                sizeof(llmd_kv_rd_out_t))
+                != 0)
+            {
+                return 1;
+            }
+
+            out = llmd_kv_rd_events.data;
             out[used].ev = ev;
             out[used].h_off = e.h_off;
             out[used].t_off = e.t_off;
@@ -2178,6 +2181,14 @@ llmd_kv_batch_decode(const void *buf, size_t len,
         if (handler) {
             handler(data, &ev);
         }
+    }
+
+    /* keep what a usual batch needs, not what a huge one took */
+    if (llmd_kv_rd_hashes.cap > LLMD_KV_KEEP_BYTES
+        || llmd_kv_rd_tokens.cap > LLMD_KV_KEEP_BYTES
+        || llmd_kv_rd_events.cap > LLMD_KV_KEEP_BYTES)
+    {
+        llmd_kv_rd_release();
     }
 
     return 0;

@@ -2067,7 +2067,7 @@ llmd_kv_rd_batch(const unsigned char *buf, size_t len,
                 continue;
             }
 
-            /* grown by delivered events only (each takes >= 15 bytes) */
+            /* grown by delivered events only (each takes >= 14 bytes) */
             if (llmd_kv_rd_room(&llmd_kv_rd_events,
                                 used * sizeof(llmd_kv_rd_out_t),
                                 sizeof(llmd_kv_rd_out_t))

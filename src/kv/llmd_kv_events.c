@@ -2168,7 +2168,7 @@ llmd_kv_batch_decode(const void *buf, size_t len,
     for (i = 0; i < n; i++) {
         ev = out[i].ev;
 
-        if (ev.type != LLMD_KV_ALL_CLEARED) {
+        if (ev.nhashes) {
             ev.hashes = (const uint64_t *) llmd_kv_rd_hashes.data
                         + out[i].h_off;
         }

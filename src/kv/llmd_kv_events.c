@@ -1168,7 +1168,8 @@ llmd_kv_rd_room(llmd_kv_rd_buf_t *b, size_t used, size_t n)
     void    *d;
     size_t   cap;
 
-    if (b->cap - used >= n) {
+    /* allocated even for nothing: no arithmetic on a null pointer */
+    if (b->data != NULL && b->cap - used >= n) {
         return 0;
     }
 

@@ -108,9 +108,20 @@ if [ "${PERF:-0}" = 1 ]; then
   PERF_PID=$!
 fi
 
+# CPU ticks (utime + stime) of each helper thread (main: "nginx",
+# libzmq's I/O thread: "ZMQbg", its name cut at the first "/")
+cpu_ticks() {
+  for t in /proc/$helper/task/*; do
+    sed -E 's/^[0-9]+ \((.*)\) . (.*)$/\1 \2/' $t/stat 2>/dev/null \
+      | awk '{split($1, n, "/"); print n[1], $12 + $13}'
+  done | awk '{c[$1] += $2} END {for (k in c) print k, c[k]}' | sort
+}
+cpu_ticks > $W/cpu.0
+
 rc=0
 "$PUB" tcp://127.0.0.1:$KV_PORT $STATUS_PORT $SECS $PODS $POD_PORT \
     $RATE $EVENTS || rc=$?
+cpu_ticks > $W/cpu.1
 
 if [ -n "$PERF_PID" ]; then
   kill -INT $PERF_PID 2>/dev/null; wait $PERF_PID 2>/dev/null || true
@@ -119,7 +130,14 @@ fi
 
 echo "helper RSS (MB) every 0.5 s: $(awk '{printf "%s ", $2}' $W/rss.log)"
 echo "helper RSS max $(cat $W/rss.max) MB; load: $(cut -d' ' -f1-3 /proc/loadavg)"
-curl -s 127.0.0.1:$STATUS_PORT/llmd/status | /usr/bin/python3 -c '
+HZ=$(getconf CLK_TCK)
+curl -s 127.0.0.1:$STATUS_PORT/llmd/status > $W/status.json
+stored=$(/usr/bin/python3 -c 'import json, sys
+print(sum(e["kv"]["blocks_stored"] for e in json.load(open(sys.argv[1]))["upstreams"][0]["endpoints"]))' $W/status.json)
+join $W/cpu.0 $W/cpu.1 | awk -v hz=$HZ -v n=$stored '{d = ($3 - $2) / hz; t += d
+  printf "helper thread %s: %.2f CPU-s\n", $1, d}
+  END {if (n > 0 && t > 0) printf "helper CPU per applied block: %.3f us (all threads); %.2f M blocks per helper CPU-second\n", t * 1e6 / n, n / t / 1e6}'
+cat $W/status.json | /usr/bin/python3 -c '
 import json, sys
 u = json.load(sys.stdin)["upstreams"][0]
 k = u["kv_events"]

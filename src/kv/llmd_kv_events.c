@@ -2159,9 +2159,10 @@ llmd_kv_batch_decode(const void *buf, size_t len,
     /*
      * In the helper the payload was just written by libzmq's I/O thread,
      * often on the other core: ask for all of it at once rather than line
-     * after line as the walk reaches it.
+     * after line as the walk reaches it (up to 256 KB: what the caches
+     * keep until the walk gets there).
      */
-    for (i = 0; i < len; i += 64) {
+    for (i = 0; i < len && i < (256u << 10); i += 64) {
         __builtin_prefetch((const char *) buf + i, 0, 3);
     }
 

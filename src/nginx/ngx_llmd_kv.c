@@ -21,9 +21,6 @@
  */
 
 #include <zmq.h>
-#if (__GLIBC__)
-#include <malloc.h>
-#endif
 
 #include "nginx/ngx_llmd.h"
 #include "kv/llmd_kv_pod.h"
@@ -147,19 +144,6 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
     }
 
     if (ngx_llmd_kv_ctx == NULL) {
-#if (__GLIBC__)
-        /*
-         * libzmq's I/O thread mallocs every message and this process frees
-         * it: with glibc's defaults the thread's heap was trimmed after
-         * each batch and the next one faulted its pages in again (15 % of
-         * the helper at full speed), and batches over 128 KB were mmapped
-         * and unmapped one by one. Keep freed memory for the next message;
-         * the receive queue bound (NGX_LLMD_KV_RCVHWM) bounds what is kept.
-         */
-        (void) mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
-        (void) mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-#endif
-
         ngx_llmd_kv_ctx = zmq_ctx_new();
         if (ngx_llmd_kv_ctx == NULL) {
             ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,

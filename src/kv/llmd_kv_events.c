@@ -2156,16 +2156,6 @@ llmd_kv_batch_decode(const void *buf, size_t len,
     info->dp_rank = -1;
     n = 0;
 
-    /*
-     * In the helper the payload was just written by libzmq's I/O thread,
-     * often on the other core: ask for all of it at once rather than line
-     * after line as the walk reaches it (up to 256 KB: what the caches
-     * keep until the walk gets there).
-     */
-    for (i = 0; i < len && i < (256u << 10); i += 64) {
-        __builtin_prefetch((const char *) buf + i, 0, 3);
-    }
-
     if (llmd_kv_rd_batch(buf, len, info, &n) != 0) {
         llmd_kv_rd_fallback++;
         return llmd_kv_batch_decode_tree(buf, len, handler, data, info, err,

@@ -5,7 +5,10 @@
  * (llmd_kv_batch_decode), whose events are applied to a small precise
  * index (llmd_kv_index_apply, kv/llmd_kv_index.h) that fills up and evicts.
  * The keys of the first stored prompt block chain are then matched and
- * speculated on.
+ * speculated on. The batch is also decoded by msgpack-c's object tree
+ * (llmd_kv_batch_decode_tree), the reference of the direct reader: any
+ * difference in result, error message, batch info or any event field
+ * aborts.
  *
  * Input: one byte n, n bytes of topic; one byte m (low 4 bits), m bytes of
  * sequence frame; the rest is the batch.  The sequence picks the endpoint
@@ -37,7 +40,15 @@ typedef struct {
 } fuzz_kv_t;
 
 
+typedef struct {
+    unsigned char  *p;
+    size_t          n, cap;
+} fuzz_kv_log_t;
+
+
 static void fuzz_kv_event(void *data, const llmd_kv_event_t *ev);
+static void fuzz_kv_record(void *data, const llmd_kv_event_t *ev);
+static void fuzz_kv_differential(const uint8_t *p, size_t n);
 static void fuzz_kv_check_event(const llmd_kv_event_t *ev);
 static void fuzz_kv_match(fuzz_kv_t *k);
 static uint64_t fuzz_kv_frames(fuzz_input_t *in, const char **model,
@@ -72,6 +83,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(mem != NULL);
     k.idx = llmd_kv_index_create(mem, region);
     FUZZ_CHECK(k.idx != NULL);
+
+    fuzz_kv_differential(in.p, in.n);
 
     err[0] = '\0';
     rc = llmd_kv_batch_decode(in.p, in.n, fuzz_kv_event, &k, &info, err,
@@ -214,4 +227,87 @@ fuzz_kv_match(fuzz_kv_t *k)
     /* expired: the speculative entries no longer count */
     llmd_kv_index_match(k->idx, k->keys, k->nkeys, 2000, match);
     FUZZ_CHECK(match[other] <= k->nkeys);
+}
+
+
+static void
+fuzz_kv_put(fuzz_kv_log_t *l, const void *d, size_t n)
+{
+    if (l->n + n > l->cap) {
+        l->cap = (l->n + n) * 2 + 4096;
+        l->p = realloc(l->p, l->cap);
+        FUZZ_CHECK(l->p != NULL);
+    }
+
+    if (n) {
+        memcpy(l->p + l->n, d, n);
+    }
+    l->n += n;
+}
+
+
+/* Every field of an event, serialised for the comparison. */
+static void
+fuzz_kv_record(void *data, const llmd_kv_event_t *ev)
+{
+    fuzz_kv_log_t  *l = data;
+    uint64_t        v[12];
+
+    v[0] = ev->type;
+    v[1] = ev->nhashes;
+    v[2] = (uint64_t) ev->has_parent;
+    v[3] = ev->has_parent ? ev->parent : 0;
+    v[4] = ev->ntokens;
+    v[5] = ev->block_size;
+    v[6] = ev->lora_name != NULL;
+    v[7] = ev->lora_name_len;
+    v[8] = (uint64_t) ev->cpu;
+    v[9] = ev->salt != NULL;
+    v[10] = ev->salt_len;
+    v[11] = (uint64_t) ev->extra_unsupported;
+    fuzz_kv_put(l, v, sizeof(v));
+
+    fuzz_kv_put(l, ev->hashes, ev->nhashes * sizeof(uint64_t));
+    fuzz_kv_put(l, ev->tokens, ev->ntokens * sizeof(uint32_t));
+
+    if (ev->lora_name) {
+        fuzz_kv_put(l, ev->lora_name, ev->lora_name_len);
+    }
+    if (ev->salt) {
+        fuzz_kv_put(l, ev->salt, ev->salt_len);
+    }
+}
+
+
+/* The direct reader against msgpack-c's tree, the reference. */
+static void
+fuzz_kv_differential(const uint8_t *p, size_t n)
+{
+    int                    rc1, rc2;
+    char                   e1[LLMD_ERRLEN], e2[LLMD_ERRLEN];
+    fuzz_kv_log_t          l1, l2;
+    llmd_kv_batch_info_t   i1, i2;
+
+    memset(&l1, 0, sizeof(l1));
+    memset(&l2, 0, sizeof(l2));
+    e1[0] = e2[0] = '\0';
+
+    rc1 = llmd_kv_batch_decode(p, n, fuzz_kv_record, &l1, &i1, e1,
+                               sizeof(e1));
+    rc2 = llmd_kv_batch_decode_tree(p, n, fuzz_kv_record, &l2, &i2, e2,
+                                    sizeof(e2));
+
+    FUZZ_CHECK(rc1 == rc2);
+    FUZZ_CHECK(strcmp(e1, e2) == 0);
+    FUZZ_CHECK(l1.n == l2.n);
+    FUZZ_CHECK(l1.n == 0 || memcmp(l1.p, l2.p, l1.n) == 0);
+
+    if (rc1 == 0) {
+        FUZZ_CHECK(i1.events == i2.events && i1.skipped == i2.skipped);
+        FUZZ_CHECK(i1.dp_rank == i2.dp_rank);
+        FUZZ_CHECK(memcmp(&i1.ts, &i2.ts, sizeof(double)) == 0);
+    }
+
+    free(l1.p);
+    free(l2.p);
 }

@@ -24,3 +24,14 @@ TOOLS += $(BUILD)/bin/llmd-bench-kv
 $(BUILD)/bin/llmd-bench-kv: bench/kv-ingest.c \
     $(call objs,$(KV_OBJS) $(KV_CORE_OBJS)) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS) $(KV_LIBS)
+
+# the end-to-end benchmark's publisher (bench/kv-helper.sh)
+TOOLS += $(BUILD)/bin/llmd-bench-kv-pub
+
+$(BUILD)/bin/llmd-bench-kv-pub: bench/kv-publish.c | $(BUILD)/bin
+	$(CC) $(CORE_CFLAGS) $^ -o $@ -lzmq -lmsgpackc -lcjson -lpthread
+
+# the direct KV-batch reader held to msgpack-c's tree (docs/kv-events.md)
+UNIT_TESTS += test_kv_diff
+UNIT_DEPS_test_kv_diff := kv/llmd_kv_events
+UNIT_LIBS_test_kv_diff := $(KV_LIBS)

@@ -68,8 +68,23 @@ int llmd_kv_batch_decode(const void *buf, size_t len,
     llmd_kv_event_handler_pt handler, void *data, llmd_kv_batch_info_t *info,
     char *err, size_t errlen);
 
-/* Frees the memory the decoder keeps between batches (one zone chunk and
-   the event scratch of the calling thread, at most about 21 MiB). */
+/*
+ * The same decoding through msgpack-c's object tree: the reference that
+ * llmd_kv_batch_decode() (a direct reader of the prescanned bytes, no
+ * tree) is held to by t/unit/test_kv_diff.c and fuzz/fuzz_kv.c. Same
+ * results, events and error messages on every input; about twice as slow.
+ */
+int llmd_kv_batch_decode_tree(const void *buf, size_t len,
+    llmd_kv_event_handler_pt handler, void *data, llmd_kv_batch_info_t *info,
+    char *err, size_t errlen);
+
+/* Batches llmd_kv_batch_decode() read directly and handed to the tree
+   decoder (malformed or unusual ones), in this thread. */
+void llmd_kv_decoder_counts(size_t *direct, size_t *tree);
+
+/* Frees the memory the decoders keep between batches in the calling
+   thread (one zone chunk and the event scratch of the tree decoder, the
+   event, hash and token buffers of the direct reader). */
 void llmd_kv_decoder_release(void);
 
 /* "kv@<pod>@<model>" -> pod and model slices; -1 if not exactly 3 '@'

@@ -32,6 +32,14 @@
 #define NGX_LLMD_KV_TICK           100
 #define NGX_LLMD_KV_MAX_MSG        (64 * 1024 * 1024)
 #define NGX_LLMD_KV_CLEAR_NOTICE   60000
+/*
+ * Messages libzmq queues per connected publisher before it stops reading:
+ * the publisher then buffers on its side (vLLM: up to its SNDHWM of
+ * 100,000) or drops, and a drop is a gap. Bounds the helper's memory and
+ * the index lag: 256 batches of 112 KB (400 blocks of 64 tokens) are
+ * 28 MB and 0.1 s of events at 1 M blocks/s.
+ */
+#define NGX_LLMD_KV_RCVHWM         256
 
 
 typedef enum {
@@ -564,7 +572,7 @@ ngx_llmd_kv_socket(ngx_llmd_kv_up_t *up, ngx_llmd_kv_sock_type_e kind,
 
     /* a hostile or broken peer cannot make libzmq buffer without bound */
     maxmsg = NGX_LLMD_KV_MAX_MSG;
-    hwm = 100000;
+    hwm = NGX_LLMD_KV_RCVHWM;
     zero = 0;
     (void) zmq_setsockopt(ks->zsock, ZMQ_MAXMSGSIZE, &maxmsg,
                           sizeof(maxmsg));

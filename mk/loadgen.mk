@@ -5,6 +5,9 @@
 #   make bench-quick      (< 5 minutes)    make bench   (< 30 minutes)
 #   make bench-steady     make bench-throughput     make bench-sweep
 #   make bench-pd         (P/D against aggregated, about 15 minutes)
+#   make bench-guide      (llm-d's inference-scheduling guide: 8 pods,
+#                          round robin against llm-d's default; beside the
+#                          guide's table with SEED_GUIDE=<its README.md>)
 LOADGEN_SRCS := $(wildcard loadgen/*.c)
 LOADGEN_OBJS := $(patsubst loadgen/%.c,$(BUILD)/loadgen/%.o,$(LOADGEN_SRCS))
 # YAML accessors for the config (core), the tokenizer for counting
@@ -46,7 +49,8 @@ $(BUILD)/unit/test_lg_lines: $(BUILD)/loadgen/lg_lines.o \
     $(BUILD)/loadgen/lg_sse.o
 $(BUILD)/unit/test_lg_text: $(BUILD)/loadgen/lg_text.o
 
-.PHONY: bench bench-quick bench-steady bench-throughput bench-sweep bench-pd
+.PHONY: bench bench-quick bench-steady bench-throughput bench-sweep bench-pd \
+	bench-guide
 bench: deps all
 	bench/scheduling.sh full
 bench-quick: deps all
@@ -59,3 +63,5 @@ bench-sweep: deps all
 	bench/scheduling.sh sweep
 bench-pd: deps all
 	bench/scheduling.sh pd
+bench-guide: deps all
+	bench/scheduling.sh guide

@@ -331,7 +331,10 @@ CONF
 }
 
 start_sim() {
-    local roles=both
+    local roles i
+    # every pod's role, one per pod (vllm-sim wants as many as --pods)
+    roles=both
+    for i in $(seq 2 "$NPODS"); do roles+=,both; done
     [ "$MODE" = pd ] && roles=$(pd_roles "$1")
     "$SIM" --pods $NPODS --port $SIM_PORT --time-scale "$SCALE" --roles "$roles" \
         --kv-tokens $KV_TOKENS --block-size 64 --hash-seed 42 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, end to end: 4 simulated vLLM pods (build/bin/vllm-sim, ten
+# The main job, end to end: 4 simulated vLLM pods (build/bin/vllm-sim, five
 # times faster than real time), nginx with ngx_http_llmd_module in front of
 # them, and a short shared-prefix workload (groups of requests sharing a
 # long system prompt) sent through nginx three times: with nginx's own
@@ -11,11 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
 
-GROUPS_N=${GROUPS_N:-32}        # distinct system prompts
-PER_GROUP=${PER_GROUP:-8}       # requests sharing each one
+GROUPS_N=${GROUPS_N:-64}        # distinct system prompts
+PER_GROUP=${PER_GROUP:-16}      # requests sharing each one
 SYS_LEN=${SYS_LEN:-8000}        # tokens of each system prompt
-RATE=${RATE:-16}                # requests per simulated second (Poisson)
-SCALE=${SCALE:-10}              # simulator time scale
+RATE=${RATE:-32}                # requests per simulated second (Poisson)
+SCALE=${SCALE:-5}               # simulator time scale
 SIM_PORT=18801                  # pods on 18801..18804
 KV_PORT=18890
 

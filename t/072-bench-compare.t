@@ -1,0 +1,254 @@
+# bench/guide-compare and bench/seed-compare (docs/benchmark.md) on made-up
+# runs and made-up reports whose figures are known: the guide's table is
+# computed the way inference-perf computes its whole-run summary (successes
+# over first send to last end, failures' ends included; medians; gen speed =
+# 1 / mean TPOT), the guide's own figures are read from its tables (also the
+# commented-out one) and its workload from its YAML; seed-compare judges a
+# second run and the two runs' agreement, and counts requests per pod.  No
+# processes besides the scripts, no ports; well under a second.
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use File::Temp qw(tempdir);
+use File::Path qw(make_path);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+
+my $top = abs_path(dirname(__FILE__) . '/..');
+chdir $top or die "chdir $top: $!";
+plan skip_all => "no /usr/bin/python3" unless -x '/usr/bin/python3';
+
+my $tmp = tempdir(CLEANUP => 1);
+my $json = JSON::PP->new->canonical;
+
+sub spew {
+    my ($path, $text) = @_;
+    make_path(dirname($path));
+    open(my $f, '>', $path) or die "$path: $!";
+    print $f $text;
+    close $f;
+}
+
+sub run_script {
+    my (@args) = @_;
+    my $out = `@args 2>&1`;
+    return ($? >> 8, $out);
+}
+
+# --- the guide ------------------------------------------------------------
+my $workload = <<'Y';
+load:
+  type: poisson
+  stages:
+    - rate: 15
+      duration: 50
+    - rate: 3
+      duration: 20
+data:
+  type: shared_prefix
+  shared_prefix:
+    num_groups: 150
+    num_prompts_per_group: 5
+    system_prompt_len: 6000
+    question_len: 1200
+    output_len: 1000
+Y
+
+sub guide_run {
+    my ($res, $exp, $reqs, $itl_p50) = @_;
+    spew("$res/$exp/loadgen/per_request_lifecycle_metrics.jsonl",
+         join('', map { $json->encode($_) . "\n" } @$reqs));
+    spew("$res/$exp/loadgen/report.json", $json->encode({
+        summary => { metrics => { latency => { inter_token_latency => {
+            p50 => $itl_p50, mean => 0.03, min => 0, max => 2 } } } } }));
+}
+
+sub rq {
+    my ($sent, $lat, $ttft, $tpot, $ok, $srv) = @_;
+    return { sent => $sent, request_latency => $lat,
+             time_to_first_token => $ok ? $ttft : undef,
+             time_per_output_token => $ok ? $tpot : undef,
+             input_tokens => 100, output_tokens => 1000,
+             output_tokens_counted => 1000, ok => $ok ? JSON::PP::true
+                                                      : JSON::PP::false,
+             server => $srv };
+}
+
+my $res = "$tmp/guide-1";
+spew("$res/workload.yaml", $workload);
+# round robin: 3 successes and a timeout that ends last; span 0..100
+guide_run($res, 'round-robin', [
+    rq(0, 10, 1, 0.05, 1, '18501'), rq(1, 20, 3, 0.07, 1, '18502'),
+    rq(2, 98, 0, 0, 0, '18501'), rq(3, 5, 2, 0.03, 1, '18502') ], 0.025);
+# llmd: 4 successes, span 0..50
+guide_run($res, 'default-current', [
+    rq(0, 8, 0.5, 0.04, 1, '18501'), rq(1, 9, 0.25, 0.04, 1, '18502'),
+    rq(2, 48, 0.75, 0.04, 1, '18501'), rq(3, 7, 1.0, 0.04, 1, '18501') ],
+    0.04);
+
+my $guide = <<'G';
+# A guide
+
+```yaml
+        data:
+          shared_prefix:
+            num_groups: 150
+            num_prompts_per_group: 5
+            output_len: 1000
+            question_len: 1200
+            system_prompt_len: 6000
+        load:
+          stages:
+          - concurrency_level: null
+            duration: 50
+            num_requests: null
+            rate: 15.0
+          - concurrency_level: null
+            duration: 20
+            num_requests: null
+            rate: 3.0
+          sweep: null
+```
+
+### Comparing LLM-d scheduling to a simple kubernetes service
+
+| Metric                  | k8s       | llmd      | Δ (llmd - k8s)   | Δ% vs k8s  |
+|:------------------------|:----------|:----------|:-----------------|:-----------|
+| Requests/sec            | 0.0200    | 0.0400    | 0.02             | 100%       |
+| Output tokens/sec       | 1,000.00  | 2,000.00  | 1000             | 100%       |
+| Approx. gen speed (1/mean time_per_output_token) [tok/s/request] | 10.0 | 20.0 | 10 | 100% |
+| Request latency (s)     | 20.0      | 10.0      | -10              | -50%       |
+| TTFT (s)                | 4.0       | 1.0       | -3               | -75%       |
+| Time/output token (ms)  | 100.0     | 50.0      | -50              | -50%       |
+| Inter-token latency (ms)| 50.0      | 40.0      | -10              | -20%       |
+
+<!--
+#### More
+
+| Metric                  | k8s       | llmd      | Δ (llmd - k8s)   | Δ% vs k8s   |
+|:------------------------|:----------|:----------|:-----------------|:------------|
+| TTFT mean (s)           | 4.0       | 2.0       | -2               | -50%        |
+| Request latency max (s) | 100.0     | 50.0      | -50              | -50%        |
+-->
+
+## Cleanup
+
+| Metric | k8s | llmd |
+|---|---|---|
+| Not a row | 1 | 2 |
+G
+spew("$tmp/guide.md", $guide);
+
+my ($rc, $out) = run_script('bench/guide-compare', "$tmp/guide.md", $res);
+is($rc, 0, 'guide-compare: exit 0') or diag $out;
+# ours: k8s 3 successes / 100 s; llmd 4 / 50 s
+like($out, qr/^\| Requests\/sec \| 0\.0200 \| 0\.0400 \| \+100\.0% \| 0\.0300 \| 0\.0800 \| \+166\.7% \| 1\.500 \| 2\.000 \|$/m,
+     'requests/s: successes / (last end - first send), a failure\'s end '
+     . 'included; the guide\'s figures and Δ% beside ours');
+like($out, qr/^\| Output tokens\/sec \| 1,000\.00 \| 2,000\.00 \| \+100\.0% \| 30\.000 \| 80\.000 \|/m,
+     'output tokens/s: tokens counted on the text, successes only');
+like($out, qr/^\| Approx\. gen speed \S.* \| 10\.000 \| 20\.000 \| \+100\.0% \| 20\.000 \| 25\.000 \|/m,
+     'gen speed: 1 / mean time per output token');
+like($out, qr/^\| Request latency \(s\) \| 20\.000 \| 10\.000 \| -50\.0% \| 10\.000 \| 8\.500 \|/m,
+     'request latency: the median of the successes');
+like($out, qr/^\| TTFT \(s\) \| 4\.000 \| 1\.000 \| -75\.0% \| 2\.000 \| 0\.6250 \|/m,
+     'TTFT: the median');
+like($out, qr/^\| Time\/output token \(ms\) \| 100\.00 \| 50\.000 \| -50\.0% \| 50\.000 \| 40\.000 \|/m,
+     'time per output token: the median, in the row\'s unit (ms)');
+like($out, qr/^\| Inter-token latency \(ms\) \| 50\.000 \| 40\.000 \| -20\.0% \| 25\.000 \| 40\.000 \|/m,
+     'inter-token latency: the run\'s median token gap, in ms');
+like($out, qr/^\| TTFT mean \(s\) \| 4\.000 \| 2\.000 \| -50\.0% \| 2\.000 \| 0\.6250 \|/m,
+     'the commented-out table is read too (TTFT mean)');
+like($out, qr/^\| Request latency max \(s\) \| 100\.00 \| 50\.000 \| -50\.0% \| 20\.000 \| 48\.000 \|/m,
+     'max over the successes (the timeout is not a success)');
+unlike($out, qr/Not a row/, 'tables after the comparison section are not read');
+like($out, qr/^\| k8s \(round-robin\) \| 4 \| 3 \| 100 \| 18501:2 18502:2 \|$/m,
+     'requests, successes, span and requests per pod');
+like($out, qr/Workload \(shared prefix parameters and stages\) as the guide's\./,
+     'the run\'s workload is checked against the guide\'s');
+
+spew("$res/workload.yaml", $workload =~ s/rate: 3$/rate: 4/mr);
+($rc, $out) = run_script('bench/guide-compare', "$tmp/guide.md", $res);
+like($out, qr/DIFFERS from the guide's in stages/,
+     'another stage rate is reported');
+
+($rc, $out) = run_script('bench/guide-compare', $res);
+is($rc, 0, 'without the guide: exit 0');
+like($out, qr/^\| Requests\/sec \| 0\.0300 \| 0\.0800 \| 0\.0500 \| \+166\.7% \|$/m,
+     'without the guide: ours in the guide\'s shape');
+
+($rc, $out) = run_script('bench/guide-compare', "$tmp/guide.md", "$tmp/none");
+isnt($rc, 0, 'no run in the directory: an error');
+
+# --- seed-compare: a second run, agreement, requests per pod --------------
+my $report = <<'R';
+# Report
+
+## Summary across QPS
+
+| Experiment | Output toks/s | Requests/s | Success Rate | TTFT p90 (s) | TTFT mean (s) | ITL mean (s) | ITL p50/ p90 (s) |
+|---|---|---|---|---|---|---|---|
+| default-scheduling | 1000.0 | 3.0 | 100.00% | 1.000 | 0.500 | 0.020 | 0.0000/0.040 |
+
+## QPS = 3
+
+| Experiment | Output toks/s | Requests/s | Success Rate | TTFT p90 (s) | TTFT mean (s) | ITL mean (s) | ITL p50/ p90 (s) |
+|---|---|---|---|---|---|---|---|
+| default-scheduling | 1000.0 | 3.0 | 100.00% | 1.000 | 0.500 | 0.020 | 0.0000/0.040 |
+R
+spew("$tmp/report.md", $report);
+
+sub seed_run {
+    my ($dir, $tok, $p90, $servers) = @_;
+    my @st;
+    for my $rate (9, 3) {
+        push @st, { rate => $rate, inference_perf => {
+            successes => { count => 10, throughput => {
+                    output_tokens_per_sec => $tok },
+                latency => {
+                    time_to_first_token => { mean => 0.5, p90 => $p90 },
+                    inter_token_latency => { mean => 0.02, p90 => 0.04 } } },
+            failures => { count => 0 },
+            load_summary => { send_duration => 3.0 } },
+            metrics => { latency => { inter_token_latency => {
+                mean => 0.04 } } } };
+    }
+    spew("$dir/default/loadgen/report.json", $json->encode({
+        stages => \@st,
+        summary => { inference_perf => { successes => { latency => {
+            inter_token_latency => { median => 0 } } } } } }));
+    spew("$dir/default/loadgen/per_request_lifecycle_metrics.jsonl",
+         join('', map { $json->encode({ stage => $_->[0],
+                                        server => $_->[1] }) . "\n" }
+              @$servers));
+}
+seed_run("$tmp/quick-a", 1000, 1.0,
+         [[0, '18501'], [0, '18502'], [1, '18501'], [1, '18501'],
+          [1, '18501'], [1, '18502']]);
+seed_run("$tmp/quick-b", 1050, 1.5,
+         [[0, '18502'], [1, '18501'], [1, '18502']]);
+
+($rc, $out) = run_script('bench/seed-compare', "$tmp/report.md",
+                         "$tmp/quick-a", "$tmp/quick-b");
+is($rc, 0, 'seed-compare with two runs: exit 0') or diag $out;
+like($out, qr/^- default \(run 1\), output tok\/s within 15 %: 2 of 2 rows$/m,
+     'run 1 judged');
+like($out, qr/^- default \(run 2\), TTFT p90 within 2x \(0\.15 s under 1 s\): 2 of 2 rows$/m,
+     'run 2 judged');
+like($out, qr/^\| default \| 3 \| 1000\.0 \| 1050\.0 \| 5 % \| 1\.000 \| 1\.500 \| 40 % \|/m,
+     'the two runs side by side, |a - b| / their mean');
+like($out, qr/^- default, two runs within 10 % \(out_tok_s\): 2 of 2 rows$/m,
+     'tokens/s: 5 % apart, agreement met');
+like($out, qr/^- default, two runs within 10 % \(ttft_p90\): 0 of 2 rows \(missed: summary, 3\)$/m,
+     'TTFT p90: 40 % apart, agreement missed');
+like($out, qr/^\| 1 \| default \| 18501: 4 \/ 18502: 2 \| 0\.75 \(stage 1\) \|$/m,
+     'requests per pod of run 1 and the largest share of one pod in a '
+     . 'stage');
+like($out, qr/^\| 2 \| default \| 18501: 1 \/ 18502: 2 \| 1\.00 \(stage 0\) \|$/m,
+     'and of run 2');
+($rc, $out) = run_script('bench/seed-compare', "$tmp/report.md",
+                         "$tmp/quick-a", "$tmp/quick-b", '--check');
+is($rc, 1, '--check: a missed target exits 1');
+
+done_testing();

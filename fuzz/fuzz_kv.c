@@ -20,6 +20,7 @@
 #include "kv/llmd_kv_index.h"
 #include "kv/llmd_kv_keys.h"
 #include "fuzz_common.h"
+#include "../t/unit/kv_event_log.h"
 
 
 #define FUZZ_SEED        "42"
@@ -40,14 +41,7 @@ typedef struct {
 } fuzz_kv_t;
 
 
-typedef struct {
-    unsigned char  *p;
-    size_t          n, cap;
-} fuzz_kv_log_t;
-
-
 static void fuzz_kv_event(void *data, const llmd_kv_event_t *ev);
-static void fuzz_kv_record(void *data, const llmd_kv_event_t *ev);
 static void fuzz_kv_differential(const uint8_t *p, size_t n);
 static void fuzz_kv_check_event(const llmd_kv_event_t *ev);
 static void fuzz_kv_match(fuzz_kv_t *k);
@@ -230,71 +224,22 @@ fuzz_kv_match(fuzz_kv_t *k)
 }
 
 
-static void
-fuzz_kv_put(fuzz_kv_log_t *l, const void *d, size_t n)
-{
-    if (l->n + n > l->cap) {
-        l->cap = (l->n + n) * 2 + 4096;
-        l->p = realloc(l->p, l->cap);
-        FUZZ_CHECK(l->p != NULL);
-    }
-
-    if (n) {
-        memcpy(l->p + l->n, d, n);
-    }
-    l->n += n;
-}
-
-
-/* Every field of an event, serialised for the comparison. */
-static void
-fuzz_kv_record(void *data, const llmd_kv_event_t *ev)
-{
-    fuzz_kv_log_t  *l = data;
-    uint64_t        v[12];
-
-    v[0] = ev->type;
-    v[1] = ev->nhashes;
-    v[2] = (uint64_t) ev->has_parent;
-    v[3] = ev->has_parent ? ev->parent : 0;
-    v[4] = ev->ntokens;
-    v[5] = ev->block_size;
-    v[6] = ev->lora_name != NULL;
-    v[7] = ev->lora_name_len;
-    v[8] = (uint64_t) ev->cpu;
-    v[9] = ev->salt != NULL;
-    v[10] = ev->salt_len;
-    v[11] = (uint64_t) ev->extra_unsupported;
-    fuzz_kv_put(l, v, sizeof(v));
-
-    fuzz_kv_put(l, ev->hashes, ev->nhashes * sizeof(uint64_t));
-    fuzz_kv_put(l, ev->tokens, ev->ntokens * sizeof(uint32_t));
-
-    if (ev->lora_name) {
-        fuzz_kv_put(l, ev->lora_name, ev->lora_name_len);
-    }
-    if (ev->salt) {
-        fuzz_kv_put(l, ev->salt, ev->salt_len);
-    }
-}
-
-
 /* The direct reader against msgpack-c's tree, the reference. */
 static void
 fuzz_kv_differential(const uint8_t *p, size_t n)
 {
     int                    rc1, rc2;
     char                   e1[LLMD_ERRLEN], e2[LLMD_ERRLEN];
-    fuzz_kv_log_t          l1, l2;
+    kv_event_log_t         l1, l2;
     llmd_kv_batch_info_t   i1, i2;
 
     memset(&l1, 0, sizeof(l1));
     memset(&l2, 0, sizeof(l2));
     e1[0] = e2[0] = '\0';
 
-    rc1 = llmd_kv_batch_decode(p, n, fuzz_kv_record, &l1, &i1, e1,
+    rc1 = llmd_kv_batch_decode(p, n, kv_event_log_record, &l1, &i1, e1,
                                sizeof(e1));
-    rc2 = llmd_kv_batch_decode_tree(p, n, fuzz_kv_record, &l2, &i2, e2,
+    rc2 = llmd_kv_batch_decode_tree(p, n, kv_event_log_record, &l2, &i2, e2,
                                     sizeof(e2));
 
     FUZZ_CHECK(rc1 == rc2);

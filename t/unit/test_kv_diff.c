@@ -25,12 +25,7 @@
 
 #include "kv/llmd_kv_events.h"
 #include "test_data.h"
-
-
-typedef struct {
-    unsigned char  *p;
-    size_t          n, cap;
-} log_t;
+#include "kv_event_log.h"
 
 
 static unsigned long  compared, accepted, rejected, events_seen;
@@ -38,67 +33,18 @@ static uint64_t       rs;
 
 
 static void
-log_put(log_t *l, const void *d, size_t n)
-{
-    if (l->n + n > l->cap) {
-        l->cap = (l->n + n) * 2 + 4096;
-        l->p = realloc(l->p, l->cap);
-        assert_non_null(l->p);
-    }
-
-    if (n) {
-        memcpy(l->p + l->n, d, n);
-    }
-    l->n += n;
-}
-
-
-/* Every field of the event, serialised. */
-static void
-record(void *data, const llmd_kv_event_t *ev)
-{
-    log_t     *l = data;
-    uint64_t   v[12];
-
-    v[0] = ev->type;
-    v[1] = ev->nhashes;
-    v[2] = (uint64_t) ev->has_parent;
-    v[3] = ev->has_parent ? ev->parent : 0;
-    v[4] = ev->ntokens;
-    v[5] = ev->block_size;
-    v[6] = ev->lora_name != NULL;
-    v[7] = ev->lora_name_len;
-    v[8] = (uint64_t) ev->cpu;
-    v[9] = ev->salt != NULL;
-    v[10] = ev->salt_len;
-    v[11] = (uint64_t) ev->extra_unsupported;
-    log_put(l, v, sizeof(v));
-
-    log_put(l, ev->hashes, ev->nhashes * sizeof(uint64_t));
-    log_put(l, ev->tokens, ev->ntokens * sizeof(uint32_t));
-
-    if (ev->lora_name) {
-        log_put(l, ev->lora_name, ev->lora_name_len);
-    }
-    if (ev->salt) {
-        log_put(l, ev->salt, ev->salt_len);
-    }
-}
-
-
-static void
 compare(const void *buf, size_t len)
 {
     int                    rc1, rc2;
     char                   e1[LLMD_ERRLEN], e2[LLMD_ERRLEN];
-    static log_t           l1, l2;
+    static kv_event_log_t  l1, l2;
     llmd_kv_batch_info_t   i1, i2;
 
     l1.n = l2.n = 0;
     e1[0] = e2[0] = '\0';
 
-    rc1 = llmd_kv_batch_decode(buf, len, record, &l1, &i1, e1, sizeof(e1));
-    rc2 = llmd_kv_batch_decode_tree(buf, len, record, &l2, &i2, e2,
+    rc1 = llmd_kv_batch_decode(buf, len, kv_event_log_record, &l1, &i1, e1, sizeof(e1));
+    rc2 = llmd_kv_batch_decode_tree(buf, len, kv_event_log_record, &l2, &i2, e2,
                                     sizeof(e2));
 
     if (rc1 != rc2 || strcmp(e1, e2) != 0 || l1.n != l2.n

@@ -2,8 +2,8 @@
  * llmd-bench-kv: KV-event ingestion and precise matching figures.
  *   llmd-bench-kv [seconds-per-run] [index-MiB] [tokens-per-block]
  * Builds realistic vLLM batches with msgpack-c (100 BlockStored events of
- * 4 blocks x 64 tokens (or tokens-per-block) each, chained like growing prompts, array and map
- * encodings), then measures on one core:
+ * 4 blocks x 64 tokens (or tokens-per-block) each, chained like growing
+ * prompts, array and map encodings), then measures on one core:
  *   - decode only and decode + apply, in blocks/s;
  *   - a steady state where every batch also removes as many blocks as it
  *     stores (what a full vLLM cache sends);
@@ -20,6 +20,8 @@
 #include "kv/llmd_kv_events.h"
 #include "kv/llmd_kv_keys.h"
 #include "kv/llmd_kv_index.h"
+
+#include "kv_bench_util.h"
 
 #define EVENTS      100
 #define BLOCKS      4
@@ -45,34 +47,6 @@ typedef struct {
 static uint64_t  seed = 0x1234567;
 
 
-static uint64_t
-rnd(void)
-{
-    seed ^= seed >> 12;
-    seed ^= seed << 25;
-    seed ^= seed >> 27;
-    return seed * 2685821657736338717ULL;
-}
-
-
-static double
-now(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-
-static void
-pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
-
 /* One batch of EVENTS BlockStored events; hashes are unique per batch. */
 static void
 make_batch(batch_t *b, uint64_t base, int map)
@@ -94,14 +68,14 @@ make_batch(batch_t *b, uint64_t base, int map)
     for (e = 0; e < EVENTS; e++) {
         if (map) {
             msgpack_pack_map(&pk, 11);
-            pack_str(&pk, "type");
+            kv_bench_pack_str(&pk, "type");
         } else {
             msgpack_pack_array(&pk, 8);
         }
-        pack_str(&pk, "BlockStored");
+        kv_bench_pack_str(&pk, "BlockStored");
 
         if (map) {
-            pack_str(&pk, "block_hashes");
+            kv_bench_pack_str(&pk, "block_hashes");
         }
         msgpack_pack_array(&pk, BLOCKS);
         for (i = 0; i < BLOCKS; i++) {
@@ -110,7 +84,7 @@ make_batch(batch_t *b, uint64_t base, int map)
         }
 
         if (map) {
-            pack_str(&pk, "parent_block_hash");
+            kv_bench_pack_str(&pk, "parent_block_hash");
         }
         /* every other event continues the previous one's prompt */
         if (e % 2 == 1) {
@@ -121,40 +95,40 @@ make_batch(batch_t *b, uint64_t base, int map)
         parent = base + (uint64_t) e * BLOCKS + BLOCKS - 1;
 
         if (map) {
-            pack_str(&pk, "token_ids");
+            kv_bench_pack_str(&pk, "token_ids");
         }
         msgpack_pack_array(&pk, BLOCKS * BS);
         for (i = 0; i < BLOCKS * BS; i++) {
-            msgpack_pack_uint32(&pk, (uint32_t) (rnd() % 151936));
+            msgpack_pack_uint32(&pk, (uint32_t) (kv_bench_rnd(&seed) % 151936));
         }
 
         if (map) {
-            pack_str(&pk, "block_size");
+            kv_bench_pack_str(&pk, "block_size");
         }
         msgpack_pack_uint32(&pk, BS);
         if (map) {
-            pack_str(&pk, "lora_id");
+            kv_bench_pack_str(&pk, "lora_id");
         }
         msgpack_pack_nil(&pk);
         if (map) {
-            pack_str(&pk, "medium");
+            kv_bench_pack_str(&pk, "medium");
         }
-        pack_str(&pk, "GPU");
+        kv_bench_pack_str(&pk, "GPU");
         if (map) {
-            pack_str(&pk, "lora_name");
+            kv_bench_pack_str(&pk, "lora_name");
         }
         msgpack_pack_nil(&pk);
 
         if (map) {
-            pack_str(&pk, "extra_keys");
+            kv_bench_pack_str(&pk, "extra_keys");
             msgpack_pack_array(&pk, BLOCKS);
             for (i = 0; i < BLOCKS; i++) {
                 msgpack_pack_nil(&pk);
             }
-            pack_str(&pk, "group_idx");
+            kv_bench_pack_str(&pk, "group_idx");
             msgpack_pack_uint32(&pk, 0);
-            pack_str(&pk, "kv_cache_spec_kind");
-            pack_str(&pk, "full_attention");
+            kv_bench_pack_str(&pk, "kv_cache_spec_kind");
+            kv_bench_pack_str(&pk, "full_attention");
         }
     }
 
@@ -177,10 +151,10 @@ make_removal(msgpack_sbuffer *out, const batch_t *b)
     msgpack_pack_array(&pk, EVENTS * BLOCKS);
     for (i = 0; i < EVENTS * BLOCKS; i++) {
         msgpack_pack_array(&pk, 3);
-        pack_str(&pk, "BlockRemoved");
+        kv_bench_pack_str(&pk, "BlockRemoved");
         msgpack_pack_array(&pk, 1);
         msgpack_pack_uint64(&pk, (b->first_hash + i) * 0x9e3779b97f4a7c15ULL);
-        pack_str(&pk, "GPU");
+        kv_bench_pack_str(&pk, "GPU");
     }
     msgpack_pack_uint32(&pk, 0);
 }
@@ -268,8 +242,8 @@ main(int argc, char **argv)
            reference it is held to) */
         for (tree = 0; tree < 2; tree++) {
             memset(&c, 0, sizeof(c));
-            t0 = now();
-            for (rounds = 0; (t = now()) - t0 < secs; rounds++) {
+            t0 = kv_bench_now();
+            for (rounds = 0; (t = kv_bench_now()) - t0 < secs; rounds++) {
                 for (i = 0; i < NBATCHES; i++) {
                     if ((tree ? llmd_kv_batch_decode_tree
                               : llmd_kv_batch_decode)(b[map][i].buf.data,
@@ -294,9 +268,9 @@ main(int argc, char **argv)
         for (steady = 0; steady < 2; steady++) {
             memset(&c, 0, sizeof(c));
             c.idx = llmd_kv_index_create(mem, bytes);
-            t0 = now();
+            t0 = kv_bench_now();
 
-            for (rounds = 0; (t = now()) - t0 < secs; rounds++) {
+            for (rounds = 0; (t = kv_bench_now()) - t0 < secs; rounds++) {
                 c.ep = rounds % LLMD_MAX_ENDPOINTS;
 
                 for (i = 0; i < NBATCHES; i++) {
@@ -344,7 +318,7 @@ main(int argc, char **argv)
     /* 8k-token precise decision: keys + match, 8 pods holding the prompt */
     prompt = malloc(8192 * sizeof(uint32_t));
     for (i = 0; i < 8192; i++) {
-        prompt[i] = (uint32_t) (rnd() % 151936);
+        prompt[i] = (uint32_t) (kv_bench_rnd(&seed) % 151936);
     }
 
     for (r = 0; r < 2; r++) {
@@ -354,7 +328,7 @@ main(int argc, char **argv)
         root = llmd_kv_root_key("42", 2, MODEL, sizeof(MODEL) - 1);
         nkeys = 8192 / bs;
         for (i = 0; i < nkeys; i++) {
-            h[i] = rnd();
+            h[i] = kv_bench_rnd(&seed);
         }
 
         memset(&ev, 0, sizeof(ev));
@@ -373,11 +347,11 @@ main(int argc, char **argv)
         }
 
         for (i = 0; i < 20000; i++) {
-            t0 = now();
+            t0 = kv_bench_now();
             llmd_kv_request_keys(root, root, prompt, 8192, bs, NULL, 0, keys,
                                  nkeys);
             llmd_kv_index_match(c.idx, keys, nkeys, 0, match);
-            lat[i] = now() - t0;
+            lat[i] = kv_bench_now() - t0;
         }
 
         if (match[21] != (double) nkeys) {

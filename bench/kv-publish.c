@@ -42,6 +42,8 @@
 #include <msgpack.h>
 #include <zmq.h>
 
+#include "kv_bench_util.h"
+
 #define MAXPODS     64
 #define BLOCKS      4
 #define BS          64
@@ -87,34 +89,6 @@ static pthread_mutex_t  lag_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t       rnd_state = 0x9e3779b97f4a7c15ULL;
 
 
-static uint64_t
-rnd(void)
-{
-    rnd_state ^= rnd_state >> 12;
-    rnd_state ^= rnd_state << 25;
-    rnd_state ^= rnd_state >> 27;
-    return rnd_state * 2685821657736338717ULL;
-}
-
-
-static double
-now(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-
-static void
-pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
-
 /* A uint64 always as 0xcf + 8 bytes, its offset remembered for rewriting. */
 static void
 pack_hash(msgpack_packer *pk, batch_t *b, uint64_t h)
@@ -155,7 +129,7 @@ make_batch(batch_t *b, int events)
         /* BlockStored: [tag, hashes, parent, tokens, block_size, lora_id,
            medium, lora_name, extra_keys] (vLLM 0.11+, 9 elements) */
         msgpack_pack_array(&pk, 9);
-        pack_str(&pk, "BlockStored");
+        kv_bench_pack_str(&pk, "BlockStored");
         msgpack_pack_array(&pk, BLOCKS);
         for (i = 0; i < BLOCKS; i++) {
             pack_hash(&pk, b, 0);
@@ -175,12 +149,12 @@ make_batch(batch_t *b, int events)
                 msgpack_sbuffer_write(&b->buf, (const char *) v, 5);
                 continue;
             }
-            t = (uint32_t) (rnd() % 151936);
+            t = (uint32_t) (kv_bench_rnd(&rnd_state) % 151936);
             msgpack_pack_uint32(&pk, t);
         }
         msgpack_pack_uint32(&pk, BS);
         msgpack_pack_nil(&pk);
-        pack_str(&pk, "GPU");
+        kv_bench_pack_str(&pk, "GPU");
         msgpack_pack_nil(&pk);
         msgpack_pack_nil(&pk);
     }
@@ -234,7 +208,8 @@ refresh(batch_t *b, uint64_t *next_hash, int events)
         last = first + BLOCKS - 1;
 
         put_be32(b->buf.data + b->tok_off[e],
-                 65536 + (uint32_t) (rnd() % (151936 - 65536)));
+                 65536 + (uint32_t) (kv_bench_rnd(&rnd_state)
+                                     % (151936 - 65536)));
     }
 }
 
@@ -336,7 +311,7 @@ poller(void *arg)
 
     while (!stop) {
         if (poll_status(per_pod) == 0) {
-            t = now();
+            t = kv_bench_now();
             sum = 0;
 
             pthread_mutex_lock(&lag_mu);
@@ -483,7 +458,7 @@ main(int argc, char **argv)
     }
     fflush(stdout);
 
-    t0 = now();
+    t0 = kv_bench_now();
     t_warm = t0 + 1.0;
     t_end = t0 + secs;
     t_next = t0;
@@ -494,7 +469,7 @@ main(int argc, char **argv)
     pthread_create(&th, NULL, poller, NULL);
 
     for (v = 0; ; v++) {
-        t = now();
+        t = kv_bench_now();
         if (t >= t_end) {
             break;
         }
@@ -538,14 +513,14 @@ main(int argc, char **argv)
         sent += (uint64_t) events * BLOCKS;
 
         if (pods[i].nrec < MAXREC) {
-            pods[i].recs[pods[i].nrec].t = now();
+            pods[i].recs[pods[i].nrec].t = kv_bench_now();
             pods[i].recs[pods[i].nrec].cum = pods[i].sent_blocks;
             __atomic_store_n(&pods[i].nrec, pods[i].nrec + 1,
                              __ATOMIC_RELEASE);
         }
     }
 
-    t = now();
+    t = kv_bench_now();
 
     /* the helper catches up with what is queued: at most 5 s */
     for (k = 0; k < 500; k++) {
@@ -558,7 +533,7 @@ main(int argc, char **argv)
         usleep(10000);
     }
 
-    double t_caught = now();
+    double t_caught = kv_bench_now();
 
     stop = 1;
     pthread_join(th, NULL);

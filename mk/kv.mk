@@ -21,15 +21,16 @@ UNIT_DEPS_test_kv_stream := kv/llmd_kv_stream kv/llmd_kv_pod
 
 TOOLS += $(BUILD)/bin/llmd-bench-kv
 
-$(BUILD)/bin/llmd-bench-kv: bench/kv-ingest.c \
+$(BUILD)/bin/llmd-bench-kv: bench/kv-ingest.c bench/kv_bench_util.h \
     $(call objs,$(KV_OBJS) $(KV_CORE_OBJS)) | $(BUILD)/bin
-	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS) $(KV_LIBS)
+	$(CC) $(CORE_CFLAGS) $(filter-out %.h,$^) -o $@ $(CORE_LIBS) $(KV_LIBS)
 
 # the end-to-end benchmark's publisher (bench/kv-helper.sh)
 TOOLS += $(BUILD)/bin/llmd-bench-kv-pub
 
-$(BUILD)/bin/llmd-bench-kv-pub: bench/kv-publish.c | $(BUILD)/bin
-	$(CC) $(CORE_CFLAGS) $^ -o $@ -lzmq -lmsgpackc -lcjson -lpthread
+$(BUILD)/bin/llmd-bench-kv-pub: bench/kv-publish.c bench/kv_bench_util.h \
+    | $(BUILD)/bin
+	$(CC) $(CORE_CFLAGS) $< -o $@ -lzmq -lmsgpackc -lcjson -lpthread
 
 # the direct KV-batch reader held to msgpack-c's tree (docs/kv-events.md)
 UNIT_TESTS += test_kv_diff

@@ -25,6 +25,7 @@
 
 #include "tokenizer/llmd_tokenizer.h"
 #include "test_data.h"
+#include "tokenizer_variant.h"
 
 
 #define FIXTURE  test_data("tokenizer-tiny.json")
@@ -124,40 +125,6 @@ teardown(void **state)
 }
 
 
-/* Writes the fixture with one substitution to a temporary file. */
-static void
-write_variant(const char *from, const char *to, char *path)
-{
-    FILE    *f;
-    char    *buf, *hit;
-    long     size;
-    int      fd;
-
-    f = fopen(FIXTURE, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    size = ftell(f);
-    rewind(f);
-    buf = calloc(1, size + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, size, f), size);
-    fclose(f);
-    hit = strstr(buf, from);
-    assert_non_null(hit);
-
-    strcpy(path, "/tmp/llmd-tok-XXXXXX");
-    fd = mkstemp(path);
-    assert_true(fd >= 0);
-    f = fdopen(fd, "wb");
-    assert_non_null(f);
-    fwrite(buf, 1, hit - buf, f);
-    fputs(to, f);
-    fputs(hit + strlen(from), f);
-    fclose(f);
-    free(buf);
-}
-
-
 static void
 test_merges_in_rank_order(void **state)
 {
@@ -185,7 +152,7 @@ test_ignore_merges(void **state)
     static const uint32_t  whole[] = { ID_XYZ };
     static const uint32_t  merged[] = { 'a', ID_BC };
 
-    write_variant("\"ignore_merges\": false", "\"ignore_merges\": true",
+    tokenizer_variant_write("\"ignore_merges\": false", "\"ignore_merges\": true",
                   path);
     tok = load(path);
     unlink(path);
@@ -430,33 +397,33 @@ test_load_errors(void **state)
     assert_null(tok);
     assert_non_null(strstr(err, "cannot open"));
 
-    write_variant("\"type\": \"BPE\"", "\"type\": \"WordPiece\"", path);
+    tokenizer_variant_write("\"type\": \"BPE\"", "\"type\": \"WordPiece\"", path);
     tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
     unlink(path);
     assert_null(tok);
     assert_non_null(strstr(err, "WordPiece"));
 
-    write_variant("\"type\": \"NFC\"", "\"type\": \"Lowercase\"", path);
+    tokenizer_variant_write("\"type\": \"NFC\"", "\"type\": \"Lowercase\"", path);
     tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
     unlink(path);
     assert_null(tok);
     assert_non_null(strstr(err, "Lowercase"));
 
-    write_variant("\"behavior\": \"Isolated\"", "\"behavior\": \"Merged\"",
+    tokenizer_variant_write("\"behavior\": \"Isolated\"", "\"behavior\": \"Merged\"",
                   path);
     tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
     unlink(path);
     assert_null(tok);
     assert_non_null(strstr(err, "Merged"));
 
-    write_variant("\"version\"", "\"version\" ,,", path);
+    tokenizer_variant_write("\"version\"", "\"version\" ,,", path);
     tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
     unlink(path);
     assert_null(tok);
     assert_non_null(strstr(err, "invalid JSON"));
 
     /* The byte-level alphabet must be complete. */
-    write_variant("\"!\": 33", "\"!!!\": 33", path);
+    tokenizer_variant_write("\"!\": 33", "\"!!!\": 33", path);
     tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
     unlink(path);
     assert_null(tok);

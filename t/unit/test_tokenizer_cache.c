@@ -23,6 +23,7 @@
 
 #include "tokenizer/llmd_tokenizer.h"
 #include "test_data.h"
+#include "tokenizer_variant.h"
 
 
 #define FIXTURE  test_data("tokenizer-tiny.json")
@@ -76,34 +77,10 @@ load(const char *path)
 static llmd_tokenizer_t *
 load_variant(const char *from, const char *to)
 {
-    FILE              *f;
-    char              *buf, *hit, path[64];
-    long               size;
-    int                fd;
+    char               path[64];
     llmd_tokenizer_t  *tok;
 
-    f = fopen(FIXTURE, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    size = ftell(f);
-    rewind(f);
-    buf = calloc(1, size + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, size, f), size);
-    fclose(f);
-    hit = strstr(buf, from);
-    assert_non_null(hit);
-
-    strcpy(path, "/tmp/llmd-tokc-XXXXXX");
-    fd = mkstemp(path);
-    assert_true(fd >= 0);
-    f = fdopen(fd, "wb");
-    assert_non_null(f);
-    fwrite(buf, 1, hit - buf, f);
-    fputs(to, f);
-    fputs(hit + strlen(from), f);
-    fclose(f);
-    free(buf);
+    tokenizer_variant_write(from, to, path);
     tok = load(path);
     unlink(path);
     return tok;

@@ -466,25 +466,13 @@ warm_up() {
     LG_PID=""
 }
 
-# pod metrics every $SAMPLE wall seconds: epoch pod waiting running kv
+# pod metrics every $SAMPLE wall seconds (epoch pod waiting running kv) and
+# nginx's flow-control queue, by one Python process (bench/lib/sampler.py;
+# a shell loop of curl and awk fell seconds behind on a loaded machine)
 sampler() {
-    local out=$1 i t
-    if [ "$MODE" = overload ]; then
-        exec /usr/bin/python3 "$TOP/bench/lib/sampler.py" "$SAMPLE" \
-            "$SIM_PORT" "$NPODS" "$NGX_PORT" "$out" "${out%/*}/nginx_queue.txt"
-    fi
-    while :; do
-        t=$(date +%s.%N)
-        for i in $(seq 0 $((NPODS - 1))); do
-            curl -s --max-time 1 "127.0.0.1:$((SIM_PORT + i))/metrics" \
-            | awk -v t="$t" -v pod="$i" '
-                /^vllm:num_requests_waiting[{ ]/ { w = $NF }
-                /^vllm:num_requests_running[{ ]/ { r = $NF }
-                /^vllm:kv_cache_usage_perc[{ ]/  { k = $NF }
-                END { if (w != "") print t, pod, w, r, k }'
-        done >> "$out"
-        sleep "$SAMPLE"
-    done
+    local out=$1
+    exec /usr/bin/python3 "$TOP/bench/lib/sampler.py" "$SAMPLE" \
+        "$SIM_PORT" "$NPODS" "$NGX_PORT" "$out" "${out%/*}/nginx_queue.txt"
 }
 
 # CPU ticks of nginx: master, workers and the llmd helper

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """Samples the pods' /metrics and nginx's flow-control queue in one process
-(bench/scheduling.sh overload): a shell loop of curl and awk fell behind by
-seconds on a loaded machine.
+(bench/scheduling.sh, every mode): a shell loop of curl and awk fell behind
+by seconds on a loaded machine.
 
     sampler.py INTERVAL POD_PORT NPODS NGINX_PORT POD_OUT NGINX_OUT
 
-POD_OUT lines: epoch pod waiting running kv (as the shell sampler's);
+POD_OUT lines: epoch pod waiting running kv;
 NGINX_OUT lines: epoch requests_waiting_in_nginx pool_saturation.
 Runs until killed. Python standard library only.
 """

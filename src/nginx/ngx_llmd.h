@@ -413,6 +413,14 @@ ngx_int_t ngx_llmd_pd_headers(ngx_http_request_t *r,
 ngx_int_t ngx_llmd_request_read(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, llmd_request_t *req);
 
+/* ngx_llmd_request.c: a worker's reused buffer (joined bodies, tokens) */
+typedef struct {
+    void    *data;
+    size_t   size;
+} ngx_llmd_wbuf_t;
+
+void *ngx_llmd_wbuf(ngx_llmd_wbuf_t *b, size_t size, ngx_log_t *log);
+
 /* ngx_llmd_prefix.c: approximate and precise prefix match, record */
 ngx_int_t ngx_llmd_prefix_match(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, const llmd_request_t *req,

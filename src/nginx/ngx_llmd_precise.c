@@ -25,18 +25,6 @@ static llmd_tok_cache_t *ngx_llmd_precise_cache(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf);
 
 /*
- * Buffers reused by every request of a worker (encoding and rendering are
- * synchronous): the request path allocates nothing large per request.
- */
-typedef struct {
-    void    *data;
-    size_t   size;
-} ngx_llmd_wbuf_t;
-
-static void *ngx_llmd_wbuf(ngx_llmd_wbuf_t *b, size_t size, ngx_log_t *log);
-
-
-/*
  * Text beyond this many bytes per matchable token is not tokenized: the
  * blocks that can be matched never need it, and the tokenizer's scratch
  * memory grows with the text.
@@ -44,6 +32,7 @@ static void *ngx_llmd_wbuf(ngx_llmd_wbuf_t *b, size_t size, ngx_log_t *log);
 #define NGX_LLMD_TEXT_PER_TOKEN  8
 
 
+/* Buffers reused by every request of a worker (ngx_llmd_wbuf()). */
 static ngx_llmd_wbuf_t  ngx_llmd_scratch;   /* tokenizer scratch */
 static ngx_llmd_wbuf_t  ngx_llmd_ids;       /* token ids */
 static ngx_llmd_wbuf_t  ngx_llmd_text;      /* rendered chat */
@@ -511,27 +500,4 @@ ngx_llmd_precise_cache(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf)
     }
 
     return lcf->tok_cache;
-}
-
-
-static void *
-ngx_llmd_wbuf(ngx_llmd_wbuf_t *b, size_t size, ngx_log_t *log)
-{
-    if (size <= b->size) {
-        return b->data;
-    }
-
-    if (b->data) {
-        ngx_free(b->data);
-    }
-
-    b->size = 0;
-    b->data = ngx_alloc(size, log);
-    if (b->data == NULL) {
-        return NULL;
-    }
-
-    b->size = size;
-
-    return b->data;
 }

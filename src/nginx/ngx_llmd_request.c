@@ -38,8 +38,7 @@ static ngx_int_t ngx_llmd_pool_copy(ngx_pool_t *pool, const char **s,
     size_t len);
 
 
-static u_char  *ngx_llmd_scratch;
-static size_t   ngx_llmd_scratch_size;
+static ngx_llmd_wbuf_t  ngx_llmd_body_buf;   /* joined bodies */
 
 
 /*
@@ -289,14 +288,13 @@ ngx_llmd_pool_alloc(void *ctx, size_t size)
 static u_char *
 ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size)
 {
-    size_t   n;
-    u_char  *p;
+    size_t  n;
 
-    if (size <= ngx_llmd_scratch_size) {
-        return ngx_llmd_scratch;
+    if (size <= ngx_llmd_body_buf.size) {
+        return ngx_llmd_body_buf.data;
     }
 
-    n = ngx_max(ngx_llmd_scratch_size, 64 * 1024);
+    n = ngx_max(ngx_llmd_body_buf.size, 64 * 1024);
 
     while (n < size) {
         n *= 2;
@@ -304,19 +302,35 @@ ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size)
 
     n = ngx_min(n, NGX_LLMD_BODY_KEEP);
 
-    p = ngx_alloc(n, r->connection->log);
-    if (p == NULL) {
+    return ngx_llmd_wbuf(&ngx_llmd_body_buf, n, r->connection->log);
+}
+
+
+/*
+ * A buffer a worker reuses for every request (the request path is
+ * synchronous), grown to size when smaller: nothing large is allocated per
+ * request.  NULL (and an empty buffer) when the allocation fails.
+ */
+void *
+ngx_llmd_wbuf(ngx_llmd_wbuf_t *b, size_t size, ngx_log_t *log)
+{
+    if (size <= b->size) {
+        return b->data;
+    }
+
+    if (b->data) {
+        ngx_free(b->data);
+    }
+
+    b->size = 0;
+    b->data = ngx_alloc(size, log);
+    if (b->data == NULL) {
         return NULL;
     }
 
-    if (ngx_llmd_scratch) {
-        ngx_free(ngx_llmd_scratch);
-    }
+    b->size = size;
 
-    ngx_llmd_scratch = p;
-    ngx_llmd_scratch_size = n;
-
-    return p;
+    return b->data;
 }
 
 

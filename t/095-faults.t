@@ -337,18 +337,22 @@ main::start_sim(kv => 'pods-bind');
 main::upstream_of(precise => "connect port=$main::KvPort")
 --- init
 wait_fresh(3) or die "metrics never became fresh";
-my $prompt = join " ", map { "connect sentence $_" } 1 .. 16;
-my $r = Llmd::Util::http_request(method => "POST", addr => $main::Hosts[1],
-    port => $main::Port, path => "/v1/completions", body => completion($prompt));
-die "pod 1 answered $r->{status}" unless $r->{status} == 200;
 my $kv;
 my $of = sub {
     ($kv) = grep { $_->{name} eq $main::Pods[1] }
             @{ status_json()->{upstreams}[0]{endpoints} };
     return $kv;
 };
-Llmd::Util::wait_until(10, sub { $of->()->{kv}{entries} > 0 })
-    or die "pod 1 never indexed";
+# a SUB socket misses what is published before its subscription reaches the
+# pod (the helper may still be connecting): ask until events come
+Llmd::Util::wait_until(15, sub {
+    my $prompt = join " ", rand(), map { "connect sentence $_" } 1 .. 16;
+    my $r = Llmd::Util::http_request(method => "POST",
+        addr => $main::Hosts[1], port => $main::Port,
+        path => "/v1/completions", body => completion($prompt), timeout => 2);
+    die "pod 1 answered $r->{status}" unless $r->{status} == 200;
+    return $of->()->{kv}{entries} > 0;
+}) or die "pod 1 never indexed";
 main::fault($main::Hosts[1], '{"down_ms": 500}');
 Llmd::Util::wait_until(10, sub { !$of->()->{kv}{live} })
     or die "the disconnect did not make pod 1 stale";

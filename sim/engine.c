@@ -651,6 +651,7 @@ sim_schedule(sim_pod_t *pod, int64_t now)
     us = sim_step_cost_us(pod->cf, &ld, NULL, NULL);
     eng->busy = 1;
     eng->steps++;
+    eng->model_us += us;
     eng->step_end_ns = now + (int64_t) (us * 1000.0 / pod->cf->time_scale);
 }
 
@@ -742,11 +743,26 @@ sim_step_done(sim_pod_t *pod, int64_t now)
 }
 
 
+static int64_t
+sim_cpu_ns(void)
+{
+    struct timespec  ts;
+
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) {
+        return 0;
+    }
+    return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+
 void
 sim_engine_tick(sim_pod_t *pod, int64_t now)
 {
     sim_engine_t  *eng = &pod->eng;
     size_t         cap;
+    int64_t        lag, cpu;
+
+    cpu = sim_cpu_ns();
 
     if (eng->busy) {
         if (now < eng->step_end_ns) {
@@ -758,13 +774,24 @@ sim_engine_tick(sim_pod_t *pod, int64_t now)
          * time: the step ended at its deadline, and the next one starts
          * there, up to SIM_STEP_MAX_LAG_NS of wall time behind.
          */
-        if (now - eng->step_end_ns < SIM_STEP_MAX_LAG_NS) {
+        lag = now - eng->step_end_ns;
+        if (lag > 0) {
+            eng->late_steps++;
+            eng->lag_sum_ns += lag;
+            if (lag > eng->lag_max_ns) {
+                eng->lag_max_ns = lag;
+            }
+        }
+        if (lag < SIM_STEP_MAX_LAG_NS) {
             now = eng->step_end_ns;
+        } else {
+            eng->lost_ns += lag;
         }
         sim_step_done(pod, now);
     }
 
     if (eng->running.n == 0 && eng->waiting.n == 0) {
+        eng->cpu_ns += sim_cpu_ns() - cpu;
         return;
     }
 
@@ -780,6 +807,7 @@ sim_engine_tick(sim_pod_t *pod, int64_t now)
     }
 
     sim_schedule(pod, now);
+    eng->cpu_ns += sim_cpu_ns() - cpu;
 }
 
 

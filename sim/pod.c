@@ -371,7 +371,10 @@ sim_pod_state(sim_conn_t *c, sim_pod_t *pod)
                    "\"prefill_legs\":%llu,\"remote_prefills\":%llu,"
                    "\"kv_pulls\":%llu,\"kv_pull_bytes\":%llu,"
                    "\"kv_pull_seconds\":%.9g,\"sidecar_prefills\":%llu,"
-                   "\"sidecar_failures\":%llu,\"sidecar_fallbacks\":%llu}}",
+                   "\"sidecar_failures\":%llu,\"sidecar_fallbacks\":%llu},"
+                   "\"lag\":{\"model_s\":%.6f,\"late_steps\":%llu,"
+                   "\"lag_s\":%.6f,\"lag_max_s\":%.6f,\"lost_s\":%.6f,"
+                   "\"engine_cpu_s\":%.6f}}",
                    sim_role_name(pod->role), pod->eng.loading.n,
                    (unsigned long long) st->prefill_legs,
                    (unsigned long long) st->remote_prefills,
@@ -380,7 +383,11 @@ sim_pod_state(sim_conn_t *c, sim_pod_t *pod)
                    st->xfer_time.sum,
                    (unsigned long long) st->sidecar_legs,
                    (unsigned long long) st->sidecar_failures,
-                   (unsigned long long) st->sidecar_fallbacks);
+                   (unsigned long long) st->sidecar_fallbacks,
+                   pod->eng.model_us / 1e6,
+                   (unsigned long long) pod->eng.late_steps,
+                   pod->eng.lag_sum_ns / 1e9, pod->eng.lag_max_ns / 1e9,
+                   pod->eng.lost_ns / 1e9, pod->eng.cpu_ns / 1e9);
     sim_http_respond(c, 200, "application/json", b.data, b.len);
     sim_buf_free(&b);
 }

@@ -384,6 +384,14 @@ typedef struct {
     int64_t       step_end_ns;
     uint64_t      steps;
     uint64_t      next_req_id;
+    /* how the simulator keeps up (/sim/state "lag") */
+    double        model_us;             /* simulated time of all steps */
+    uint64_t      late_steps;           /* steps the loop ended late */
+    int64_t       lag_sum_ns;           /* wall ns past their deadlines */
+    int64_t       lag_max_ns;
+    int64_t       lost_ns;              /* lag the next step could not
+                                           absorb (beyond the limit) */
+    int64_t       cpu_ns;               /* CPU time of the engine code */
 } sim_engine_t;
 
 sim_req_t *sim_req_new(sim_pod_t *pod, sim_token_pt on_token);

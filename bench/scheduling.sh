@@ -94,6 +94,11 @@ SAMPLE=${SAMPLE:-0.5}     # wall seconds between /metrics samples
 # closely than the simulator's linear default (docs/benchmark.md,
 # "Calibration"); SIM_ARGS="" for the linear model
 SIM_ARGS=${SIM_ARGS-"--profile llama-3.1-70b-tp4-h100"}
+# a loop up to 1 s (wall) late keeps the pods' clock: a busy shared CPU
+# delays tokens but does not slow the simulated pods down (the
+# simulator's default of 50 ms lost ~5 % of simulated time here;
+# docs/simulator.md, "Lag")
+SIM_MAX_LAG_MS=${SIM_MAX_LAG_MS:-1000}
 if [ "$MODE" = guide ]; then
     # the guide: 8 pods of Qwen3-32B TP2 (docs/simulator.md, "Profiles")
     NPODS=8
@@ -437,6 +442,7 @@ start_sim() {
     [ "$MODE" = pd ] && roles=$(pd_roles "$1")
     "$SIM" --pods $NPODS --port $SIM_PORT --time-scale "$SCALE" --roles "$roles" \
         --kv-tokens $KV_TOKENS --block-size 64 --hash-seed 42 \
+        --max-lag-ms "$SIM_MAX_LAG_MS" \
         --tokenizer "$TOKJSON" --kv-events "tcp://127.0.0.1:$KV_PORT" \
         $SIM_ARGS --quiet 2> "$W/sim.log" &
     SIM_PID=$!
@@ -515,6 +521,10 @@ run_one() {
     start_nginx "$exp"
     sleep 1          # first scrapes, KV-event connections
     warm_up
+    for i in $(seq 0 $((NPODS - 1))); do
+        curl -s "127.0.0.1:$((SIM_PORT + i))/sim/state" \
+            > "$dir/simstate_before$i.json"
+    done
     pids=$(nginx_pids)
     reset_peak $pids
     n0=$(ticks_of $pids)
@@ -558,6 +568,10 @@ run_one() {
         mv "$W/logs/access.log" "$dir/access.log"
     fi
     tail -1 "$dir/loadgen.log" >&2
+    # how far the simulator ran behind its clock (docs/simulator.md)
+    /usr/bin/python3 bench/lib/simlag.py "$dir" "$SCALE" > "$dir/simlag.md" \
+        || true
+    tail -1 "$dir/simlag.md" >&2
     stop_nginx
     stop_sim
 }

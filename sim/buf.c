@@ -183,10 +183,17 @@ sim_buf_free(sim_buf_t *b)
 }
 
 
+int64_t  sim_clock_ns;
+
+
 int64_t
 sim_now_ns(void)
 {
     struct timespec  ts;
+
+    if (sim_clock_ns) {
+        return sim_clock_ns;
+    }
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t) ts.tv_sec * SIM_NS + ts.tv_nsec;

@@ -86,6 +86,8 @@ static const char  sim_usage[] =
 "  --eos-after N                without ignore_eos, stop after N output\n"
 "                               tokens; 0 = never (256)\n"
 "  --time-scale X               run X times faster than real time (1)\n"
+"  --max-lag-ms N               wall ms a late loop's steps keep their\n"
+"                               deadlines; later, the clock slips (50)\n"
 "  --step-base-us X             step time: fixed part (12000)\n"
 "  --prefill-us-per-token X     step time: per prefill token (120)\n"
 "  --decode-us-per-seq X        step time: per decoding request (50)\n"
@@ -198,6 +200,7 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
         { "peak-tflops", 1, NULL, 35 },
         { "mfu", 1, NULL, 36 },
         { "overhead-us", 1, NULL, 37 },
+        { "max-lag-ms", 1, NULL, 38 },
         { "quiet", 0, NULL, 'q' },
         { "help", 0, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -220,6 +223,7 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
     cf->max_model_len = 131072;
     cf->eos_tokens = 256;
     cf->time_scale = 1.0;
+    cf->max_lag_ms = 50;
     cf->step_base_us = 12000;
     cf->prefill_us_per_token = 120;
     cf->decode_us_per_seq = 50;
@@ -367,6 +371,8 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
         case 35: bad = sim_num(optarg, 1e-3, 1e6, &cf->peak_tflops); break;
         case 36: bad = sim_num(optarg, 1e-3, 1, &cf->mfu); break;
         case 37: bad = sim_num(optarg, 0, 1e9, &cf->overhead_us); break;
+        case 38: bad = sim_num(optarg, 0, 3600000, &v);
+                 cf->max_lag_ms = (int) v; break;
         case 'q': cf->quiet = 1; break;
         case 'h': fputs(sim_usage, stdout); exit(0);
         default:

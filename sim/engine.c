@@ -506,9 +506,6 @@ sim_step_cost_us(const sim_config_t *cf, const sim_step_load_t *ld,
 }
 
 
-/* how far behind the wall clock steps may run back to back */
-#define SIM_STEP_MAX_LAG_NS  (50 * 1000000LL)
-
 
 /* n new tokens after c computed ones: token i attends to c + i + 1 */
 static double
@@ -772,7 +769,9 @@ sim_engine_tick(sim_pod_t *pod, int64_t now)
         /*
          * A loop that comes late (a busy CPU) does not stretch simulated
          * time: the step ended at its deadline, and the next one starts
-         * there, up to SIM_STEP_MAX_LAG_NS of wall time behind.
+         * there, up to --max-lag-ms of wall time behind; the steps due
+         * meanwhile then follow back to back.  Beyond it (a stopped
+         * process) the wall clock wins: the time is lost to the pod.
          */
         lag = now - eng->step_end_ns;
         if (lag > 0) {
@@ -782,7 +781,7 @@ sim_engine_tick(sim_pod_t *pod, int64_t now)
                 eng->lag_max_ns = lag;
             }
         }
-        if (lag < SIM_STEP_MAX_LAG_NS) {
+        if (lag < pod->cf->max_lag_ms * 1000000LL) {
             now = eng->step_end_ns;
         } else {
             eng->lost_ns += lag;

@@ -27,6 +27,7 @@ struct sim_kv_s {
     int32_t             head, tail;
     uint32_t            nfree;
     uint32_t            ncached;
+    uint64_t            ops;            /* lookups, allocs, releases... */
     sim_kv_removed_pt   removed;
     void               *ctx;
 };
@@ -143,6 +144,7 @@ sim_kv_lookup(sim_kv_t *kv, uint64_t hash)
 {
     int32_t  b;
 
+    kv->ops++;
     for (b = kv->buckets[sim_kv_bucket(kv, hash)]; b >= 0;
          b = kv->blocks[b].chain)
     {
@@ -178,6 +180,7 @@ sim_kv_uncache(sim_kv_t *kv, int32_t b)
 void
 sim_kv_touch(sim_kv_t *kv, int32_t b)
 {
+    kv->ops++;
     if (kv->blocks[b].in_free) {
         sim_kv_free_remove(kv, b);
     }
@@ -191,6 +194,7 @@ sim_kv_alloc(sim_kv_t *kv)
     int32_t   b;
     uint64_t  hash;
 
+    kv->ops++;
     b = kv->head;
     if (b < 0) {
         return -1;
@@ -214,6 +218,7 @@ sim_kv_alloc(sim_kv_t *kv)
 void
 sim_kv_release(sim_kv_t *kv, int32_t b)
 {
+    kv->ops++;
     if (--kv->blocks[b].ref == 0) {
         sim_kv_free_append(kv, b);
     }
@@ -225,6 +230,7 @@ sim_kv_cache(sim_kv_t *kv, int32_t b, uint64_t hash)
 {
     uint32_t  k;
 
+    kv->ops++;
     if (kv->blocks[b].cached || sim_kv_lookup(kv, hash) >= 0) {
         return -1;
     }
@@ -283,4 +289,11 @@ sim_kv_reset(sim_kv_t *kv)
     }
 
     return 0;
+}
+
+
+uint64_t
+sim_kv_ops(const sim_kv_t *kv)
+{
+    return kv->ops;
 }

@@ -51,6 +51,54 @@ sim_min(int64_t a, int64_t b)
 }
 
 
+/* The earliest deadline of the timers and the pods (0: none). */
+static int64_t
+sim_next_due(void)
+{
+    sim_pod_t  *pod;
+    int64_t     next;
+    int         i;
+
+    next = sim_min(sim_http_next_timer(), sim_client_next_timer());
+    for (i = 0; i < sim_npods; i++) {
+        pod = &sim_pods[i];
+        if (pod->up && pod->eng.busy) {
+            next = sim_min(next, pod->eng.step_end_ns);
+        }
+        if (pod->up && pod->eng.loading.n) {
+            next = sim_min(next, pod->eng.pull_due_ns);
+        }
+        next = sim_min(next, pod->faults.stop_at_ns);
+        next = sim_min(next, pod->faults.restart_at_ns);
+    }
+
+    return next;
+}
+
+
+/* Runs what is due by now: timers, KV pulls, the steps that ended. */
+static void
+sim_run_due(int64_t now)
+{
+    sim_pod_t  *pod;
+    int         i;
+
+    sim_http_run_timers(now);
+    sim_client_run_timers(now);
+
+    for (i = 0; i < sim_npods; i++) {
+        pod = &sim_pods[i];
+        sim_pod_timers(pod, now);
+        if (pod->up && pod->eng.loading.n && now >= pod->eng.pull_due_ns) {
+            sim_engine_pulls(pod, now);
+        }
+        if (pod->up && pod->eng.busy && now >= pod->eng.step_end_ns) {
+            sim_engine_tick(pod, now);
+        }
+    }
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -66,7 +114,7 @@ main(int argc, char **argv)
     sim_buf_t            where = { NULL, 0, 0 };
     sigset_t             mask;
     uint64_t             exp;
-    int64_t              now, next, armed = -1;
+    int64_t              next, armed = -1;
     char                 err[512];
     int                  ep, tfd, sfd, n, i, running;
 
@@ -167,18 +215,7 @@ main(int argc, char **argv)
     running = 1;
 
     while (running) {
-        next = sim_min(sim_http_next_timer(), sim_client_next_timer());
-        for (i = 0; i < sim_npods; i++) {
-            pod = &sim_pods[i];
-            if (pod->up && pod->eng.busy) {
-                next = sim_min(next, pod->eng.step_end_ns);
-            }
-            if (pod->up && pod->eng.loading.n) {
-                next = sim_min(next, pod->eng.pull_due_ns);
-            }
-            next = sim_min(next, pod->faults.stop_at_ns);
-            next = sim_min(next, pod->faults.restart_at_ns);
-        }
+        next = sim_next_due();
         sim_arm(tfd, next, &armed);
 
         n = epoll_wait(ep, evs, 256, -1);
@@ -213,23 +250,21 @@ main(int argc, char **argv)
                 running = 0;
                 break;
             }
+
+            /*
+             * A batch of events (a burst of requests to tokenize) must not
+             * hold up the steps that end meanwhile: every step ended late
+             * is time its pod's clients see late.
+             */
+            if (next && sim_now_ns() >= next) {
+                sim_run_due(sim_now_ns());
+                next = sim_next_due();
+            }
         }
 
-        now = sim_now_ns();
-        sim_http_run_timers(now);
-        sim_client_run_timers(now);
-
+        sim_run_due(sim_now_ns());
         for (i = 0; i < sim_npods; i++) {
             pod = &sim_pods[i];
-            sim_pod_timers(pod, now);
-            if (pod->up && pod->eng.loading.n
-                && now >= pod->eng.pull_due_ns)
-            {
-                sim_engine_pulls(pod, now);
-            }
-            if (pod->up && pod->eng.busy && now >= pod->eng.step_end_ns) {
-                sim_engine_tick(pod, now);
-            }
             if (pod->up) {
                 /* ZMQ_FD is edge-like: poll the replay sockets every turn */
                 sim_pub_replay_poll(pod->pub);

@@ -67,6 +67,8 @@ int sim_buf_write(int fd, const sim_buf_t *b, size_t *off);
 void sim_buf_free(sim_buf_t *b);
 
 int64_t sim_now_ns(void);
+/* Unit tests: when non-zero, sim_now_ns() returns it (a simulated clock). */
+extern int64_t  sim_clock_ns;
 double sim_wall_time(void);
 
 
@@ -105,6 +107,7 @@ typedef struct {
     int          max_model_len;
     int          eos_tokens;              /* natural output length */
     double       time_scale;
+    int          max_lag_ms;              /* see sim_engine_tick() */
     double       step_base_us;
     double       prefill_us_per_token;
     double       decode_us_per_seq;
@@ -215,6 +218,8 @@ uint32_t sim_kv_num_free(const sim_kv_t *kv);
 int sim_kv_is_free(const sim_kv_t *kv, int32_t blk);
 uint32_t sim_kv_num_cached(const sim_kv_t *kv);
 uint32_t sim_kv_num_blocks(const sim_kv_t *kv);
+/* Operations on the cache so far (lookups, allocs, releases, caching). */
+uint64_t sim_kv_ops(const sim_kv_t *kv);
 /* Drops every cached hash; -1 (and nothing done) while blocks are in use. */
 int sim_kv_reset(sim_kv_t *kv);
 

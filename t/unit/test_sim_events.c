@@ -803,6 +803,307 @@ test_step_cost(void **state)
 }
 
 
+/*
+ * The engine on a simulated clock (sim_clock_ns): one pod without sockets,
+ * requests of token ids, a step at a time.
+ */
+typedef struct {
+    sim_req_t  *r;                      /* NULL once finished */
+    int         tokens;
+    int64_t     first_ns;
+    int64_t     last_ns;
+    int64_t     gap_max_ns;
+} eng_trace_t;
+
+static eng_trace_t  traces[64];
+static int          ntraces;
+
+
+static eng_trace_t *
+trace_of(sim_req_t *r)
+{
+    int  i;
+
+    for (i = 0; i < ntraces; i++) {
+        if (traces[i].r == r) {
+            return &traces[i];
+        }
+    }
+    return NULL;
+}
+
+
+static void
+eng_on_token(sim_req_t *r, uint32_t id, const char *text, size_t len,
+    int last)
+{
+    eng_trace_t  *t = trace_of(r);
+
+    assert_non_null(t);
+    if (t->tokens++ == 0) {
+        t->first_ns = sim_clock_ns;
+    } else if (sim_clock_ns - t->last_ns > t->gap_max_ns) {
+        t->gap_max_ns = sim_clock_ns - t->last_ns;
+    }
+    t->last_ns = sim_clock_ns;
+    if (last) {
+        t->r = NULL;                    /* freed by the engine */
+    }
+}
+
+
+static void
+eng_pod(sim_pod_t *pod, sim_config_t *cf)
+{
+    char  err[256];
+
+    assert_int_equal(sim_tok_init(cf, err, sizeof(err)), 0);
+    assert_int_equal(sim_pod_init(pod, cf, 0, err, sizeof(err)), 0);
+    pod->kv = sim_kv_create(cf->num_blocks, NULL, NULL);
+    assert_non_null(pod->kv);
+    sim_stats_init(&pod->stats);
+    ntraces = 0;
+    sim_clock_ns = 1000000000000LL;
+}
+
+
+static void
+eng_pod_free(sim_pod_t *pod)
+{
+    sim_engine_clear(pod);
+    free(pod->eng.step);
+    sim_kv_destroy(pod->kv);
+    sim_clock_ns = 0;
+}
+
+
+/* A prompt of n ids: the first shared ones common to every prompt. */
+static eng_trace_t *
+eng_add(sim_pod_t *pod, size_t n, size_t shared, uint32_t salt, int out)
+{
+    sim_req_t  *r;
+    size_t      i;
+
+    r = sim_req_new(pod, eng_on_token);
+    assert_non_null(r);
+    r->cap_tokens = n + (size_t) out + 1;
+    r->tokens = malloc(r->cap_tokens * sizeof(uint32_t));
+    assert_non_null(r->tokens);
+    for (i = 0; i < n; i++) {
+        r->tokens[i] = i < shared ? (uint32_t) (7 + i)
+                                  : (uint32_t) (salt * 100003 + i) % 128000;
+    }
+    r->n_prompt = r->n_tokens = n;
+    r->max_tokens = out;
+    r->finish_reason = "length";
+    assert_true(ntraces < 64);
+    memset(&traces[ntraces], 0, sizeof(eng_trace_t));
+    traces[ntraces].r = r;
+    assert_int_equal(sim_engine_add(pod, r), 0);
+    return &traces[ntraces++];
+}
+
+
+/* Ends the step in flight; returns the simulated ns the next one lasts. */
+static int64_t
+eng_step(sim_pod_t *pod)
+{
+    assert_true(pod->eng.busy);
+    sim_clock_ns = pod->eng.step_end_ns;
+    sim_engine_tick(pod, sim_clock_ns);
+    return pod->eng.busy ? pod->eng.step_end_ns - sim_clock_ns : 0;
+}
+
+
+/* Tokens of the step in flight scheduled for r (0: not in the step). */
+static int
+eng_sched(sim_pod_t *pod, sim_req_t *r)
+{
+    int  i;
+
+    for (i = 0; i < pod->eng.n_step; i++) {
+        if (pod->eng.step[i] == r) {
+            return r->scheduled;
+        }
+    }
+    return 0;
+}
+
+
+/*
+ * vLLM's chunked prefill (vllm/v1/core/sched/scheduler.py): a step carries
+ * one token of every decoding request and as much prefill as the budget
+ * leaves, and lasts max(memory, compute) of that load.  A cold prompt
+ * therefore holds up the decoders for its chunk's compute (one token each
+ * for the step, none starved), but not for a decode step on top of it.
+ */
+static void
+test_engine_chunked_prefill(void **state)
+{
+    sim_config_t   cf;
+    sim_pod_t      pod;
+    eng_trace_t   *dec[20], *cold;
+    sim_step_load_t  ld;
+    int64_t        decode_ns, stall_ns, ns;
+    double         pairs, mem, comp;
+    long           ctx;
+    int            i, before[20];
+
+    assert_int_equal(parse_args(&cf, ARGS("--profile",
+                                          "llama-3.1-70b-tp4-h100")), 0);
+    eng_pod(&pod, &cf);
+
+    for (i = 0; i < 20; i++) {
+        dec[i] = eng_add(&pod, 1000, 0, (uint32_t) i + 1, 200);
+    }
+    for (i = 0; i < 6; i++) {
+        eng_step(&pod);
+    }
+    for (i = 0; i < 20; i++) {
+        assert_true(dec[i]->tokens >= 1);
+    }
+    decode_ns = pod.eng.step_end_ns - sim_clock_ns;
+    assert_int_equal(pod.eng.n_step, 20);
+
+    /* a cold 9,000-token prompt arrives during a decode step */
+    cold = eng_add(&pod, 9000, 0, 99, 10);
+    assert_int_equal(pod.eng.waiting.n, 1);
+    stall_ns = eng_step(&pod);
+    for (i = 0; i < 20; i++) {
+        before[i] = dec[i]->tokens;
+    }
+
+    /* decodes first, one token each; the chunk gets the rest */
+    assert_int_equal(pod.eng.n_step, 21);
+    assert_int_equal(eng_sched(&pod, cold->r), 8192 - 20);
+    ctx = 0;
+    pairs = 8172.0 * 8173.0 / 2;
+    for (i = 0; i < 20; i++) {
+        assert_int_equal(eng_sched(&pod, dec[i]->r), 1);
+        ctx += (long) dec[i]->r->num_computed;
+        pairs += (double) dec[i]->r->num_computed + 1;
+    }
+    ld.prefill_tokens = 8172;
+    ld.decode_seqs = 20;
+    ld.ctx_tokens = ctx;
+    ld.attn_pairs = pairs;
+    ns = (int64_t) (sim_step_cost_us(&cf, &ld, &mem, &comp) * 1000.0);
+    assert_true(llabs(stall_ns - ns) <= 1);
+    assert_true(comp > mem);                            /* compute-bound */
+    assert_true(stall_ns > 10 * decode_ns);
+    /* the decoders ride along: not a decode step on top of the chunk */
+    assert_true(stall_ns < (int64_t) (comp * 1000.0) + decode_ns / 2);
+
+    /* the stalled step gives every decoder exactly one token */
+    eng_step(&pod);
+    for (i = 0; i < 20; i++) {
+        assert_int_equal(dec[i]->tokens, before[i] + 1);
+        assert_true(dec[i]->gap_max_ns >= stall_ns);
+    }
+    assert_int_equal(cold->tokens, 0);
+    assert_int_equal(eng_sched(&pod, cold->r), 9000 - 8172);
+
+    /* its first token ends the next step, then it decodes with the rest */
+    eng_step(&pod);
+    assert_int_equal(cold->tokens, 1);
+    assert_int_equal(eng_sched(&pod, cold->r), 1);
+
+    eng_pod_free(&pod);
+}
+
+
+/*
+ * When a running request needs a block and none is free, vLLM preempts the
+ * newest running request (recompute: its blocks freed, back at the head of
+ * the waiting queue), admits nobody in that step, and resumes it later;
+ * every request still gets all its tokens, once each.
+ */
+static void
+test_engine_preemption(void **state)
+{
+    sim_config_t   cf;
+    sim_pod_t      pod;
+    eng_trace_t   *t[3], *late;
+    sim_req_t     *victim;
+    int            i, steps;
+
+    /* 128 blocks of 16: three requests of 600 + 400 cannot all finish */
+    assert_int_equal(parse_args(&cf, ARGS("--profile",
+                                          "llama-3.1-70b-tp4-h100",
+                                          "--kv-tokens", "2048")), 0);
+    assert_int_equal(cf.num_blocks, 128);
+    eng_pod(&pod, &cf);
+
+    for (i = 0; i < 3; i++) {
+        t[i] = eng_add(&pod, 600, 0, (uint32_t) i + 1, 400);
+    }
+    victim = t[2]->r;
+    eng_step(&pod);                     /* the first came alone */
+    assert_int_equal(pod.eng.running.n, 3);
+
+    for (steps = 0; pod.stats.preemptions == 0 && steps < 1000; steps++) {
+        eng_step(&pod);
+    }
+    assert_int_equal(pod.stats.preemptions, 1);
+    assert_true(pod.eng.waiting.head == victim);
+    assert_int_equal(victim->num_computed, 0);
+    assert_int_equal(victim->n_blocks, 0);
+    assert_int_equal(pod.eng.running.n, 2);
+
+    /* a request arriving now waits behind the preempted one */
+    late = eng_add(&pod, 32, 0, 50, 4);
+    assert_true(pod.eng.waiting.head == victim);
+
+    for (steps = 0; pod.eng.busy && steps < 100000; steps++) {
+        eng_step(&pod);
+    }
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(t[i]->tokens, 400);
+        assert_null(t[i]->r);
+    }
+    assert_int_equal(late->tokens, 4);
+    /* the victim resumed before the late request began */
+    assert_true(t[2]->last_ns > 0 && late->first_ns > t[0]->last_ns);
+
+    eng_pod_free(&pod);
+}
+
+
+/*
+ * The engine's work per decode step does not grow with the context: the
+ * same KV-cache operations for a 64-token and a 16,000-token request.
+ */
+static void
+test_engine_step_work(void **state)
+{
+    sim_config_t   cf;
+    sim_pod_t      pod;
+    uint64_t       ops[2];
+    size_t         lens[2] = { 64, 16000 };
+    int            k, i;
+
+    assert_int_equal(parse_args(&cf, ARGS("--profile",
+                                          "llama-3.1-70b-tp4-h100")), 0);
+    for (k = 0; k < 2; k++) {
+        eng_pod(&pod, &cf);
+        eng_add(&pod, lens[k], 0, 3, 400);
+        while (traces[0].tokens == 0) {
+            eng_step(&pod);
+        }
+        ops[k] = sim_kv_ops(pod.kv);
+        for (i = 0; i < 320; i++) {
+            eng_step(&pod);
+        }
+        ops[k] = sim_kv_ops(pod.kv) - ops[k];
+        eng_pod_free(&pod);
+    }
+
+    /* 320 decode steps: 20 new blocks of 16, each allocated and cached */
+    assert_int_equal(ops[0], ops[1]);
+    assert_true(ops[0] > 0 && ops[0] <= 4 * 320 / 16);
+}
+
+
 static void
 test_pd_transfer(void **state)
 {
@@ -1021,6 +1322,9 @@ main(void)
         cmocka_unit_test(test_pd_roles),
         cmocka_unit_test(test_pd_transfer),
         cmocka_unit_test(test_step_cost),
+        cmocka_unit_test(test_engine_chunked_prefill),
+        cmocka_unit_test(test_engine_preemption),
+        cmocka_unit_test(test_engine_step_work),
         cmocka_unit_test(test_pd_params_in),
         cmocka_unit_test(test_pd_params_out),
         cmocka_unit_test(test_pd_prefill_body),

@@ -471,6 +471,13 @@ sim_step_profile(sim_config_t *cf, const char *name)
     cf->tp = p->tp;
     cf->kv_tokens_profile = p->kv_tokens;
     cf->vocab_size = p->vocab;
+    /*
+     * vLLM's defaults on a GPU of 70 GiB or more (not an A100), for its
+     * OpenAI server (EngineArgs' batch defaults): 1,024 requests, 8,192
+     * tokens per step.
+     */
+    cf->max_num_seqs = 1024;
+    cf->max_batched_tokens = 8192;
 
     return 0;
 }

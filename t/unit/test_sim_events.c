@@ -737,6 +737,8 @@ test_step_cost(void **state)
     assert_true(fabs(cf.weight_bytes - 2 * cf.params) < 1);
     assert_true(fabs(cf.attn_dim - 80 * 64 * 128) < 1e-6);
     assert_int_equal(cf.num_blocks * cf.block_size, 461376);
+    assert_int_equal(cf.max_num_seqs, 1024);            /* vLLM on H100 */
+    assert_int_equal(cf.max_batched_tokens, 8192);
 
     /* 20 decoding requests of 9,500 tokens: memory-bound, weights + KV */
     us = step_cost(&cf, 0, 20, 20 * 9500, 20 * 9501.0, &mem, &comp);

@@ -98,7 +98,7 @@ SIM_ARGS=${SIM_ARGS-"--profile llama-3.1-70b-tp4-h100"}
 # delays tokens but does not slow the simulated pods down (the
 # simulator's default of 50 ms lost ~5 % of simulated time here;
 # docs/simulator.md, "Lag")
-SIM_MAX_LAG_MS=${SIM_MAX_LAG_MS:-1000}
+SIM_MAX_LAG_MS=${SIM_MAX_LAG_MS-1000}     # empty: the simulator's default
 if [ "$MODE" = guide ]; then
     # the guide: 8 pods of Qwen3-32B TP2 (docs/simulator.md, "Profiles")
     NPODS=8
@@ -442,7 +442,7 @@ start_sim() {
     [ "$MODE" = pd ] && roles=$(pd_roles "$1")
     "$SIM" --pods $NPODS --port $SIM_PORT --time-scale "$SCALE" --roles "$roles" \
         --kv-tokens $KV_TOKENS --block-size 64 --hash-seed 42 \
-        --max-lag-ms "$SIM_MAX_LAG_MS" \
+        ${SIM_MAX_LAG_MS:+--max-lag-ms $SIM_MAX_LAG_MS} \
         --tokenizer "$TOKJSON" --kv-events "tcp://127.0.0.1:$KV_PORT" \
         $SIM_ARGS --quiet 2> "$W/sim.log" &
     SIM_PID=$!

@@ -99,6 +99,11 @@ SIM_ARGS=${SIM_ARGS-"--profile llama-3.1-70b-tp4-h100"}
 # simulator's default of 50 ms lost ~5 % of simulated time here;
 # docs/simulator.md, "Lag")
 SIM_MAX_LAG_MS=${SIM_MAX_LAG_MS-1000}     # empty: the simulator's default
+# the serving stack in front of a vLLM engine (API server, gateway, the
+# client's connection), simulated ms per request; fitted to seed 000's
+# TTFT at QPS 3 (docs/simulator.md "Request latency"); only in the modes
+# measured as inference-perf (full, quick, guide), empty: none
+SIM_REQUEST_LATENCY_MS=${SIM_REQUEST_LATENCY_MS-100}
 if [ "$MODE" = guide ]; then
     # the guide: 8 pods of Qwen3-32B TP2 (docs/simulator.md, "Profiles")
     NPODS=8
@@ -193,6 +198,8 @@ pd)          # long uncached prompts in Poisson bursts, rising rates
          "[experiment...]" >&2
     exit 2 ;;
 esac
+REQ_LAT=""
+[ "$LG_MODE" = inference-perf-v0.2 ] && REQ_LAT=$SIM_REQUEST_LATENCY_MS
 
 RES=$TOP/bench/results/$MODE-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RES"
@@ -443,6 +450,7 @@ start_sim() {
     "$SIM" --pods $NPODS --port $SIM_PORT --time-scale "$SCALE" --roles "$roles" \
         --kv-tokens $KV_TOKENS --block-size 64 --hash-seed 42 \
         ${SIM_MAX_LAG_MS:+--max-lag-ms $SIM_MAX_LAG_MS} \
+        ${REQ_LAT:+--request-latency-ms $REQ_LAT} \
         --tokenizer "$TOKJSON" --kv-events "tcp://127.0.0.1:$KV_PORT" \
         $SIM_ARGS --quiet 2> "$W/sim.log" &
     SIM_PID=$!
@@ -577,7 +585,9 @@ run_one() {
 }
 
 echo "results: $RES" >&2
-echo "vllm-sim options: ${SIM_ARGS:-(linear step model)}" > "$RES/sim-args.txt"
+echo "vllm-sim options: ${SIM_ARGS:-(linear step model)}" \
+    "${SIM_MAX_LAG_MS:+--max-lag-ms $SIM_MAX_LAG_MS}" \
+    "${REQ_LAT:+--request-latency-ms $REQ_LAT}" > "$RES/sim-args.txt"
 for exp in $EXPS; do
     run_one "$exp"
 done

@@ -86,6 +86,8 @@ static const char  sim_usage[] =
 "  --eos-after N                without ignore_eos, stop after N output\n"
 "                               tokens; 0 = never (256)\n"
 "  --time-scale X               run X times faster than real time (1)\n"
+"  --request-latency-ms X       simulated ms from a request's arrival to\n"
+"                               its engine queue: the serving stack (0)\n"
 "  --max-lag-ms N               wall ms a late loop's steps keep their\n"
 "                               deadlines; later, the clock slips (50)\n"
 "  --step-base-us X             step time: fixed part (12000)\n"
@@ -201,6 +203,7 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
         { "mfu", 1, NULL, 36 },
         { "overhead-us", 1, NULL, 37 },
         { "max-lag-ms", 1, NULL, 38 },
+        { "request-latency-ms", 1, NULL, 39 },
         { "quiet", 0, NULL, 'q' },
         { "help", 0, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -373,6 +376,8 @@ sim_config_parse(sim_config_t *cf, int argc, char **argv)
         case 37: bad = sim_num(optarg, 0, 1e9, &cf->overhead_us); break;
         case 38: bad = sim_num(optarg, 0, 3600000, &v);
                  cf->max_lag_ms = (int) v; break;
+        case 39: bad = sim_num(optarg, 0, 3600000, &cf->request_latency_ms);
+                 break;
         case 'q': cf->quiet = 1; break;
         case 'h': fputs(sim_usage, stdout); exit(0);
         default:

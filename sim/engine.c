@@ -195,11 +195,45 @@ sim_engine_add(sim_pod_t *pod, sim_req_t *r)
         return -1;
     }
 
-    r->state = SIM_REQ_WAITING;
     r->arrival_ns = sim_now_ns();
+
+    if (pod->cf->request_latency_ms > 0) {
+        /* the serving stack in front of the engine: a constant delay */
+        r->state = SIM_REQ_ARRIVING;
+        r->ready_ns = r->arrival_ns
+                      + (int64_t) (pod->cf->request_latency_ms * 1e6
+                                   / pod->cf->time_scale);
+        sim_q_push_back(&pod->eng.arriving, r);
+        return 0;
+    }
+
+    r->state = SIM_REQ_WAITING;
     sim_q_push_back(&pod->eng.waiting, r);
     sim_engine_kick(pod);
     return 0;
+}
+
+
+int64_t
+sim_engine_arrivals(sim_pod_t *pod, int64_t now)
+{
+    sim_engine_t  *eng = &pod->eng;
+    sim_req_t     *r;
+    int            done = 0;
+
+    /* one constant delay: the queue is in the order requests are due */
+    while ((r = eng->arriving.head) != NULL && r->ready_ns <= now) {
+        sim_q_remove(&eng->arriving, r);
+        r->state = SIM_REQ_WAITING;
+        sim_q_push_back(&eng->waiting, r);
+        done = 1;
+    }
+
+    if (done) {
+        sim_engine_kick(pod);
+    }
+
+    return eng->arriving.head ? eng->arriving.head->ready_ns : 0;
 }
 
 
@@ -838,6 +872,9 @@ sim_engine_abort(sim_pod_t *pod, sim_req_t *r)
     case SIM_REQ_LOADING:
         sim_q_remove(&pod->eng.loading, r);
         break;
+    case SIM_REQ_ARRIVING:
+        sim_q_remove(&pod->eng.arriving, r);
+        break;
     default:
         sim_finish(pod, r, sim_now_ns());
         return;
@@ -869,6 +906,11 @@ sim_engine_clear(sim_pod_t *pod)
     while ((r = eng->loading.head) != NULL) {
         sim_q_remove(&eng->loading, r);
         sim_req_release_blocks(pod, r);
+        sim_req_free(r);
+    }
+
+    while ((r = eng->arriving.head) != NULL) {
+        sim_q_remove(&eng->arriving, r);
         sim_req_free(r);
     }
 

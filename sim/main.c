@@ -68,6 +68,9 @@ sim_next_due(void)
         if (pod->up && pod->eng.loading.n) {
             next = sim_min(next, pod->eng.pull_due_ns);
         }
+        if (pod->up && pod->eng.arriving.head) {
+            next = sim_min(next, pod->eng.arriving.head->ready_ns);
+        }
         next = sim_min(next, pod->faults.stop_at_ns);
         next = sim_min(next, pod->faults.restart_at_ns);
     }
@@ -91,6 +94,11 @@ sim_run_due(int64_t now)
         sim_pod_timers(pod, now);
         if (pod->up && pod->eng.loading.n && now >= pod->eng.pull_due_ns) {
             sim_engine_pulls(pod, now);
+        }
+        if (pod->up && pod->eng.arriving.head
+            && now >= pod->eng.arriving.head->ready_ns)
+        {
+            sim_engine_arrivals(pod, now);
         }
         if (pod->up && pod->eng.busy && now >= pod->eng.step_end_ns) {
             sim_engine_tick(pod, now);

@@ -108,6 +108,7 @@ typedef struct {
     int          eos_tokens;              /* natural output length */
     double       time_scale;
     int          max_lag_ms;              /* see sim_engine_tick() */
+    double       request_latency_ms;      /* arrival to the engine, sim. */
     double       step_base_us;
     double       prefill_us_per_token;
     double       decode_us_per_seq;
@@ -313,7 +314,8 @@ typedef enum {
     SIM_REQ_RUNNING,
     SIM_REQ_DONE,
     SIM_REQ_LOADING,                    /* pulling its KV from a prefill pod */
-    SIM_REQ_SIDECAR                     /* the sidecar's prefill leg runs */
+    SIM_REQ_SIDECAR,                    /* the sidecar's prefill leg runs */
+    SIM_REQ_ARRIVING                    /* --request-latency-ms */
 } sim_req_state_t;
 
 typedef enum { SIM_API_COMPLETIONS = 0, SIM_API_CHAT } sim_api_t;
@@ -360,6 +362,7 @@ struct sim_req_s {
     int               kv_producer;      /* a prefill leg (do_remote_decode) */
     uint64_t          pull_bytes;
     int64_t           load_end_ns;
+    int64_t           ready_ns;         /* reaches the engine (arriving) */
     int               scheduled;        /* tokens in the in-flight step */
     int               in_step;
     int               aborted;
@@ -382,6 +385,7 @@ typedef struct {
     sim_queue_t   running;
     sim_queue_t   loading;              /* KV pulls under way */
     int64_t       pull_due_ns;          /* the first to end, 0: none */
+    sim_queue_t   arriving;             /* not yet in the engine */
     sim_req_t   **step;                 /* requests in the in-flight step */
     int           n_step;
     int           step_cap;
@@ -409,6 +413,8 @@ void sim_engine_abort(sim_pod_t *pod, sim_req_t *r);
 void sim_engine_tick(sim_pod_t *pod, int64_t now);
 /* Ends the KV pulls due by now (the loop's timer: eng.pull_due_ns). */
 void sim_engine_pulls(sim_pod_t *pod, int64_t now);
+/* Queues the arriving requests due by now; returns the next due (0: none). */
+int64_t sim_engine_arrivals(sim_pod_t *pod, int64_t now);
 void sim_engine_kick(sim_pod_t *pod);
 /* Drops every request (pod stop). */
 void sim_engine_clear(sim_pod_t *pod);

@@ -1106,6 +1106,54 @@ test_engine_step_work(void **state)
 }
 
 
+/*
+ * --request-latency-ms: a request reaches the engine that long after it
+ * arrived (simulated, divided by the time scale); its TTFT counts from
+ * the arrival; one aborted meanwhile never reaches the engine.
+ */
+static void
+test_engine_request_latency(void **state)
+{
+    sim_config_t   cf;
+    sim_pod_t      pod;
+    eng_trace_t   *t, *gone;
+    int64_t        t0, due, step_ns;
+
+    assert_int_equal(parse_args(&cf, ARGS("--profile",
+                                          "llama-3.1-70b-tp4-h100",
+                                          "--request-latency-ms", "100",
+                                          "--time-scale", "4")), 0);
+    assert_true(fabs(cf.request_latency_ms - 100) < 1e-9);
+    eng_pod(&pod, &cf);
+
+    t0 = sim_clock_ns;
+    t = eng_add(&pod, 64, 0, 1, 2);
+    gone = eng_add(&pod, 64, 0, 2, 2);
+    assert_int_equal(pod.eng.waiting.n, 0);
+    assert_false(pod.eng.busy);
+    assert_int_equal(pod.eng.arriving.n, 2);
+
+    /* 100 simulated ms at time scale 4: 25 ms of wall time */
+    due = sim_engine_arrivals(&pod, t0 + 25000000LL - 1);
+    assert_true(due == t0 + 25000000LL);
+    assert_false(pod.eng.busy);
+
+    sim_engine_abort(&pod, gone->r);
+    assert_int_equal(pod.eng.arriving.n, 1);
+
+    sim_clock_ns = due;
+    assert_true(sim_engine_arrivals(&pod, due) == 0);
+    assert_true(pod.eng.busy);
+    assert_int_equal(pod.eng.n_step, 1);
+    step_ns = pod.eng.step_end_ns - due;
+    eng_step(&pod);
+    assert_int_equal(t->tokens, 1);
+    assert_true(t->first_ns - t0 == 25000000LL + step_ns);
+
+    eng_pod_free(&pod);
+}
+
+
 static void
 test_pd_transfer(void **state)
 {
@@ -1327,6 +1375,7 @@ main(void)
         cmocka_unit_test(test_engine_chunked_prefill),
         cmocka_unit_test(test_engine_preemption),
         cmocka_unit_test(test_engine_step_work),
+        cmocka_unit_test(test_engine_request_latency),
         cmocka_unit_test(test_pd_params_in),
         cmocka_unit_test(test_pd_params_out),
         cmocka_unit_test(test_pd_prefill_body),

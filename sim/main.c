@@ -79,19 +79,27 @@ sim_next_due(void)
 }
 
 
-/* Runs what is due by now: timers, KV pulls, the steps that ended. */
+/*
+ * Runs what is due by now: with all, the timers (which may stop pods and
+ * close connections: only between batches of events), then the engines'
+ * arrivals, KV pulls and the steps that ended.
+ */
 static void
-sim_run_due(int64_t now)
+sim_run_due(int64_t now, int all)
 {
     sim_pod_t  *pod;
     int         i;
 
-    sim_http_run_timers(now);
-    sim_client_run_timers(now);
+    if (all) {
+        sim_http_run_timers(now);
+        sim_client_run_timers(now);
+    }
 
     for (i = 0; i < sim_npods; i++) {
         pod = &sim_pods[i];
-        sim_pod_timers(pod, now);
+        if (all) {
+            sim_pod_timers(pod, now);
+        }
         if (pod->up && pod->eng.loading.n && now >= pod->eng.pull_due_ns) {
             sim_engine_pulls(pod, now);
         }
@@ -265,12 +273,12 @@ main(int argc, char **argv)
              * is time its pod's clients see late.
              */
             if (next && sim_now_ns() >= next) {
-                sim_run_due(sim_now_ns());
+                sim_run_due(sim_now_ns(), 0);
                 next = sim_next_due();
             }
         }
 
-        sim_run_due(sim_now_ns());
+        sim_run_due(sim_now_ns(), 1);
         for (i = 0; i < sim_npods; i++) {
             pod = &sim_pods[i];
             if (pod->up) {

@@ -11,7 +11,8 @@
 # errors.  Then chat with real tokenizers (the npm cache of t/040 and
 # t/045): a simulator on +50 whose KV events (+51) carry the prompt's token
 # ids, which must be those the balancer computes (build/bin/llmd-chat-render
-# | llmd-tokenize).  Every simulator dies with the test (Llmd::Proc).
+# | llmd-tokenize).  Then --request-latency-ms and /sim/state's "lag" on
+# +70.  Every simulator dies with the test (Llmd::Proc).
 use strict;
 use warnings;
 use Test::More;
@@ -635,6 +636,35 @@ SKIP: {
         $chat_pid = undef;
     }
     $csub->close;
+}
+
+# ---- --request-latency-ms and /sim/state "lag" (docs/simulator.md) -----
+{
+    my $LAT = port(70);
+    my $lat_pid = Llmd::Proc::sim(bin => $bin,
+        args => [ '--port', $LAT, '--model', $MODEL, '--time-scale', 10,
+                  '--request-latency-ms', 3000, '--quiet' ],
+        ports => [ $LAT ], health => [ "127.0.0.1:$LAT" ]);
+    my $t0 = time;
+    my ($r, $res) = complete("127.0.0.1:$LAT", prompt => 'Hello there',
+                             max_tokens => 2);
+    my $dt = time - $t0;
+    ok($res && $dt >= 0.3,
+       sprintf('--request-latency-ms 3000 at time scale 10: answered after '
+               . '%.3f s (>= 0.3 s of wall time)', $dt));
+    my $m = metrics("127.0.0.1:$LAT");
+    ok(($m->{'vllm:time_to_first_token_seconds_sum'} // 0) >= 3.0,
+       'the pod\'s TTFT counts the latency (>= 3 simulated s)');
+    my $st = eval { $json->decode(
+        $http->get(url("127.0.0.1:$LAT", '/sim/state'))->{content}) } || {};
+    my $lag = $st->{lag} || {};
+    ok($st->{steps} && $st->{steps} >= 2 && ($lag->{model_s} // 0) > 0
+       && defined $lag->{late_steps} && $lag->{late_steps} <= $st->{steps}
+       && defined $lag->{lag_s} && defined $lag->{lag_max_s}
+       && defined $lag->{lost_s} && defined $lag->{engine_cpu_s},
+       '/sim/state reports the lag: model time, late steps, lag, lost, CPU')
+        or diag($json->encode($st));
+    Llmd::Proc::stop($lat_pid);
 }
 
 done_testing();

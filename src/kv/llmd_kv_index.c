@@ -359,11 +359,23 @@ llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
             break;
         }
 
-        /* the buckets are cache misses in a large region: start them all */
+        /*
+         * the buckets are cache misses in a large region: start them all,
+         * then the first entry of each engine-hash chain, which
+         * llmd_kvi_find_hash() reads next (a new block walks its whole
+         * chain)
+         */
         for (k = 0; k < got; k++) {
             __builtin_prefetch(llmd_kvi_hbucket(idx, ep, ev->hashes[i + k]),
                                1);
             __builtin_prefetch(llmd_kvi_kbucket(idx, keys[k]), 1);
+        }
+
+        for (k = 0; k < got; k++) {
+            e = *llmd_kvi_hbucket(idx, ep, ev->hashes[i + k]);
+            if (e != LLMD_INDEX_NONE) {
+                __builtin_prefetch(llmd_kvi_entry(idx, e));
+            }
         }
 
         for (k = 0; k < got; k++) {

@@ -2169,13 +2169,31 @@ llmd_kv_rd_batch(const unsigned char *buf, size_t len,
 }
 
 
+/* Delivered event: its pointers into the hash and token buffers. */
+static void
+llmd_kv_rd_deliver(const llmd_kv_rd_out_t *out, llmd_kv_event_t *ev)
+{
+    *ev = out->ev;
+
+    if (ev->nhashes) {
+        ev->hashes = (const uint64_t *) llmd_kv_rd_hashes.data + out->h_off;
+    }
+
+    if (ev->ntokens) {
+        ev->tokens = (const uint32_t *) llmd_kv_rd_tokens.data + out->t_off;
+    }
+
+    ev->next = NULL;
+}
+
+
 int
 llmd_kv_batch_decode(const void *buf, size_t len,
     llmd_kv_event_handler_pt handler, void *data, llmd_kv_batch_info_t *info,
     char *err, size_t errlen)
 {
     size_t                 i, n;
-    llmd_kv_event_t        ev;
+    llmd_kv_event_t        ev[2];
     llmd_kv_rd_out_t      *out;
     llmd_kv_batch_info_t   dummy;
 
@@ -2203,21 +2221,19 @@ llmd_kv_batch_decode(const void *buf, size_t len,
 
     out = llmd_kv_rd_events.data;
 
+    if (n) {
+        llmd_kv_rd_deliver(&out[0], &ev[0]);
+    }
+
     for (i = 0; i < n; i++) {
-        ev = out[i].ev;
-
-        if (ev.nhashes) {
-            ev.hashes = (const uint64_t *) llmd_kv_rd_hashes.data
-                        + out[i].h_off;
-        }
-
-        if (ev.ntokens) {
-            ev.tokens = (const uint32_t *) llmd_kv_rd_tokens.data
-                        + out[i].t_off;
+        /* the next event is ready too: the handler may prefetch for it */
+        if (i + 1 < n) {
+            llmd_kv_rd_deliver(&out[i + 1], &ev[(i + 1) & 1]);
+            ev[i & 1].next = &ev[(i + 1) & 1];
         }
 
         if (handler) {
-            handler(data, &ev);
+            handler(data, &ev[i & 1]);
         }
     }
 

@@ -77,8 +77,6 @@ static void llmd_kvi_store(llmd_kv_index_t *idx, uint32_t ep, uint64_t key,
 static void llmd_kvi_remove(llmd_kv_index_t *idx, uint32_t e);
 static void llmd_kvi_unchain(llmd_index_region_t *r, uint32_t e);
 static void llmd_kvi_key_unlink(llmd_kv_index_t *idx, uint32_t e);
-static void llmd_kvi_prefetch_victims(const llmd_kv_index_t *idx,
-    uint32_t ep, size_t n);
 static void llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep,
     uint64_t root, uint32_t block_size, const llmd_kv_event_t *ev,
     llmd_kv_apply_stats_t *st);
@@ -165,6 +163,31 @@ llmd_kv_index_apply(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
     default:
         st->dropped_other += ev->nhashes;
         return;
+    }
+}
+
+
+void
+llmd_kv_index_prefetch(const llmd_kv_index_t *idx, uint32_t ep,
+    const llmd_kv_event_t *ev)
+{
+    size_t  i, n;
+
+    if (ep >= LLMD_MAX_ENDPOINTS
+        || (ev->type != LLMD_KV_BLOCK_STORED
+            && ev->type != LLMD_KV_BLOCK_REMOVED))
+    {
+        return;
+    }
+
+    if (ev->has_parent) {
+        __builtin_prefetch(llmd_kvi_hbucket(idx, ep, ev->parent));
+    }
+
+    n = ev->nhashes < LLMD_KVI_SLICE ? ev->nhashes : LLMD_KVI_SLICE;
+
+    for (i = 0; i < n; i++) {
+        __builtin_prefetch(llmd_kvi_hbucket(idx, ep, ev->hashes[i]), 1);
     }
 }
 
@@ -380,53 +403,12 @@ llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
             }
         }
 
-        llmd_kvi_prefetch_victims(idx, ep, got);
-
         for (k = 0; k < got; k++) {
             llmd_kvi_store(idx, ep, keys[k], ev->hashes[i + k], tier);
         }
 
         parent = keys[got - 1];
         st->stored += got;
-    }
-}
-
-
-/*
- * In a full region each new entry evicts the oldest of the victim endpoint
- * (llmd_index_region_evict), and unchaining it reads the buckets of its
- * request key and engine hash: cache misses, one after the other. Start
- * them for the next n victims (a guess: the region may pick another
- * victim; the entries themselves are in LRU order, mostly adjacent).
- */
-static void
-llmd_kvi_prefetch_victims(const llmd_kv_index_t *idx, uint32_t ep, size_t n)
-{
-    uint32_t                    e, v;
-    llmd_kvi_entry_t           *entry;
-    const llmd_index_region_t  *r;
-
-    r = &idx->region;
-
-    if (r->free != LLMD_INDEX_NONE || r->fresh <= r->capacity) {
-        return;
-    }
-
-    v = r->victim;
-    if (v >= LLMD_MAX_ENDPOINTS || r->lru[ep].count > r->lru[v].count) {
-        v = ep;
-    }
-
-    for (e = r->lru[v].oldest; e != LLMD_INDEX_NONE && n; n--) {
-        entry = llmd_kvi_entry(idx, e);
-
-        __builtin_prefetch(llmd_kvi_kbucket(idx, entry->key), 1);
-        if (entry->tier != LLMD_KVI_SPEC) {
-            __builtin_prefetch(llmd_kvi_hbucket(idx, entry->base.ep,
-                                                entry->hash), 1);
-        }
-
-        e = entry->base.lru.newer;
     }
 }
 

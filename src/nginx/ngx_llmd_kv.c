@@ -967,6 +967,12 @@ ngx_llmd_kv_event(void *data, const llmd_kv_event_t *ev)
         a->held = 0;
     }
 
+    /* the index is cache misses: start the next event's while applying */
+    if (ev->next != NULL) {
+        llmd_kv_index_prefetch(a->up->lcf->kv_index, (uint32_t) a->slot,
+                               ev->next);
+    }
+
     llmd_kv_index_apply(a->up->lcf->kv_index, (uint32_t) a->slot, root,
                         a->up->lcf->prefix.block_size, ev, &a->st);
 

@@ -153,7 +153,7 @@ curl -s 127.0.0.1:$STATUS_PORT/llmd/status > $W/status.json
 stored=$(/usr/bin/python3 -c 'import json, sys
 print(sum(e["kv"]["blocks_stored"] for e in json.load(open(sys.argv[1]))["upstreams"][0]["endpoints"]))' $W/status.json)
 join $W/cpu.0 $W/cpu.1 | awk -v hz=$HZ -v n=$stored '{d = ($3 - $2) / hz; t += d
-  printf "helper thread %s: %.2f CPU-s\n", $1, d}
+  printf "helper thread %s: %.2f CPU-s (%.3f us per applied block)\n", $1, d, (n > 0 ? d * 1e6 / n : 0)}
   END {if (n > 0 && t > 0) printf "helper CPU per applied block: %.3f us (all threads); %.2f M blocks per helper CPU-second\n", t * 1e6 / n, n / t / 1e6}'
 cat $W/status.json | /usr/bin/python3 -c '
 import json, sys

@@ -4,10 +4,10 @@
  * (kv/llmd_kv_stream.h) decide.
  *
  * libzmq sockets run inside nginx's event loop: each socket's ZMQ_FD is
- * registered as an edge-triggered read event, and the handler drains the
- * socket while ZMQ_EVENTS says a message is ready (the descriptor only
- * signals state changes). A timer drains again as a safety net and
- * enforces replay deadlines.
+ * registered as an edge-triggered read event, and the handler receives
+ * until nothing is queued and ZMQ_EVENTS says no message is ready (the
+ * descriptor only signals state changes). A timer drains again as a
+ * safety net and enforces replay deadlines.
  *
  * Modes (directive llmd_kv_events):
  *   bind     one SUB bound at an endpoint; every pod connects to it and is

@@ -9,11 +9,15 @@
 #   bench/kv-helper.sh                  # full speed, 8 pods, 8 s
 #   RATE=1000000 bench/kv-helper.sh     # paced: lag at a given load
 #   SO=/tmp/old.so bench/kv-helper.sh   # another build of the module
+#   HELPER_CPU=1 PUB_CPU=0 bench/kv-helper.sh   # pinned (taskset)
 #
 # Variables: SECS (8), PODS (8), RATE blocks/s (0 = full speed), EVENTS
 # per batch (100), ZONE (256m: about 190 MiB of precise index), SO,
 # RSS_LIMIT_MB (4096: the run is stopped beyond), PERF=1 records the
-# helper with perf into $PERF_OUT (default /tmp/kv-helper.perf.data).
+# helper with perf into $PERF_OUT (default /tmp/kv-helper.perf.data),
+# PUB (build/bin/llmd-bench-kv-pub), HELPER_CPU: the helper's threads on
+# that CPU (HELPER_IO_CPU: libzmq's I/O thread elsewhere), PUB_CPU: the
+# publisher's CPU (taskset).
 # Run under `flock /tmp/llmd-bench.lock` on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +29,7 @@ EVENTS=${EVENTS:-100}
 ZONE=${ZONE:-256m}
 RSS_LIMIT_MB=${RSS_LIMIT_MB:-4096}
 SO=${SO:-$TOP/build/ngx_http_llmd_module.so}
-PUB=$TOP/build/bin/llmd-bench-kv-pub
+PUB=${PUB:-$TOP/build/bin/llmd-bench-kv-pub}
 POD_PORT=18801
 STATUS_PORT=18880
 KV_PORT=18890
@@ -86,6 +90,20 @@ done
 [ -n "$helper" ] || { echo "no helper process"; cat $W/error.log; exit 1; }
 echo "module $SO, helper pid $helper, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+if [ -n "${HELPER_CPU:-}" ]; then
+  taskset -a -p -c "$HELPER_CPU" $helper > /dev/null
+fi
+if [ -n "${HELPER_IO_CPU:-}" ]; then
+  for t in /proc/$helper/task/*; do
+    { grep -q "^ZMQbg" $t/comm && taskset -p -c "$HELPER_IO_CPU" ${t##*/} > /dev/null; } || true
+  done
+fi
+echo "helper threads on CPUs: $(for t in /proc/$helper/task/*; do
+  printf '%s:%s ' "$(cat $t/comm)" "$(taskset -c -p ${t##*/} | sed 's/.*: //')"
+done)"
+PIN=""
+[ -n "${PUB_CPU:-}" ] && PIN="taskset -c $PUB_CPU"
+
 # the helper's RSS every 0.5 s; stop the run if it passes the limit
 ( max=0
   while kill -0 $helper 2>/dev/null; do
@@ -119,7 +137,7 @@ cpu_ticks() {
 cpu_ticks > $W/cpu.0
 
 rc=0
-"$PUB" tcp://127.0.0.1:$KV_PORT $STATUS_PORT $SECS $PODS $POD_PORT \
+$PIN "$PUB" tcp://127.0.0.1:$KV_PORT $STATUS_PORT $SECS $PODS $POD_PORT \
     $RATE $EVENTS || rc=$?
 cpu_ticks > $W/cpu.1
 
@@ -135,7 +153,7 @@ curl -s 127.0.0.1:$STATUS_PORT/llmd/status > $W/status.json
 stored=$(/usr/bin/python3 -c 'import json, sys
 print(sum(e["kv"]["blocks_stored"] for e in json.load(open(sys.argv[1]))["upstreams"][0]["endpoints"]))' $W/status.json)
 join $W/cpu.0 $W/cpu.1 | awk -v hz=$HZ -v n=$stored '{d = ($3 - $2) / hz; t += d
-  printf "helper thread %s: %.2f CPU-s\n", $1, d}
+  printf "helper thread %s: %.2f CPU-s (%.3f us per applied block)\n", $1, d, (n > 0 ? d * 1e6 / n : 0)}
   END {if (n > 0 && t > 0) printf "helper CPU per applied block: %.3f us (all threads); %.2f M blocks per helper CPU-second\n", t * 1e6 / n, n / t / 1e6}'
 cat $W/status.json | /usr/bin/python3 -c '
 import json, sys
@@ -145,6 +163,9 @@ e = u["endpoints"]
 print("index: %d entries, evictions %s; malformed %s; per pod: stored %s, dropped %s, clears %s, gaps %s" % (
     k["index"]["entries"], k["index"].get("evictions"), k.get("malformed_messages"),
     sum(x["kv"]["blocks_stored"] for x in e), sum(x["kv"]["blocks_dropped"] for x in e),
-    sum(x["kv"]["clears"] for x in e), sum(x["kv"]["gaps"] for x in e)))'
+    sum(x["kv"]["clears"] for x in e), sum(x["kv"]["gaps"] for x in e)))
+if "lock_holds" in k:
+    print("index lock held by the helper %d times: mean %.1f us, max %.1f us" % (
+        k["lock_holds"], k["lock_hold_us_mean"], k["lock_hold_us_max"]))'
 grep -E "\[(alert|crit|emerg)\]" $W/error.log || true
 exit $rc

@@ -239,8 +239,10 @@ fuzz_kv_differential(const uint8_t *p, size_t n)
 
     rc1 = llmd_kv_batch_decode(p, n, kv_event_log_record, &l1, &i1, e1,
                                sizeof(e1));
+    kv_event_log_end(&l1);
     rc2 = llmd_kv_batch_decode_tree(p, n, kv_event_log_record, &l2, &i2, e2,
                                     sizeof(e2));
+    kv_event_log_end(&l2);
 
     FUZZ_CHECK(rc1 == rc2);
     FUZZ_CHECK(strcmp(e1, e2) == 0);

@@ -158,6 +158,13 @@ main::publish_until($pub, kv_batch($main::Stored), sub {
     my $kv = main::kv_of() or return 0;
     return $kv->{entries} >= $main::Blocks;
 }) or die "pod 2 never indexed its blocks";
+# the helper measured how long it held the index lock to apply them
+my $ke = status_json()->{upstreams}[0]{kv_events};
+$ke->{lock_holds} >= 1 && $ke->{lock_hold_us_mean} > 0
+    && $ke->{lock_hold_us_max} >= $ke->{lock_hold_us_mean}
+    or die "index lock holds not measured: "
+           . join(", ", map { "$_ $ke->{$_}" }
+                  qw(lock_holds lock_hold_us_mean lock_hold_us_max));
 main::publish_until($pub, kv_batch(kv_cleared()), sub {
     my $kv = main::kv_of() or return 0;
     return $kv->{entries} == 0;

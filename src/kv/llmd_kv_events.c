@@ -1131,6 +1131,12 @@ static const uint32_t  llmd_kv_tok_mask[256] = {
     [0x00 ... 0x7f] = 0xff, [0xcc] = 0xff, [0xcd] = 0xffff,
     [0xce] = 0xffffffff
 };
+/*
+ * llmd_kv_tok_len[c] for the c it is not 0 for, computed: 1 for a
+ * positive fixint (c < 0x80), else 1 + 2^(c & 3) (0xcc: 2, 0xcd: 3,
+ * 0xce: 5).
+ */
+#define LLMD_KV_TOK_LEN(c)  (1 + (((size_t) (c) >> 7) << ((c) & 3)))
 
 
 static uint64_t
@@ -1489,11 +1495,12 @@ static int
 llmd_kv_rd_tokens_field(llmd_kv_rd_t *r, llmd_kv_rd_event_t *e,
     size_t *used)
 {
-    size_t                i, n;
-    unsigned              c;
+    size_t                i, n, l;
+    unsigned              c, c1;
     uint32_t             *out;
+    uint64_t              w;
     llmd_kv_mp_t          v, x;
-    const unsigned char  *p, *safe;
+    const unsigned char  *p, *safe, *safe2;
 
     e->tokens = r->p;
     e->t_array = 0;
@@ -1522,9 +1529,39 @@ llmd_kv_rd_tokens_field(llmd_kv_rd_t *r, llmd_kv_rd_event_t *e,
 
     p = r->p;
     safe = r->end - r->p >= 8 ? r->end - 8 : r->p;
+    safe2 = r->end - r->p >= 16 ? r->end - 16 : r->p;
     i = 0;
 
     for ( ;; ) {
+        /*
+         * fastest: two tokens per 8-byte word, 16 readable bytes. The
+         * length of each is computed from its first byte (see
+         * LLMD_KV_TOK_LEN), not looked up: the position of the next token
+         * waits for it.
+         */
+        while (i + 1 < n && p < safe2) {
+            w = llmd_kv_be64(p);
+            c = (unsigned) (w >> 56);
+            l = LLMD_KV_TOK_LEN(c);
+            /* (l is 9 for 0xcf, which the check refuses) */
+            c1 = (unsigned) (w >> ((56 - 8 * l) & 63)) & 0xff;
+
+            if (!(llmd_kv_tok_len[c] & llmd_kv_tok_len[c1])) {
+                break;
+            }
+
+            /* a batch waited in a queue: its bytes are rarely cached */
+            __builtin_prefetch((const void *) ((uintptr_t) p + 512));
+
+            out[i] = (uint32_t) (w >> llmd_kv_tok_shift[c])
+                     & llmd_kv_tok_mask[c];
+            out[i + 1] = (uint32_t) (llmd_kv_be64(p + l)
+                                     >> llmd_kv_tok_shift[c1])
+                         & llmd_kv_tok_mask[c1];
+            p += l + LLMD_KV_TOK_LEN(c1);
+            i += 2;
+        }
+
         /* fast: 8 readable bytes, an unsigned encoding of at most 32 bits */
         while (i < n && p < safe && llmd_kv_tok_len[*p]) {
             c = *p;
@@ -2132,13 +2169,31 @@ llmd_kv_rd_batch(const unsigned char *buf, size_t len,
 }
 
 
+/* Delivered event: its pointers into the hash and token buffers. */
+static void
+llmd_kv_rd_deliver(const llmd_kv_rd_out_t *out, llmd_kv_event_t *ev)
+{
+    *ev = out->ev;
+
+    if (ev->nhashes) {
+        ev->hashes = (const uint64_t *) llmd_kv_rd_hashes.data + out->h_off;
+    }
+
+    if (ev->ntokens) {
+        ev->tokens = (const uint32_t *) llmd_kv_rd_tokens.data + out->t_off;
+    }
+
+    ev->next = NULL;
+}
+
+
 int
 llmd_kv_batch_decode(const void *buf, size_t len,
     llmd_kv_event_handler_pt handler, void *data, llmd_kv_batch_info_t *info,
     char *err, size_t errlen)
 {
     size_t                 i, n;
-    llmd_kv_event_t        ev;
+    llmd_kv_event_t        ev[2];
     llmd_kv_rd_out_t      *out;
     llmd_kv_batch_info_t   dummy;
 
@@ -2166,21 +2221,19 @@ llmd_kv_batch_decode(const void *buf, size_t len,
 
     out = llmd_kv_rd_events.data;
 
+    if (n) {
+        llmd_kv_rd_deliver(&out[0], &ev[0]);
+    }
+
     for (i = 0; i < n; i++) {
-        ev = out[i].ev;
-
-        if (ev.nhashes) {
-            ev.hashes = (const uint64_t *) llmd_kv_rd_hashes.data
-                        + out[i].h_off;
-        }
-
-        if (ev.ntokens) {
-            ev.tokens = (const uint32_t *) llmd_kv_rd_tokens.data
-                        + out[i].t_off;
+        /* the next event is ready too: the handler may prefetch for it */
+        if (i + 1 < n) {
+            llmd_kv_rd_deliver(&out[i + 1], &ev[(i + 1) & 1]);
+            ev[i & 1].next = &ev[(i + 1) & 1];
         }
 
         if (handler) {
-            handler(data, &ev);
+            handler(data, &ev[i & 1]);
         }
     }
 

@@ -24,7 +24,9 @@ typedef enum {
     LLMD_KV_ALL_CLEARED
 } llmd_kv_event_type_t;
 
-typedef struct {
+typedef struct llmd_kv_event_s  llmd_kv_event_t;
+
+struct llmd_kv_event_s {
     llmd_kv_event_type_t  type;
     const uint64_t       *hashes;      /* engine hashes, normalised to u64 */
     size_t                nhashes;
@@ -43,7 +45,11 @@ typedef struct {
     size_t                salt_len;
     int                   extra_unsupported;  /* multimodal or embeds keys:
                                                  not keyable from tokens */
-} llmd_kv_event_t;
+
+    /* the event delivered after this one, to prefetch for; NULL when it
+       is the last or not known yet (the tree decoder never knows) */
+    const llmd_kv_event_t *next;
+};
 
 typedef struct {
     double    ts;

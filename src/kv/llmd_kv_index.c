@@ -168,6 +168,31 @@ llmd_kv_index_apply(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
 
 
 void
+llmd_kv_index_prefetch(const llmd_kv_index_t *idx, uint32_t ep,
+    const llmd_kv_event_t *ev)
+{
+    size_t  i, n;
+
+    if (ep >= LLMD_MAX_ENDPOINTS
+        || (ev->type != LLMD_KV_BLOCK_STORED
+            && ev->type != LLMD_KV_BLOCK_REMOVED))
+    {
+        return;
+    }
+
+    if (ev->has_parent) {
+        __builtin_prefetch(llmd_kvi_hbucket(idx, ep, ev->parent));
+    }
+
+    n = ev->nhashes < LLMD_KVI_SLICE ? ev->nhashes : LLMD_KVI_SLICE;
+
+    for (i = 0; i < n; i++) {
+        __builtin_prefetch(llmd_kvi_hbucket(idx, ep, ev->hashes[i]), 1);
+    }
+}
+
+
+void
 llmd_kv_index_clear_endpoint(llmd_kv_index_t *idx, uint32_t ep)
 {
     llmd_index_region_clear_endpoint(&idx->region, ep, llmd_kvi_unchain);
@@ -359,11 +384,23 @@ llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
             break;
         }
 
-        /* the buckets are cache misses in a large region: start them all */
+        /*
+         * the buckets are cache misses in a large region: start them all,
+         * then the first entry of each engine-hash chain, which
+         * llmd_kvi_find_hash() reads next (a new block walks its whole
+         * chain)
+         */
         for (k = 0; k < got; k++) {
             __builtin_prefetch(llmd_kvi_hbucket(idx, ep, ev->hashes[i + k]),
                                1);
             __builtin_prefetch(llmd_kvi_kbucket(idx, keys[k]), 1);
+        }
+
+        for (k = 0; k < got; k++) {
+            e = *llmd_kvi_hbucket(idx, ep, ev->hashes[i + k]);
+            if (e != LLMD_INDEX_NONE) {
+                __builtin_prefetch(llmd_kvi_entry(idx, e));
+            }
         }
 
         for (k = 0; k < got; k++) {

@@ -60,6 +60,16 @@ void llmd_kv_index_apply(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
     uint32_t block_size, const llmd_kv_event_t *ev,
     llmd_kv_apply_stats_t *st);
 
+/*
+ * Starts loading what applying ev from endpoint ep will read first (the
+ * buckets of its engine hashes and of its parent): the index is mostly
+ * cache misses, so a caller that knows the next event (ev->next) calls
+ * this before applying the current one. Reads nothing but the region's
+ * geometry; harmless for any event.
+ */
+void llmd_kv_index_prefetch(const llmd_kv_index_t *idx, uint32_t ep,
+    const llmd_kv_event_t *ev);
+
 /* Forget every entry of endpoint ep. */
 void llmd_kv_index_clear_endpoint(llmd_kv_index_t *idx, uint32_t ep);
 

@@ -202,6 +202,10 @@ typedef struct {
     ngx_atomic_t                  kv_malformed;    /* batches dropped */
     ngx_atomic_t                  kv_spoofed;      /* a pod's name, from
                                                       another address */
+    ngx_atomic_t                  kv_holds;        /* index lock holds
+                                                      of the helper */
+    ngx_atomic_t                  kv_hold_ns_sum;
+    ngx_atomic_t                  kv_hold_ns_max;  /* longest hold */
     ngx_atomic_t                  precise_decisions;
     ngx_atomic_t                  precise_fallbacks; /* endpoint scored
                                                       approximately */

@@ -4,10 +4,10 @@
  * (kv/llmd_kv_stream.h) decide.
  *
  * libzmq sockets run inside nginx's event loop: each socket's ZMQ_FD is
- * registered as an edge-triggered read event, and the handler drains the
- * socket while ZMQ_EVENTS says a message is ready (the descriptor only
- * signals state changes). A timer drains again as a safety net and
- * enforces replay deadlines.
+ * registered as an edge-triggered read event, and the handler receives
+ * until nothing is queued and ZMQ_EVENTS says no message is ready (the
+ * descriptor only signals state changes). A timer drains again as a
+ * safety net and enforces replay deadlines.
  *
  * Modes (directive llmd_kv_events):
  *   bind     one SUB bound at an endpoint; every pod connects to it and is
@@ -21,6 +21,9 @@
  */
 
 #include <zmq.h>
+#if (__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "nginx/ngx_llmd.h"
 #include "kv/llmd_kv_pod.h"
@@ -36,10 +39,19 @@
  * Messages libzmq queues per connected publisher before it stops reading:
  * the publisher then buffers on its side (vLLM: up to its SNDHWM of
  * 100,000) or drops, and a drop is a gap. Bounds the helper's memory and
- * the index lag: 256 batches of 112 KB (400 blocks of 64 tokens) are
- * 28 MB and 0.1 s of events at 1 M blocks/s.
+ * the index lag: 64 batches of 112 KB (400 blocks of 64 tokens) are 7 MB
+ * and 26 ms of events at 1 M blocks/s; a queue that short also keeps the
+ * next batches in the CPU's caches.
  */
-#define NGX_LLMD_KV_RCVHWM         256
+#define NGX_LLMD_KV_RCVHWM         64
+/*
+ * Blocks applied per hold of the shared-memory lock: a worker's decision
+ * waits for at most one hold. In a full index a new block costs about
+ * 1 us (cache misses; 32 blocks held 31-37 us on average at full speed),
+ * so 8 blocks (two vLLM events of 4) keep a hold near 8 us while the lock
+ * costs a few ns per block.
+ */
+#define NGX_LLMD_KV_HOLD_BLOCKS    8
 
 
 typedef enum {
@@ -88,6 +100,8 @@ typedef struct {
     size_t                    model_len;
     uint64_t                  root;
     llmd_kv_apply_stats_t     st;
+    ngx_uint_t                held;       /* blocks in this hold */
+    uint64_t                  hold_start; /* ns; 0: the lock is free */
 } ngx_llmd_kv_apply_t;
 
 
@@ -113,6 +127,8 @@ static void ngx_llmd_kv_perform(ngx_llmd_kv_up_t *up, ngx_uint_t slot,
 static void ngx_llmd_kv_apply(ngx_llmd_kv_up_t *up, ngx_uint_t slot,
     const char *model, size_t model_len, const void *payload, size_t len);
 static void ngx_llmd_kv_event(void *data, const llmd_kv_event_t *ev);
+static void ngx_llmd_kv_unlock(ngx_llmd_kv_apply_t *a);
+static uint64_t ngx_llmd_kv_ns(void);
 static void ngx_llmd_kv_request_replay(ngx_llmd_kv_up_t *up,
     ngx_uint_t slot, uint64_t from);
 static void ngx_llmd_kv_tick(ngx_event_t *ev);
@@ -144,6 +160,18 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
     }
 
     if (ngx_llmd_kv_ctx == NULL) {
+#if (__GLIBC__)
+        /*
+         * libzmq's I/O thread allocates each message and this thread frees
+         * it: glibc would give the freed heap back to the kernel and fault
+         * it in again for the next messages (15 % of the helper's time at
+         * full speed). The queue bound (NGX_LLMD_KV_RCVHWM) bounds what
+         * stays allocated.
+         */
+        (void) mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+        (void) mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);
+#endif
+
         ngx_llmd_kv_ctx = zmq_ctx_new();
         if (ngx_llmd_kv_ctx == NULL) {
             ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
@@ -622,13 +650,6 @@ ngx_llmd_kv_drain(ngx_llmd_kv_sock_t *ks)
     zmq_msg_t   frames[NGX_LLMD_KV_MAX_FRAMES], extra;
 
     for (n = 0; n < NGX_LLMD_KV_DRAIN_BATCH; n++) {
-        size = sizeof(events);
-        if (zmq_getsockopt(ks->zsock, ZMQ_EVENTS, &events, &size) != 0
-            || !(events & ZMQ_POLLIN))
-        {
-            return;
-        }
-
         got = 0;
         more = 1;
 
@@ -655,6 +676,24 @@ ngx_llmd_kv_drain(ngx_llmd_kv_sock_t *ks)
                 zmq_msg_close(&extra);
                 got = NGX_LLMD_KV_MAX_FRAMES + 1;
             }
+        }
+
+        if (got == 0) {
+            /*
+             * nothing queued. ZMQ_EVENTS (a poll() of libzmq's mailbox:
+             * with small batches poll() and libzmq's getpid() were 9 % of
+             * the main thread when asked before every message) is asked
+             * only here: it also rearms the edge-triggered descriptor, so
+             * a message that came meanwhile is read now
+             */
+            size = sizeof(events);
+            if (zmq_getsockopt(ks->zsock, ZMQ_EVENTS, &events, &size) != 0
+                || !(events & ZMQ_POLLIN))
+            {
+                return;
+            }
+
+            continue;
         }
 
         if (got <= NGX_LLMD_KV_MAX_FRAMES) {
@@ -889,9 +928,14 @@ ngx_llmd_kv_apply(ngx_llmd_kv_up_t *up, ngx_uint_t slot,
 
     ep = &lcf->sh->endpoints[a.slot];
 
-    /* the lock is taken per event: workers never wait for a whole batch */
+    /*
+     * the lock is taken at the first event and released every
+     * NGX_LLMD_KV_HOLD_BLOCKS blocks: workers never wait for a whole batch
+     */
     rc = llmd_kv_batch_decode(payload, len, ngx_llmd_kv_event, &a, &info,
                               err, sizeof(err));
+
+    ngx_llmd_kv_unlock(&a);
 
     if (rc != 0) {
         (void) ngx_atomic_fetch_add(&lcf->sh->kv_malformed, 1);
@@ -930,10 +974,66 @@ ngx_llmd_kv_event(void *data, const llmd_kv_event_t *ev)
                                 ev->lora_name, ev->lora_name_len);
     }
 
-    ngx_shmtx_lock(&a->up->lcf->shpool->mutex);
+    if (a->hold_start == 0) {
+        ngx_shmtx_lock(&a->up->lcf->shpool->mutex);
+        a->hold_start = ngx_llmd_kv_ns();
+        a->held = 0;
+    }
+
+    /* the index is cache misses: start the next event's while applying */
+    if (ev->next != NULL) {
+        llmd_kv_index_prefetch(a->up->lcf->kv_index, (uint32_t) a->slot,
+                               ev->next);
+    }
+
     llmd_kv_index_apply(a->up->lcf->kv_index, (uint32_t) a->slot, root,
                         a->up->lcf->prefix.block_size, ev, &a->st);
+
+    /* an event of no blocks costs about as much as a block */
+    a->held += ev->nhashes ? ev->nhashes : 1;
+
+    if (a->held >= NGX_LLMD_KV_HOLD_BLOCKS) {
+        ngx_llmd_kv_unlock(a);
+    }
+}
+
+
+/* Releases the index lock if held, and counts how long it was held. */
+static void
+ngx_llmd_kv_unlock(ngx_llmd_kv_apply_t *a)
+{
+    uint64_t           ns;
+    ngx_llmd_shctx_t  *sh;
+
+    if (a->hold_start == 0) {
+        return;
+    }
+
     ngx_shmtx_unlock(&a->up->lcf->shpool->mutex);
+
+    ns = ngx_llmd_kv_ns() - a->hold_start;
+    a->hold_start = 0;
+
+    /* only the helper writes these */
+    sh = a->up->lcf->sh;
+    sh->kv_holds++;
+    sh->kv_hold_ns_sum += ns;
+
+    if (ns > sh->kv_hold_ns_max) {
+        sh->kv_hold_ns_max = ns;
+    }
+}
+
+
+/* Monotonic ns, never 0. */
+static uint64_t
+ngx_llmd_kv_ns(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec + 1;
 }
 
 

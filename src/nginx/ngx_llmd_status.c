@@ -176,7 +176,7 @@ ngx_llmd_status_bound(ngx_llmd_main_conf_t *lmcf, ngx_uint_t *max)
     for (i = 0; i < lmcf->upstreams.nelts; i++) {
         max[i] = ngx_llmd_status_endpoints(lcfp[i]);
 
-        size += 6656 + 9 * lcfp[i]->upstream->host.len
+        size += 6784 + 9 * lcfp[i]->upstream->host.len
                 + lcfp[i]->config_file.len
                 + NGX_LLMD_HIST_BUCKETS * (128 + lcfp[i]->upstream->host.len)
                 + lcfp[i]->sources.nelts
@@ -269,11 +269,19 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
                         "\"spoofed_messages\":%uA,"
                         "\"malformed\":%uA,\"precise_decisions\":%uA,"
                         "\"approximate_fallbacks\":%uA,"
+                        "\"lock_holds\":%uA,\"lock_hold_us_mean\":%.1f,"
+                        "\"lock_hold_us_max\":%.1f,"
                         "\"index\":{\"entries\":%uL,\"capacity\":%uL,"
                         "\"evictions\":%uL,\"bytes\":%uz,"
                         "\"bytes_per_entry\":%uz}},",
                         sh->kv_unknown_pod, sh->kv_spoofed, sh->kv_malformed,
                         sh->precise_decisions, sh->precise_fallbacks,
+                        sh->kv_holds,
+                        sh->kv_holds
+                            ? (double) sh->kv_hold_ns_sum / sh->kv_holds
+                              / 1000
+                            : 0.0,
+                        (double) sh->kv_hold_ns_max / 1000,
                         kst.entries, kst.capacity, kst.evictions,
                         sh->kv_index_size, llmd_kv_index_entry_bytes());
 

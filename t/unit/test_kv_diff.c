@@ -44,8 +44,10 @@ compare(const void *buf, size_t len)
     e1[0] = e2[0] = '\0';
 
     rc1 = llmd_kv_batch_decode(buf, len, kv_event_log_record, &l1, &i1, e1, sizeof(e1));
+    kv_event_log_end(&l1);
     rc2 = llmd_kv_batch_decode_tree(buf, len, kv_event_log_record, &l2, &i2, e2,
                                     sizeof(e2));
+    kv_event_log_end(&l2);
 
     if (rc1 != rc2 || strcmp(e1, e2) != 0 || l1.n != l2.n
         || (l1.n && memcmp(l1.p, l2.p, l1.n) != 0)

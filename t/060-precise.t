@@ -667,3 +667,39 @@ $pub->close;
   qr/"tokenizer_cache":\{"size":0,"bytes":0,"lookups":0,"hits":0,/ ]
 --- no_error_log
 [error]
+
+
+
+=== TEST 21: through the tokenizer's prefix cache every prompt still counts as many tokens as Hugging Face gives it (a hit that copied one id too few or too many would shift the count)
+--- http_config eval
+main::precise_upstream(interval => "60s", tokcache => "64k stride=1")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+# live streams and no blocks: the precise index is used, nothing is cached
+main::make_live();
+my @texts = ($main::P, $main::Request, $main::Request);
+my @want = map { scalar(@{ main::hf_ids($_->[0], $_->[1]) }) }
+           (["t/060 prompt", $main::P], (["t/060 request", $main::Request]) x 2);
+my ($sent, $expect) = (0, 0);
+for my $k (0 .. $#texts) {
+    my $r = Llmd::Util::http_request(method => "POST",
+                                     path => "/v1/completions",
+                                     body => completion($texts[$k]));
+    $r->{status} == 200 or die "status $r->{status}";
+    $expect += $want[$k];
+    $sent = 0;
+    $sent += $_->{inflight}{since_scrape}{sent_tokens}
+        for @{ status_json()->{upstreams}[0]{endpoints} };
+    $sent == $expect
+        or die "after prompt " . ($k + 1) . ": sent tokens $sent, "
+               . "Hugging Face's ids add up to $expect";
+}
+my $tc = status_json()->{upstreams}[0]{tokenizer_cache};
+# the second prompt reuses the first's ids, the third its own
+$tc->{hits} == 2 && $tc->{reused_ids} > 0
+    or die "tokenizer cache: " . JSON::PP->new->canonical->encode($tc);
+--- request
+GET /llmd/status
+--- response_body_like: "tokenizer_cache":\{"size":65536,"bytes":\d+,"lookups":3,"hits":2,
+--- no_error_log
+[error]

@@ -703,3 +703,34 @@ GET /llmd/status
 --- response_body_like: "tokenizer_cache":\{"size":65536,"bytes":\d+,"lookups":3,"hits":2,
 --- no_error_log
 [error]
+
+
+
+=== TEST 22: the prompt's text as the body scanner copies it out (escapes decoded) and a list of prompts or of token ids (parsed again by cJSON) match as the plain string does
+--- http_config eval
+main::precise_upstream()
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{live} && $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+$pub->close;
+--- request eval
+my $esc = completion($main::Request);
+# "T", "q" and a space written as JSON escapes: the same text once decoded
+$esc =~ s/"The quick brown/"\\u0054he \\u0071uick\\u0020brown/
+    or die "no prompt in $esc";
+[ "POST /v1/completions\n$esc",
+  main::post($main::Request),
+  main::post([ $main::Request, "a second prompt" ]),
+  "POST /v1/completions\n"
+  . completion(main::hf_ids("t/060 request", $main::Request)) ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Endpoint" => qr/^\Q$main::Pod2\E$/,
+     "X-LLMD-Prefix-Match" => qr{^17/$main::RequestBlocks$} }) x 4 ]
+--- response_body_like eval
+[ (qr/^pod2/) x 4 ]
+--- no_error_log
+[error]

@@ -8,7 +8,10 @@
  * scans (llmd_body_scan, the module's approximate path).  Then the scanner
  * alone at 32 KB, 256 KB and 1 MB prompts (linear?).  What
  * $llmd_decision_us measures inside nginx, minus the body copy and the
- * scheduler noise of a loaded machine.
+ * scheduler noise of a loaded machine.  Last, the same number of samples
+ * of a pure-CPU loop as long as the scanner decision's p50 (no memory, no
+ * calls): the tail this machine adds to any computation of that length
+ * (interrupts, the hypervisor), against which the decision's p99 is read.
  * Usage: build/bin/llmd-bench-decision [requests]
  */
 #include <stdio.h>
@@ -192,6 +195,38 @@ run(int scanner, char *body, int len, int n, double *tp, double *th,
 }
 
 
+/* n samples of a dependent multiply chain of about ns nanoseconds */
+static void
+control(double ns, int n, double *v)
+{
+    int                 i;
+    long                k, iters;
+    double              t0;
+    volatile uint64_t   sink;
+    uint64_t            x;
+
+    x = 1;
+    iters = 1000;
+    t0 = now_ns();
+    for (k = 0; k < iters; k++) {
+        x = x * 6364136223846793005ULL + 1;
+    }
+    t0 = now_ns() - t0;
+    iters = (long) (ns / (t0 / iters));
+
+    for (i = 0; i < n; i++) {
+        t0 = now_ns();
+        for (k = 0; k < iters; k++) {
+            x = x * 6364136223846793005ULL + 1;
+        }
+        v[i] = now_ns() - t0;
+    }
+
+    sink = x;
+    (void) sink;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -238,6 +273,11 @@ main(int argc, char **argv)
     report("index lookup", ti, n);
     report("score + pick + insert", ts, n);
     report("total", tt, n);
+
+    qsort(tt, n, sizeof(double), cmp_double);
+    control(tt[n / 2], n, tp);
+    printf(" control, a pure-CPU loop as long as that total's p50:\n");
+    report("same length, no memory", tp, n);
 
     printf("body scanner alone (scan + hashes of 256 x 64-byte blocks), "
            "by prompt size:\n");

@@ -13,6 +13,10 @@
 #   TOKCACHE=...   the llmd_tokenizer_cache directive's value (e.g. off,
 #                  16m; unset: the module's default)
 #   LLMD_SO=...    the module to load (e.g. an older build, for "before")
+#   PERF=DIR       also `perf record -g` the worker during the measured run
+#                  into DIR/perf-precise.data and DIR/perf-precise.txt
+#                  (perf report --no-children; figures then carry perf's
+#                  overhead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
@@ -120,7 +124,19 @@ wrk -t1 -c2 -d3s -s $W/post.lua http://127.0.0.1:18780 >/dev/null
 kill -USR1 $(cat $W/nginx.pid)
 sleep 0.3
 echo "MODE=$MODE TOKCACHE=${TOKCACHE:-default}; $(uptime)"
+PP=""
+if [ -n "${PERF:-}" ]; then
+  mkdir -p "$PERF"
+  perf record -q -g -p "$(pgrep -P "$(cat $W/nginx.pid)" -f 'worker process' | head -1)" \
+    -o "$PERF/perf-precise.data" -- sleep "$SECS" >/dev/null 2>&1 & PP=$!
+fi
 wrk -t1 -c2 -d${SECS}s -s $W/post.lua http://127.0.0.1:18780 | grep -E "Requests/sec"
+if [ -n "$PP" ]; then
+  wait "$PP" || true
+  perf report -i "$PERF/perf-precise.data" --no-children --stdio 2>/dev/null \
+    | grep -v '^$' | head -300 > "$PERF/perf-precise.txt" || true
+  echo "perf profile: $PERF/perf-precise.txt"
+fi
 sleep 0.5
 sort -n -k1,1 $W/decisions.log | awk '{a[NR]=$1; if ($2 !~ /^0\//) hit++; split($2, m, "/"); blocks=m[2]} END {
   printf "precise decision time, prompts of %d blocks of 64 tokens, 8 pods, %d requests (%d with a cached prefix): p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",

@@ -788,3 +788,41 @@ my $big = main::prompt_of("spilled", 204800);
 --- error_log
 a client request body is buffered to a temporary file
 --- timeout: 10
+
+
+
+=== TEST 34: a request's decision is its own until it ends: $llmd_scores at the end of a slow answer (a trailer) is still that request's ranking after a later request with another ranking was decided meanwhile
+--- http_config eval
+pod(1, extra => "limit_rate 1k;", body => "pod1 " . ("x" x 2500))
+. pod(2, extra => "limit_rate 1k;", body => "pod2 " . ("x" x 2500))
+. upstream([1, 2])
+--- config eval
+$main::Front =~ s/(add_header X-LLMD-Scores[^\n]*\n)/$1        add_trailer X-End-Scores \$llmd_scores;\n/r
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $body = completion(main::prompt_of("trailer", 4096));
+# A: a cold prompt, no prefix anywhere; its answer takes ~2.5 s
+my $a = main::start_request($body);
+Llmd::Util::wait_until(5, sub {
+    my $st = status_json() or return 0;
+    return grep { $_->{active} } @{ $st->{upstreams}[0]{endpoints} };
+}) or die "request A never went in flight";
+# B, decided while A is in flight: the same prompt, now cached where A went
+my $b = Llmd::Util::http_request(method => "POST", path => "/v1/completions",
+                                 body => $body, timeout => 10);
+$b->{status} == 200 or die "B: status $b->{status}";
+my $bs = $b->{headers}{"x-llmd-scores"} // die "B: no X-LLMD-Scores";
+local $/;
+my $ra = <$a>;
+my ($hs) = $ra =~ /^X-LLMD-Scores: ([^\r\n]*)/mi or die "A: no scores: $ra";
+my ($ts) = $ra =~ /^X-End-Scores: ([^\r\n]*)/mi or die "A: no trailer: $ra";
+my ($top_a) = $hs =~ /=([\d.]+)/;
+my ($top_b) = $bs =~ /=([\d.]+)/;
+$top_b > $top_a or die "B's ranking ($bs) is not above A's ($hs)";
+$ts eq $hs or die "A's scores at its end ($ts) are not its own ($hs); B's: $bs";
+--- request
+GET /llmd/status
+--- response_body_like: "decisions":2,
+--- no_error_log
+[error]
+--- timeout: 15

@@ -674,3 +674,70 @@ $pub->close;
   qr/"tokenizer_cache":\{"size":0,"bytes":0,"lookups":0,"hits":0,/ ]
 --- no_error_log
 [error]
+
+
+
+=== TEST 21: through the tokenizer's prefix cache every prompt still counts as many tokens as Hugging Face gives it (a hit that copied one id too few or too many would shift the count)
+--- http_config eval
+main::precise_upstream(interval => "60s", tokcache => "64k stride=1")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+# live streams and no blocks: the precise index is used, nothing is cached
+main::make_live();
+my @texts = ($main::P, $main::Request, $main::Request);
+my @want = map { scalar(@{ main::hf_ids($_->[0], $_->[1]) }) }
+           (["t/060 prompt", $main::P], (["t/060 request", $main::Request]) x 2);
+my ($sent, $expect) = (0, 0);
+for my $k (0 .. $#texts) {
+    my $r = Llmd::Util::http_request(method => "POST",
+                                     path => "/v1/completions",
+                                     body => completion($texts[$k]));
+    $r->{status} == 200 or die "status $r->{status}";
+    $expect += $want[$k];
+    $sent = 0;
+    $sent += $_->{inflight}{since_scrape}{sent_tokens}
+        for @{ status_json()->{upstreams}[0]{endpoints} };
+    $sent == $expect
+        or die "after prompt " . ($k + 1) . ": sent tokens $sent, "
+               . "Hugging Face's ids add up to $expect";
+}
+my $tc = status_json()->{upstreams}[0]{tokenizer_cache};
+# the second prompt reuses the first's ids, the third its own
+$tc->{hits} == 2 && $tc->{reused_ids} > 0
+    or die "tokenizer cache: " . JSON::PP->new->canonical->encode($tc);
+--- request
+GET /llmd/status
+--- response_body_like: "tokenizer_cache":\{"size":65536,"bytes":\d+,"lookups":3,"hits":2,
+--- no_error_log
+[error]
+
+
+
+=== TEST 22: the prompt's text as the body scanner copies it out (escapes decoded) and a list of prompts or of token ids (parsed again by cJSON) match as the plain string does
+--- http_config eval
+main::precise_upstream()
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{live} && $kv->{entries} >= $main::Blocks;
+}) or die "pod 2 never indexed its blocks";
+$pub->close;
+--- request eval
+my $esc = completion($main::Request);
+# "T", "q" and a space written as JSON escapes: the same text once decoded
+$esc =~ s/"The quick brown/"\\u0054he \\u0071uick\\u0020brown/
+    or die "no prompt in $esc";
+[ "POST /v1/completions\n$esc",
+  main::post($main::Request),
+  main::post([ $main::Request, "a second prompt" ]),
+  "POST /v1/completions\n"
+  . completion(main::hf_ids("t/060 request", $main::Request)) ]
+--- response_headers_like eval
+[ ({ "X-LLMD-Endpoint" => qr/^\Q$main::Pod2\E$/,
+     "X-LLMD-Prefix-Match" => qr{^17/$main::RequestBlocks$} }) x 4 ]
+--- response_body_like eval
+[ (qr/^pod2/) x 4 ]
+--- no_error_log
+[error]

@@ -168,6 +168,7 @@ llmd_body_scan(llmd_api_t api, const char *body, size_t len,
     b->tools = 0;
     b->add_generation_prompt = 0;
     b->has_prompt = 0;
+    b->prompt_string = 0;
     b->prompt_len = 0;
     b->nhashes = 0;
 
@@ -1284,6 +1285,7 @@ llmd_completions(llmd_sink_t *s, u_char_c *prompt, const llmd_alloc_t *a,
     if (llmd_is_string(prompt)) {
         llmd_str_emit(s, prompt, 0);
         b->has_prompt = 1;
+        b->prompt_string = 1;
         return 0;
     }
 

@@ -37,6 +37,10 @@ typedef struct {
     int                   add_generation_prompt;
     /* a prompt was produced (llmd_request_t.prompt != NULL) */
     int                   has_prompt;
+    /* completions: the prompt is one JSON string, not a list (cJSON's
+       json_prompt is a string): its bytes are that string's valuestring
+       up to its first NUL, the text the precise scorer tokenizes */
+    int                   prompt_string;
     /* its length; without a copy buffer or exact_len only counted until
        the last block is hashed */
     size_t                prompt_len;

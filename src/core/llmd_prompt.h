@@ -53,6 +53,10 @@ typedef struct {
     int                   hashed;
     const uint64_t       *hashes;
     size_t                nhashes;
+    /* with a copy buffer, a completions prompt that is one string: its
+       text (json_prompt's valuestring up to its first NUL), else NULL */
+    const char           *text;
+    size_t                text_len;
 } llmd_request_t;
 
 /*

@@ -26,6 +26,9 @@
 /* characters per token of the prompt estimate (the approximate index's) */
 #define NGX_LLMD_CHARS_PER_TOKEN  4
 
+/* decisions of finished requests a worker keeps for the next ones */
+#define NGX_LLMD_KEEP_DECISIONS  32
+
 
 static ngx_table_elt_t *ngx_llmd_header_in(ngx_http_request_t *r,
     const char *name);
@@ -41,9 +44,21 @@ static u_char *ngx_llmd_skip_header(u_char *p, u_char *last,
 
 static ngx_int_t ngx_llmd_lora_read(ngx_http_request_t *r,
     ngx_llmd_lora_sh_t *lora, llmd_endpoint_info_t *info);
+static llmd_decision_t *ngx_llmd_decision_get(ngx_http_request_t *r);
+static void ngx_llmd_decision_put(void *data);
 
 
 static ngx_http_output_header_filter_pt  ngx_llmd_next_header_filter;
+
+/*
+ * An llmd_decision_t is 8.6 KB (three stages of LLMD_MAX_ENDPOINTS): from
+ * the pool it was a malloc and a free per request (and a page fault when
+ * glibc had trimmed the heap meanwhile). A request takes one a finished
+ * request left here and gives it back when its pool goes (the decision is
+ * read until then: retries, the answer's headers, the log variables).
+ */
+static llmd_decision_t  *ngx_llmd_decisions[NGX_LLMD_KEEP_DECISIONS];
+static ngx_uint_t        ngx_llmd_ndecisions;
 
 
 ngx_int_t
@@ -271,15 +286,19 @@ ngx_llmd_decide(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     n = ctx->neps;
 
     in = ngx_pcalloc(r->pool, sizeof(llmd_decide_input_t));
-    d = ngx_pcalloc(r->pool, sizeof(llmd_decision_t));
+    d = ngx_llmd_decision_get(r);      /* llmd_decide() clears it */
     info = ngx_pcalloc(r->pool, n * sizeof(llmd_endpoint_info_t));
     pin = ngx_pcalloc(r->pool, (lc->nplugins + 1)
                                * sizeof(llmd_plugin_input_t));
+
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
+
     d->scores = ngx_palloc(r->pool, sizeof(double)
                            * ngx_max(llmd_decide_scores_size(lc, n), 1));
 
-    if (in == NULL || d == NULL || info == NULL || pin == NULL
-        || d->scores == NULL)
+    if (in == NULL || info == NULL || pin == NULL || d->scores == NULL)
     {
         return NGX_ERROR;
     }
@@ -396,6 +415,49 @@ ngx_llmd_decide(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     ctx->result = (rc == 0) ? &d->decode.result : NULL;
 
     return NGX_OK;
+}
+
+
+/* A decision for this request, given back when its pool is destroyed. */
+static llmd_decision_t *
+ngx_llmd_decision_get(ngx_http_request_t *r)
+{
+    llmd_decision_t     *d;
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    if (ngx_llmd_ndecisions) {
+        d = ngx_llmd_decisions[--ngx_llmd_ndecisions];
+
+    } else {
+        d = ngx_alloc(sizeof(llmd_decision_t), r->connection->log);
+        if (d == NULL) {
+            return NULL;
+        }
+    }
+
+    cln->handler = ngx_llmd_decision_put;
+    cln->data = d;
+
+    return d;
+}
+
+
+static void
+ngx_llmd_decision_put(void *data)
+{
+    llmd_decision_t  *d = data;
+
+    if (ngx_llmd_ndecisions < NGX_LLMD_KEEP_DECISIONS) {
+        ngx_llmd_decisions[ngx_llmd_ndecisions++] = d;
+        return;
+    }
+
+    ngx_free(d);
 }
 
 

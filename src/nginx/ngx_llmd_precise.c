@@ -369,12 +369,19 @@ ngx_llmd_precise_text(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         return ngx_llmd_precise_render(r, lcf, req, text, len);
     }
 
+    *flags = LLMD_TOK_ADD_SPECIAL_TOKENS;
+
+    /* one string prompt, copied out by the body scanner */
+    if (req->text != NULL) {
+        *text = req->text;
+        *len = req->text_len;
+        return *len ? NGX_OK : NGX_DECLINED;
+    }
+
     prompt = req->json_prompt;
     if (prompt == NULL) {
         return NGX_DECLINED;
     }
-
-    *flags = LLMD_TOK_ADD_SPECIAL_TOKENS;
 
     /* a batch of prompts: the first one decides where the batch goes */
     if (cJSON_IsArray(prompt) && cJSON_IsString(prompt->child)) {

@@ -37,9 +37,14 @@ ngx_llmd_prefix_match(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     ctx->prompt_tokens = req != NULL ? (req->prompt_len + 3) / 4 : 0;
 
     if (req != NULL && lcf->has_prefix && req->hashed) {
-        /* the body scanner hashed the blocks (ngx_llmd_request.c) */
+        /* the body scanner hashed the blocks (ngx_llmd_request.c) and
+           copied a precise completions prompt's text */
         ctx->hashes = (uint64_t *) req->hashes;
         ctx->nhashes = req->hashes ? req->nhashes : 0;
+
+        if (ngx_llmd_precise_keys(r, lcf, ctx, req) == NGX_ERROR) {
+            return NGX_ERROR;
+        }
 
     } else if (req != NULL && lcf->has_prefix) {
         ctx->hashes = ngx_palloc(r->pool, sizeof(uint64_t)

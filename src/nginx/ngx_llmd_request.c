@@ -4,9 +4,12 @@
  * buffers or spilled to a temporary file) is read as one byte range and
  * parsed once into an llmd_request_t: by the body scanner, which hashes the
  * prompt's prefix blocks without building a JSON tree (core/llmd_body_scan.h),
- * or, when the prefix scorer is precise and needs the messages and prompt
- * as JSON to render and tokenize, by cJSON (core/llmd_prompt.h); both accept
- * and reject the same bodies. A body that is not a valid request is
+ * or, when the prefix scorer is precise and needs the messages as JSON to
+ * render them, by cJSON (core/llmd_prompt.h); both accept and reject the
+ * same bodies. A precise completions request is scanned too, with its
+ * prompt copied out decoded into a buffer the worker keeps: the text to
+ * tokenize when it is one string (a list of prompts or token ids is then
+ * parsed again by cJSON). A body that is not a valid request is
  * answered 400 with an OpenAI-style error and never reaches a pod. The body
  * buffers themselves are never modified: the proxy module has already
  * linked them into the upstream request.
@@ -32,13 +35,15 @@ static ngx_int_t ngx_llmd_request_body(ngx_http_request_t *r, size_t limit,
 static u_char *ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size);
 static ngx_int_t ngx_llmd_request_scan(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, u_char *body, size_t len,
-    llmd_alloc_t *alloc, llmd_request_t *req, char *err, int *bad);
+    ngx_uint_t text, llmd_alloc_t *alloc, llmd_request_t *req, char *err,
+    int *bad, ngx_uint_t *reparse);
 static void *ngx_llmd_pool_alloc(void *ctx, size_t size);
 static ngx_int_t ngx_llmd_pool_copy(ngx_pool_t *pool, const char **s,
     size_t len);
 
 
 static ngx_llmd_wbuf_t  ngx_llmd_body_buf;   /* joined bodies */
+static ngx_llmd_wbuf_t  ngx_llmd_prompt_buf; /* precise: the prompt text */
 
 
 /*
@@ -56,7 +61,7 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     u_char        *body;
     size_t         len;
     ngx_int_t      rc;
-    ngx_uint_t     scan, joined;
+    ngx_uint_t     scan, joined, text, reparse;
     llmd_alloc_t   alloc;
 
     ctx->api = llmd_api_from_path((char *) r->uri.data, r->uri.len);
@@ -65,8 +70,12 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         return NGX_DECLINED;
     }
 
-    /* the cJSON path keeps pointers into the body: a copy from the pool */
-    scan = !(lcf->precise && lcf->kv_index != NULL);
+    /* precise: a completions prompt's text is copied out by the scanner;
+       the messages of a chat request are parsed by cJSON, whose path
+       joins a body in several buffers in the pool */
+    text = (lcf->precise && lcf->kv_index != NULL);
+    scan = !text || ctx->api == LLMD_API_COMPLETIONS;
+    reparse = 0;
 
     rc = ngx_llmd_request_body(r, lcf->body_limit, scan, &body, &len,
                                &joined);
@@ -89,11 +98,18 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         bad = llmd_request_parse(ctx->api, (char *) body, len, &alloc, req,
                                  err, sizeof(err));
 
-    } else if (ngx_llmd_request_scan(r, lcf, ctx, body, len, &alloc, req,
-                                     err, &bad)
+    } else if (ngx_llmd_request_scan(r, lcf, ctx, body, len, text, &alloc,
+                                     req, err, &bad, &reparse)
                != NGX_OK)
     {
         return NGX_ERROR;
+
+    } else if (reparse) {
+        /* a list of prompts or token ids: the precise scorer reads the
+           first of them from cJSON's tree (the body is still as scanned:
+           nothing ran in between) */
+        bad = llmd_request_parse(ctx->api, (char *) body, len, &alloc, req,
+                                 err, sizeof(err));
     }
 
     if (joined && !bad
@@ -123,18 +139,38 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
 /*
  * The body scanner: *bad is llmd_request_parse()'s answer (0, or -1 with
- * err) and req holds the prefix hashes instead of the prompt bytes;
- * NGX_ERROR when the hash array cannot be allocated.
+ * err) and req holds the prefix hashes instead of the prompt bytes; with
+ * text, req->text is the prompt's text when it is one string, and
+ * *reparse is set when it is a list (the precise scorer needs cJSON's
+ * tree); NGX_ERROR when a buffer cannot be allocated.
  */
 static ngx_int_t
 ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
-    ngx_llmd_ctx_t *ctx, u_char *body, size_t len, llmd_alloc_t *alloc,
-    llmd_request_t *req, char *err, int *bad)
+    ngx_llmd_ctx_t *ctx, u_char *body, size_t len, ngx_uint_t text,
+    llmd_alloc_t *alloc, llmd_request_t *req, char *err, int *bad,
+    ngx_uint_t *reparse)
 {
+    u_char       *copy;
     uint64_t     *hashes;
     llmd_body_t   b;
 
     hashes = NULL;
+    copy = NULL;
+
+    if (text) {
+        /* the decoded prompt is never longer than the body */
+        if (len <= NGX_LLMD_BODY_KEEP) {
+            copy = ngx_llmd_wbuf(&ngx_llmd_prompt_buf,
+                                 ngx_max(len, 64 * 1024),
+                                 r->connection->log);
+        } else {
+            copy = ngx_pnalloc(r->pool, len);
+        }
+
+        if (copy == NULL) {
+            return NGX_ERROR;
+        }
+    }
 
     if (lcf->has_prefix) {
         hashes = ngx_palloc(r->pool, sizeof(uint64_t)
@@ -151,9 +187,21 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     b.max_blocks = lcf->approx.max_prefix_blocks;
     b.hashes = hashes;
     b.exact_len = 1;
+    b.copy = copy;
+    b.copy_cap = copy ? len : 0;
 
     *bad = llmd_body_scan(ctx->api, (char *) body, len, alloc, &b, err,
                           LLMD_ERRLEN);
+
+    if (copy && *bad == 0) {
+        if (b.prompt_string) {
+            req->text = (char *) copy;
+            req->text_len = b.prompt_len;
+
+        } else {
+            *reparse = b.has_prompt;
+        }
+    }
 
     req->model = b.model;
     req->model_len = b.model_len;

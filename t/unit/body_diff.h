@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cJSON.h>
+
 #include "core/llmd_prompt.h"
 #include "core/llmd_body_scan.h"
 #include "core/llmd_prefix_hash.h"
@@ -173,6 +175,26 @@ body_diff(llmd_api_t api, const char *body, size_t len, uint32_t block_size,
         BODY_DIFF("tools %d/%d or add_generation_prompt %d/%d", req.tools,
                   b.tools, req.add_generation_prompt,
                   b.add_generation_prompt);
+    }
+
+    /* the precise scorer tokenizes the scanner's copy of a string prompt
+       where it tokenized cJSON's valuestring (up to its first NUL) */
+    if ((api == LLMD_API_COMPLETIONS && cJSON_IsString(req.json_prompt))
+        != b.prompt_string)
+    {
+        BODY_DIFF("prompt is a string: cJSON %d, scanner %d",
+                  api == LLMD_API_COMPLETIONS
+                  && cJSON_IsString(req.json_prompt), b.prompt_string);
+    }
+
+    if (b.prompt_string
+        && (req.json_prompt->valuestring == NULL
+            || strlen(req.json_prompt->valuestring) != b.prompt_len
+            || memcmp(req.json_prompt->valuestring, copy, b.prompt_len)
+               != 0))
+    {
+        BODY_DIFF("string prompt: cJSON's valuestring differs from the "
+                  "scanner's %zu bytes", b.prompt_len);
     }
 
     if ((req.prompt != NULL) != b.has_prompt) {

@@ -152,8 +152,11 @@ throughput)  # seed 001: as many as possible in parallel, several levels
     SCALE=${SCALE:-10}
     OUT_LEN=200
     STAGES="c4:120 c16:120 c64:120 c256:120" ;;
-sweep)       # seed 001: irregular arrivals with bursts
-    SCALE=${SCALE:-10}
+sweep)       # seed 001: irregular arrivals with bursts; time scale 3, not
+                 # 10: every wall ms nginx or the simulator spends counts
+                 # SCALE simulated ms of TTFT, and precise's extra work
+                 # (tokenizing, KV events) made 0.1-0.25 s of it at 10
+    SCALE=${SCALE:-3}
     LOAD_TYPE=poisson
     STAGES="3:40 25:15 3:40 12:30 30:15 3:40" ;;
 overload)    # the sweep's bursts, higher: well beyond the pods' capacity

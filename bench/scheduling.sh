@@ -72,6 +72,8 @@ BUILD_DIR=${BUILD_DIR:-$TOP/build}
 SIM=$BUILD_DIR/bin/vllm-sim
 LG=$BUILD_DIR/bin/llmd-loadgen
 SO=${SO:-$BUILD_DIR/ngx_http_llmd_module.so}
+# LG_SEED=N: the workload drawn with another seed (llmd-loadgen --seed;
+# the default draws the same requests in every run).
 # ACCESS_LOG=1: an access log of every request's pick, prefix match and
 # scores, in the experiment's directory (access.log)
 # LLMD_UPSTREAM: directives added to every llmd upstream, e.g.
@@ -548,7 +550,7 @@ run_one() {
     "$LG" --config "$RES/workload.yaml" --url "http://127.0.0.1:$NGX_PORT" \
         --mode "$LG_MODE" --time-scale "$SCALE" --drain-timeout "$DRAIN" \
         --name "$exp" --out "$dir/loadgen" $LG_EXTRA \
-        2> "$dir/loadgen.log" &
+        ${LG_SEED:+--seed "$LG_SEED"} 2> "$dir/loadgen.log" &
     LG_PID=$!
     wait "$LG_PID" || echo "llmd-loadgen failed, see $dir/loadgen.log" >&2
     LG_PID=""

@@ -46,20 +46,6 @@
 static llmd_tokenizer_t  *tiny;
 
 
-static llmd_tokenizer_t *
-load(const char *path)
-{
-    char               err[256];
-    llmd_tokenizer_t  *tok;
-
-    tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
-    if (tok == NULL) {
-        fail_msg("%s: %s", path, err);
-    }
-    return tok;
-}
-
-
 /* Encodes text; returns the id count (or error) and fills ids. */
 static long
 encode_flags(llmd_tokenizer_t *tok, const char *text, size_t len,
@@ -112,7 +98,7 @@ expect_ids(llmd_tokenizer_t *tok, const char *text, size_t len,
 static int
 setup(void **state)
 {
-    tiny = load(FIXTURE);
+    tiny = tokenizer_load_or_fail(FIXTURE);
     return tiny == NULL ? -1 : 0;
 }
 
@@ -154,7 +140,7 @@ test_ignore_merges(void **state)
 
     tokenizer_variant_write("\"ignore_merges\": false", "\"ignore_merges\": true",
                   path);
-    tok = load(path);
+    tok = tokenizer_load_or_fail(path);
     unlink(path);
     assert_non_null(tok);
     /* A whole pre-token found in the vocabulary is one id. */

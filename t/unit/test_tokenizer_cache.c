@@ -59,20 +59,6 @@ static const char  *texts[] = {
 };
 
 
-static llmd_tokenizer_t *
-load(const char *path)
-{
-    char               err[256];
-    llmd_tokenizer_t  *tok;
-
-    tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
-    if (tok == NULL) {
-        fail_msg("%s: %s", path, err);
-    }
-    return tok;
-}
-
-
 /* The fixture with one substitution, loaded. */
 static llmd_tokenizer_t *
 load_variant(const char *from, const char *to)
@@ -81,7 +67,7 @@ load_variant(const char *from, const char *to)
     llmd_tokenizer_t  *tok;
 
     tokenizer_variant_write(from, to, path);
-    tok = load(path);
+    tok = tokenizer_load_or_fail(path);
     unlink(path);
     return tok;
 }
@@ -230,7 +216,7 @@ test_identity(void **state)
 {
     llmd_tokenizer_t  *tok;
 
-    tok = load(FIXTURE);
+    tok = tokenizer_load_or_fail(FIXTURE);
     adversarial(tok, 1);
     adversarial(tok, 5);
     adversarial(tok, 0);
@@ -277,7 +263,7 @@ test_reuse(void **state)
     char                     a[MAXLEN], b[MAXLEN];
     size_t                   i, len;
 
-    tok = load(FIXTURE);
+    tok = tokenizer_load_or_fail(FIXTURE);
     run_init(&r, tok, LLMD_TOK_CACHE_MIN, 16);
     len = 0;
     for (i = 0; len < 2000; i++) {
@@ -327,7 +313,7 @@ test_eviction_and_errors(void **state)
     uint32_t                 ids[16];
     long                     n;
 
-    tok = load(FIXTURE);
+    tok = tokenizer_load_or_fail(FIXTURE);
     assert_null(llmd_tok_cache_create(tok, LLMD_TOK_CACHE_MIN - 1, 0));
     assert_null(llmd_tok_cache_create(NULL, LLMD_TOK_CACHE_MIN, 0));
 
@@ -339,7 +325,7 @@ test_eviction_and_errors(void **state)
     assert_true(st.hits > 100);
 
     /* a cache belongs to its tokenizer */
-    other = load(FIXTURE);
+    other = tokenizer_load_or_fail(FIXTURE);
     n = llmd_tokenizer_encode_cached(other, r.cache, "abc", 3, 0, r.scratch,
                                      r.size, ids, 16);
     assert_int_equal(n, LLMD_TOK_ERR_INVALID);

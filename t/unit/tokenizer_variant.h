@@ -2,8 +2,9 @@
  * The tokenizer fixture (t/data/tokenizer-tiny.json) with one substitution,
  * written to a temporary file: how the tokenizer tests build a variant
  * (another model type, normalizer, pattern, a broken file) without keeping
- * a copy of the fixture for each.  Used by t/unit/test_tokenizer.c and
- * t/unit/test_tokenizer_cache.c; include after <cmocka.h>.
+ * a copy of the fixture for each, and loads a tokenizer file or fails the
+ * test.  Used by t/unit/test_tokenizer.c and t/unit/test_tokenizer_cache.c;
+ * include after <cmocka.h> and the tokenizer's header.
  */
 #ifndef TOKENIZER_VARIANT_H
 #define TOKENIZER_VARIANT_H
@@ -48,6 +49,21 @@ tokenizer_variant_write(const char *from, const char *to, char *path)
     fputs(hit + strlen(from), f);
     fclose(f);
     free(buf);
+}
+
+
+/* The tokenizer of path, or the test fails with the loader's error. */
+static llmd_tokenizer_t *
+tokenizer_load_or_fail(const char *path)
+{
+    char               err[256];
+    llmd_tokenizer_t  *tok;
+
+    tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
+    if (tok == NULL) {
+        fail_msg("%s: %s", path, err);
+    }
+    return tok;
 }
 
 #endif /* TOKENIZER_VARIANT_H */

@@ -74,8 +74,9 @@ LG=$BUILD_DIR/bin/llmd-loadgen
 SO=${SO:-$BUILD_DIR/ngx_http_llmd_module.so}
 # LG_SEED=N: the workload drawn with another seed (llmd-loadgen --seed;
 # the default draws the same requests in every run).
-# ACCESS_LOG=1: an access log of every request's pick, prefix match and
-# scores, in the experiment's directory (access.log)
+# ACCESS_LOG=1: an access log of every request's pick, prefix match,
+# scores, decision time (us) and upstream connect and header times, in the
+# experiment's directory (access.log)
 # LLMD_UPSTREAM: directives added to every llmd upstream, e.g.
 # LLMD_UPSTREAM="llmd_inflight off;" for the scrape-only estimate
 LLMD_UPSTREAM=${LLMD_UPSTREAM:-}
@@ -411,7 +412,9 @@ error_log $W/logs/error.log notice;
 events { worker_connections 16000; }
 http {
     log_format picks '\$msec \$request_time \$llmd_endpoint \$upstream_addr '
-                     '\$llmd_prefix_match "\$llmd_scores"';
+                     '\$llmd_prefix_match "\$llmd_scores" '
+                     '\$llmd_decision_us \$upstream_connect_time '
+                     '\$upstream_header_time';
     access_log $([ -n "${ACCESS_LOG:-}" ] && echo "$W/logs/access.log picks" || echo off);
     client_body_buffer_size 256k;
     client_max_body_size 16m;

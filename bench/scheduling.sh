@@ -511,6 +511,14 @@ ticks_of() {
     done
     echo $sum
 }
+# the llmd helper (nginx's cache manager process), for its share of the CPU
+helper_pid() {
+    local p
+    for p in $(ps -o pid= --ppid "$(cat "$W/nginx.pid")"); do
+        grep -q "cache manager" "/proc/$p/cmdline" 2>/dev/null && echo "$p"
+    done
+    return 0
+}
 # Memory of nginx: PSS summed over its processes (shared pages such as the
 # llmd zone and the tokenizer counted once), and the largest peak RSS of
 # one process since reset_peak (VmHWM, reset after the warm-up).
@@ -544,6 +552,7 @@ run_one() {
     pids=$(nginx_pids)
     reset_peak $pids
     n0=$(ticks_of $pids)
+    h0=$(ticks_of $(helper_pid))
     s0=$(ticks_of "$SIM_PID")
     t0=$(date +%s.%N)
     curl -s "127.0.0.1:$NGX_PORT/llmd/status" > "$dir/llmd_status_before.json" \
@@ -560,6 +569,7 @@ run_one() {
     t1=$(date +%s.%N)
     stop_sampler
     n1=$(ticks_of $pids)
+    h1=$(ticks_of $(helper_pid))
     s1=$(ticks_of "$SIM_PID")
     mem=$(mem_of $pids)
     hz=$(getconf CLK_TCK)
@@ -570,11 +580,13 @@ run_one() {
     done
     awk -v t0="$t0" -v t1="$t1" -v n0="$n0" -v n1="$n1" -v s0="$s0" \
         -v s1="$s1" -v hz="$hz" -v mem="$mem" -v np="$(echo $pids | wc -w)" \
+        -v h0="$h0" -v h1="$h1" \
         -v scale="$SCALE" 'BEGIN {
         split(mem, m, " ");
         printf "{\"wall_seconds\": %.3f, \"time_scale\": %s,", t1 - t0, scale;
         printf " \"nginx_cpu_seconds\": %.2f,", (n1 - n0) / hz;
         printf " \"nginx_cpu_percent\": %.1f,", 100 * (n1 - n0) / hz / (t1 - t0);
+        printf " \"helper_cpu_seconds\": %.2f,", (h1 - h0) / hz;
         printf " \"nginx_processes\": %d,", np;
         printf " \"nginx_pss_kb\": %d, \"nginx_peak_rss_kb\": %d,", m[1], m[2];
         printf " \"sim_cpu_percent\": %.1f}\n", 100 * (s1 - s0) / hz / (t1 - t0) }' \

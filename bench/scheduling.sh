@@ -639,6 +639,12 @@ if [ "$MODE" = bursts ]; then
 fi
 /usr/bin/python3 bench/lib/picks.py $dirs > "$RES/picks.md" \
     && echo "per stage and pod: $RES/picks.md" >&2
+# the sweep: which requests make the TTFT p90 (docs/benchmark.md, "Bursts:
+# issue 15")
+if [ "$MODE" = sweep ]; then
+    /usr/bin/python3 bench/lib/picks.py --ttft $dirs > "$RES/ttft.md" \
+        && echo "TTFT p90: $RES/ttft.md" >&2
+fi
 if [ -n "${SEED_REPORT:-}" ] && [ "$LG_MODE" != default ]; then
     bench/seed-compare "$SEED_REPORT" "$RES" > "$RES/seed-compare.md" \
         && echo "beside llm-d's report: $RES/seed-compare.md" >&2

@@ -34,9 +34,10 @@ saved > queued.
 TTFT has a floor (the fastest first request's); once
 more than 10 % of all requests reach it the run's TTFT p90 sits on it, else
 well below. Per experiment: the p90, the floor, how many requests reach it
-(first requests, and siblings per stage), and how many first requests were
-sent to a pod still computing another first request (sent before that
-one's first token). Python standard library only.
+(first requests, and siblings per stage), how many of those siblings were
+sent to a pod computing none, one, or two or more first requests (sent
+before them, first token after), and how many first requests were sent to
+a pod still computing another (sent before that one's first token). Python standard library only.
 """
 import json
 import os
@@ -186,11 +187,22 @@ def ttft_tail(d):
         stacked += any(c["server"] == r["server"]
                        and c["scheduled"] + c["time_to_first_token"]
                        > r["scheduled"] for c in cold[:i])
+    # slow siblings by the first requests their pod was computing when
+    # they were sent: none, one, two or more
+    ahead = [0, 0, 0]
+    for r in slow:
+        if firsts.get(r["group"]) is r:
+            continue
+        n = sum(1 for c in cold if c["server"] == r["server"]
+                and c["scheduled"] < r["scheduled"]
+                < c["scheduled"] + c["time_to_first_token"])
+        ahead[min(n, 2)] += 1
     name = os.path.basename(os.path.normpath(d))
-    print("| %s | %.3f | %.3f | %d | %d | %d | %s | %d of %d |" % (
+    print("| %s | %.3f | %.3f | %d | %d | %d | %s | %s | %d of %d |" % (
         name, nearest_rank([r["time_to_first_token"] for r in reqs], 0.9),
         floor, len(reqs) // 10, len(slow), slow_cold,
-        " / ".join(map(str, per)), stacked, len(cold)))
+        " / ".join(map(str, per)), " / ".join(map(str, ahead)), stacked,
+        len(cold)))
 
 
 def main(argv):
@@ -202,9 +214,10 @@ def main(argv):
         print("| experiment | TTFT p90 (s) | floor: the fastest first "
               "request's TTFT (s) | 10 % of requests | requests at "
               "or above the floor | of them first requests | of them "
-              "siblings per stage | first requests sent to a pod still "
-              "computing another |")
-        print("|---|---:|---:|---:|---:|---:|---|---:|")
+              "siblings per stage | of them siblings behind 0 / 1 / 2+ "
+              "first requests on their pod | first requests sent to a pod "
+              "still computing another |")
+        print("|---|---:|---:|---:|---:|---:|---|---|---:|")
         for d in argv[2:]:
             ttft_tail(d)
         return 0

@@ -15,7 +15,8 @@
 #   experiments: random load default precise round-robin least-conn
 #   (also default-current, sticky, precise-current: llm-d's current
 #   default, its sticky-until-saturated config and the precise profile of
-#   its performance tests, conf-examples/epp-*.yaml)
+#   its performance tests, conf-examples/epp-*.yaml; sticky-precise: the
+#   sticky config with the prefix match from KV events)
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
 #   bench/scheduling.sh overload [default flow flow-concurrency flow-filter]
 #   bench/scheduling.sh guide [round-robin default-current]
@@ -74,8 +75,9 @@ LG=$BUILD_DIR/bin/llmd-loadgen
 SO=${SO:-$BUILD_DIR/ngx_http_llmd_module.so}
 # LG_SEED=N: the workload drawn with another seed (llmd-loadgen --seed;
 # the default draws the same requests in every run).
-# ACCESS_LOG=1: an access log of every request's pick, prefix match and
-# scores, in the experiment's directory (access.log)
+# ACCESS_LOG=1: an access log of every request's pick, prefix match,
+# scores, decision time (us) and upstream connect and header times, in the
+# experiment's directory (access.log)
 # LLMD_UPSTREAM: directives added to every llmd upstream, e.g.
 # LLMD_UPSTREAM="llmd_inflight off;" for the scrape-only estimate
 LLMD_UPSTREAM=${LLMD_UPSTREAM:-}
@@ -350,7 +352,7 @@ upstream_conf() {
     random|load|default-current|sticky)
         echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
              "$LLMD_UPSTREAM $servers" ;;
-    precise|precise-current)
+    precise|precise-current|sticky-precise)
         echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
              "llmd_tokenizer $TOKDIR;" \
              "llmd_kv_events bind tcp://127.0.0.1:$KV_PORT;" \
@@ -413,7 +415,9 @@ error_log $W/logs/error.log notice;
 events { worker_connections 16000; }
 http {
     log_format picks '\$msec \$request_time \$llmd_endpoint \$upstream_addr '
-                     '\$llmd_prefix_match "\$llmd_scores"';
+                     '\$llmd_prefix_match "\$llmd_scores" '
+                     '\$llmd_decision_us \$upstream_connect_time '
+                     '\$upstream_header_time';
     access_log $([ -n "${ACCESS_LOG:-}" ] && echo "$W/logs/access.log picks" || echo off);
     client_body_buffer_size 256k;
     client_max_body_size 16m;
@@ -510,6 +514,14 @@ ticks_of() {
     done
     echo $sum
 }
+# the llmd helper (nginx's cache manager process), for its share of the CPU
+helper_pid() {
+    local p
+    for p in $(ps -o pid= --ppid "$(cat "$W/nginx.pid")"); do
+        grep -q "cache manager" "/proc/$p/cmdline" 2>/dev/null && echo "$p"
+    done
+    return 0
+}
 # Memory of nginx: PSS summed over its processes (shared pages such as the
 # llmd zone and the tokenizer counted once), and the largest peak RSS of
 # one process since reset_peak (VmHWM, reset after the warm-up).
@@ -543,6 +555,7 @@ run_one() {
     pids=$(nginx_pids)
     reset_peak $pids
     n0=$(ticks_of $pids)
+    h0=$(ticks_of $(helper_pid))
     s0=$(ticks_of "$SIM_PID")
     t0=$(date +%s.%N)
     curl -s "127.0.0.1:$NGX_PORT/llmd/status" > "$dir/llmd_status_before.json" \
@@ -559,6 +572,7 @@ run_one() {
     t1=$(date +%s.%N)
     stop_sampler
     n1=$(ticks_of $pids)
+    h1=$(ticks_of $(helper_pid))
     s1=$(ticks_of "$SIM_PID")
     mem=$(mem_of $pids)
     hz=$(getconf CLK_TCK)
@@ -569,11 +583,13 @@ run_one() {
     done
     awk -v t0="$t0" -v t1="$t1" -v n0="$n0" -v n1="$n1" -v s0="$s0" \
         -v s1="$s1" -v hz="$hz" -v mem="$mem" -v np="$(echo $pids | wc -w)" \
+        -v h0="$h0" -v h1="$h1" \
         -v scale="$SCALE" 'BEGIN {
         split(mem, m, " ");
         printf "{\"wall_seconds\": %.3f, \"time_scale\": %s,", t1 - t0, scale;
         printf " \"nginx_cpu_seconds\": %.2f,", (n1 - n0) / hz;
         printf " \"nginx_cpu_percent\": %.1f,", 100 * (n1 - n0) / hz / (t1 - t0);
+        printf " \"helper_cpu_seconds\": %.2f,", (h1 - h0) / hz;
         printf " \"nginx_processes\": %d,", np;
         printf " \"nginx_pss_kb\": %d, \"nginx_peak_rss_kb\": %d,", m[1], m[2];
         printf " \"sim_cpu_percent\": %.1f}\n", 100 * (s1 - s0) / hz / (t1 - t0) }' \
@@ -625,6 +641,12 @@ if [ "$MODE" = bursts ]; then
 fi
 /usr/bin/python3 bench/lib/picks.py $dirs > "$RES/picks.md" \
     && echo "per stage and pod: $RES/picks.md" >&2
+# the sweep: which requests make the TTFT p90 (docs/benchmark.md, "Bursts:
+# issue 15")
+if [ "$MODE" = sweep ]; then
+    /usr/bin/python3 bench/lib/picks.py --ttft $dirs > "$RES/ttft.md" \
+        && echo "TTFT p90: $RES/ttft.md" >&2
+fi
 if [ -n "${SEED_REPORT:-}" ] && [ "$LG_MODE" != default ]; then
     bench/seed-compare "$SEED_REPORT" "$RES" > "$RES/seed-compare.md" \
         && echo "beside llm-d's report: $RES/seed-compare.md" >&2

@@ -51,6 +51,29 @@ upstream vllm {
 }
 EOF
 
+# conf-examples/epp-sticky-precise.yaml with the tests' block size; one
+# scrape only, so the counts since it cover the whole test
+our $StickyUpstream = <<"EOF";
+upstream vllm {
+    llmd_balancer config=@{[ repo_root() ]}/t/data/epp-sticky-precise-sim.yaml;
+    llmd_tokenizer $Tok;
+    llmd_kv_events bind tcp://127.0.0.1:$KvPort;
+    llmd_metrics_interval 60s;
+    server $Pods[0];
+    server $Pods[1];
+}
+EOF
+
+# The since-scrape prompt tokens nginx counted for endpoint $name.
+sub sent_tokens {
+    my ($name) = @_;
+    for my $e (@{ status_json()->{upstreams}[0]{endpoints} }) {
+        return $e->{inflight}{since_scrape}{sent_tokens}
+            if $e->{name} eq $name;
+    }
+    die "no endpoint $name in llmd_status";
+}
+
 sub pod_hits {
     my ($port) = @_;
     my $r = Llmd::Util::http_request(method => "GET", port => $port,
@@ -131,3 +154,52 @@ main::pod_hits($main::Port) > $main::Hits
 GET /llmd/status
 --- response_body_like eval
 qr/"prefix_scorer":"precise"/
+
+
+
+=== TEST 3: sticky until saturated with the precise producer (epp-sticky-precise.yaml): a sibling stays on the pod that holds its prefix, and the in-flight load counts exactly the prompt tokens that pod computes
+--- http_config eval
+$main::StickyUpstream
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+# a prompt neither pod has seen (the pods keep TEST 1's blocks)
+my $q = join " ", map { "line $_ of a sticky system prompt" } 1 .. 14;
+my ($first, $indexed);
+for my $attempt (1 .. 5) {
+    $q = "Sticky attempt $attempt. $q";
+    my $r = Llmd::Util::http_request(method => "POST",
+        path => "/v1/completions", body => main::completion($q, model => "m"),
+        headers => { "Content-Type" => "application/json" });
+    $r && $r->{status} == 200 or die "first request failed";
+    $first = $r->{headers}{"x-llmd-endpoint"} or die "no endpoint header";
+    # the pod's own events, not the speculative entries of the pick
+    $indexed = Llmd::Util::wait_until(2, sub {
+        my $kv = kv_status_endpoint(status_json(), $first) or return 0;
+        return $kv->{live} && $kv->{blocks_stored} >= 20;
+    });
+    last if $indexed;
+}
+$indexed or die "the serving pod's KV events never reached the index";
+my $before = main::sent_tokens($first);
+my $r = Llmd::Util::http_request(method => "POST",
+    path => "/v1/completions",
+    body => main::completion("$q and a question of its own", model => "m"),
+    headers => { "Content-Type" => "application/json" });
+$r && $r->{status} == 200 or die "sibling failed";
+my $ep = $r->{headers}{"x-llmd-endpoint"} // "none";
+my $m = $r->{headers}{"x-llmd-prefix-match"} // "none";
+$ep eq $first or die "the sibling went to $ep, not to $first (match $m)";
+my $u = JSON::PP::decode_json($r->{body})->{usage};
+my $cached = $u->{prompt_tokens_details}{cached_tokens};
+$cached > 0 or die "the pod had no prefix of the sibling cached";
+my $counted = main::sent_tokens($first) - $before;
+$counted == $u->{prompt_tokens} - $cached
+    or die "nginx counted $counted uncached prompt tokens for the sibling;"
+           . " the pod computed $u->{prompt_tokens} - $cached cached"
+           . " (match $m)";
+--- request
+GET /llmd/status
+--- response_body_like eval
+qr/epp-sticky-precise-sim\.yaml.*"prefix_scorer":"precise"/s
+--- no_error_log
+[error]

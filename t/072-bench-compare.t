@@ -4,7 +4,8 @@
 # over first send to last end, failures' ends included; medians; gen speed =
 # 1 / mean TPOT), the guide's own figures are read from its tables (also the
 # commented-out one) and its workload from its YAML; seed-compare judges a
-# second run and the two runs' agreement, and counts requests per pod.  No
+# second run and the two runs' agreement, and counts requests per pod;
+# bench/lib/picks.py --ttft counts what makes a run's TTFT p90.  No
 # processes besides the scripts, no ports; well under a second.
 use strict;
 use warnings;
@@ -250,5 +251,43 @@ like($out, qr/^\| 2 \| default \| 18501: 1 \/ 18502: 2 \| 1\.00 \(stage 0\) \|$/
 ($rc, $out) = run_script('bench/seed-compare', "$tmp/report.md",
                          "$tmp/quick-a", "$tmp/quick-b", '--check');
 is($rc, 1, '--check: a missed target exits 1');
+
+# --- bench/lib/picks.py --ttft ------------------------------------------------
+# 100 requests: the first request of each of 10 groups computes its whole
+# prompt (TTFT 1.00, 1.05, ... 1.45 s, the floor 1.00), 10 s apart, but
+# group 1's is sent to pod a at 0.5 s while group 0's (sent at 0 s, first
+# token at 1.0 s) is still computed there, and groups 9 and 8 (no siblings)
+# start on pod b at 286.8 and 287.2 s, while 9's is computed (to 288.25 s).
+# Of the 90 siblings (groups 0-7) 3 in stage 1, sent at 287, 288 and 289 s
+# behind one, two and no first requests on pod b, wait 1.5 s, the others
+# 0.1 s: 13 requests reach the floor, more than 10 %, so the p90 (nearest
+# rank 90 of 100) is the 4th of those from below: 1.15 s.
+{
+    my @r;
+    my %at = (1 => 0.5, 8 => 287.2, 9 => 286.8);
+    for my $g (0 .. 9) {
+        push @r, { id => $g, stage => 0, group => $g, ok => JSON::PP::true,
+                   scheduled => $at{$g} // 10 * $g,
+                   server => $g < 2 ? 'a' : 'b',
+                   time_to_first_token => 1.0 + 0.05 * $g,
+                   input_tokens => 1000, cached_tokens => 0 };
+    }
+    for my $i (0 .. 89) {
+        push @r, { id => 10 + $i, stage => $i < 45 ? 0 : 1, group => $i % 8,
+                   ok => JSON::PP::true, scheduled => 200 + $i,
+                   server => 'b', input_tokens => 1000, cached_tokens => 900,
+                   time_to_first_token => $i >= 87 ? 1.5 : 0.1 };
+    }
+    spew("$tmp/sweep/precise/loadgen/per_request_lifecycle_metrics.jsonl",
+         join('', map { $json->encode($_) . "\n" } @r));
+}
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/picks.py', '--ttft',
+                         "$tmp/sweep/precise");
+is($rc, 0, 'picks.py --ttft: exit 0') or diag $out;
+like($out, qr/^\| precise \| 1\.150 \| 1\.000 \| 10 \| 13 \| 10 \| 0 \/ 3 \| 1 \/ 1 \/ 1 \| 2 of 10 \|$/m,
+     'picks.py --ttft: p90, floor, 10 %, requests at the floor (first '
+     . 'requests, siblings per stage, siblings behind 0 / 1 / 2+ first '
+     . 'requests), first requests stacked on a pod')
+    or diag $out;
 
 done_testing();

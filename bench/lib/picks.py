@@ -3,6 +3,7 @@
 
     picks.py EXPERIMENT_DIR [...]         per stage: requests per pod
     picks.py --bursts EXPERIMENT_DIR [...] per group burst (make bench-bursts)
+    picks.py --ttft EXPERIMENT_DIR [...]   which requests make the TTFT p90
 
 Reads EXPERIMENT_DIR/loadgen/per_request_lifecycle_metrics.jsonl (one line
 per request: stage, group, scheduled, server, input/cached tokens, TTFT;
@@ -27,7 +28,16 @@ Prefill seconds per token are measured in the same run: the 10th
 percentile of TTFT / input tokens over the requests that were the first of
 their burst on their pod and hit no cache (cached tokens 0) - the low end,
 where a request's TTFT is its prefill and little queueing. A burst "pays" when
-saved > queued. Python standard library only.
+saved > queued.
+
+--ttft: the first request of each group computes its whole prompt, so its
+TTFT has a floor (the fastest first request's); once
+more than 10 % of all requests reach it the run's TTFT p90 sits on it, else
+well below. Per experiment: the p90, the floor, how many requests reach it
+(first requests, and siblings per stage), how many of those siblings were
+sent to a pod computing none, one, or two or more first requests (sent
+before them, first token after), and how many first requests were sent to
+a pod still computing another (sent before that one's first token). Python standard library only.
 """
 import json
 import os
@@ -145,10 +155,71 @@ def bursts(d):
     print()
 
 
+def nearest_rank(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+
+
+def ttft_tail(d):
+    """Which requests make the TTFT p90: the first request of every group
+    computes its whole prompt, so its TTFT has a floor (the fastest first
+    request's) that the p90 reaches as soon as more than 10 % of all
+    requests are that slow; the rest of them are siblings that waited. Also: first requests sent to a pod while it still computed
+    another first request (sent before that one's first token)."""
+    reqs = sorted((r for r in load(d) if r.get("ok")),
+                  key=lambda r: r["scheduled"])
+    firsts = {}
+    for r in reqs:
+        if r["group"] >= 0 and r["group"] not in firsts:
+            firsts[r["group"]] = r
+    cold = [r for r in reqs
+            if firsts.get(r["group"]) is r and r.get("cached_tokens", 0) == 0]
+    floor = min((r["time_to_first_token"] for r in cold),
+                default=float("nan"))
+    slow = [r for r in reqs if r["time_to_first_token"] >= floor]
+    slow_cold = sum(1 for r in slow if firsts.get(r["group"]) is r)
+    stages = sorted({r["stage"] for r in reqs})
+    per = [sum(1 for r in slow
+               if r["stage"] == s and firsts.get(r["group"]) is not r)
+           for s in stages]
+    stacked = 0
+    for i, r in enumerate(cold):
+        stacked += any(c["server"] == r["server"]
+                       and c["scheduled"] + c["time_to_first_token"]
+                       > r["scheduled"] for c in cold[:i])
+    # slow siblings by the first requests their pod was computing when
+    # they were sent: none, one, two or more
+    ahead = [0, 0, 0]
+    for r in slow:
+        if firsts.get(r["group"]) is r:
+            continue
+        n = sum(1 for c in cold if c["server"] == r["server"]
+                and c["scheduled"] < r["scheduled"]
+                < c["scheduled"] + c["time_to_first_token"])
+        ahead[min(n, 2)] += 1
+    name = os.path.basename(os.path.normpath(d))
+    print("| %s | %.3f | %.3f | %d | %d | %d | %s | %s | %d of %d |" % (
+        name, nearest_rank([r["time_to_first_token"] for r in reqs], 0.9),
+        floor, len(reqs) // 10, len(slow), slow_cold,
+        " / ".join(map(str, per)), " / ".join(map(str, ahead)), stacked,
+        len(cold)))
+
+
 def main(argv):
     if len(argv) > 1 and argv[1] == "--bursts":
         for d in argv[2:]:
             bursts(d)
+        return 0
+    if len(argv) > 1 and argv[1] == "--ttft":
+        print("| experiment | TTFT p90 (s) | floor: the fastest first "
+              "request's TTFT (s) | 10 % of requests | requests at "
+              "or above the floor | of them first requests | of them "
+              "siblings per stage | of them siblings behind 0 / 1 / 2+ "
+              "first requests on their pod | first requests sent to a pod "
+              "still computing another |")
+        print("|---|---:|---:|---:|---:|---:|---|---|---:|")
+        for d in argv[2:]:
+            ttft_tail(d)
         return 0
     for d in argv[1:]:
         per_stage(d)

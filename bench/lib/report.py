@@ -26,7 +26,8 @@ sys.dont_write_bytecode = True   # no __pycache__ in the tree
 import seedway  # noqa: E402
 
 ORDER = ["precise", "precise-current", "default", "default-current",
-         "sticky", "flow", "flow-filter", "flow-concurrency",
+         "sticky", "sticky-precise", "flow", "flow-filter",
+         "flow-concurrency",
          "load", "random", "round-robin", "least-conn",
          "aggregated", "pd-2p2d", "pd-1p3d"]
 LABEL = {
@@ -38,6 +39,8 @@ LABEL = {
     "precise-current": "llmd precise, llm-d's perf-test profile (epp-precise-current)",
     "default-current": "llmd llm-d's current default (epp-default-current)",
     "sticky": "llmd sticky until saturated (epp-sticky)",
+    "sticky-precise":
+        "llmd sticky until saturated, precise (epp-sticky-precise)",
     "load": "llmd load-scheduling",
     "random": "llmd random-scheduling",
     "round-robin": "nginx round-robin",

@@ -116,8 +116,9 @@ ngx_llmd_prefix_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
                               lcf->approx.lru_capacity_per_server);
         ngx_shmtx_unlock(&lcf->shpool->mutex);
 
+        /* in the scorer's blocks (precise: KV blocks), as the hit */
         (void) ngx_atomic_fetch_add(&lcf->sh->prefix_blocks_total,
-                                    ctx->nhashes);
+                                    ctx->prefix_total);
         (void) ngx_atomic_fetch_add(&lcf->sh->prefix_blocks_hit,
                                     (ngx_atomic_int_t) ctx->match[peer]);
         ctx->indexed = 1;

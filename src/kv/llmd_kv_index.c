@@ -23,6 +23,7 @@
  * the others out; vLLM's own BlockRemoved events keep the index in step
  * with the pods long before that.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv/llmd_kv_index.h"
@@ -374,11 +375,11 @@ llmd_kv_index_check(const llmd_kv_index_t *idx)
 {
     int                 t;
     size_t              slots[2];
-    uint32_t            ep, e, f, nb, i, s, over;
+    uint32_t            ep, e, f, nb, i, s, *passed;
     uint64_t            mix, live;
     llmd_kvi_iter_t     it;
     llmd_kvi_entry_t   *entry;
-    llmd_kvi_bucket_t  *table, *b, *home;
+    llmd_kvi_bucket_t  *table, *b;
 
     nb = idx->region.nbuckets / 16;
     live = 0;
@@ -401,13 +402,16 @@ llmd_kv_index_check(const llmd_kv_index_t *idx)
         return -2;
     }
 
+    passed = malloc(nb * sizeof(uint32_t));
+    if (passed == NULL) {
+        return -9;
+    }
+
     for (t = 0; t < 2; t++) {
         table = (llmd_kvi_bucket_t *) llmd_index_region_buckets(
                     &idx->region, &llmd_kvi_layout, t);
 
         for (i = 0; i < nb; i++) {
-            over = 0;
-
             for (s = 0; s < LLMD_KVI_SLOTS; s++) {
                 e = table[i].ent[s];
                 if (e == LLMD_INDEX_NONE) {
@@ -415,6 +419,7 @@ llmd_kv_index_check(const llmd_kv_index_t *idx)
                 }
 
                 if (e > idx->region.capacity) {
+                    free(passed);
                     return -3;
                 }
 
@@ -422,6 +427,7 @@ llmd_kv_index_check(const llmd_kv_index_t *idx)
                 if (entry->refs == 0
                     || (t == LLMD_KVI_HASHES && entry->tier == LLMD_KVI_SPEC))
                 {
+                    free(passed);
                     return -4;
                 }
 
@@ -430,6 +436,7 @@ llmd_kv_index_check(const llmd_kv_index_t *idx)
                       : llmd_kvi_hmix(entry->base.ep, entry->hash);
 
                 if (table[i].tag[s] != (uint16_t) (mix >> 16)) {
+                    free(passed);
                     return -5;
                 }
 
@@ -440,43 +447,47 @@ llmd_kv_index_check(const llmd_kv_index_t *idx)
                 { /* void */ }
 
                 if (f != e) {
+                    free(passed);
                     return -8;
                 }
 
                 slots[t]++;
             }
 
-            /* entries homed at or before i that sit after i */
-            for (b = &table[(i + 1) % nb]; b != &table[i];
-                 b = llmd_kvi_next(idx, t, b))
-            {
-                for (s = 0; s < LLMD_KVI_SLOTS; s++) {
-                    e = b->ent[s];
-                    if (e == LLMD_INDEX_NONE) {
-                        continue;
-                    }
+        }
 
-                    entry = llmd_kvi_entry(idx, e);
-                    mix = t == LLMD_KVI_KEYS
-                          ? llmd_kvi_kmix(entry->key)
-                          : llmd_kvi_hmix(entry->base.ep, entry->hash);
-                    home = llmd_kvi_bucket(idx, t, mix);
+        /* every entry passed the buckets from its home to its own */
+        memset(passed, 0, nb * sizeof(uint32_t));
 
-                    /* i lies on the way from home to b */
-                    if ((home <= b && home <= &table[i] && &table[i] < b)
-                        || (home > b && (&table[i] >= home
-                                         || &table[i] < b)))
-                    {
-                        over++;
-                    }
+        for (i = 0; i < nb; i++) {
+            for (s = 0; s < LLMD_KVI_SLOTS; s++) {
+                e = table[i].ent[s];
+                if (e == LLMD_INDEX_NONE) {
+                    continue;
+                }
+
+                entry = llmd_kvi_entry(idx, e);
+                mix = t == LLMD_KVI_KEYS
+                      ? llmd_kvi_kmix(entry->key)
+                      : llmd_kvi_hmix(entry->base.ep, entry->hash);
+
+                for (b = llmd_kvi_bucket(idx, t, mix); b != &table[i];
+                     b = llmd_kvi_next(idx, t, b))
+                {
+                    passed[b - table]++;
                 }
             }
+        }
 
-            if (over != table[i].over) {
+        for (i = 0; i < nb; i++) {
+            if (passed[i] != table[i].over) {
+                free(passed);
                 return -6;
             }
         }
     }
+
+    free(passed);
 
     if (slots[LLMD_KVI_KEYS] != live
         || slots[LLMD_KVI_HASHES] != live - llmd_kvi_spec_total(idx))
@@ -755,10 +766,13 @@ llmd_kvi_kmix(uint64_t key)
 }
 
 
+/* The endpoint is spread over all bits: engine hashes that differ in a few
+   high bits (or pods publishing the same hashes) must not cancel it. */
 static uint64_t
 llmd_kvi_hmix(uint32_t ep, uint64_t hash)
 {
-    return (hash ^ ((uint64_t) ep << 48)) * 0x9e3779b97f4a7c15ULL;
+    return (hash ^ ((uint64_t) (ep + 1) * 0xc2b2ae3d27d4eb4fULL))
+           * 0x9e3779b97f4a7c15ULL;
 }
 
 

@@ -245,16 +245,19 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
 
 /*
  * The helper writes every page of the KV index sooner or later; the first
- * write to each would be a page fault in the middle of a batch (8 % of its
- * time at full speed while the index fills). The zone has a fixed size:
- * map all of the index now, without changing a byte (Linux 5.14+; older
- * kernels refuse the advice and fault as before).
+ * write to each would stall a batch in the middle (a page fault, and on a
+ * VM with shadow page tables a hypervisor exit even for a page another
+ * process already faulted in: 8 % of the helper's time at full speed
+ * while the index fills, and a newly applied block costing 8x more until
+ * its random bucket pages were all touched). The zone has a fixed size:
+ * fault all of the index in now (madvise(MADV_POPULATE_WRITE), Linux
+ * 5.14+), then write every page once from this process without changing
+ * it (an atomic add of 0: workers may write speculative entries meanwhile).
  */
 static void
 ngx_llmd_kv_prefault(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
 {
-#if (NGX_LINUX && defined MADV_POPULATE_WRITE)
-    u_char      *start, *end;
+    u_char      *start, *end, *p;
     ngx_msec_t   t;
 
     if (lcf->sh->kv_index_mem == NULL) {
@@ -273,19 +276,20 @@ ngx_llmd_kv_prefault(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
     ngx_time_update();
     t = ngx_current_msec;
 
-    if (madvise(start, end - start, MADV_POPULATE_WRITE) != 0) {
-        ngx_log_error(NGX_LOG_INFO, cycle->log, ngx_errno,
-                      "llmd: KV index not prefaulted, madvise() failed");
-        return;
+#if (NGX_LINUX && defined MADV_POPULATE_WRITE)
+    (void) madvise(start, end - start, MADV_POPULATE_WRITE);
+#endif
+
+    for (p = start; p < end; p += ngx_pagesize) {
+        (void) ngx_atomic_fetch_add((ngx_atomic_t *) p, 0);
     }
 
     ngx_time_update();
 
-    ngx_log_error(NGX_LOG_INFO, cycle->log, 0,
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
                   "llmd: KV index of upstream \"%V\" prefaulted: %uz MB "
                   "in %M ms", &lcf->upstream->host,
                   (size_t) (end - start) >> 20, ngx_current_msec - t);
-#endif
 }
 
 

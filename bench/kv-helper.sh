@@ -89,6 +89,7 @@ for _ in $(seq 100); do
 done
 [ -n "$helper" ] || { echo "no helper process"; cat $W/error.log; exit 1; }
 echo "module $SO, helper pid $helper, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+grep -o "KV index of upstream .* prefaulted.*" $W/error.log || true
 
 if [ -n "${HELPER_CPU:-}" ]; then
   taskset -a -p -c "$HELPER_CPU" $helper > /dev/null

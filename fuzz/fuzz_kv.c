@@ -97,6 +97,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     llmd_kv_index_stats(k.idx, &ist);
     FUZZ_CHECK(ist.entries <= ist.capacity);
+    /* slots, tags and overflow counts agree with the entries */
+    FUZZ_CHECK(llmd_kv_index_check(k.idx) == 0);
 
     free(mem);
 

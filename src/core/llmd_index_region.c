@@ -88,6 +88,68 @@ llmd_index_region_create(void *mem, size_t size,
 }
 
 
+size_t
+llmd_index_region_flat_entry_bytes(const llmd_index_layout_t *layout,
+    uint32_t words_per_entry)
+{
+    return layout->entry_size
+           + (size_t) layout->ntables * words_per_entry * sizeof(uint32_t);
+}
+
+
+size_t
+llmd_index_region_flat_min_size(const llmd_index_layout_t *layout,
+    uint32_t words_per_entry)
+{
+    /* the header, the unused entry 0, a line of rounding per table and
+       the smallest number of entries */
+    return layout->header_size + layout->entry_size
+           + (size_t) layout->ntables * 64
+           + LLMD_INDEX_MIN_ENTRIES
+             * llmd_index_region_flat_entry_bytes(layout, words_per_entry);
+}
+
+
+llmd_index_region_t *
+llmd_index_region_create_flat(void *mem, size_t size,
+    const llmd_index_layout_t *layout, uint32_t words_per_entry)
+{
+    size_t                room, n, nb;
+    llmd_index_region_t  *r;
+
+    if (mem == NULL || ((uintptr_t) mem & 7) || words_per_entry == 0
+        || size < llmd_index_region_flat_min_size(layout, words_per_entry))
+    {
+        return NULL;
+    }
+
+    /* every table may round its words up by at most one 64-byte line */
+    room = size - layout->header_size - layout->entry_size
+           - (size_t) layout->ntables * 64;
+    n = room / llmd_index_region_flat_entry_bytes(layout, words_per_entry);
+    if (n > LLMD_INDEX_MAX_ENTRIES / words_per_entry) {
+        n = LLMD_INDEX_MAX_ENTRIES / words_per_entry;
+    }
+
+    nb = (n * words_per_entry + 15) & ~(size_t) 15;
+
+    r = mem;
+    memset(r, 0, layout->header_size);
+
+    r->layout = *layout;
+    r->size = size;
+    r->nbuckets = (uint32_t) nb;
+    r->capacity = (uint32_t) n;
+    r->fresh = 1;
+    r->victim = LLMD_MAX_ENDPOINTS;
+
+    memset(llmd_index_region_buckets(r, layout, 0), 0,
+           layout->ntables * nb * sizeof(uint32_t));
+
+    return r;
+}
+
+
 llmd_index_region_t *
 llmd_index_region_attach(void *mem, size_t size,
     const llmd_index_layout_t *layout)

@@ -79,6 +79,24 @@ size_t llmd_index_region_entry_bytes(const llmd_index_layout_t *layout);
 llmd_index_region_t *llmd_index_region_create(void *mem, size_t size,
     const llmd_index_layout_t *layout);
 
+/*
+ * As llmd_index_region_create, for an index whose bucket tables are not
+ * chained lists heads but open-addressed slots: each of the ntables tables
+ * gets words_per_entry uint32 words per entry the region holds (rounded up
+ * to whole 64-byte lines; nbuckets = words per table, a multiple of 16, not
+ * a power of two), so the tables' load is fixed by the layout, whatever
+ * the size.  NULL if mem is misaligned or size holds fewer than 16 entries.
+ */
+llmd_index_region_t *llmd_index_region_create_flat(void *mem, size_t size,
+    const llmd_index_layout_t *layout, uint32_t words_per_entry);
+
+/* Bytes one entry costs in a region made by llmd_index_region_create_flat,
+   and the smallest such region. */
+size_t llmd_index_region_flat_entry_bytes(const llmd_index_layout_t *layout,
+    uint32_t words_per_entry);
+size_t llmd_index_region_flat_min_size(const llmd_index_layout_t *layout,
+    uint32_t words_per_entry);
+
 /* The index created earlier in mem[0..size) with this very layout, or
    NULL (misaligned, other size, other magic, version or sizes). */
 llmd_index_region_t *llmd_index_region_attach(void *mem, size_t size,

@@ -1,11 +1,21 @@
 /*
  * Precise prefix index in one flat region (see llmd_kv_index.h).
  *
- * Laid out in an llmd_index_region_t with two bucket tables (request keys;
- * endpoint and engine hash).  One entry is one (endpoint, block, tier): it
- * sits in the bucket chain of its request key, in the bucket chain of
- * (endpoint, engine hash) unless it is speculative, and, by the region, in
- * its endpoint's LRU list (head = most recently stored).
+ * Laid out in an llmd_index_region_t with two open-addressed tables
+ * (request keys; endpoint and engine hash).  One entry is one (endpoint,
+ * block, tier): it has a slot in the table of request keys, one in the
+ * table of (endpoint, engine hash) unless it is speculative, and, by the
+ * region, a place in its endpoint's LRU list (head = most recently stored).
+ *
+ * A table is an array of 64-byte buckets (one cache line) of 10 slots:
+ * an entry number and a 16-bit tag of the slot's hash, so a lookup reads
+ * the bucket and only the entries whose tag matches; a miss (every new
+ * block) reads one line and no entry, and taking an entry out reads the
+ * bucket of each of its hashes, never a chain of other entries.  A full
+ * bucket sends further entries to the next bucket and counts them in its
+ * `over`: a lookup goes on to the next bucket only while `over` is not 0.
+ * Each table has 1.875 slots per entry the region holds (3 words of 4
+ * bytes), so it is at most 53 % full and few buckets overflow.
  *
  * The per-endpoint lists give AllBlocksCleared a cost proportional to the
  * endpoint's own entries.  When the region is full the oldest entry of the
@@ -13,17 +23,22 @@
  * the others out; vLLM's own BlockRemoved events keep the index in step
  * with the pods long before that.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv/llmd_kv_index.h"
 #include "kv/llmd_kv_keys.h"
 
 #define LLMD_KVI_MAGIC     0x316978766b646d6cULL      /* "lmdkvxi1" */
-/* 3: the shared llmd_index_region_t header */
-#define LLMD_KVI_VERSION   3
+/* 3: the shared llmd_index_region_t header; 4: open-addressed tables */
+#define LLMD_KVI_VERSION   4
 
 /* Keys computed per slice of a BlockStored event. */
 #define LLMD_KVI_SLICE     64
+
+/* Slots per bucket; 4-byte words per entry and table (see above). */
+#define LLMD_KVI_SLOTS     10
+#define LLMD_KVI_WORDS     3
 
 enum {
     LLMD_KVI_GPU = 0,
@@ -31,7 +46,7 @@ enum {
     LLMD_KVI_SPEC
 };
 
-/* The two bucket tables. */
+/* The two tables. */
 enum {
     LLMD_KVI_KEYS = 0,
     LLMD_KVI_HASHES
@@ -40,32 +55,63 @@ enum {
 
 typedef struct {
     llmd_index_entry_t  base;    /* endpoint and its LRU neighbours */
-    uint32_t            knext;   /* key bucket chain */
+    uint8_t             tier;
+    uint8_t             refs;    /* duplicate stores of the same block */
+    uint16_t            reserved;
     uint64_t            key;     /* request key */
     uint64_t            hash;    /* engine hash, or expiry (ms) if
                                     speculative */
-    uint32_t            hnext;   /* engine bucket chain */
-    uint8_t             tier;
-    uint8_t             refs;    /* duplicate stores of the same block */
 } llmd_kvi_entry_t;
+
+/* One cache line: 16 words. */
+typedef struct {
+    uint32_t            ent[LLMD_KVI_SLOTS];     /* 0: free slot */
+    uint16_t            tag[LLMD_KVI_SLOTS];
+    uint32_t            over;    /* entries that passed this bucket, full,
+                                    for a later one */
+} llmd_kvi_bucket_t;
+
+/* The entries of one table whose slot's tag matches a hash's. */
+typedef struct {
+    llmd_kvi_bucket_t  *b;
+    int                 t;
+    uint32_t            s;       /* next slot of b */
+    uint32_t            left;    /* buckets left to look at */
+    uint16_t            tag;
+} llmd_kvi_iter_t;
 
 struct llmd_kv_index_s {
     llmd_index_region_t  region;
     uint32_t             spec[LLMD_MAX_ENDPOINTS];   /* speculative entries */
 };
 
+/* The tables start on a 64-byte boundary of a 64-byte aligned region. */
+#define LLMD_KVI_HEADER  ((sizeof(llmd_kv_index_t) + 63) & ~(size_t) 63)
+
 
 static const llmd_index_layout_t  llmd_kvi_layout = {
-    LLMD_KVI_MAGIC, LLMD_KVI_VERSION, sizeof(llmd_kv_index_t),
+    LLMD_KVI_MAGIC, LLMD_KVI_VERSION, LLMD_KVI_HEADER,
     sizeof(llmd_kvi_entry_t), 2
 };
 
 
 static llmd_kvi_entry_t *llmd_kvi_entry(const llmd_kv_index_t *idx,
     uint32_t e);
-static uint32_t *llmd_kvi_kbucket(const llmd_kv_index_t *idx, uint64_t key);
-static uint32_t *llmd_kvi_hbucket(const llmd_kv_index_t *idx, uint32_t ep,
-    uint64_t hash);
+static uint64_t llmd_kvi_kmix(uint64_t key);
+static uint64_t llmd_kvi_hmix(uint32_t ep, uint64_t hash);
+static llmd_kvi_bucket_t *llmd_kvi_bucket(const llmd_kv_index_t *idx,
+    int t, uint64_t mix);
+static llmd_kvi_bucket_t *llmd_kvi_next(const llmd_kv_index_t *idx, int t,
+    llmd_kvi_bucket_t *b);
+static uint32_t llmd_kvi_first(const llmd_kv_index_t *idx,
+    llmd_kvi_iter_t *it, int t, uint64_t mix);
+static uint32_t llmd_kvi_more(const llmd_kv_index_t *idx,
+    llmd_kvi_iter_t *it);
+static uint64_t llmd_kvi_spec_total(const llmd_kv_index_t *idx);
+static void llmd_kvi_slot_add(llmd_kv_index_t *idx, int t, uint64_t mix,
+    uint32_t e);
+static void llmd_kvi_slot_del(llmd_kv_index_t *idx, int t, uint64_t mix,
+    uint32_t e);
 static uint32_t llmd_kvi_find_hash(const llmd_kv_index_t *idx, uint32_t ep,
     uint64_t hash, int tier);
 static uint32_t llmd_kvi_find_key(const llmd_kv_index_t *idx, uint32_t ep,
@@ -76,7 +122,6 @@ static void llmd_kvi_store(llmd_kv_index_t *idx, uint32_t ep, uint64_t key,
     uint64_t hash, int tier);
 static void llmd_kvi_remove(llmd_kv_index_t *idx, uint32_t e);
 static void llmd_kvi_unchain(llmd_index_region_t *r, uint32_t e);
-static void llmd_kvi_key_unlink(llmd_kv_index_t *idx, uint32_t e);
 static void llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep,
     uint64_t root, uint32_t block_size, const llmd_kv_event_t *ev,
     llmd_kv_apply_stats_t *st);
@@ -85,22 +130,24 @@ static void llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep,
 size_t
 llmd_kv_index_min_size(void)
 {
-    return llmd_index_region_min_size(&llmd_kvi_layout);
+    return llmd_index_region_flat_min_size(&llmd_kvi_layout, LLMD_KVI_WORDS);
 }
 
 
 size_t
 llmd_kv_index_entry_bytes(void)
 {
-    return llmd_index_region_entry_bytes(&llmd_kvi_layout);
+    return llmd_index_region_flat_entry_bytes(&llmd_kvi_layout,
+                                              LLMD_KVI_WORDS);
 }
 
 
 llmd_kv_index_t *
 llmd_kv_index_create(void *mem, size_t size)
 {
-    return (llmd_kv_index_t *) llmd_index_region_create(mem, size,
-                                                        &llmd_kvi_layout);
+    return (llmd_kv_index_t *) llmd_index_region_create_flat(mem, size,
+                                                  &llmd_kvi_layout,
+                                                  LLMD_KVI_WORDS);
 }
 
 
@@ -181,13 +228,16 @@ llmd_kv_index_prefetch(const llmd_kv_index_t *idx, uint32_t ep,
     }
 
     if (ev->has_parent) {
-        __builtin_prefetch(llmd_kvi_hbucket(idx, ep, ev->parent));
+        __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_HASHES,
+                                           llmd_kvi_hmix(ep, ev->parent)));
     }
 
     n = ev->nhashes < LLMD_KVI_SLICE ? ev->nhashes : LLMD_KVI_SLICE;
 
     for (i = 0; i < n; i++) {
-        __builtin_prefetch(llmd_kvi_hbucket(idx, ep, ev->hashes[i]), 1);
+        __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_HASHES,
+                                           llmd_kvi_hmix(ep, ev->hashes[i])),
+                           1);
     }
 }
 
@@ -206,6 +256,7 @@ llmd_kv_index_match(const llmd_kv_index_t *idx, const uint64_t *keys,
     size_t             i, j, nactive, kept;
     uint32_t           e, ep, stamp;
     double             w;
+    llmd_kvi_iter_t    it;
     uint16_t           active[LLMD_MAX_ENDPOINTS];
     uint32_t           seen[LLMD_MAX_ENDPOINTS];
     float              weight[LLMD_MAX_ENDPOINTS];
@@ -219,9 +270,10 @@ llmd_kv_index_match(const llmd_kv_index_t *idx, const uint64_t *keys,
         stamp = (uint32_t) i + 1;
 
         /* this key's endpoints and their best tier weight */
-        for (e = *llmd_kvi_kbucket(idx, keys[i]);
+        for (e = llmd_kvi_first(idx, &it, LLMD_KVI_KEYS,
+                                llmd_kvi_kmix(keys[i]));
              e != LLMD_INDEX_NONE;
-             e = entry->knext)
+             e = llmd_kvi_more(idx, &it))
         {
             entry = llmd_kvi_entry(idx, e);
             if (entry->key != keys[i]) {
@@ -312,6 +364,141 @@ llmd_kv_index_stats(const llmd_kv_index_t *idx, llmd_kv_index_stats_t *st)
 }
 
 
+/*
+ * Recounts, for tests: every slot holds a live entry with the tag of its
+ * hash, found from its home bucket; every `over` equals the entries that
+ * went beyond the bucket; each live entry has its slots (one in the table
+ * of keys, one in that of engine hashes unless speculative).
+ */
+int
+llmd_kv_index_check(const llmd_kv_index_t *idx)
+{
+    int                 t;
+    size_t              slots[2];
+    uint32_t            ep, e, f, nb, i, s, *passed;
+    uint64_t            mix, live;
+    llmd_kvi_iter_t     it;
+    llmd_kvi_entry_t   *entry;
+    llmd_kvi_bucket_t  *table, *b;
+
+    nb = idx->region.nbuckets / 16;
+    live = 0;
+    slots[0] = slots[1] = 0;
+
+    for (ep = 0; ep < LLMD_MAX_ENDPOINTS; ep++) {
+        for (e = idx->region.lru[ep].newest;
+             e != LLMD_INDEX_NONE;
+             e = entry->base.lru.older)
+        {
+            entry = llmd_kvi_entry(idx, e);
+            if (entry->base.ep != ep || entry->refs == 0) {
+                return -1;
+            }
+            live++;
+        }
+    }
+
+    if (live != idx->region.used) {
+        return -2;
+    }
+
+    passed = malloc(nb * sizeof(uint32_t));
+    if (passed == NULL) {
+        return -9;
+    }
+
+    for (t = 0; t < 2; t++) {
+        table = (llmd_kvi_bucket_t *) llmd_index_region_buckets(
+                    &idx->region, &llmd_kvi_layout, t);
+
+        for (i = 0; i < nb; i++) {
+            for (s = 0; s < LLMD_KVI_SLOTS; s++) {
+                e = table[i].ent[s];
+                if (e == LLMD_INDEX_NONE) {
+                    continue;
+                }
+
+                if (e > idx->region.capacity) {
+                    free(passed);
+                    return -3;
+                }
+
+                entry = llmd_kvi_entry(idx, e);
+                if (entry->refs == 0
+                    || (t == LLMD_KVI_HASHES && entry->tier == LLMD_KVI_SPEC))
+                {
+                    free(passed);
+                    return -4;
+                }
+
+                mix = t == LLMD_KVI_KEYS
+                      ? llmd_kvi_kmix(entry->key)
+                      : llmd_kvi_hmix(entry->base.ep, entry->hash);
+
+                if (table[i].tag[s] != (uint16_t) (mix >> 16)) {
+                    free(passed);
+                    return -5;
+                }
+
+                /* a lookup from its home bucket gets to it */
+                for (f = llmd_kvi_first(idx, &it, t, mix);
+                     f != LLMD_INDEX_NONE && f != e;
+                     f = llmd_kvi_more(idx, &it))
+                { /* void */ }
+
+                if (f != e) {
+                    free(passed);
+                    return -8;
+                }
+
+                slots[t]++;
+            }
+
+        }
+
+        /* every entry passed the buckets from its home to its own */
+        memset(passed, 0, nb * sizeof(uint32_t));
+
+        for (i = 0; i < nb; i++) {
+            for (s = 0; s < LLMD_KVI_SLOTS; s++) {
+                e = table[i].ent[s];
+                if (e == LLMD_INDEX_NONE) {
+                    continue;
+                }
+
+                entry = llmd_kvi_entry(idx, e);
+                mix = t == LLMD_KVI_KEYS
+                      ? llmd_kvi_kmix(entry->key)
+                      : llmd_kvi_hmix(entry->base.ep, entry->hash);
+
+                for (b = llmd_kvi_bucket(idx, t, mix); b != &table[i];
+                     b = llmd_kvi_next(idx, t, b))
+                {
+                    passed[b - table]++;
+                }
+            }
+        }
+
+        for (i = 0; i < nb; i++) {
+            if (passed[i] != table[i].over) {
+                free(passed);
+                return -6;
+            }
+        }
+    }
+
+    free(passed);
+
+    if (slots[LLMD_KVI_KEYS] != live
+        || slots[LLMD_KVI_HASHES] != live - llmd_kvi_spec_total(idx))
+    {
+        return -7;
+    }
+
+    return 0;
+}
+
+
 static void
 llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
     uint32_t block_size, const llmd_kv_event_t *ev, llmd_kv_apply_stats_t *st)
@@ -384,23 +571,12 @@ llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
             break;
         }
 
-        /*
-         * the buckets are cache misses in a large region: start them all,
-         * then the first entry of each engine-hash chain, which
-         * llmd_kvi_find_hash() reads next (a new block walks its whole
-         * chain)
-         */
+        /* the buckets are cache misses in a large region: start them all */
         for (k = 0; k < got; k++) {
-            __builtin_prefetch(llmd_kvi_hbucket(idx, ep, ev->hashes[i + k]),
-                               1);
-            __builtin_prefetch(llmd_kvi_kbucket(idx, keys[k]), 1);
-        }
-
-        for (k = 0; k < got; k++) {
-            e = *llmd_kvi_hbucket(idx, ep, ev->hashes[i + k]);
-            if (e != LLMD_INDEX_NONE) {
-                __builtin_prefetch(llmd_kvi_entry(idx, e));
-            }
+            __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_HASHES,
+                                   llmd_kvi_hmix(ep, ev->hashes[i + k])), 1);
+            __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_KEYS,
+                                               llmd_kvi_kmix(keys[k])), 1);
         }
 
         for (k = 0; k < got; k++) {
@@ -419,7 +595,7 @@ static void
 llmd_kvi_store(llmd_kv_index_t *idx, uint32_t ep, uint64_t key,
     uint64_t hash, int tier)
 {
-    uint32_t           e, *link;
+    uint32_t           e;
     llmd_kvi_entry_t  *entry;
 
     e = llmd_kvi_find_hash(idx, ep, hash, tier);
@@ -433,12 +609,10 @@ llmd_kvi_store(llmd_kv_index_t *idx, uint32_t ep, uint64_t key,
 
         if (entry->key != key) {
             /* the engine reused a hash for other tokens: re-key it */
-            llmd_kvi_key_unlink(idx, e);
-
+            llmd_kvi_slot_del(idx, LLMD_KVI_KEYS, llmd_kvi_kmix(entry->key),
+                              e);
             entry->key = key;
-            link = llmd_kvi_kbucket(idx, key);
-            entry->knext = *link;
-            *link = e;
+            llmd_kvi_slot_add(idx, LLMD_KVI_KEYS, llmd_kvi_kmix(key), e);
         }
 
         llmd_index_region_touch(&idx->region, &llmd_kvi_layout, e);
@@ -460,7 +634,7 @@ static uint32_t
 llmd_kvi_insert(llmd_kv_index_t *idx, uint32_t ep, uint64_t key,
     uint64_t hash, int tier)
 {
-    uint32_t           e, *bucket;
+    uint32_t           e;
     llmd_kvi_entry_t  *entry;
 
     e = llmd_index_region_alloc(&idx->region, &llmd_kvi_layout, ep,
@@ -474,19 +648,14 @@ llmd_kvi_insert(llmd_kv_index_t *idx, uint32_t ep, uint64_t key,
     entry->hash = hash;
     entry->tier = (uint8_t) tier;
     entry->refs = 1;
-    entry->hnext = LLMD_INDEX_NONE;
 
-    bucket = llmd_kvi_kbucket(idx, key);
-    entry->knext = *bucket;
-    *bucket = e;
+    llmd_kvi_slot_add(idx, LLMD_KVI_KEYS, llmd_kvi_kmix(key), e);
 
     if (tier == LLMD_KVI_SPEC) {
         idx->spec[ep]++;
 
     } else {
-        bucket = llmd_kvi_hbucket(idx, ep, hash);
-        entry->hnext = *bucket;
-        *bucket = e;
+        llmd_kvi_slot_add(idx, LLMD_KVI_HASHES, llmd_kvi_hmix(ep, hash), e);
     }
 
     return e;
@@ -499,11 +668,13 @@ llmd_kvi_find_hash(const llmd_kv_index_t *idx, uint32_t ep, uint64_t hash,
     int tier)
 {
     uint32_t           e;
+    llmd_kvi_iter_t    it;
     llmd_kvi_entry_t  *entry;
 
-    for (e = *llmd_kvi_hbucket(idx, ep, hash);
+    for (e = llmd_kvi_first(idx, &it, LLMD_KVI_HASHES,
+                            llmd_kvi_hmix(ep, hash));
          e != LLMD_INDEX_NONE;
-         e = entry->hnext)
+         e = llmd_kvi_more(idx, &it))
     {
         entry = llmd_kvi_entry(idx, e);
         if (entry->hash == hash && entry->base.ep == ep
@@ -522,11 +693,12 @@ llmd_kvi_find_key(const llmd_kv_index_t *idx, uint32_t ep, uint64_t key,
     int tier)
 {
     uint32_t           e;
+    llmd_kvi_iter_t    it;
     llmd_kvi_entry_t  *entry;
 
-    for (e = *llmd_kvi_kbucket(idx, key);
+    for (e = llmd_kvi_first(idx, &it, LLMD_KVI_KEYS, llmd_kvi_kmix(key));
          e != LLMD_INDEX_NONE;
-         e = entry->knext)
+         e = llmd_kvi_more(idx, &it))
     {
         entry = llmd_kvi_entry(idx, e);
         if (entry->key == key && entry->base.ep == ep
@@ -549,7 +721,7 @@ llmd_kvi_remove(llmd_kv_index_t *idx, uint32_t e)
 }
 
 
-/* The region's unchain function: e leaves its bucket chains. */
+/* The region's unchain function: e leaves its tables. */
 static void
 llmd_kvi_unchain(llmd_index_region_t *r, uint32_t e)
 {
@@ -559,27 +731,15 @@ llmd_kvi_unchain(llmd_index_region_t *r, uint32_t e)
     idx = (llmd_kv_index_t *) r;
     entry = llmd_kvi_entry(idx, e);
 
-    llmd_kvi_key_unlink(idx, e);
+    llmd_kvi_slot_del(idx, LLMD_KVI_KEYS, llmd_kvi_kmix(entry->key), e);
 
     if (entry->tier == LLMD_KVI_SPEC) {
         idx->spec[entry->base.ep]--;
         return;
     }
 
-    llmd_index_chain_unlink(llmd_kvi_hbucket(idx, entry->base.ep,
-                                             entry->hash),
-                            llmd_kvi_entry(idx, 0), sizeof(llmd_kvi_entry_t),
-                            offsetof(llmd_kvi_entry_t, hnext), e);
-}
-
-
-/* Takes e out of the chain of its request key. */
-static void
-llmd_kvi_key_unlink(llmd_kv_index_t *idx, uint32_t e)
-{
-    llmd_index_chain_unlink(llmd_kvi_kbucket(idx, llmd_kvi_entry(idx, e)->key),
-                            llmd_kvi_entry(idx, 0), sizeof(llmd_kvi_entry_t),
-                            offsetof(llmd_kvi_entry_t, knext), e);
+    llmd_kvi_slot_del(idx, LLMD_KVI_HASHES,
+                      llmd_kvi_hmix(entry->base.ep, entry->hash), e);
 }
 
 
@@ -596,29 +756,172 @@ llmd_kvi_entry(const llmd_kv_index_t *idx, uint32_t e)
 /*
  * Multiplicative mixing: engine hashes of old vLLM versions were Python
  * hash() values of small ints, whose low bits are anything but uniform.
+ * The bucket comes from the high 32 bits of the mix, the tag from bits
+ * 16..31.
  */
-static uint32_t *
-llmd_kvi_kbucket(const llmd_kv_index_t *idx, uint64_t key)
+static uint64_t
+llmd_kvi_kmix(uint64_t key)
 {
-    uint32_t  slot;
-
-    slot = (uint32_t) ((key * 0x9e3779b97f4a7c15ULL) >> 32)
-           & (idx->region.nbuckets - 1);
-
-    return &llmd_index_region_buckets(&idx->region, &llmd_kvi_layout,
-                                      LLMD_KVI_KEYS)[slot];
+    return key * 0x9e3779b97f4a7c15ULL;
 }
 
 
-static uint32_t *
-llmd_kvi_hbucket(const llmd_kv_index_t *idx, uint32_t ep, uint64_t hash)
+/* The endpoint is spread over all bits: engine hashes that differ in a few
+   high bits (or pods publishing the same hashes) must not cancel it. */
+static uint64_t
+llmd_kvi_hmix(uint32_t ep, uint64_t hash)
 {
-    uint32_t  slot;
+    return (hash ^ ((uint64_t) (ep + 1) * 0xc2b2ae3d27d4eb4fULL))
+           * 0x9e3779b97f4a7c15ULL;
+}
 
-    slot = (uint32_t) (((hash ^ ((uint64_t) ep << 48))
-                        * 0x9e3779b97f4a7c15ULL) >> 32)
-           & (idx->region.nbuckets - 1);
 
-    return &llmd_index_region_buckets(&idx->region, &llmd_kvi_layout,
-                                      LLMD_KVI_HASHES)[slot];
+/* The home bucket of mix in table t. */
+static llmd_kvi_bucket_t *
+llmd_kvi_bucket(const llmd_kv_index_t *idx, int t, uint64_t mix)
+{
+    uint32_t            nb;
+    llmd_kvi_bucket_t  *table;
+
+    table = (llmd_kvi_bucket_t *) llmd_index_region_buckets(&idx->region,
+                                                  &llmd_kvi_layout, t);
+    nb = idx->region.nbuckets / 16;
+
+    return &table[((mix >> 32) * nb) >> 32];
+}
+
+
+/* The bucket after b in table t (the last one is followed by the first). */
+static llmd_kvi_bucket_t *
+llmd_kvi_next(const llmd_kv_index_t *idx, int t, llmd_kvi_bucket_t *b)
+{
+    llmd_kvi_bucket_t  *table;
+
+    table = (llmd_kvi_bucket_t *) llmd_index_region_buckets(&idx->region,
+                                                  &llmd_kvi_layout, t);
+
+    return b + 1 == table + idx->region.nbuckets / 16 ? table : b + 1;
+}
+
+
+/*
+ * The first entry of table t whose tag is mix's (LLMD_INDEX_NONE: none);
+ * llmd_kvi_more() gives the next ones.  The caller checks the entry: a tag
+ * is 16 bits of the hash.
+ */
+static uint32_t
+llmd_kvi_first(const llmd_kv_index_t *idx, llmd_kvi_iter_t *it, int t,
+    uint64_t mix)
+{
+    it->b = llmd_kvi_bucket(idx, t, mix);
+    it->t = t;
+    it->s = 0;
+    it->left = idx->region.nbuckets / 16;
+    it->tag = (uint16_t) (mix >> 16);
+
+    return llmd_kvi_more(idx, it);
+}
+
+
+static uint32_t
+llmd_kvi_more(const llmd_kv_index_t *idx, llmd_kvi_iter_t *it)
+{
+    uint32_t            s, e;
+    llmd_kvi_bucket_t  *b;
+
+    b = it->b;
+
+    for ( ;; ) {
+        for (s = it->s; s < LLMD_KVI_SLOTS; s++) {
+            e = b->ent[s];
+            if (b->tag[s] == it->tag && e != LLMD_INDEX_NONE) {
+                it->s = s + 1;
+                return e;
+            }
+        }
+
+        /* nothing for this hash went beyond b */
+        if (b->over == 0 || --it->left == 0) {
+            it->s = LLMD_KVI_SLOTS;
+            return LLMD_INDEX_NONE;
+        }
+
+        b = llmd_kvi_next(idx, it->t, b);
+        it->b = b;
+        it->s = 0;
+    }
+}
+
+
+/* Puts e in the first free slot from mix's home bucket on. */
+static void
+llmd_kvi_slot_add(llmd_kv_index_t *idx, int t, uint64_t mix, uint32_t e)
+{
+    uint32_t            s, n;
+    llmd_kvi_bucket_t  *b;
+
+    b = llmd_kvi_bucket(idx, t, mix);
+
+    /* a table has more slots than the region entries: one is free */
+    for (n = idx->region.nbuckets / 16; n; n--) {
+        for (s = 0; s < LLMD_KVI_SLOTS; s++) {
+            if (b->ent[s] == LLMD_INDEX_NONE) {
+                b->ent[s] = e;
+                b->tag[s] = (uint16_t) (mix >> 16);
+                return;
+            }
+        }
+
+        b->over++;
+        b = llmd_kvi_next(idx, t, b);
+    }
+}
+
+
+/* Frees e's slot, found from mix's home bucket on; the buckets passed
+   count one entry less that went beyond them. */
+static void
+llmd_kvi_slot_del(llmd_kv_index_t *idx, int t, uint64_t mix, uint32_t e)
+{
+    uint32_t            s, n, passed;
+    llmd_kvi_bucket_t  *b, *home;
+
+    home = llmd_kvi_bucket(idx, t, mix);
+    b = home;
+
+    for (passed = 0; passed < idx->region.nbuckets / 16; passed++) {
+        for (s = 0; s < LLMD_KVI_SLOTS; s++) {
+            if (b->ent[s] == e) {
+                b->ent[s] = LLMD_INDEX_NONE;
+
+                for (n = 0, b = home; n < passed; n++) {
+                    b->over--;
+                    b = llmd_kvi_next(idx, t, b);
+                }
+
+                return;
+            }
+        }
+
+        if (b->over == 0) {
+            return;                           /* not in the table */
+        }
+
+        b = llmd_kvi_next(idx, t, b);
+    }
+}
+
+
+static uint64_t
+llmd_kvi_spec_total(const llmd_kv_index_t *idx)
+{
+    size_t    i;
+    uint64_t  n;
+
+    n = 0;
+    for (i = 0; i < LLMD_MAX_ENDPOINTS; i++) {
+        n += idx->spec[i];
+    }
+
+    return n;
 }

@@ -89,6 +89,10 @@ void llmd_kv_index_match(const llmd_kv_index_t *idx, const uint64_t *keys,
 void llmd_kv_index_speculate(llmd_kv_index_t *idx, uint32_t ep,
     const uint64_t *keys, size_t n, uint64_t now_ms, uint32_t ttl_ms);
 
+/* Checks the index's tables against its entries (every bucket and entry,
+   a malloc'ed count per bucket; for tests): 0 if consistent. */
+int llmd_kv_index_check(const llmd_kv_index_t *idx);
+
 /* entries: (endpoint, block) entries; capacity: the most the region holds */
 typedef llmd_index_stats_t  llmd_kv_index_stats_t;
 

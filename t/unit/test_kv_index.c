@@ -571,6 +571,7 @@ test_bound_and_eviction(void **state)
     assert_int_equal(is.entries, is.capacity);
     assert_true(is.evictions >= 9 * is.capacity - 2);
     assert_int_equal(is.per_endpoint[0] + is.per_endpoint[1], is.entries);
+    assert_int_equal(llmd_kv_index_check(idx), 0);
 
     /* the busy endpoint paid for the space, not the small one */
     assert_int_equal(is.per_endpoint[1], 2);
@@ -597,6 +598,7 @@ test_bound_and_eviction(void **state)
     llmd_kv_index_stats(idx, &is);
     assert_int_equal(is.entries, is.capacity);
     assert_int_equal(is.per_endpoint[2], is.capacity);
+    assert_int_equal(llmd_kv_index_check(idx), 0);
 
     free(idx);
 }
@@ -715,6 +717,7 @@ test_random_ops(void **state)
             }
             assert_int_equal(sum, is.entries);
             assert_true(is.entries <= is.capacity);
+            assert_int_equal(llmd_kv_index_check(idx), 0);
             for (j = 0; j < LLMD_MAX_ENDPOINTS; j++) {
                 assert_true(match[j] >= 0.0 && match[j] <= 8.0);
             }
@@ -726,6 +729,7 @@ test_random_ops(void **state)
     }
     llmd_kv_index_stats(idx, &is);
     assert_int_equal(is.entries, 0);
+    assert_int_equal(llmd_kv_index_check(idx), 0);
 
     free(idx);
 }

@@ -10,6 +10,8 @@
 #   MODE=shared7k  16 groups sharing ~7k words, then ~1k words no request
 #                  had before
 #   MODE=cold      ~8k words no request had before, from the first byte
+#   MODE=chat7k    chat: 16 system messages of ~7k words, then a user
+#                  message of ~1k words no request had before
 #   TOKCACHE=...   the llmd_tokenizer_cache directive's value (e.g. off,
 #                  16m; unset: the module's default)
 #   LLMD_SO=...    the module to load (e.g. an older build, for "before")
@@ -22,7 +24,7 @@ cd "$(dirname "$0")/.."
 TOP=$PWD
 SECS=${1:-10}
 MODE=${MODE:-groups}
-case $MODE in groups|shared7k|cold) ;; *) echo "MODE=$MODE?"; exit 1;; esac
+case $MODE in groups|shared7k|cold|chat7k) ;; *) echo "MODE=$MODE?"; exit 1;; esac
 TOKCACHE_LINE=""
 [ -n "${TOKCACHE:-}" ] && TOKCACHE_LINE="llmd_tokenizer_cache $TOKCACHE;"
 SIM=$TOP/build/bin/vllm-sim
@@ -94,7 +96,7 @@ local function text(seed, count)
   end
   return table.concat(t, " ")
 end
-local shared = mode == "shared7k" and 7000 or 8150
+local shared = (mode == "shared7k" or mode == "chat7k") and 7000 or 8150
 local bodies = {}
 for g = 1, 16 do
   bodies[g] = "Group " .. g .. " system prompt: " .. text(g, shared)
@@ -106,10 +108,18 @@ request = function()
   local prompt
   if mode == "groups" then
     prompt = bodies[g] .. " Question " .. n .. "?"
-  elseif mode == "shared7k" then
+  elseif mode == "shared7k" or mode == "chat7k" then
     prompt = bodies[g] .. " Question " .. n .. ": " .. text(n + 1000, 1000)
   else
     prompt = "Request " .. n .. ": " .. text(n + 1000, 8150)
+  end
+  if mode == "chat7k" then
+    local body = '{"model":"meta-llama/Llama-3.1-70B-Instruct",'
+      .. '"max_tokens":1,"messages":[{"role":"system","content":"'
+      .. bodies[g] .. '"},{"role":"user","content":"'
+      .. prompt:sub(#bodies[g] + 2) .. '"}]}'
+    return wrk.format("POST", "/v1/chat/completions",
+                      {["Content-Type"] = "application/json"}, body)
   end
   local body = '{"model":"meta-llama/Llama-3.1-70B-Instruct","max_tokens":1,'
     .. '"prompt":"' .. prompt .. '"}'

@@ -3,7 +3,9 @@
  * core/llmd_body_scan.h) held to cJSON (llmd_request_parse,
  * core/llmd_prompt.h) by t/unit/body_diff.h: any difference in accept or
  * reject, the error message, model, cache_salt, stream, tools,
- * add_generation_prompt, the prompt bytes or their prefix hashes aborts.
+ * add_generation_prompt, the prompt bytes or their prefix hashes, or the
+ * chat messages read for the template (msgs_plain, roles and contents)
+ * aborts.
  * The first input byte picks the API (low two bits: 0 other,
  * 1 completions, 2 chat, 3 other), the prefix block size (bits 2-3: 1, 4,
  * 64 or 1100 bytes, the last hashed by XXH64's streaming calls) and, with

@@ -7,6 +7,8 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use JSON::PP ();
+use File::Temp ();
+use File::Copy ();
 use Llmd::Fixtures;
 use Llmd::Ports qw(port);
 use Llmd::Util;
@@ -64,7 +66,7 @@ sub precise_upstream {
         extra => $o{extra},
         directives => "llmd_metrics_interval "
                     . ($o{interval} // "50ms") . ";\n"
-                    . "    llmd_tokenizer $Tok;\n"
+                    . "    llmd_tokenizer " . ($o{tok} // $Tok) . ";\n"
                     . ($o{tokcache} ? "    llmd_tokenizer_cache $o{tokcache};\n"
                                     : "")
                     . "    llmd_kv_events "
@@ -75,6 +77,15 @@ sub precise_upstream {
 }
 
 sub kv_of { return kv_status_endpoint(status_json(), $_[0] // $Pod2); }
+
+# The tiny tokenizer beside the Llama-3 chat template: a tokenizer
+# directory, so that chat requests are scored precisely.
+our $ChatTok = File::Temp::tempdir("llmd-060-chat-XXXXXX", TMPDIR => 1,
+                                   CLEANUP => 1);
+chmod 0755, $ChatTok;
+File::Copy::copy($Tok, "$ChatTok/tokenizer.json") or die "copy: $!";
+File::Copy::copy(repo_root() . "/t/data/chat/llama3.json",
+                 "$ChatTok/tokenizer_config.json") or die "copy: $!";
 
 # A fake pod whose /metrics fails while the file $Down exists.
 our $Down = "/tmp/llmd-060-down-$$";    # the helper (nobody) stats it
@@ -739,5 +750,47 @@ $esc =~ s/"The quick brown/"\\u0054he \\u0071uick\\u0020brown/
      "X-LLMD-Prefix-Match" => qr{^17/$main::RequestBlocks$} }) x 4 ]
 --- response_body_like eval
 [ (qr/^pod2/) x 4 ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 23: precise chat: messages that are each a string role and content, read by the body scanner without a JSON tree, are rendered and tokenized as the same messages from cJSON's tree (chat_template_kwargs {} sends them that way), escaped or not, through the tokenizer's prefix cache
+--- http_config eval
+main::precise_upstream(interval => "60s", tokcache => "64k stride=1",
+                       tok => $main::ChatTok)
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+main::make_live();
+my $js = JSON::PP->new->canonical;
+my @msgs = ({ role => "system", content => "Be brief. $main::P" },
+            { role => "user", content => $main::Request });
+my $plain = $js->encode({ model => "m", max_tokens => 4,
+                          messages => \@msgs });
+my $tree = $js->encode({ model => "m", max_tokens => 4, messages => \@msgs,
+                         chat_template_kwargs => {} });
+(my $esc = $plain) =~ s/"Be brief\. The quick/"B\\u0065 brief. \\u0054he quick/
+    or die "no system message in $plain";
+my ($sent, $dec) = (0, 0);
+my @got;
+for my $body ($tree, $plain, $esc, $plain) {
+    my $r = Llmd::Util::http_request(method => "POST",
+                                     path => "/v1/chat/completions",
+                                     body => $body);
+    $r->{status} == 200 or die "status $r->{status}";
+    my $st = status_json()->{upstreams}[0];
+    my $s = 0;
+    $s += $_->{inflight}{since_scrape}{sent_tokens} for @{ $st->{endpoints} };
+    my $d = $st->{kv_events}{precise_decisions};
+    $d == $dec + 1 or die "request not scored precisely ($dec -> $d)";
+    push @got, $s - $sent;
+    ($sent, $dec) = ($s, $d);
+}
+$got[0] > 20 && !grep { $_ != $got[0] } @got
+    or die "tokens of the rendered chat (cJSON's tree, scanned, escaped, "
+           . "scanned again): @got";
+--- request
+GET /llmd/status
+--- response_body_like: "tokenizer_cache":\{"size":65536,"bytes":\d+,"lookups":4,"hits":[1-9]
 --- no_error_log
 [error]

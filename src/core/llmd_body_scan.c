@@ -57,12 +57,13 @@ enum {
     LLMD_F_MESSAGES,
     LLMD_F_TOOLS,
     LLMD_F_AGP,
+    LLMD_F_KWARGS,
     LLMD_F_N
 };
 
 static const char  *llmd_top_names[LLMD_F_N] = {
     "model", "cache_salt", "stream", "prompt", "messages", "tools",
-    "add_generation_prompt"
+    "add_generation_prompt", "chat_template_kwargs"
 };
 
 
@@ -123,6 +124,8 @@ static int llmd_completions(llmd_sink_t *s, u_char_c *prompt,
 static int llmd_chat(llmd_sink_t *s, u_char_c *messages, char *err,
     size_t errlen);
 static int llmd_chat_content(llmd_sink_t *s, u_char_c *content);
+static void llmd_chat_msgs(u_char_c *messages, llmd_body_t *b);
+static const char *llmd_msg_str(u_char_c *p, llmd_body_t *b, size_t *used);
 
 
 #define llmd_is_ws(c)   ((c) <= 0x20)
@@ -171,6 +174,9 @@ llmd_body_scan(llmd_api_t api, const char *body, size_t len,
     b->prompt_string = 0;
     b->prompt_len = 0;
     b->nhashes = 0;
+    b->chat_kwargs = 0;
+    b->msgs_plain = 0;
+    b->nmsgs = 0;
 
     if (errlen) {
         err[0] = '\0';
@@ -263,9 +269,16 @@ llmd_body_scan(llmd_api_t api, const char *body, size_t len,
         b->add_generation_prompt = f[LLMD_F_AGP] == NULL
                                    || *f[LLMD_F_AGP] != 'f';
 
+        b->chat_kwargs = llmd_is_object(f[LLMD_F_KWARGS]);
+
         llmd_sink_init(&sink, b);
         rc = llmd_chat(&sink, f[LLMD_F_MESSAGES], err, errlen);
         b->has_prompt = (rc == 0);
+
+        if (rc == 0 && b->msgs != NULL && !b->chat_kwargs) {
+            llmd_chat_msgs(f[LLMD_F_MESSAGES], b);
+        }
+
         break;
 
     default:
@@ -1560,4 +1573,107 @@ llmd_chat_content(llmd_sink_t *s, u_char_c *content)
     }
 
     return 0;
+}
+
+
+/*
+ * The messages as the chat template reads them from cJSON's tree, when
+ * every one is an object of exactly a string "role" and a string "content"
+ * (keys compared decoded and cut at a NUL, as cJSON's strcmp sees them):
+ * each decoded as llmd_str_emit() decodes a string prompt (held to cJSON's
+ * valuestring).  Anything else leaves msgs_plain 0.
+ */
+static void
+llmd_chat_msgs(u_char_c *messages, llmd_body_t *b)
+{
+    size_t      n, used, k;
+    u_char_c   *m, *p, *q, *close, *v[2];
+
+    n = 0;
+    used = 0;
+
+    for (m = llmd_arr_first(messages); m != NULL; m = llmd_arr_next(m)) {
+
+        if (!llmd_is_object(m) || n == b->msgs_cap) {
+            return;
+        }
+
+        v[0] = NULL;
+        v[1] = NULL;
+
+        p = llmd_vws(m + 1);
+
+        while (*p != '}') {
+            q = p;
+            close = llmd_str_close(q);
+            p = llmd_vws(llmd_vws(close + 1) + 1);
+
+            if (llmd_key_is(q + 1, close, "role")) {
+                k = 0;
+
+            } else if (llmd_key_is(q + 1, close, "content")) {
+                k = 1;
+
+            } else {
+                return;
+            }
+
+            if (v[k] != NULL || !llmd_is_string(p)) {
+                return;
+            }
+
+            v[k] = p;
+
+            p = llmd_vws(llmd_skip_value(p));
+
+            if (*p == ',') {
+                p = llmd_vws(p + 1);
+            }
+        }
+
+        if (v[0] == NULL || v[1] == NULL) {
+            return;
+        }
+
+        b->msgs[n].role = llmd_msg_str(v[0], b, &used);
+        b->msgs[n].content = llmd_msg_str(v[1], b, &used);
+
+        if (b->msgs[n].role == NULL || b->msgs[n].content == NULL) {
+            return;
+        }
+
+        n++;
+    }
+
+    b->nmsgs = n;
+    b->msgs_plain = 1;
+}
+
+
+/* The string at p, decoded, cut at its first NUL and NUL-terminated, at
+   msg_text + *used; NULL when it does not fit. */
+static const char *
+llmd_msg_str(u_char_c *p, llmd_body_t *b, size_t *used)
+{
+    llmd_sink_t  s;
+
+    if (*used >= b->msg_text_cap) {
+        return NULL;
+    }
+
+    memset(&s, 0, offsetof(llmd_sink_t, st));
+    s.copy = b->msg_text + *used;
+    s.cap = b->msg_text_cap - *used;
+    s.active = 1;
+
+    llmd_str_emit(&s, p, 0);
+
+    if (s.n >= s.cap) {
+        return NULL;
+    }
+
+    s.copy[s.n] = '\0';
+    *used += s.n + 1;
+
+    return (const char *) s.copy;
 }

@@ -26,6 +26,13 @@ typedef struct {
     /* in: count the whole prompt_len even without a copy buffer (the
        prompt bytes are then produced to the end, only counted) */
     int                   exact_len;
+    /* in, chat: where to put the messages the chat template reads (msgs
+       NULL: not read): up to msgs_cap of them, their strings in
+       msg_text[0..msg_text_cap) (the body's length is always enough) */
+    llmd_request_msg_t   *msgs;
+    size_t                msgs_cap;
+    unsigned char        *msg_text;
+    size_t                msg_text_cap;
 
     /* out, as in llmd_request_t */
     const char           *model;            /* "" when absent */
@@ -45,6 +52,17 @@ typedef struct {
        the last block is hashed */
     size_t                prompt_len;
     size_t                nhashes;
+    /* chat: chat_template_kwargs is an object (llmd_request_t's
+       json_chat_kwargs is not NULL) */
+    int                   chat_kwargs;
+    /* chat with msgs, accepted: every message is an object with exactly a
+       string "role" and a string "content" (no other member, neither
+       twice, as cJSON's keys compare), there are at most msgs_cap of them
+       and chat_template_kwargs is not an object; then msgs[0..nmsgs) hold
+       cJSON's valuestrings of each role and content.  Else 0 and nmsgs 0:
+       the caller parses with cJSON to render the messages */
+    int                   msgs_plain;
+    size_t                nmsgs;
 } llmd_body_t;
 
 /*

@@ -17,6 +17,15 @@ typedef enum {
 /* Classify a request path (query string excluded) by its suffix. */
 llmd_api_t llmd_api_from_path(const char *path, size_t len);
 
+/*
+ * A chat message as the chat template reads it: role and content decoded,
+ * each cut at its first NUL as cJSON's valuestring is, NUL-terminated.
+ */
+typedef struct {
+    const char     *role;
+    const char     *content;
+} llmd_request_msg_t;
+
 typedef struct {
     const char     *model;        /* "" when absent */
     size_t          model_len;
@@ -57,6 +66,12 @@ typedef struct {
        text (json_prompt's valuestring up to its first NUL), else NULL */
     const char           *text;
     size_t                text_len;
+    /* chat through the body scanner, when every message is exactly a
+       string role and a string content (llmd_body_t.msgs_plain): the
+       messages as cJSON's tree holds them, else NULL (json_messages is
+       then parsed by cJSON for the precise scorer) */
+    const llmd_request_msg_t  *msgs;
+    size_t                     nmsgs;
 } llmd_request_t;
 
 /*

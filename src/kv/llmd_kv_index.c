@@ -95,6 +95,9 @@ static const llmd_index_layout_t  llmd_kvi_layout = {
 };
 
 
+/* lookups run this many keys ahead of their bucket loads (prefetch) */
+#define LLMD_KVI_AHEAD  8
+
 static llmd_kvi_entry_t *llmd_kvi_entry(const llmd_kv_index_t *idx,
     uint32_t e);
 static uint64_t llmd_kvi_kmix(uint64_t key);
@@ -266,8 +269,28 @@ llmd_kv_index_match(const llmd_kv_index_t *idx, const uint64_t *keys,
     memset(seen, 0, sizeof(seen));
     nactive = 0;
 
+    /* the buckets and entries of a large index are cache misses: the
+       lookups run LLMD_KVI_AHEAD keys behind their bucket loads */
+    for (i = 0; i < n && i < LLMD_KVI_AHEAD; i++) {
+        __builtin_prefetch(llmd_kvi_kbucket(idx, keys[i]));
+    }
+
     for (i = 0; i < n; i++) {
         stamp = (uint32_t) i + 1;
+
+        /* the bucket of a key further on, and the first entry of a
+           nearer one, whose bucket was prefetched before */
+        if (i + LLMD_KVI_AHEAD < n) {
+            __builtin_prefetch(llmd_kvi_kbucket(idx,
+                                                keys[i + LLMD_KVI_AHEAD]));
+        }
+
+        if (i + LLMD_KVI_AHEAD / 2 < n) {
+            e = *llmd_kvi_kbucket(idx, keys[i + LLMD_KVI_AHEAD / 2]);
+            if (e != LLMD_INDEX_NONE) {
+                __builtin_prefetch(llmd_kvi_entry(idx, e));
+            }
+        }
 
         /* this key's endpoints and their best tier weight */
         for (e = llmd_kvi_first(idx, &it, LLMD_KVI_KEYS,

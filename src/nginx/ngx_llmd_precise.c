@@ -36,6 +36,7 @@ static llmd_tok_cache_t *ngx_llmd_precise_cache(ngx_http_request_t *r,
 static ngx_llmd_wbuf_t  ngx_llmd_scratch;   /* tokenizer scratch */
 static ngx_llmd_wbuf_t  ngx_llmd_ids;       /* token ids */
 static ngx_llmd_wbuf_t  ngx_llmd_text;      /* rendered chat */
+static ngx_llmd_wbuf_t  ngx_llmd_chat;      /* plain messages, cJSON items */
 
 
 /*
@@ -359,8 +360,8 @@ ngx_llmd_precise_text(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
     if (api == LLMD_API_CHAT) {
         /* tool definitions change the rendering; we do not render them */
-        if (req->json_messages == NULL || lcf->chat_template == NULL
-            || req->tools)
+        if ((req->json_messages == NULL && req->msgs == NULL)
+            || lcf->chat_template == NULL || req->tools)
         {
             return NGX_DECLINED;
         }
@@ -428,24 +429,50 @@ ngx_llmd_precise_text(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 }
 
 
-/* The prompt vLLM renders: the request's messages, add_generation_prompt
-   and chat_template_kwargs through the model's chat template. */
+/*
+ * The prompt vLLM renders: the request's messages, add_generation_prompt
+ * and chat_template_kwargs through the model's chat template; messages
+ * the body scanner read (req->msgs: each a string role and content, no
+ * chat_template_kwargs object) are rendered without a JSON tree.
+ */
 static ngx_int_t
 ngx_llmd_precise_render(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     const llmd_request_t *req, const char **text, size_t *len)
 {
-    long          n;
-    char          err[LLMD_ERRLEN];
-    char         *buf;
-    size_t        cap, needed;
-    ngx_uint_t    attempt;
-    const cJSON  *m;
+    long              n;
+    char              err[LLMD_ERRLEN];
+    char             *buf;
+    size_t            cap, needed, i, nmsgs, size;
+    ngx_uint_t        attempt;
+    const cJSON      *m;
+    llmd_chat_msg_t  *msgs;
+
+    msgs = NULL;
+    nmsgs = 0;
+
+    if (req->msgs != NULL) {
+        nmsgs = req->nmsgs;
+        size = nmsgs * sizeof(llmd_chat_msg_t);
+        msgs = ngx_llmd_wbuf(&ngx_llmd_chat,
+                             size + llmd_chat_msgs_scratch_size(nmsgs),
+                             r->connection->log);
+        if (msgs == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < nmsgs; i++) {
+            msgs[i].role = req->msgs[i].role;
+            msgs[i].content = req->msgs[i].content;
+        }
+
+    } else {
+        for (m = req->json_messages->child; m != NULL; m = m->next) {
+            nmsgs++;
+        }
+    }
 
     /* the template adds a few dozen bytes per message to its contents */
-    cap = 4096;
-    for (m = req->json_messages->child; m != NULL; m = m->next) {
-        cap += 256;
-    }
+    cap = 4096 + 256 * nmsgs;
 
     cap += r->request_body && r->headers_in.content_length_n > 0
            ? (size_t) r->headers_in.content_length_n : 0;
@@ -457,11 +484,25 @@ ngx_llmd_precise_render(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         }
 
         needed = 0;
-        n = llmd_chat_template_render_kw(lcf->chat_template,
-                                         req->json_messages,
-                                         req->json_chat_kwargs,
-                                         req->add_generation_prompt, buf,
-                                         cap, &needed, err, sizeof(err));
+
+        if (msgs != NULL) {
+            n = llmd_chat_template_render_msgs(lcf->chat_template, msgs,
+                                               nmsgs,
+                                               req->add_generation_prompt,
+                                               msgs + nmsgs,
+                                               llmd_chat_msgs_scratch_size(
+                                                   nmsgs),
+                                               buf, cap, &needed, err,
+                                               sizeof(err));
+
+        } else {
+            n = llmd_chat_template_render_kw(lcf->chat_template,
+                                             req->json_messages,
+                                             req->json_chat_kwargs,
+                                             req->add_generation_prompt,
+                                             buf, cap, &needed, err,
+                                             sizeof(err));
+        }
         if (n >= 0) {
             *text = buf;
             *len = (size_t) n;

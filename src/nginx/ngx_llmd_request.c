@@ -2,14 +2,15 @@
  * The first step of a decision: the request. Its path says which OpenAI API
  * it is; for completions and chat the buffered body (in memory, in several
  * buffers or spilled to a temporary file) is read as one byte range and
- * parsed once into an llmd_request_t: by the body scanner, which hashes the
- * prompt's prefix blocks without building a JSON tree (core/llmd_body_scan.h),
- * or, when the prefix scorer is precise and needs the messages as JSON to
- * render them, by cJSON (core/llmd_prompt.h); both accept and reject the
- * same bodies. A precise completions request is scanned too, with its
- * prompt copied out decoded into a buffer the worker keeps: the text to
- * tokenize when it is one string (a list of prompts or token ids is then
- * parsed again by cJSON). A body that is not a valid request is
+ * parsed once into an llmd_request_t by the body scanner, which hashes the
+ * prompt's prefix blocks without building a JSON tree (core/llmd_body_scan.h)
+ * and accepts and rejects the bodies cJSON does (core/llmd_prompt.h). When
+ * the prefix scorer is precise, what it tokenizes is copied out decoded
+ * into a buffer the worker keeps: a completions prompt that is one string,
+ * or the roles and contents of chat messages that are each exactly a
+ * string role and content (the chat template renders them); a list of
+ * prompts or token ids, or messages with anything more, are parsed again
+ * by cJSON for the precise scorer. A body that is not a valid request is
  * answered 400 with an OpenAI-style error and never reaches a pod. The body
  * buffers themselves are never modified: the proxy module has already
  * linked them into the upstream request.
@@ -28,6 +29,8 @@
 
 
 #define NGX_LLMD_BODY_KEEP  (1024 * 1024)
+/* precise chat: conversations of more messages are parsed by cJSON */
+#define NGX_LLMD_CHAT_MSGS  256
 
 
 static ngx_int_t ngx_llmd_request_body(ngx_http_request_t *r, size_t limit,
@@ -44,6 +47,7 @@ static ngx_int_t ngx_llmd_pool_copy(ngx_pool_t *pool, const char **s,
 
 static ngx_llmd_wbuf_t  ngx_llmd_body_buf;   /* joined bodies */
 static ngx_llmd_wbuf_t  ngx_llmd_prompt_buf; /* precise: the prompt text */
+static ngx_llmd_wbuf_t  ngx_llmd_msgs_buf;   /* precise chat: messages */
 
 
 /*
@@ -61,7 +65,7 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     u_char        *body;
     size_t         len;
     ngx_int_t      rc;
-    ngx_uint_t     scan, joined, text, reparse;
+    ngx_uint_t     joined, text, reparse;
     llmd_alloc_t   alloc;
 
     ctx->api = llmd_api_from_path((char *) r->uri.data, r->uri.len);
@@ -70,15 +74,12 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         return NGX_DECLINED;
     }
 
-    /* precise: a completions prompt's text is copied out by the scanner;
-       the messages of a chat request are parsed by cJSON, whose path
-       joins a body in several buffers in the pool */
+    /* precise: a completions prompt's text, or a chat request's roles
+       and contents, are copied out by the scanner */
     text = (lcf->precise && lcf->kv_index != NULL);
-    scan = !text || ctx->api == LLMD_API_COMPLETIONS;
     reparse = 0;
 
-    rc = ngx_llmd_request_body(r, lcf->body_limit, scan, &body, &len,
-                               &joined);
+    rc = ngx_llmd_request_body(r, lcf->body_limit, 1, &body, &len, &joined);
 
     if (rc != NGX_OK) {
         if (rc == NGX_DECLINED && len > lcf->body_limit) {
@@ -94,20 +95,17 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     alloc.alloc = ngx_llmd_pool_alloc;
     alloc.ctx = r->pool;
 
-    if (!scan) {
-        bad = llmd_request_parse(ctx->api, (char *) body, len, &alloc, req,
-                                 err, sizeof(err));
-
-    } else if (ngx_llmd_request_scan(r, lcf, ctx, body, len, text, &alloc,
-                                     req, err, &bad, &reparse)
-               != NGX_OK)
+    if (ngx_llmd_request_scan(r, lcf, ctx, body, len, text, &alloc, req,
+                              err, &bad, &reparse)
+        != NGX_OK)
     {
         return NGX_ERROR;
 
     } else if (reparse) {
-        /* a list of prompts or token ids: the precise scorer reads the
-           first of them from cJSON's tree (the body is still as scanned:
-           nothing ran in between) */
+        /* a list of prompts or token ids, or chat messages with more than
+           a string role and content: the precise scorer reads them from
+           cJSON's tree (the body is still as scanned: nothing ran in
+           between) */
         bad = llmd_request_parse(ctx->api, (char *) body, len, &alloc, req,
                                  err, sizeof(err));
     }
@@ -140,9 +138,10 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 /*
  * The body scanner: *bad is llmd_request_parse()'s answer (0, or -1 with
  * err) and req holds the prefix hashes instead of the prompt bytes; with
- * text, req->text is the prompt's text when it is one string, and
- * *reparse is set when it is a list (the precise scorer needs cJSON's
- * tree); NGX_ERROR when a buffer cannot be allocated.
+ * text, req->text is the prompt's text when it is one string, req->msgs
+ * a chat request's messages when each is a string role and content, and
+ * *reparse is set otherwise (the precise scorer needs cJSON's tree);
+ * NGX_ERROR when a buffer cannot be allocated.
  */
 static ngx_int_t
 ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
@@ -150,12 +149,14 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     llmd_alloc_t *alloc, llmd_request_t *req, char *err, int *bad,
     ngx_uint_t *reparse)
 {
-    u_char       *copy;
-    uint64_t     *hashes;
-    llmd_body_t   b;
+    u_char              *copy;
+    uint64_t            *hashes;
+    llmd_body_t          b;
+    llmd_request_msg_t  *msgs;
 
     hashes = NULL;
     copy = NULL;
+    msgs = NULL;
 
     if (text) {
         /* the decoded prompt is never longer than the body */
@@ -169,6 +170,15 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
         if (copy == NULL) {
             return NGX_ERROR;
+        }
+
+        if (ctx->api == LLMD_API_CHAT) {
+            msgs = ngx_llmd_wbuf(&ngx_llmd_msgs_buf, NGX_LLMD_CHAT_MSGS
+                                 * sizeof(llmd_request_msg_t),
+                                 r->connection->log);
+            if (msgs == NULL) {
+                return NGX_ERROR;
+            }
         }
     }
 
@@ -187,8 +197,19 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     b.max_blocks = lcf->approx.max_prefix_blocks;
     b.hashes = hashes;
     b.exact_len = 1;
-    b.copy = copy;
-    b.copy_cap = copy ? len : 0;
+
+    if (msgs) {
+        /* the roles and contents go to the copy buffer, decoded: never
+           longer than the body with their NULs */
+        b.msgs = msgs;
+        b.msgs_cap = NGX_LLMD_CHAT_MSGS;
+        b.msg_text = copy;
+        b.msg_text_cap = len;
+
+    } else {
+        b.copy = copy;
+        b.copy_cap = copy ? len : 0;
+    }
 
     *bad = llmd_body_scan(ctx->api, (char *) body, len, alloc, &b, err,
                           LLMD_ERRLEN);
@@ -197,6 +218,10 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         if (b.prompt_string) {
             req->text = (char *) copy;
             req->text_len = b.prompt_len;
+
+        } else if (b.msgs_plain) {
+            req->msgs = msgs;
+            req->nmsgs = b.nmsgs;
 
         } else {
             *reparse = b.has_prompt;

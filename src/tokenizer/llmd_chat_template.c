@@ -307,3 +307,74 @@ llmd_chat_template_render(const llmd_chat_template_t *t,
                                         add_generation_prompt, out, cap,
                                         needed, err, errlen);
 }
+
+
+size_t
+llmd_chat_msgs_scratch_size(size_t n)
+{
+    /* the array, and per message the object and its two strings */
+    return (1 + 3 * n) * sizeof(cJSON);
+}
+
+
+/*
+ * The cJSON items cJSON_Parse would give the messages, linked as cJSON
+ * links them (an array's or object's first child's prev is its last
+ * child), built in scratch; the renderers only read them.
+ */
+long
+llmd_chat_template_render_msgs(const llmd_chat_template_t *t,
+    const llmd_chat_msg_t *msgs, size_t n, int add_generation_prompt,
+    void *scratch, size_t scratch_size, char *out, size_t cap,
+    size_t *needed, char *err, size_t errlen)
+{
+    size_t   i;
+    cJSON   *arr, *m, *role, *content, *prev;
+
+    if (scratch == NULL || scratch_size < llmd_chat_msgs_scratch_size(n)) {
+        llmd_chat_error(err, errlen, "bad arguments");
+        return LLMD_CHAT_ERR_INVALID;
+    }
+
+    arr = scratch;
+    memset(arr, 0, llmd_chat_msgs_scratch_size(n));
+    arr->type = cJSON_Array;
+    prev = NULL;
+
+    for (i = 0; i < n; i++) {
+        m = arr + 1 + 3 * i;
+        role = m + 1;
+        content = m + 2;
+
+        role->type = cJSON_String;
+        role->string = (char *) "role";
+        role->valuestring = (char *) msgs[i].role;
+        role->next = content;
+        role->prev = content;
+
+        content->type = cJSON_String;
+        content->string = (char *) "content";
+        content->valuestring = (char *) msgs[i].content;
+        content->prev = role;
+
+        m->type = cJSON_Object;
+        m->child = role;
+
+        if (prev == NULL) {
+            arr->child = m;
+
+        } else {
+            prev->next = m;
+            m->prev = prev;
+        }
+
+        prev = m;
+    }
+
+    if (arr->child != NULL) {
+        arr->child->prev = prev;
+    }
+
+    return llmd_chat_template_render_kw(t, arr, NULL, add_generation_prompt,
+                                        out, cap, needed, err, errlen);
+}

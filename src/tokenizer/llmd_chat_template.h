@@ -93,4 +93,24 @@ long llmd_chat_template_render_kw(const llmd_chat_template_t *t,
     const cJSON *messages, const cJSON *kwargs, int add_generation_prompt,
     char *out, size_t cap, size_t *needed, char *err, size_t errlen);
 
+/*
+ * Messages that are each exactly a string role and a string content
+ * (NUL-terminated), e.g. read by a request body scanner without a JSON
+ * tree: rendered as llmd_chat_template_render() renders the cJSON array
+ * [{"role": role, "content": content}, ...] (kwargs NULL).  scratch holds
+ * that array's items: llmd_chat_msgs_scratch_size(n) bytes, suitably
+ * aligned for a pointer (malloc'ed memory is); nothing is allocated.
+ */
+typedef struct {
+    const char  *role;
+    const char  *content;
+} llmd_chat_msg_t;
+
+size_t llmd_chat_msgs_scratch_size(size_t n);
+
+long llmd_chat_template_render_msgs(const llmd_chat_template_t *t,
+    const llmd_chat_msg_t *msgs, size_t n, int add_generation_prompt,
+    void *scratch, size_t scratch_size, char *out, size_t cap,
+    size_t *needed, char *err, size_t errlen);
+
 #endif /* LLMD_CHAT_TEMPLATE_H */

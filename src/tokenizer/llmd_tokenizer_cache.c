@@ -107,6 +107,19 @@ llmd_tok_split_is_restartable(const char *pattern)
 }
 
 
+unsigned
+llmd_tok_split_ascii_digits(const char *pattern)
+{
+    if (strcmp(pattern, llmd_tok_restart_patterns[0]) == 0) {
+        return 3;
+    }
+    if (strcmp(pattern, llmd_tok_restart_patterns[1]) == 0) {
+        return 1;
+    }
+    return 0;
+}
+
+
 static int
 llmd_tok_ascii_letter(unsigned char c)
 {

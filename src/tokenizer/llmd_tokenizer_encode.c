@@ -268,6 +268,132 @@ llmd_tok_encode_piece(llmd_tok_encoder_t *enc, const unsigned char *p,
 }
 
 
+#define llmd_tok_a_letter(c)  ((unsigned) (((c) | 0x20) - 'a') < 26)
+#define llmd_tok_a_digit(c)   ((unsigned) ((c) - '0') < 10)
+/* ECMAScript white space within ASCII: \t \n \v \f \r and ' ' */
+#define llmd_tok_a_space(c)   ((c) == ' ' || (unsigned) ((c) - 9) < 5)
+#define llmd_tok_a_other(c)   (!llmd_tok_a_letter(c) && !llmd_tok_a_digit(c) \
+                               && !llmd_tok_a_space(c))
+#define llmd_tok_a_nl(c)      ((c) == '\n' || (c) == '\r')
+
+
+/*
+ * The match at i of Llama-3's (digits 3) or Qwen2's (digits 1) split
+ * pattern over ASCII text, as PCRE2 finds it, alternative by alternative:
+ *   (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ |
+ *   \p{N}{1,digits} | ?[^\s\p{L}\p{N}]+[\r\n]* | \s*[\r\n]+ |
+ *   \s+(?!\S) | \s+
+ * In ASCII \p{L} is [A-Za-z], \p{N} [0-9] and \s (rewritten to
+ * ECMAScript's set) [\t\n\v\f\r ].  Every byte starts a match (a letter
+ * the second alternative, a digit the third, white space the last, any
+ * other byte the fourth), so the pieces tile the text.  Held to PCRE2 by
+ * t/unit/test_tokenizer.c (test_split_ascii).
+ */
+size_t
+llmd_tok_split_ascii(unsigned digits, const unsigned char *p, size_t len,
+    size_t i)
+{
+    size_t         j, k;
+    unsigned char  c, d, e;
+
+    c = p[i];
+
+    /* the contractions, any case */
+    if (c == '\'' && i + 1 < len) {
+        d = p[i + 1] | 0x20;
+        if (d == 's' || d == 't' || d == 'm' || d == 'd') {
+            return i + 2;
+        }
+        if (i + 2 < len) {
+            e = p[i + 2] | 0x20;
+            if ((d == 'r' && e == 'e') || (d == 'v' && e == 'e')
+                || (d == 'l' && e == 'l'))
+            {
+                return i + 3;
+            }
+        }
+    }
+
+    /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+    j = i;
+    if (!llmd_tok_a_letter(c) && !llmd_tok_a_digit(c) && !llmd_tok_a_nl(c)
+        && i + 1 < len && llmd_tok_a_letter(p[i + 1]))
+    {
+        j = i + 1;
+    }
+    if (llmd_tok_a_letter(p[j])) {
+        while (j < len && llmd_tok_a_letter(p[j])) {
+            j++;
+        }
+        return j;
+    }
+
+    /* \p{N}{1,digits} */
+    if (llmd_tok_a_digit(c)) {
+        for (j = i; j < len && j - i < digits && llmd_tok_a_digit(p[j]); j++)
+        {
+            /* void */
+        }
+        return j;
+    }
+
+    /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
+    j = i;
+    if (c == ' ' && i + 1 < len && llmd_tok_a_other(p[i + 1])) {
+        j = i + 1;
+    }
+    if (llmd_tok_a_other(p[j])) {
+        while (j < len && llmd_tok_a_other(p[j])) {
+            j++;
+        }
+        while (j < len && llmd_tok_a_nl(p[j])) {
+            j++;
+        }
+        return j;
+    }
+
+    /* white space from i to j */
+    for (j = i; j < len && llmd_tok_a_space(p[j]); j++) {
+        /* void */
+    }
+
+    /* \s*[\r\n]+: up to the run's last line break */
+    for (k = j; k > i; k--) {
+        if (llmd_tok_a_nl(p[k - 1])) {
+            return k;
+        }
+    }
+
+    /* \s+(?!\S): the run, but for its last byte unless it ends the text */
+    if (j == len || j - i == 1) {
+        return j;                       /* (or \s+ for a single byte) */
+    }
+    return j - 1;
+}
+
+
+/* Whether p[0..len) is all ASCII. */
+static int
+llmd_tok_ascii(const unsigned char *p, size_t len)
+{
+    size_t    i;
+    uint64_t  w;
+
+    for (i = 0; i + 8 <= len; i += 8) {
+        memcpy(&w, p + i, 8);
+        if (w & 0x8080808080808080ULL) {
+            return 0;
+        }
+    }
+    for ( /* void */ ; i < len; i++) {
+        if (p[i] & 0x80) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
 /* Splits a normalized segment with the pre-tokenizer's regex. */
 static long
 llmd_tok_encode_pieces(llmd_tok_encoder_t *enc, const unsigned char *p,
@@ -282,6 +408,17 @@ llmd_tok_encode_pieces(llmd_tok_encoder_t *enc, const unsigned char *p,
     if (tok->split == NULL) {
         return llmd_tok_encode_piece(enc, p, len) == 0
                ? 0 : LLMD_TOK_ERR_CAPACITY;
+    }
+
+    if (tok->split_ascii_digits && llmd_tok_ascii(p, len)) {
+        for (start = 0; start < len; start = gap) {
+            gap = llmd_tok_split_ascii(tok->split_ascii_digits, p, len,
+                                       start);
+            if (llmd_tok_encode_piece(enc, p + start, gap - start) != 0) {
+                return LLMD_TOK_ERR_CAPACITY;
+            }
+        }
+        return 0;
     }
 
     ov = pcre2_get_ovector_pointer(enc->match);

@@ -105,6 +105,12 @@ struct llmd_tokenizer_s {
      * letter and an ASCII non-letter (llmd_tokenizer_cache.c).
      */
     int                 split_restart;
+    /*
+     * The pattern is Llama-3's (3) or Qwen2's (1: its \p{N} takes one
+     * digit), whose matches over ASCII text llmd_tok_split_ascii() finds
+     * without PCRE2; 0 otherwise.
+     */
+    unsigned            split_ascii_digits;
 
     /* Post-processor (add_special_tokens). */
     uint32_t            prefix_ids[LLMD_TOK_MAX_TEMPLATE];
@@ -166,6 +172,12 @@ typedef struct {
 
 /* Whether pattern (a tokenizer.json Split regex) is one of the known ones. */
 int llmd_tok_split_is_restartable(const char *pattern);
+/* 3 for Llama-3's split pattern, 1 for Qwen2's, else 0. */
+unsigned llmd_tok_split_ascii_digits(const char *pattern);
+/* llmd_tokenizer_encode.c: the end of the split pattern's match at i of
+   the ASCII text p[0..len) (i < len; a match starts at every position) */
+size_t llmd_tok_split_ascii(unsigned digits, const unsigned char *p,
+    size_t len, size_t i);
 /*
  * The boundaries of the sanitized text p[0..len) the cache remembers, in
  * increasing order, at most max; returns their number.

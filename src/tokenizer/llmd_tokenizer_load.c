@@ -509,6 +509,9 @@ llmd_tok_load_pretok(llmd_tokenizer_t *tok, const cJSON *pre,
         }
         tok->split_restart = !literal
                              && llmd_tok_split_is_restartable(v->valuestring);
+        tok->split_ascii_digits = literal
+                                  ? 0
+                                  : llmd_tok_split_ascii_digits(v->valuestring);
         return llmd_tok_compile_split(v->valuestring, literal, &tok->split,
                                       &tok->split_jit, ctx->err, ctx->errlen);
     }

@@ -88,6 +88,58 @@ body_diff_release(body_diff_arena_t *ar)
 /* what the reference answered last: -1, 0, or 1 for "too complex" */
 static int   body_diff_last;
 static char  body_diff_err[LLMD_ERRLEN];
+/* chat bodies accepted whose messages the scanner read for the template
+   (msgs_plain), and those it left to cJSON */
+static unsigned long  body_diff_plain_n;
+static unsigned long  body_diff_unplain_n;
+
+
+/*
+ * cJSON's side of llmd_body_t.msgs_plain: every message an object whose
+ * members are exactly one string "role" and one string "content" (keys as
+ * cJSON holds them, cut at a NUL), at most cap of them; *n their count.
+ */
+static int
+body_diff_plain(const cJSON *messages, size_t cap, size_t *n)
+{
+    int           role, content;
+    const cJSON  *m, *c;
+
+    *n = 0;
+
+    for (m = messages->child; m != NULL; m = m->next) {
+        if (!cJSON_IsObject(m) || *n == cap) {
+            return 0;
+        }
+
+        role = 0;
+        content = 0;
+
+        for (c = m->child; c != NULL; c = c->next) {
+            if (!cJSON_IsString(c) || c->string == NULL) {
+                return 0;
+            }
+
+            if (strcmp(c->string, "role") == 0 && !role) {
+                role = 1;
+
+            } else if (strcmp(c->string, "content") == 0 && !content) {
+                content = 1;
+
+            } else {
+                return 0;
+            }
+        }
+
+        if (!role || !content) {
+            return 0;
+        }
+
+        (*n)++;
+    }
+
+    return 1;
+}
 
 
 /*
@@ -98,9 +150,12 @@ static int
 body_diff(llmd_api_t api, const char *body, size_t len, uint32_t block_size,
     uint32_t max_blocks, char *why, size_t whylen)
 {
-    int                  rc1, rc2, bad;
+    int                  rc1, rc2, bad, plain;
     char                 err1[LLMD_ERRLEN], err2[LLMD_ERRLEN];
-    size_t               n1;
+    size_t               n1, i, nplain;
+    unsigned char       *mtext;
+    const cJSON         *m;
+    llmd_request_msg_t   msgs[64];
     uint64_t             h1[512], h2[512];
     llmd_body_t          b;
     llmd_alloc_t         a;
@@ -114,6 +169,7 @@ body_diff(llmd_api_t api, const char *body, size_t len, uint32_t block_size,
     a.ctx = &ar;
     bad = 0;
     copy = NULL;
+    mtext = NULL;
 
     if (max_blocks > 512) {
         max_blocks = 512;
@@ -137,6 +193,18 @@ body_diff(llmd_api_t api, const char *body, size_t len, uint32_t block_size,
     }
 
     b.copy = copy;
+
+    /* the messages for the chat template: in text of the body's length,
+       at most 4 or 64 of them */
+    mtext = malloc(len + 1);
+    if (mtext == NULL) {
+        BODY_DIFF("out of memory");
+    }
+
+    b.msgs = msgs;
+    b.msgs_cap = (max_blocks & 1) ? 4 : 64;
+    b.msg_text = mtext;
+    b.msg_text_cap = len;
 
     rc2 = llmd_body_scan(api, body, len, &a, &b, err2, sizeof(err2));
 
@@ -175,6 +243,43 @@ body_diff(llmd_api_t api, const char *body, size_t len, uint32_t block_size,
         BODY_DIFF("tools %d/%d or add_generation_prompt %d/%d", req.tools,
                   b.tools, req.add_generation_prompt,
                   b.add_generation_prompt);
+    }
+
+    if (api == LLMD_API_CHAT && req.json_messages != NULL) {
+        if ((req.json_chat_kwargs != NULL) != b.chat_kwargs) {
+            BODY_DIFF("chat_template_kwargs an object: cJSON %d, scanner %d",
+                      req.json_chat_kwargs != NULL, b.chat_kwargs);
+        }
+
+        plain = req.json_chat_kwargs == NULL
+                && body_diff_plain(req.json_messages, b.msgs_cap, &nplain);
+
+        if (plain != b.msgs_plain || (plain && nplain != b.nmsgs)) {
+            BODY_DIFF("messages plain: cJSON %d (%zu), scanner %d (%zu)",
+                      plain, plain ? nplain : 0, b.msgs_plain, b.nmsgs);
+        }
+
+        for (i = 0, m = req.json_messages->child; plain && i < nplain;
+             i++, m = m->next)
+        {
+            if (strcmp(cJSON_GetObjectItemCaseSensitive(m, "role")
+                           ->valuestring, msgs[i].role) != 0
+                || strcmp(cJSON_GetObjectItemCaseSensitive(m, "content")
+                              ->valuestring, msgs[i].content) != 0)
+            {
+                BODY_DIFF("message %zu: role or content differs", i);
+            }
+        }
+
+        if (plain) {
+            body_diff_plain_n++;
+
+        } else {
+            body_diff_unplain_n++;
+        }
+
+    } else if (b.msgs_plain || b.nmsgs) {
+        BODY_DIFF("messages read where cJSON has none");
     }
 
     /* the precise scorer tokenizes the scanner's copy of a string prompt
@@ -230,6 +335,7 @@ body_diff(llmd_api_t api, const char *body, size_t len, uint32_t block_size,
 done:
 
     free(copy);
+    free(mtext);
     body_diff_release(&ar);
     return bad;
 }

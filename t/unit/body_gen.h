@@ -572,6 +572,39 @@ bg_message(body_gen_t *g)
         return;
     }
 
+    if (r < 16) {
+        /* a string role and a string content, as chat clients send them
+           (the keys still escaped, cut or miscased now and then) */
+        k = bg_rn(g, 2);
+        bg_putc(g, '{');
+        bg_ws(g);
+        bg_key(g, k ? "content" : "role");
+        bg_putc(g, ':');
+        bg_ws(g);
+
+        if (k) {
+            bg_string(g, bg_rn(g, 8) == 0 ? 300 : 50);
+        } else {
+            bg_puts(g, roles[bg_rn(g, 3)]);
+        }
+
+        bg_ws(g);
+        bg_putc(g, ',');
+        bg_ws(g);
+        bg_key(g, k ? "role" : "content");
+        bg_putc(g, ':');
+
+        if (k) {
+            bg_puts(g, roles[bg_rn(g, 8) == 0 ? 6 : bg_rn(g, 3)]);
+        } else {
+            bg_string(g, bg_rn(g, 8) == 0 ? 300 : 50);
+        }
+
+        bg_ws(g);
+        bg_putc(g, '}');
+        return;
+    }
+
     bg_putc(g, '{');
     first = 1;
 

@@ -308,6 +308,8 @@ run_generated(unsigned long count, uint64_t seed, int small_budget)
     assert_non_null(g.p);
 
     ok = bad = over = 0;
+    body_diff_plain_n = 0;
+    body_diff_unplain_n = 0;
 
     for (i = 0; i < count; i++) {
         chat = (int) bg_rn(&g, 2);
@@ -368,6 +370,9 @@ run_generated(unsigned long count, uint64_t seed, int small_budget)
             "scanner agree on all: %lu accepted, %lu rejected, %lu over "
             "budget\n", (unsigned long long) seed,
             small_budget ? ", small budget" : "", count, ok, bad, over);
+    fprintf(stderr, "  chat accepted: %lu with the messages read for the "
+            "template (same roles and contents), %lu left to cJSON\n",
+            body_diff_plain_n, body_diff_unplain_n);
 
     if (count < 10000) {
         /* LLMD_BODY_DIFF_N too small for the mix to be asserted */
@@ -378,6 +383,8 @@ run_generated(unsigned long count, uint64_t seed, int small_budget)
     } else {
         assert_true(ok > count / 10);
         assert_true(bad > count / 10);
+        assert_true(body_diff_plain_n > count / 100);
+        assert_true(body_diff_unplain_n > count / 100);
     }
 
     free(g.p);

@@ -521,6 +521,101 @@ test_builtin(void **state)
 }
 
 
+/*
+ * llmd_chat_template_render_msgs() (plain messages, no JSON tree) gives
+ * what the same messages give through cJSON_Parse and
+ * llmd_chat_template_render(): the text, the return code and the error,
+ * for 3,000 generated conversations per template (0-6 messages, every
+ * role the renderers treat apart, contents with whitespace, think and
+ * tool_response markers), with and without the generation prompt.
+ */
+static void
+test_render_msgs(void **state)
+{
+    static char            out1[8192], out2[8192];
+    char                   err1[256], err2[256], json[8192];
+    const char            *paths[] = { QWEN3, LLAMA3, LLAMA31 };
+    static const char     *roles[] = { "system", "user", "assistant", "tool",
+                                       "ipython", "", "User" };
+    static const char     *contents[] = {
+        "", " hi ", "\n\nx\n", "<think>\nr\n</think>\n\nanswer",
+        "<tool_response>\nok\n</tool_response>", "caf\xc3\xa9 \t",
+        "a <|eot_id|> b", "plain text"
+    };
+    llmd_chat_msg_t        msgs[6];
+    void                  *scratch;
+    size_t                 n, k, len, ssize;
+    long                   rc1, rc2;
+    uint32_t               rng;
+    int                    i, round, gen;
+    cJSON                 *arr, *m;
+    llmd_chat_template_t  *t;
+
+    rng = 99;
+    ssize = llmd_chat_msgs_scratch_size(6);
+    scratch = malloc(ssize);
+    assert_non_null(scratch);
+
+    for (i = 0; i < 3; i++) {
+        t = load(paths[i]);
+
+        for (round = 0; round < 3000; round++) {
+            rng = rng * 1103515245 + 12345;
+            n = (rng >> 8) % 7;
+            gen = (rng >> 12) & 1;
+            arr = cJSON_CreateArray();
+
+            for (k = 0; k < n; k++) {
+                rng = rng * 1103515245 + 12345;
+                msgs[k].role = roles[(rng >> 8) % 7];
+                msgs[k].content = contents[(rng >> 16) % 8];
+                m = cJSON_CreateObject();
+                cJSON_AddStringToObject(m, "role", msgs[k].role);
+                cJSON_AddStringToObject(m, "content", msgs[k].content);
+                cJSON_AddItemToArray(arr, m);
+            }
+
+            /* through text, as a request body gives it */
+            assert_true(cJSON_PrintPreallocated(arr, json, sizeof(json), 0));
+            cJSON_Delete(arr);
+            arr = cJSON_Parse(json);
+            assert_non_null(arr);
+
+            err1[0] = err2[0] = '\0';
+            rc1 = llmd_chat_template_render(t, arr, gen, out1, sizeof(out1),
+                                            NULL, err1, sizeof(err1));
+            rc2 = llmd_chat_template_render_msgs(t, msgs, n, gen, scratch,
+                                                 ssize, out2, sizeof(out2),
+                                                 NULL, err2, sizeof(err2));
+            if (rc1 != rc2 || strcmp(err1, err2) != 0
+                || (rc1 > 0 && memcmp(out1, out2, (size_t) rc1) != 0))
+            {
+                fail_msg("%s, %s: cJSON %ld \"%s\" vs plain %ld \"%s\"",
+                         paths[i], json, rc1, rc1 >= 0 ? out1 : err1, rc2,
+                         rc2 >= 0 ? out2 : err2);
+            }
+
+            cJSON_Delete(arr);
+        }
+
+        llmd_chat_template_free(t);
+    }
+
+    /* too little scratch is an error, never an overrun */
+    t = load(LLAMA3);
+    msgs[0].role = "user";
+    msgs[0].content = "x";
+    len = llmd_chat_msgs_scratch_size(1);
+    assert_int_equal(llmd_chat_template_render_msgs(t, msgs, 1, 1, scratch,
+                                                    len - 1, out2,
+                                                    sizeof(out2), NULL, err2,
+                                                    sizeof(err2)),
+                     LLMD_CHAT_ERR_INVALID);
+    llmd_chat_template_free(t);
+    free(scratch);
+}
+
+
 int
 main(void)
 {
@@ -536,6 +631,7 @@ main(void)
         cmocka_unit_test(test_capacity),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_builtin),
+        cmocka_unit_test(test_render_msgs),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 
 #include "core/llmd_prompt.h"
 #include "core/llmd_prefix_hash.h"
+#include "core/llmd_go_json.h"
 
 
 /*
@@ -913,6 +914,148 @@ test_mutations(void **state)
 }
 
 
+/*
+ * llmd_go_json_escape() (sixteen bytes at a time) against a byte-at-a-time
+ * writing of Go's rules: strings of every length to 80 at every alignment,
+ * drawn from plain ASCII with each byte class Go escapes mixed in (control
+ * bytes, '"', '\', '<', '>', '&', DEL, valid and invalid UTF-8, U+2028).
+ */
+typedef struct {
+    unsigned char  *p;
+    size_t          n;
+} esc_buf_t;
+
+
+static void
+esc_write(void *data, const void *s, size_t len)
+{
+    esc_buf_t  *b = data;
+
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+}
+
+
+static void
+esc_reference(const unsigned char *s, size_t len, esc_buf_t *b)
+{
+    size_t         i, n;
+    unsigned char  c;
+    char           u[8];
+
+    for (i = 0; i < len; i += n) {
+        c = s[i];
+        n = 1;
+
+        if (c >= 0x80) {
+            n = llmd_utf8_len(s + i, len - i);
+
+            if (n == 0) {
+                esc_write(b, "\\ufffd", 6);
+                n = 1;
+
+            } else if (n == 3 && c == 0xe2 && s[i + 1] == 0x80
+                       && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9))
+            {
+                esc_write(b, s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+
+            } else {
+                esc_write(b, s + i, n);
+            }
+
+        } else if (c == '"' || c == '\\') {
+            esc_write(b, "\\", 1);
+            esc_write(b, &c, 1);
+
+        } else if (c == '\n') {
+            esc_write(b, "\\n", 2);
+        } else if (c == '\r') {
+            esc_write(b, "\\r", 2);
+        } else if (c == '\t') {
+            esc_write(b, "\\t", 2);
+        } else if (c == '\b') {
+            esc_write(b, "\\b", 2);
+        } else if (c == '\f') {
+            esc_write(b, "\\f", 2);
+
+        } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+            snprintf(u, sizeof(u), "\\u%04x", c);
+            esc_write(b, u, 6);
+
+        } else {
+            esc_write(b, &c, 1);
+        }
+    }
+}
+
+
+static void
+test_go_escape_reference(void **state)
+{
+    size_t          len, off, i, k;
+    uint32_t        rng;
+    unsigned long   checks;
+    unsigned char   src[96 + 16], out1[96 * 6 + 16], out2[96 * 6 + 16];
+    esc_buf_t       b1, b2;
+    static const char  *pieces[] = {
+        "\"", "\\", "<", ">", "&", "\x7f", "\x01", "\x1f", "\n", "\t",
+        "\xc3\xa9", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xf0\x9f\x98\x80",
+        "\xff", "\xc3", "\xe2\x80", "\xed\xa0\x80", "\x80", "\0"
+    };
+
+    rng = 7;
+    checks = 0;
+
+    for (len = 0; len <= 80; len++) {
+        for (off = 0; off < 16; off++) {
+            for (k = 0; k < 40; k++) {
+                i = 0;
+
+                while (i < len) {
+                    rng = rng * 1103515245 + 12345;
+
+                    if ((rng >> 8) % 8 == 0) {
+                        const char  *pc = pieces[(rng >> 12) % 20];
+                        size_t       pn = pc[0] ? strlen(pc) : 1;
+
+                        if (i + pn > len) {
+                            pn = len - i;
+                        }
+
+                        memcpy(src + off + i, pc, pn);
+                        i += pn;
+
+                    } else {
+                        src[off + i++] = (unsigned char)
+                                         (' ' + (rng >> 16) % 95);
+                    }
+                }
+
+                b1.p = out1;
+                b1.n = 0;
+                b2.p = out2;
+                b2.n = 0;
+
+                llmd_go_json_escape(src + off, len, esc_write, &b1);
+                esc_reference(src + off, len, &b2);
+
+                if (b1.n != b2.n || memcmp(out1, out2, b1.n) != 0) {
+                    fprintf(stderr, "length %zu at offset %zu: %zu vs %zu "
+                            "bytes: \"%.*s\" vs \"%.*s\"\n", len, off, b1.n,
+                            b2.n, (int) b1.n, out1, (int) b2.n, out2);
+                    fail();
+                }
+
+                checks++;
+            }
+        }
+    }
+
+    fprintf(stderr, "go escaping: %lu strings as the byte-at-a-time "
+            "reference\n", checks);
+}
+
+
 int
 main(void)
 {
@@ -936,6 +1079,7 @@ main(void)
         T(test_chat_errors),
         T(test_go_escaping),
         T(test_go_invalid_utf8),
+        T(test_go_escape_reference),
         T(test_large_prompts),
         T(test_too_complex_body),
         T(test_deep_nesting),

@@ -24,6 +24,7 @@
 #include <cJSON.h>
 
 #include "tokenizer/llmd_tokenizer.h"
+#include "tokenizer/llmd_tokenizer_int.h"   /* test_split_ascii */
 #include "test_data.h"
 #include "tokenizer_variant.h"
 
@@ -499,6 +500,116 @@ test_hf_reference(void **state)
 }
 
 
+/*
+ * The split of ASCII text without PCRE2 (llmd_tok_split_ascii) against
+ * PCRE2 with the tokenizer's compiled pattern, for the Qwen2 pattern of the
+ * fixture and the Llama-3 one (\p{N}{1,3}): 200,000 random strings each of
+ * 0-40 bytes drawn mostly from the bytes the alternatives tell apart
+ * (letters of both cases, digits, each white space byte, quotes before
+ * contraction letters, punctuation), one byte in eight any ASCII byte (NUL,
+ * DEL, other control bytes); the same pieces.  Then the ids of 20,000
+ * texts through each tokenizer with the ASCII split and with PCRE2 alone.
+ */
+static void
+split_ascii_check(llmd_tokenizer_t *tok, unsigned digits)
+{
+    static const char   alphabet[] = "aZsStTmMdDrReEvVlLxq09 5 \t\n\r\v\f"
+                                     "\x27\x27\x27.,!-_(  \n\n  ";
+    unsigned char       text[48];
+    uint32_t            ids1[256], ids2[256];
+    pcre2_match_data   *md;
+    PCRE2_SIZE         *ov;
+    size_t              len, i, end, scratch_size;
+    long                n1, n2;
+    uint32_t            rng;
+    unsigned long       round, pieces;
+    void               *scratch;
+    int                 rc;
+
+    assert_int_equal(tok->split_ascii_digits, digits);
+    md = pcre2_match_data_create_from_pattern(tok->split, NULL);
+    assert_non_null(md);
+    ov = pcre2_get_ovector_pointer(md);
+    rng = 2026 + digits;
+    pieces = 0;
+
+    for (round = 0; round < 200000; round++) {
+        rng = rng * 1103515245 + 12345;
+        len = (rng >> 8) % 41;
+        for (i = 0; i < len; i++) {
+            rng = rng * 1103515245 + 12345;
+            text[i] = (rng >> 24) % 8 == 0
+                      ? (unsigned char) ((rng >> 8) % 128)
+                      : (unsigned char) alphabet[(rng >> 12)
+                                                 % (sizeof(alphabet) - 1)];
+        }
+        for (i = 0; i < len; i = end) {
+            rc = pcre2_match(tok->split, text, len, i, PCRE2_NO_UTF_CHECK,
+                             md, NULL);
+            assert_true(rc > 0);
+            end = llmd_tok_split_ascii(digits, text, len, i);
+            if (ov[0] != i || ov[1] != end) {
+                fail_msg("\"%.*s\" at %zu: PCRE2 [%zu, %zu), ASCII split "
+                         "[%zu, %zu)", (int) len, text, i, (size_t) ov[0],
+                         (size_t) ov[1], i, end);
+            }
+            pieces++;
+        }
+    }
+    pcre2_match_data_free(md);
+
+    scratch_size = llmd_tokenizer_scratch_size(tok, sizeof(text));
+    scratch = malloc(scratch_size);
+    assert_non_null(scratch);
+    for (round = 0; round < 20000; round++) {
+        rng = rng * 1103515245 + 12345;
+        len = (rng >> 8) % 41;
+        for (i = 0; i < len; i++) {
+            rng = rng * 1103515245 + 12345;
+            text[i] = (unsigned char) alphabet[(rng >> 12)
+                                               % (sizeof(alphabet) - 1)];
+        }
+        n1 = llmd_tokenizer_encode(tok, (char *) text, len, 0, scratch,
+                                   scratch_size, ids1, 256);
+        tok->split_ascii_digits = 0;
+        n2 = llmd_tokenizer_encode(tok, (char *) text, len, 0, scratch,
+                                   scratch_size, ids2, 256);
+        tok->split_ascii_digits = digits;
+        assert_int_equal(n1, n2);
+        assert_true(n1 >= 0);
+        assert_memory_equal(ids1, ids2, (size_t) n1 * sizeof(uint32_t));
+    }
+    free(scratch);
+    fprintf(stderr, "ASCII split (digits %u): %lu pieces as PCRE2's, 20000 "
+            "texts with the same ids\n", digits, pieces);
+}
+
+
+static void
+test_split_ascii(void **state)
+{
+    char               path[64];
+    llmd_tokenizer_t  *tok;
+
+    tok = tokenizer_load_or_fail(test_data("tokenizer-tiny.json"));
+    split_ascii_check(tok, 1);
+    llmd_tokenizer_free(tok);
+
+    tokenizer_variant_write("\\\\p{N}|", "\\\\p{N}{1,3}|", path);
+    tok = tokenizer_load_or_fail(path);
+    unlink(path);
+    split_ascii_check(tok, 3);
+    llmd_tokenizer_free(tok);
+
+    /* another pattern (the same matches): PCRE2 alone */
+    tokenizer_variant_write("|\\\\s+\"", "|\\\\s+|(?!)\"", path);
+    tok = tokenizer_load_or_fail(path);
+    unlink(path);
+    assert_int_equal(tok->split_ascii_digits, 0);
+    llmd_tokenizer_free(tok);
+}
+
+
 int
 main(void)
 {
@@ -516,6 +627,7 @@ main(void)
         cmocka_unit_test(test_accessors),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_hf_reference),
+        cmocka_unit_test(test_split_ascii),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

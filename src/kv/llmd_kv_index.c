@@ -269,27 +269,20 @@ llmd_kv_index_match(const llmd_kv_index_t *idx, const uint64_t *keys,
     memset(seen, 0, sizeof(seen));
     nactive = 0;
 
-    /* the buckets and entries of a large index are cache misses: the
-       lookups run LLMD_KVI_AHEAD keys behind their bucket loads */
+    /* the buckets of a large index are cache misses: the lookups run
+       LLMD_KVI_AHEAD keys behind their bucket loads */
     for (i = 0; i < n && i < LLMD_KVI_AHEAD; i++) {
-        __builtin_prefetch(llmd_kvi_kbucket(idx, keys[i]));
+        __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_KEYS,
+                                           llmd_kvi_kmix(keys[i])));
     }
 
     for (i = 0; i < n; i++) {
         stamp = (uint32_t) i + 1;
 
-        /* the bucket of a key further on, and the first entry of a
-           nearer one, whose bucket was prefetched before */
+        /* the bucket of a key further on */
         if (i + LLMD_KVI_AHEAD < n) {
-            __builtin_prefetch(llmd_kvi_kbucket(idx,
-                                                keys[i + LLMD_KVI_AHEAD]));
-        }
-
-        if (i + LLMD_KVI_AHEAD / 2 < n) {
-            e = *llmd_kvi_kbucket(idx, keys[i + LLMD_KVI_AHEAD / 2]);
-            if (e != LLMD_INDEX_NONE) {
-                __builtin_prefetch(llmd_kvi_entry(idx, e));
-            }
+            __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_KEYS,
+                               llmd_kvi_kmix(keys[i + LLMD_KVI_AHEAD])));
         }
 
         /* this key's endpoints and their best tier weight */

@@ -42,12 +42,37 @@ llmd_index_region_entry_bytes(const llmd_index_layout_t *layout)
 }
 
 
+/* A fresh region of nb buckets per table and n entries: the header
+   zeroed, every table empty. */
+static llmd_index_region_t *
+llmd_index_region_init(void *mem, size_t size,
+    const llmd_index_layout_t *layout, size_t nb, size_t n)
+{
+    llmd_index_region_t  *r;
+
+    r = mem;
+    memset(r, 0, layout->header_size);
+
+    r->layout = *layout;
+    r->size = size;
+    r->nbuckets = (uint32_t) nb;
+    r->capacity = (uint32_t) n;
+    r->fresh = 1;
+    /* none chosen yet: the first eviction compares every endpoint */
+    r->victim = LLMD_MAX_ENDPOINTS;
+
+    memset(llmd_index_region_buckets(r, layout, 0), 0,
+           layout->ntables * nb * sizeof(uint32_t));
+
+    return r;
+}
+
+
 llmd_index_region_t *
 llmd_index_region_create(void *mem, size_t size,
     const llmd_index_layout_t *layout)
 {
-    size_t                room, n, nb;
-    llmd_index_region_t  *r;
+    size_t  room, n, nb;
 
     if (mem == NULL || ((uintptr_t) mem & 7)
         || size < llmd_index_region_min_size(layout))
@@ -70,21 +95,7 @@ llmd_index_region_create(void *mem, size_t size,
         n = LLMD_INDEX_MAX_ENTRIES;
     }
 
-    r = mem;
-    memset(r, 0, layout->header_size);
-
-    r->layout = *layout;
-    r->size = size;
-    r->nbuckets = (uint32_t) nb;
-    r->capacity = (uint32_t) n;
-    r->fresh = 1;
-    /* none chosen yet: the first eviction compares every endpoint */
-    r->victim = LLMD_MAX_ENDPOINTS;
-
-    memset(llmd_index_region_buckets(r, layout, 0), 0,
-           layout->ntables * nb * sizeof(uint32_t));
-
-    return r;
+    return llmd_index_region_init(mem, size, layout, nb, n);
 }
 
 
@@ -114,8 +125,7 @@ llmd_index_region_t *
 llmd_index_region_create_flat(void *mem, size_t size,
     const llmd_index_layout_t *layout, uint32_t words_per_entry)
 {
-    size_t                room, n, nb;
-    llmd_index_region_t  *r;
+    size_t  room, n, nb;
 
     if (mem == NULL || ((uintptr_t) mem & 7) || words_per_entry == 0
         || size < llmd_index_region_flat_min_size(layout, words_per_entry))
@@ -133,20 +143,7 @@ llmd_index_region_create_flat(void *mem, size_t size,
 
     nb = (n * words_per_entry + 15) & ~(size_t) 15;
 
-    r = mem;
-    memset(r, 0, layout->header_size);
-
-    r->layout = *layout;
-    r->size = size;
-    r->nbuckets = (uint32_t) nb;
-    r->capacity = (uint32_t) n;
-    r->fresh = 1;
-    r->victim = LLMD_MAX_ENDPOINTS;
-
-    memset(llmd_index_region_buckets(r, layout, 0), 0,
-           layout->ntables * nb * sizeof(uint32_t));
-
-    return r;
+    return llmd_index_region_init(mem, size, layout, nb, n);
 }
 
 

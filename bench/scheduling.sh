@@ -188,8 +188,9 @@ bursts)      # group bursts (make bench-bursts): every arrival is all the
     LG_EXTRA="--group-bursts"
     STAGES=${STAGES:-"4:30 16:30 4:30"} ;;
 guide)       # llm-d's inference-scheduling guide (8 pods, Qwen3-32B):
-             # its 17 Poisson stages (502 simulated s of arrivals), drained
-    SCALE=${SCALE:-8}
+             # its 17 Poisson stages (502 simulated s of arrivals), drained;
+             # time scale 4 (at 8 the simulator ran ~50 ms late per step)
+    SCALE=${SCALE:-4}
     LG_MODE=inference-perf-v0.2
     LOAD_TYPE=poisson
     GROUPS_N=150 PER_GROUP=5 SYS_LEN=6000 Q_LEN=1200 OUT_LEN=1000

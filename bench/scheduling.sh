@@ -473,13 +473,13 @@ start_sim() {
     done
 }
 
-# Works around a vllm-sim bug (sim/http.c keeps pointers to the request
-# line in its input buffer, which a later read may move: a body over 16 KB
-# on a fresh connection often gets a 404): opens WARM_CONNS upstream
-# connections through nginx, each with one 64 KB request of 8 tokens (an
-# ignored padding field), so that every pod connection's buffer is large
-# enough for the X-37 prompts before the measured run.  nginx keeps them
-# (keepalive 8192, no timeout).  Tiny prompts leave no prefix blocks behind.
+# Opens WARM_CONNS upstream connections through nginx before the measured
+# run, each with one 64 KB request of 8 tokens (an ignored padding field),
+# so that the measured requests find warm pod connections with buffers
+# large enough for the X-37 prompts.  nginx keeps them (keepalive 8192, no
+# timeout).  Tiny prompts leave no prefix blocks behind.  (It first worked
+# around a vllm-sim bug fixed in 48fc74e: a large first body got a 404;
+# it stays because every calibration was measured with it.)
 WARM_CONNS=${WARM_CONNS:-5000}
 warm_up() {
     [ "$WARM_CONNS" -gt 0 ] || return 0

@@ -34,7 +34,7 @@
 
 
 static ngx_int_t ngx_llmd_request_body(ngx_http_request_t *r, size_t limit,
-    ngx_uint_t scratch, u_char **body, size_t *len, ngx_uint_t *joined);
+    u_char **body, size_t *len, ngx_uint_t *joined);
 static u_char *ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size);
 static ngx_int_t ngx_llmd_request_scan(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, u_char *body, size_t len,
@@ -79,7 +79,7 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     text = (lcf->precise && lcf->kv_index != NULL);
     reparse = 0;
 
-    rc = ngx_llmd_request_body(r, lcf->body_limit, 1, &body, &len, &joined);
+    rc = ngx_llmd_request_body(r, lcf->body_limit, &body, &len, &joined);
 
     if (rc != NGX_OK) {
         if (rc == NGX_DECLINED && len > lcf->body_limit) {
@@ -248,12 +248,13 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
  * Returns NGX_OK with the body, NGX_DECLINED when there is no complete
  * body to look at (no body, unbuffered, or larger than limit: *len is then
  * the size seen), NGX_ERROR on a read failure. A body in several buffers
- * is joined into the worker's scratch buffer when scratch is set (*joined
- * is then 1: valid until the next request's body), else into the pool.
+ * is joined into the worker's scratch buffer (*joined is then 1: valid
+ * until the next request's body), or into the pool when it is larger than
+ * NGX_LLMD_BODY_KEEP.
  */
 static ngx_int_t
-ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, ngx_uint_t scratch,
-    u_char **body, size_t *len, ngx_uint_t *joined)
+ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
+    size_t *len, ngx_uint_t *joined)
 {
     u_char                    *p;
     off_t                      total, size;
@@ -305,7 +306,7 @@ ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, ngx_uint_t scratch,
         return NGX_OK;
     }
 
-    if (scratch && (size_t) total <= NGX_LLMD_BODY_KEEP) {
+    if ((size_t) total <= NGX_LLMD_BODY_KEEP) {
         p = ngx_llmd_body_scratch(r, (size_t) total);
         *joined = 1;
 

@@ -120,13 +120,6 @@ llmd_tok_split_ascii_digits(const char *pattern)
 }
 
 
-static int
-llmd_tok_ascii_letter(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-
 llmd_tok_cache_t *
 llmd_tok_cache_create(const llmd_tokenizer_t *tok, size_t bytes,
     size_t stride)
@@ -264,8 +257,8 @@ llmd_tok_cache_plan(const llmd_tok_cache_t *c, const unsigned char *p,
             for (j = next > pos + 1 ? next : pos + 1; j <= end && len > 0;
                  j++)
             {
-                if (llmd_tok_ascii_letter(p[j - 1]) && p[j] < 0x80
-                    && !llmd_tok_ascii_letter(p[j]))
+                if (llmd_tok_a_letter(p[j - 1]) && p[j] < 0x80
+                    && !llmd_tok_a_letter(p[j]))
                 {
                     n = llmd_tok_cache_add(&st, p, &hashed, j, cands, n, max);
                     next = j + c->stride;

@@ -268,10 +268,6 @@ llmd_tok_encode_piece(llmd_tok_encoder_t *enc, const unsigned char *p,
 }
 
 
-#define llmd_tok_a_letter(c)  ((unsigned) (((c) | 0x20) - 'a') < 26)
-#define llmd_tok_a_digit(c)   ((unsigned) ((c) - '0') < 10)
-/* ECMAScript white space within ASCII: \t \n \v \f \r and ' ' */
-#define llmd_tok_a_space(c)   ((c) == ' ' || (unsigned) ((c) - 9) < 5)
 #define llmd_tok_a_other(c)   (!llmd_tok_a_letter(c) && !llmd_tok_a_digit(c) \
                                && !llmd_tok_a_space(c))
 #define llmd_tok_a_nl(c)      ((c) == '\n' || (c) == '\r')

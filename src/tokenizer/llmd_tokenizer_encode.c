@@ -368,9 +368,9 @@ llmd_tok_split_ascii(unsigned digits, const unsigned char *p, size_t len,
 }
 
 
-/* Whether p[0..len) is all ASCII. */
-static int
-llmd_tok_ascii(const unsigned char *p, size_t len)
+/* The length of p[0..len)'s ASCII start, a word at a time. */
+static size_t
+llmd_tok_ascii_prefix(const unsigned char *p, size_t len)
 {
     size_t    i;
     uint64_t  w;
@@ -378,15 +378,13 @@ llmd_tok_ascii(const unsigned char *p, size_t len)
     for (i = 0; i + 8 <= len; i += 8) {
         memcpy(&w, p + i, 8);
         if (w & 0x8080808080808080ULL) {
-            return 0;
+            break;
         }
     }
-    for ( /* void */ ; i < len; i++) {
-        if (p[i] & 0x80) {
-            return 0;
-        }
+    while (i < len && p[i] < 0x80) {
+        i++;
     }
-    return 1;
+    return i;
 }
 
 
@@ -406,7 +404,7 @@ llmd_tok_encode_pieces(llmd_tok_encoder_t *enc, const unsigned char *p,
                ? 0 : LLMD_TOK_ERR_CAPACITY;
     }
 
-    if (tok->split_ascii_digits && llmd_tok_ascii(p, len)) {
+    if (tok->split_ascii_digits && llmd_tok_ascii_prefix(p, len) == len) {
         for (start = 0; start < len; start = gap) {
             gap = llmd_tok_split_ascii(tok->split_ascii_digits, p, len,
                                        start);
@@ -605,23 +603,14 @@ llmd_tok_encoder_init(llmd_tok_encoder_t *enc, const llmd_tokenizer_t *tok,
 static const unsigned char *
 llmd_tok_clean(llmd_tok_encoder_t *enc, const char *text, size_t *len)
 {
-    uint64_t              w;
     const unsigned char  *p;
     unsigned char        *clean;
     size_t                i, n;
 
     p = (const unsigned char *) text;
 
-    /* an ASCII start is its own decoding: skip it a word at a time */
-    for (i = 0; i + 8 <= *len; i += 8) {
-        memcpy(&w, p + i, 8);
-        if (w & 0x8080808080808080ull) {
-            break;
-        }
-    }
-    while (i < *len && p[i] < 0x80) {
-        i++;
-    }
+    /* an ASCII start is its own decoding */
+    i = llmd_tok_ascii_prefix(p, *len);
     if (i == *len) {
         return p;
     }

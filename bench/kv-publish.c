@@ -11,10 +11,13 @@
  * batch is events-per-batch BlockStored events of 4 blocks x 64 tokens,
  * array encoded as vLLM's msgspec does (smallest integer encodings), every
  * other event chained to its predecessor. The batches are built once with
- * msgpack-c; per send only the block hashes and one token per event are
- * rewritten in place, so the publisher costs little CPU. At full speed the
- * sockets do not drop (ZMQ_XPUB_NODROP): the publisher waits for the
- * helper, whose speed is then what is measured.
+ * msgpack-c and copied into a pool of POOL send buffers; per send only the
+ * block hashes and one token per event are rewritten in a free buffer,
+ * which libzmq sends without a copy (zmq_msg_init_data) and gives back
+ * once written to the socket, so the publisher costs little CPU and its
+ * memory is bounded (POOL buffers). At full speed the sockets do not drop
+ * (ZMQ_XPUB_NODROP) and the publisher waits for a buffer: the helper's
+ * speed is then what is measured.
  *
  * A second thread polls http://127.0.0.1:STATUS_PORT/llmd/status every
  * 2 ms and sums the endpoints' kv.blocks_stored (cJSON). A batch is
@@ -50,6 +53,8 @@
 #define MODEL       "Qwen/Qwen3-0.6B"
 #define NVARIANTS   8
 #define MAXREC      (1u << 22)
+/* send buffers in flight at most (all pods): 64 x 112 KB at the default */
+#define POOL        64
 
 
 typedef struct {
@@ -59,6 +64,16 @@ typedef struct {
     size_t          *tok_off;      /* offsets of one uint32 token per event */
     size_t           ntok;
 } batch_t;
+
+/* A send buffer: a copy of a template batch, lent to libzmq per send. */
+typedef struct sbuf_s  sbuf_t;
+
+struct sbuf_s {
+    char            *data;
+    size_t           size;
+    const batch_t   *tpl;          /* offsets of its hashes and tokens */
+    sbuf_t          *next;         /* free list */
+};
 
 typedef struct {
     double    t;                   /* sent */
@@ -87,6 +102,56 @@ static double         t_warm;
 static uint64_t       applied_total;
 static pthread_mutex_t  lag_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t       rnd_state = 0x9e3779b97f4a7c15ULL;
+static sbuf_t        *pool_free;
+static pthread_mutex_t  pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t   pool_cv = PTHREAD_COND_INITIALIZER;
+
+
+/* libzmq's free function: the buffer was written to the socket (or
+   dropped); runs in libzmq's I/O thread. */
+static void
+pool_put(void *data, void *hint)
+{
+    sbuf_t  *b = hint;
+
+    (void) data;
+    pthread_mutex_lock(&pool_mu);
+    b->next = pool_free;
+    pool_free = b;
+    pthread_cond_signal(&pool_cv);
+    pthread_mutex_unlock(&pool_mu);
+}
+
+
+/* A free send buffer; NULL if none came back within 10 ms. */
+static sbuf_t *
+pool_get(void)
+{
+    sbuf_t           *b;
+    struct timespec   ts;
+
+    pthread_mutex_lock(&pool_mu);
+    if (pool_free == NULL) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        while (pool_free == NULL
+               && pthread_cond_timedwait(&pool_cv, &pool_mu, &ts) == 0)
+        {
+            /* woken: look again */
+        }
+    }
+    b = pool_free;
+    if (b != NULL) {
+        pool_free = b->next;
+    }
+    pthread_mutex_unlock(&pool_mu);
+
+    return b;
+}
 
 
 /* A uint64 always as 0xcf + 8 bytes, its offset remembered for rewriting. */
@@ -185,10 +250,12 @@ put_be32(char *p, uint32_t v)
 }
 
 
-/* New hashes (unique per pod and batch) and first tokens. */
+/* New hashes (unique per pod and batch) and first tokens in buffer sb. */
 static void
-refresh(batch_t *b, uint64_t *next_hash, int events)
+refresh(sbuf_t *sb, uint64_t *next_hash, int events)
 {
+    const batch_t  *b = sb->tpl;
+
     int        e, i;
     size_t     h;
     uint64_t   last;
@@ -200,14 +267,14 @@ refresh(batch_t *b, uint64_t *next_hash, int events)
         uint64_t  first = *next_hash;
 
         for (i = 0; i < BLOCKS; i++) {
-            put_be64(b->buf.data + b->hash_off[h++], (*next_hash)++);
+            put_be64(sb->data + b->hash_off[h++], (*next_hash)++);
         }
         if (e % 2) {
-            put_be64(b->buf.data + b->hash_off[h++], last);
+            put_be64(sb->data + b->hash_off[h++], last);
         }
         last = first + BLOCKS - 1;
 
-        put_be32(b->buf.data + b->tok_off[e],
+        put_be32(sb->data + b->tok_off[e],
                  65536 + (uint32_t) (kv_bench_rnd(&rnd_state)
                                      % (151936 - 65536)));
     }
@@ -353,9 +420,10 @@ cmp_double(const void *a, const void *b)
 
 
 static int
-send_batch(pod_t *p, batch_t *b)
+send_batch(pod_t *p, sbuf_t *b)
 {
     char            seq[8];
+    zmq_msg_t       m;
     zmq_pollitem_t  pi;
 
     put_be64(seq, ++p->seq);
@@ -376,10 +444,17 @@ send_batch(pod_t *p, batch_t *b)
         (void) zmq_poll(&pi, 1, 10);
     }
 
-    /* the rest of a multipart message is never refused */
-    if (zmq_send(p->sock, seq, 8, ZMQ_SNDMORE) < 0
-        || zmq_send(p->sock, b->buf.data, b->buf.size, 0) < 0)
-    {
+    /* the rest of a multipart message is never refused; the batch goes
+       without a copy, its buffer comes back through pool_put() */
+    if (zmq_send(p->sock, seq, 8, ZMQ_SNDMORE) < 0) {
+        pool_put(b->data, b);
+        return -1;
+    }
+
+    (void) zmq_msg_init_data(&m, b->data, b->size, pool_put, b);
+
+    if (zmq_msg_send(&m, p->sock, 0) < 0) {
+        zmq_msg_close(&m);
         return -1;
     }
 
@@ -397,6 +472,7 @@ main(int argc, char **argv)
     size_t      k, bytes;
     pthread_t   th;
     batch_t     batches[NVARIANTS];
+    sbuf_t     *sb;
     const char *endpoint;
 
     if (argc < 6) {
@@ -422,6 +498,16 @@ main(int argc, char **argv)
         make_batch(&batches[v], events);
     }
     bytes = batches[0].buf.size;
+
+    for (k = 0; k < POOL; k++) {
+        sb = calloc(1, sizeof(sbuf_t));
+        sb->tpl = &batches[k % NVARIANTS];
+        sb->size = sb->tpl->buf.size;
+        sb->data = malloc(sb->size);
+        memcpy(sb->data, sb->tpl->buf.data, sb->size);
+        sb->next = pool_free;
+        pool_free = sb;
+    }
 
     ctx = zmq_ctx_new();
     one = 1;
@@ -500,11 +586,17 @@ main(int argc, char **argv)
             t_next += (double) events * BLOCKS / rate;
         }
 
-        i = v % npods;
-        batch_t *b = &batches[(v / npods) % NVARIANTS];
-        refresh(b, &next_hash[i], events);
+        /* the helper is behind when no buffer comes back */
+        sb = pool_get();
+        if (sb == NULL) {
+            v--;
+            continue;
+        }
 
-        if (send_batch(&pods[i], b) != 0) {
+        i = v % npods;
+        refresh(sb, &next_hash[i], events);
+
+        if (send_batch(&pods[i], sb) != 0) {
             fprintf(stderr, "send: %s\n", zmq_strerror(zmq_errno()));
             break;
         }

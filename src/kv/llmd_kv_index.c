@@ -515,11 +515,56 @@ llmd_kv_index_check(const llmd_kv_index_t *idx)
 }
 
 
+/*
+ * In a full region every new entry evicts the oldest entry of the victim
+ * endpoint (llmd_index_region_evict), and unchaining it reads the entry
+ * and the buckets of its request key and engine hash: cache misses. A
+ * pipeline one store ahead, without a walk of dependent misses: before
+ * each store, the entry after the oldest (its line loaded one store
+ * earlier) gets its two buckets prefetched, and the entry after it its
+ * line; the oldest itself was that entry one store earlier. The victim is
+ * the region's choice or ep once ep holds more (llmd_index_victim, but for
+ * its periodic refresh); a wrong guess costs a few loads.
+ *
+ * A macro, not a function: GCC finds a function of loads and prefetches
+ * pure, and drops the call to a pure function returning nothing.
+ */
+#define llmd_kvi_victim_ahead(idx, ep)                                        \
+    do {                                                                      \
+        uint32_t           v_, e_;                                            \
+        llmd_kvi_entry_t  *x_;                                                \
+                                                                              \
+        v_ = (idx)->region.victim;                                            \
+        if (v_ >= LLMD_MAX_ENDPOINTS                                          \
+            || (idx)->region.lru[ep].count > (idx)->region.lru[v_].count)     \
+        {                                                                     \
+            v_ = (ep);                                                        \
+        }                                                                     \
+        e_ = (idx)->region.lru[v_].oldest;                                    \
+        if (e_ != LLMD_INDEX_NONE) {                                          \
+            e_ = llmd_kvi_entry(idx, e_)->base.lru.newer;                     \
+        }                                                                     \
+        if (e_ != LLMD_INDEX_NONE) {                                          \
+            x_ = llmd_kvi_entry(idx, e_);                                     \
+            __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_KEYS,            \
+                                               llmd_kvi_kmix(x_->key)), 1);   \
+            if (x_->tier != LLMD_KVI_SPEC) {                                  \
+                __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_HASHES,      \
+                                   llmd_kvi_hmix(x_->base.ep, x_->hash)), 1); \
+            }                                                                 \
+            if (x_->base.lru.newer != LLMD_INDEX_NONE) {                      \
+                __builtin_prefetch(llmd_kvi_entry(idx, x_->base.lru.newer),   \
+                                   1);                                        \
+            }                                                                 \
+        }                                                                     \
+    } while (0)
+
+
 static void
 llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
     uint32_t block_size, const llmd_kv_event_t *ev, llmd_kv_apply_stats_t *st)
 {
-    int        tier;
+    int        tier, full;
     size_t     i, k, n, got;
     uint32_t   e;
     uint64_t   parent, keys[LLMD_KVI_SLICE];
@@ -577,6 +622,10 @@ llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
         parent = root;
     }
 
+    /* in a full region every new entry evicts one */
+    full = idx->region.free == LLMD_INDEX_NONE
+           && idx->region.fresh > idx->region.capacity;
+
     for (i = 0; i < n; i += got) {
         got = llmd_kv_request_keys(root, parent,
                                    ev->tokens + i * block_size,
@@ -596,6 +645,9 @@ llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
         }
 
         for (k = 0; k < got; k++) {
+            if (full) {
+                llmd_kvi_victim_ahead(idx, ep);
+            }
             llmd_kvi_store(idx, ep, keys[k], ev->hashes[i + k], tier);
         }
 

@@ -3,7 +3,8 @@
 # module in precise mode (its helper binds the KV-event socket) and
 # llmd-bench-kv-pub publishing vLLM BlockStored batches (64-token blocks)
 # for PODS pods into it. Reports blocks sent and applied per second, the
-# lag from publish to visible in llmd_status, and the helper's RSS over
+# lag from publish to visible in llmd_status, the publisher's CPU time
+# (bash's time), and the helper's RSS over
 # time. 127.0.0.1 only; stops by itself and kills only what it started.
 #
 #   bench/kv-helper.sh                  # full speed, 8 pods, 8 s
@@ -138,8 +139,10 @@ cpu_ticks() {
 cpu_ticks > $W/cpu.0
 
 rc=0
-$PIN "$PUB" tcp://127.0.0.1:$KV_PORT $STATUS_PORT $SECS $PODS $POD_PORT \
-    $RATE $EVENTS || rc=$?
+# the publisher's own CPU (bash's time: user and system of the process)
+TIMEFORMAT='publisher: %U s user + %S s system CPU in %R s'
+time { $PIN "$PUB" tcp://127.0.0.1:$KV_PORT $STATUS_PORT $SECS $PODS \
+    $POD_PORT $RATE $EVENTS || rc=$?; }
 cpu_ticks > $W/cpu.1
 
 if [ -n "$PERF_PID" ]; then

@@ -259,9 +259,13 @@ is($rc, 1, '--check: a missed target exits 1');
 # token at 1.0 s) is still computed there, and groups 9 and 8 (no siblings)
 # start on pod b at 286.8 and 287.2 s, while 9's is computed (to 288.25 s).
 # Of the 90 siblings (groups 0-7) 3 in stage 1, sent at 287, 288 and 289 s
-# behind one, two and no first requests on pod b, wait 1.5 s, the others
-# 0.1 s: 13 requests reach the floor, more than 10 %, so the p90 (nearest
-# rank 90 of 100) is the 4th of those from below: 1.15 s.
+# behind one, two and no first requests on pod b, wait 1.5 s, and so does
+# one sent at 250 s, the others 0.1 s: 14 requests reach the floor, more
+# than 10 %, so the p90 (nearest rank 90 of 100) is the 5th of those from
+# below: 1.20 s. Two siblings (287 and 288 s) were sent to a pod computing a
+# first request; of the two slow ones behind none, the one sent at 289 s
+# still had the one sent at 288 s (first token at 289.5 s) in front: a
+# first request's backlog; the one sent at 250 s had nothing.
 {
     my @r;
     my %at = (1 => 0.5, 8 => 287.2, 9 => 286.8);
@@ -276,7 +280,8 @@ is($rc, 1, '--check: a missed target exits 1');
         push @r, { id => 10 + $i, stage => $i < 45 ? 0 : 1, group => $i % 8,
                    ok => JSON::PP::true, scheduled => 200 + $i,
                    server => 'b', input_tokens => 1000, cached_tokens => 900,
-                   time_to_first_token => $i >= 87 ? 1.5 : 0.1 };
+                   time_to_first_token => $i >= 87 || $i == 50 ? 1.5
+                                                               : 0.1 };
     }
     spew("$tmp/sweep/precise/loadgen/per_request_lifecycle_metrics.jsonl",
          join('', map { $json->encode($_) . "\n" } @r));
@@ -284,10 +289,11 @@ is($rc, 1, '--check: a missed target exits 1');
 ($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/picks.py', '--ttft',
                          "$tmp/sweep/precise");
 is($rc, 0, 'picks.py --ttft: exit 0') or diag $out;
-like($out, qr/^\| precise \| 1\.150 \| 1\.000 \| 10 \| 13 \| 10 \| 0 \/ 3 \| 1 \/ 1 \/ 1 \| 2 of 10 \|$/m,
+like($out, qr/^\| precise \| 1\.200 \| 1\.000 \| 10 \| 14 \| 10 \| 0 \/ 4 \| 2 \(1\) \/ 1 \/ 1 \| 2 of 10 \| 2 \|$/m,
      'picks.py --ttft: p90, floor, 10 %, requests at the floor (first '
-     . 'requests, siblings per stage, siblings behind 0 / 1 / 2+ first '
-     . 'requests), first requests stacked on a pod')
+     . 'requests, siblings per stage, siblings behind 0 (of them behind a '
+     . 'first request\'s backlog) / 1 / 2+ first requests), first requests '
+     . 'stacked on a pod, siblings sent to a pod computing a first request')
     or diag $out;
 
 done_testing();

@@ -36,8 +36,14 @@ more than 10 % of all requests reach it the run's TTFT p90 sits on it, else
 well below. Per experiment: the p90, the floor, how many requests reach it
 (first requests, and siblings per stage), how many of those siblings were
 sent to a pod computing none, one, or two or more first requests (sent
-before them, first token after), and how many first requests were sent to
-a pod still computing another (sent before that one's first token). Python standard library only.
+before them, first token after) - of those computing none, how many still
+had in front of them (sent before, first token after) a sibling sent
+during a first request's prefill: the backlog a first request leaves,
+drained after its first token - and how many first requests were sent to
+a pod still computing another (sent before that one's first token); last,
+how many siblings (slow or not) were sent to a pod computing a first
+request, which the first requests' placement decides. Python standard
+library only.
 """
 import json
 import os
@@ -187,22 +193,43 @@ def ttft_tail(d):
         stacked += any(c["server"] == r["server"]
                        and c["scheduled"] + c["time_to_first_token"]
                        > r["scheduled"] for c in cold[:i])
+    def computing(r):
+        # the first requests r's pod was computing when r was sent
+        return sum(1 for c in cold if c["server"] == r["server"]
+                   and c["scheduled"] < r["scheduled"]
+                   < c["scheduled"] + c["time_to_first_token"])
+
+    def waiting(x, r):
+        # x was sent to r's pod before r and had no first token yet
+        return (x["server"] == r["server"]
+                and x["scheduled"] < r["scheduled"]
+                < x["scheduled"] + x["time_to_first_token"])
+
+    sibs = [r for r in reqs if firsts.get(r["group"]) is not r]
+    # siblings sent to a pod computing a first request (slow or not): how
+    # many requests the first requests' placement put behind them
+    blocked = [r for r in sibs if computing(r)]
     # slow siblings by the first requests their pod was computing when
-    # they were sent: none, one, two or more
+    # they were sent: none, one, two or more; of those behind none, how
+    # many still had in front of them a sibling sent during a first
+    # request's prefill (the backlog it left)
     ahead = [0, 0, 0]
+    backlog = 0
     for r in slow:
         if firsts.get(r["group"]) is r:
             continue
-        n = sum(1 for c in cold if c["server"] == r["server"]
-                and c["scheduled"] < r["scheduled"]
-                < c["scheduled"] + c["time_to_first_token"])
+        n = computing(r)
         ahead[min(n, 2)] += 1
+        if n == 0 and any(waiting(x, r) for x in blocked):
+            backlog += 1
     name = os.path.basename(os.path.normpath(d))
-    print("| %s | %.3f | %.3f | %d | %d | %d | %s | %s | %d of %d |" % (
-        name, nearest_rank([r["time_to_first_token"] for r in reqs], 0.9),
-        floor, len(reqs) // 10, len(slow), slow_cold,
-        " / ".join(map(str, per)), " / ".join(map(str, ahead)), stacked,
-        len(cold)))
+    print("| %s | %.3f | %.3f | %d | %d | %d | %s | %d (%d) / %d / %d | "
+          "%d of %d | %d |" % (
+              name,
+              nearest_rank([r["time_to_first_token"] for r in reqs], 0.9),
+              floor, len(reqs) // 10, len(slow), slow_cold,
+              " / ".join(map(str, per)), ahead[0], backlog, ahead[1],
+              ahead[2], stacked, len(cold), len(blocked)))
 
 
 def main(argv):
@@ -214,10 +241,12 @@ def main(argv):
         print("| experiment | TTFT p90 (s) | floor: the fastest first "
               "request's TTFT (s) | 10 % of requests | requests at "
               "or above the floor | of them first requests | of them "
-              "siblings per stage | of them siblings behind 0 / 1 / 2+ "
-              "first requests on their pod | first requests sent to a pod "
-              "still computing another |")
-        print("|---|---:|---:|---:|---:|---:|---|---|---:|")
+              "siblings per stage | of them siblings behind 0 (of those "
+              "behind a first request's backlog) / 1 / 2+ first requests "
+              "on their pod | first requests sent to a pod still computing "
+              "another | siblings sent to a pod computing a first request "
+              "|")
+        print("|---|---:|---:|---:|---:|---:|---|---|---:|---:|")
         for d in argv[2:]:
             ttft_tail(d)
         return 0

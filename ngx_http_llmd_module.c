@@ -343,6 +343,10 @@ ngx_http_llmd_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_llmd_init_process(ngx_cycle_t *cycle)
 {
+    if (ngx_llmd_precise_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_llmd_helper_init_process(cycle);
 }
 

@@ -12,6 +12,11 @@
 #   MODE=cold      ~8k words no request had before, from the first byte
 #   MODE=chat7k    chat: 16 system messages of ~7k words, then a user
 #                  message of ~1k words no request had before
+#   NGROUPS=N      N groups in rotation instead of 16 (e.g. 83, as the
+#                  scheduling sweep's 83 shared-prefix groups)
+#   PACE_MS=N      each of wrk's 2 connections waits N ms before each
+#                  request (the sweep sends 3-30 requests/s: between two,
+#                  other processes evict the worker's CPU caches)
 #   TOKCACHE=...   the llmd_tokenizer_cache directive's value (e.g. off,
 #                  16m; unset: the module's default)
 #   LLMD_SO=...    the module to load (e.g. an older build, for "before")
@@ -19,12 +24,18 @@
 #                  into DIR/perf-precise.data and DIR/perf-precise.txt
 #                  (perf report --no-children; figures then carry perf's
 #                  overhead)
+#   PERF_OPTS=...  perf record's options instead of -g (e.g. "-e
+#                  page-faults --call-graph dwarf": where the faults are)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
 SECS=${1:-10}
 MODE=${MODE:-groups}
 case $MODE in groups|shared7k|cold|chat7k) ;; *) echo "MODE=$MODE?"; exit 1;; esac
+NGROUPS=${NGROUPS:-16}
+case $NGROUPS in ''|*[!0-9]*|0) echo "NGROUPS=$NGROUPS?"; exit 1;; esac
+PACE_MS=${PACE_MS:-0}
+case $PACE_MS in ''|*[!0-9]*) echo "PACE_MS=$PACE_MS?"; exit 1;; esac
 TOKCACHE_LINE=""
 [ -n "${TOKCACHE:-}" ] && TOKCACHE_LINE="llmd_tokenizer_cache $TOKCACHE;"
 SIM=$TOP/build/bin/vllm-sim
@@ -82,6 +93,8 @@ sleep 1
 # ~32 KB of English per prompt (about 8k Llama-3.1 tokens); 16 prefixes
 cat > $W/post.lua <<LUA
 local mode = "$MODE"
+local ngroups = $NGROUPS
+local pace = $PACE_MS
 LUA
 cat >> $W/post.lua <<'LUA'
 local words = {"the", "cache", "model", "server", "returns", "tokens",
@@ -98,13 +111,16 @@ local function text(seed, count)
 end
 local shared = (mode == "shared7k" or mode == "chat7k") and 7000 or 8150
 local bodies = {}
-for g = 1, 16 do
+for g = 1, ngroups do
   bodies[g] = "Group " .. g .. " system prompt: " .. text(g, shared)
 end
 local n = 0
+if pace > 0 then
+  delay = function() return pace end
+end
 request = function()
   n = n + 1
-  local g = n % 16 + 1
+  local g = n % ngroups + 1
   local prompt
   if mode == "groups" then
     prompt = bodies[g] .. " Question " .. n .. "?"
@@ -133,11 +149,11 @@ wrk -t1 -c2 -d3s -s $W/post.lua http://127.0.0.1:18780 >/dev/null
 : > $W/decisions.log
 kill -USR1 $(cat $W/nginx.pid)
 sleep 0.3
-echo "MODE=$MODE TOKCACHE=${TOKCACHE:-default}; $(uptime)"
+echo "MODE=$MODE NGROUPS=$NGROUPS PACE_MS=$PACE_MS TOKCACHE=${TOKCACHE:-default}; $(uptime)"
 PP=""
 if [ -n "${PERF:-}" ]; then
   mkdir -p "$PERF"
-  perf record -q -g -p "$(pgrep -P "$(cat $W/nginx.pid)" -f 'worker process' | head -1)" \
+  perf record -q ${PERF_OPTS:--g} -p "$(pgrep -P "$(cat $W/nginx.pid)" -f 'worker process' | head -1)" \
     -o "$PERF/perf-precise.data" -- sleep "$SECS" >/dev/null 2>&1 & PP=$!
 fi
 wrk -t1 -c2 -d${SECS}s -s $W/post.lua http://127.0.0.1:18780 | grep -E "Requests/sec"
@@ -155,4 +171,4 @@ curl -s 127.0.0.1:18780/llmd/status | jq -r '.upstreams[0] |
   "KV index: \(.kv_events.index.entries) entries, \(.kv_events.index.bytes_per_entry) bytes per entry, \(.kv_events.precise_decisions) precise decisions, \(.kv_events.approximate_fallbacks) approximate fallbacks (endpoints scored approximately)",
   "blocks stored per pod: \([.endpoints[].kv.blocks_stored])",
   "tokenizer cache (the worker): \(.tokenizer_cache)"'
-grep -E "\[(alert|crit|emerg)\]" $W/error.log || true
+grep -E "\[(alert|crit|emerg)\]|prefaulted" $W/error.log || true

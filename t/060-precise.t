@@ -434,6 +434,12 @@ my $r = Llmd::Util::http_request(method => "POST", path => "/v1/completions",
                                  body => completion($main::P));
 die "while stale: $r->{headers}{'x-llmd-prefix-match'}"
     unless $r->{headers}{'x-llmd-prefix-match'} eq "0/17";
+# the same prompt again: the pod it was routed to matches all of it in the
+# approximate index, scaled to the precise blocks
+$r = Llmd::Util::http_request(method => "POST", path => "/v1/completions",
+                              body => completion($main::P));
+die "stale, routed before: $r->{headers}{'x-llmd-prefix-match'}"
+    unless $r->{headers}{'x-llmd-prefix-match'} eq "17/17";
 die "entries dropped" unless main::kv_of()->{entries} >= $main::Blocks;
 main::publish_until($pub, kv_batch(), sub { main::kv_of()->{live} })
     or die "pod 2 never live again";

@@ -436,6 +436,7 @@ void ngx_llmd_prefix_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
 char *ngx_llmd_tokenizer_cache_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_llmd_precise_init(ngx_conf_t *cf, ngx_llmd_srv_conf_t *lcf);
+ngx_int_t ngx_llmd_precise_init_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_llmd_precise_keys(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, const llmd_request_t *req);
 

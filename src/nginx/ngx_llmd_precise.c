@@ -525,8 +525,77 @@ ngx_llmd_precise_render(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
 
 /*
+ * At a worker's start: the prefix cache of each precise upstream is made
+ * and every page of it written once now, not by the requests that would
+ * fill it (the first write to a page is a fault, on a VM ~11-27 us; an
+ * 8k-token entry spans nine pages, and a 16 MB cache takes hundreds of
+ * entries before its ring wraps).
+ */
+ngx_int_t
+ngx_llmd_precise_init_process(ngx_cycle_t *cycle)
+{
+    size_t                  bytes;
+    ngx_uint_t              i;
+    ngx_msec_t              t;
+    ngx_llmd_srv_conf_t   **lcfp, *lcf;
+    ngx_llmd_main_conf_t   *lmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_llmd_module);
+    if (lmcf == NULL) {
+        return NGX_OK;
+    }
+
+    lcfp = lmcf->upstreams.elts;
+
+    for (i = 0; i < lmcf->upstreams.nelts; i++) {
+        lcf = lcfp[i];
+
+        if (!lcf->precise || lcf->tokenizer == NULL
+            || lcf->kv_index == NULL || lcf->tokenizer_cache == 0
+            || lcf->tok_cache != NULL || lcf->tok_cache_failed)
+        {
+            continue;
+        }
+
+        ngx_time_update();
+        t = ngx_current_msec;
+
+        lcf->tok_cache = llmd_tok_cache_create(lcf->tokenizer,
+                                               lcf->tokenizer_cache,
+                                               lcf->tokenizer_cache_stride);
+        if (lcf->tok_cache == NULL) {
+            lcf->tok_cache_failed = 1;
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "llmd: no memory for a tokenizer cache of %uz "
+                          "bytes, prompts are tokenized whole",
+                          lcf->tokenizer_cache);
+            continue;
+        }
+
+        bytes = llmd_tok_cache_prefault(lcf->tok_cache);
+
+        ngx_time_update();
+
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "llmd: tokenizer cache of upstream \"%V\" "
+                      "prefaulted: %uz KB in %M ms", &lcf->upstream->host,
+                      bytes >> 10, ngx_current_msec - t);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * This worker's prefix cache of the upstream's tokenizer (llmd_tokenizer_
- * cache bytes), made at the first precise request; NULL when off.
+ * cache bytes), made at the worker's start (ngx_llmd_precise_init_process)
+ * or else at the first precise request; NULL when off.
  */
 static llmd_tok_cache_t *
 ngx_llmd_precise_cache(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf)

@@ -14,9 +14,10 @@
 #include "core/llmd_prefix_hash.h"
 
 
+static void ngx_llmd_prefix_approx(ngx_llmd_srv_conf_t *lcf,
+    ngx_llmd_ctx_t *ctx, uint32_t *slot_match);
 static void ngx_llmd_prefix_precise(ngx_llmd_srv_conf_t *lcf,
-    ngx_llmd_ctx_t *ctx, const uint32_t *approx_match,
-    llmd_endpoint_state_t *eps);
+    ngx_llmd_ctx_t *ctx, llmd_endpoint_state_t *eps);
 
 
 /*
@@ -66,26 +67,23 @@ ngx_llmd_prefix_match(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         }
     }
 
-    if (ctx->nhashes) {
-        ngx_shmtx_lock(&lcf->shpool->mutex);
-        llmd_prefix_index_match(lcf->index, ctx->hashes, ctx->nhashes,
-                                slot_match);
-        ngx_shmtx_unlock(&lcf->shpool->mutex);
-
-    } else {
-        ngx_memzero(slot_match, sizeof(slot_match));
+    if (!ctx->nhashes) {
         (void) ngx_atomic_fetch_add(&lcf->sh->load_only, 1);
     }
 
-    for (i = 0; i < ctx->neps; i++) {
-        eps[i].prefix_match = slot_match[ctx->cands[i].slot];
-    }
-
-    ctx->prefix_total = (uint32_t) ctx->nhashes;
-
     if (ctx->precise) {
-        ngx_llmd_prefix_precise(lcf, ctx, slot_match, eps);
+        /* the approximate match only for endpoints without live events */
+        ngx_llmd_prefix_precise(lcf, ctx, eps);
         ctx->prefix_total = (uint32_t) ctx->nkeys;
+
+    } else {
+        ngx_llmd_prefix_approx(lcf, ctx, slot_match);
+
+        for (i = 0; i < ctx->neps; i++) {
+            eps[i].prefix_match = slot_match[ctx->cands[i].slot];
+        }
+
+        ctx->prefix_total = (uint32_t) ctx->nhashes;
     }
 
     ctx->match = ngx_palloc(r->pool, ctx->neps * sizeof(double));
@@ -136,6 +134,23 @@ ngx_llmd_prefix_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
 }
 
 
+/* The approximate index's match of the request's blocks, per slot. */
+static void
+ngx_llmd_prefix_approx(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
+    uint32_t *slot_match)
+{
+    if (ctx->nhashes == 0) {
+        ngx_memzero(slot_match, sizeof(uint32_t) * LLMD_MAX_ENDPOINTS);
+        return;
+    }
+
+    ngx_shmtx_lock(&lcf->shpool->mutex);
+    llmd_prefix_index_match(lcf->index, ctx->hashes, ctx->nhashes,
+                            slot_match);
+    ngx_shmtx_unlock(&lcf->shpool->mutex);
+}
+
+
 /*
  * Precise match of every endpoint into eps[].prefix_match, in blocks of
  * the precise keys. An endpoint whose event stream is not live is scored
@@ -143,9 +158,10 @@ ngx_llmd_prefix_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
  */
 static void
 ngx_llmd_prefix_precise(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
-    const uint32_t *approx_match, llmd_endpoint_state_t *eps)
+    llmd_endpoint_state_t *eps)
 {
     double              match[LLMD_MAX_ENDPOINTS];
+    uint32_t            approx_match[LLMD_MAX_ENDPOINTS];
     ngx_uint_t          i, slot, fallbacks;
 
     ngx_shmtx_lock(&lcf->shpool->mutex);
@@ -163,7 +179,10 @@ ngx_llmd_prefix_precise(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
             continue;
         }
 
-        fallbacks++;
+        if (fallbacks++ == 0) {
+            ngx_llmd_prefix_approx(lcf, ctx, approx_match);
+        }
+
         eps[i].prefix_match = ctx->nhashes
             ? (double) approx_match[slot] / ctx->nhashes * ctx->nkeys
             : 0;

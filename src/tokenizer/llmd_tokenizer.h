@@ -117,6 +117,15 @@ typedef struct {
 llmd_tok_cache_t *llmd_tok_cache_create(const llmd_tokenizer_t *tok,
     size_t bytes, size_t stride);
 void llmd_tok_cache_free(llmd_tok_cache_t *cache);
+
+/*
+ * Writes every page of the cache's memory once (on Linux after
+ * madvise(MADV_POPULATE_WRITE)), so that no encode takes the first-write
+ * page faults of the ring and the index (measured ~11-27 us per 4 KiB page
+ * on a VM, nine pages per 8k-token entry).  The memory stays resident.
+ * Returns the bytes touched.  Contents are unchanged.
+ */
+size_t llmd_tok_cache_prefault(llmd_tok_cache_t *cache);
 void llmd_tok_cache_stats(const llmd_tok_cache_t *cache,
     llmd_tok_cache_stats_t *stats);
 

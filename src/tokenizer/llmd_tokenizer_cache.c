@@ -53,6 +53,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
 
 #define XXH_STATIC_LINKING_ONLY  /* XXH3_state_t on the stack */
 #include <xxhash.h>
@@ -165,6 +167,56 @@ llmd_tok_cache_free(llmd_tok_cache_t *c)
     free(c->slots);
     free(c->ring);
     free(c);
+}
+
+
+/* Every page of [p, p + len) written once, its bytes unchanged. */
+static size_t
+llmd_tok_cache_touch(void *p, size_t len, size_t page)
+{
+    volatile unsigned char  *b;
+    uintptr_t                start, end, a;
+
+    start = ((uintptr_t) p + page - 1) & ~((uintptr_t) page - 1);
+    end = ((uintptr_t) p + len) & ~((uintptr_t) page - 1);
+    if (end <= start) {
+        return 0;
+    }
+#ifdef MADV_POPULATE_WRITE
+    (void) madvise((void *) start, end - start, MADV_POPULATE_WRITE);
+#endif
+    /* the first byte of each page, also the partial pages at the ends */
+    b = p;
+    b[0] = b[0];
+    for (a = start; a < end; a += page) {
+        b = (volatile unsigned char *) a;
+        *b = *b;
+    }
+    b = (volatile unsigned char *) p + len - 1;
+    *b = *b;
+    return len;
+}
+
+
+size_t
+llmd_tok_cache_prefault(llmd_tok_cache_t *c)
+{
+    long    page;
+    size_t  n;
+
+    if (c == NULL) {
+        return 0;
+    }
+    page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || (page & (page - 1)) != 0) {
+        page = 4096;
+    }
+    n = llmd_tok_cache_touch(c->slots,
+                             (c->slot_mask + 1) * sizeof(llmd_tok_slot_t),
+                             (size_t) page);
+    n += llmd_tok_cache_touch(c->ring, c->ring_cap * sizeof(uint32_t),
+                              (size_t) page);
+    return n;
 }
 
 

@@ -7,6 +7,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <string.h>
 
 #include "tokenizer/llmd_tokenizer.h"
 
@@ -118,6 +119,43 @@ struct llmd_tokenizer_s {
     uint32_t            suffix_ids[LLMD_TOK_MAX_TEMPLATE];
     size_t              n_suffix;
 };
+
+/*
+ * a[0..len) == b[0..len), inline for the short keys of vocabulary lookups
+ * (most pieces are 2-10 bytes): two loads that may overlap, never outside
+ * the len bytes.
+ */
+static inline int
+llmd_tok_same(const unsigned char *a, const unsigned char *b, size_t len)
+{
+    uint64_t  x0, x1, y0, y1;
+    uint32_t  u0, u1, v0, v1;
+
+    if (len >= 8) {
+        if (len > 16) {
+            return memcmp(a, b, len) == 0;
+        }
+        memcpy(&x0, a, 8);
+        memcpy(&y0, b, 8);
+        memcpy(&x1, a + len - 8, 8);
+        memcpy(&y1, b + len - 8, 8);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (len >= 4) {
+        memcpy(&u0, a, 4);
+        memcpy(&v0, b, 4);
+        memcpy(&u1, a + len - 4, 4);
+        memcpy(&v1, b + len - 4, 4);
+        return ((u0 ^ v0) | (u1 ^ v1)) == 0;
+    }
+    if (len == 0) {
+        return 1;
+    }
+    /* 1-3 bytes: the first, the middle and the last */
+    return a[0] == b[0] && a[len >> 1] == b[len >> 1]
+           && a[len - 1] == b[len - 1];
+}
+
 
 /* llmd_tokenizer_table.c: hashing of byte strings and merge pairs. */
 uint64_t llmd_tok_hash(const void *p, size_t len);

@@ -5,6 +5,9 @@
  */
 #include <string.h>
 
+/* xxHash's functions compiled in here: a vocabulary or merge lookup hashes
+   a few bytes, where the call into the shared library cost as much */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "tokenizer/llmd_tokenizer_int.h"
@@ -25,14 +28,14 @@ llmd_tok_vocab_find(const llmd_tokenizer_t *tok, const unsigned char *p,
     uint32_t              slot;
     const llmd_tok_str_t *s;
 
-    i = llmd_tok_hash(p, len) & tok->vocab_mask;
+    i = XXH3_64bits(p, len) & tok->vocab_mask;
     for ( ;; ) {
         slot = tok->vocab_slots[i];
         if (slot == 0) {
             return LLMD_TOK_NONE;
         }
         s = &tok->bytes_of[slot - 1];
-        if (s->len == len && memcmp(tok->bytes + s->off, p, len) == 0) {
+        if (s->len == len && llmd_tok_same(tok->bytes + s->off, p, len)) {
             return slot - 1;
         }
         i = (i + 1) & tok->vocab_mask;

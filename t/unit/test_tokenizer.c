@@ -24,7 +24,7 @@
 #include <cJSON.h>
 
 #include "tokenizer/llmd_tokenizer.h"
-#include "tokenizer/llmd_tokenizer_int.h"   /* test_split_ascii */
+#include "tokenizer/llmd_tokenizer_int.h"   /* split_ascii, same */
 #include "test_data.h"
 #include "tokenizer_variant.h"
 
@@ -610,6 +610,36 @@ test_split_ascii(void **state)
 }
 
 
+/* llmd_tok_same (vocabulary keys): equal strings of every length up to 40
+   are the same, strings differing in any one byte (any bit) are not. */
+static void
+test_same_bytes(void **state)
+{
+    unsigned char  a[48], b[48];
+    size_t         len, i, k;
+    unsigned       bit;
+
+    for (k = 0; k < sizeof(a); k++) {
+        a[k] = (unsigned char) (k * 37 + 11);
+    }
+    for (len = 0; len <= 40; len++) {
+        memcpy(b, a, sizeof(a));
+        assert_true(llmd_tok_same(a, b, len));
+        /* bytes beyond len do not count */
+        b[len] ^= 0xff;
+        assert_true(llmd_tok_same(a, b, len));
+        for (i = 0; i < len; i++) {
+            for (bit = 0; bit < 8; bit++) {
+                memcpy(b, a, sizeof(a));
+                b[i] ^= (unsigned char) (1u << bit);
+                assert_false(llmd_tok_same(a, b, len));
+                assert_false(llmd_tok_same(b, a, len));
+            }
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -628,6 +658,7 @@ main(void)
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_hf_reference),
         cmocka_unit_test(test_split_ascii),
+        cmocka_unit_test(test_same_bytes),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

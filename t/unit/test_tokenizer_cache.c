@@ -284,6 +284,11 @@ test_reuse(void **state)
     assert_int_equal(st.stored, 1);
     st1 = st;
 
+    /* prefaulting touches all of the cache's memory and changes none of
+       it: the entry just stored is reused below with the same ids */
+    assert_int_equal(llmd_tok_cache_prefault(r.cache), st.bytes);
+    assert_int_equal(llmd_tok_cache_prefault(NULL), 0);
+
     same(&r, b, len + 60, LLMD_TOK_ADD_SPECIAL_TOKENS, r.cap);
     llmd_tok_cache_stats(r.cache, &st);
     assert_int_equal(st.lookups, 2);

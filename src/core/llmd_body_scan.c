@@ -95,7 +95,7 @@ typedef const unsigned char  u_char_c;
 
 
 static int llmd_scan_json(u_char_c *p, u_char_c *e, size_t budget,
-    u_char_c **fields, u_char_c **root, u_char_c **rend);
+    u_char_c **fields, u_char_c **plain, u_char_c **root, u_char_c **rend);
 static int llmd_scan_string(u_char_c **pp, u_char_c *e, size_t *used,
     size_t budget, int *esc);
 static size_t llmd_num_prefix(u_char_c *s, size_t n);
@@ -111,16 +111,20 @@ static u_char_c *llmd_arr_next(u_char_c *v);
 static void llmd_members(u_char_c *p, const char **names, size_t n,
     u_char_c **vals);
 static void llmd_str_emit(llmd_sink_t *s, u_char_c *p, int go);
+static void llmd_str_emit_plain(llmd_sink_t *s, u_char_c *p,
+    u_char_c *close);
 static int llmd_str_empty(u_char_c *p);
 static int llmd_str_get(u_char_c *p, const llmd_alloc_t *a,
     const char **str, size_t *len);
 static int llmd_num_value(u_char_c *p, const llmd_alloc_t *a, double *d);
 static void llmd_sink_init(llmd_sink_t *s, llmd_body_t *b);
 static void llmd_sink_write(llmd_sink_t *s, const void *data, size_t len);
+static void llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp,
+    size_t *plen);
 static void llmd_go_emit(llmd_sink_t *s, u_char_c *p, size_t len);
 static void llmd_sink_write_pt(void *s, const void *data, size_t len);
 static int llmd_completions(llmd_sink_t *s, u_char_c *prompt,
-    const llmd_alloc_t *a, llmd_body_t *b, char *err, size_t errlen);
+    u_char_c *plain, const llmd_alloc_t *a, llmd_body_t *b, char *err, size_t errlen);
 static int llmd_chat(llmd_sink_t *s, u_char_c *messages, char *err,
     size_t errlen);
 static int llmd_chat_content(llmd_sink_t *s, u_char_c *content);
@@ -158,7 +162,7 @@ llmd_body_scan(llmd_api_t api, const char *body, size_t len,
     const llmd_alloc_t *a, llmd_body_t *b, char *err, size_t errlen)
 {
     int           rc;
-    u_char_c     *p, *e, *root, *rend, *f[LLMD_F_N];
+    u_char_c     *p, *e, *root, *rend, *f[LLMD_F_N], *plain[LLMD_F_N];
     const char   *s;
     size_t        n;
     llmd_sink_t   sink;
@@ -188,12 +192,13 @@ llmd_body_scan(llmd_api_t api, const char *body, size_t len,
     }
 
     memset(f, 0, sizeof(f));
+    memset(plain, 0, sizeof(plain));
 
     p = (u_char_c *) body;
     e = p + len;
 
-    rc = llmd_scan_json(p, e, llmd_request_json_budget(len), f, &root,
-                        &rend);
+    rc = llmd_scan_json(p, e, llmd_request_json_budget(len), f, plain,
+                        &root, &rend);
 
     if (rc == LLMD_SCAN_OVER) {
         snprintf(err, errlen, "request body too complex to hash, scheduled "
@@ -253,7 +258,8 @@ llmd_body_scan(llmd_api_t api, const char *body, size_t len,
 
     case LLMD_API_COMPLETIONS:
         llmd_sink_init(&sink, b);
-        rc = llmd_completions(&sink, f[LLMD_F_PROMPT], a, b, err, errlen);
+        rc = llmd_completions(&sink, f[LLMD_F_PROMPT], plain[LLMD_F_PROMPT],
+                              a, b, err, errlen);
         break;
 
     case LLMD_API_CHAT:
@@ -314,11 +320,15 @@ nomem:
     } while (0)
 
 
+/*
+ * plain[k]: when the top-level member k is a string without a '\', its
+ * closing quote (pass 2 then reads it without searching again)
+ */
 static int
 llmd_scan_json(u_char_c *p, u_char_c *e, size_t budget, u_char_c **fields,
-    u_char_c **root, u_char_c **rend)
+    u_char_c **plain, u_char_c **root, u_char_c **rend)
 {
-    int            rc, esc, fid;
+    int            rc, esc, fid, vf;
     size_t         used, depth, n, k;
     u_char_c      *q;
     unsigned char  close, stack[CJSON_NESTING_LIMIT];
@@ -343,8 +353,11 @@ value:
         return LLMD_SCAN_INVALID;
     }
 
+    vf = fid;
+
     if (fid >= 0) {
         fields[fid] = p;
+        plain[fid] = NULL;
         fid = -1;
     }
 
@@ -378,6 +391,10 @@ value:
         rc = llmd_scan_string(&p, e, &used, budget, &esc);
         if (rc != LLMD_SCAN_OK) {
             return rc;
+        }
+
+        if (vf >= 0) {
+            plain[vf] = esc ? NULL : p - 1;
         }
 
         goto next;
@@ -1045,6 +1062,25 @@ llmd_str_emit(llmd_sink_t *s, u_char_c *p, int go)
 }
 
 
+/*
+ * llmd_str_emit(s, p, 0) for a string known from pass 1 to hold no '\'
+ * and to close at close: one search, for a NUL.
+ */
+static void
+llmd_str_emit_plain(llmd_sink_t *s, u_char_c *p, u_char_c *close)
+{
+    u_char_c  *z;
+
+    if (!s->active) {
+        return;
+    }
+
+    z = memchr(p + 1, '\0', close - (p + 1));
+
+    llmd_sink_write(s, p + 1, (z ? z : close) - (p + 1));
+}
+
+
 /* Whether the string at p is empty as a C string. */
 static int
 llmd_str_empty(u_char_c *p)
@@ -1182,6 +1218,60 @@ llmd_sink_init(llmd_sink_t *s, llmd_body_t *b)
 }
 
 
+/*
+ * Whole 64-byte blocks from p while the sink is at a block boundary: the
+ * chain value stays in a register and its LE bytes go into the block
+ * copy in one store (eight byte stores followed by XXH64's 8-byte load of
+ * them stalled on store forwarding, on the chain's critical path).
+ */
+static void
+llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
+{
+    int                   i;
+    size_t                len, nh, maxb;
+    uint64_t              h, *out;
+    unsigned char        *buf;
+    const unsigned char  *p;
+
+    p = *pp;
+    len = *plen;
+    h = s->h;
+    nh = s->nh;
+    maxb = s->maxb;
+    out = s->out;
+    buf = s->buf;
+
+    while (len >= LLMD_SCAN_FAST_BLOCK) {
+        memcpy(buf, p, LLMD_SCAN_FAST_BLOCK);
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(buf + LLMD_SCAN_FAST_BLOCK, &h, 8);
+#else
+        for (i = 0; i < 8; i++) {
+            buf[LLMD_SCAN_FAST_BLOCK + i] = (unsigned char) (h >> (8 * i));
+        }
+#endif
+        (void) i;
+
+        h = XXH64(buf, LLMD_SCAN_FAST_BLOCK + 8, 0);
+        out[nh++] = h;
+        p += LLMD_SCAN_FAST_BLOCK;
+        len -= LLMD_SCAN_FAST_BLOCK;
+
+        if (nh == maxb) {
+            s->bs = 0;
+            s->active = s->count;
+            break;
+        }
+    }
+
+    s->h = h;
+    s->nh = nh;
+    *pp = p;
+    *plen = len;
+}
+
+
 static void
 llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
 {
@@ -1196,25 +1286,10 @@ llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
 
     s->n += len;
 
-    while (s->bs == LLMD_SCAN_FAST_BLOCK && s->fill == 0
-           && len >= LLMD_SCAN_FAST_BLOCK)
+    if (s->bs == LLMD_SCAN_FAST_BLOCK && s->fill == 0
+        && len >= LLMD_SCAN_FAST_BLOCK)
     {
-        memcpy(s->buf, p, LLMD_SCAN_FAST_BLOCK);
-
-        for (i = 0; i < 8; i++) {
-            s->buf[LLMD_SCAN_FAST_BLOCK + i] =
-                (unsigned char) (s->h >> (8 * i));
-        }
-
-        s->h = XXH64(s->buf, LLMD_SCAN_FAST_BLOCK + 8, 0);
-        s->out[s->nh++] = s->h;
-        p += LLMD_SCAN_FAST_BLOCK;
-        len -= LLMD_SCAN_FAST_BLOCK;
-
-        if (s->nh == s->maxb) {
-            s->bs = 0;
-            s->active = s->count;
-        }
+        llmd_sink_blocks64(s, &p, &len);
     }
 
     while (len && s->bs) {
@@ -1281,8 +1356,8 @@ llmd_go_emit(llmd_sink_t *s, u_char_c *p, size_t len)
 
 
 static int
-llmd_completions(llmd_sink_t *s, u_char_c *prompt, const llmd_alloc_t *a,
-    llmd_body_t *b, char *err, size_t errlen)
+llmd_completions(llmd_sink_t *s, u_char_c *prompt, u_char_c *plain,
+    const llmd_alloc_t *a, llmd_body_t *b, char *err, size_t errlen)
 {
     int            nested, first;
     double         d;
@@ -1296,7 +1371,13 @@ llmd_completions(llmd_sink_t *s, u_char_c *prompt, const llmd_alloc_t *a,
     }
 
     if (llmd_is_string(prompt)) {
-        llmd_str_emit(s, prompt, 0);
+        if (plain != NULL) {
+            llmd_str_emit_plain(s, prompt, plain);
+
+        } else {
+            llmd_str_emit(s, prompt, 0);
+        }
+
         b->has_prompt = 1;
         b->prompt_string = 1;
         return 0;

@@ -72,16 +72,22 @@ llmd_prefix_hashes(const char *model, size_t model_len,
     h = XXH64_digest(&st);
 
     for (k = 0; k < nblocks; k++) {
-        llmd_le64(le, h);
 
         if (block_size <= LLMD_HASH_STACK_BLOCK) {
             /* one-shot XXH64 over a copy: several times faster than the
-               streaming calls for the usual 64-byte blocks */
+               streaming calls for the usual 64-byte blocks; the chain
+               value's LE bytes in one store (byte stores stall XXH64's
+               8-byte load of them, on the chain's critical path) */
             memcpy(buf, input + k * block_size, block_size);
-            memcpy(buf + block_size, le, sizeof(le));
-            h = XXH64(buf, block_size + sizeof(le), 0);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            memcpy(buf + block_size, &h, 8);
+#else
+            llmd_le64(buf + block_size, h);
+#endif
+            h = XXH64(buf, block_size + 8, 0);
 
         } else {
+            llmd_le64(le, h);
             (void) XXH64_reset(&st, 0);
             (void) XXH64_update(&st, input + k * block_size, block_size);
             (void) XXH64_update(&st, le, sizeof(le));

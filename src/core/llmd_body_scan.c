@@ -42,6 +42,7 @@
 
 #include "core/llmd_body_scan.h"
 #include "core/llmd_go_json.h"
+#include "core/llmd_prefix_hash.h"
 
 
 #define LLMD_SCAN_OK        0
@@ -124,7 +125,8 @@ static void llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp,
 static void llmd_go_emit(llmd_sink_t *s, u_char_c *p, size_t len);
 static void llmd_sink_write_pt(void *s, const void *data, size_t len);
 static int llmd_completions(llmd_sink_t *s, u_char_c *prompt,
-    u_char_c *plain, const llmd_alloc_t *a, llmd_body_t *b, char *err, size_t errlen);
+    u_char_c *plain, const llmd_alloc_t *a, llmd_body_t *b, char *err,
+    size_t errlen);
 static int llmd_chat(llmd_sink_t *s, u_char_c *messages, char *err,
     size_t errlen);
 static int llmd_chat_content(llmd_sink_t *s, u_char_c *content);
@@ -1227,7 +1229,6 @@ llmd_sink_init(llmd_sink_t *s, llmd_body_t *b)
 static void
 llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
 {
-    int                   i;
     size_t                len, nh, maxb;
     uint64_t              h, *out;
     unsigned char        *buf;
@@ -1243,15 +1244,7 @@ llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
 
     while (len >= LLMD_SCAN_FAST_BLOCK) {
         memcpy(buf, p, LLMD_SCAN_FAST_BLOCK);
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        memcpy(buf + LLMD_SCAN_FAST_BLOCK, &h, 8);
-#else
-        for (i = 0; i < 8; i++) {
-            buf[LLMD_SCAN_FAST_BLOCK + i] = (unsigned char) (h >> (8 * i));
-        }
-#endif
-        (void) i;
+        llmd_prefix_le64(buf + LLMD_SCAN_FAST_BLOCK, h);
 
         h = XXH64(buf, LLMD_SCAN_FAST_BLOCK + 8, 0);
         out[nh++] = h;
@@ -1275,7 +1268,6 @@ llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
 static void
 llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
 {
-    int            i;
     size_t         take;
     unsigned char  le[8];
     const unsigned char  *p = data;
@@ -1313,9 +1305,7 @@ llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
             break;
         }
 
-        for (i = 0; i < 8; i++) {
-            le[i] = (unsigned char) (s->h >> (8 * i));
-        }
+        llmd_prefix_le64(le, s->h);
 
         if (s->bs <= LLMD_SCAN_STACK_BLOCK) {
             memcpy(s->buf + s->bs, le, 8);

@@ -17,17 +17,6 @@
 #include "core/llmd_prefix_hash.h"
 
 
-static void
-llmd_le64(unsigned char *p, uint64_t v)
-{
-    int  i;
-
-    for (i = 0; i < 8; i++) {
-        p[i] = (unsigned char) (v >> (8 * i));
-    }
-}
-
-
 /* Blocks up to this size are hashed from a stack copy. */
 #define LLMD_HASH_STACK_BLOCK  1024
 
@@ -75,19 +64,13 @@ llmd_prefix_hashes(const char *model, size_t model_len,
 
         if (block_size <= LLMD_HASH_STACK_BLOCK) {
             /* one-shot XXH64 over a copy: several times faster than the
-               streaming calls for the usual 64-byte blocks; the chain
-               value's LE bytes in one store (byte stores stall XXH64's
-               8-byte load of them, on the chain's critical path) */
+               streaming calls for the usual 64-byte blocks */
             memcpy(buf, input + k * block_size, block_size);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            memcpy(buf + block_size, &h, 8);
-#else
-            llmd_le64(buf + block_size, h);
-#endif
+            llmd_prefix_le64(buf + block_size, h);
             h = XXH64(buf, block_size + 8, 0);
 
         } else {
-            llmd_le64(le, h);
+            llmd_prefix_le64(le, h);
             (void) XXH64_reset(&st, 0);
             (void) XXH64_update(&st, input + k * block_size, block_size);
             (void) XXH64_update(&st, le, sizeof(le));

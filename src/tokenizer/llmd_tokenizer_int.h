@@ -210,13 +210,13 @@ typedef struct {
 
 /* Whether pattern (a tokenizer.json Split regex) is one of the known ones. */
 int llmd_tok_split_is_restartable(const char *pattern);
-/* 3 for Llama-3's split pattern, 1 for Qwen2's, else 0. */
 /* ASCII classes of the split patterns: \p{L}, \p{N}, ECMAScript's \s */
 #define llmd_tok_a_letter(c)  ((unsigned) (((c) | 0x20) - 'a') < 26)
 #define llmd_tok_a_digit(c)   ((unsigned) ((c) - '0') < 10)
 /* \t \n \v \f \r and ' ' */
 #define llmd_tok_a_space(c)   ((c) == ' ' || (unsigned) ((c) - 9) < 5)
 
+/* 3 for Llama-3's split pattern, 1 for Qwen2's, else 0. */
 unsigned llmd_tok_split_ascii_digits(const char *pattern);
 /* llmd_tokenizer_encode.c: the end of the split pattern's match at i of
    the ASCII text p[0..len) (i < len; a match starts at every position) */

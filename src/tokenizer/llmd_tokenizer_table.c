@@ -13,10 +13,18 @@
 #include "tokenizer/llmd_tokenizer_int.h"
 
 
+/* The one key hash of every table: the loader's and the lookups'. */
+static inline uint64_t
+llmd_tok_key_hash(const void *p, size_t len)
+{
+    return XXH3_64bits(p, len);
+}
+
+
 uint64_t
 llmd_tok_hash(const void *p, size_t len)
 {
-    return XXH3_64bits(p, len);
+    return llmd_tok_key_hash(p, len);
 }
 
 
@@ -28,7 +36,7 @@ llmd_tok_vocab_find(const llmd_tokenizer_t *tok, const unsigned char *p,
     uint32_t              slot;
     const llmd_tok_str_t *s;
 
-    i = XXH3_64bits(p, len) & tok->vocab_mask;
+    i = llmd_tok_key_hash(p, len) & tok->vocab_mask;
     for ( ;; ) {
         slot = tok->vocab_slots[i];
         if (slot == 0) {
@@ -104,7 +112,7 @@ llmd_tok_merge_find(const llmd_tokenizer_t *tok, uint32_t left,
 
     /* +1 keeps the pair (0, 0) apart from an empty slot. */
     key = (((uint64_t) left << 32) | right) + 1;
-    i = (size_t) XXH3_64bits(&key, sizeof(key)) & tok->merge_mask;
+    i = (size_t) llmd_tok_key_hash(&key, sizeof(key)) & tok->merge_mask;
     for ( ;; ) {
         m = &tok->merges[i];
         if (m->key == key) {

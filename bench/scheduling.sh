@@ -16,7 +16,8 @@
 #   (also default-current, sticky, precise-current: llm-d's current
 #   default, its sticky-until-saturated config and the precise profile of
 #   its performance tests, conf-examples/epp-*.yaml; sticky-precise: the
-#   sticky config with the prefix match from KV events)
+#   sticky config with the prefix match from KV events; precise-tokens:
+#   precise plus token-load-scorer, an experiment of issue 15)
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
 #   bench/scheduling.sh overload [default flow flow-concurrency flow-filter]
 #   bench/scheduling.sh guide [round-robin default-current]
@@ -353,7 +354,7 @@ upstream_conf() {
     random|load|default-current|sticky)
         echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
              "$LLMD_UPSTREAM $servers" ;;
-    precise|precise-current|sticky-precise)
+    precise|precise-current|sticky-precise|precise-tokens)
         echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
              "llmd_tokenizer $TOKDIR;" \
              "llmd_kv_events bind tcp://127.0.0.1:$KV_PORT;" \

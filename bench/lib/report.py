@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True   # no __pycache__ in the tree
 import seedway  # noqa: E402
 
-ORDER = ["precise", "precise-current", "default", "default-current",
+ORDER = ["precise", "precise-current", "precise-tokens", "default",
+         "default-current",
          "sticky", "sticky-precise", "flow", "flow-filter",
          "flow-concurrency",
          "load", "random", "round-robin", "least-conn",
@@ -37,6 +38,8 @@ LABEL = {
     "flow-concurrency": "llmd approximate + flow control (concurrency)",
     "flow-filter": "llmd approximate + flow control, detector as filter",
     "precise-current": "llmd precise, llm-d's perf-test profile (epp-precise-current)",
+    "precise-tokens":
+        "llmd precise + token-load-scorer (epp-precise-tokens)",
     "default-current": "llmd llm-d's current default (epp-default-current)",
     "sticky": "llmd sticky until saturated (epp-sticky)",
     "sticky-precise":

@@ -258,3 +258,23 @@ pods(1) . upstream([1], directives => "llmd_tokenizer_cache 1m stride=0;")
 --- must_die
 --- error_log eval
 qr{\[emerg\] .*invalid "stride=0" \(stride=1\.\.65536 bytes\)}
+
+
+
+=== TEST 15: the precise-tokens experiment's config (epp-precise-tokens.yaml) loads and runs its scorers, token-load-scorer with weight 8 over queueThresholdTokens 65536 (approximate without llmd_tokenizer: a cold prompt of 26,216 bytes is 6,554 tokens in flight, 1 - 6554 / 65536 = 0.9000)
+--- http_config eval
+pods(1, 2) . upstream([1, 2], balancer => "config=$ENV{TEST_NGINX_REPO}/conf-examples/epp-precise-tokens.yaml")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+--- request eval
+[ "POST /v1/completions\n" . main::completion(prompt_of("tokens", 26216)),
+  "GET /llmd/status" ]
+--- response_body_like eval
+[ qr/^pod\d/,
+  qr{"config":"[^"]*/conf-examples/epp-precise-tokens\.yaml","profile":"default","prefix_scorer":"approximate"} ]
+--- grep_error_log eval
+qr/llmd: Calculated score plugin=token-load-scorer\S* endpoint=\S+ score=\S+ weight=\S+/
+--- grep_error_log_out eval
+qr/\A(?:llmd: Calculated score plugin=token-load-scorer\/token-load-scorer endpoint=\S+ score=0\.9000 weight=8\.00\n){2}\z/
+--- error_log
+asks for precise scoring (KV events) but no "llmd_tokenizer" is set; it runs in approximate mode

@@ -17,7 +17,8 @@
 #   default, its sticky-until-saturated config and the precise profile of
 #   its performance tests, conf-examples/epp-*.yaml; sticky-precise: the
 #   sticky config with the prefix match from KV events; precise-tokens:
-#   precise plus token-load-scorer, an experiment of issue 15)
+#   precise plus token-load-scorer, an experiment of issue 15, its weight
+#   TOKEN_LOAD_WEIGHT=N, default the file's 8)
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
 #   bench/scheduling.sh overload [default flow flow-concurrency flow-filter]
 #   bench/scheduling.sh guide [round-robin default-current]
@@ -355,7 +356,18 @@ upstream_conf() {
         echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
              "$LLMD_UPSTREAM $servers" ;;
     precise|precise-current|sticky-precise|precise-tokens)
-        echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
+        local epp=$TOP/conf-examples/epp-$1.yaml
+        if [ "$1" = precise-tokens ]; then
+            # the config as run, token-load-scorer's weight from
+            # TOKEN_LOAD_WEIGHT (default: the file's)
+            awk -v w="${TOKEN_LOAD_WEIGHT:-}" '
+                ref && w != "" && /^ *weight:/ {
+                    sub(/weight:.*/, "weight: " w) }
+                { ref = /pluginRef: token-load-scorer/; print }' \
+                "$epp" > "$RES/$1/epp-$1.yaml"
+            epp=$RES/$1/epp-$1.yaml
+        fi
+        echo "llmd_balancer config=$epp;" \
              "llmd_tokenizer $TOKDIR;" \
              "llmd_kv_events bind tcp://127.0.0.1:$KV_PORT;" \
              "$LLMD_UPSTREAM $servers" ;;

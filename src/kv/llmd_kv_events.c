@@ -1546,8 +1546,10 @@ static __thread size_t  llmd_kv_tok_avg = 4 << 8;
  * start; from there both read the same bytes the same way). A goes on
  * token by token until it reaches one of B's positions or passes them all
  * (then it simply reads on). Both read only the encodings the one-chain
- * loops read (llmd_kv_tok2) and within the same bounds; anything else
- * ends B, or returns to the caller (which reads the rest as before).
+ * loops read (llmd_kv_tok2) and within the same bounds: where B meets
+ * another encoding it starts again a byte on (it is not on a token start,
+ * or A will stop there too); where A does, it returns to the caller
+ * (which reads the rest as before).
  *
  * Returns the tokens read into out (at most n) and the position after
  * them in *pp.
@@ -1579,6 +1581,9 @@ llmd_kv_tok_two(const unsigned char **pp, const unsigned char *safe2,
         balive = 1;
 
         for (k = 0; k < m; k += 2) {
+            /* a batch waited in a queue: its bytes are rarely cached */
+            __builtin_prefetch((const void *) ((uintptr_t) b + 512));
+
             if (a >= safe2 || llmd_kv_tok2(&a, &out[i + k]) == 0) {
                 *pp = a;
                 return i + k;

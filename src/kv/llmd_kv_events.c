@@ -1490,6 +1490,168 @@ llmd_kv_rd_hashes_field(llmd_kv_rd_t *r, llmd_kv_rd_event_t *e,
 }
 
 
+/*
+ * Two tokens of the usual encodings (positive fixint, uint8, uint16,
+ * uint32) at p, 16 readable bytes: into o[0] and o[1], p passed; returns
+ * the first one's length, 0 (nothing done) when either has another
+ * encoding. The length of each is computed from its first byte (see
+ * LLMD_KV_TOK_LEN), not looked up: the position of the next token waits
+ * for it.
+ */
+static inline size_t
+llmd_kv_tok2(const unsigned char **pp, uint32_t *o)
+{
+    size_t                l;
+    unsigned              c, c1;
+    uint64_t              w;
+    const unsigned char  *p;
+
+    p = *pp;
+    w = llmd_kv_be64(p);
+    c = (unsigned) (w >> 56);
+    l = LLMD_KV_TOK_LEN(c);
+    /* (l is 9 for 0xcf, which the check refuses) */
+    c1 = (unsigned) (w >> ((56 - 8 * l) & 63)) & 0xff;
+
+    if (!(llmd_kv_tok_len[c] & llmd_kv_tok_len[c1])) {
+        return 0;
+    }
+
+    o[0] = (uint32_t) (w >> llmd_kv_tok_shift[c]) & llmd_kv_tok_mask[c];
+    o[1] = (uint32_t) (llmd_kv_be64(p + l) >> llmd_kv_tok_shift[c1])
+           & llmd_kv_tok_mask[c1];
+    *pp = p + l + LLMD_KV_TOK_LEN(c1);
+
+    return l;
+}
+
+
+/*
+ * Tokens per part of the two-chain reader (llmd_kv_tok_two), and its
+ * estimate of the bytes per token (x 256) from the tokens it read last.
+ */
+#define LLMD_KV_TOK_PART  64
+
+static __thread size_t  llmd_kv_tok_avg = 4 << 8;
+
+/*
+ * Reading token ids is a chain: where a token starts is known only once
+ * the one before it is read, so the CPU waits on each. Two chains go at
+ * once here, per part of LLMD_KV_TOK_PART tokens: A reads the first half
+ * into out, B reads from a guess of where the second half starts (A's
+ * bytes per token so far) into a buffer of its own, with the position of
+ * each token it reads. B's guess may fall inside a token, and then what
+ * it reads is wrong until it lands on a token's start by chance: B's
+ * tokens are taken only from a position that A itself reaches (a token
+ * start; from there both read the same bytes the same way). A goes on
+ * token by token until it reaches one of B's positions or passes them all
+ * (then it simply reads on). Both read only the encodings the one-chain
+ * loops read (llmd_kv_tok2) and within the same bounds: where B meets
+ * another encoding it starts again a byte on (it is not on a token start,
+ * or A will stop there too); where A does, it returns to the caller
+ * (which reads the rest as before).
+ *
+ * Returns the tokens read into out (at most n) and the position after
+ * them in *pp.
+ */
+static size_t
+llmd_kv_tok_two(const unsigned char **pp, const unsigned char *safe2,
+    uint32_t *out, size_t n)
+{
+    int                   balive;
+    size_t                i, k, m, kb, j, take, l;
+    uint16_t              bp[LLMD_KV_TOK_PART / 2 + 1];
+    uint32_t              bv[LLMD_KV_TOK_PART / 2];
+    const unsigned char  *a, *a0, *b, *g;
+
+    a = *pp;
+    i = 0;
+    m = LLMD_KV_TOK_PART / 2;
+
+    while (n - i >= LLMD_KV_TOK_PART) {
+        a0 = a;
+        g = a + ((m * llmd_kv_tok_avg) >> 8);
+
+        if (g >= safe2) {
+            break;
+        }
+
+        b = g;
+        kb = 0;
+        balive = 1;
+
+        for (k = 0; k < m; k += 2) {
+            /* a batch waited in a queue: its bytes are rarely cached */
+            __builtin_prefetch((const void *) ((uintptr_t) b + 512));
+
+            if (a >= safe2 || llmd_kv_tok2(&a, &out[i + k]) == 0) {
+                *pp = a;
+                return i + k;
+            }
+
+            if (balive) {
+                bp[kb] = (uint16_t) (b - g);
+
+                if (b < safe2 && (l = llmd_kv_tok2(&b, &bv[kb])) != 0) {
+                    bp[kb + 1] = (uint16_t) (bp[kb] + l);
+                    kb += 2;
+
+                } else if (b < safe2) {
+                    /* B is not on a token start: again from the next byte */
+                    g = b + 1;
+                    b = g;
+                    kb = 0;
+
+                } else {
+                    balive = 0;
+                }
+            }
+        }
+
+        i += m;
+        bp[kb] = (uint16_t) (b - g);     /* after B's last token */
+
+        /* the next guess: bytes per token of A's half */
+        llmd_kv_tok_avg = ((size_t) (a - a0) << 8) / m;
+
+        /* A token by token until it meets B's chain or passes it */
+        j = 0;
+
+        for ( ;; ) {
+            if (j == kb) {
+                break;                  /* no meeting: B's work is lost */
+            }
+
+            if (g + bp[j] < a) {
+                j++;
+                continue;
+            }
+
+            if (g + bp[j] == a) {
+                take = kb - j < n - i ? kb - j : n - i;
+                memcpy(&out[i], &bv[j], take * sizeof(uint32_t));
+                i += take;
+                a = g + bp[j + take];
+                break;
+            }
+
+            if (i == n || a >= safe2 || !llmd_kv_tok_len[*a]) {
+                *pp = a;
+                return i;
+            }
+
+            out[i++] = (uint32_t) (llmd_kv_be64(a) >> llmd_kv_tok_shift[*a])
+                       & llmd_kv_tok_mask[*a];
+            a += llmd_kv_tok_len[*a];
+        }
+    }
+
+    *pp = a;
+
+    return i;
+}
+
+
 /* token_ids at r->p: converted into the token buffer after *used. */
 static int
 llmd_kv_rd_tokens_field(llmd_kv_rd_t *r, llmd_kv_rd_event_t *e,
@@ -1530,7 +1692,7 @@ llmd_kv_rd_tokens_field(llmd_kv_rd_t *r, llmd_kv_rd_event_t *e,
     p = r->p;
     safe = r->end - r->p >= 8 ? r->end - 8 : r->p;
     safe2 = r->end - r->p >= 16 ? r->end - 16 : r->p;
-    i = 0;
+    i = n >= LLMD_KV_TOK_PART ? llmd_kv_tok_two(&p, safe2, out, n) : 0;
 
     for ( ;; ) {
         /*

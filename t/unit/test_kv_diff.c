@@ -358,7 +358,7 @@ gen_hash(msgpack_sbuffer *sb, msgpack_packer *pk)
 static void
 gen_field(msgpack_sbuffer *sb, msgpack_packer *pk, int field, int nblocks)
 {
-    unsigned  i, n;
+    unsigned  i, n, range, odd;
 
     if (pick(12) == 0) {
         gen_any(sb, pk, 3);
@@ -382,12 +382,26 @@ gen_field(msgpack_sbuffer *sb, msgpack_packer *pk, int field, int nblocks)
     case 3:                                       /* token_ids */
         if (pick(10) == 0) { msgpack_pack_nil(pk); break; }
         n = pick(4) ? (unsigned) nblocks * (pick(3) ? 4 : 16) : pick(70);
+        /* long arrays: the two-chain reader (parts of 64 tokens); ids
+           of one length, of two, or all, and often no odd encoding */
+        if (pick(5) == 0) {
+            n = 100 + pick(600);
+            range = pick(5);
+            odd = pick(3) ? 0 : 1 + pick(100);
+        } else {
+            range = 0;
+            odd = 300;
+        }
         hdr(sb, 0, n);
         for (i = 0; i < n; i++) {
-            if (pick(300) == 0) {
-                gen_scalar(sb, pk);
-            } else if (pick(4)) {
-                msgpack_pack_uint32(pk, (uint32_t) pick(151936));
+            if (odd && pick(odd) == 0) {
+                if (pick(2)) gen_scalar(sb, pk);
+                else uint_any(sb, pick(3) ? pick(151936) : rnd() >> pick(64));
+            } else if (pick(4) || odd == 0) {
+                msgpack_pack_uint32(pk, (uint32_t)
+                    (range == 1 ? pick(128) : range == 2 ? pick(65536)
+                     : range == 3 ? (pick(2) ? pick(256) : 65536 + pick(86400))
+                     : range == 4 ? 256 + pick(65280) : pick(151936)));
             } else {
                 uint_any(sb, pick(3) ? pick(151936) : rnd() >> pick(64));
             }

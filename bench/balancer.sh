@@ -2,10 +2,16 @@
 # Balancer overhead, measured in one run on this machine:
 #  1. throughput of nginx + llmd_balancer (llm-d default profile) against the
 #     same nginx with plain round robin, 32 KB completions prompts POSTed by
-#     wrk to 4 fast static backends (rounds alternate rr/llmd);
-#     with the front worker's CPU time per request (utime + stime from
-#     /proc/<pid>/stat over each wrk run), steadier than req/s on a shared
-#     machine;
+#     wrk to 4 fast static backends; with the front worker's CPU time per
+#     request (its run time in ns from /proc/<pid>/schedstat, else utime +
+#     stime from /proc/<pid>/stat, over each wrk run), steadier than req/s
+#     on a shared machine. Method: first an unmeasured warm-up run of each
+#     side (WARM seconds, default 3: the first seconds of a fresh nginx
+#     cost more per request, which landed on round robin's first round);
+#     then ROUNDS rounds (default 4), the order alternating (rr, llmd, then
+#     llmd, rr, ...) so neither side always runs first; each side's CPU per
+#     request is its total CPU over its total requests, and the per-round
+#     ratios are printed with their median;
 #  2. decision time ($llmd_decision_us: body parse + scoring + pick) at
 #     32 KB prompts with 8 endpoints, p50/p90/p99 from the access log.
 # Talks only to 127.0.0.1; stops by itself. Usage: bench/balancer.sh [secs]
@@ -18,7 +24,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-4}
+WARM=${WARM:-3}
 SO=${SO:-$PWD/build/ngx_http_llmd_module.so}
 [ -f "$SO" ] || make module >/dev/null
 command -v wrk >/dev/null || { echo "wrk missing: make deps"; exit 1; }
@@ -83,13 +90,18 @@ request = function()
 end
 LUA
 
-# the front's worker: its CPU time (utime + stime, /proc/<pid>/stat) per
-# request is steadier than req/s on a shared machine
+# the front's worker: its CPU time per request is steadier than req/s on
+# a shared machine; in ns from schedstat (utime + stime: 10 ms ticks)
 WORKER=$(pgrep -P "$(cat $W/front/nginx.pid)" | head -1)
 TICK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' /proc/$WORKER/stat; }
+if [ -r /proc/$WORKER/schedstat ]; then
+  cpu_ns() { awk '{print $1}' /proc/$WORKER/schedstat; }
+else
+  cpu_ns() { awk -v t=$TICK '{printf "%.0f\n", ($14 + $15) * 1e9 / t}' /proc/$WORKER/stat; }
+fi
 
-# rate PORT: req/s of one wrk run; RATE_CPU: the worker's CPU us/request
+# rate PORT NAME [SECS]: req/s of one wrk run (RATE), its requests (REQS),
+# the worker's CPU ns over it (CPU) and per request in us (RATE_CPU)
 rate() {
   local t0 t1 out reqs
   local pp=""
@@ -97,31 +109,43 @@ rate() {
     perf record -q --call-graph "${PERF_CG:-fp}" -p "$WORKER" -o "$PERF/perf-$2.data" -- sleep "$SECS" \
       >/dev/null 2>&1 & pp=$!
   fi
-  t0=$(cpu_ticks)
-  out=$(wrk -t1 -c16 -d${SECS}s -s $W/post.lua "http://127.0.0.1:$1")
-  t1=$(cpu_ticks)
+  t0=$(cpu_ns)
+  out=$(wrk -t1 -c16 -d${3:-$SECS}s -s $W/post.lua "http://127.0.0.1:$1")
+  t1=$(cpu_ns)
   [ -z "$pp" ] || wait "$pp" || true
-  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-  RATE_CPU=$(echo "($t1 - $t0) * 1000000 / $TICK / $reqs" | bc -l)
+  REQS=$(echo "$out" | awk '/requests in/ {print $1}')
+  CPU=$((t1 - t0))
+  RATE_CPU=$(echo "$CPU / 1000 / $REQS" | bc -l)
   RATE=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 }
 
-echo "balancer throughput, 32 KB prompts, 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds"
-tot_rr=0; tot_llmd=0; cpu_rr=0; cpu_llmd=0
+echo "balancer throughput, 32 KB prompts, 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds (after ${WARM}s of each unmeasured, order alternating)"
+if [ "$WARM" -gt 0 ]; then
+  ( PERF= ; rate 19941 warm-rr "$WARM"; rate 19942 warm-llmd "$WARM" )
+fi
+tot_rr=0; tot_llmd=0; req_rr=0; req_llmd=0; ns_rr=0; ns_llmd=0; ratios=""
 for r in $(seq $ROUNDS); do
-  rate 19941 rr; a=$RATE; ca=$RATE_CPU
-  rate 19942 llmd; b=$RATE; cb=$RATE_CPU
-  printf "  round %d: round-robin %s req/s (worker CPU %.1f us/req), llmd default %s req/s (%.1f us/req)\n" \
-    $r $a $ca $b $cb
+  if [ $((r % 2)) -eq 1 ]; then
+    rate 19941 rr; a=$RATE; ca=$RATE_CPU; na=$CPU; qa=$REQS
+    rate 19942 llmd; b=$RATE; cb=$RATE_CPU; nb=$CPU; qb=$REQS; first=rr
+  else
+    rate 19942 llmd; b=$RATE; cb=$RATE_CPU; nb=$CPU; qb=$REQS
+    rate 19941 rr; a=$RATE; ca=$RATE_CPU; na=$CPU; qa=$REQS; first=llmd
+  fi
+  printf "  round %d (%s first): round-robin %s req/s (worker CPU %.1f us/req), llmd default %s req/s (%.1f us/req), CPU ratio %.2fx\n" \
+    $r $first $a $ca $b $cb "$(echo "$cb / $ca" | bc -l)"
   tot_rr=$(echo "$tot_rr + $a" | bc -l); tot_llmd=$(echo "$tot_llmd + $b" | bc -l)
-  cpu_rr=$(echo "$cpu_rr + $ca" | bc -l); cpu_llmd=$(echo "$cpu_llmd + $cb" | bc -l)
+  req_rr=$((req_rr + qa)); req_llmd=$((req_llmd + qb))
+  ns_rr=$((ns_rr + na)); ns_llmd=$((ns_llmd + nb))
+  ratios+="$(echo "$cb / $ca" | bc -l) "
 done
 printf "  mean: round-robin %.0f req/s, llmd %.0f req/s, llmd/rr = %.1f%%\n" \
   "$(echo "$tot_rr/$ROUNDS" | bc -l)" "$(echo "$tot_llmd/$ROUNDS" | bc -l)" \
   "$(echo "100*$tot_llmd/$tot_rr" | bc -l)"
-printf "  worker CPU per request: round-robin %.1f us, llmd %.1f us, llmd/rr = %.2fx\n" \
-  "$(echo "$cpu_rr/$ROUNDS" | bc -l)" "$(echo "$cpu_llmd/$ROUNDS" | bc -l)" \
-  "$(echo "$cpu_llmd/$cpu_rr" | bc -l)"
+printf "  worker CPU per request (total CPU / total requests): round-robin %.1f us, llmd %.1f us, llmd/rr = %.2fx; per-round ratios' median %.2fx\n" \
+  "$(echo "$ns_rr / 1000 / $req_rr" | bc -l)" "$(echo "$ns_llmd / 1000 / $req_llmd" | bc -l)" \
+  "$(echo "($ns_llmd / $req_llmd) / ($ns_rr / $req_rr)" | bc -l)" \
+  "$(echo $ratios | tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')"
 
 wrk -t1 -c8 -d${SECS}s -s $W/post.lua "http://127.0.0.1:19943" >/dev/null
 sort -n $W/front/decisions.log | awk '{a[NR]=$1} END {

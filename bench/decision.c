@@ -12,12 +12,30 @@
  * of a pure-CPU loop as long as the scanner decision's p50 (no memory, no
  * calls): the tail this machine adds to any computation of that length
  * (interrupts, the hypervisor), against which the decision's p99 is read.
+ *
+ * The tail: the index and the arena are written once before the timed
+ * requests (a running nginx has long touched its zone; first touches cost
+ * a page fault each, 10-30 us on this VM), and the scanner path's slow
+ * samples (above p50 + 3 us) are counted apart: the first request of each
+ * of the 64 prompts (it inserts 256 new entries) and the rest, per ms of
+ * the timed time, beside the control's: slow events that strike any
+ * computation at the same rate per ms are the machine's, not the
+ * decision's.  Page faults (getrusage) during each timed run are printed.
+ *
+ * LLMD_BENCH_COLD=1 adds, before each request, a system call and 256 KB
+ * written elsewhere (untimed), as nginx's socket I/O does between two
+ * decisions: on this VM (PTI, no PCID) a system call empties the TLB, so
+ * the index's random buckets cost a page walk each, as in the worker.
+ *
  * Usage: build/bin/llmd-bench-decision [requests]
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 #include "core/llmd_prompt.h"
 #include "core/llmd_body_scan.h"
@@ -28,9 +46,17 @@
 #define ARENA_SIZE  (8 << 20)
 #define INDEX_SIZE  (16 << 20)
 #define NEPS        8
+/* the slow samples: above p50 by this much */
+#define SLOW_NS     3000
+/* distinct prompts, as bench/balancer.sh sends them */
+#define NPROMPTS    64
+#define COLD_SIZE   (256 << 10)
 
 static char    arena[ARENA_SIZE];
 static size_t  arena_used;
+static int     cold;
+static char    cold_junk[COLD_SIZE];
+static long    run_faults;
 
 static void *
 arena_alloc(void *ctx, size_t n)
@@ -71,6 +97,55 @@ report(const char *what, double *v, int n)
     printf("  %-22s p50 %6.1f us  p90 %6.1f us  p99 %6.1f us\n", what,
            v[n / 2] / 1e3, v[n * 9 / 10] / 1e3, v[n * 99 / 100] / 1e3);
 }
+
+static long
+minor_faults(void)
+{
+    struct rusage  ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt + ru.ru_majflt;
+}
+
+
+/*
+ * The samples of v (unsorted, in request order) above p50 + SLOW_NS:
+ * how many, how many of them among the first `first`, and the rest per
+ * ms of the samples' total time.
+ */
+static void
+slow_report(const char *what, const double *v, int n, int first)
+{
+    int      i, slow, early;
+    double  *s, p50, sum;
+
+    s = malloc(n * sizeof(double));
+    if (s == NULL) {
+        return;
+    }
+
+    memcpy(s, v, n * sizeof(double));
+    qsort(s, n, sizeof(double), cmp_double);
+    p50 = s[n / 2];
+    free(s);
+
+    slow = 0; early = 0; sum = 0;
+
+    for (i = 0; i < n; i++) {
+        sum += v[i];
+
+        if (v[i] > p50 + SLOW_NS) {
+            slow++;
+            early += (i < first);
+        }
+    }
+
+    printf("  %-22s %d of %d above p50 + %d us (%.2f %%): %d among the "
+           "first %d, the other %d = %.2f per ms of timed time\n",
+           what, slow, n, SLOW_NS / 1000, 100.0 * slow / n, early, first,
+           slow - early, (slow - early) / (sum / 1e6));
+}
+
 
 /* a completions body with a prompt of about plen bytes; returns its length */
 static int
@@ -113,6 +188,13 @@ run(int scanner, char *body, int len, int n, double *tp, double *th,
     llmd_endpoint_state_t   eps[NEPS];
 
     mem = malloc(INDEX_SIZE);
+    if (mem != NULL) {
+        /* every page touched once, as in a zone nginx has been using (not
+           0: the compiler makes malloc + memset 0 a calloc, which touches
+           nothing) */
+        memset(mem, 0xa5, INDEX_SIZE);
+    }
+
     idx = mem ? llmd_prefix_index_create(mem, INDEX_SIZE) : NULL;
     cf = llmd_config_default(err, sizeof(err));
     if (idx == NULL || cf == NULL) {
@@ -122,10 +204,11 @@ run(int scanner, char *body, int len, int n, double *tp, double *th,
 
     profile = llmd_config_primary_profile(cf);
     rng = 42;
+    run_faults = minor_faults();
 
     for (i = 0; i < n; i++) {
-        /* 64 distinct prefixes, as bench/balancer.sh sends them */
-        snprintf(num, sizeof(num), "%08d", i % 64);
+        /* NPROMPTS distinct prefixes, as bench/balancer.sh sends them */
+        snprintf(num, sizeof(num), "%08d", i % NPROMPTS);
         memcpy(strstr(body, "\"prompt\":\"") + 10, num, 8);
 
         arena_used = 0;
@@ -133,6 +216,11 @@ run(int scanner, char *body, int len, int n, double *tp, double *th,
         for (e = 0; e < NEPS; e++) {
             eps[e].fresh = 1;
             eps[e].kv_usage = 0.1 * e;
+        }
+
+        if (cold) {
+            (void) syscall(SYS_getppid);
+            memset(cold_junk, i, sizeof(cold_junk));
         }
 
         t0 = now_ns();
@@ -189,6 +277,7 @@ run(int scanner, char *body, int len, int n, double *tp, double *th,
         tt[i] = t4 - t0;
     }
 
+    run_faults = minor_faults() - run_faults;
     llmd_config_free(cf);
     free(mem);
     return 0;
@@ -240,6 +329,12 @@ main(int argc, char **argv)
         n = 100;
     }
 
+    cold = getenv("LLMD_BENCH_COLD") != NULL
+           && atoi(getenv("LLMD_BENCH_COLD")) != 0;
+
+    /* written once: the arena's pages are not first touched in a timing */
+    memset(arena, 0, sizeof(arena));
+
     body = malloc(1100 * 1024);
     tp = malloc(5 * n * sizeof(double));
     if (body == NULL || tp == NULL) {
@@ -251,7 +346,8 @@ main(int argc, char **argv)
     len = make_body(body, 33600);
 
     printf("approximate decision, %d-byte body (32 KB prompt), %d endpoints, "
-           "%d requests, one core:\n", len, NEPS, n);
+           "%d requests, one core%s:\n", len, NEPS, n,
+           cold ? ", TLB and caches cold (LLMD_BENCH_COLD)" : "");
 
     if (run(0, body, len, n, tp, th, ti, ts, tt) != 0) {
         return 1;
@@ -263,6 +359,7 @@ main(int argc, char **argv)
     report("index lookup", ti, n);
     report("score + pick + insert", ts, n);
     report("total", tt, n);
+    printf("  page faults in the timed run: %ld\n", run_faults);
 
     if (run(1, body, len, n, tp, th, ti, ts, tt) != 0) {
         return 1;
@@ -272,11 +369,14 @@ main(int argc, char **argv)
     report("scan + prefix hashes", tp, n);
     report("index lookup", ti, n);
     report("score + pick + insert", ts, n);
+    slow_report("total, slow samples", tt, n, NPROMPTS);
     report("total", tt, n);
+    printf("  page faults in the timed run: %ld\n", run_faults);
 
     qsort(tt, n, sizeof(double), cmp_double);
     control(tt[n / 2], n, tp);
     printf(" control, a pure-CPU loop as long as that total's p50:\n");
+    slow_report("slow samples", tp, n, 0);
     report("same length, no memory", tp, n);
 
     printf("body scanner alone (scan + hashes of 256 x 64-byte blocks), "

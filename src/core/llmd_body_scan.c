@@ -1225,8 +1225,11 @@ llmd_sink_init(llmd_sink_t *s, llmd_body_t *b)
  * chain value stays in a register and its LE bytes go into the block
  * copy in one store (eight byte stores followed by XXH64's 8-byte load of
  * them stalled on store forwarding, on the chain's critical path).
+ * Flattened: everything XXH64 calls is inlined here, with the length a
+ * constant (left to itself the compiler called XXH64_finalize, a loop
+ * over any remainder, for every block: 3 % of the worker's samples).
  */
-static void
+static __attribute__((flatten)) void
 llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
 {
     size_t                len, nh, maxb;

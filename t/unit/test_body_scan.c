@@ -249,12 +249,36 @@ test_corpora(void **state)
 static void
 test_large(void **state)
 {
-    size_t   n, k, cap;
+    size_t   n, k, cap, j;
     char    *b;
+    static const size_t  plain[] = {
+        63, 64, 65, 127, 128, 129, 16383, 16384, 16385, 16447, 16448,
+        16449, 33000
+    };
 
     cap = 4 << 20;
     b = malloc(cap);
     assert_non_null(b);
+
+    /* string prompts without '\', hashed 64 bytes at a time from the
+       body (llmd_sink_blocks64): lengths about block boundaries and the
+       256 blocks' end, as completions and as one chat message */
+    for (j = 0; j < sizeof(plain) / sizeof(plain[0]); j++) {
+        n = (size_t) sprintf(b, "{\"model\":\"m\",\"prompt\":\"");
+        for (k = 0; k < plain[j]; k++) {
+            b[n++] = (char) ('a' + (k * 7 + j) % 26);
+        }
+        n += (size_t) sprintf(b + n, "\"}");
+        check_all(b, n);
+
+        n = (size_t) sprintf(b, "{\"messages\":[{\"role\":\"user\","
+                             "\"content\":\"");
+        for (k = 0; k < plain[j]; k++) {
+            b[n++] = (char) ('a' + (k * 5 + j) % 26);
+        }
+        n += (size_t) sprintf(b + n, "\"}]}");
+        check_all(b, n);
+    }
 
     /* 1 MiB string prompt with escapes */
     n = (size_t) sprintf(b, "{\"model\":\"m\",\"prompt\":\"");

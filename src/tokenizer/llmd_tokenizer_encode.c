@@ -254,6 +254,10 @@ llmd_tok_encode_piece(llmd_tok_encoder_t *enc, const unsigned char *p,
     size_t                   n;
 
     tok = enc->tok;
+    id = llmd_tok_hot_find(tok, p, len);
+    if (id != LLMD_TOK_NONE) {
+        return llmd_tok_emit(&enc->out, &id, 1);
+    }
     if (len <= LLMD_TOK_SMALL_PIECE || tok->ignore_merges) {
         id = llmd_tok_vocab_find(tok, p, len);
         if (id != LLMD_TOK_NONE

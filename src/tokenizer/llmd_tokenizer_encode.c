@@ -278,6 +278,38 @@ llmd_tok_encode_piece(llmd_tok_encoder_t *enc, const unsigned char *p,
 
 
 /*
+ * The end of the run of ASCII letters from j in p[0..len): eight bytes at
+ * a time while they are ASCII (the byte loop otherwise).  In a byte b <
+ * 0x80, with x = b | 0x20, x + 0x1f has its top bit set when x >= 'a' and
+ * x + 0x05 when x > 'z'; neither sum carries into the next byte.
+ */
+static size_t
+llmd_tok_letters(const unsigned char *p, size_t len, size_t j)
+{
+    uint64_t  w, x, m;
+
+    while (j + 8 <= len) {
+        memcpy(&w, p + j, 8);
+        if (w & 0x8080808080808080ULL) {
+            break;
+        }
+        x = w | 0x2020202020202020ULL;
+        m = ((x + 0x1f1f1f1f1f1f1f1fULL) & ~(x + 0x0505050505050505ULL)
+             & 0x8080808080808080ULL)
+            ^ 0x8080808080808080ULL;    /* the top bit of each non-letter */
+        if (m != 0) {
+            return j + ((size_t) __builtin_ctzll(m) >> 3);
+        }
+        j += 8;
+    }
+    while (j < len && llmd_tok_a_letter(p[j])) {
+        j++;
+    }
+    return j;
+}
+
+
+/*
  * The match at i of Llama-3's (digits 3) or Qwen2's (digits 1) split
  * pattern over ASCII text, as PCRE2 finds it, alternative by alternative:
  *   (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ |
@@ -322,10 +354,7 @@ llmd_tok_split_ascii(unsigned digits, const unsigned char *p, size_t len,
         j = i + 1;
     }
     if (llmd_tok_a_letter(p[j])) {
-        while (j < len && llmd_tok_a_letter(p[j])) {
-            j++;
-        }
-        return j;
+        return llmd_tok_letters(p, len, j + 1);
     }
 
     /* \p{N}{1,digits} */

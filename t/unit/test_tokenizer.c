@@ -515,6 +515,8 @@ split_ascii_check(llmd_tokenizer_t *tok, unsigned digits)
 {
     static const char   alphabet[] = "aZsStTmMdDrReEvVlLxq09 5 \t\n\r\v\f"
                                      "\x27\x27\x27.,!-_(  \n\n  ";
+    static const char   letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
+                                    "KLMNOPQRSTUVWXYZ@[`{";
     unsigned char       text[48];
     uint32_t            ids1[256], ids2[256];
     pcre2_match_data   *md;
@@ -542,6 +544,12 @@ split_ascii_check(llmd_tokenizer_t *tok, unsigned digits)
                       ? (unsigned char) ((rng >> 8) % 128)
                       : (unsigned char) alphabet[(rng >> 12)
                                                  % (sizeof(alphabet) - 1)];
+            /* one round in four: long letter runs (eight bytes a step),
+               their ends at every offset, '@' '[' '`' '{' beside them */
+            if (round % 4 == 0 && (rng >> 20) % 16 != 0) {
+                text[i] = (unsigned char) letters[(rng >> 12)
+                                                  % (sizeof(letters) - 1)];
+            }
         }
         for (i = 0; i < len; i = end) {
             rc = pcre2_match(tok->split, text, len, i, PCRE2_NO_UTF_CHECK,

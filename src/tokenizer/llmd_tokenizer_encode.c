@@ -28,6 +28,7 @@ typedef struct {
     size_t  total;
     size_t  cands;      /* cache boundaries (after total) */
     size_t  max_cands;
+    size_t  snaps;      /* hash states of llmd_tok_cache_lookup() */
     size_t  cached_total;
     size_t  max_text;   /* longest normalized text the layout holds */
     size_t  max_cps;
@@ -92,6 +93,9 @@ llmd_tok_layout(const llmd_tokenizer_t *tok, size_t len, size_t stride,
     l->cands = off;
     l->max_cands = stride ? l->max_text / stride + 2 : 0;
     off += LLMD_TOK_ALIGN(l->max_cands * sizeof(llmd_tok_cand_t));
+    l->snaps = off;
+    off += stride ? LLMD_TOK_ALIGN(llmd_tok_cache_snaps_size(l->max_cands))
+                  : 0;
     l->cached_total = off;
     return 0;
 }
@@ -727,6 +731,7 @@ llmd_tokenizer_encode_cached(const llmd_tokenizer_t *tok,
     llmd_tok_cand_t         *cands;
     const unsigned char     *p;
     const uint32_t          *hit;
+    unsigned char           *snaps;
     size_t                   ncands, i, k, nhit, base, from, done, last;
     long                     rc;
 
@@ -759,15 +764,11 @@ llmd_tokenizer_encode_cached(const llmd_tokenizer_t *tok,
     cands = (llmd_tok_cand_t *) (enc.scratch + enc.layout.cands);
     ncands = llmd_tok_cache_plan(cache, p, len, cands, enc.layout.max_cands);
 
-    /* the longest boundary prefix that is cached */
-    hit = NULL;
-    nhit = 0;
-    for (k = ncands; k > 0; k--) {
-        hit = llmd_tok_cache_find(cache, &cands[k - 1], &nhit);
-        if (hit != NULL) {
-            break;
-        }
-    }
+    /* the longest boundary prefix that is cached (the hash states are
+       64-byte aligned) */
+    snaps = enc.scratch + enc.layout.snaps;
+    snaps += (64 - ((uintptr_t) snaps & 63)) & 63;
+    k = llmd_tok_cache_lookup(cache, p, cands, ncands, snaps, &hit, &nhit);
 
     if (flags & LLMD_TOK_ADD_SPECIAL_TOKENS) {
         rc = llmd_tok_emit(&enc.out, tok->prefix_ids, tok->n_prefix);

@@ -299,10 +299,25 @@ size_t llmd_tok_split_ascii(unsigned digits, const unsigned char *p,
     size_t len, size_t i);
 /*
  * The boundaries of the sanitized text p[0..len) the cache remembers, in
- * increasing order, at most max; returns their number.
+ * increasing order, at most max; returns their number (keys unset).
  */
 size_t llmd_tok_cache_plan(const llmd_tok_cache_t *cache,
     const unsigned char *p, size_t len, llmd_tok_cand_t *cands, size_t max);
+/* Boundaries per hash state kept by llmd_tok_cache_lookup(). */
+#define LLMD_TOK_SNAP_EVERY  8
+/* The scratch bytes of those states for ncands boundaries. */
+#define llmd_tok_cache_snaps_size(ncands)                                    \
+    (((ncands) / LLMD_TOK_SNAP_EVERY + 1) * llmd_tok_cache_state_size() + 64)
+size_t llmd_tok_cache_state_size(void);
+/*
+ * Keys the boundaries cands[0..n) of p from the last back until one is
+ * cached; returns its index + 1 (sets *hit, *nhit) or 0.  The keys of
+ * that boundary and all later ones are set.  snaps: 64-byte aligned,
+ * llmd_tok_cache_snaps_size(n) bytes.
+ */
+size_t llmd_tok_cache_lookup(llmd_tok_cache_t *cache, const unsigned char *p,
+    llmd_tok_cand_t *cands, size_t n, void *snaps, const uint32_t **hit,
+    size_t *nhit);
 /* The ids cached for cand (sets *n), or NULL. */
 const uint32_t *llmd_tok_cache_find(llmd_tok_cache_t *cache,
     const llmd_tok_cand_t *cand, size_t *n);

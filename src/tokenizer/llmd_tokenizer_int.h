@@ -41,7 +41,8 @@
  * are vocabulary tokens in id order (in BPE vocabularies the most frequent
  * first) while a slot of two is free; 16 bytes each.
  */
-#define LLMD_TOK_HOT_SLOTS   16384
+#define LLMD_TOK_HOT_BITS    14
+#define LLMD_TOK_HOT_SLOTS   ((size_t) 1 << LLMD_TOK_HOT_BITS)
 #define LLMD_TOK_HOT_MAX     8
 
 typedef struct {
@@ -200,8 +201,8 @@ llmd_tok_key8(const unsigned char *p, size_t len)
 static inline size_t
 llmd_tok_hot_slot(uint64_t key, size_t len)
 {
-    return (size_t) (((key ^ len) * 0x9e3779b97f4a7c15ULL) >> 50)
-           & (LLMD_TOK_HOT_SLOTS - 1);
+    return (size_t) (((key ^ len) * 0x9e3779b97f4a7c15ULL)
+                     >> (64 - LLMD_TOK_HOT_BITS));
 }
 
 

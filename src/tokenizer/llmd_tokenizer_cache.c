@@ -364,16 +364,17 @@ llmd_tok_cache_find(llmd_tok_cache_t *c, const llmd_tok_cand_t *cand,
  * longest cached one.  A streamed key costs a digest (~40 ns, as much as
  * hashing ~300 bytes), and only the boundaries from the hit on need keys
  * (to be looked up, and stored with the new entry): one pass streams the
- * text and keeps the hash state at every LLMD_TOK_SNAP_EVERY-th boundary,
- * then the groups of boundaries are keyed from the last one back, from
- * their snapshot, until a group holds a cached boundary.  Returns the
+ * text and keeps the hash state at every every-th boundary (8; more for
+ * tiny strides), then the groups of boundaries are keyed from the last
+ * one back, from their state, until a group holds a cached boundary.
+ * Returns the
  * index + 1 of the longest cached boundary (0: none); the keys of it and
  * of every later boundary are set.
  */
 size_t
 llmd_tok_cache_lookup(llmd_tok_cache_t *c, const unsigned char *p,
-    llmd_tok_cand_t *cands, size_t n, void *snaps, const uint32_t **hit,
-    size_t *nhit)
+    llmd_tok_cand_t *cands, size_t n, size_t every, void *snaps,
+    const uint32_t **hit, size_t *nhit)
 {
     XXH3_state_t   *snap, st;
     XXH128_hash_t   h;
@@ -391,10 +392,10 @@ llmd_tok_cache_lookup(llmd_tok_cache_t *c, const unsigned char *p,
         return 0;
     }
     hashed = 0;
-    last = (n - 1) / LLMD_TOK_SNAP_EVERY * LLMD_TOK_SNAP_EVERY;
+    last = (n - 1) / every * every;
     for (i = 0; i <= last; i++) {
-        if (i % LLMD_TOK_SNAP_EVERY == 0) {
-            XXH3_copyState(&snap[i / LLMD_TOK_SNAP_EVERY], &st);
+        if (i % every == 0) {
+            XXH3_copyState(&snap[i / every], &st);
         }
         if (i < last) {
             (void) XXH3_128bits_update(&st, p + hashed,
@@ -403,10 +404,9 @@ llmd_tok_cache_lookup(llmd_tok_cache_t *c, const unsigned char *p,
         }
     }
 
-    for (g = (n - 1) / LLMD_TOK_SNAP_EVERY + 1; g > 0; g--) {
-        first = (g - 1) * LLMD_TOK_SNAP_EVERY;
-        last = first + LLMD_TOK_SNAP_EVERY < n
-               ? first + LLMD_TOK_SNAP_EVERY : n;
+    for (g = (n - 1) / every + 1; g > 0; g--) {
+        first = (g - 1) * every;
+        last = first + every < n ? first + every : n;
         XXH3_copyState(&st, &snap[g - 1]);
         hashed = first ? cands[first - 1].b : 0;
         for (i = first; i < last; i++) {

@@ -768,7 +768,9 @@ llmd_tokenizer_encode_cached(const llmd_tokenizer_t *tok,
        64-byte aligned) */
     snaps = enc.scratch + enc.layout.snaps;
     snaps += (64 - ((uintptr_t) snaps & 63)) & 63;
-    k = llmd_tok_cache_lookup(cache, p, cands, ncands, snaps, &hit, &nhit);
+    k = llmd_tok_cache_lookup(cache, p, cands, ncands,
+                              llmd_tok_cache_snap_every(enc.layout.max_cands),
+                              snaps, &hit, &nhit);
 
     if (flags & LLMD_TOK_ADD_SPECIAL_TOKENS) {
         rc = llmd_tok_emit(&enc.out, tok->prefix_ids, tok->n_prefix);

@@ -304,21 +304,30 @@ size_t llmd_tok_split_ascii(unsigned digits, const unsigned char *p,
  */
 size_t llmd_tok_cache_plan(const llmd_tok_cache_t *cache,
     const unsigned char *p, size_t len, llmd_tok_cand_t *cands, size_t max);
-/* Boundaries per hash state kept by llmd_tok_cache_lookup(). */
+/*
+ * Boundaries per hash state kept by llmd_tok_cache_lookup(): 8, or more
+ * so that at most LLMD_TOK_SNAP_MAX states are kept (tiny strides).
+ */
 #define LLMD_TOK_SNAP_EVERY  8
+#define LLMD_TOK_SNAP_MAX    1024
+#define llmd_tok_cache_snap_every(ncands)                                    \
+    ((ncands) / LLMD_TOK_SNAP_MAX + 1 > LLMD_TOK_SNAP_EVERY                  \
+     ? (ncands) / LLMD_TOK_SNAP_MAX + 1 : LLMD_TOK_SNAP_EVERY)
 /* The scratch bytes of those states for ncands boundaries. */
 #define llmd_tok_cache_snaps_size(ncands)                                    \
-    (((ncands) / LLMD_TOK_SNAP_EVERY + 1) * llmd_tok_cache_state_size() + 64)
+    (((ncands) / llmd_tok_cache_snap_every(ncands) + 1)                      \
+     * llmd_tok_cache_state_size() + 64)
 size_t llmd_tok_cache_state_size(void);
 /*
  * Keys the boundaries cands[0..n) of p from the last back until one is
  * cached; returns its index + 1 (sets *hit, *nhit) or 0.  The keys of
  * that boundary and all later ones are set.  snaps: 64-byte aligned,
- * llmd_tok_cache_snaps_size(n) bytes.
+ * llmd_tok_cache_snaps_size(max) bytes for n <= max boundaries, a state
+ * kept every llmd_tok_cache_snap_every(max).
  */
 size_t llmd_tok_cache_lookup(llmd_tok_cache_t *cache, const unsigned char *p,
-    llmd_tok_cand_t *cands, size_t n, void *snaps, const uint32_t **hit,
-    size_t *nhit);
+    llmd_tok_cand_t *cands, size_t n, size_t every, void *snaps,
+    const uint32_t **hit, size_t *nhit);
 /* The ids cached for cand (sets *n), or NULL. */
 const uint32_t *llmd_tok_cache_find(llmd_tok_cache_t *cache,
     const llmd_tok_cand_t *cand, size_t *n);

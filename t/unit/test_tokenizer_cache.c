@@ -354,13 +354,13 @@ test_eviction_and_errors(void **state)
 
 /*
  * The longest cached boundary is found wherever it lies among the groups
- * of boundaries keyed together (LLMD_TOK_SNAP_EVERY): with stride 1 every
- * space after a word of T is a boundary; T stored, each U = T[0..c) + "."
+ * of boundaries keyed together (llmd_tok_cache_lookup): with stride 1 or
+ * 4 every space after a word of T is a boundary; T stored, each U = T[0..c) + "."
  * reuses exactly the ids of T before T's last boundary <= c (c itself when
  * T[c] is a space), for every c.
  */
 static void
-test_longest_hit(void **state)
+longest_hit(size_t stride)
 {
     llmd_tokenizer_t        *tok;
     llmd_tok_cache_stats_t   st0, st;
@@ -371,7 +371,7 @@ test_longest_hit(void **state)
 
     tok = tokenizer_load_or_fail(FIXTURE);
     /* large enough that T's entry is never overwritten */
-    run_init(&r, tok, LLMD_TOK_CACHE_MIN * 64, 1);
+    run_init(&r, tok, LLMD_TOK_CACHE_MIN * 64, stride);
     len = 0;
     for (i = 0; len < 700; i++) {
         len += sprintf(t + len, "%s%s", i ? " " : "",
@@ -402,6 +402,16 @@ test_longest_hit(void **state)
     assert_true(groups > 100);
     run_free(&r);
     llmd_tokenizer_free(tok);
+}
+
+
+static void
+test_longest_hit(void **state)
+{
+    /* a state kept every 13 boundaries (stride 1: many boundaries), and
+       every 8 (stride 4: still one at every space) */
+    longest_hit(1);
+    longest_hit(4);
 }
 
 

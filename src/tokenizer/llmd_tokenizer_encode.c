@@ -405,14 +405,24 @@ llmd_tok_split_ascii(unsigned digits, const unsigned char *p, size_t len,
 }
 
 
-/* The length of p[0..len)'s ASCII start, a word at a time. */
+/* The length of p[0..len)'s ASCII start, four words, then a word, at a
+   time. */
 static size_t
 llmd_tok_ascii_prefix(const unsigned char *p, size_t len)
 {
     size_t    i;
-    uint64_t  w;
+    uint64_t  w, w1, w2, w3;
 
-    for (i = 0; i + 8 <= len; i += 8) {
+    for (i = 0; i + 32 <= len; i += 32) {
+        memcpy(&w, p + i, 8);
+        memcpy(&w1, p + i + 8, 8);
+        memcpy(&w2, p + i + 16, 8);
+        memcpy(&w3, p + i + 24, 8);
+        if ((w | w1 | w2 | w3) & 0x8080808080808080ULL) {
+            break;
+        }
+    }
+    for ( /* void */ ; i + 8 <= len; i += 8) {
         memcpy(&w, p + i, 8);
         if (w & 0x8080808080808080ULL) {
             break;

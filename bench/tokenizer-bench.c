@@ -11,7 +11,9 @@
  * slice of the corpus at a varying offset), and cold prompts ("Request i:
  * " + 8k tokens of the corpus at a varying offset); each set plain and
  * through a 16 MB prefix cache (default stride).  Every cached encoding is
- * compared with the plain one (outside the timing).
+ * compared with the plain one (outside the timing).  LLMD_BENCH_SETS=0123
+ * picks the sets (0 shared plain, 1 shared cached, 2 cold plain, 3 cold
+ * cached; default all), e.g. to profile one of them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +93,12 @@ prefix_cache_bench(const char *path, const char *corpus_path, long rounds)
     llmd_tokenizer_t        *tok;
     llmd_tok_cache_t        *cache;
     llmd_tok_cache_stats_t   st;
+    const char              *sets;
 
+    sets = getenv("LLMD_BENCH_SETS");
+    if (sets == NULL || *sets == '\0') {
+        sets = "0123";
+    }
     tok = llmd_tokenizer_load(path, NULL, err, sizeof(err));
     if (tok == NULL) {
         fprintf(stderr, "%s\n", err);
@@ -132,6 +139,9 @@ prefix_cache_bench(const char *path, const char *corpus_path, long rounds)
     ls = lp / 7;
 
     for (set = 0; set < 4; set++) {
+        if (strchr(sets, '0' + (int) set) == NULL) {
+            continue;
+        }
         cache = set % 2 ? llmd_tok_cache_create(tok, 16 << 20, 0) : NULL;
         ntok = 0;
         for (i = -16; i < rounds; i++) {

@@ -154,6 +154,8 @@ $pub->close;
 --- response_body_like eval
 [ (qr/^pod2/) x 4,
   qr/"prefix_scorer":"precise".*"blocks_looked_up":${\ (4 * $main::RequestBlocks)},"blocks_hit":68\}.*"kv_events":\{"mode":"bind","block_size":4,"hash_seed":"42","unknown_pod_messages":[1-9]/s ]
+--- error_log
+prefaulted in the worker:
 --- no_error_log
 [error]
 

@@ -95,6 +95,13 @@ static const char  *llmd_tok_restart_patterns[] = {
 };
 
 
+size_t
+llmd_tok_cache_state_size(void)
+{
+    return sizeof(XXH3_state_t);
+}
+
+
 int
 llmd_tok_split_is_restartable(const char *pattern)
 {
@@ -255,23 +262,17 @@ llmd_tok_cache_stride(const llmd_tok_cache_t *c)
 }
 
 
-/* Appends a boundary at b: hashes the text up to b. */
+/* Appends a boundary at b; its key comes later (llmd_tok_cache_lookup). */
 static size_t
-llmd_tok_cache_add(XXH3_state_t *st, const unsigned char *p, size_t *hashed,
-    size_t b, llmd_tok_cand_t *cands, size_t n, size_t max)
+llmd_tok_cache_add(size_t b, llmd_tok_cand_t *cands, size_t n, size_t max)
 {
-    XXH128_hash_t  h;
-
     if (n == max) {
         return n;
     }
-    (void) XXH3_128bits_update(st, p + *hashed, b - *hashed);
-    *hashed = b;
-    h = XXH3_128bits_digest(st);
     cands[n].b = (uint32_t) b;
     cands[n].n = UINT32_MAX;    /* not known yet */
-    cands[n].k0 = h.low64;
-    cands[n].k1 = h.high64;
+    cands[n].k0 = 0;
+    cands[n].k1 = 0;
     return n + 1;
 }
 
@@ -282,18 +283,16 @@ llmd_tok_cache_plan(const llmd_tok_cache_t *c, const unsigned char *p,
 {
     const llmd_tokenizer_t  *tok;
     const llmd_tok_added_t  *a;
-    XXH3_state_t             st;
-    size_t                   pos, at, m, b, j, next, hashed, n, end;
+    size_t                   pos, at, m, b, j, next, n, end;
     uint32_t                 idx;
     int                      inner;
 
     tok = c->tok;
     inner = tok->split != NULL && tok->split_restart
             && !tok->add_prefix_space;
-    if (len > UINT32_MAX || XXH3_128bits_reset(&st) == XXH_ERROR) {
+    if (len > UINT32_MAX) {
         return 0;
     }
-    hashed = 0;
     n = 0;
     next = c->stride;
     pos = 0;
@@ -312,7 +311,7 @@ llmd_tok_cache_plan(const llmd_tok_cache_t *c, const unsigned char *p,
                 if (llmd_tok_a_letter(p[j - 1]) && p[j] < 0x80
                     && !llmd_tok_a_letter(p[j]))
                 {
-                    n = llmd_tok_cache_add(&st, p, &hashed, j, cands, n, max);
+                    n = llmd_tok_cache_add(j, cands, n, max);
                     next = j + c->stride;
                     j = next - 1;
                 }
@@ -325,7 +324,7 @@ llmd_tok_cache_plan(const llmd_tok_cache_t *c, const unsigned char *p,
         /* A: after the added token, unless it strips what follows. */
         b = m + a->content_len;
         if (!a->rstrip && b >= next) {
-            n = llmd_tok_cache_add(&st, p, &hashed, b, cands, n, max);
+            n = llmd_tok_cache_add(b, cands, n, max);
             next = b + c->stride;
         }
         pos = b;
@@ -357,6 +356,75 @@ llmd_tok_cache_find(llmd_tok_cache_t *c, const llmd_tok_cand_t *cand,
         }
     }
     return NULL;
+}
+
+
+/*
+ * The keys of the boundaries (XXH3-128 of the text before each) and the
+ * longest cached one.  A streamed key costs a digest (~40 ns, as much as
+ * hashing ~300 bytes), and only the boundaries from the hit on need keys
+ * (to be looked up, and stored with the new entry): one pass streams the
+ * text and keeps the hash state at every every-th boundary (8; more for
+ * tiny strides), then the groups of boundaries are keyed from the last
+ * one back, from their state, until a group holds a cached boundary.
+ * Returns the
+ * index + 1 of the longest cached boundary (0: none); the keys of it and
+ * of every later boundary are set.
+ */
+size_t
+llmd_tok_cache_lookup(llmd_tok_cache_t *c, const unsigned char *p,
+    llmd_tok_cand_t *cands, size_t n, size_t every, void *snaps,
+    const uint32_t **hit, size_t *nhit)
+{
+    XXH3_state_t   *snap, st;
+    XXH128_hash_t   h;
+    size_t          i, g, first, last, hashed;
+
+    *hit = NULL;
+    *nhit = 0;
+    if (n == 0) {
+        return 0;
+    }
+    snap = snaps;
+
+    /* the state before each group's first boundary */
+    if (XXH3_128bits_reset(&st) == XXH_ERROR) {
+        return 0;
+    }
+    hashed = 0;
+    last = (n - 1) / every * every;
+    for (i = 0; i <= last; i++) {
+        if (i % every == 0) {
+            XXH3_copyState(&snap[i / every], &st);
+        }
+        if (i < last) {
+            (void) XXH3_128bits_update(&st, p + hashed,
+                                       cands[i].b - hashed);
+            hashed = cands[i].b;
+        }
+    }
+
+    for (g = (n - 1) / every + 1; g > 0; g--) {
+        first = (g - 1) * every;
+        last = first + every < n ? first + every : n;
+        XXH3_copyState(&st, &snap[g - 1]);
+        hashed = first ? cands[first - 1].b : 0;
+        for (i = first; i < last; i++) {
+            (void) XXH3_128bits_update(&st, p + hashed,
+                                       cands[i].b - hashed);
+            hashed = cands[i].b;
+            h = XXH3_128bits_digest(&st);
+            cands[i].k0 = h.low64;
+            cands[i].k1 = h.high64;
+        }
+        for (i = last; i > first; i--) {
+            *hit = llmd_tok_cache_find(c, &cands[i - 1], nhit);
+            if (*hit != NULL) {
+                return i;
+            }
+        }
+    }
+    return 0;
 }
 
 

@@ -28,6 +28,7 @@ typedef struct {
     size_t  total;
     size_t  cands;      /* cache boundaries (after total) */
     size_t  max_cands;
+    size_t  snaps;      /* hash states of llmd_tok_cache_lookup() */
     size_t  cached_total;
     size_t  max_text;   /* longest normalized text the layout holds */
     size_t  max_cps;
@@ -92,6 +93,9 @@ llmd_tok_layout(const llmd_tokenizer_t *tok, size_t len, size_t stride,
     l->cands = off;
     l->max_cands = stride ? l->max_text / stride + 2 : 0;
     off += LLMD_TOK_ALIGN(l->max_cands * sizeof(llmd_tok_cand_t));
+    l->snaps = off;
+    off += stride ? LLMD_TOK_ALIGN(llmd_tok_cache_snaps_size(l->max_cands))
+                  : 0;
     l->cached_total = off;
     return 0;
 }
@@ -254,6 +258,10 @@ llmd_tok_encode_piece(llmd_tok_encoder_t *enc, const unsigned char *p,
     size_t                   n;
 
     tok = enc->tok;
+    id = llmd_tok_hot_find(tok, p, len);
+    if (id != LLMD_TOK_NONE) {
+        return llmd_tok_emit(&enc->out, &id, 1);
+    }
     if (len <= LLMD_TOK_SMALL_PIECE || tok->ignore_merges) {
         id = llmd_tok_vocab_find(tok, p, len);
         if (id != LLMD_TOK_NONE
@@ -271,6 +279,38 @@ llmd_tok_encode_piece(llmd_tok_encoder_t *enc, const unsigned char *p,
 #define llmd_tok_a_other(c)   (!llmd_tok_a_letter(c) && !llmd_tok_a_digit(c) \
                                && !llmd_tok_a_space(c))
 #define llmd_tok_a_nl(c)      ((c) == '\n' || (c) == '\r')
+
+
+/*
+ * The end of the run of ASCII letters from j in p[0..len): eight bytes at
+ * a time while they are ASCII (the byte loop otherwise).  In a byte b <
+ * 0x80, with x = b | 0x20, x + 0x1f has its top bit set when x >= 'a' and
+ * x + 0x05 when x > 'z'; neither sum carries into the next byte.
+ */
+static size_t
+llmd_tok_letters(const unsigned char *p, size_t len, size_t j)
+{
+    uint64_t  w, x, m;
+
+    while (j + 8 <= len) {
+        memcpy(&w, p + j, 8);
+        if (w & 0x8080808080808080ULL) {
+            break;
+        }
+        x = w | 0x2020202020202020ULL;
+        m = ((x + 0x1f1f1f1f1f1f1f1fULL) & ~(x + 0x0505050505050505ULL)
+             & 0x8080808080808080ULL)
+            ^ 0x8080808080808080ULL;    /* the top bit of each non-letter */
+        if (m != 0) {
+            return j + ((size_t) __builtin_ctzll(m) >> 3);
+        }
+        j += 8;
+    }
+    while (j < len && llmd_tok_a_letter(p[j])) {
+        j++;
+    }
+    return j;
+}
 
 
 /*
@@ -318,10 +358,7 @@ llmd_tok_split_ascii(unsigned digits, const unsigned char *p, size_t len,
         j = i + 1;
     }
     if (llmd_tok_a_letter(p[j])) {
-        while (j < len && llmd_tok_a_letter(p[j])) {
-            j++;
-        }
-        return j;
+        return llmd_tok_letters(p, len, j + 1);
     }
 
     /* \p{N}{1,digits} */
@@ -368,14 +405,24 @@ llmd_tok_split_ascii(unsigned digits, const unsigned char *p, size_t len,
 }
 
 
-/* The length of p[0..len)'s ASCII start, a word at a time. */
+/* The length of p[0..len)'s ASCII start, four words, then a word, at a
+   time. */
 static size_t
 llmd_tok_ascii_prefix(const unsigned char *p, size_t len)
 {
     size_t    i;
-    uint64_t  w;
+    uint64_t  w, w1, w2, w3;
 
-    for (i = 0; i + 8 <= len; i += 8) {
+    for (i = 0; i + 32 <= len; i += 32) {
+        memcpy(&w, p + i, 8);
+        memcpy(&w1, p + i + 8, 8);
+        memcpy(&w2, p + i + 16, 8);
+        memcpy(&w3, p + i + 24, 8);
+        if ((w | w1 | w2 | w3) & 0x8080808080808080ULL) {
+            break;
+        }
+    }
+    for ( /* void */ ; i + 8 <= len; i += 8) {
         memcpy(&w, p + i, 8);
         if (w & 0x8080808080808080ULL) {
             break;
@@ -694,6 +741,7 @@ llmd_tokenizer_encode_cached(const llmd_tokenizer_t *tok,
     llmd_tok_cand_t         *cands;
     const unsigned char     *p;
     const uint32_t          *hit;
+    unsigned char           *snaps;
     size_t                   ncands, i, k, nhit, base, from, done, last;
     long                     rc;
 
@@ -726,15 +774,13 @@ llmd_tokenizer_encode_cached(const llmd_tokenizer_t *tok,
     cands = (llmd_tok_cand_t *) (enc.scratch + enc.layout.cands);
     ncands = llmd_tok_cache_plan(cache, p, len, cands, enc.layout.max_cands);
 
-    /* the longest boundary prefix that is cached */
-    hit = NULL;
-    nhit = 0;
-    for (k = ncands; k > 0; k--) {
-        hit = llmd_tok_cache_find(cache, &cands[k - 1], &nhit);
-        if (hit != NULL) {
-            break;
-        }
-    }
+    /* the longest boundary prefix that is cached (the hash states are
+       64-byte aligned) */
+    snaps = enc.scratch + enc.layout.snaps;
+    snaps += (64 - ((uintptr_t) snaps & 63)) & 63;
+    k = llmd_tok_cache_lookup(cache, p, cands, ncands,
+                              llmd_tok_cache_snap_every(enc.layout.max_cands),
+                              snaps, &hit, &nhit);
 
     if (flags & LLMD_TOK_ADD_SPECIAL_TOKENS) {
         rc = llmd_tok_emit(&enc.out, tok->prefix_ids, tok->n_prefix);

@@ -35,6 +35,22 @@
 #define LLMD_TOK_F_SELF      0x08   /* BPE of its bytes gives this id alone */
 #define LLMD_TOK_F_VOCAB     0x10   /* in the model vocabulary */
 
+/*
+ * The hot piece table: pieces of up to 8 bytes that encode to one id, a
+ * direct lookup without xxHash or the vocabulary's three tables.  Entries
+ * are vocabulary tokens in id order (in BPE vocabularies the most frequent
+ * first) while a slot of two is free; 16 bytes each.
+ */
+#define LLMD_TOK_HOT_BITS    14
+#define LLMD_TOK_HOT_SLOTS   ((size_t) 1 << LLMD_TOK_HOT_BITS)
+#define LLMD_TOK_HOT_MAX     8
+
+typedef struct {
+    uint64_t  key;          /* the bytes, little-endian, zero-padded */
+    uint32_t  id;
+    uint32_t  len;          /* 0: empty */
+} llmd_tok_hot_t;
+
 /* A slice of one of the tokenizer's byte arenas. */
 typedef struct {
     uint32_t  off;
@@ -84,6 +100,11 @@ struct llmd_tokenizer_s {
     size_t              merge_mask;
     uint32_t            byte_id[256];   /* id of each single byte */
     int                 ignore_merges;
+    /*
+     * Pieces whose vocabulary id is emitted alone (LLMD_TOK_F_SELF or
+     * ignore_merges): a memo of part of the vocabulary, NULL if none.
+     */
+    llmd_tok_hot_t     *hot;
 
     /* Added tokens, matched leftmost-longest before normalization. */
     llmd_tok_added_t   *added;
@@ -157,6 +178,61 @@ llmd_tok_same(const unsigned char *a, const unsigned char *b, size_t len)
 }
 
 
+/*
+ * p[0..len) (1 <= len <= 8) as a little-endian integer, zero-padded,
+ * without reading outside the len bytes.
+ */
+static inline uint64_t
+llmd_tok_key8(const unsigned char *p, size_t len)
+{
+    uint32_t  lo, hi;
+
+    if (len >= 4) {
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + len - 4, 4);
+        /* the overlap holds the same bytes in both */
+        return (uint64_t) lo | ((uint64_t) hi << (8 * (len - 4)));
+    }
+    return (uint64_t) p[0] | ((uint64_t) p[len >> 1] << (8 * (len >> 1)))
+           | ((uint64_t) p[len - 1] << (8 * (len - 1)));
+}
+
+
+static inline size_t
+llmd_tok_hot_slot(uint64_t key, size_t len)
+{
+    return (size_t) (((key ^ len) * 0x9e3779b97f4a7c15ULL)
+                     >> (64 - LLMD_TOK_HOT_BITS));
+}
+
+
+/* The id of a hot piece p[0..len), or LLMD_TOK_NONE (then ask the
+   vocabulary). */
+static inline uint32_t
+llmd_tok_hot_find(const llmd_tokenizer_t *tok, const unsigned char *p,
+    size_t len)
+{
+    uint64_t               key;
+    size_t                 i;
+    const llmd_tok_hot_t  *e;
+
+    if (len == 0 || len > LLMD_TOK_HOT_MAX || tok->hot == NULL) {
+        return LLMD_TOK_NONE;
+    }
+    key = llmd_tok_key8(p, len);
+    i = llmd_tok_hot_slot(key, len);
+    e = &tok->hot[i];
+    if (e->key == key && e->len == len) {
+        return e->id;
+    }
+    e = &tok->hot[(i + 1) & (LLMD_TOK_HOT_SLOTS - 1)];
+    if (e->key == key && e->len == len) {
+        return e->id;
+    }
+    return LLMD_TOK_NONE;
+}
+
+
 /* llmd_tokenizer_table.c: hashing of byte strings and merge pairs. */
 uint64_t llmd_tok_hash(const void *p, size_t len);
 uint32_t llmd_tok_vocab_find(const llmd_tokenizer_t *tok,
@@ -224,10 +300,34 @@ size_t llmd_tok_split_ascii(unsigned digits, const unsigned char *p,
     size_t len, size_t i);
 /*
  * The boundaries of the sanitized text p[0..len) the cache remembers, in
- * increasing order, at most max; returns their number.
+ * increasing order, at most max; returns their number (keys unset).
  */
 size_t llmd_tok_cache_plan(const llmd_tok_cache_t *cache,
     const unsigned char *p, size_t len, llmd_tok_cand_t *cands, size_t max);
+/*
+ * Boundaries per hash state kept by llmd_tok_cache_lookup(): 8, or more
+ * so that at most LLMD_TOK_SNAP_MAX states are kept (tiny strides).
+ */
+#define LLMD_TOK_SNAP_EVERY  8
+#define LLMD_TOK_SNAP_MAX    1024
+#define llmd_tok_cache_snap_every(ncands)                                    \
+    ((ncands) / LLMD_TOK_SNAP_MAX + 1 > LLMD_TOK_SNAP_EVERY                  \
+     ? (ncands) / LLMD_TOK_SNAP_MAX + 1 : LLMD_TOK_SNAP_EVERY)
+/* The scratch bytes of those states for ncands boundaries. */
+#define llmd_tok_cache_snaps_size(ncands)                                    \
+    (((ncands) / llmd_tok_cache_snap_every(ncands) + 1)                      \
+     * llmd_tok_cache_state_size() + 64)
+size_t llmd_tok_cache_state_size(void);
+/*
+ * Keys the boundaries cands[0..n) of p from the last back until one is
+ * cached; returns its index + 1 (sets *hit, *nhit) or 0.  The keys of
+ * that boundary and all later ones are set.  snaps: 64-byte aligned,
+ * llmd_tok_cache_snaps_size(max) bytes for n <= max boundaries, a state
+ * kept every llmd_tok_cache_snap_every(max).
+ */
+size_t llmd_tok_cache_lookup(llmd_tok_cache_t *cache, const unsigned char *p,
+    llmd_tok_cand_t *cands, size_t n, size_t every, void *snaps,
+    const uint32_t **hit, size_t *nhit);
 /* The ids cached for cand (sets *n), or NULL. */
 const uint32_t *llmd_tok_cache_find(llmd_tok_cache_t *cache,
     const llmd_tok_cand_t *cand, size_t *n);

@@ -723,6 +723,53 @@ llmd_tok_mark_self(llmd_tokenizer_t *tok)
 }
 
 
+/*
+ * The hot piece table (llmd_tokenizer_int.h): each token of up to 8 bytes
+ * that encode emits alone for those bytes (the vocabulary's own answer for
+ * them, with LLMD_TOK_F_SELF or ignore_merges), in id order, into the
+ * first free of its two slots.
+ */
+static int
+llmd_tok_build_hot(llmd_tokenizer_t *tok)
+{
+    size_t                i, len, k;
+    uint32_t              id;
+    uint64_t              key;
+    llmd_tok_hot_t       *e;
+    const unsigned char  *b;
+
+    tok->hot = calloc(LLMD_TOK_HOT_SLOTS, sizeof(llmd_tok_hot_t));
+    if (tok->hot == NULL) {
+        return -1;
+    }
+    for (id = 0; id < tok->n_ids; id++) {
+        len = tok->bytes_of[id].len;
+        if (!(tok->flags[id] & LLMD_TOK_F_VOCAB) || len == 0
+            || len > LLMD_TOK_HOT_MAX
+            || !(tok->ignore_merges || (tok->flags[id] & LLMD_TOK_F_SELF)))
+        {
+            continue;
+        }
+        b = tok->bytes + tok->bytes_of[id].off;
+        if (llmd_tok_vocab_find(tok, b, len) != id) {
+            continue;
+        }
+        key = llmd_tok_key8(b, len);
+        i = llmd_tok_hot_slot(key, len);
+        for (k = 0; k < 2; k++) {
+            e = &tok->hot[(i + k) & (LLMD_TOK_HOT_SLOTS - 1)];
+            if (e->len == 0) {
+                e->key = key;
+                e->id = id;
+                e->len = (uint32_t) len;
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+
 llmd_tokenizer_t *
 llmd_tokenizer_load(const char *path, const char *config_path, char *err,
     size_t errlen)
@@ -780,6 +827,12 @@ llmd_tokenizer_load(const char *path, const char *config_path, char *err,
         llmd_tokenizer_free(tok);
         return NULL;
     }
+    if (llmd_tok_build_hot(tok) != 0) {
+        llmd_tok_fail(&ctx, "out of memory%s", NULL);
+        cJSON_Delete(root);
+        llmd_tokenizer_free(tok);
+        return NULL;
+    }
     cJSON_Delete(root);
     return tok;
 }
@@ -802,5 +855,6 @@ llmd_tokenizer_free(llmd_tokenizer_t *tok)
     free(tok->merges);
     free(tok->added);
     free(tok->added_slots);
+    free(tok->hot);
     free(tok);
 }

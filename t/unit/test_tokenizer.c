@@ -515,6 +515,8 @@ split_ascii_check(llmd_tokenizer_t *tok, unsigned digits)
 {
     static const char   alphabet[] = "aZsStTmMdDrReEvVlLxq09 5 \t\n\r\v\f"
                                      "\x27\x27\x27.,!-_(  \n\n  ";
+    static const char   letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
+                                    "KLMNOPQRSTUVWXYZ@[`{";
     unsigned char       text[48];
     uint32_t            ids1[256], ids2[256];
     pcre2_match_data   *md;
@@ -542,6 +544,12 @@ split_ascii_check(llmd_tokenizer_t *tok, unsigned digits)
                       ? (unsigned char) ((rng >> 8) % 128)
                       : (unsigned char) alphabet[(rng >> 12)
                                                  % (sizeof(alphabet) - 1)];
+            /* one round in four: long letter runs (eight bytes a step),
+               their ends at every offset, '@' '[' '`' '{' beside them */
+            if (round % 4 == 0 && (rng >> 20) % 16 != 0) {
+                text[i] = (unsigned char) letters[(rng >> 12)
+                                                  % (sizeof(letters) - 1)];
+            }
         }
         for (i = 0; i < len; i = end) {
             rc = pcre2_match(tok->split, text, len, i, PCRE2_NO_UTF_CHECK,
@@ -640,6 +648,116 @@ test_same_bytes(void **state)
 }
 
 
+/* llmd_tok_key8: the len bytes zero-padded, read from a buffer of exactly
+   len bytes (ASan: nothing outside them) */
+static void
+test_key8(void **state)
+{
+    unsigned char  *p;
+    uint64_t        want;
+    size_t          len, i, round;
+    unsigned        rng;
+
+    rng = 7;
+    for (round = 0; round < 2000; round++) {
+        for (len = 1; len <= LLMD_TOK_HOT_MAX; len++) {
+            p = malloc(len);
+            assert_non_null(p);
+            want = 0;
+            for (i = 0; i < len; i++) {
+                rng = rng * 1103515245 + 12345;
+                p[i] = (unsigned char) (rng >> 16);
+                want |= (uint64_t) p[i] << (8 * i);
+            }
+            assert_true(llmd_tok_key8(p, len) == want);
+            free(p);
+        }
+    }
+}
+
+
+/*
+ * The hot piece table answers as the vocabulary does: every entry is a
+ * token whose bytes the vocabulary gives that id and that encode emits
+ * alone; any short string it knows is such a token (strings of a small
+ * alphabet with NUL bytes, which zero padding must not confuse).
+ */
+static size_t
+hot_check(const llmd_tokenizer_t *tok)
+{
+    unsigned char          s[LLMD_TOK_HOT_MAX];
+    const llmd_tok_hot_t  *e;
+    size_t                 i, len, n, round;
+    uint32_t               id, v;
+    unsigned               rng;
+    static const unsigned char  alpha[] = "abcxyz <>|\0\xff";
+
+    assert_non_null(tok->hot);
+    n = 0;
+    for (i = 0; i < LLMD_TOK_HOT_SLOTS; i++) {
+        e = &tok->hot[i];
+        if (e->len == 0) {
+            continue;
+        }
+        n++;
+        assert_true(e->len <= LLMD_TOK_HOT_MAX);
+        assert_int_equal(tok->bytes_of[e->id].len, e->len);
+        assert_true(llmd_tok_key8(tok->bytes + tok->bytes_of[e->id].off,
+                                  e->len) == e->key);
+        assert_int_equal(llmd_tok_vocab_find(tok, tok->bytes
+                                             + tok->bytes_of[e->id].off,
+                                             e->len), e->id);
+        assert_true(tok->ignore_merges
+                    || (tok->flags[e->id] & LLMD_TOK_F_SELF));
+    }
+    rng = 3;
+    for (round = 0; round < 200000; round++) {
+        rng = rng * 1103515245 + 12345;
+        len = 1 + (rng >> 16) % LLMD_TOK_HOT_MAX;
+        for (i = 0; i < len; i++) {
+            rng = rng * 1103515245 + 12345;
+            s[i] = alpha[(rng >> 16) % (sizeof(alpha) - 1)];
+        }
+        id = llmd_tok_hot_find(tok, s, len);
+        if (id == LLMD_TOK_NONE) {
+            continue;
+        }
+        v = llmd_tok_vocab_find(tok, s, len);
+        assert_int_equal(id, v);
+        assert_true(tok->ignore_merges || (tok->flags[id] & LLMD_TOK_F_SELF));
+    }
+    return n;
+}
+
+
+static void
+test_hot_pieces(void **state)
+{
+    char               path[64];
+    llmd_tokenizer_t  *tok;
+    unsigned char      nul2[2] = { 0, 0 };
+
+    /* every single byte is a token that merges to itself */
+    assert_true(hot_check(tiny) >= 256);
+    assert_int_equal(llmd_tok_hot_find(tiny, nul2, 1), tiny->byte_id[0]);
+    assert_int_equal(llmd_tok_hot_find(tiny, nul2, 2),
+                     llmd_tok_vocab_find(tiny, nul2, 2));
+    /* "xyz" is in the vocabulary, but its merges give other ids */
+    assert_int_equal(llmd_tok_hot_find(tiny, (const unsigned char *) "xyz",
+                                       3), LLMD_TOK_NONE);
+
+    tokenizer_variant_write("\"ignore_merges\": false",
+                            "\"ignore_merges\": true", path);
+    tok = tokenizer_load_or_fail(path);
+    unlink(path);
+    assert_non_null(tok);
+    (void) hot_check(tok);
+    assert_int_equal(llmd_tok_hot_find(tok, (const unsigned char *) "xyz", 3),
+                     ID_XYZ);
+    llmd_tokenizer_free(tok);
+}
+
+
 int
 main(void)
 {
@@ -659,6 +777,8 @@ main(void)
         cmocka_unit_test(test_hf_reference),
         cmocka_unit_test(test_split_ascii),
         cmocka_unit_test(test_same_bytes),
+        cmocka_unit_test(test_key8),
+        cmocka_unit_test(test_hot_pieces),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

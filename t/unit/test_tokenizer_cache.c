@@ -352,6 +352,69 @@ test_eviction_and_errors(void **state)
 }
 
 
+/*
+ * The longest cached boundary is found wherever it lies among the groups
+ * of boundaries keyed together (llmd_tok_cache_lookup): with stride 1 or
+ * 4 every space after a word of T is a boundary; T stored, each U = T[0..c) + "."
+ * reuses exactly the ids of T before T's last boundary <= c (c itself when
+ * T[c] is a space), for every c.
+ */
+static void
+longest_hit(size_t stride)
+{
+    llmd_tokenizer_t        *tok;
+    llmd_tok_cache_stats_t   st0, st;
+    run_t                    r;
+    char                     t[MAXLEN], u[MAXLEN];
+    size_t                   i, len, c, b, groups;
+    long                     want;
+
+    tok = tokenizer_load_or_fail(FIXTURE);
+    /* large enough that T's entry is never overwritten */
+    run_init(&r, tok, LLMD_TOK_CACHE_MIN * 64, stride);
+    len = 0;
+    for (i = 0; len < 700; i++) {
+        len += sprintf(t + len, "%s%s", i ? " " : "",
+                       (i * 7) % 5 == 0 ? "hello" : (i % 3 ? "abc" : "xyz"));
+    }
+    same(&r, t, len, 0, r.cap);
+    groups = 0;
+    b = 0;
+    for (c = 1; c < len; c++) {
+        if (t[c] == ' ') {
+            b = c;
+            groups++;
+        }
+        memcpy(u, t, c);
+        u[c] = '.';
+        want = llmd_tokenizer_encode(tok, t, b, 0, r.scratch, r.size, r.b,
+                                     r.cap);
+        assert_true(want >= 0);
+        llmd_tok_cache_stats(r.cache, &st0);
+        same(&r, u, c + 1, 0, r.cap);
+        llmd_tok_cache_stats(r.cache, &st);
+        if (st.reused_ids - st0.reused_ids != (size_t) want) {
+            fail_msg("c %zu b %zu: reused %zu, want %ld", c, b,
+                     (size_t) (st.reused_ids - st0.reused_ids), want);
+        }
+    }
+    /* boundaries enough for many groups */
+    assert_true(groups > 100);
+    run_free(&r);
+    llmd_tokenizer_free(tok);
+}
+
+
+static void
+test_longest_hit(void **state)
+{
+    /* a state kept every 13 boundaries (stride 1: many boundaries), and
+       every 8 (stride 4: still one at every space) */
+    longest_hit(1);
+    longest_hit(4);
+}
+
+
 int
 main(void)
 {
@@ -359,6 +422,7 @@ main(void)
         cmocka_unit_test(test_identity),
         cmocka_unit_test(test_identity_variants),
         cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_longest_hit),
         cmocka_unit_test(test_eviction_and_errors),
     };
 

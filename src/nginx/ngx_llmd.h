@@ -511,6 +511,8 @@ void ngx_llmd_scrape_stop_all(void);
 
 /* ngx_llmd_kv.c (helper process): KV events over ZeroMQ */
 ngx_int_t ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf);
+void ngx_llmd_kv_index_map(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf,
+    ngx_uint_t write_each);
 void ngx_llmd_kv_add(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot);
 void ngx_llmd_kv_remove(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot);
 void ngx_llmd_kv_stop_all(void);

@@ -128,8 +128,6 @@ static void ngx_llmd_kv_apply(ngx_llmd_kv_up_t *up, ngx_uint_t slot,
     const char *model, size_t model_len, const void *payload, size_t len);
 static void ngx_llmd_kv_event(void *data, const llmd_kv_event_t *ev);
 static void ngx_llmd_kv_unlock(ngx_llmd_kv_apply_t *a);
-static void ngx_llmd_kv_prefault(ngx_cycle_t *cycle,
-    ngx_llmd_srv_conf_t *lcf);
 static uint64_t ngx_llmd_kv_ns(void);
 static void ngx_llmd_kv_request_replay(ngx_llmd_kv_up_t *up,
     ngx_uint_t slot, uint64_t from);
@@ -200,7 +198,7 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
     up->lcf = lcf;
     up->log = cycle->log;
 
-    ngx_llmd_kv_prefault(cycle, lcf);
+    ngx_llmd_kv_index_map(cycle, lcf, 1);
 
     upp = ngx_array_push(ngx_llmd_kv_ups);
     if (upp == NULL) {
@@ -244,25 +242,31 @@ ngx_llmd_kv_start(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
 
 
 /*
- * The helper writes every page of the KV index sooner or later; the first
- * write to each would stall a batch in the middle (a page fault, and on a
- * VM with shadow page tables a hypervisor exit even for a page another
- * process already faulted in: 8 % of the helper's time at full speed
- * while the index fills, and a newly applied block costing 8x more until
- * its random bucket pages were all touched). The zone has a fixed size:
- * fault all of the index in now (madvise(MADV_POPULATE_WRITE), Linux
- * 5.14+), then write every page once from this process without changing
- * it (an atomic add of 0: workers may write speculative entries meanwhile).
+ * The KV index's pages mapped into this process's page tables now, not by
+ * the first touch of each (a page fault in the middle of a batch or of a
+ * decision, ~11-27 us on a VM). The zone has a fixed size.
+ * madvise(MADV_POPULATE_WRITE) (Linux 5.14+) maps every page without
+ * writing. The helper (write_each) also writes every page once: it writes
+ * every page sooner or later, and on a VM with shadow page tables the
+ * first write costs a hypervisor exit even for a page already mapped (8 %
+ * of the helper's time at full speed while the index fills, a newly
+ * applied block 8x dearer until its random bucket pages were touched); a
+ * worker writes them only where madvise is missing. The write is an atomic
+ * add of 0: other processes write the index meanwhile.
  */
-static void
-ngx_llmd_kv_prefault(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
+void
+ngx_llmd_kv_index_map(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf,
+    ngx_uint_t write_each)
 {
+    char        *who;
     u_char      *start, *end, *p;
     ngx_msec_t   t;
 
-    if (lcf->sh->kv_index_mem == NULL) {
+    if (lcf->sh == NULL || lcf->sh->kv_index_mem == NULL) {
         return;
     }
+
+    who = write_each ? "" : " in the worker";
 
     start = ngx_align_ptr(lcf->sh->kv_index_mem, ngx_pagesize);
     end = (u_char *) ((uintptr_t) ((u_char *) lcf->sh->kv_index_mem
@@ -277,18 +281,25 @@ ngx_llmd_kv_prefault(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
     t = ngx_current_msec;
 
 #if (NGX_LINUX && defined MADV_POPULATE_WRITE)
-    (void) madvise(start, end - start, MADV_POPULATE_WRITE);
+    if (madvise(start, end - start, MADV_POPULATE_WRITE) != 0) {
+        write_each = 1;
+    }
+#else
+    write_each = 1;
 #endif
 
-    for (p = start; p < end; p += ngx_pagesize) {
-        (void) ngx_atomic_fetch_add((ngx_atomic_t *) p, 0);
+    if (write_each) {
+        for (p = start; p < end; p += ngx_pagesize) {
+            (void) ngx_atomic_fetch_add((ngx_atomic_t *) p, 0);
+        }
     }
 
     ngx_time_update();
 
     ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
-                  "llmd: KV index of upstream \"%V\" prefaulted: %uz MB "
+                  "llmd: KV index of upstream \"%V\" prefaulted%s: %uz MB "
                   "in %M ms", &lcf->upstream->host,
+                  who,
                   (size_t) (end - start) >> 20, ngx_current_msec - t);
 }
 

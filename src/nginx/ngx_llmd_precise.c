@@ -525,60 +525,12 @@ ngx_llmd_precise_render(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
 
 /*
- * The KV index's pages mapped into this worker: the helper faults the
- * shared zone into its own page tables only, and a worker's first touch of
- * each page (a lookup's bucket, a speculative entry) was a fault in the
- * middle of a decision, ~11-27 us on a VM (perf: ~300 in 6 s of warm
- * precise decisions, 8 % of requests).  madvise(MADV_POPULATE_WRITE)
- * (Linux 5.14+) maps them all without writing; else each page is written
- * once, unchanged (an atomic add of 0: the helper writes meanwhile).
- */
-static void
-ngx_llmd_precise_map_index(ngx_cycle_t *cycle, ngx_llmd_srv_conf_t *lcf)
-{
-    u_char      *start, *end, *p;
-    ngx_msec_t   t;
-
-    if (lcf->sh == NULL || lcf->sh->kv_index_mem == NULL) {
-        return;
-    }
-
-    start = ngx_align_ptr(lcf->sh->kv_index_mem, ngx_pagesize);
-    end = (u_char *) ((uintptr_t) ((u_char *) lcf->sh->kv_index_mem
-                                   + lcf->sh->kv_index_size)
-                      & ~((uintptr_t) ngx_pagesize - 1));
-
-    if (end <= start) {
-        return;
-    }
-
-    ngx_time_update();
-    t = ngx_current_msec;
-
-#if (NGX_LINUX && defined MADV_POPULATE_WRITE)
-    if (madvise(start, end - start, MADV_POPULATE_WRITE) != 0)
-#endif
-    {
-        for (p = start; p < end; p += ngx_pagesize) {
-            (void) ngx_atomic_fetch_add((ngx_atomic_t *) p, 0);
-        }
-    }
-
-    ngx_time_update();
-
-    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
-                  "llmd: KV index of upstream \"%V\" prefaulted in the "
-                  "worker: %uz MB in %M ms", &lcf->upstream->host,
-                  (size_t) (end - start) >> 20, ngx_current_msec - t);
-}
-
-
-/*
- * At a worker's start: the KV index is mapped (above), and the prefix
- * cache of each precise upstream is made and every page of it written
- * once now, not by the requests that would fill it (the first write to a
- * page is a fault, on a VM ~11-27 us; an 8k-token entry spans nine pages,
- * and a 16 MB cache takes hundreds of entries before its ring wraps).
+ * At a worker's start: the KV index is mapped (ngx_llmd_kv_index_map),
+ * and the prefix cache of each precise upstream is made and every page of
+ * it written once now, not by the requests that would fill it (the first
+ * write to a page is a fault, on a VM ~11-27 us; an 8k-token entry spans
+ * nine pages, and a 16 MB cache takes hundreds of entries before its ring
+ * wraps).
  */
 ngx_int_t
 ngx_llmd_precise_init_process(ngx_cycle_t *cycle)
@@ -606,7 +558,7 @@ ngx_llmd_precise_init_process(ngx_cycle_t *cycle)
         lcf = lcfp[i];
 
         if (lcf->precise && lcf->kv_index != NULL) {
-            ngx_llmd_precise_map_index(cycle, lcf);
+            ngx_llmd_kv_index_map(cycle, lcf, 0);
         }
 
         if (!lcf->precise || lcf->tokenizer == NULL

@@ -355,8 +355,8 @@ test_eviction_and_errors(void **state)
 /*
  * The longest cached boundary is found wherever it lies among the groups
  * of boundaries keyed together (llmd_tok_cache_lookup): with stride 1 or
- * 4 every space after a word of T is a boundary; T stored, each U = T[0..c) + "."
- * reuses exactly the ids of T before T's last boundary <= c (c itself when
+ * 4 every space after a word of T is a boundary; T stored, each
+ * U = T[0..c) + "." reuses exactly the ids of T before T's last boundary <= c (c itself when
  * T[c] is a space), for every c.
  */
 static void

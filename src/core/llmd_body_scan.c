@@ -1247,7 +1247,7 @@ llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
 
     while (len >= LLMD_SCAN_FAST_BLOCK) {
         memcpy(buf, p, LLMD_SCAN_FAST_BLOCK);
-        llmd_prefix_le64(buf + LLMD_SCAN_FAST_BLOCK, h);
+        llmd_put_le64(buf + LLMD_SCAN_FAST_BLOCK, h);
 
         h = XXH64(buf, LLMD_SCAN_FAST_BLOCK + 8, 0);
         out[nh++] = h;
@@ -1308,7 +1308,7 @@ llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
             break;
         }
 
-        llmd_prefix_le64(le, s->h);
+        llmd_put_le64(le, s->h);
 
         if (s->bs <= LLMD_SCAN_STACK_BLOCK) {
             memcpy(s->buf + s->bs, le, 8);

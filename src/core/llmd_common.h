@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Endpoints (upstream servers) one balancer schedules over. */
 #define LLMD_MAX_ENDPOINTS   256
@@ -28,5 +29,25 @@ typedef struct {
 
 /* The malloc-backed allocator used by tools and tests (never freed). */
 extern const llmd_alloc_t  llmd_malloc_allocator;
+
+/*
+ * LE64(v) at p, as the block hashes of both prefix indexes chain their
+ * parents: one store on little-endian hosts (byte stores followed by
+ * XXH64's 8-byte load of them stall on store forwarding, on the chain's
+ * critical path).
+ */
+static inline void
+llmd_put_le64(unsigned char *p, uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 8);
+#else
+    int  i;
+
+    for (i = 0; i < 8; i++) {
+        p[i] = (unsigned char) (v >> (8 * i));
+    }
+#endif
+}
 
 #endif /* LLMD_COMMON_H */

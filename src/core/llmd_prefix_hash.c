@@ -66,11 +66,11 @@ llmd_prefix_hashes(const char *model, size_t model_len,
             /* one-shot XXH64 over a copy: several times faster than the
                streaming calls for the usual 64-byte blocks */
             memcpy(buf, input + k * block_size, block_size);
-            llmd_prefix_le64(buf + block_size, h);
+            llmd_put_le64(buf + block_size, h);
             h = XXH64(buf, block_size + 8, 0);
 
         } else {
-            llmd_prefix_le64(le, h);
+            llmd_put_le64(le, h);
             (void) XXH64_reset(&st, 0);
             (void) XXH64_update(&st, input + k * block_size, block_size);
             (void) XXH64_update(&st, le, sizeof(le));

@@ -6,29 +6,7 @@
 #ifndef LLMD_PREFIX_HASH_H
 #define LLMD_PREFIX_HASH_H
 
-#include <string.h>
-
 #include "core/llmd_common.h"
-
-/*
- * LE64(v) at p, the chain value as h_k hashes it: one store on little-
- * endian hosts (byte stores followed by XXH64's 8-byte load of them stall
- * on store forwarding, on the chain's critical path).  Shared by
- * llmd_prefix_hashes() and the body scanner, which must hash alike.
- */
-static inline void
-llmd_prefix_le64(unsigned char *p, uint64_t v)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(p, &v, 8);
-#else
-    int  i;
-
-    for (i = 0; i < 8; i++) {
-        p[i] = (unsigned char) (v >> (8 * i));
-    }
-#endif
-}
 
 /* Writes up to max_blocks hashes to out; returns how many. */
 size_t llmd_prefix_hashes(const char *model, size_t model_len,

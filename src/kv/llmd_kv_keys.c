@@ -7,13 +7,13 @@
 #define XXH_STATIC_LINKING_ONLY      /* XXH64_state_t on the stack */
 #include <xxhash.h>
 
+#include "core/llmd_common.h"
 #include "kv/llmd_kv_keys.h"
 
 /* Blocks up to this many tokens are hashed in one call from a stack copy. */
 #define LLMD_KV_KEYS_FAST_TOKENS  256
 
 
-static void llmd_kv_put_le64(unsigned char *p, uint64_t v);
 static void llmd_kv_put_le32(unsigned char *p, uint32_t v);
 
 
@@ -24,8 +24,8 @@ llmd_kv_root_key(const char *seed, size_t seed_len, const char *model,
     unsigned char  head[16];
     XXH64_state_t  st;
 
-    llmd_kv_put_le64(head, XXH64(seed_len ? seed : "", seed_len, 0));
-    llmd_kv_put_le64(head + 8, (uint64_t) model_len);
+    llmd_put_le64(head, XXH64(seed_len ? seed : "", seed_len, 0));
+    llmd_put_le64(head + 8, (uint64_t) model_len);
 
     XXH64_reset(&st, 0);
     XXH64_update(&st, head, sizeof(head));
@@ -61,7 +61,7 @@ llmd_kv_request_keys(uint64_t root, uint64_t parent, const uint32_t *tokens,
         t = tokens + k * block_size;
 
         if (block_size <= LLMD_KV_KEYS_FAST_TOKENS) {
-            llmd_kv_put_le64(buf, parent);
+            llmd_put_le64(buf, parent);
             for (i = 0; i < block_size; i++) {
                 llmd_kv_put_le32(buf + 8 + 4 * i, t[i]);
             }
@@ -79,7 +79,7 @@ llmd_kv_request_keys(uint64_t root, uint64_t parent, const uint32_t *tokens,
         } else {
             /* large blocks: stream the tokens in slices */
             XXH64_reset(&st, 0);
-            llmd_kv_put_le64(buf, parent);
+            llmd_put_le64(buf, parent);
             XXH64_update(&st, buf, 8);
 
             for (i = 0; i < block_size; i++) {
@@ -91,7 +91,7 @@ llmd_kv_request_keys(uint64_t root, uint64_t parent, const uint32_t *tokens,
         }
 
         if (salt != NULL && parent == root) {
-            llmd_kv_put_le64(buf, (uint64_t) salt_len);
+            llmd_put_le64(buf, (uint64_t) salt_len);
             XXH64_update(&st, buf, 8);
             if (salt_len) {
                 XXH64_update(&st, salt, salt_len);
@@ -103,21 +103,6 @@ llmd_kv_request_keys(uint64_t root, uint64_t parent, const uint32_t *tokens,
     }
 
     return n;
-}
-
-
-static void
-llmd_kv_put_le64(unsigned char *p, uint64_t v)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(p, &v, 8);
-#else
-    int  i;
-
-    for (i = 0; i < 8; i++) {
-        p[i] = (unsigned char) (v >> (8 * i));
-    }
-#endif
 }
 
 

@@ -1697,9 +1697,9 @@ static size_t
 llmd_kv_tok_sse2(const unsigned char **pp, const unsigned char *end,
     uint32_t *out, size_t n)
 {
-    size_t                i, pos, pos0, t;
+    size_t                i, pos, pos0, d;
     uint32_t              v;
-    uint64_t              ce, no, bad;
+    uint64_t              ce2, no, bad;
     const unsigned char  *b;
 
     b = *pp;
@@ -1709,8 +1709,11 @@ llmd_kv_tok_sse2(const unsigned char **pp, const unsigned char *end,
         /* a batch waited in a queue: its bytes are rarely cached */
         __builtin_prefetch(b + 512);
 
-        ce = llmd_kv_bytes_eq(b, _mm_set1_epi8((char) 0xce));
-        no = ~(ce | llmd_kv_bytes_eq(b, _mm_set1_epi8((char) 0xcd)));
+        ce2 = llmd_kv_bytes_eq(b, _mm_set1_epi8((char) 0xce));
+        no = ~(ce2 | llmd_kv_bytes_eq(b, _mm_set1_epi8((char) 0xcd)));
+        /* bit i + 1: b[i] is 0xce, so (ce2 >> pos) & 2 is the length
+           beyond 3 (bit 63 is never needed: pos < 60) */
+        ce2 <<= 1;
         pos = 0;
 
         /* four at a time while the fourth starts below 60 */
@@ -1719,10 +1722,10 @@ llmd_kv_tok_sse2(const unsigned char **pp, const unsigned char *end,
 
 #define LLMD_KV_TOK_SSE2_ONE(k)                                               \
             bad |= no >> pos;                                                 \
-            t = (ce >> pos) & 1;                                              \
+            d = (ce2 >> pos) & 2;                                             \
             memcpy(&v, b + pos + 1, 4);                                       \
-            out[i + k] = __builtin_bswap32(v) >> ((t ^ 1) << 4);              \
-            pos += 3 + 2 * t
+            out[i + k] = __builtin_bswap32(v) >> (16 - (d << 3));             \
+            pos += 3 + d
 
             bad = 0;
             LLMD_KV_TOK_SSE2_ONE(0);
@@ -1749,10 +1752,10 @@ llmd_kv_tok_sse2(const unsigned char **pp, const unsigned char *end,
                 return i;
             }
 
-            t = (ce >> pos) & 1;
+            d = (ce2 >> pos) & 2;
             memcpy(&v, b + pos + 1, 4);
-            out[i++] = __builtin_bswap32(v) >> ((t ^ 1) << 4);
-            pos += 3 + 2 * t;
+            out[i++] = __builtin_bswap32(v) >> (16 - (d << 3));
+            pos += 3 + d;
         }
 
         b += pos;

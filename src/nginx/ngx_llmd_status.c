@@ -340,7 +340,8 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
                             "\"num_gpu_blocks\":%uD,",
                             (ngx_llmd_metrics_age(now, m.updated)
                              <= lcf->metrics_stale) ? "true" : "false",
-                            ngx_llmd_metrics_age(now, m.updated), m.waiting, m.running,
+                            ngx_llmd_metrics_age(now, m.updated),
+                            m.waiting, m.running,
                             m.kv_usage, m.block_size, m.num_gpu_blocks);
 
         } else {

@@ -30,7 +30,8 @@
 
 typedef enum {
     LLMD_PLUGIN_QUEUE_SCORER = 1,
-    LLMD_PLUGIN_KV_CACHE_SCORER,          /* alias kv-cache-utilization-scorer */
+    /* alias kv-cache-utilization-scorer */
+    LLMD_PLUGIN_KV_CACHE_SCORER,
     LLMD_PLUGIN_PREFIX_CACHE_SCORER,      /* approximate or precise: see mode */
     LLMD_PLUGIN_LOAD_AWARE_SCORER,
     LLMD_PLUGIN_ACTIVE_REQUEST_SCORER,
@@ -83,8 +84,8 @@ typedef enum {
 
 typedef enum {
     LLMD_PREFIX_APPROXIMATE = 0,          /* learned from routed traffic */
-    LLMD_PREFIX_PRECISE                   /* vLLM KV events (mode: cache_tracking,
-                                             precise-prefix-cache-scorer) */
+    /* vLLM KV events (mode: cache_tracking, precise-prefix-cache-scorer) */
+    LLMD_PREFIX_PRECISE
 } llmd_prefix_mode_t;
 
 typedef struct {
@@ -97,7 +98,8 @@ typedef struct {
     /* precise mode (indexerConfig / kvEventsConfig) */
     char                hash_seed[64];     /* tokenProcessorConfig.hashSeed */
     char                zmq_endpoint[256]; /* kvEventsConfig.zmqEndpoint */
-    char                topic_filter[64];  /* kvEventsConfig.topicFilter "kv@" */
+    /* kvEventsConfig.topicFilter "kv@" */
+    char                topic_filter[64];
     int                 speculative;       /* speculativeIndexing (false) */
     uint64_t            speculative_ttl_ms; /* speculativeTTL (2s) */
     /* prefix-cache-scorer: score = w * min(1, tokens / scale)^2

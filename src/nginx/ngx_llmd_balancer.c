@@ -15,11 +15,12 @@
  *   record         decision time and counters         ngx_llmd_shm.c
  *
  * then the request to the decode pod gets the prefill pod's address
- * (ngx_llmd_pd_headers), and keeps the decode stage's ranking; get() hands out the best endpoint that is not
- * tried, gone, down, failed (max_fails within fail_timeout, counted for
- * all workers) or at max_conns (in flight across all workers), so
- * proxy_next_upstream retries take the next best; free() counts failures
- * and in-flight requests.
+ * (ngx_llmd_pd_headers), and keeps the decode stage's ranking; get()
+ * hands out the best endpoint that is not tried, gone, down, failed
+ * (max_fails within fail_timeout, counted for all workers) or at
+ * max_conns (in flight across all workers), so proxy_next_upstream
+ * retries take the next best; free() counts failures and in-flight
+ * requests.
  */
 
 #include "nginx/ngx_llmd.h"

@@ -15,6 +15,7 @@
 #  2. decision time ($llmd_decision_us: body parse + scoring + pick) at
 #     32 KB prompts with 8 endpoints, p50/p90/p99 from the access log.
 # Talks only to 127.0.0.1; stops by itself. Usage: bench/balancer.sh [secs]
+# (PROMPTS=N: N distinct prompts in turn, default 64; 0: a new one each time)
 # (SO=/path/to/ngx_http_llmd_module.so measures another build of the module;
 # PERF=DIR also records `perf record -g` (PERF_CG=dwarf: --call-graph dwarf)
 # of the front worker during each round's wrk runs into
@@ -81,14 +82,21 @@ CONF
 /usr/sbin/nginx -p $W/front/ -c $W/front/nginx.conf -e $W/front/error.log
 for i in $(seq 50); do curl -s -o /dev/null 127.0.0.1:19943/ && break; sleep 0.1; done
 
-# 32 KB prompts: one distinct prefix per request number so the prefix index
-# works for real (lookups miss, inserts evict under a fixed-size index)
-cat > $W/post.lua <<'LUA'
+# 32 KB prompts (the index hashes their first 256 blocks of 64 bytes),
+# PROMPTS distinct ones in turn (default 64), told apart by their first
+# bytes: with 64, every lookup after the first 64 requests finds all 256
+# blocks and the index stays at 64 x 256 entries (no eviction); PROMPTS=0
+# sends a new prompt every time: lookups miss at block 0 and, once each
+# server's LRU (lruCapacityPerServer 31250) is full, every insert evicts
+# as many entries as it adds
+PROMPTS=${PROMPTS:-64}
+sed "s/@PROMPTS@/$PROMPTS/" > $W/post.lua <<'LUA'
 local base = string.rep("The quick brown fox jumps over the lazy dog. ", 745)
 local n = 0
+local m = @PROMPTS@
 request = function()
   n = n + 1
-  local p = string.format("%08d ", n % 64) .. base
+  local p = string.format("%08d ", m > 0 and n % m or n) .. base
   local body = '{"model":"meta-llama/Llama-3.1-8B-Instruct","max_tokens":16,"prompt":"' .. p .. '"}'
   return wrk.format("POST", "/v1/completions", {["Content-Type"]="application/json"}, body)
 end
@@ -129,7 +137,7 @@ index() {
     | head -1 | sed 's/.*"entries":\([0-9]*\).*"evictions":\([0-9]*\).*/\1 entries, \2 evictions/')
 }
 
-echo "balancer throughput, 32 KB prompts, 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds (after ${WARM}s of each unmeasured, order alternating)"
+echo "balancer throughput, 32 KB prompts ($PROMPTS distinct; 0: all), 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds (after ${WARM}s of each unmeasured, order alternating)"
 if [ "$WARM" -gt 0 ]; then
   ( PERF= ; rate 19941 warm-rr "$WARM"; rate 19942 warm-llmd "$WARM" )
 fi

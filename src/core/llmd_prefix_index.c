@@ -13,9 +13,12 @@
 /* 2: the shared llmd_index_region_t header (1 had none) */
 #define LLMD_PI_VERSION  2
 /* prefetch distance in blocks: lookups load a bucket this far ahead to
-   prefetch its first entry, inserts prefetch their buckets this far ahead;
-   the buckets and entries of a large index are cache misses */
+   prefetch its first entry; the buckets and entries of a large index are
+   cache misses */
 #define LLMD_PI_AHEAD    8
+/* the insert's distance (its buckets twice as far): in a full index its
+   searches still missed the first entries prefetched 8 blocks ahead */
+#define LLMD_PI_INSERT_AHEAD  16
 /*
  * at most this many of an endpoint's oldest entries are prefetched before
  * an insert evicts them (their buckets, then each bucket's first entry);
@@ -167,7 +170,7 @@ llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
      * the chain an insert searches holds other prompts' entries, cold,
      * and the search stalled on them (85 % of the function's samples).
      */
-    for (i = n; i-- > 0 && i + LLMD_PI_AHEAD >= n; ) {
+    for (i = n; i-- > 0 && i + LLMD_PI_INSERT_AHEAD >= n; ) {
         e = *llmd_pi_bucket(idx, hashes[i]);
         if (e != LLMD_INDEX_NONE) {
             __builtin_prefetch(llmd_pi_entry(idx, e));
@@ -177,17 +180,17 @@ llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
     /*
      * Last block first, so the first blocks end up most recently used: a
      * prefix is only found from block 0 on, so its head is worth the most.
-     * Each block prefetches the bucket 2 x LLMD_PI_AHEAD blocks on and
-     * the first entry of the bucket LLMD_PI_AHEAD blocks on.
+     * Each block prefetches the bucket 2 x LLMD_PI_INSERT_AHEAD blocks on and
+     * the first entry of the bucket LLMD_PI_INSERT_AHEAD blocks on.
      */
     for (i = n; i-- > 0; ) {
-        if (i >= 2 * LLMD_PI_AHEAD) {
+        if (i >= 2 * LLMD_PI_INSERT_AHEAD) {
             __builtin_prefetch(
-                llmd_pi_bucket(idx, hashes[i - 2 * LLMD_PI_AHEAD]));
+                llmd_pi_bucket(idx, hashes[i - 2 * LLMD_PI_INSERT_AHEAD]));
         }
 
-        if (i >= LLMD_PI_AHEAD) {
-            e = *llmd_pi_bucket(idx, hashes[i - LLMD_PI_AHEAD]);
+        if (i >= LLMD_PI_INSERT_AHEAD) {
+            e = *llmd_pi_bucket(idx, hashes[i - LLMD_PI_INSERT_AHEAD]);
             if (e != LLMD_INDEX_NONE) {
                 __builtin_prefetch(llmd_pi_entry(idx, e));
             }

@@ -802,3 +802,51 @@ GET /llmd/status
 --- response_body_like: "tokenizer_cache":\{"size":65536,"bytes":\d+,"lookups":4,"hits":[1-9]
 --- no_error_log
 [error]
+
+
+
+=== TEST 24: per-pod connect mode: a pod whose publisher is connected but has published nothing is scored by the KV index, a pod with no publisher (or whose publisher went away) by its approximate match
+--- http_config eval
+main::precise_upstream(events => "connect port=+70")
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pod1 = "127.0.0.1:" . main::pod_port(1);
+# pod 2 publishes (silently) at its port + 70; nothing listens for pod 1
+my $pub = kv_publisher(bind => "tcp://127.0.0.1:" . (main::pod_port(2) + 70));
+Llmd::Util::wait_until(10, sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{connected};
+}) or die "pod 2's publisher is up, its subscriber never connected";
+my $kv = main::kv_of();
+die "pod 2 live without a batch" if $kv->{live} || $kv->{batches};
+die "pod 1 has no publisher, yet counts as connected"
+    if main::kv_of($pod1)->{connected};
+# the precise decisions and the endpoints each scored approximately
+my $counts = sub {
+    my $kv = status_json()->{upstreams}[0]{kv_events};
+    return ($kv->{precise_decisions}, $kv->{approximate_fallbacks});
+};
+my $post = sub {
+    my $r = Llmd::Util::http_request(method => "POST",
+                                     path => "/v1/completions",
+                                     body => completion($main::P));
+    $r->{status} == 200 or die "status $r->{status}";
+};
+my ($d0, $f0) = $counts->();
+$post->() for 1 .. 3;
+my ($d1, $f1) = $counts->();
+$d1 - $d0 == 3 or die "precise decisions $d0 -> $d1, not 3 more";
+$f1 - $f0 == 3
+    or die "approximate fallbacks $f0 -> $f1: not pod 1 alone (3)";
+# pod 2's publisher goes away: it is scored approximately again
+$pub->close;
+Llmd::Util::wait_until(10, sub { !main::kv_of()->{connected} })
+    or die "pod 2 still counts as connected after its publisher closed";
+$post->();
+my ($d2, $f2) = $counts->();
+$d2 - $d1 == 1 && $f2 - $f1 == 2
+    or die "after the disconnect: decisions $d1 -> $d2, fallbacks "
+           . "$f1 -> $f2 (not 1 and 2 more)";
+--- request
+GET /llmd/status
+--- response_body_like: "kv":\{"live":false,"connected":false,

@@ -296,4 +296,21 @@ like($out, qr/^\| precise \| 1\.200 \| 1\.000 \| 10 \| 14 \| 10 \| 0 \/ 4 \| 2 \
      . 'stacked on a pod, siblings sent to a pod computing a first request')
     or diag $out;
 
+# --firsts on the same run: of the 10 first requests, 8 went to a pod with
+# no uncached tokens in prefill while the other pod had none either (groups
+# 0, 2-7 and 9: a tie); group 1's went to pod a computing group 0's (1,000
+# tokens) while pod b computed nothing, group 8's to pod b computing group
+# 9's and a slow sibling's 100 uncached tokens while pod a was idle: 2
+# stacked, both while a pod computed none. Groups 0 and 1 have 12 siblings
+# each, all on pod b, away from their first pod, each with 900 tokens
+# cached.
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/picks.py', '--firsts',
+                         "$tmp/sweep/precise");
+is($rc, 0, 'picks.py --firsts: exit 0') or diag $out;
+like($out, qr/^\| precise \| 10 \| 8 \(8\) \| 2 \(2\) \| 24 \(0\) \|$/m,
+     'picks.py --firsts: first requests, to a pod with the fewest uncached '
+     . 'tokens in prefill (tied), stacked (while a pod was idle), siblings '
+     . 'off their group\'s pod (nothing cached)')
+    or diag $out;
+
 done_testing();

@@ -4,6 +4,7 @@
     picks.py EXPERIMENT_DIR [...]         per stage: requests per pod
     picks.py --bursts EXPERIMENT_DIR [...] per group burst (make bench-bursts)
     picks.py --ttft EXPERIMENT_DIR [...]   which requests make the TTFT p90
+    picks.py --firsts EXPERIMENT_DIR [...] how groups' first requests were placed
 
 Reads EXPERIMENT_DIR/loadgen/per_request_lifecycle_metrics.jsonl (one line
 per request: stage, group, scheduled, server, input/cached tokens, TTFT;
@@ -42,8 +43,17 @@ during a first request's prefill: the backlog a first request leaves,
 drained after its first token - and how many first requests were sent to
 a pod still computing another (sent before that one's first token); last,
 how many siblings (slow or not) were sent to a pod computing a first
-request, which the first requests' placement decides. Python standard
-library only.
+request, which the first requests' placement decides.
+
+--firsts: where each group's first request (nothing cached) went against
+the uncached prompt tokens in prefill per pod when it was sent (requests
+sent before it, first token after; input less cached tokens, as the pods
+reported them): how many went to a pod with the fewest, of those how many
+when two or more pods tied there (all of them idle, as a rule: the
+picker's draw decides), how many to a pod still computing another first
+request (of them while some pod computed none); and how many siblings were
+served off their group's first pod (of them with nothing cached). Python
+standard library only.
 """
 import json
 import os
@@ -232,6 +242,44 @@ def ttft_tail(d):
               ahead[2], stacked, len(cold), len(blocked)))
 
 
+def first_placement(d):
+    """How the first request of each group was placed (--firsts)."""
+    reqs = sorted((r for r in load(d) if r.get("ok")),
+                  key=lambda r: r["scheduled"])
+    pods = pods_of(reqs)
+    firsts = {}
+    for r in reqs:
+        if r["group"] >= 0 and r["group"] not in firsts:
+            firsts[r["group"]] = r
+    cold = [r for r in reqs
+            if firsts.get(r["group"]) is r and r.get("cached_tokens", 0) == 0]
+    fewest = tied = stacked = stacked_idle = 0
+    for r in cold:
+        tok = dict.fromkeys(pods, 0)
+        fr = dict.fromkeys(pods, 0)
+        for x in reqs:
+            if x["scheduled"] >= r["scheduled"]:
+                break
+            if x["scheduled"] + x["time_to_first_token"] > r["scheduled"]:
+                tok[x["server"]] += (x["input_tokens"]
+                                     - x.get("cached_tokens", 0))
+                if firsts.get(x["group"]) is x:
+                    fr[x["server"]] += 1
+        low = min(tok.values())
+        if tok[r["server"]] == low:
+            fewest += 1
+            tied += sum(1 for p in pods if tok[p] == low) >= 2
+        if fr[r["server"]]:
+            stacked += 1
+            stacked_idle += min(fr.values()) == 0
+    off = [r for r in reqs if r["group"] >= 0 and firsts[r["group"]] is not r
+           and r["server"] != firsts[r["group"]]["server"]]
+    print("| %s | %d | %d (%d) | %d (%d) | %d (%d) |" % (
+        os.path.basename(os.path.normpath(d)), len(cold), fewest, tied,
+        stacked, stacked_idle, len(off),
+        sum(1 for r in off if r.get("cached_tokens", 0) == 0)))
+
+
 def main(argv):
     if len(argv) > 1 and argv[1] == "--bursts":
         for d in argv[2:]:
@@ -249,6 +297,16 @@ def main(argv):
         print("|---|---:|---:|---:|---:|---:|---|---|---:|---:|")
         for d in argv[2:]:
             ttft_tail(d)
+        return 0
+    if len(argv) > 1 and argv[1] == "--firsts":
+        print("| experiment | first requests | to a pod with the fewest "
+              "uncached tokens in prefill (of them 2+ pods tied there) | "
+              "to a pod computing another first request (of them while "
+              "some pod computed none) | siblings served off their group's "
+              "first pod (of them with nothing cached) |")
+        print("|---|---:|---:|---:|---:|")
+        for d in argv[2:]:
+            first_placement(d)
         return 0
     for d in argv[1:]:
         per_stage(d)

@@ -230,6 +230,13 @@ llmd_prefix_index_clear_endpoint(llmd_prefix_index_t *idx, uint32_t ep)
 }
 
 
+uint32_t
+llmd_prefix_index_holds(const llmd_prefix_index_t *idx, uint32_t ep)
+{
+    return ep < LLMD_MAX_ENDPOINTS ? idx->region.lru[ep].count : 0;
+}
+
+
 void
 llmd_prefix_index_stats(const llmd_prefix_index_t *idx,
     llmd_prefix_index_stats_t *st)

@@ -37,6 +37,12 @@ llmd_prefix_index_t *llmd_prefix_index_attach(void *mem, size_t size);
 void llmd_prefix_index_match(const llmd_prefix_index_t *idx,
     const uint64_t *hashes, size_t n, uint32_t *match);
 
+/* How many entries endpoint ep holds: 0 means its match is 0 for every
+   prompt, so a caller that needs only some endpoints' matches may skip
+   llmd_prefix_index_match when none of them holds any. */
+uint32_t llmd_prefix_index_holds(const llmd_prefix_index_t *idx,
+    uint32_t ep);
+
 /* Record that endpoint ep holds these hashes (moved to MRU), evicting its
    oldest entries beyond capacity. */
 void llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,

@@ -21,6 +21,9 @@
 #include <strings.h>
 
 #include <msgpack.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "kv/llmd_kv_events.h"
 
@@ -1490,6 +1493,8 @@ llmd_kv_rd_hashes_field(llmd_kv_rd_t *r, llmd_kv_rd_event_t *e,
 }
 
 
+#if !defined(__SSE2__)
+
 /*
  * Two tokens of the usual encodings (positive fixint, uint8, uint16,
  * uint32) at p, 16 readable bytes: into o[0] and o[1], p passed; returns
@@ -1650,6 +1655,118 @@ llmd_kv_tok_two(const unsigned char **pp, const unsigned char *safe2,
 
     return i;
 }
+#endif
+
+
+#if defined(__SSE2__)
+
+/* bit i: byte b[i] == c, for i < 64 (64 readable bytes) */
+static inline uint64_t
+llmd_kv_bytes_eq(const unsigned char *b, __m128i c)
+{
+    int       k;
+    uint64_t  m;
+    __m128i   x;
+
+    m = 0;
+
+    for (k = 0; k < 4; k++) {
+        x = _mm_loadu_si128((const __m128i *) (b + 16 * k));
+        m |= (uint64_t) (uint32_t) _mm_movemask_epi8(_mm_cmpeq_epi8(x, c))
+             << (16 * k);
+    }
+
+    return m;
+}
+
+
+/*
+ * Token ids of the two encodings vLLM's arrays are made of (uint16 0xcd,
+ * uint32 0xce) without a wait on memory from one token to the next: for
+ * the 64 bytes at b, two masks of one bit per byte (the byte is 0xce; it
+ * is neither 0xcd nor 0xce) are made first (SSE2). The chain from a token
+ * to the next is then a few operations on the masks in registers (length
+ * 3 + 2 x its 0xce bit); the values are read beside it. A token starting
+ * at pos < 60 has all its bytes within the 64; then b moves on to the
+ * next token and the masks are made again. On a token of another encoding
+ * the reader stops (the caller reads it), and with fewer than 64 bytes
+ * left. Returns the tokens read into out (at most n) and the position
+ * after them in *pp: always a token start the one-chain loops reach.
+ */
+static size_t
+llmd_kv_tok_sse2(const unsigned char **pp, const unsigned char *end,
+    uint32_t *out, size_t n)
+{
+    size_t                i, pos, pos0, d;
+    uint32_t              v;
+    uint64_t              ce2, no, bad;
+    const unsigned char  *b;
+
+    b = *pp;
+    i = 0;
+
+    while (i < n && end - b >= 64) {
+        /* a batch waited in a queue: its bytes are rarely cached */
+        __builtin_prefetch(b + 512);
+
+        ce2 = llmd_kv_bytes_eq(b, _mm_set1_epi8((char) 0xce));
+        no = ~(ce2 | llmd_kv_bytes_eq(b, _mm_set1_epi8((char) 0xcd)));
+        /* bit i + 1: b[i] is 0xce, so (ce2 >> pos) & 2 is the length
+           beyond 3 (bit 63 is never needed: pos < 60) */
+        ce2 <<= 1;
+        pos = 0;
+
+        /* four at a time while the fourth starts below 60 */
+        while (pos < 45 && n - i >= 4) {
+            pos0 = pos;
+
+#define LLMD_KV_TOK_SSE2_ONE(k)                                               \
+            bad |= no >> pos;                                                 \
+            d = (ce2 >> pos) & 2;                                             \
+            memcpy(&v, b + pos + 1, 4);                                       \
+            out[i + k] = __builtin_bswap32(v) >> (16 - (d << 3));             \
+            pos += 3 + d
+
+            bad = 0;
+            LLMD_KV_TOK_SSE2_ONE(0);
+            LLMD_KV_TOK_SSE2_ONE(1);
+            LLMD_KV_TOK_SSE2_ONE(2);
+            LLMD_KV_TOK_SSE2_ONE(3);
+
+#undef LLMD_KV_TOK_SSE2_ONE
+
+            if (bad & 1) {
+                /* one of the four has another encoding: one by one below
+                   from the first (what was written is written again) */
+                pos = pos0;
+                break;
+            }
+
+            i += 4;
+        }
+
+        /* one at a time up to the end of the 64 bytes */
+        while (pos < 60 && i < n) {
+            if ((no >> pos) & 1) {
+                *pp = b + pos;
+                return i;
+            }
+
+            d = (ce2 >> pos) & 2;
+            memcpy(&v, b + pos + 1, 4);
+            out[i++] = __builtin_bswap32(v) >> (16 - (d << 3));
+            pos += 3 + d;
+        }
+
+        b += pos;
+    }
+
+    *pp = b;
+
+    return i;
+}
+
+#endif
 
 
 /* token_ids at r->p: converted into the token buffer after *used. */
@@ -1692,9 +1809,27 @@ llmd_kv_rd_tokens_field(llmd_kv_rd_t *r, llmd_kv_rd_event_t *e,
     p = r->p;
     safe = r->end - r->p >= 8 ? r->end - 8 : r->p;
     safe2 = r->end - r->p >= 16 ? r->end - 16 : r->p;
+#if !defined(__SSE2__)
     i = n >= LLMD_KV_TOK_PART ? llmd_kv_tok_two(&p, safe2, out, n) : 0;
+#else
+    i = 0;
+#endif
 
     for ( ;; ) {
+#if defined(__SSE2__)
+        i += llmd_kv_tok_sse2(&p, r->end, out + i, n - i);
+
+        /* it stopped on another encoding with 64 bytes left: that token
+           here, and on with the SSE2 reader */
+        if (i < n && r->end - p >= 64 && llmd_kv_tok_len[*p]) {
+            c = *p;
+            out[i++] = (uint32_t) (llmd_kv_be64(p) >> llmd_kv_tok_shift[c])
+                       & llmd_kv_tok_mask[c];
+            p += llmd_kv_tok_len[c];
+            continue;
+        }
+#endif
+
         /*
          * fastest: two tokens per 8-byte word, 16 readable bytes. The
          * length of each is computed from its first byte (see

@@ -136,6 +136,9 @@ typedef struct {
 
     /* KV events of this endpoint (precise mode), written by the helper */
     ngx_atomic_t                  kv_live;    /* events seen since clear */
+    /* the subscriber is connected to the pod's publisher (connect mode)
+       and neither a clear nor a failed scrape came since */
+    ngx_atomic_t                  kv_connected;
     ngx_atomic_t                  kv_batches;
     ngx_atomic_t                  kv_blocks_stored;
     ngx_atomic_t                  kv_blocks_removed;

@@ -374,6 +374,11 @@ ngx_llmd_kv_remove(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot)
 
     ngx_memzero(&up->pods[slot], sizeof(ngx_llmd_kv_pod_t));
     up->servers[slot].len = 0;
+
+    /* its subscriber, if any, is closed */
+    if (lcf->sh->writer_pid == ngx_pid) {
+        lcf->sh->endpoints[slot].kv_connected = 0;
+    }
 }
 
 
@@ -493,6 +498,7 @@ ngx_llmd_kv_clear(ngx_llmd_srv_conf_t *lcf, ngx_uint_t slot, const char *why)
     ngx_shmtx_unlock(&lcf->shpool->mutex);
 
     ep->kv_live = 0;
+    ep->kv_connected = 0;
     (void) ngx_atomic_fetch_add(&ep->kv_clears, 1);
 
     /* a pod that keeps restarting is one notice a minute, the rest info */
@@ -911,9 +917,10 @@ ngx_llmd_kv_replayed(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames,
 static void
 ngx_llmd_kv_monitor(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
 {
-    uint16_t           event;
-    llmd_kv_stream_t  *stream;
-    llmd_kv_action_t   act;
+    uint16_t                 event;
+    llmd_kv_stream_t        *stream;
+    llmd_kv_action_t         act;
+    ngx_llmd_endpoint_sh_t  *ep;
 
     if (n < 1 || zmq_msg_size(&frames[0]) < 6) {
         return;
@@ -922,11 +929,22 @@ ngx_llmd_kv_monitor(ngx_llmd_kv_sock_t *ks, zmq_msg_t *frames, ngx_uint_t n)
     ngx_memcpy(&event, zmq_msg_data(&frames[0]), sizeof(event));
 
     stream = &ks->up->pods[ks->slot].stream;
+    ep = &ks->up->lcf->sh->endpoints[ks->slot];
 
     if (event == ZMQ_EVENT_DISCONNECTED) {
+        ep->kv_connected = 0;
         act = llmd_kv_stream_disconnected(stream);
 
     } else if (event == ZMQ_EVENT_CONNECTED) {
+        /*
+         * a publisher connected to and silent has reported no block: its
+         * precise match (nothing, or speculative entries) needs no
+         * approximate fallback (ngx_llmd_prefix.c)
+         */
+        if (ks->up->lcf->sh->writer_pid == ngx_pid) {
+            ep->kv_connected = 1;
+        }
+
         act = llmd_kv_stream_connected(stream, ngx_current_msec);
 
     } else {

@@ -5,8 +5,9 @@
  *                looked up in the index of what was routed where;
  *   precise:     the prompt's token blocks, keyed as the KV-event index
  *                keys them (ngx_llmd_precise.c), are looked up in what the
- *                pods reported; an endpoint whose event stream is not live
- *                is scored with its approximate match instead.
+ *                pods reported; an endpoint whose event stream is neither
+ *                live nor connected is scored with its approximate match
+ *                instead.
  * After the pick, the prompt's blocks are recorded for the picked endpoint.
  */
 
@@ -18,6 +19,7 @@ static void ngx_llmd_prefix_approx(ngx_llmd_srv_conf_t *lcf,
     ngx_llmd_ctx_t *ctx, uint32_t *slot_match);
 static void ngx_llmd_prefix_precise(ngx_llmd_srv_conf_t *lcf,
     ngx_llmd_ctx_t *ctx, llmd_endpoint_state_t *eps);
+static ngx_uint_t ngx_llmd_precise_trusted(ngx_llmd_endpoint_sh_t *ep);
 
 
 /*
@@ -72,7 +74,8 @@ ngx_llmd_prefix_match(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     }
 
     if (ctx->precise) {
-        /* the approximate match only for endpoints without live events */
+        /* the approximate match only for endpoints without an event
+           stream to trust */
         ngx_llmd_prefix_precise(lcf, ctx, eps);
         ctx->prefix_total = (uint32_t) ctx->nkeys;
 
@@ -153,8 +156,11 @@ ngx_llmd_prefix_approx(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
 
 /*
  * Precise match of every endpoint into eps[].prefix_match, in blocks of
- * the precise keys. An endpoint whose event stream is not live is scored
- * with its approximate match, scaled to the same number of blocks.
+ * the precise keys. An endpoint whose event stream is neither live nor
+ * connected (ngx_llmd_precise_trusted) is scored with its approximate
+ * match, scaled to the same number of blocks; the approximate index is
+ * read only if one of those endpoints holds entries in it (else each of
+ * their matches is 0 whatever the prompt).
  */
 static void
 ngx_llmd_prefix_precise(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
@@ -162,30 +168,47 @@ ngx_llmd_prefix_precise(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
 {
     double              match[LLMD_MAX_ENDPOINTS];
     uint32_t            approx_match[LLMD_MAX_ENDPOINTS];
-    ngx_uint_t          i, slot, fallbacks;
-
-    ngx_shmtx_lock(&lcf->shpool->mutex);
-    llmd_kv_index_match(lcf->kv_index, ctx->keys, ctx->nkeys,
-                        ngx_current_msec, match);
-    ngx_shmtx_unlock(&lcf->shpool->mutex);
+    ngx_uint_t          i, slot, fallbacks, learned;
+    u_char              fallback[LLMD_MAX_ENDPOINTS];
 
     fallbacks = 0;
 
     for (i = 0; i < ctx->neps; i++) {
+        fallback[i] = !ngx_llmd_precise_trusted(
+                          &lcf->sh->endpoints[ctx->cands[i].slot]);
+        fallbacks += fallback[i];
+    }
+
+    learned = 0;
+
+    ngx_shmtx_lock(&lcf->shpool->mutex);
+
+    llmd_kv_index_match(lcf->kv_index, ctx->keys, ctx->nkeys,
+                        ngx_current_msec, match);
+
+    for (i = 0; ctx->nhashes && i < ctx->neps && !learned; i++) {
+        learned = fallback[i]
+                  && llmd_prefix_index_holds(lcf->index, ctx->cands[i].slot);
+    }
+
+    if (learned) {
+        llmd_prefix_index_match(lcf->index, ctx->hashes, ctx->nhashes,
+                                approx_match);
+    }
+
+    ngx_shmtx_unlock(&lcf->shpool->mutex);
+
+    for (i = 0; i < ctx->neps; i++) {
         slot = ctx->cands[i].slot;
 
-        if (lcf->sh->endpoints[slot].kv_live) {
+        if (!fallback[i]) {
             eps[i].prefix_match = match[slot];
-            continue;
-        }
 
-        if (fallbacks++ == 0) {
-            ngx_llmd_prefix_approx(lcf, ctx, approx_match);
+        } else {
+            eps[i].prefix_match = learned
+                ? (double) approx_match[slot] / ctx->nhashes * ctx->nkeys
+                : 0;
         }
-
-        eps[i].prefix_match = ctx->nhashes
-            ? (double) approx_match[slot] / ctx->nhashes * ctx->nkeys
-            : 0;
     }
 
     (void) ngx_atomic_fetch_add(&lcf->sh->precise_decisions, 1);
@@ -193,4 +216,20 @@ ngx_llmd_prefix_precise(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
     if (fallbacks) {
         (void) ngx_atomic_fetch_add(&lcf->sh->precise_fallbacks, fallbacks);
     }
+}
+
+
+/*
+ * Whether an endpoint's precise match can be taken as it is: its event
+ * stream is live (a batch applied since its last clear), or the helper's
+ * subscriber is connected to its publisher (connect mode) and nothing has
+ * made its entries doubtful since (a clear, a failed scrape): a publisher
+ * that has said nothing since the connection came up has reported no
+ * block, so the KV index holds all there is to know of it (nothing, or
+ * speculative entries), as of a live pod.
+ */
+static ngx_uint_t
+ngx_llmd_precise_trusted(ngx_llmd_endpoint_sh_t *ep)
+{
+    return ep->kv_live || ep->kv_connected;
 }

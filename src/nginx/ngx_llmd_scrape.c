@@ -472,6 +472,7 @@ ngx_llmd_scrape_fail(ngx_llmd_scrape_t *sc, const char *fmt, ...)
          * its KV-event index is not trusted until its events come again.
          */
         ep->kv_live = 0;
+        ep->kv_connected = 0;
 
         ngx_log_error(NGX_LOG_WARN, sc->timer.log, 0,
                       "llmd: cannot scrape %V%V in upstream \"%V\": %s",

@@ -364,12 +364,14 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
         }
 
         if (lcf->precise) {
-            p = ngx_sprintf(p, "\"kv\":{\"live\":%s,\"entries\":%uD,"
+            p = ngx_sprintf(p, "\"kv\":{\"live\":%s,\"connected\":%s,"
+                            "\"entries\":%uD,"
                             "\"batches\":%uA,\"blocks_stored\":%uA,"
                             "\"blocks_removed\":%uA,\"blocks_dropped\":%uA,"
                             "\"clears\":%uA,\"gaps\":%uA,\"replays\":%uA,"
                             "\"last_seq\":%uA},",
                             ep->kv_live ? "true" : "false",
+                            ep->kv_connected ? "true" : "false",
                             kst.per_endpoint[i], ep->kv_batches,
                             ep->kv_blocks_stored, ep->kv_blocks_removed,
                             ep->kv_dropped, ep->kv_clears, ep->kv_gaps,

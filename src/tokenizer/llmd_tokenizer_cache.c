@@ -387,21 +387,24 @@ llmd_tok_cache_lookup(llmd_tok_cache_t *c, const unsigned char *p,
     }
     snap = snaps;
 
-    /* the state before each group's first boundary */
+    /*
+     * the state before each group's first boundary: the text between two
+     * kept states in one update (a streamed hash does not depend on how
+     * its input is cut; one call per boundary of ~256 bytes cost more in
+     * calls and buffering than in hashing)
+     */
     if (XXH3_128bits_reset(&st) == XXH_ERROR) {
         return 0;
     }
     hashed = 0;
     last = (n - 1) / every * every;
-    for (i = 0; i <= last; i++) {
-        if (i % every == 0) {
-            XXH3_copyState(&snap[i / every], &st);
-        }
-        if (i < last) {
+    for (i = 0; i <= last; i += every) {
+        if (i > 0) {
             (void) XXH3_128bits_update(&st, p + hashed,
-                                       cands[i].b - hashed);
-            hashed = cands[i].b;
+                                       cands[i - 1].b - hashed);
+            hashed = cands[i - 1].b;
         }
+        XXH3_copyState(&snap[i / every], &st);
     }
 
     for (g = (n - 1) / every + 1; g > 0; g--) {

@@ -761,11 +761,102 @@ test_vllm_batches_direct(void **state)
 }
 
 
+/*
+ * The SSE2 token reader works on 64-byte windows: one id of another
+ * encoding (fixint, uint8, uint64, negative, nil) at every position of
+ * the first 200 of 300 ids, and arrays of 1-500 ids of uint16 and uint32;
+ * with no event after the array's (its last ids are the scalar loops'),
+ * or one of 0-39 ids (the array ends inside a window). Each batch is read
+ * by both decoders; the direct reader must take them all.
+ */
+static void
+test_token_positions(void **state)
+{
+    unsigned          odd, pos, n, k, tail;
+    size_t            direct0, tree0, direct, tree;
+    msgpack_sbuffer   sb;
+    msgpack_packer    pk;
+
+    (void) state;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    llmd_kv_decoder_counts(&direct0, &tree0);
+
+    for (odd = 0; odd < 6; odd++) {
+        for (pos = 0; pos < 200; pos++) {
+            for (tail = 0; tail < 3; tail++) {
+                n = odd == 5 ? 1 + pos + 150 * tail : 300;
+                sb.size = 0;
+                msgpack_pack_array(&pk, 3);
+                msgpack_pack_double(&pk, 1760000000.5);
+                msgpack_pack_array(&pk, tail ? 2 : 1);
+                msgpack_pack_array(&pk, 7);
+                str(&sb, "BlockStored");
+                msgpack_pack_array(&pk, 1);
+                msgpack_pack_uint64(&pk, rnd());
+                msgpack_pack_nil(&pk);
+                msgpack_pack_array(&pk, n);
+                for (k = 0; k < n; k++) {
+                    if (k != pos || odd == 5) {
+                        msgpack_pack_uint32(&pk, (uint32_t)
+                            (tail == 1 ? 256 + pick(65280)
+                                       : tail == 2 ? 65536 + pick(86400)
+                                                   : pick(151936)));
+                        continue;
+                    }
+                    switch (odd) {
+                    case 0: msgpack_pack_uint32(&pk, pick(128)); break;
+                    case 1: msgpack_pack_uint32(&pk, 128 + pick(128)); break;
+                    case 2: raw(&sb, "\xcf\0\0\0\0\0\0\x01\x02", 9);
+                            break;
+                    case 3: msgpack_pack_int32(&pk, -1 - (int) pick(9));
+                            break;
+                    default: msgpack_pack_nil(&pk);
+                    }
+                }
+                /* block_size as uint16 or uint32: a reader going on past
+                   the array would take it for an id */
+                if (pos % 2) {
+                    raw(&sb, "\xcd\0\x40", 3);
+                } else {
+                    raw(&sb, "\xce\0\0\0\x40", 5);
+                }
+                msgpack_pack_nil(&pk);
+                str(&sb, "GPU");
+                if (tail) {
+                    msgpack_pack_array(&pk, 7);
+                    str(&sb, "BlockStored");
+                    msgpack_pack_array(&pk, 1);
+                    msgpack_pack_uint64(&pk, rnd());
+                    msgpack_pack_nil(&pk);
+                    msgpack_pack_array(&pk, pos % 40);
+                    for (k = 0; k < pos % 40; k++) {
+                        msgpack_pack_uint32(&pk, (uint32_t) pick(151936));
+                    }
+                    msgpack_pack_uint32(&pk, 64);
+                    msgpack_pack_nil(&pk);
+                    str(&sb, "GPU");
+                }
+                msgpack_pack_int(&pk, 0);
+                compare(sb.data, sb.size);
+            }
+        }
+    }
+
+    llmd_kv_decoder_counts(&direct, &tree);
+    assert_int_equal(direct - direct0, 6 * 200 * 3);
+
+    msgpack_sbuffer_destroy(&sb);
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vllm_batches_direct),
+        cmocka_unit_test(test_token_positions),
         cmocka_unit_test(test_corpus),
         cmocka_unit_test(test_generated),
     };

@@ -52,7 +52,13 @@ test_longest_prefix(void **state)
 
     assert_int_equal(llmd_prefix_hashes(m, strlen(m), NULL, 0, in, 260, 64,
                                         256, p2), 4);
+    assert_int_equal(llmd_prefix_index_holds(idx, 0), 0);
     llmd_prefix_index_add(idx, 0, p2, 4, 31250);
+    /* the same blocks again are no new entries */
+    llmd_prefix_index_add(idx, 0, p2, 4, 31250);
+    assert_int_equal(llmd_prefix_index_holds(idx, 0), 4);
+    assert_int_equal(llmd_prefix_index_holds(idx, 1), 0);
+    assert_int_equal(llmd_prefix_index_holds(idx, LLMD_MAX_ENDPOINTS), 0);
 
     llmd_prefix_index_match(idx, p2, 4, match);
     assert_int_equal(match[0], 4);
@@ -80,6 +86,9 @@ test_longest_prefix(void **state)
     llmd_prefix_index_clear_endpoint(idx, 7);
     llmd_prefix_index_match(idx, p2, 4, match);
     assert_int_equal(match[3], 0);
+    assert_int_equal(llmd_prefix_index_holds(idx, 0), 0);
+    assert_int_equal(llmd_prefix_index_holds(idx, 7), 0);
+    assert_int_equal(llmd_prefix_index_holds(idx, 3), 2);
 
     free(mem);
 }
@@ -104,6 +113,7 @@ test_lru_capacity(void **state)
 
     llmd_prefix_index_stats(idx, &st);
     assert_int_equal(st.per_endpoint[1], 10);
+    assert_int_equal(llmd_prefix_index_holds(idx, 1), 10);
     assert_int_equal(st.entries, 10);
     assert_int_equal(st.evictions, 6);
 

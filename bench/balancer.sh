@@ -15,12 +15,16 @@
 #  2. decision time ($llmd_decision_us: body parse + scoring + pick) at
 #     32 KB prompts with 8 endpoints, p50/p90/p99 from the access log.
 # Talks only to 127.0.0.1; stops by itself. Usage: bench/balancer.sh [secs]
+# (PROMPTS=N: N distinct prompts in turn, default 64; 0: a new one each time)
 # (SO=/path/to/ngx_http_llmd_module.so measures another build of the module;
 # PERF=DIR also records `perf record -g` (PERF_CG=dwarf: --call-graph dwarf)
-# of the front worker during each
-# round's wrk runs into DIR/perf-rr.data and DIR/perf-llmd.data, with
-# DIR/perf-{rr,llmd}.txt from `perf report --no-children`: the figures of
-# such a run carry perf's overhead)
+# of the front worker during each round's wrk runs into
+# DIR/perf-{rr,llmd}-ROUND.data, with DIR/perf-{rr,llmd}-ROUND.txt from
+# `perf report --no-children`, so early and late rounds can be compared;
+# DIR/perf-{rr,llmd}.{data,txt} are the last round's: the figures of such
+# a run carry perf's overhead). After each llmd run the line shows the
+# 4-server upstream's prefix index (from llmd_status): entries and
+# evictions, so a cost that grows with the index shows beside its size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -66,6 +70,7 @@ http {
   server { listen 127.0.0.1:19941;
     location / { proxy_pass http://rr; proxy_http_version 1.1; proxy_set_header Connection ""; } }
   server { listen 127.0.0.1:19942;
+    location = /llmd-status { llmd_status; }
     location / { proxy_pass http://llmd; proxy_http_version 1.1; proxy_set_header Connection ""; } }
   server { listen 127.0.0.1:19943;
     access_log $W/front/decisions.log decision;
@@ -77,14 +82,21 @@ CONF
 /usr/sbin/nginx -p $W/front/ -c $W/front/nginx.conf -e $W/front/error.log
 for i in $(seq 50); do curl -s -o /dev/null 127.0.0.1:19943/ && break; sleep 0.1; done
 
-# 32 KB prompts: one distinct prefix per request number so the prefix index
-# works for real (lookups miss, inserts evict under a fixed-size index)
-cat > $W/post.lua <<'LUA'
+# 32 KB prompts (the index hashes their first 256 blocks of 64 bytes),
+# PROMPTS distinct ones in turn (default 64), told apart by their first
+# bytes: with 64, every lookup after the first 64 requests finds all 256
+# blocks and the index stays at 64 x 256 entries (no eviction); PROMPTS=0
+# sends a new prompt every time: lookups miss at block 0 and, once each
+# server's LRU (lruCapacityPerServer 31250) is full, every insert evicts
+# as many entries as it adds
+PROMPTS=${PROMPTS:-64}
+sed "s/@PROMPTS@/$PROMPTS/" > $W/post.lua <<'LUA'
 local base = string.rep("The quick brown fox jumps over the lazy dog. ", 745)
 local n = 0
+local m = @PROMPTS@
 request = function()
   n = n + 1
-  local p = string.format("%08d ", n % 64) .. base
+  local p = string.format("%08d ", m > 0 and n % m or n) .. base
   local body = '{"model":"meta-llama/Llama-3.1-8B-Instruct","max_tokens":16,"prompt":"' .. p .. '"}'
   return wrk.format("POST", "/v1/completions", {["Content-Type"]="application/json"}, body)
 end
@@ -106,7 +118,7 @@ rate() {
   local t0 t1 out reqs
   local pp=""
   if [ -n "${PERF:-}" ]; then
-    perf record -q --call-graph "${PERF_CG:-fp}" -p "$WORKER" -o "$PERF/perf-$2.data" -- sleep "$SECS" \
+    perf record -q --call-graph "${PERF_CG:-fp}" -p "$WORKER" -o "$PERF/perf-$2-$ROUND.data" -- sleep "$SECS" \
       >/dev/null 2>&1 & pp=$!
   fi
   t0=$(cpu_ns)
@@ -119,12 +131,21 @@ rate() {
   RATE=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 }
 
-echo "balancer throughput, 32 KB prompts, 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds (after ${WARM}s of each unmeasured, order alternating)"
+# index: the llmd upstream's prefix index entries and evictions (INDEX)
+index() {
+  INDEX=$(curl -s 127.0.0.1:19942/llmd-status | grep -o '"prefix_index":{[^}]*}' \
+    | head -1 | sed 's/.*"entries":\([0-9]*\).*"evictions":\([0-9]*\).*/\1 entries, \2 evictions/')
+}
+
+echo "balancer throughput, 32 KB prompts ($PROMPTS distinct; 0: all), 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds (after ${WARM}s of each unmeasured, order alternating)"
 if [ "$WARM" -gt 0 ]; then
   ( PERF= ; rate 19941 warm-rr "$WARM"; rate 19942 warm-llmd "$WARM" )
 fi
+index; echo "  llmd prefix index after the warm-up: $INDEX"
+ROUND=0
 tot_rr=0; tot_llmd=0; req_rr=0; req_llmd=0; ns_rr=0; ns_llmd=0; ratios=""
 for r in $(seq $ROUNDS); do
+  ROUND=$r
   if [ $((r % 2)) -eq 1 ]; then
     rate 19941 rr; a=$RATE; ca=$RATE_CPU; na=$CPU; qa=$REQS
     rate 19942 llmd; b=$RATE; cb=$RATE_CPU; nb=$CPU; qb=$REQS; first=rr
@@ -132,8 +153,9 @@ for r in $(seq $ROUNDS); do
     rate 19942 llmd; b=$RATE; cb=$RATE_CPU; nb=$CPU; qb=$REQS
     rate 19941 rr; a=$RATE; ca=$RATE_CPU; na=$CPU; qa=$REQS; first=llmd
   fi
-  printf "  round %d (%s first): round-robin %s req/s (worker CPU %.1f us/req), llmd default %s req/s (%.1f us/req), CPU ratio %.2fx\n" \
-    $r $first $a $ca $b $cb "$(echo "$cb / $ca" | bc -l)"
+  index
+  printf "  round %d (%s first): round-robin %s req/s (worker CPU %.1f us/req), llmd default %s req/s (%.1f us/req), CPU ratio %.2fx; index %s\n" \
+    $r $first $a $ca $b $cb "$(echo "$cb / $ca" | bc -l)" "$INDEX"
   tot_rr=$(echo "$tot_rr + $a" | bc -l); tot_llmd=$(echo "$tot_llmd + $b" | bc -l)
   req_rr=$((req_rr + qa)); req_llmd=$((req_llmd + qb))
   ns_rr=$((ns_rr + na)); ns_llmd=$((ns_llmd + nb))
@@ -154,8 +176,12 @@ sort -n $W/front/decisions.log | awk '{a[NR]=$1} END {
 grep -E "\[(alert|crit|emerg)\]" $W/front/error.log || true
 if [ -n "${PERF:-}" ]; then
   for k in rr llmd; do
-    perf report -i "$PERF/perf-$k.data" --no-children --stdio 2>/dev/null \
-      | grep -v '^$' | head -200 > "$PERF/perf-$k.txt" || true
+    for r in $(seq $ROUNDS); do
+      perf report -i "$PERF/perf-$k-$r.data" --no-children --stdio 2>/dev/null \
+        | grep -v '^$' | head -200 > "$PERF/perf-$k-$r.txt" || true
+    done
+    cp "$PERF/perf-$k-$ROUNDS.data" "$PERF/perf-$k.data"
+    cp "$PERF/perf-$k-$ROUNDS.txt" "$PERF/perf-$k.txt"
   done
-  echo "perf profiles: $PERF/perf-rr.txt $PERF/perf-llmd.txt"
+  echo "perf profiles: $PERF/perf-{rr,llmd}-{1..$ROUNDS}.txt (the last round's also as perf-rr.txt perf-llmd.txt)"
 fi

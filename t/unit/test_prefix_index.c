@@ -134,6 +134,76 @@ test_lru_capacity(void **state)
 }
 
 
+/*
+ * One insert that evicts more entries than the insert prefetches ahead
+ * (256), in a region small enough that buckets hold chains: the oldest go,
+ * in LRU order, and another endpoint's entries of the same hashes (same
+ * buckets) stay found.
+ */
+static void
+test_evict_many(void **state)
+{
+    size_t                      size;
+    uint32_t                    match[LLMD_MAX_ENDPOINTS];
+    uint64_t                   *a, *b, *c;
+    void                       *mem;
+    llmd_prefix_index_t        *idx;
+    llmd_prefix_index_stats_t   st;
+
+    size = llmd_prefix_index_min_size()
+           + 2000 * llmd_prefix_index_entry_bytes();
+    mem = malloc(size);
+    idx = llmd_prefix_index_create(mem, size);
+    assert_non_null(idx);
+
+    a = chain(11, 600);
+    b = chain(12, 300);
+    c = chain(13, 50);
+
+    llmd_prefix_index_add(idx, 1, a, 600, 1000);
+    llmd_prefix_index_add(idx, 0, a, 600, 1000);
+    llmd_prefix_index_add(idx, 0, b, 300, 1000);
+
+    llmd_prefix_index_stats(idx, &st);
+    assert_int_equal(st.per_endpoint[0], 900);
+    assert_int_equal(st.evictions, 0);
+
+    /* 950 held, 100 kept: the 850 oldest go (all of a, b's tail) */
+    llmd_prefix_index_add(idx, 0, c, 50, 100);
+
+    llmd_prefix_index_stats(idx, &st);
+    assert_int_equal(st.per_endpoint[0], 100);
+    assert_int_equal(st.per_endpoint[1], 600);
+    assert_int_equal(st.entries, 700);
+    assert_int_equal(st.evictions, 850);
+
+    llmd_prefix_index_match(idx, c, 50, match);
+    assert_int_equal(match[0], 50);
+    llmd_prefix_index_match(idx, b, 300, match);
+    assert_int_equal(match[0], 50);
+    llmd_prefix_index_match(idx, a, 600, match);
+    assert_int_equal(match[0], 0);
+    assert_int_equal(match[1], 600);
+
+    /* and again, the other endpoint: all of a goes but its head */
+    llmd_prefix_index_add(idx, 1, c, 50, 60);
+    llmd_prefix_index_match(idx, a, 600, match);
+    assert_int_equal(match[1], 10);
+    llmd_prefix_index_match(idx, c, 50, match);
+    assert_int_equal(match[0], 50);
+    assert_int_equal(match[1], 50);
+
+    llmd_prefix_index_stats(idx, &st);
+    assert_int_equal(st.entries, 160);
+    assert_int_equal(st.evictions, 850 + 590);
+
+    free(a);
+    free(b);
+    free(c);
+    free(mem);
+}
+
+
 /* A full region evicts the oldest entries of the largest endpoint. */
 static void
 test_region_bound_and_reattach(void **state)
@@ -236,6 +306,7 @@ main(void)
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_longest_prefix),
         cmocka_unit_test(test_lru_capacity),
+        cmocka_unit_test(test_evict_many),
         cmocka_unit_test(test_region_bound_and_reattach),
         cmocka_unit_test(test_churn),
     };

@@ -36,6 +36,7 @@ command -v wrk >/dev/null || { echo "wrk missing: make deps"; exit 1; }
 
 W=$(mktemp -d /tmp/llmd-bench.XXXXXX)
 trap 'for d in back front; do [ -f $W/$d/nginx.pid ] && kill -QUIT $(cat $W/$d/nginx.pid) 2>/dev/null; done; sleep 0.5; rm -rf $W' EXIT
+trap 'exit 130' INT TERM   # so that the EXIT trap stops what it started
 mkdir -p $W/back $W/front
 
 backs=""; servers4=""; servers8=""

@@ -54,6 +54,7 @@ cleanup() {
   rm -rf $W
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM   # so that the EXIT trap stops what it started
 
 servers=""
 for i in $(seq 0 $((PODS - 1))); do

@@ -51,6 +51,7 @@ W=$(mktemp -d /tmp/llmd-precise.XXXXXX)
 chmod 755 $W          # workers run as nobody and reopen the log
 SIM_PID=""
 trap '[ -n "$SIM_PID" ] && kill $SIM_PID 2>/dev/null; [ -f $W/nginx.pid ] && kill -QUIT $(cat $W/nginx.pid) 2>/dev/null; sleep 0.3; rm -rf $W' EXIT
+trap 'exit 130' INT TERM   # so that the EXIT trap stops what it started
 
 servers=""
 for i in $(seq 0 7); do servers+="server 127.0.0.1:$((18701 + i)); "; done

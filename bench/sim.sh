@@ -22,6 +22,7 @@ taskset -c $SIM_CPU build/bin/vllm-sim --pods $PODS --port $PORT \
     --time-scale "$SCALE" --quiet &
 SIM=$!
 trap 'kill $SIM 2>/dev/null; wait $SIM 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM   # so that the EXIT trap stops what it started
 
 deadline=$((SECONDS + 10))
 until curl -sf "http://127.0.0.1:$((PORT + PODS - 1))/health" >/dev/null; do

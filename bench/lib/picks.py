@@ -176,6 +176,18 @@ def nearest_rank(xs, p):
     return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
 
 
+def group_firsts(reqs):
+    """Each group's first request (reqs in the order sent), and those of
+    them that found nothing cached (they compute their whole prompt)."""
+    firsts = {}
+    for r in reqs:
+        if r["group"] >= 0 and r["group"] not in firsts:
+            firsts[r["group"]] = r
+    cold = [r for r in reqs
+            if firsts.get(r["group"]) is r and r.get("cached_tokens", 0) == 0]
+    return firsts, cold
+
+
 def ttft_tail(d):
     """Which requests make the TTFT p90: the first request of every group
     computes its whole prompt, so its TTFT has a floor (the fastest first
@@ -184,12 +196,7 @@ def ttft_tail(d):
     another first request (sent before that one's first token)."""
     reqs = sorted((r for r in load(d) if r.get("ok")),
                   key=lambda r: r["scheduled"])
-    firsts = {}
-    for r in reqs:
-        if r["group"] >= 0 and r["group"] not in firsts:
-            firsts[r["group"]] = r
-    cold = [r for r in reqs
-            if firsts.get(r["group"]) is r and r.get("cached_tokens", 0) == 0]
+    firsts, cold = group_firsts(reqs)
     floor = min((r["time_to_first_token"] for r in cold),
                 default=float("nan"))
     slow = [r for r in reqs if r["time_to_first_token"] >= floor]
@@ -247,12 +254,7 @@ def first_placement(d):
     reqs = sorted((r for r in load(d) if r.get("ok")),
                   key=lambda r: r["scheduled"])
     pods = pods_of(reqs)
-    firsts = {}
-    for r in reqs:
-        if r["group"] >= 0 and r["group"] not in firsts:
-            firsts[r["group"]] = r
-    cold = [r for r in reqs
-            if firsts.get(r["group"]) is r and r.get("cached_tokens", 0) == 0]
+    firsts, cold = group_firsts(reqs)
     fewest = tied = stacked = stacked_idle = 0
     for r in cold:
         tok = dict.fromkeys(pods, 0)

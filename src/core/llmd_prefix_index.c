@@ -233,7 +233,8 @@ llmd_prefix_index_clear_endpoint(llmd_prefix_index_t *idx, uint32_t ep)
 uint32_t
 llmd_prefix_index_holds(const llmd_prefix_index_t *idx, uint32_t ep)
 {
-    return ep < LLMD_MAX_ENDPOINTS ? idx->region.lru[ep].count : 0;
+    return ep < LLMD_MAX_ENDPOINTS
+           ? llmd_index_region_count(&idx->region, ep) : 0;
 }
 
 

@@ -367,9 +367,8 @@ llmd_tok_cache_find(llmd_tok_cache_t *c, const llmd_tok_cand_t *cand,
  * text and keeps the hash state at every every-th boundary (8; more for
  * tiny strides), then the groups of boundaries are keyed from the last
  * one back, from their state, until a group holds a cached boundary.
- * Returns the
- * index + 1 of the longest cached boundary (0: none); the keys of it and
- * of every later boundary are set.
+ * Returns the index + 1 of the longest cached boundary (0: none); the keys
+ * of it and of every later boundary are set.
  */
 size_t
 llmd_tok_cache_lookup(llmd_tok_cache_t *c, const unsigned char *p,

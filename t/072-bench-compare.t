@@ -323,8 +323,9 @@ like($out, qr/^\| precise \| 10 \| 8 \(8\) \| 2 \(2\) \| 24 \(0\) \|$/m,
 # 0, group 1's 1 / 2, group 2's 1 / 3: as placed 2, at random 5.0; the
 # scrape-interval tie-break sees no recent request (1 + 1.5), the 3 s one
 # 2 against 3 requests at group 1's (1 + 1); within 0.1 and among all pods
-# group 2's sees 3 and 3 (mean 2); least 2. Two warm-up picks and a status
-# request come first in the log.
+# group 2's sees 3 and 3 (mean 2); least 2. By the fewest groups homed: 0
+# / 0 (mean 1), 1 / 0 (pod 2: 0), 1 / 1 (mean 1.5), 2 / 1 (pod 2: 3), 5.5.
+# Two warm-up picks and a status request come first in the log.
 {
     my @r = ([0.0, 0, '18501', 1.0, 0, '18501=2.000 18502=2.000'],
              [0.3, 3, '18502', 0.5, 0, '18502=1.900 18501=0.900'],
@@ -368,10 +369,11 @@ like($out, qr/^\| precise \| 10 \| 8 \(8\) \| 2 \(2\) \| 24 \(0\) \|$/m,
 ($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/picks.py', '--ties',
                          "$tmp/sweep-t/precise");
 is($rc, 0, 'picks.py --ties: exit 0') or diag $out;
-like($out, qr/^\| precise \| 0 \| 4 \| 2 \(2 \/ 3\) \| 2 \/ 5\.0 \/ 3\.5 \/ 3\.0 \/ 4\.0 \/ 4\.0 \/ 2 \| 1 \(1, 1: 0\.050\) \|$/m,
+like($out, qr/^\| precise \| 0 \| 4 \| 2 \(2 \/ 3\) \| 2 \/ 5\.0 \/ 3\.5 \/ 3\.0 \/ 4\.0 \/ 4\.0 \/ 2 \| 5\.5 \| 1 \(1, 1: 0\.050\) \|$/m,
      'picks.py --ties: first requests, ties (within 0.03 / 0.1), exposed '
      . 'siblings as placed / at random / by the recent-load tie-breaks / '
-     . 'the 3 s key within 0.1 and over all pods / least; stacked (after a '
+     . 'the 3 s key within 0.1 and over all pods / least; by the fewest '
+     . 'groups homed; stacked (after a '
      . 'scrape, while a pod computed none: margin)')
     or diag $out;
 

@@ -68,7 +68,10 @@ pods; for a tie-break among tied pods (equal as logged) by the fewest
 requests sent to a pod in the last scrape interval (0.05 s x the run's time
 scale, simulated) or in the last 3 s (random among those still equal); for
 that 3 s key among the pods within 0.1 of the best score, and among all
-pods; and the least possible (the pod with the fewest, each time). Last,
+pods; and the least possible (the pod with the fewest, each time). Then
+the same for a pick by the fewest groups homed on a pod (groups whose first
+request went there before): where the group's siblings will come from,
+about. Last,
 first requests stacked on a pod still computing another: how many, of them
 sent more than one scrape interval after that pod's latest first request
 (after a scrape had reset the in-flight counts), of them while some pod
@@ -384,7 +387,7 @@ def ties(d):
         comp = {p: [c for c in cold if c["server"] == p
                     and c["sent"] < t < c["sent"] + c["time_to_first_token"]]
                 for p in pods}
-        row = rows.setdefault(r["stage"], [0] * 11 + [[]])
+        row = rows.setdefault(r["stage"], [0] * 11 + [[], 0])
         row[0] += 1
         row[1] += len(tied) > 1
         row[2] += margin < 0.03
@@ -396,6 +399,11 @@ def ties(d):
         row[8] += by(n_3, near)
         row[9] += by(n_3, pods)
         row[10] += min(expo.values())
+        homed = dict.fromkeys(pods, 0)
+        for f in firsts.values():
+            if f["sent"] < t:
+                homed[f["server"]] += 1
+        row[12] += by(homed, pods)
         on = comp[r["server"]]
         if on:
             idle = [p for p in pods if not comp[p]]
@@ -407,9 +415,9 @@ def ties(d):
         st = v[11]
         idle = [m for _, m in st if m is not None]
         print("| %s | %d | %d | %d (%d / %d) | %d / %.1f / %.1f / %.1f / "
-              "%.1f / %.1f / %d | %d (%d, %d: %s) |" % (
+              "%.1f / %.1f / %d | %.1f | %d (%d, %d: %s) |" % (
                   name, s, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
-                  v[8], v[9], v[10], len(st), sum(a for a, _ in st),
+                  v[8], v[9], v[10], v[12], len(st), sum(a for a, _ in st),
                   len(idle), "%.3f" % statistics.median(idle)
                   if idle else "-"))
 
@@ -447,10 +455,12 @@ def main(argv):
               "logged (within 0.03 / 0.1 of the second) | siblings exposed: "
               "as placed / at random / tie-break by requests sent in the "
               "last scrape interval / in the last 3 s / that 3 s key among "
-              "pods within 0.1 / among all pods / least possible | first "
+              "pods within 0.1 / among all pods / least possible | "
+              "siblings exposed by the pod with the fewest groups homed "
+              "(first requests sent there before) | first "
               "requests stacked (sent after a scrape, while a pod computed "
               "none: median score margin) |")
-        print("|---|---:|---:|---:|---|---|")
+        print("|---|---:|---:|---:|---|---:|---|")
         for d in argv[2:]:
             ties(d)
         return 0

@@ -68,11 +68,10 @@ pods; for a tie-break among tied pods (equal as logged) by the fewest
 requests sent to a pod in the last scrape interval (0.05 s x the run's time
 scale, simulated) or in the last 3 s (random among those still equal); for
 that 3 s key among the pods within 0.1 of the best score, and among all
-pods; and the least possible (the pod with the fewest, each time). Then
-the same for a pick by the fewest groups homed on a pod (groups whose first
-request went there before): where the group's siblings will come from,
-about. Last,
-first requests stacked on a pod still computing another: how many, of them
+pods; the least possible (the pod with the fewest, each time); and for a
+pick of the pod with the fewest groups homed (groups whose first request
+went there before: about where the coming siblings will go). Last, first
+requests stacked on a pod still computing another: how many, of them
 sent more than one scrape interval after that pod's latest first request
 (after a scrape had reset the in-flight counts), of them while some pod
 computed none, and the median of the picked pod's score less the best
@@ -347,6 +346,10 @@ def time_scale(d):
 
 def ties(d):
     """--ties: see the docstring."""
+    if not os.path.exists(os.path.join(d, "access.log")):
+        print("%s: no access.log (run the benchmark with ACCESS_LOG=1)" % d,
+              file=sys.stderr)
+        return 1
     reqs = sorted((r for r in load(d) if r.get("ok")),
                   key=lambda r: r["sent"])
     pods = pods_of(reqs)
@@ -387,39 +390,36 @@ def ties(d):
         comp = {p: [c for c in cold if c["server"] == p
                     and c["sent"] < t < c["sent"] + c["time_to_first_token"]]
                 for p in pods}
-        row = rows.setdefault(r["stage"], [0] * 11 + [[], 0])
-        row[0] += 1
-        row[1] += len(tied) > 1
-        row[2] += margin < 0.03
-        row[3] += margin < 0.1
-        row[4] += expo[r["server"]]
-        row[5] += statistics.mean(expo.values())
-        row[6] += by(n_s, tied) if len(tied) > 1 else expo[r["server"]]
-        row[7] += by(n_3, tied) if len(tied) > 1 else expo[r["server"]]
-        row[8] += by(n_3, near)
-        row[9] += by(n_3, pods)
-        row[10] += min(expo.values())
         homed = dict.fromkeys(pods, 0)
         for f in firsts.values():
             if f["sent"] < t:
                 homed[f["server"]] += 1
-        row[12] += by(homed, pods)
-        on = comp[r["server"]]
-        if on:
+        own = expo[r["server"]]
+        # per stage: counts, then exposed siblings in the columns' order
+        row = rows.setdefault(r["stage"], {"n": [0, 0, 0, 0],
+                                           "expo": [0.0] * 8, "stacked": []})
+        for k, v in enumerate((1, len(tied) > 1, margin < 0.03,
+                               margin < 0.1)):
+            row["n"][k] += v
+        for k, v in enumerate((own, statistics.mean(expo.values()),
+                               by(n_s, tied) if len(tied) > 1 else own,
+                               by(n_3, tied) if len(tied) > 1 else own,
+                               by(n_3, near), by(n_3, pods),
+                               min(expo.values()), by(homed, pods))):
+            row["expo"][k] += v
+        if comp[r["server"]]:
             idle = [p for p in pods if not comp[p]]
-            row[11].append((t - max(c["sent"] for c in on) > scrape,
-                            sc[r["server"]] - max(sc[p] for p in idle)
-                            if idle else None))
+            row["stacked"].append((
+                t - max(c["sent"] for c in comp[r["server"]]) > scrape,
+                sc[r["server"]] - max(sc[p] for p in idle) if idle else None))
     for s in sorted(rows):
-        v = rows[s]
-        st = v[11]
+        n, e, st = rows[s]["n"], rows[s]["expo"], rows[s]["stacked"]
         idle = [m for _, m in st if m is not None]
         print("| %s | %d | %d | %d (%d / %d) | %d / %.1f / %.1f / %.1f / "
               "%.1f / %.1f / %d | %.1f | %d (%d, %d: %s) |" % (
-                  name, s, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
-                  v[8], v[9], v[10], v[12], len(st), sum(a for a, _ in st),
-                  len(idle), "%.3f" % statistics.median(idle)
-                  if idle else "-"))
+                  (name, s) + tuple(n) + tuple(e) + (
+                      len(st), sum(a for a, _ in st), len(idle),
+                      "%.3f" % statistics.median(idle) if idle else "-")))
 
 
 def main(argv):
@@ -461,9 +461,7 @@ def main(argv):
               "requests stacked (sent after a scrape, while a pod computed "
               "none: median score margin) |")
         print("|---|---:|---:|---:|---|---:|---|")
-        for d in argv[2:]:
-            ties(d)
-        return 0
+        return max([ties(d) or 0 for d in argv[2:]], default=0)
     for d in argv[1:]:
         per_stage(d)
     return 0

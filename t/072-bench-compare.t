@@ -313,4 +313,68 @@ like($out, qr/^\| precise \| 10 \| 8 \(8\) \| 2 \(2\) \| 24 \(0\) \|$/m,
      . 'off their group\'s pod (nothing cached)')
     or diag $out;
 
+# --ties: a made-up run with its access log (2 pods, time scale 3: a scrape
+# interval is 0.15 simulated s). First requests of groups 0 (0 s, pod 1,
+# tied 2.000 / 2.000), 3 (0.3 s, pod 2, margin 1.0), 1 (2.0 s, pod 1, tied
+# 1.500 / 1.500) and 2 (2.5 s, pod 1, 1.550 against 1.500, while pod 1
+# computes group 1's and pod 2 nothing: stacked, 0.5 s after a scrape);
+# siblings of groups 0 and 3 at home. Exposed siblings (other groups' sent
+# during a first request's prefill) per pod: group 0's 0 / 2, group 3's 1 /
+# 0, group 1's 1 / 2, group 2's 1 / 3: as placed 2, at random 5.0; the
+# scrape-interval tie-break sees no recent request (1 + 1.5), the 3 s one
+# 2 against 3 requests at group 1's (1 + 1); within 0.1 and among all pods
+# group 2's sees 3 and 3 (mean 2); least 2. By the fewest groups homed: 0
+# / 0 (mean 1), 1 / 0 (pod 2: 0), 1 / 1 (mean 1.5), 2 / 1 (pod 2: 3), 5.5.
+# Two warm-up picks and a status request come first in the log.
+{
+    my @r = ([0.0, 0, '8001', 1.0, 0, '8001=2.000 8002=2.000'],
+             [0.3, 3, '8002', 0.5, 0, '8002=1.900 8001=0.900'],
+             [0.5, 0, '8001', 0.1, 1, '8001=3.000 8002=1.000'],
+             [0.6, 3, '8002', 0.1, 1, '8002=3.000 8001=1.000'],
+             [0.7, 3, '8002', 0.1, 1, '8002=3.000 8001=1.000'],
+             [2.0, 1, '8001', 1.0, 0, '8001=1.500 8002=1.500'],
+             [2.5, 2, '8001', 1.0, 0, '8001=1.550 8002=1.500'],
+             [2.6, 0, '8001', 0.1, 1, '8001=3.000 8002=1.000'],
+             [2.7, 3, '8002', 0.1, 1, '8002=3.000 8001=1.000'],
+             [2.9, 3, '8002', 0.1, 1, '8002=3.000 8001=1.000'],
+             [3.2, 3, '8002', 0.1, 1, '8002=3.000 8001=1.000']);
+    my (@l, $log);
+    my $i = 0;
+    for my $x (@r) {
+        push @l, { id => $i++, stage => 0, group => $x->[1],
+                   ok => JSON::PP::true, scheduled => $x->[0],
+                   sent => $x->[0], server => $x->[2],
+                   time_to_first_token => $x->[3], input_tokens => 1000,
+                   cached_tokens => $x->[4] ? 900 : 0 };
+    }
+    $log = qq{900.000 0.100 127.0.0.1:8002 127.0.0.1:8002 0/0 }
+         . qq{"127.0.0.1:8002=2.000 127.0.0.1:8001=1.000" 9 0 0\n}
+         . qq{900.100 0.100 127.0.0.1:8001 127.0.0.1:8001 0/0 }
+         . qq{"127.0.0.1:8001=2.000 127.0.0.1:8002=1.000" 9 0 0\n}
+         . qq{950.000 0.000 - - - "-" - - -\n};
+    # ends in reverse order: the log is in order of ends, not starts
+    for my $x (reverse @r) {
+        my $start = 1000 + $x->[0] / 3;
+        (my $sc = $x->[5]) =~ s/(\d+)=/127.0.0.1:$1=/g;
+        $log .= sprintf(qq{%.3f 1.000 127.0.0.1:%s 127.0.0.1:%s %s/10 "%s" }
+                        . qq{9 0 0\n}, $start + 1, $x->[2], $x->[2],
+                        $x->[4] ? 9 : 0, $sc);
+    }
+    spew("$tmp/sweep-t/precise/loadgen/per_request_lifecycle_metrics.jsonl",
+         join('', map { $json->encode($_) . "\n" } @l));
+    spew("$tmp/sweep-t/precise/access.log", $log);
+    spew("$tmp/sweep-t/README.md", "4 simulated pods. Time scale 3: the "
+         . "pods run 3 times faster\n");
+}
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/picks.py', '--ties',
+                         "$tmp/sweep-t/precise");
+is($rc, 0, 'picks.py --ties: exit 0') or diag $out;
+like($out, qr/^\| precise \| 0 \| 4 \| 2 \(2 \/ 3\) \| 2 \/ 5\.0 \/ 3\.5 \/ 3\.0 \/ 4\.0 \/ 4\.0 \/ 2 \| 5\.5 \| 1 \(1, 1: 0\.050\) \|$/m,
+     'picks.py --ties: first requests, ties (within 0.03 / 0.1), exposed '
+     . 'siblings as placed / at random / by the recent-load tie-breaks / '
+     . 'the 3 s key within 0.1 and over all pods / least; by the fewest '
+     . 'groups homed; stacked (after a '
+     . 'scrape, while a pod computed none: margin)')
+    or diag $out;
+
 done_testing();

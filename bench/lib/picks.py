@@ -5,6 +5,8 @@
     picks.py --bursts EXPERIMENT_DIR [...] per group burst (make bench-bursts)
     picks.py --ttft EXPERIMENT_DIR [...]   which requests make the TTFT p90
     picks.py --firsts EXPERIMENT_DIR [...] how groups' first requests were placed
+    picks.py --ties EXPERIMENT_DIR [...]   ties of their scores, and what a
+                                           recent-load tie-break would do
 
 Reads EXPERIMENT_DIR/loadgen/per_request_lifecycle_metrics.jsonl (one line
 per request: stage, group, scheduled, server, input/cached tokens, TTFT;
@@ -52,8 +54,29 @@ reported them): how many went to a pod with the fewest, of those how many
 when two or more pods tied there (all of them idle, as a rule: the
 picker's draw decides), how many to a pod still computing another first
 request (of them while some pod computed none); and how many siblings were
-served off their group's first pod (of them with nothing cached). Python
-standard library only.
+served off their group's first pod (of them with nothing cached).
+
+--ties (needs the run's access.log, ACCESS_LOG=1): per stage, for the
+groups' first requests (nothing cached), whether the picker saw a tie: the
+best score equal to the second as logged ($llmd_scores, 3 decimals), or
+within 0.03 / 0.1 of it. Then the siblings each first request exposed: the
+requests of other groups sent to its pod while it computed (from its send
+to its first token), which would queue behind it on that pod and would on
+any other pod (siblings stay home). Exposed siblings summed over the
+stage's first requests: as placed; expected for a pick at random among all
+pods; for a tie-break among tied pods (equal as logged) by the fewest
+requests sent to a pod in the last scrape interval (0.05 s x the run's time
+scale, simulated) or in the last 3 s (random among those still equal); for
+that 3 s key among the pods within 0.1 of the best score, and among all
+pods; the least possible (the pod with the fewest, each time); and for a
+pick of the pod with the fewest groups homed (groups whose first request
+went there before: about where the coming siblings will go). Last, first
+requests stacked on a pod still computing another: how many, of them
+sent more than one scrape interval after that pod's latest first request
+(after a scrape had reset the in-flight counts), of them while some pod
+computed none, and the median of the picked pod's score less the best
+score among those. The access log's requests are matched to the loadgen's
+per pod, in the order they were sent. Python standard library only.
 """
 import json
 import os
@@ -282,6 +305,123 @@ def first_placement(d):
         sum(1 for r in off if r.get("cached_tokens", 0) == 0)))
 
 
+def access_scores(d, reqs):
+    """Each request's logged scores ({pod port: score}), matched to reqs
+    (in the order sent) per pod in the order the access log's requests
+    started (its last len(reqs) picks: the warm-up comes first)."""
+    log = []
+    with open(os.path.join(d, "access.log")) as f:
+        for line in f:
+            fl = line.split(" ")
+            if len(fl) < 6 or fl[2] == "-":
+                continue
+            a, b = line.index('"'), line.rindex('"')
+            sc = {}
+            for kv in line[a + 1:b].split():
+                k, v = kv.rsplit("=", 1)
+                sc[k.rsplit(":", 1)[-1]] = float(v)
+            log.append((float(fl[0]) - float(fl[1]),
+                        fl[2].rsplit(":", 1)[-1], sc))
+    log.sort(key=lambda x: x[0])
+    per = {}
+    for x in log[-len(reqs):]:
+        per.setdefault(x[1], []).append(x[2])
+    out = []
+    for r in reqs:
+        q = per.get(r["server"], [])
+        out.append(q.pop(0) if q else {})
+    return out
+
+
+def time_scale(d):
+    try:
+        with open(os.path.join(d, "..", "README.md")) as f:
+            for line in f:
+                if "Time scale " in line:
+                    return float(line.split("Time scale ")[1].split(":")[0])
+    except OSError:
+        pass
+    return 3.0
+
+
+def ties(d):
+    """--ties: see the docstring."""
+    if not os.path.exists(os.path.join(d, "access.log")):
+        print("%s: no access.log (run the benchmark with ACCESS_LOG=1)" % d,
+              file=sys.stderr)
+        return 1
+    reqs = sorted((r for r in load(d) if r.get("ok")),
+                  key=lambda r: r["sent"])
+    pods = pods_of(reqs)
+    scores = access_scores(d, reqs)
+    scrape = 0.05 * time_scale(d)
+    firsts, cold = group_firsts(reqs)
+    name = os.path.basename(os.path.normpath(d))
+    rows = {}
+    for i, r in enumerate(reqs):
+        if firsts.get(r["group"]) is not r or r.get("cached_tokens", 0):
+            continue
+        t, end = r["sent"], r["sent"] + r["time_to_first_token"]
+        sc = {p: scores[i].get(p, float("-inf")) for p in pods}
+        top = max(sc.values())
+        ranked = sorted(sc.values(), reverse=True)
+        margin = ranked[0] - ranked[1] if len(ranked) > 1 else 1.0
+        expo = dict.fromkeys(pods, 0)
+        for x in reqs[i + 1:]:
+            if x["sent"] >= end:
+                break
+            if firsts.get(x["group"]) is not x and x["group"] != r["group"]:
+                expo[x["server"]] += 1
+
+        def recent(w):
+            n = dict.fromkeys(pods, 0)
+            for x in reqs[:i]:
+                if x["sent"] >= t - w:
+                    n[x["server"]] += 1
+            return n
+
+        def by(key, cand):
+            lo = min(key[p] for p in cand)
+            return statistics.mean(expo[p] for p in cand if key[p] == lo)
+
+        tied = [p for p in pods if top - sc[p] < 0.0005]
+        near = [p for p in pods if top - sc[p] < 0.1 + 0.0005]
+        n_s, n_3 = recent(scrape), recent(3.0)
+        comp = {p: [c for c in cold if c["server"] == p
+                    and c["sent"] < t < c["sent"] + c["time_to_first_token"]]
+                for p in pods}
+        homed = dict.fromkeys(pods, 0)
+        for f in firsts.values():
+            if f["sent"] < t:
+                homed[f["server"]] += 1
+        own = expo[r["server"]]
+        # per stage: counts, then exposed siblings in the columns' order
+        row = rows.setdefault(r["stage"], {"n": [0, 0, 0, 0],
+                                           "expo": [0.0] * 8, "stacked": []})
+        for k, v in enumerate((1, len(tied) > 1, margin < 0.03,
+                               margin < 0.1)):
+            row["n"][k] += v
+        for k, v in enumerate((own, statistics.mean(expo.values()),
+                               by(n_s, tied) if len(tied) > 1 else own,
+                               by(n_3, tied) if len(tied) > 1 else own,
+                               by(n_3, near), by(n_3, pods),
+                               min(expo.values()), by(homed, pods))):
+            row["expo"][k] += v
+        if comp[r["server"]]:
+            idle = [p for p in pods if not comp[p]]
+            row["stacked"].append((
+                t - max(c["sent"] for c in comp[r["server"]]) > scrape,
+                sc[r["server"]] - max(sc[p] for p in idle) if idle else None))
+    for s in sorted(rows):
+        n, e, st = rows[s]["n"], rows[s]["expo"], rows[s]["stacked"]
+        idle = [m for _, m in st if m is not None]
+        print("| %s | %d | %d | %d (%d / %d) | %d / %.1f / %.1f / %.1f / "
+              "%.1f / %.1f / %d | %.1f | %d (%d, %d: %s) |" % (
+                  (name, s) + tuple(n) + tuple(e) + (
+                      len(st), sum(a for a, _ in st), len(idle),
+                      "%.3f" % statistics.median(idle) if idle else "-")))
+
+
 def main(argv):
     if len(argv) > 1 and argv[1] == "--bursts":
         for d in argv[2:]:
@@ -310,6 +450,18 @@ def main(argv):
         for d in argv[2:]:
             first_placement(d)
         return 0
+    if len(argv) > 1 and argv[1] == "--ties":
+        print("| experiment | stage | first requests | best score tied as "
+              "logged (within 0.03 / 0.1 of the second) | siblings exposed: "
+              "as placed / at random / tie-break by requests sent in the "
+              "last scrape interval / in the last 3 s / that 3 s key among "
+              "pods within 0.1 / among all pods / least possible | "
+              "siblings exposed by the pod with the fewest groups homed "
+              "(first requests sent there before) | first "
+              "requests stacked (sent after a scrape, while a pod computed "
+              "none: median score margin) |")
+        print("|---|---:|---:|---:|---|---:|---|")
+        return max([ties(d) or 0 for d in argv[2:]], default=0)
     for d in argv[1:]:
         per_stage(d)
     return 0

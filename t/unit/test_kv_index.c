@@ -646,6 +646,144 @@ test_attach(void **state)
 }
 
 
+/* Stores engine hash h for ep as a one-block chain root. */
+static void
+put1(llmd_kv_index_t *idx, uint32_t ep, uint64_t h,
+    llmd_kv_apply_stats_t *st)
+{
+    llmd_kv_event_t  ev;
+
+    ev = stored(&h, 1, NULL, toks + (h % 60) * BS, BS);
+    llmd_kv_index_apply(idx, ep, root, BS, &ev, st);
+}
+
+
+/* Whether ep holds engine hash h; takes it out. */
+static int
+take1(llmd_kv_index_t *idx, uint32_t ep, uint64_t h)
+{
+    llmd_kv_event_t        ev;
+    llmd_kv_apply_stats_t  st;
+
+    memset(&st, 0, sizeof(st));
+    ev = removed(&h, 1, 0);
+    llmd_kv_index_apply(idx, ep, root, BS, &ev, &st);
+
+    return st.removed == 1;
+}
+
+
+/*
+ * The eviction ring (the order the helper prefetches victims in) against
+ * the LRU lists, which evict: llmd_kv_index_check() compares them; here
+ * the cases that make records stale or lose them.
+ */
+static void
+test_eviction_ring(void **state)
+{
+    size_t                 size, c, i;
+    uint64_t               h;
+    llmd_kv_index_t       *idx;
+    llmd_kv_apply_stats_t  st;
+    llmd_kv_index_stats_t  is;
+
+    size = llmd_kv_index_min_size() + 200 * llmd_kv_index_entry_bytes();
+    idx = new_index(size);
+    memset(&st, 0, sizeof(st));
+    llmd_kv_index_stats(idx, &is);
+    c = is.capacity;
+    assert_true(c >= 200);
+    assert_true(c * llmd_kv_index_entry_bytes() <= size);
+
+    /* order: ep 0 fills the region with hashes 1..c, in order */
+    for (h = 1; h <= c; h++) {
+        put1(idx, 0, h, &st);
+    }
+    assert_int_equal(llmd_kv_index_ring_known(idx, 0), c);
+    assert_int_equal(llmd_kv_index_check(idx), 0);
+
+    /* stale records: 5 refreshed (newest now), 7 removed by the pod */
+    put1(idx, 0, 5, &st);
+    assert_true(take1(idx, 0, 7));
+    put1(idx, 0, c + 1, &st);                 /* takes 7's place */
+    assert_int_equal(llmd_kv_index_ring_known(idx, 0), c);
+    assert_int_equal(llmd_kv_index_check(idx), 0);
+
+    /* ten evictions follow the ring: 1..4, 6, 8..12; 5 stays */
+    for (i = 0; i < 10; i++) {
+        put1(idx, 0, 1000 + i, &st);
+        assert_int_equal(llmd_kv_index_check(idx), 0);
+    }
+    llmd_kv_index_stats(idx, &is);
+    assert_int_equal(is.evictions, 10);
+    assert_int_equal(llmd_kv_index_ring_known(idx, 0), c);
+    assert_false(take1(idx, 0, 4));
+    assert_false(take1(idx, 0, 12));
+    assert_true(take1(idx, 0, 13));
+    assert_true(take1(idx, 0, 5));
+
+    /* re-store of an evicted block: the newest, evicted last */
+    put1(idx, 0, 1, &st);
+    assert_int_equal(llmd_kv_index_check(idx), 0);
+    for (i = 0; i < c - 1; i++) {
+        put1(idx, 0, 2000 + i, &st);
+    }
+    assert_int_equal(llmd_kv_index_check(idx), 0);
+    assert_true(take1(idx, 0, 1));
+    put1(idx, 0, 1, &st);
+    put1(idx, 0, 3000, &st);
+    assert_false(take1(idx, 0, 2000));
+
+    /* wrap: many rings' worth of records, two endpoints */
+    for (i = 0; i < 5 * c; i++) {
+        put1(idx, (uint32_t) (i % 3 == 0), 10000 + i, &st);
+        if (i % 97 == 0) {
+            assert_int_equal(llmd_kv_index_check(idx), 0);
+        }
+    }
+    llmd_kv_index_stats(idx, &is);
+    assert_int_equal(llmd_kv_index_ring_known(idx, 0), is.per_endpoint[0]);
+    assert_int_equal(llmd_kv_index_ring_known(idx, 1), is.per_endpoint[1]);
+    assert_int_equal(llmd_kv_index_check(idx), 0);
+
+    /* an endpoint cleared: its records are stale, new ones count */
+    llmd_kv_index_clear_endpoint(idx, 1);
+    assert_int_equal(llmd_kv_index_ring_known(idx, 1), 0);
+    for (h = 1; h <= 20; h++) {
+        put1(idx, 1, 50000 + h, &st);
+    }
+    assert_int_equal(llmd_kv_index_ring_known(idx, 1), 20);
+    assert_int_equal(llmd_kv_index_check(idx), 0);
+
+    free(idx);
+
+    /* the bound: the ring has a fixed size; refreshing a few blocks over
+       and over overwrites the records of the older entries; the ring keeps
+       the newest in order, eviction still takes the oldest */
+    idx = new_index(size);
+    for (h = 1; h <= c; h++) {
+        put1(idx, 0, h, &st);
+    }
+    for (i = 0; i < 4 * c; i++) {
+        put1(idx, 0, c - i % 3, &st);
+    }
+    assert_int_equal(llmd_kv_index_ring_known(idx, 0), 3);
+    assert_int_equal(llmd_kv_index_check(idx), 0);
+    put1(idx, 0, c + 1, &st);
+    put1(idx, 0, c + 2, &st);
+    llmd_kv_index_stats(idx, &is);
+    assert_int_equal(is.entries, c);
+    assert_int_equal(is.evictions, 2);
+    assert_int_equal(llmd_kv_index_ring_known(idx, 0), 5);
+    assert_int_equal(llmd_kv_index_check(idx), 0);
+    assert_false(take1(idx, 0, 1));
+    assert_false(take1(idx, 0, 2));
+    assert_true(take1(idx, 0, 3));
+    assert_true(take1(idx, 0, c));
+    free(idx);
+}
+
+
 /* xorshift64*: fixed seed */
 static uint64_t
 rnd(uint64_t *s)
@@ -748,6 +886,7 @@ main(void)
         cmocka_unit_test(test_salt_and_lora),
         cmocka_unit_test(test_bound_and_eviction),
         cmocka_unit_test(test_attach),
+        cmocka_unit_test(test_eviction_ring),
         cmocka_unit_test(test_random_ops),
     };
 

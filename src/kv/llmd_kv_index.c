@@ -30,23 +30,8 @@
 #include "kv/llmd_kv_keys.h"
 
 #define LLMD_KVI_MAGIC     0x316978766b646d6cULL      /* "lmdkvxi1" */
-/* 3: the shared llmd_index_region_t header; 4: open-addressed tables;
-   5: the eviction ring */
-#define LLMD_KVI_VERSION   5
-
-/* Bytes of eviction ring per entry: 6 / 5 records of 5 bytes. */
-#define LLMD_KVI_RING_BYTES  6
-
-/* Eviction look-ahead: the buckets of the entry this many records of the
-   victim ahead of its oldest are prefetched, the line of the entry
-   LLMD_KVI_FAR ahead; records read per cursor and store at most. */
-#define LLMD_KVI_MID     4
-#define LLMD_KVI_FAR     12
-#define LLMD_KVI_SCAN    64
-
-#if (LLMD_MAX_ENDPOINTS > 256)
-#error "the eviction ring keeps endpoints in one byte"
-#endif
+/* 3: the shared llmd_index_region_t header; 4: open-addressed tables */
+#define LLMD_KVI_VERSION   4
 
 /* Keys computed per slice of a BlockStored event. */
 #define LLMD_KVI_SLICE     64
@@ -72,8 +57,7 @@ typedef struct {
     llmd_index_entry_t  base;    /* endpoint and its LRU neighbours */
     uint8_t             tier;
     uint8_t             refs;    /* duplicate stores of the same block */
-    uint16_t            stamp;   /* low 16 bits of the position of its
-                                    latest ring record (+1 once freed) */
+    uint16_t            reserved;
     uint64_t            key;     /* request key */
     uint64_t            hash;    /* engine hash, or expiry (ms) if
                                     speculative */
@@ -96,32 +80,9 @@ typedef struct {
     uint16_t            tag;
 } llmd_kvi_iter_t;
 
-/* A position in the eviction ring: records pushed before it, and where. */
-typedef struct {
-    uint64_t            seq;
-    uint32_t            at;      /* seq % nring */
-    uint32_t            gap;     /* records of the endpoint from `cur` on,
-                                    before this one (mid, far) */
-} llmd_kvi_pos_t;
-
-/* An endpoint's cursors: the record of its oldest entry, the record whose
-   buckets are prefetched next and the one whose entry line is. */
-typedef struct {
-    llmd_kvi_pos_t      cur;
-    llmd_kvi_pos_t      mid;
-    llmd_kvi_pos_t      far;
-} llmd_kvi_ahead_t;
-
 struct llmd_kv_index_s {
     llmd_index_region_t  region;
     uint32_t             spec[LLMD_MAX_ENDPOINTS];   /* speculative entries */
-    /* the eviction ring: entry numbers (uint32) then endpoints (uint8) */
-    uint64_t             ring_off;   /* from the index's start */
-    uint64_t             ring_ep_off;
-    uint32_t             nring;      /* records */
-    uint32_t             reserved;
-    llmd_kvi_pos_t       ring;       /* the next record */
-    llmd_kvi_ahead_t     ahead[LLMD_MAX_ENDPOINTS];
 };
 
 /* The tables start on a 64-byte boundary of a 64-byte aligned region. */
@@ -167,25 +128,12 @@ static void llmd_kvi_unchain(llmd_index_region_t *r, uint32_t e);
 static void llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep,
     uint64_t root, uint32_t block_size, const llmd_kv_event_t *ev,
     llmd_kv_apply_stats_t *st);
-static void llmd_kvi_ring_push(llmd_kv_index_t *idx, uint32_t ep,
-    uint32_t e);
-static int llmd_kvi_ring_verify(const llmd_kv_index_t *idx, uint32_t ep,
-    size_t *known);
-static void llmd_kvi_step(const llmd_kv_index_t *idx, llmd_kvi_pos_t *p);
-static int llmd_kvi_latest(const llmd_kv_index_t *idx, uint32_t ep,
-    const llmd_kvi_pos_t *p);
-static llmd_kvi_pos_t llmd_kvi_ring_tail(const llmd_kv_index_t *idx);
 
 
 size_t
 llmd_kv_index_min_size(void)
 {
-    /* the flat region's minimum and its share of ring, with room for the
-       rounding of the two ring arrays and of the ring's start */
-    return llmd_index_region_flat_min_size(&llmd_kvi_layout, LLMD_KVI_WORDS)
-           / llmd_index_region_flat_entry_bytes(&llmd_kvi_layout,
-                                                LLMD_KVI_WORDS)
-           * llmd_kv_index_entry_bytes() + 1024;
+    return llmd_index_region_flat_min_size(&llmd_kvi_layout, LLMD_KVI_WORDS);
 }
 
 
@@ -193,82 +141,24 @@ size_t
 llmd_kv_index_entry_bytes(void)
 {
     return llmd_index_region_flat_entry_bytes(&llmd_kvi_layout,
-                                              LLMD_KVI_WORDS)
-           + LLMD_KVI_RING_BYTES;
-}
-
-
-/* Records of the eviction ring of an index of size bytes: 1.2 per entry
-   it can hold. */
-static size_t
-llmd_kvi_ring_records(size_t size)
-{
-    return size / llmd_kv_index_entry_bytes() * LLMD_KVI_RING_BYTES / 5;
-}
-
-
-/* The bytes before the ring (the region), a multiple of 64; 0 if size has
-   no room. */
-static size_t
-llmd_kvi_ring_start(size_t size, size_t nring)
-{
-    size_t  ring;
-
-    ring = ((nring * 4 + 63) & ~(size_t) 63) + ((nring + 63) & ~(size_t) 63);
-
-    return size > ring ? (size - ring) & ~(size_t) 63 : 0;
+                                              LLMD_KVI_WORDS);
 }
 
 
 llmd_kv_index_t *
 llmd_kv_index_create(void *mem, size_t size)
 {
-    size_t            n, start;
-    llmd_kv_index_t  *idx;
-
-    if (size < llmd_kv_index_min_size()) {
-        return NULL;
-    }
-
-    n = llmd_kvi_ring_records(size);
-    start = llmd_kvi_ring_start(size, n);
-
-    idx = (llmd_kv_index_t *) llmd_index_region_create_flat(mem, start,
+    return (llmd_kv_index_t *) llmd_index_region_create_flat(mem, size,
                                                   &llmd_kvi_layout,
                                                   LLMD_KVI_WORDS);
-    if (idx == NULL) {
-        return NULL;
-    }
-
-    /* the header is zeroed: the ring is empty, every cursor at its start */
-    idx->ring_off = start;
-    idx->ring_ep_off = start + ((n * 4 + 63) & ~(size_t) 63);
-    idx->nring = (uint32_t) n;
-
-    return idx;
 }
 
 
 llmd_kv_index_t *
 llmd_kv_index_attach(void *mem, size_t size)
 {
-    size_t            n, start;
-    llmd_kv_index_t  *idx;
-
-    if (size < llmd_kv_index_min_size()) {
-        return NULL;
-    }
-
-    n = llmd_kvi_ring_records(size);
-    start = llmd_kvi_ring_start(size, n);
-
-    idx = (llmd_kv_index_t *) llmd_index_region_attach(mem, start,
-                                                       &llmd_kvi_layout);
-    if (idx == NULL || idx->nring != n || idx->ring_off != start) {
-        return NULL;
-    }
-
-    return idx;
+    return (llmd_kv_index_t *) llmd_index_region_attach(mem, size,
+                                                        &llmd_kvi_layout);
 }
 
 
@@ -359,14 +249,6 @@ void
 llmd_kv_index_clear_endpoint(llmd_kv_index_t *idx, uint32_t ep)
 {
     llmd_index_region_clear_endpoint(&idx->region, ep, llmd_kvi_unchain);
-
-    /* every record of ep so far is stale */
-    if (ep < LLMD_MAX_ENDPOINTS) {
-        idx->ahead[ep].cur = idx->ring;
-        idx->ahead[ep].cur.gap = 0;
-        idx->ahead[ep].mid = idx->ahead[ep].cur;
-        idx->ahead[ep].far = idx->ahead[ep].cur;
-    }
 }
 
 
@@ -483,7 +365,6 @@ llmd_kv_index_speculate(llmd_kv_index_t *idx, uint32_t ep,
 
         } else {
             llmd_index_region_touch(&idx->region, &llmd_kvi_layout, e);
-            llmd_kvi_ring_push(idx, ep, e);
         }
 
         entry = llmd_kvi_entry(idx, e);
@@ -510,7 +391,6 @@ llmd_kv_index_check(const llmd_kv_index_t *idx)
 {
     int                 t;
     size_t              slots[2];
-    size_t              known;
     uint32_t            ep, e, f, nb, i, s, *passed;
     uint64_t            mix, live;
     llmd_kvi_iter_t     it;
@@ -631,281 +511,53 @@ llmd_kv_index_check(const llmd_kv_index_t *idx)
         return -7;
     }
 
-    for (ep = 0; ep < LLMD_MAX_ENDPOINTS; ep++) {
-        if (llmd_kvi_ring_verify(idx, ep, &known) != 0) {
-            return -9;
-        }
-    }
-
-    return 0;
-}
-
-
-size_t
-llmd_kv_index_ring_known(const llmd_kv_index_t *idx, uint32_t ep)
-{
-    size_t  known;
-
-    if (ep >= LLMD_MAX_ENDPOINTS
-        || llmd_kvi_ring_verify(idx, ep, &known) != 0)
-    {
-        return (size_t) -1;
-    }
-
-    return known;
-}
-
-
-/*
- * ep's latest ring records from its `cur` cursor (or the oldest record
- * kept) on are its LRU list's newest entries, in the list's order: 0, and
- * how many (all of its entries unless records were overwritten); -1 if
- * not.
- */
-static int
-llmd_kvi_ring_verify(const llmd_kv_index_t *idx, uint32_t ep,
-    size_t *known)
-{
-    size_t              n, k, skip;
-    uint32_t            e, *seen, *ents;
-    llmd_kvi_pos_t      p, tail;
-    const llmd_lru_t   *lru;
-
-    lru = &idx->region.lru[ep];
-    ents = (uint32_t *) ((char *) idx + idx->ring_off);
-
-    p = idx->ahead[ep].cur;
-    tail = llmd_kvi_ring_tail(idx);
-    if (p.seq < tail.seq) {
-        p = tail;
-    }
-
-    seen = malloc((idx->nring + 1) * sizeof(uint32_t));
-    if (seen == NULL) {
-        return -1;
-    }
-
-    for (n = 0; p.seq < idx->ring.seq; llmd_kvi_step(idx, &p)) {
-        if (llmd_kvi_latest(idx, ep, &p)) {
-            seen[n++] = ents[p.at];
-        }
-    }
-
-    if (n > lru->count) {
-        free(seen);
-        return -1;
-    }
-
-    /* the list from its oldest entry: skip those the ring lost */
-    skip = lru->count - n;
-    e = lru->oldest;
-    for (k = 0; e != LLMD_INDEX_NONE; k++) {
-        if (k >= skip && seen[k - skip] != e) {
-            free(seen);
-            return -1;
-        }
-        e = llmd_kvi_entry(idx, e)->base.lru.newer;
-    }
-
-    free(seen);
-
-    if (k != lru->count) {
-        return -1;
-    }
-
-    *known = n;
     return 0;
 }
 
 
 /*
- * The eviction ring: one record (entry number, endpoint) per push of an
- * entry to the newest end of its endpoint's LRU list (a new entry, a
- * refresh), in push order, in a circular array of 1.2 records per entry
- * the region holds; the oldest records are overwritten.  A record is the
- * latest of its entry while the entry's stamp is the record's position
- * (low 16 bits): a refresh pushes a new record, freeing an entry moves its
- * stamp on.  So an endpoint's latest records, in ring order, are its LRU
- * list from the oldest entry on (llmd_kv_index_check verifies it): the
- * endpoints' next victims, read from an array instead of by following
- * each entry's `newer` link, one dependent cache miss per entry.  The ring
- * only says what to prefetch: eviction itself stays the region's (the
- * oldest entry of the LRU list), so a ring that lost records (overwritten
- * after many refreshes) costs prefetches, never a wrong eviction.
+ * In a full region every new entry evicts the oldest entry of the victim
+ * endpoint (llmd_index_region_evict), and unchaining it reads the entry
+ * and the buckets of its request key and engine hash: cache misses. A
+ * pipeline one store ahead, without a walk of dependent misses: before
+ * each store, the entry after the oldest (its line loaded one store
+ * earlier) gets its two buckets prefetched, and the entry after it its
+ * line; the oldest itself was that entry one store earlier. The victim is
+ * the region's choice or ep once ep holds more (llmd_index_victim, but for
+ * its periodic refresh); a wrong guess costs a few loads.
+ *
+ * A macro, not a function: GCC finds a function of loads and prefetches
+ * pure, and drops the call to a pure function returning nothing.
  */
-static void
-llmd_kvi_ring_push(llmd_kv_index_t *idx, uint32_t ep, uint32_t e)
-{
-    uint8_t   *eps;
-    uint32_t  *ents;
-
-    ents = (uint32_t *) ((char *) idx + idx->ring_off);
-    eps = (uint8_t *) idx + idx->ring_ep_off;
-
-    ents[idx->ring.at] = e;
-    eps[idx->ring.at] = (uint8_t) ep;
-    llmd_kvi_entry(idx, e)->stamp = (uint16_t) idx->ring.seq;
-
-    idx->ring.seq++;
-    if (++idx->ring.at == idx->nring) {
-        idx->ring.at = 0;
-    }
-}
-
-
-static void
-llmd_kvi_step(const llmd_kv_index_t *idx, llmd_kvi_pos_t *p)
-{
-    p->seq++;
-    if (++p->at == idx->nring) {
-        p->at = 0;
-    }
-}
-
-
-/* The record at p is its entry's latest, and the entry is ep's. */
-static int
-llmd_kvi_latest(const llmd_kv_index_t *idx, uint32_t ep,
-    const llmd_kvi_pos_t *p)
-{
-    uint32_t           e;
-    llmd_kvi_entry_t  *x;
-
-    if (((uint8_t *) idx + idx->ring_ep_off)[p->at] != ep) {
-        return 0;
-    }
-
-    e = ((uint32_t *) ((char *) idx + idx->ring_off))[p->at];
-    x = llmd_kvi_entry(idx, e);
-
-    return x->base.ep == ep && x->stamp == (uint16_t) p->seq;
-}
-
-
-/* The oldest record the ring still holds. */
-static llmd_kvi_pos_t
-llmd_kvi_ring_tail(const llmd_kv_index_t *idx)
-{
-    llmd_kvi_pos_t  p;
-
-    p.gap = 0;
-
-    if (idx->ring.seq <= idx->nring) {
-        p.seq = 0;
-        p.at = 0;
-
-    } else {
-        p.seq = idx->ring.seq - idx->nring;
-        p.at = idx->ring.at;
-    }
-
-    return p;
-}
-
-
-/*
- * Before a store into a full region: the victim's cursors move on.  `cur`
- * goes to the record of the victim's oldest entry (the next eviction),
- * `mid` to the LLMD_KVI_MID-th record of the victim from there, and
- * each record it passes gets its entry's buckets prefetched (the entry's
- * line was prefetched by `far`), `far` to the LLMD_KVI_FAR-th, prefetching
- * the entry lines.  Every load but the victim's oldest entry's is of the
- * ring, read in order: no chain of misses.  The victim is the region's
- * choice or ep once ep holds more (llmd_index_victim, but for its periodic
- * refresh); a wrong guess costs a few loads.  Each cursor reads at most
- * LLMD_KVI_SCAN records per store.
- */
-static void
-llmd_kvi_victims_ahead(llmd_kv_index_t *idx, uint32_t ep)
-{
-    uint8_t            *eps;
-    uint32_t            v, e, passed, n, *ents;
-    llmd_kvi_pos_t      tail;
-    llmd_kvi_entry_t   *x;
-    llmd_kvi_ahead_t   *a;
-
-    v = idx->region.victim;
-    if (v >= LLMD_MAX_ENDPOINTS
-        || idx->region.lru[ep].count > idx->region.lru[v].count)
-    {
-        v = ep;
-    }
-
-    if (idx->region.lru[v].count == 0) {
-        return;
-    }
-
-    ents = (uint32_t *) ((char *) idx + idx->ring_off);
-    eps = (uint8_t *) idx + idx->ring_ep_off;
-    a = &idx->ahead[v];
-
-    /* records overwritten since: start over from the oldest one kept */
-    tail = llmd_kvi_ring_tail(idx);
-    if (a->cur.seq < tail.seq) {
-        a->cur = tail;
-    }
-
-    /* cur: the first latest record of v, the oldest entry's unless the
-       ring lost it (then the oldest entry the ring still knows) */
-    passed = 0;
-    for (n = 0; n < LLMD_KVI_SCAN && a->cur.seq < idx->ring.seq; n++) {
-        if (eps[a->cur.at] == v) {
-            if (llmd_kvi_latest(idx, v, &a->cur)) {
-                break;
-            }
-            passed++;
-        }
-        llmd_kvi_step(idx, &a->cur);
-    }
-
-    if (a->mid.seq < a->cur.seq || a->mid.gap < passed) {
-        a->mid = a->cur;
-    } else {
-        a->mid.gap -= passed;
-    }
-
-    if (a->far.seq < a->cur.seq || a->far.gap < passed) {
-        a->far = a->cur;
-    } else {
-        a->far.gap -= passed;
-    }
-
-    /* mid: the buckets of the next victims (their lines loaded by far) */
-    for (n = 0;
-         n < LLMD_KVI_SCAN && a->mid.gap < LLMD_KVI_MID
-         && a->mid.seq < idx->ring.seq;
-         n++)
-    {
-        if (eps[a->mid.at] == v) {
-            e = ents[a->mid.at];
-            x = llmd_kvi_entry(idx, e);
-            if (x->base.ep == v && x->stamp == (uint16_t) a->mid.seq) {
-                __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_KEYS,
-                                                   llmd_kvi_kmix(x->key)), 1);
-                if (x->tier != LLMD_KVI_SPEC) {
-                    __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_HASHES,
-                                           llmd_kvi_hmix(v, x->hash)), 1);
-                }
-            }
-            a->mid.gap++;
-        }
-        llmd_kvi_step(idx, &a->mid);
-    }
-
-    /* far: the lines of the victims after them (the ring alone: a stale
-       record costs a useless prefetch) */
-    for (n = 0;
-         n < LLMD_KVI_SCAN && a->far.gap < LLMD_KVI_FAR
-         && a->far.seq < idx->ring.seq;
-         n++)
-    {
-        if (eps[a->far.at] == v) {
-            __builtin_prefetch(llmd_kvi_entry(idx, ents[a->far.at]), 1);
-            a->far.gap++;
-        }
-        llmd_kvi_step(idx, &a->far);
-    }
-}
+#define llmd_kvi_victim_ahead(idx, ep)                                        \
+    do {                                                                      \
+        uint32_t           v_, e_;                                            \
+        llmd_kvi_entry_t  *x_;                                                \
+                                                                              \
+        v_ = (idx)->region.victim;                                            \
+        if (v_ >= LLMD_MAX_ENDPOINTS                                          \
+            || (idx)->region.lru[ep].count > (idx)->region.lru[v_].count)     \
+        {                                                                     \
+            v_ = (ep);                                                        \
+        }                                                                     \
+        e_ = (idx)->region.lru[v_].oldest;                                    \
+        if (e_ != LLMD_INDEX_NONE) {                                          \
+            e_ = llmd_kvi_entry(idx, e_)->base.lru.newer;                     \
+        }                                                                     \
+        if (e_ != LLMD_INDEX_NONE) {                                          \
+            x_ = llmd_kvi_entry(idx, e_);                                     \
+            __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_KEYS,            \
+                                               llmd_kvi_kmix(x_->key)), 1);   \
+            if (x_->tier != LLMD_KVI_SPEC) {                                  \
+                __builtin_prefetch(llmd_kvi_bucket(idx, LLMD_KVI_HASHES,      \
+                                   llmd_kvi_hmix(x_->base.ep, x_->hash)), 1); \
+            }                                                                 \
+            if (x_->base.lru.newer != LLMD_INDEX_NONE) {                      \
+                __builtin_prefetch(llmd_kvi_entry(idx, x_->base.lru.newer),   \
+                                   1);                                        \
+            }                                                                 \
+        }                                                                     \
+    } while (0)
 
 
 static void
@@ -994,7 +646,7 @@ llmd_kvi_stored(llmd_kv_index_t *idx, uint32_t ep, uint64_t root,
 
         for (k = 0; k < got; k++) {
             if (full) {
-                llmd_kvi_victims_ahead(idx, ep);
+                llmd_kvi_victim_ahead(idx, ep);
             }
             llmd_kvi_store(idx, ep, keys[k], ev->hashes[i + k], tier);
         }
@@ -1032,7 +684,6 @@ llmd_kvi_store(llmd_kv_index_t *idx, uint32_t ep, uint64_t key,
         }
 
         llmd_index_region_touch(&idx->region, &llmd_kvi_layout, e);
-        llmd_kvi_ring_push(idx, ep, e);
 
     } else if (llmd_kvi_insert(idx, ep, key, hash, tier) == LLMD_INDEX_NONE) {
         return;
@@ -1059,8 +710,6 @@ llmd_kvi_insert(llmd_kv_index_t *idx, uint32_t ep, uint64_t key,
     if (e == LLMD_INDEX_NONE) {
         return LLMD_INDEX_NONE;
     }
-
-    llmd_kvi_ring_push(idx, ep, e);
 
     entry = llmd_kvi_entry(idx, e);
     entry->key = key;
@@ -1149,9 +798,6 @@ llmd_kvi_unchain(llmd_index_region_t *r, uint32_t e)
 
     idx = (llmd_kv_index_t *) r;
     entry = llmd_kvi_entry(idx, e);
-
-    /* its ring records are stale from now on */
-    entry->stamp++;
 
     llmd_kvi_slot_del(idx, LLMD_KVI_KEYS, llmd_kvi_kmix(entry->key), e);
 

@@ -90,14 +90,8 @@ void llmd_kv_index_speculate(llmd_kv_index_t *idx, uint32_t ep,
     const uint64_t *keys, size_t n, uint64_t now_ms, uint32_t ttl_ms);
 
 /* Checks the index's tables against its entries (every bucket and entry,
-   a malloc'ed count per bucket) and each endpoint's eviction ring against
-   its LRU list (for tests): 0 if consistent. */
+   a malloc'ed count per bucket; for tests): 0 if consistent. */
 int llmd_kv_index_check(const llmd_kv_index_t *idx);
-
-/* How many of ep's entries its eviction ring holds, in eviction order
-   (all of them unless refreshes overwrote records); (size_t) -1 if the
-   ring disagrees with the LRU list.  For tests. */
-size_t llmd_kv_index_ring_known(const llmd_kv_index_t *idx, uint32_t ep);
 
 /* entries: (endpoint, block) entries; capacity: the most the region holds */
 typedef llmd_index_stats_t  llmd_kv_index_stats_t;

@@ -9,6 +9,8 @@
  *     stores (what a full vLLM cache sends);
  *   - index bytes per indexed block;
  *   - request keys + match for an 8k-token prompt (p50/p99 over 20000).
+ * LLMD_BENCH_HUGE=1 asks for transparent huge pages for the index
+ * (madvise(MADV_HUGEPAGE); the region is 2 MiB aligned and rounded up).
  */
 #include <stdio.h>
 #include <stdlib.h>

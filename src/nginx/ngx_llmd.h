@@ -28,7 +28,8 @@
 
 
 #define NGX_LLMD_SHM_MAGIC        0x6c6c6d64
-#define NGX_LLMD_SHM_VERSION      3
+/* 4: kv_connected */
+#define NGX_LLMD_SHM_VERSION      4
 #define NGX_LLMD_NAME_LEN         64
 #define NGX_LLMD_ERROR_LEN        120
 /* decision-time histogram upper bounds, microseconds (+Inf implied) */

@@ -69,6 +69,19 @@ ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     lcf = shm_zone->data;
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
+    if (olcf && olcf->sh
+        && (olcf->sh->magic != NGX_LLMD_SHM_MAGIC
+            || olcf->sh->version != NGX_LLMD_SHM_VERSION))
+    {
+        /* laid out by another build: start over rather than misread it */
+        ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
+                      "llmd zone \"%V\" has layout %uD, not %d: "
+                      "initialised again", &shm_zone->shm.name,
+                      olcf->sh->version, NGX_LLMD_SHM_VERSION);
+        ngx_slab_init(shpool);
+        olcf = NULL;
+    }
+
     if (olcf && olcf->sh) {
         /* reload: keep the endpoints, counters and the prefix index */
         lcf->sh = olcf->sh;

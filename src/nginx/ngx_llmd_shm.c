@@ -73,13 +73,19 @@ ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         && (olcf->sh->magic != NGX_LLMD_SHM_MAGIC
             || olcf->sh->version != NGX_LLMD_SHM_VERSION))
     {
-        /* laid out by another build: start over rather than misread it */
-        ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
-                      "llmd zone \"%V\" has layout %uD, not %d: "
-                      "initialised again", &shm_zone->shm.name,
-                      olcf->sh->version, NGX_LLMD_SHM_VERSION);
-        ngx_slab_init(shpool);
-        olcf = NULL;
+        /*
+         * laid out by another build of the module (a new .so and a
+         * reload); the old workers and the helper still use it, so it
+         * cannot be laid out again in place: refuse, as limit_req does
+         * for a changed key, and keep the running configuration
+         */
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "llmd zone \"%V\" was laid out by another build of "
+                      "the module (layout %uD, this build %d): restart "
+                      "nginx, or give the zone another name or size",
+                      &shm_zone->shm.name, olcf->sh->version,
+                      NGX_LLMD_SHM_VERSION);
+        return NGX_ERROR;
     }
 
     if (olcf && olcf->sh) {

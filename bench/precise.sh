@@ -169,7 +169,7 @@ sort -n -k1,1 $W/decisions.log | awk '{a[NR]=$1; if ($2 !~ /^0\//) hit++; split(
   printf "precise decision time, prompts of %d blocks of 64 tokens, 8 pods, %d requests (%d with a cached prefix): p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",
     blocks, NR, hit, a[int(NR*0.5)], a[int(NR*0.9)], a[int(NR*0.99)], a[NR] }'
 curl -s 127.0.0.1:18780/llmd/status | jq -r '.upstreams[0] |
-  "KV index: \(.kv_events.index.entries) entries, \(.kv_events.index.bytes_per_entry) bytes per entry, \(.kv_events.precise_decisions) precise decisions, \(.kv_events.approximate_fallbacks) approximate fallbacks (endpoints scored approximately)",
-  "blocks stored per pod: \([.endpoints[].kv.blocks_stored])",
+  "KV index: \(.kv_events.index.entries) entries, \(.kv_events.index.bytes_per_entry) bytes per entry, \(.kv_events.precise_decisions) precise decisions, \(.kv_events.approximate_fallbacks) approximate fallbacks (endpoints scored approximately), \(.kv_events.approximate_hashes // "-") decisions hashed the approximate blocks",
+  "blocks stored per pod: \([.endpoints[].kv.blocks_stored]); approximate entries per pod: \([.endpoints[].prefix_entries])",
   "tokenizer cache (the worker): \(.tokenizer_cache)"'
 grep -E "\[(alert|crit|emerg)\]|prefaulted" $W/error.log || true

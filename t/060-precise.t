@@ -850,3 +850,115 @@ $d2 - $d1 == 1 && $f2 - $f1 == 2
 --- request
 GET /llmd/status
 --- response_body_like: "kv":\{"live":false,"connected":false,
+
+
+
+=== TEST 25: every pod's stream live: precise decisions never hash the approximate blocks, nothing is recorded in the approximate index (completions and chat)
+--- http_config eval
+main::precise_upstream(tok => $main::ChatTok)
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+main::make_live();
+my $js = JSON::PP->new->canonical;
+my $chat = $js->encode({ model => "m", max_tokens => 4, messages => [
+    { role => "system", content => "Be brief. $main::P" },
+    { role => "user", content => $main::Request } ] });
+my $kv0 = status_json()->{upstreams}[0]{kv_events};
+for my $r (["/v1/completions", completion($main::P)],
+           ["/v1/completions", completion($main::Request)],
+           ["/v1/chat/completions", $chat], ["/v1/chat/completions", $chat]) {
+    my $res = Llmd::Util::http_request(method => "POST", path => $r->[0],
+                                       body => $r->[1]);
+    $res->{status} == 200 or die "$r->[0]: status $res->{status}";
+}
+my $st = status_json()->{upstreams}[0];
+my $kv = $st->{kv_events};
+$kv->{precise_decisions} - $kv0->{precise_decisions} == 4
+    or die "not 4 precise decisions";
+$kv->{approximate_fallbacks} == $kv0->{approximate_fallbacks}
+    or die "a live pod was scored approximately";
+$kv->{approximate_hashes} == $kv0->{approximate_hashes}
+    or die "approximate blocks hashed: $kv0->{approximate_hashes} -> "
+           . "$kv->{approximate_hashes}";
+for my $e (@{ $st->{endpoints} }) {
+    $e->{prefix_entries} == 0
+        or die "$e->{name} (live) has $e->{prefix_entries} approximate "
+               . "entries";
+}
+--- request
+GET /llmd/status
+--- response_body_like: "approximate_fallbacks":0,"approximate_hashes":0,
+
+
+
+=== TEST 26: a pod without events (bind mode: it never published) is a fallback: requests routed to the live pod hash nothing; a request routed to the fallback hashes the approximate blocks and records them; from then on every decision hashes them once to read its match, and the same chat matches it whole; the live pod never gets approximate entries
+--- http_config eval
+main::precise_upstream(tok => $main::ChatTok)
+--- init
+wait_fresh(2) or die "metrics never became fresh";
+my $pod1 = "127.0.0.1:" . main::pod_port(1);
+my $pub = kv_publisher(connect => "tcp://127.0.0.1:$main::KvPort");
+main::publish_until($pub, kv_batch($main::Stored), sub {
+    my $kv = main::kv_of() or return 0;
+    return $kv->{entries} >= $main::Blocks && $kv->{live};
+}) or die "pod 2 never indexed its blocks";
+$pub->close;
+my $js = JSON::PP->new->canonical;
+my $chat = $js->encode({ model => "m", max_tokens => 4, messages => [
+    { role => "system", content => "Be brief. $main::P" },
+    { role => "user", content => $main::Request } ] });
+my $state = sub {
+    my $st = status_json()->{upstreams}[0];
+    my %e = map { $_->{name} => $_ } @{ $st->{endpoints} };
+    return ($st->{kv_events}{approximate_hashes},
+            $e{$pod1}{prefix_entries}, $e{$main::Pod2}{prefix_entries});
+};
+my $post = sub {
+    my $r = Llmd::Util::http_request(method => "POST",
+                                     path => "/v1/chat/completions",
+                                     body => $chat);
+    $r->{status} == 200 or die "status $r->{status}";
+    return $r->{headers};
+};
+my ($h, $e1, $e2) = $state->();
+$h == 0 && $e1 == 0 && $e2 == 0 or die "not a fresh start: $h $e1 $e2";
+# the prompt pod 2 reported goes to pod 2 (17/17): no hashing, no record
+for (1 .. 3) {
+    my $r = Llmd::Util::http_request(method => "POST",
+                                     path => "/v1/completions",
+                                     body => completion($main::P));
+    $r->{headers}{'x-llmd-endpoint'} eq $main::Pod2
+        or die "the reported prompt went to $r->{headers}{'x-llmd-endpoint'}";
+}
+($h, $e1, $e2) = $state->();
+$h == 0 && $e1 == 0 && $e2 == 0
+    or die "routed to the live pod: hashed $h times, approximate entries "
+           . "$e1 and $e2 (not 0)";
+my $picked1 = 0;
+for my $i (1 .. 40) {
+    my $hd = $post->();
+    my ($h2, $f1, $f2) = $state->();
+    my $to1 = $hd->{'x-llmd-endpoint'} eq $pod1;
+    $f2 == 0 or die "the live pod got $f2 approximate entries";
+    # hashed to read pod 1's match once it holds entries, or to record
+    # the blocks when the request went to pod 1; else not at all
+    my $want = ($e1 > 0 || $to1) ? 1 : 0;
+    $h2 - $h == $want
+        or die "request $i (to $hd->{'x-llmd-endpoint'}, pod 1 held $e1 "
+               . "entries): hashed $h -> $h2, not $want more";
+    !$to1 || $f1 > 0 or die "routed to pod 1, nothing recorded";
+    $to1 || $f1 == $e1 or die "routed to pod 2, pod 1's entries changed";
+    ($h, $e1) = ($h2, $f1);
+    $picked1 = $i, last if $to1;
+}
+$picked1 or die "pod 1 was never picked in 40 requests";
+# the same chat again: pod 1's approximate match is the whole prompt
+my $hd = $post->();
+$hd->{'x-llmd-endpoint'} eq $pod1
+    && $hd->{'x-llmd-prefix-match'} =~ m{^(\d+)/(\d+)$} && $1 == $2 && $1 > 0
+    or die "again: $hd->{'x-llmd-endpoint'} $hd->{'x-llmd-prefix-match'}";
+my ($h3) = $state->();
+$h3 - $h == 1 or die "again: hashed $h -> $h3, not once";
+--- request
+GET /llmd/status
+--- response_body_like: "approximate_fallbacks":[1-9]

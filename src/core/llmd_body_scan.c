@@ -1724,6 +1724,83 @@ llmd_chat_msgs(u_char_c *messages, llmd_body_t *b)
 }
 
 
+/*
+ * A C string Go-escaped into the sink, read only as far as the hashed
+ * bytes can reach: each input byte is written as one byte or more, so the
+ * first need - s->n input bytes give all the output still hashed, and the
+ * 4 bytes after them complete any UTF-8 sequence starting before (its
+ * escape depends only on its own bytes); what a cut there changes is
+ * written after the last hashed byte.
+ */
+static void
+llmd_chat_hash_str(llmd_sink_t *s, const char *str, size_t need)
+{
+    size_t  left;
+
+    left = need > s->n ? need - s->n : 0;
+
+    llmd_go_emit(s, (u_char_c *) str, strnlen(str, left + 4));
+}
+
+
+/*
+ * llmd_chat()'s bytes for plain messages (each a string role and content,
+ * decoded and cut at their first NUL): an empty role is left out as
+ * llmd_str_empty() leaves it out, and Go's escaping of a decoded string
+ * is the same as of its raw runs and escapes one after the other (see
+ * llmd_str_emit()).
+ */
+size_t
+llmd_body_chat_hashes(const char *model, size_t model_len, const char *salt,
+    size_t salt_len, const llmd_request_msg_t *msgs, size_t nmsgs,
+    uint32_t block_size, uint32_t max_blocks, uint64_t *out)
+{
+    size_t        i, need;
+    llmd_body_t   b;
+    llmd_sink_t   s;
+
+    memset(&b, 0, sizeof(llmd_body_t));
+    b.block_size = block_size;
+    b.max_blocks = max_blocks;
+    b.hashes = out;
+    b.model = model;
+    b.model_len = model_len;
+    b.cache_salt = salt;
+    b.cache_salt_len = salt_len;
+
+    llmd_sink_init(&s, &b);
+
+    /* the serialisation's bytes that are hashed */
+    need = (size_t) block_size * max_blocks;
+
+    llmd_sink_write(&s, "[", 1);
+
+    for (i = 0; i < nmsgs && s.active; i++) {
+        if (i) {
+            llmd_sink_write(&s, ",", 1);
+        }
+
+        llmd_sink_write(&s, "{", 1);
+
+        if (msgs[i].role[0] != '\0') {
+            llmd_sink_write(&s, "\"role\":\"", 8);
+            llmd_chat_hash_str(&s, msgs[i].role, need);
+            llmd_sink_write(&s, "\",", 2);
+        }
+
+        llmd_sink_write(&s, "\"content\":\"", 11);
+        llmd_chat_hash_str(&s, msgs[i].content, need);
+        llmd_sink_write(&s, "\"}", 2);
+    }
+
+    if (s.active) {
+        llmd_sink_write(&s, "]", 1);
+    }
+
+    return s.nh;
+}
+
+
 /* The string at p, decoded, cut at its first NUL and NUL-terminated, at
    msg_text + *used; NULL when it does not fit. */
 static const char *

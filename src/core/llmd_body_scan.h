@@ -75,4 +75,15 @@ typedef struct {
 int llmd_body_scan(llmd_api_t api, const char *body, size_t len,
     const llmd_alloc_t *a, llmd_body_t *b, char *err, size_t errlen);
 
+/*
+ * The prefix hashes llmd_body_scan() writes for a chat body whose
+ * messages it read as plain (msgs_plain), from those messages alone: their
+ * Go serialisation, hashed as it is produced (no copy of it).  The precise
+ * scorer computes them only when the approximate index is read or written
+ * (docs/kv-events.md).  Returns how many (at most max_blocks).
+ */
+size_t llmd_body_chat_hashes(const char *model, size_t model_len,
+    const char *salt, size_t salt_len, const llmd_request_msg_t *msgs,
+    size_t nmsgs, uint32_t block_size, uint32_t max_blocks, uint64_t *out);
+
 #endif /* LLMD_BODY_SCAN_H */

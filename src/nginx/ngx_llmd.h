@@ -213,6 +213,9 @@ typedef struct {
     ngx_atomic_t                  precise_decisions;
     ngx_atomic_t                  precise_fallbacks; /* endpoint scored
                                                       approximately */
+    ngx_atomic_t                  precise_approx_hashes; /* decisions
+                                                      that hashed the
+                                                      approximate blocks */
     ngx_atomic_t                  pd_decisions;    /* a prefill pod was
                                                       picked */
     ngx_llmd_nohit_sh_t           nohit[NGX_LLMD_MAX_NOHIT];
@@ -368,6 +371,10 @@ typedef struct {
     uint32_t                      prefix_total;   /* blocks of the prompt */
     uint64_t                     *hashes;         /* approximate blocks */
     size_t                        nhashes;
+    const llmd_request_t         *unhashed;       /* precise: what they
+                                                     are hashed from, when
+                                                     needed; NULL: done */
+    ngx_uint_t                    unhashed_scan;  /* its scan */
     uint64_t                     *keys;           /* precise blocks */
     size_t                        nkeys;
     unsigned                      precise:1;
@@ -420,6 +427,9 @@ ngx_int_t ngx_llmd_pd_headers(ngx_http_request_t *r,
 /* ngx_llmd_request.c: body -> parsed request, or a 400 */
 ngx_int_t ngx_llmd_request_read(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, llmd_request_t *req);
+/* bodies scanned by this worker: a precise request's text and messages
+   are in its buffers until the next */
+extern ngx_uint_t  ngx_llmd_request_scans;
 
 /* ngx_llmd_request.c: a worker's reused buffer (joined bodies, tokens) */
 typedef struct {

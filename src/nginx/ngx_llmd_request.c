@@ -10,8 +10,12 @@
  * or the roles and contents of chat messages that are each exactly a
  * string role and content (the chat template renders them); a list of
  * prompts or token ids, or messages with anything more, are parsed again
- * by cJSON for the precise scorer. A body that is not a valid request is
- * answered 400 with an OpenAI-style error and never reaches a pod. The body
+ * by cJSON for the precise scorer. In precise mode the scanner does not
+ * hash the approximate blocks, it only counts them (from the prompt's
+ * length): ngx_llmd_prefix.c hashes them from the copied text or messages
+ * when the approximate index is read or written (docs/kv-events.md). A
+ * body that is not a valid request is answered 400 with an OpenAI-style
+ * error and never reaches a pod. The body
  * buffers themselves are never modified: the proxy module has already
  * linked them into the upstream request.
  *
@@ -48,6 +52,8 @@ static ngx_int_t ngx_llmd_pool_copy(ngx_pool_t *pool, const char **s,
 static ngx_llmd_wbuf_t  ngx_llmd_body_buf;   /* joined bodies */
 static ngx_llmd_wbuf_t  ngx_llmd_prompt_buf; /* precise: the prompt text */
 static ngx_llmd_wbuf_t  ngx_llmd_msgs_buf;   /* precise chat: messages */
+
+ngx_uint_t  ngx_llmd_request_scans;
 
 
 /*
@@ -141,7 +147,8 @@ ngx_llmd_request_read(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
  * text, req->text is the prompt's text when it is one string, req->msgs
  * a chat request's messages when each is a string role and content, and
  * *reparse is set otherwise (the precise scorer needs cJSON's tree);
- * NGX_ERROR when a buffer cannot be allocated.
+ * with text, req->hashes is NULL and req->nhashes the number of blocks
+ * (hashed later when needed); NGX_ERROR when a buffer cannot be allocated.
  */
 static ngx_int_t
 ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
@@ -182,7 +189,9 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
         }
     }
 
-    if (lcf->has_prefix) {
+    ngx_llmd_request_scans++;
+
+    if (lcf->has_prefix && !text) {
         hashes = ngx_palloc(r->pool, sizeof(uint64_t)
                                      * lcf->approx.max_prefix_blocks);
         if (hashes == NULL) {
@@ -239,6 +248,13 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     req->hashed = 1;
     req->hashes = hashes;
     req->nhashes = b.nhashes;
+
+    if (text && lcf->has_prefix && lcf->approx.block_size) {
+        /* the blocks the scanner would have hashed: whole ones of the
+           prompt's bytes (exact_len), at most max_prefix_blocks */
+        req->nhashes = ngx_min(b.prompt_len / lcf->approx.block_size,
+                               lcf->approx.max_prefix_blocks);
+    }
 
     return NGX_OK;
 }

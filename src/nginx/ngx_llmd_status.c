@@ -269,6 +269,7 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
                         "\"spoofed_messages\":%uA,"
                         "\"malformed\":%uA,\"precise_decisions\":%uA,"
                         "\"approximate_fallbacks\":%uA,"
+                        "\"approximate_hashes\":%uA,"
                         "\"lock_holds\":%uA,\"lock_hold_us_mean\":%.1f,"
                         "\"lock_hold_us_max\":%.1f,"
                         "\"index\":{\"entries\":%uL,\"capacity\":%uL,"
@@ -276,7 +277,7 @@ ngx_llmd_status_json(u_char *p, ngx_llmd_srv_conf_t *lcf, ngx_uint_t max)
                         "\"bytes_per_entry\":%uz}},",
                         sh->kv_unknown_pod, sh->kv_spoofed, sh->kv_malformed,
                         sh->precise_decisions, sh->precise_fallbacks,
-                        sh->kv_holds,
+                        sh->precise_approx_hashes, sh->kv_holds,
                         sh->kv_holds
                             ? (double) sh->kv_hold_ns_sum / sh->kv_holds
                               / 1000

@@ -92,6 +92,16 @@ static char  body_diff_err[LLMD_ERRLEN];
    (msgs_plain), and those it left to cJSON */
 static unsigned long  body_diff_plain_n;
 static unsigned long  body_diff_unplain_n;
+/* chats whose hashes were also computed from their plain messages */
+static unsigned long  body_diff_msg_hashes_n;
+
+
+/* Full blocks of len bytes, at most max_blocks. */
+static size_t
+body_diff_blocks(size_t len, uint32_t block_size, uint32_t max_blocks)
+{
+    return len / block_size < max_blocks ? len / block_size : max_blocks;
+}
 
 
 /*
@@ -152,11 +162,11 @@ body_diff(llmd_api_t api, const char *body, size_t len, uint32_t block_size,
 {
     int                  rc1, rc2, bad, plain;
     char                 err1[LLMD_ERRLEN], err2[LLMD_ERRLEN];
-    size_t               n1, i, nplain;
+    size_t               n1, n3, i, nplain;
     unsigned char       *mtext;
     const cJSON         *m;
     llmd_request_msg_t   msgs[64];
-    uint64_t             h1[512], h2[512];
+    uint64_t             h1[512], h2[512], h3[512];
     llmd_body_t          b;
     llmd_alloc_t         a;
     llmd_request_t       req;
@@ -328,6 +338,28 @@ body_diff(llmd_api_t api, const char *body, size_t len, uint32_t block_size,
     if (n1 != b.nhashes || memcmp(h1, h2, n1 * sizeof(uint64_t)) != 0) {
         BODY_DIFF("%zu prefix hashes vs %zu (or their values)", n1,
                   b.nhashes);
+    }
+
+    /* the precise scorer's hashes, computed later from what it keeps:
+       the messages (plain chat) or the copy (a string prompt); their
+       count from prompt_len alone */
+    if (block_size && max_blocks
+        && n1 != body_diff_blocks(req.prompt_len, block_size, max_blocks))
+    {
+        BODY_DIFF("%zu prefix hashes, not prompt_len / block_size", n1);
+    }
+
+    if (api == LLMD_API_CHAT && b.msgs_plain) {
+        n3 = llmd_body_chat_hashes(b.model, b.model_len, b.cache_salt,
+                                   b.cache_salt_len, msgs, b.nmsgs,
+                                   block_size, max_blocks, h3);
+
+        if (n1 != n3 || memcmp(h1, h3, n1 * sizeof(uint64_t)) != 0) {
+            BODY_DIFF("%zu prefix hashes vs %zu from the plain messages "
+                      "(or their values)", n1, n3);
+        }
+
+        body_diff_msg_hashes_n++;
     }
 
 #undef BODY_DIFF

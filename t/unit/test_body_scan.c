@@ -334,6 +334,7 @@ run_generated(unsigned long count, uint64_t seed, int small_budget)
     ok = bad = over = 0;
     body_diff_plain_n = 0;
     body_diff_unplain_n = 0;
+    body_diff_msg_hashes_n = 0;
 
     for (i = 0; i < count; i++) {
         chat = (int) bg_rn(&g, 2);
@@ -395,8 +396,9 @@ run_generated(unsigned long count, uint64_t seed, int small_budget)
             "budget\n", (unsigned long long) seed,
             small_budget ? ", small budget" : "", count, ok, bad, over);
     fprintf(stderr, "  chat accepted: %lu with the messages read for the "
-            "template (same roles and contents), %lu left to cJSON\n",
-            body_diff_plain_n, body_diff_unplain_n);
+            "template (same roles and contents), %lu left to cJSON; %lu "
+            "hashed again from the messages alone (same hashes)\n",
+            body_diff_plain_n, body_diff_unplain_n, body_diff_msg_hashes_n);
 
     if (count < 10000) {
         /* LLMD_BODY_DIFF_N too small for the mix to be asserted */
@@ -409,6 +411,7 @@ run_generated(unsigned long count, uint64_t seed, int small_budget)
         assert_true(bad > count / 10);
         assert_true(body_diff_plain_n > count / 100);
         assert_true(body_diff_unplain_n > count / 100);
+        assert_true(body_diff_msg_hashes_n > count / 100);
     }
 
     free(g.p);

@@ -8,7 +8,7 @@
  * aborts.
  * The first input byte picks the API (low two bits: 0 other,
  * 1 completions, 2 chat, 3 other), the prefix block size (bits 2-3: 1, 4,
- * 64 or 1100 bytes, the last hashed by XXH64's streaming calls) and, with
+ * 64 or 1100 bytes, the last hashed by XXH3's streaming calls) and, with
  * bit 4, a small cJSON budget (1 + 16 x bits 5-7 bytes besides 16 x the
  * body) so that "too complex" is reached by small bodies; the rest is the
  * body, passed at its exact size.

@@ -35,8 +35,8 @@
 #include <string.h>
 
 #include <cJSON.h>
-/* libxxhash's own code, inlined here: one XXH64 of 72 bytes per block is
-   otherwise a call into the shared library */
+/* libxxhash's own code, inlined here: two XXH3 hashes per block are
+   otherwise two calls into the shared library */
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -87,8 +87,8 @@ typedef struct {
     size_t          fill;
     int             active;
     int             count;
-    XXH64_state_t   st;
-    unsigned char   buf[LLMD_SCAN_STACK_BLOCK + 8];
+    XXH3_state_t    st;
+    unsigned char   buf[LLMD_SCAN_STACK_BLOCK];
 } llmd_sink_t;
 
 
@@ -1186,6 +1186,8 @@ llmd_num_value(u_char_c *p, const llmd_alloc_t *a, double *d)
 static void
 llmd_sink_init(llmd_sink_t *s, llmd_body_t *b)
 {
+    XXH64_state_t  st;
+
     s->copy = b->copy;
     s->cap = b->copy ? b->copy_cap : 0;
     s->n = 0;
@@ -1202,39 +1204,50 @@ llmd_sink_init(llmd_sink_t *s, llmd_body_t *b)
         return;
     }
 
-    (void) XXH64_reset(&s->st, 0);
+    (void) XXH64_reset(&st, 0);
 
     if (b->model_len) {
-        (void) XXH64_update(&s->st, b->model, b->model_len);
+        (void) XXH64_update(&st, b->model, b->model_len);
     }
 
     if (b->cache_salt != NULL && b->cache_salt_len) {
-        (void) XXH64_update(&s->st, b->cache_salt, b->cache_salt_len);
+        (void) XXH64_update(&st, b->cache_salt, b->cache_salt_len);
     }
 
-    s->h = XXH64_digest(&s->st);
+    s->h = XXH64_digest(&st);
 
     if (s->bs > LLMD_SCAN_STACK_BLOCK) {
-        (void) XXH64_reset(&s->st, 0);
+        (void) XXH3_64bits_reset(&s->st);
     }
 }
 
 
+/* the chain's link, as in llmd_prefix_hash.c: XXH3 of LE64(h) || LE64(bh) */
+static inline uint64_t
+llmd_sink_link(uint64_t h, uint64_t bh)
+{
+    unsigned char  link[16];
+
+    llmd_put_le64(link, h);
+    llmd_put_le64(link + 8, bh);
+
+    return XXH3_64bits(link, sizeof(link));
+}
+
+
 /*
- * Whole 64-byte blocks from p while the sink is at a block boundary: the
- * chain value stays in a register and its LE bytes go into the block
- * copy in one store (eight byte stores followed by XXH64's 8-byte load of
- * them stalled on store forwarding, on the chain's critical path).
- * Flattened: everything XXH64 calls is inlined here, with the length a
- * constant (left to itself the compiler called XXH64_finalize, a loop
- * over any remainder, for every block: 3 % of the worker's samples).
+ * Whole 64-byte blocks from p while the sink is at a block boundary,
+ * hashed where they are (no copy), the chain value kept in a register.
+ * Each block's own XXH3 does not depend on the chain, so the CPU overlaps
+ * it with the previous blocks' links; only the 16-byte link is serial.
+ * Flattened: everything XXH3 calls is inlined here, with the lengths
+ * constants.
  */
 static __attribute__((flatten)) void
 llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
 {
     size_t                len, nh, maxb;
     uint64_t              h, *out;
-    unsigned char        *buf;
     const unsigned char  *p;
 
     p = *pp;
@@ -1243,13 +1256,9 @@ llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
     nh = s->nh;
     maxb = s->maxb;
     out = s->out;
-    buf = s->buf;
 
     while (len >= LLMD_SCAN_FAST_BLOCK) {
-        memcpy(buf, p, LLMD_SCAN_FAST_BLOCK);
-        llmd_put_le64(buf + LLMD_SCAN_FAST_BLOCK, h);
-
-        h = XXH64(buf, LLMD_SCAN_FAST_BLOCK + 8, 0);
+        h = llmd_sink_link(h, XXH3_64bits(p, LLMD_SCAN_FAST_BLOCK));
         out[nh++] = h;
         p += LLMD_SCAN_FAST_BLOCK;
         len -= LLMD_SCAN_FAST_BLOCK;
@@ -1271,8 +1280,8 @@ llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
 static void
 llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
 {
-    size_t         take;
-    unsigned char  le[8];
+    size_t                take;
+    uint64_t              bh;
     const unsigned char  *p = data;
 
     if (s->copy != NULL && s->n + len <= s->cap) {
@@ -1297,7 +1306,7 @@ llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
             memcpy(s->buf + s->fill, p, take);
 
         } else {
-            (void) XXH64_update(&s->st, p, take);
+            (void) XXH3_64bits_update(&s->st, p, take);
         }
 
         s->fill += take;
@@ -1308,18 +1317,15 @@ llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
             break;
         }
 
-        llmd_put_le64(le, s->h);
-
         if (s->bs <= LLMD_SCAN_STACK_BLOCK) {
-            memcpy(s->buf + s->bs, le, 8);
-            s->h = XXH64(s->buf, s->bs + 8, 0);
+            bh = XXH3_64bits(s->buf, s->bs);
 
         } else {
-            (void) XXH64_update(&s->st, le, 8);
-            s->h = XXH64_digest(&s->st);
-            (void) XXH64_reset(&s->st, 0);
+            bh = XXH3_64bits_digest(&s->st);
+            (void) XXH3_64bits_reset(&s->st);
         }
 
+        s->h = llmd_sink_link(s->h, bh);
         s->out[s->nh++] = s->h;
         s->fill = 0;
 

@@ -1,6 +1,8 @@
 /*
- * Approximate prefix-cache block hashes (llm-d GIE v1.1-v1.5 "Gen A/B"):
- * h0 = XXH64(model || cache_salt); h_k = XXH64(block_k || LE64(h_{k-1}))
+ * Approximate prefix-cache block hashes: llm-d GIE v1.1-v1.5's chain
+ * ("Gen A/B") with the module's own hash function for the links:
+ * h0 = XXH64(model || cache_salt);
+ * h_k = XXH3_64(LE64(h_{k-1}) || LE64(XXH3_64(block_k)))
  * over full blocks of block_size bytes, at most max_blocks; h0 not listed.
  */
 #ifndef LLMD_PREFIX_HASH_H

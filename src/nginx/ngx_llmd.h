@@ -28,7 +28,7 @@
 
 
 #define NGX_LLMD_SHM_MAGIC        0x6c6c6d64
-/* 4: kv_connected */
+/* 4: kv_connected; the approximate hashes' XXH3 links */
 #define NGX_LLMD_SHM_VERSION      4
 #define NGX_LLMD_NAME_LEN         64
 #define NGX_LLMD_ERROR_LEN        120

@@ -422,46 +422,50 @@ def ties(d):
                       "%.3f" % statistics.median(idle) if idle else "-")))
 
 
+# flag: (the table's header lines or None, the function run per experiment)
+MODES = {
+    "--bursts": (None, bursts),
+    "--ttft": ((
+        "| experiment | TTFT p90 (s) | floor: the fastest first "
+        "request's TTFT (s) | 10 % of requests | requests at "
+        "or above the floor | of them first requests | of them "
+        "siblings per stage | of them siblings behind 0 (of those "
+        "behind a first request's backlog) / 1 / 2+ first requests "
+        "on their pod | first requests sent to a pod still computing "
+        "another | siblings sent to a pod computing a first request "
+        "|",
+        "|---|---:|---:|---:|---:|---:|---|---|---:|---:|"),
+        ttft_tail),
+    "--firsts": ((
+        "| experiment | first requests | to a pod with the fewest "
+        "uncached tokens in prefill (of them 2+ pods tied there) | "
+        "to a pod computing another first request (of them while "
+        "some pod computed none) | siblings served off their group's "
+        "first pod (of them with nothing cached) |",
+        "|---|---:|---:|---:|---:|"),
+        first_placement),
+    "--ties": ((
+        "| experiment | stage | first requests | best score tied as "
+        "logged (within 0.03 / 0.1 of the second) | siblings exposed: "
+        "as placed / at random / tie-break by requests sent in the "
+        "last scrape interval / in the last 3 s / that 3 s key among "
+        "pods within 0.1 / among all pods / least possible | "
+        "siblings exposed by the pod with the fewest groups homed "
+        "(first requests sent there before) | first "
+        "requests stacked (sent after a scrape, while a pod computed "
+        "none: median score margin) |",
+        "|---|---:|---:|---:|---|---:|---|"),
+        ties),
+}
+
+
 def main(argv):
-    if len(argv) > 1 and argv[1] == "--bursts":
-        for d in argv[2:]:
-            bursts(d)
-        return 0
-    if len(argv) > 1 and argv[1] == "--ttft":
-        print("| experiment | TTFT p90 (s) | floor: the fastest first "
-              "request's TTFT (s) | 10 % of requests | requests at "
-              "or above the floor | of them first requests | of them "
-              "siblings per stage | of them siblings behind 0 (of those "
-              "behind a first request's backlog) / 1 / 2+ first requests "
-              "on their pod | first requests sent to a pod still computing "
-              "another | siblings sent to a pod computing a first request "
-              "|")
-        print("|---|---:|---:|---:|---:|---:|---|---|---:|---:|")
-        for d in argv[2:]:
-            ttft_tail(d)
-        return 0
-    if len(argv) > 1 and argv[1] == "--firsts":
-        print("| experiment | first requests | to a pod with the fewest "
-              "uncached tokens in prefill (of them 2+ pods tied there) | "
-              "to a pod computing another first request (of them while "
-              "some pod computed none) | siblings served off their group's "
-              "first pod (of them with nothing cached) |")
-        print("|---|---:|---:|---:|---:|")
-        for d in argv[2:]:
-            first_placement(d)
-        return 0
-    if len(argv) > 1 and argv[1] == "--ties":
-        print("| experiment | stage | first requests | best score tied as "
-              "logged (within 0.03 / 0.1 of the second) | siblings exposed: "
-              "as placed / at random / tie-break by requests sent in the "
-              "last scrape interval / in the last 3 s / that 3 s key among "
-              "pods within 0.1 / among all pods / least possible | "
-              "siblings exposed by the pod with the fewest groups homed "
-              "(first requests sent there before) | first "
-              "requests stacked (sent after a scrape, while a pod computed "
-              "none: median score margin) |")
-        print("|---|---:|---:|---:|---|---:|---|")
-        return max([ties(d) or 0 for d in argv[2:]], default=0)
+    if len(argv) > 1 and argv[1] in MODES:
+        header, each = MODES[argv[1]]
+        for line in header or ():
+            print(line)
+        # the worst exit status of the experiments (--ties: 1 without a log)
+        return max([each(d) or 0 for d in argv[2:]], default=0)
     for d in argv[1:]:
         per_stage(d)
     return 0

@@ -1222,19 +1222,6 @@ llmd_sink_init(llmd_sink_t *s, llmd_body_t *b)
 }
 
 
-/* the chain's link, as in llmd_prefix_hash.c: XXH3 of LE64(h) || LE64(bh) */
-static inline uint64_t
-llmd_sink_link(uint64_t h, uint64_t bh)
-{
-    unsigned char  link[16];
-
-    llmd_put_le64(link, h);
-    llmd_put_le64(link + 8, bh);
-
-    return XXH3_64bits(link, sizeof(link));
-}
-
-
 /*
  * Whole 64-byte blocks from p while the sink is at a block boundary,
  * hashed where they are (no copy), the chain value kept in a register.
@@ -1258,7 +1245,7 @@ llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
     out = s->out;
 
     while (len >= LLMD_SCAN_FAST_BLOCK) {
-        h = llmd_sink_link(h, XXH3_64bits(p, LLMD_SCAN_FAST_BLOCK));
+        h = llmd_prefix_link(h, XXH3_64bits(p, LLMD_SCAN_FAST_BLOCK));
         out[nh++] = h;
         p += LLMD_SCAN_FAST_BLOCK;
         len -= LLMD_SCAN_FAST_BLOCK;
@@ -1325,7 +1312,7 @@ llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
             (void) XXH3_64bits_reset(&s->st);
         }
 
-        s->h = llmd_sink_link(s->h, bh);
+        s->h = llmd_prefix_link(s->h, bh);
         s->out[s->nh++] = s->h;
         s->fill = 0;
 

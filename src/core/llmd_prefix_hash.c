@@ -31,7 +31,6 @@ llmd_prefix_hashes(const char *model, size_t model_len,
 {
     size_t          nblocks, k;
     uint64_t        h;
-    unsigned char   link[16];
     XXH64_state_t   st;
 
     if (block_size == 0 || max_blocks == 0 || input == NULL) {
@@ -64,10 +63,8 @@ llmd_prefix_hashes(const char *model, size_t model_len,
     h = XXH64_digest(&st);
 
     for (k = 0; k < nblocks; k++) {
-        llmd_put_le64(link, h);
-        llmd_put_le64(link + 8,
-                      XXH3_64bits(input + k * block_size, block_size));
-        h = XXH3_64bits(link, sizeof(link));
+        h = llmd_prefix_link(h, XXH3_64bits(input + k * block_size,
+                                            block_size));
         out[k] = h;
     }
 

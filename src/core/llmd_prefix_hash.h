@@ -8,7 +8,23 @@
 #ifndef LLMD_PREFIX_HASH_H
 #define LLMD_PREFIX_HASH_H
 
+#include <xxhash.h>    /* after the includer's own, if it inlines xxhash */
+
 #include "core/llmd_common.h"
+
+
+/* One link of the chain: h_k from h_{k-1} and XXH3_64(block_k). The
+   scanner and llmd_prefix_hashes() both call it, so they cannot differ. */
+static inline uint64_t
+llmd_prefix_link(uint64_t prev, uint64_t block_hash)
+{
+    unsigned char  link[16];
+
+    llmd_put_le64(link, prev);
+    llmd_put_le64(link + 8, block_hash);
+
+    return XXH3_64bits(link, sizeof(link));
+}
 
 /* Writes up to max_blocks hashes to out; returns how many. */
 size_t llmd_prefix_hashes(const char *model, size_t model_len,

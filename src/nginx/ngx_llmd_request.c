@@ -17,29 +17,21 @@
  * body that is not a valid request is answered 400 with an OpenAI-style
  * error and never reaches a pod. The body
  * buffers themselves are never modified: the proxy module has already
- * linked them into the upstream request.
- *
- * A body in several buffers (the part read with the headers, then the rest)
- * is joined for the scanner in a buffer the worker keeps between requests
- * (up to NGX_LLMD_BODY_KEEP bytes): a fresh 32 KB from the pool per request
- * made malloc give the memory back to the kernel and fault it in again
- * every time, which cost more than the decision. The scan is synchronous
- * and nothing of the joined copy outlives it (model and cache_salt are
- * copied to the pool).
+ * linked them into the upstream request. The body comes as one byte range
+ * from ngx_llmd_body.c (in place when its buffers lie one behind the
+ * other, else joined in a buffer the worker keeps); the scan is
+ * synchronous, and when the body was joined nothing of the copy outlives
+ * it (model and cache_salt are copied to the pool).
  */
 
 #include "nginx/ngx_llmd.h"
 #include "core/llmd_body_scan.h"
 
 
-#define NGX_LLMD_BODY_KEEP  (1024 * 1024)
 /* precise chat: conversations of more messages are parsed by cJSON */
 #define NGX_LLMD_CHAT_MSGS  256
 
 
-static ngx_int_t ngx_llmd_request_body(ngx_http_request_t *r, size_t limit,
-    u_char **body, size_t *len, ngx_uint_t *joined);
-static u_char *ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size);
 static ngx_int_t ngx_llmd_request_scan(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, u_char *body, size_t len,
     ngx_uint_t text, llmd_alloc_t *alloc, llmd_request_t *req, char *err,
@@ -49,7 +41,6 @@ static ngx_int_t ngx_llmd_pool_copy(ngx_pool_t *pool, const char **s,
     size_t len);
 
 
-static ngx_llmd_wbuf_t  ngx_llmd_body_buf;   /* joined bodies */
 static ngx_llmd_wbuf_t  ngx_llmd_prompt_buf; /* precise: the prompt text */
 static ngx_llmd_wbuf_t  ngx_llmd_msgs_buf;   /* precise chat: messages */
 
@@ -260,139 +251,10 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 }
 
 
-/*
- * Returns NGX_OK with the body, NGX_DECLINED when there is no complete
- * body to look at (no body, unbuffered, or larger than limit: *len is then
- * the size seen), NGX_ERROR on a read failure. A body in several buffers
- * is joined into the worker's scratch buffer (*joined is then 1: valid
- * until the next request's body), or into the pool when it is larger than
- * NGX_LLMD_BODY_KEEP.
- */
-static ngx_int_t
-ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
-    size_t *len, ngx_uint_t *joined)
-{
-    u_char                    *p;
-    off_t                      total, size;
-    ssize_t                    n;
-    ngx_buf_t                 *b;
-    ngx_chain_t               *cl;
-    ngx_http_request_body_t   *rb;
-
-    *body = NULL;
-    *len = 0;
-    *joined = 0;
-
-    rb = r->request_body;
-
-    if (rb == NULL || rb->bufs == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (r->request_body_no_buffering || rb->rest > 0) {
-        /* peer selection runs before the body is complete */
-        return NGX_DECLINED;
-    }
-
-    total = 0;
-
-    for (cl = rb->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            total += b->file_last - b->file_pos;
-
-        } else if (!ngx_buf_special(b)) {
-            total += b->last - b->pos;
-        }
-    }
-
-    *len = (size_t) total;
-
-    if (total == 0 || (size_t) total > limit) {
-        return NGX_DECLINED;
-    }
-
-    /* the common case, a body in one memory buffer, needs no copy */
-
-    b = rb->bufs->buf;
-
-    if (rb->bufs->next == NULL && !b->in_file) {
-        *body = b->pos;
-        return NGX_OK;
-    }
-
-    if ((size_t) total <= NGX_LLMD_BODY_KEEP) {
-        p = ngx_llmd_body_scratch(r, (size_t) total);
-        *joined = 1;
-
-    } else {
-        p = ngx_pnalloc(r->pool, (size_t) total);
-    }
-
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    *body = p;
-
-    for (cl = rb->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            size = b->file_last - b->file_pos;
-
-            n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
-
-            if (n == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            if (n != size) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "llmd: read only %z of %O bytes of the "
-                              "request body from \"%V\"",
-                              n, size, &b->file->name);
-                return NGX_ERROR;
-            }
-
-            p += size;
-
-        } else if (!ngx_buf_special(b)) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-        }
-    }
-
-    return NGX_OK;
-}
-
-
 static void *
 ngx_llmd_pool_alloc(void *ctx, size_t size)
 {
     return ngx_palloc((ngx_pool_t *) ctx, size);
-}
-
-
-/* The worker's buffer for joined bodies, grown by doubling, never shrunk. */
-static u_char *
-ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size)
-{
-    size_t  n;
-
-    if (size <= ngx_llmd_body_buf.size) {
-        return ngx_llmd_body_buf.data;
-    }
-
-    n = ngx_max(ngx_llmd_body_buf.size, 64 * 1024);
-
-    while (n < size) {
-        n *= 2;
-    }
-
-    n = ngx_min(n, NGX_LLMD_BODY_KEEP);
-
-    return ngx_llmd_wbuf(&ngx_llmd_body_buf, n, r->connection->log);
 }
 
 

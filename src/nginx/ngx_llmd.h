@@ -424,12 +424,8 @@ void ngx_llmd_decide_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
 ngx_int_t ngx_llmd_pd_headers(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
 
-/* ngx_llmd_body.c: the request body as one byte range */
-#define NGX_LLMD_BODY_KEEP  (1024 * 1024)  /* joined in the worker's buffer
-                                              up to this size */
+/* ngx_llmd_body.c: a body nginx reads into one buffer */
 ngx_int_t ngx_llmd_body_init(ngx_conf_t *cf);
-ngx_int_t ngx_llmd_request_body(ngx_http_request_t *r, size_t limit,
-    u_char **body, size_t *len, ngx_uint_t *joined);
 
 /* ngx_llmd_request.c: body -> parsed request, or a 400 */
 ngx_int_t ngx_llmd_request_read(ngx_http_request_t *r,

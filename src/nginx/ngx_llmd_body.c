@@ -13,8 +13,10 @@
  * Content-Length body within llmd_body_limit whose rest nginx would keep
  * in one memory buffer anyway: less than client_body_buffer_size plus a
  * quarter), the filter copies the preread bytes (at most the header
- * buffer, usually a few hundred bytes) to the start of a buffer of the
- * body's size from the request pool and points r->header_in's pointers
+ * buffer, usually a few hundred bytes) into a buffer of the body's size
+ * from the request pool, placed so that the rest starts on a cache line
+ * (the kernel's copy into an unaligned destination is slower), and
+ * points r->header_in's pointers
  * at it, with the preread bytes before pos and room for the rest behind
  * last: nginx then takes its own path, reads the rest behind them and
  * allocates no buffer for it. r->header_in's pointers are restored by a
@@ -23,19 +25,15 @@
  * request line and headers untouched). Chunked bodies, HTTP/2, unbuffered
  * bodies and bodies nginx spills to a temporary file are left alone.
  *
- * ngx_llmd_request_body() then takes a body whose buffers lie one behind
- * the other in memory as the range they cover, with no copy; any other
- * body in several buffers (chunked, or a body in a temporary file) is
- * joined as before, in a buffer the worker keeps between requests (up to
- * NGX_LLMD_BODY_KEEP bytes; a fresh 32 KB from the pool per request made
- * malloc give the memory back to the kernel and fault it in again every
- * time), larger ones in the pool.
+ * ngx_llmd_request_body() (ngx_llmd_request.c) then takes the buffers,
+ * which lie one behind the other in memory, as the range they cover,
+ * with no copy.
  */
 
 #include "nginx/ngx_llmd.h"
 
 
-#define NGX_LLMD_BODY_KEEP  (1024 * 1024)
+#define NGX_LLMD_BODY_ALIGN  64
 
 
 /* r->header_in's pointers, as they were before the filter moved them */
@@ -53,12 +51,9 @@ static ngx_int_t ngx_llmd_body_filter(ngx_http_request_t *r,
 static ngx_int_t ngx_llmd_body_preread(ngx_http_request_t *r,
     ngx_buf_t *b);
 static void ngx_llmd_body_restore(void *data);
-static u_char *ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size);
 
 
 static ngx_http_request_body_filter_pt  ngx_llmd_next_request_body_filter;
-
-static ngx_llmd_wbuf_t  ngx_llmd_body_buf;   /* joined bodies */
 
 
 ngx_int_t
@@ -170,10 +165,15 @@ ngx_llmd_body_preread(ngx_http_request_t *r, ngx_buf_t *b)
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, total);
+    /* the rest starts on a cache line: the kernel's copy into an
+       unaligned destination is slower */
+
+    p = ngx_pnalloc(r->pool, total + NGX_LLMD_BODY_ALIGN - 1);
     if (p == NULL) {
         return NGX_ERROR;
     }
+
+    p = ngx_align_ptr(p + preread, NGX_LLMD_BODY_ALIGN) - preread;
 
     cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_llmd_body_hdr_t));
     if (cln == NULL) {
@@ -218,148 +218,4 @@ ngx_llmd_body_restore(void *data)
     saved->buf->pos = saved->pos;
     saved->buf->last = saved->last;
     saved->buf->end = saved->end;
-}
-
-
-/*
- * Returns NGX_OK with the body, NGX_DECLINED when there is no complete
- * body to look at (no body, unbuffered, or larger than limit: *len is then
- * the size seen), NGX_ERROR on a read failure. A body whose buffers lie
- * one behind the other in memory is the range they cover; any other body
- * in several buffers is joined into the worker's scratch buffer (*joined
- * is then 1: valid until the next request's body), or into the pool when
- * it is larger than NGX_LLMD_BODY_KEEP.
- */
-ngx_int_t
-ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
-    size_t *len, ngx_uint_t *joined)
-{
-    u_char                    *p, *first, *last;
-    off_t                      total, size;
-    ssize_t                    n;
-    ngx_buf_t                 *b;
-    ngx_uint_t                 apart;
-    ngx_chain_t               *cl;
-    ngx_http_request_body_t   *rb;
-
-    *body = NULL;
-    *len = 0;
-    *joined = 0;
-
-    rb = r->request_body;
-
-    if (rb == NULL || rb->bufs == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (r->request_body_no_buffering || rb->rest > 0) {
-        /* peer selection runs before the body is complete */
-        return NGX_DECLINED;
-    }
-
-    total = 0;
-    first = NULL;
-    last = NULL;
-    apart = 0;
-
-    for (cl = rb->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            total += b->file_last - b->file_pos;
-            apart = 1;
-
-        } else if (!ngx_buf_special(b) && b->last != b->pos) {
-            total += b->last - b->pos;
-
-            if (first == NULL) {
-                first = b->pos;
-
-            } else if (b->pos != last) {
-                apart = 1;
-            }
-
-            last = b->last;
-        }
-    }
-
-    *len = (size_t) total;
-
-    if (total == 0 || (size_t) total > limit) {
-        return NGX_DECLINED;
-    }
-
-    if (!apart) {
-        /* one buffer, or buffers one behind the other: no copy */
-        *body = first;
-        return NGX_OK;
-    }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "llmd body: %O bytes in several places, joined", total);
-
-    if ((size_t) total <= NGX_LLMD_BODY_KEEP) {
-        p = ngx_llmd_body_scratch(r, (size_t) total);
-        *joined = 1;
-
-    } else {
-        p = ngx_pnalloc(r->pool, (size_t) total);
-    }
-
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    *body = p;
-
-    for (cl = rb->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            size = b->file_last - b->file_pos;
-
-            n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
-
-            if (n == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            if (n != size) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "llmd: read only %z of %O bytes of the "
-                              "request body from \"%V\"",
-                              n, size, &b->file->name);
-                return NGX_ERROR;
-            }
-
-            p += size;
-
-        } else if (!ngx_buf_special(b)) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/* The worker's buffer for joined bodies, grown by doubling, never shrunk. */
-static u_char *
-ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size)
-{
-    size_t  n;
-
-    if (size <= ngx_llmd_body_buf.size) {
-        return ngx_llmd_body_buf.data;
-    }
-
-    n = ngx_max(ngx_llmd_body_buf.size, 64 * 1024);
-
-    while (n < size) {
-        n *= 2;
-    }
-
-    n = ngx_min(n, NGX_LLMD_BODY_KEEP);
-
-    return ngx_llmd_wbuf(&ngx_llmd_body_buf, n, r->connection->log);
 }

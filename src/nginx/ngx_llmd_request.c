@@ -17,21 +17,34 @@
  * body that is not a valid request is answered 400 with an OpenAI-style
  * error and never reaches a pod. The body
  * buffers themselves are never modified: the proxy module has already
- * linked them into the upstream request. The body comes as one byte range
- * from ngx_llmd_body.c (in place when its buffers lie one behind the
- * other, else joined in a buffer the worker keeps); the scan is
- * synchronous, and when the body was joined nothing of the copy outlives
- * it (model and cache_salt are copied to the pool).
+ * linked them into the upstream request.
+ *
+ * The body is read as one byte range: nginx reads a Content-Length body
+ * it keeps in memory into one buffer (the request body filter of
+ * ngx_llmd_body.c puts the rest behind the part read with the headers),
+ * and buffers that lie one behind the other in memory are scanned in
+ * place. Any other body in several buffers (chunked, spilled to a
+ * temporary file) is joined for the scanner in a buffer the worker keeps
+ * between requests (up to NGX_LLMD_BODY_KEEP bytes): a fresh 32 KB from
+ * the pool per request made malloc give the memory back to the kernel and
+ * fault it in again every time, which cost more than the decision. The
+ * scan is synchronous and nothing of the joined copy outlives it (model
+ * and cache_salt are copied to the pool).
  */
 
 #include "nginx/ngx_llmd.h"
 #include "core/llmd_body_scan.h"
 
 
+/* bodies joined in the worker's buffer up to this size (larger: pool) */
+#define NGX_LLMD_BODY_KEEP  (1024 * 1024)
 /* precise chat: conversations of more messages are parsed by cJSON */
 #define NGX_LLMD_CHAT_MSGS  256
 
 
+static ngx_int_t ngx_llmd_request_body(ngx_http_request_t *r, size_t limit,
+    u_char **body, size_t *len, ngx_uint_t *joined);
+static u_char *ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size);
 static ngx_int_t ngx_llmd_request_scan(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, u_char *body, size_t len,
     ngx_uint_t text, llmd_alloc_t *alloc, llmd_request_t *req, char *err,
@@ -41,6 +54,7 @@ static ngx_int_t ngx_llmd_pool_copy(ngx_pool_t *pool, const char **s,
     size_t len);
 
 
+static ngx_llmd_wbuf_t  ngx_llmd_body_buf;   /* joined bodies */
 static ngx_llmd_wbuf_t  ngx_llmd_prompt_buf; /* precise: the prompt text */
 static ngx_llmd_wbuf_t  ngx_llmd_msgs_buf;   /* precise chat: messages */
 
@@ -248,6 +262,150 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Returns NGX_OK with the body, NGX_DECLINED when there is no complete
+ * body to look at (no body, unbuffered, or larger than limit: *len is then
+ * the size seen), NGX_ERROR on a read failure. A body whose buffers lie
+ * one behind the other in memory is the range they cover; any other body
+ * in several buffers is joined into the worker's scratch buffer (*joined
+ * is then 1: valid until the next request's body), or into the pool when
+ * it is larger than NGX_LLMD_BODY_KEEP.
+ */
+static ngx_int_t
+ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
+    size_t *len, ngx_uint_t *joined)
+{
+    u_char                    *p, *first, *last;
+    off_t                      total, size;
+    ssize_t                    n;
+    ngx_buf_t                 *b;
+    ngx_uint_t                 apart;
+    ngx_chain_t               *cl;
+    ngx_http_request_body_t   *rb;
+
+    *body = NULL;
+    *len = 0;
+    *joined = 0;
+
+    rb = r->request_body;
+
+    if (rb == NULL || rb->bufs == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (r->request_body_no_buffering || rb->rest > 0) {
+        /* peer selection runs before the body is complete */
+        return NGX_DECLINED;
+    }
+
+    total = 0;
+    first = NULL;
+    last = NULL;
+    apart = 0;
+
+    for (cl = rb->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            total += b->file_last - b->file_pos;
+            apart = 1;
+
+        } else if (!ngx_buf_special(b) && b->last != b->pos) {
+            total += b->last - b->pos;
+
+            if (first == NULL) {
+                first = b->pos;
+
+            } else if (b->pos != last) {
+                apart = 1;
+            }
+
+            last = b->last;
+        }
+    }
+
+    *len = (size_t) total;
+
+    if (total == 0 || (size_t) total > limit) {
+        return NGX_DECLINED;
+    }
+
+    if (!apart) {
+        /* one buffer, or buffers one behind the other: no copy */
+        *body = first;
+        return NGX_OK;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmd body: %O bytes in several places, joined", total);
+
+    if ((size_t) total <= NGX_LLMD_BODY_KEEP) {
+        p = ngx_llmd_body_scratch(r, (size_t) total);
+        *joined = 1;
+
+    } else {
+        p = ngx_pnalloc(r->pool, (size_t) total);
+    }
+
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *body = p;
+
+    for (cl = rb->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            size = b->file_last - b->file_pos;
+
+            n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
+
+            if (n == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            if (n != size) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "llmd: read only %z of %O bytes of the "
+                              "request body from \"%V\"",
+                              n, size, &b->file->name);
+                return NGX_ERROR;
+            }
+
+            p += size;
+
+        } else if (!ngx_buf_special(b)) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* The worker's buffer for joined bodies, grown by doubling, never shrunk. */
+static u_char *
+ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size)
+{
+    size_t  n;
+
+    if (size <= ngx_llmd_body_buf.size) {
+        return ngx_llmd_body_buf.data;
+    }
+
+    n = ngx_max(ngx_llmd_body_buf.size, 64 * 1024);
+
+    while (n < size) {
+        n *= 2;
+    }
+
+    n = ngx_min(n, NGX_LLMD_BODY_KEEP);
+
+    return ngx_llmd_wbuf(&ngx_llmd_body_buf, n, r->connection->log);
 }
 
 

@@ -81,9 +81,9 @@ deps:
 # prove files still take some fixtures from build/bin (vllm-sim as the fake
 # pods, llmd-chat-render and llmd-tokenize for expected tokens): a plain
 # build of the tools comes first.
-SAN_PROVE ?= t/010-balancer.t t/015-herding.t t/020-helper.t \
-    t/030-config.t t/060-precise.t t/061-precise-sim.t t/062-pd.t \
-    t/090-endpoints.t $(wildcard t/095-faults.t)
+SAN_PROVE ?= t/010-balancer.t t/011-body-buffers.t t/015-herding.t \
+    t/020-helper.t t/030-config.t t/060-precise.t t/061-precise-sim.t \
+    t/062-pd.t t/090-endpoints.t $(wildcard t/095-faults.t)
 
 ifeq ($(SAN),address)
 test: deps

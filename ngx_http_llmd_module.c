@@ -336,6 +336,10 @@ ngx_http_llmd_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_llmd_body_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_llmd_reject_init(cf);
 }
 

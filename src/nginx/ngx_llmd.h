@@ -424,6 +424,9 @@ void ngx_llmd_decide_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
 ngx_int_t ngx_llmd_pd_headers(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx);
 
+/* ngx_llmd_body.c: a body nginx reads into one buffer */
+ngx_int_t ngx_llmd_body_init(ngx_conf_t *cf);
+
 /* ngx_llmd_request.c: body -> parsed request, or a 400 */
 ngx_int_t ngx_llmd_request_read(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, llmd_request_t *req);

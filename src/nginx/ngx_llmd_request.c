@@ -19,19 +19,24 @@
  * buffers themselves are never modified: the proxy module has already
  * linked them into the upstream request.
  *
- * A body in several buffers (the part read with the headers, then the rest)
- * is joined for the scanner in a buffer the worker keeps between requests
- * (up to NGX_LLMD_BODY_KEEP bytes): a fresh 32 KB from the pool per request
- * made malloc give the memory back to the kernel and fault it in again
- * every time, which cost more than the decision. The scan is synchronous
- * and nothing of the joined copy outlives it (model and cache_salt are
- * copied to the pool).
+ * The body is read as one byte range: nginx reads a Content-Length body
+ * it keeps in memory into one buffer (the request body filter of
+ * ngx_llmd_body.c puts the rest behind the part read with the headers),
+ * and buffers that lie one behind the other in memory are scanned in
+ * place. Any other body in several buffers (chunked, spilled to a
+ * temporary file) is joined for the scanner in a buffer the worker keeps
+ * between requests (up to NGX_LLMD_BODY_KEEP bytes): a fresh 32 KB from
+ * the pool per request made malloc give the memory back to the kernel and
+ * fault it in again every time, which cost more than the decision. The
+ * scan is synchronous and nothing of the joined copy outlives it (model
+ * and cache_salt are copied to the pool).
  */
 
 #include "nginx/ngx_llmd.h"
 #include "core/llmd_body_scan.h"
 
 
+/* bodies joined in the worker's buffer up to this size (larger: pool) */
 #define NGX_LLMD_BODY_KEEP  (1024 * 1024)
 /* precise chat: conversations of more messages are parsed by cJSON */
 #define NGX_LLMD_CHAT_MSGS  256
@@ -263,19 +268,21 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 /*
  * Returns NGX_OK with the body, NGX_DECLINED when there is no complete
  * body to look at (no body, unbuffered, or larger than limit: *len is then
- * the size seen), NGX_ERROR on a read failure. A body in several buffers
- * is joined into the worker's scratch buffer (*joined is then 1: valid
- * until the next request's body), or into the pool when it is larger than
- * NGX_LLMD_BODY_KEEP.
+ * the size seen), NGX_ERROR on a read failure. A body whose buffers lie
+ * one behind the other in memory is the range they cover; any other body
+ * in several buffers is joined into the worker's scratch buffer (*joined
+ * is then 1: valid until the next request's body), or into the pool when
+ * it is larger than NGX_LLMD_BODY_KEEP.
  */
 static ngx_int_t
 ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
     size_t *len, ngx_uint_t *joined)
 {
-    u_char                    *p;
+    u_char                    *p, *first, *last;
     off_t                      total, size;
     ssize_t                    n;
     ngx_buf_t                 *b;
+    ngx_uint_t                 apart;
     ngx_chain_t               *cl;
     ngx_http_request_body_t   *rb;
 
@@ -295,15 +302,28 @@ ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
     }
 
     total = 0;
+    first = NULL;
+    last = NULL;
+    apart = 0;
 
     for (cl = rb->bufs; cl; cl = cl->next) {
         b = cl->buf;
 
         if (b->in_file) {
             total += b->file_last - b->file_pos;
+            apart = 1;
 
-        } else if (!ngx_buf_special(b)) {
+        } else if (!ngx_buf_special(b) && b->last != b->pos) {
             total += b->last - b->pos;
+
+            if (first == NULL) {
+                first = b->pos;
+
+            } else if (b->pos != last) {
+                apart = 1;
+            }
+
+            last = b->last;
         }
     }
 
@@ -313,14 +333,14 @@ ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
         return NGX_DECLINED;
     }
 
-    /* the common case, a body in one memory buffer, needs no copy */
-
-    b = rb->bufs->buf;
-
-    if (rb->bufs->next == NULL && !b->in_file) {
-        *body = b->pos;
+    if (!apart) {
+        /* one buffer, or buffers one behind the other: no copy */
+        *body = first;
         return NGX_OK;
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmd body: %O bytes in several places, joined", total);
 
     if ((size_t) total <= NGX_LLMD_BODY_KEEP) {
         p = ngx_llmd_body_scratch(r, (size_t) total);
@@ -367,13 +387,6 @@ ngx_llmd_request_body(ngx_http_request_t *r, size_t limit, u_char **body,
 }
 
 
-static void *
-ngx_llmd_pool_alloc(void *ctx, size_t size)
-{
-    return ngx_palloc((ngx_pool_t *) ctx, size);
-}
-
-
 /* The worker's buffer for joined bodies, grown by doubling, never shrunk. */
 static u_char *
 ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size)
@@ -393,6 +406,13 @@ ngx_llmd_body_scratch(ngx_http_request_t *r, size_t size)
     n = ngx_min(n, NGX_LLMD_BODY_KEEP);
 
     return ngx_llmd_wbuf(&ngx_llmd_body_buf, n, r->connection->log);
+}
+
+
+static void *
+ngx_llmd_pool_alloc(void *ctx, size_t size)
+{
+    return ngx_palloc((ngx_pool_t *) ctx, size);
 }
 
 

@@ -549,7 +549,8 @@ warm_up() {
 sampler() {
     local out=$1
     exec "${SUT_PIN[@]}" /usr/bin/python3 "$TOP/bench/lib/sampler.py" "$SAMPLE" \
-        "$SIM_PORT" "$NPODS" "$NGX_PORT" "$out" "${out%/*}/nginx_queue.txt"
+        "$SIM_PORT" "$NPODS" "$NGX_PORT" "$out" "${out%/*}/nginx_queue.txt" \
+        "${out%/*}/simlag.txt"
 }
 
 # CPU ticks of nginx: master, workers and the llmd helper

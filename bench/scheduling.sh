@@ -63,23 +63,22 @@ TOP=$PWD
 # orders processes only within one session: a build or a test in another
 # session gets as much CPU as the whole benchmark, and the simulated pods,
 # the load generator and nginx (which daemonizes into a session of its
-# own) wait for the CPU.  So the benchmark runs in a session of its own,
-# and that session's group and nginx's get the nice it was started with
-# (docs/benchmark.md, "Issue 15, ninth session").  BENCH_AUTOGROUP=0: as
-# before (nice within the caller's session only).
+# own) wait for the CPU.  So the session's group and nginx's get the nice
+# the script was started with while it runs (the session's is restored on
+# exit; docs/benchmark.md, "Issue 15, ninth session").  BENCH_AUTOGROUP=0:
+# as before (nice within the session only).
 BENCH_AUTOGROUP=${BENCH_AUTOGROUP:-1}
-AG_NICE=""
-if [ "$BENCH_AUTOGROUP" = 1 ] \
+AG_NICE="" AG_OLD=""
+if [ "$BENCH_AUTOGROUP" = 1 ] && [ "$(nice)" -lt 0 ] \
    && [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]
 then
-    if [ -z "${LLMD_BENCH_SESSION:-}" ]; then
-        LLMD_BENCH_SESSION=1 exec setsid -w "$0" "$@"
-    fi
-    if [ "$(nice)" -lt 0 ]; then
+    AG_OLD=$(awk '{ print $NF }' /proc/self/autogroup 2>/dev/null || true)
+    if [ -n "$AG_OLD" ] && echo "$(nice)" > /proc/self/autogroup 2>/dev/null
+    then
         AG_NICE=$(nice)
-        echo "$AG_NICE" > /proc/self/autogroup 2>/dev/null || {
-            echo "cannot set the autogroup's nice (needs CAP_SYS_NICE)" >&2
-            AG_NICE=""; }
+    else
+        echo "cannot set the autogroup's nice (needs CAP_SYS_NICE)" >&2
+        AG_OLD=""
     fi
 fi
 # CPU placement (off by default): SIM_CPUS=1 SUT_CPUS=0 runs the simulated
@@ -287,6 +286,8 @@ cleanup() {
     stop_nginx
     stop_sim
     rm -rf "$W"
+    [ -z "$AG_OLD" ] || echo "$AG_OLD" > /proc/self/autogroup 2>/dev/null \
+        || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

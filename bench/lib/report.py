@@ -251,24 +251,29 @@ def main():
       "summed over those processes at the end of the run (shared pages "
       "counted once) and the largest peak RSS of one of them during the "
       "run (after the connection warm-up). Load generator: its own "
-      "CPU and the lag between scheduled and actual send times (wall ms).\n")
+      "CPU and the lag between scheduled and actual send times (wall ms). "
+      "Simulator's CPU wait: wall seconds its threads were runnable and "
+      "waited for a CPU; machine CPU: every process's, this run's and "
+      "others', in % of all CPUs.\n")
     w("| Experiment | nginx CPU % | nginx CPU s | nginx PSS MB (peak RSS) | "
-      "simulator CPU % | loadgen CPU % | send lag p50/p99/max (ms) | "
-      "wall s |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+      "simulator CPU % | simulator's CPU wait s | machine CPU % | "
+      "loadgen CPU % | send lag p50/p99/max (ms) | wall s |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in exps:
         rep, r, _ = data[e]
         lg = rep["loadgen"]
         lag = lg.get("send_lag_ms", {})
-        w("| %s | %s | %s | %s (%s) | %s | %s | %s/%s/%s | %s |" % (
-            LABEL[e], num(r.get("nginx_cpu_percent"), "%.1f"),
-            num(r.get("nginx_cpu_seconds"), "%.1f"),
-            num(r.get("nginx_pss_kb", 0) / 1024.0, "%.1f"),
-            num(r.get("nginx_peak_rss_kb", 0) / 1024.0, "%.1f"),
-            num(r.get("sim_cpu_percent"), "%.1f"),
-            num(lg.get("cpu_percent_of_one_core"), "%.1f"),
-            num(lag.get("p50"), "%.2f"), num(lag.get("p99"), "%.2f"),
-            num(lag.get("max"), "%.1f"), num(r.get("wall_seconds"), "%.0f")))
+        w("| %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s/%s/%s | %s |"
+          % (LABEL[e], num(r.get("nginx_cpu_percent"), "%.1f"),
+             num(r.get("nginx_cpu_seconds"), "%.1f"),
+             num(r.get("nginx_pss_kb", 0) / 1024.0, "%.1f"),
+             num(r.get("nginx_peak_rss_kb", 0) / 1024.0, "%.1f"),
+             num(r.get("sim_cpu_percent"), "%.1f"),
+             num(r.get("sim_runq_wait_seconds"), "%.1f"),
+             num(r.get("machine_cpu_percent"), "%.1f"),
+             num(lg.get("cpu_percent_of_one_core"), "%.1f"),
+             num(lag.get("p50"), "%.2f"), num(lag.get("p99"), "%.2f"),
+             num(lag.get("max"), "%.1f"), num(r.get("wall_seconds"), "%.0f")))
     w("")
 
     # goals of issue 6, from this run (the seed's way when measured so)

@@ -3,12 +3,15 @@
 (bench/scheduling.sh, every mode): a shell loop of curl and awk fell behind
 by seconds on a loaded machine.
 
-    sampler.py INTERVAL POD_PORT NPODS NGINX_PORT POD_OUT NGINX_OUT
+    sampler.py INTERVAL POD_PORT NPODS NGINX_PORT POD_OUT NGINX_OUT [LAG_OUT]
 
 POD_OUT lines: epoch pod waiting running kv;
-NGINX_OUT lines: epoch requests_waiting_in_nginx pool_saturation.
+NGINX_OUT lines: epoch requests_waiting_in_nginx pool_saturation;
+LAG_OUT lines (vllm-sim's /sim/state "lag", since its start): epoch pod
+steps late_steps lag_s lost_s, so that a run's lag can be seen over time.
 Runs until killed. Python standard library only.
 """
+import json
 import sys
 import time
 import urllib.request
@@ -34,6 +37,7 @@ def main():
     port, npods, nport = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     pout = open(sys.argv[5], "a", buffering=1)
     nout = open(sys.argv[6], "a", buffering=1)
+    lout = open(sys.argv[7], "a", buffering=1) if len(sys.argv) > 7 else None
     while True:
         t0 = time.time()
         for i in range(npods):
@@ -53,6 +57,16 @@ def main():
                     k = value(line)
             if w is not None:
                 pout.write("%.6f %d %g %g %g\n" % (t0, i, w, r or 0, k or 0))
+        for i in range(npods if lout else 0):
+            text = get("http://127.0.0.1:%d/sim/state" % (port + i))
+            try:
+                st = json.loads(text)
+                lag = st["lag"]
+                lout.write("%.6f %d %d %d %.6f %.6f\n" % (
+                    t0, i, st["steps"], lag["late_steps"], lag["lag_s"],
+                    lag["lost_s"]))
+            except (TypeError, ValueError, KeyError):
+                pass
         text = get("http://127.0.0.1:%d/llmd/metrics" % nport)
         if text is not None:
             q, s = 0.0, 0.0

@@ -10,6 +10,13 @@ steps, the model's mean step (simulated ms), the share of steps the event
 loop ended late, their mean lag (wall ms and simulated ms at SCALE), the
 largest, the lag the clock could not absorb (lost; simulated seconds) and
 the engine's CPU time per step (wall us).
+
+With DIR/simlag.txt (bench/lib/sampler.py: every pod's /sim/state lag
+sampled over the run) and the load generator's per-request data, it
+also prints the lag per stage of the workload (each stage from its
+first request's send to the next stage's first): steps, their summed
+lag (wall s), the mean lag per step (wall ms) and the largest lag
+summed over the pods in one sampling interval (wall s).
 """
 import json
 import os
@@ -60,6 +67,69 @@ def main():
               % (pod, steps, 1e3 * model / n, 100.0 * late / n,
                  1e3 * lag / (late or 1), 1e3 * scale * lag / (late or 1),
                  1e3 * mx, scale * lost, 1e6 * cpu / n))
+    per_stage(d, scale)
+
+
+def stages(d, scale):
+    """[(stage, start epoch)] from the load generator's data."""
+    rep = load(os.path.join(d, "loadgen", "report.json"))
+    path = os.path.join(d, "loadgen", "per_request_lifecycle_metrics.jsonl")
+    if not rep or not os.path.exists(path):
+        return []
+    t0 = rep.get("loadgen", {}).get("start_epoch")
+    first = {}
+    with open(path) as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            s = r.get("stage")
+            if s is not None and r.get("sent") is not None:
+                t = t0 + r["sent"] / scale
+                first[s] = min(first.get(s, t), t)
+    return sorted(first.items())
+
+
+def per_stage(d, scale):
+    path = os.path.join(d, "simlag.txt")
+    st = stages(d, scale)
+    if not os.path.exists(path) or not st:
+        return
+    samples = {}                # epoch -> [steps, lag_s] summed over pods
+    with open(path) as f:
+        for line in f:
+            v = line.split()
+            if len(v) < 6:
+                continue
+            a = samples.setdefault(float(v[0]), [0, 0.0])
+            a[0] += int(v[2])
+            a[1] += float(v[4])
+    ts = sorted(samples)
+    if len(ts) < 2:
+        return
+    bounds = [t for _, t in st] + [ts[-1] + 1]
+    print()
+    print("| stage | wall s | steps | summed lag (wall s) | mean lag per step "
+          "(wall ms) | largest in one sample (wall s) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for k, (stage, start) in enumerate(st):
+        end = bounds[k + 1]
+        inside = [t for t in ts if start <= t < end]
+        if not inside:
+            continue
+        prev = [t for t in ts if t < start]
+        a = samples[prev[-1]] if prev else samples[inside[0]]
+        b = samples[inside[-1]]
+        worst = 0.0
+        last = a
+        for t in inside:
+            worst = max(worst, samples[t][1] - last[1])
+            last = samples[t]
+        steps = b[0] - a[0]
+        print("| %s | %.1f | %d | %.2f | %.2f | %.2f |"
+              % (stage, min(end, ts[-1]) - start, steps, b[1] - a[1],
+                 1e3 * (b[1] - a[1]) / (steps or 1), worst))
 
 
 if __name__ == "__main__":

@@ -37,8 +37,7 @@ typedef struct {
     llmd_lru_link_t  lru;      /* its endpoint's LRU; for a free entry,
                                   lru.older links the free list */
     uint16_t         ep;
-    uint16_t         spare;    /* the index's own (approximate: its bucket
-                                  region, llmd_prefix_index.c) */
+    uint16_t         reserved;
 } llmd_index_entry_t;
 
 /* The start of every index header. */

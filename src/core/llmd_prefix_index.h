@@ -29,11 +29,6 @@ llmd_prefix_index_t *llmd_prefix_index_create(void *mem, size_t size);
 llmd_prefix_index_t *llmd_prefix_index_attach(void *mem, size_t size);
 
 /*
- * The hashes of the functions below are a prompt's chained block hashes
- * from its first block on (hashes[0] is block 0): a block's bucket depends
- * on its position's segment (llmd_prefix_index.c), so the same hash given
- * at another position is another key.
- *
  * llm-d matching: for each hash in order, the set of endpoints holding it;
  * stop at the first hash no endpoint holds; every endpoint in the set gets
  * +1. match must have LLMD_MAX_ENDPOINTS elements; it is zeroed first.
@@ -52,16 +47,6 @@ uint32_t llmd_prefix_index_holds(const llmd_prefix_index_t *idx,
    oldest entries beyond capacity. */
 void llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, uint32_t capacity);
-
-/* The bucket (of the table's 4-byte chain heads, from 0) that block i of
-   a prompt's hashes lands in: tests check the layout with it. */
-size_t llmd_prefix_index_bucket(const llmd_prefix_index_t *idx,
-    const uint64_t *hashes, size_t i);
-
-/* Walks every bucket: the number of entries chained, each found in the
-   bucket its stored region and hash name; -1 if one is not there, or a
-   chain does not end.  For tests (it reads the whole table). */
-long llmd_prefix_index_check(const llmd_prefix_index_t *idx);
 
 /* Forget every entry of endpoint ep. */
 void llmd_prefix_index_clear_endpoint(llmd_prefix_index_t *idx, uint32_t ep);

@@ -28,9 +28,8 @@
 
 
 #define NGX_LLMD_SHM_MAGIC        0x6c6c6d64
-/* 4: kv_connected; the approximate hashes' XXH3 links; 5: the approximate
-   index's buckets in regions per segment (llmd_prefix_index.c) */
-#define NGX_LLMD_SHM_VERSION      5
+/* 4: kv_connected; the approximate hashes' XXH3 links */
+#define NGX_LLMD_SHM_VERSION      4
 #define NGX_LLMD_NAME_LEN         64
 #define NGX_LLMD_ERROR_LEN        120
 /* decision-time histogram upper bounds, microseconds (+Inf implied) */

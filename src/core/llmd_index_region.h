@@ -236,6 +236,19 @@ llmd_index_region_touch(llmd_index_region_t *r,
 }
 
 
+/* Makes the run first..last of one endpoint's LRU (first the newest of
+   it, last the oldest) its most recently used entries, order kept. */
+static inline void
+llmd_index_region_touch_run(llmd_index_region_t *r,
+    const llmd_index_layout_t *layout, uint32_t first, uint32_t last)
+{
+    llmd_lru_raise_run(&r->lru[llmd_index_region_entry(r, layout, first)->ep],
+                       llmd_index_region_entries(r, layout),
+                       layout->entry_size, offsetof(llmd_index_entry_t, lru),
+                       first, last);
+}
+
+
 /* Entries endpoint ep holds. */
 static inline uint32_t
 llmd_index_region_count(const llmd_index_region_t *r, uint32_t ep)

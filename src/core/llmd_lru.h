@@ -78,4 +78,44 @@ llmd_lru_push(llmd_lru_t *lru, void *base, size_t stride, size_t off,
     lru->count++;
 }
 
+
+/*
+ * Makes the run first..last (first the newest of it, each entry's older
+ * link leading to the next, last the oldest) the most recently used
+ * entries of lru, in the same order: what pushing last, ..., first one
+ * by one does, with four links changed instead of four per entry.
+ */
+static inline void
+llmd_lru_raise_run(llmd_lru_t *lru, void *base, size_t stride, size_t off,
+    uint32_t first, uint32_t last)
+{
+    uint32_t          newer, older;
+    llmd_lru_link_t  *f, *l;
+
+    f = llmd_lru_link(base, stride, off, first);
+
+    if (f->newer == LLMD_LRU_NONE) {
+        return;                       /* already the newest */
+    }
+
+    l = llmd_lru_link(base, stride, off, last);
+    newer = f->newer;
+    older = l->older;
+
+    /* out of its place */
+    llmd_lru_link(base, stride, off, newer)->older = older;
+
+    if (older != LLMD_LRU_NONE) {
+        llmd_lru_link(base, stride, off, older)->newer = newer;
+    } else {
+        lru->oldest = newer;
+    }
+
+    /* in front of the newest */
+    l->older = lru->newest;
+    llmd_lru_link(base, stride, off, lru->newest)->newer = last;
+    f->newer = LLMD_LRU_NONE;
+    lru->newest = first;
+}
+
 #endif /* LLMD_LRU_H */

@@ -50,6 +50,8 @@ static uint32_t *llmd_pi_bucket(const llmd_prefix_index_t *idx,
     uint64_t hash);
 static uint32_t llmd_pi_find(const llmd_prefix_index_t *idx, uint64_t hash,
     uint32_t ep);
+static int llmd_pi_raise_held(llmd_prefix_index_t *idx, uint32_t ep,
+    const uint64_t *hashes, size_t n);
 static void llmd_pi_unchain(llmd_index_region_t *r, uint32_t e);
 static inline void llmd_pi_prefetch_victims(
     const llmd_prefix_index_t *idx, uint32_t ep, uint32_t keep)
@@ -164,6 +166,10 @@ llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
         return;
     }
 
+    if (llmd_pi_raise_held(idx, ep, hashes, n)) {
+        goto evict;
+    }
+
     /*
      * The first entry of each of the first blocks' buckets (the match
      * before the insert has read the buckets themselves): in a full index
@@ -216,6 +222,8 @@ llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
         entry->chain = *bucket;
         *bucket = e;
     }
+
+evict:
 
     llmd_pi_prefetch_victims(idx, ep, capacity);
     llmd_index_region_evict_beyond(&idx->region, ep, capacity,
@@ -281,6 +289,48 @@ llmd_pi_find(const llmd_prefix_index_t *idx, uint64_t hash, uint32_t ep)
     }
 
     return LLMD_INDEX_NONE;
+}
+
+
+/*
+ * A prompt sent again to the endpoint that holds it: when ep's LRU holds
+ * all of its blocks as one run in their order (block 0 the newest of the
+ * run), as the insert left them, the insert would find every block and
+ * touch each, last first, which only moves that run in front of ep's
+ * LRU.  Then the run is moved at once: one bucket search and a walk over
+ * the run's links (read by the lookup just before) instead of n searches
+ * and n moves.  0 (nothing changed) when the blocks are not such a run.
+ */
+static int
+llmd_pi_raise_held(llmd_prefix_index_t *idx, uint32_t ep,
+    const uint64_t *hashes, size_t n)
+{
+    size_t            i;
+    uint32_t          e, first;
+    llmd_pi_entry_t  *entries;
+
+    if (n == 0) {
+        return 0;
+    }
+
+    first = llmd_pi_find(idx, hashes[0], ep);
+    if (first == LLMD_INDEX_NONE) {
+        return 0;
+    }
+
+    entries = llmd_pi_entry(idx, 0);
+    e = first;
+
+    for (i = 1; i < n; i++) {
+        e = entries[e].base.lru.older;
+        if (e == LLMD_INDEX_NONE || entries[e].hash != hashes[i]) {
+            return 0;
+        }
+    }
+
+    llmd_index_region_touch_run(&idx->region, &llmd_pi_layout, first, e);
+
+    return 1;
 }
 
 

@@ -300,6 +300,75 @@ test_churn(void **state)
 }
 
 
+/*
+ * A prompt sent again to the endpoint holding it moves its blocks in front
+ * of the endpoint's LRU in their order (block 0 newest), as inserting them
+ * one by one, last first, does; a prompt that shares only a head has its
+ * new blocks added.  Seen through what later evictions take.
+ */
+static void
+test_readd_order(void **state)
+{
+    size_t                      i;
+    uint32_t                    match[LLMD_MAX_ENDPOINTS];
+    uint64_t                   *a, *b, *c, *d, *x;
+    void                       *mem;
+    llmd_prefix_index_t        *idx;
+    llmd_prefix_index_stats_t   st;
+
+    mem = malloc(1 << 20);
+    idx = llmd_prefix_index_create(mem, 1 << 20);
+    a = chain(21, 10);
+    b = chain(22, 10);
+    c = chain(23, 10);
+    d = chain(24, 5);
+
+    /* LRU of endpoint 2, newest first: c, b, a; each prompt again moves
+       its run in front: c (already there), a, b, c, a, c */
+    llmd_prefix_index_add(idx, 2, a, 10, 30);
+    llmd_prefix_index_add(idx, 2, b, 10, 30);
+    llmd_prefix_index_add(idx, 2, c, 10, 30);
+    llmd_prefix_index_add(idx, 2, c, 10, 30);
+    llmd_prefix_index_add(idx, 2, a, 10, 30);
+    llmd_prefix_index_add(idx, 2, b, 10, 30);
+    llmd_prefix_index_add(idx, 2, c, 10, 30);
+    llmd_prefix_index_add(idx, 2, a, 10, 30);
+    llmd_prefix_index_add(idx, 2, c, 10, 30);
+
+    /* now c, a, b: five more blocks evict the oldest five, b's tail */
+    llmd_prefix_index_add(idx, 2, d, 5, 30);
+
+    llmd_prefix_index_match(idx, a, 10, match);
+    assert_int_equal(match[2], 10);
+    llmd_prefix_index_match(idx, b, 10, match);
+    assert_int_equal(match[2], 5);
+    llmd_prefix_index_match(idx, c, 10, match);
+    assert_int_equal(match[2], 10);
+
+    /* a's head and a new tail: the tail is added (a's own follows a's
+       head in the LRU, not the new blocks) */
+    x = chain(25, 10);
+    for (i = 0; i < 5; i++) {
+        x[i] = a[i];
+    }
+
+    llmd_prefix_index_add(idx, 2, x, 10, 100);
+    llmd_prefix_index_match(idx, x, 10, match);
+    assert_int_equal(match[2], 10);
+
+    llmd_prefix_index_stats(idx, &st);
+    assert_int_equal(st.entries, 30 + 5);
+    assert_int_equal(llmd_prefix_index_holds(idx, 2), 35);
+
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    free(x);
+    free(mem);
+}
+
+
 int
 main(void)
 {
@@ -309,6 +378,7 @@ main(void)
         cmocka_unit_test(test_evict_many),
         cmocka_unit_test(test_region_bound_and_reattach),
         cmocka_unit_test(test_churn),
+        cmocka_unit_test(test_readd_order),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

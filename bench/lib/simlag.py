@@ -22,6 +22,8 @@ import json
 import os
 import sys
 
+import picks     # the load generator's per-request data
+
 
 def load(path):
     try:
@@ -73,21 +75,19 @@ def main():
 def stages(d, scale):
     """[(stage, start epoch)] from the load generator's data."""
     rep = load(os.path.join(d, "loadgen", "report.json"))
-    path = os.path.join(d, "loadgen", "per_request_lifecycle_metrics.jsonl")
-    if not rep or not os.path.exists(path):
+    try:
+        reqs = picks.load(d)
+    except (OSError, ValueError):
+        return []
+    if not rep:
         return []
     t0 = rep.get("loadgen", {}).get("start_epoch")
     first = {}
-    with open(path) as f:
-        for line in f:
-            try:
-                r = json.loads(line)
-            except ValueError:
-                continue
-            s = r.get("stage")
-            if s is not None and r.get("sent") is not None:
-                t = t0 + r["sent"] / scale
-                first[s] = min(first.get(s, t), t)
+    for r in reqs:
+        s = r.get("stage")
+        if s is not None and r.get("sent") is not None:
+            t = t0 + r["sent"] / scale
+            first[s] = min(first.get(s, t), t)
     return sorted(first.items())
 
 

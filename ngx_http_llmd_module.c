@@ -320,6 +320,10 @@ ngx_http_llmd_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_llmd_postconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_llmd_module_file_check(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_llmd_add_variables(cf) != NGX_OK) {
         return NGX_ERROR;
     }

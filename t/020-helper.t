@@ -1,9 +1,12 @@
 # The helper process under a master: it scrapes for every worker, is
 # respawned after a crash, and the shared state survives a reload: it
 # follows each server when the list is reordered, a removed server's state
-# goes, and the new helper binds the KV-event socket again.
+# goes, and the new helper binds the KV-event socket again. A reload onto
+# a new file of the module runs it; one onto a replaced file warns.
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
+use File::Copy ();
+use File::Temp ();
 use JSON::PP ();
 use Llmd::Fixtures;
 use Llmd::KV;
@@ -57,6 +60,32 @@ sub reload_with_servers {
     close $in;
     my $lines = join "", map { "    server $_;\n" } @servers;
     $text =~ s/(?:    server 127\.0\.0\.1:\d+;\n)+/$lines/ or die "no servers";
+    open my $out, '>', $conf or die "$conf: $!";
+    print $out $text;
+    close $out;
+    Llmd::Util::reload_nginx() or die "reload failed";
+}
+
+# Copies of the module, each a new file (its own inode), as an upgrade
+# installs one.
+our $ModDir = File::Temp::tempdir(CLEANUP => 1);
+
+sub module_copy {
+    my ($name) = @_;
+    my $to = "$ModDir/$name";
+    File::Copy::copy($ENV{TEST_NGINX_LLMD_SO}, "$to.tmp") or die "copy: $!";
+    rename "$to.tmp", $to or die "rename $to: $!";
+    return $to;
+}
+
+# Points the running configuration's load_module at $so and reloads.
+sub reload_with_module {
+    my ($so) = @_;
+    my $conf = Llmd::Util::servroot() . "/conf/nginx.conf";
+    open my $in, '<', $conf or die "$conf: $!";
+    my $text = do { local $/; <$in> };
+    close $in;
+    $text =~ s/^load_module [^;]+;/load_module $so;/m or die "no load_module";
     open my $out, '>', $conf or die "$conf: $!";
     print $out $text;
     close $out;
@@ -299,3 +328,46 @@ for my $i (3 .. $#seen) {
 GET /llmd/status
 --- response_body_like eval
 qr/"picks":4,.*"picks":4,.*"picks":4,/s
+
+
+
+=== TEST 7: a reload keeps the zone for the same file of the module; a reload onto another file (a new build) runs that file's code, with zones of its own
+--- http_config eval
+pods(1 .. 3) . upstream([1 .. 3])
+--- init
+my $p = prompt_of("upgrade", 2048);
+my (undef, $m) = main::complete($p);
+die "first request matched $m" unless $m eq "0/32";
+Llmd::Util::reload_nginx() or die "reload failed";
+(undef, $m) = main::complete($p);
+die "same file: the prefix index was not kept ($m)" unless $m eq "32/32";
+my $so = main::module_copy("upgraded.so");
+main::reload_with_module($so);
+for my $pid (main::worker_pids()) {
+    open my $maps, '<', "/proc/$pid/maps" or die "maps of $pid: $!";
+    die "worker $pid has not loaded $so" unless grep { /\Q$so\E$/ } <$maps>;
+}
+--- request eval
+"POST /v1/completions\n" . main::completion(prompt_of("upgrade", 2048))
+--- response_headers_like
+X-LLMD-Prefix-Match: ^0/32$
+--- no_error_log
+[emerg]
+was replaced
+
+
+
+=== TEST 8: a reload after the module's file was replaced under its name warns that the loaded code keeps running
+--- main_config eval
+"load_module " . main::module_copy("replaced.so") . ";"
+--- http_config eval
+pods(1, 2) . upstream([1, 2])
+--- init
+main::module_copy("replaced.so");
+Llmd::Util::reload_nginx() or die "reload failed";
+--- request eval
+"POST /v1/completions\n" . main::completion("after the replacement")
+--- response_body_like eval
+qr/^pod[12] /
+--- error_log eval
+qr{\[warn\] .*ngx_http_llmd_module: "\Q$main::ModDir\E/replaced\.so" was replaced since nginx loaded it; a reload keeps the loaded code}

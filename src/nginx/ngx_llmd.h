@@ -427,6 +427,9 @@ ngx_int_t ngx_llmd_pd_headers(ngx_http_request_t *r,
 /* ngx_llmd_body.c: a body nginx reads into one buffer */
 ngx_int_t ngx_llmd_body_init(ngx_conf_t *cf);
 
+/* ngx_llmd_module_file.c: the file the code was loaded from */
+ngx_int_t ngx_llmd_module_file_check(ngx_conf_t *cf);
+
 /* ngx_llmd_request.c: body -> parsed request, or a 400 */
 ngx_int_t ngx_llmd_request_read(ngx_http_request_t *r,
     ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx, llmd_request_t *req);

@@ -74,10 +74,11 @@ ngx_llmd_init_zone(ngx_shm_zone_t *shm_zone, void *data)
             || olcf->sh->version != NGX_LLMD_SHM_VERSION))
     {
         /*
-         * laid out by another build of the module (a new .so and a
-         * reload); the old workers and the helper still use it, so it
-         * cannot be laid out again in place: refuse, as limit_req does
-         * for a changed key, and keep the running configuration
+         * laid out by another build of the module: not expected, as nginx
+         * keeps a zone only for the same module (ngx_llmd_module_file.c),
+         * but the old workers and the helper still use it, so it cannot
+         * be laid out again in place: refuse, as limit_req does for a
+         * changed key, and keep the running configuration
          */
         ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                       "llmd zone \"%V\" was laid out by another build of "

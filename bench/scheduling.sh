@@ -728,6 +728,10 @@ fi
 if [ "$MODE" = sweep ]; then
     /usr/bin/python3 bench/lib/picks.py --ttft $dirs > "$RES/ttft.md" \
         && echo "TTFT p90: $RES/ttft.md" >&2
+    # and what sets output tok/s: the request that ended last
+    # (docs/benchmark.md, "Issue 15, tenth session")
+    /usr/bin/python3 bench/lib/picks.py --span $dirs > "$RES/span.md" \
+        && echo "output tok/s: $RES/span.md" >&2
 fi
 if [ -n "${SEED_REPORT:-}" ] && [ "$LG_MODE" != default ]; then
     bench/seed-compare "$SEED_REPORT" "$RES" > "$RES/seed-compare.md" \

@@ -18,7 +18,10 @@
 #   its performance tests, conf-examples/epp-*.yaml; sticky-precise: the
 #   sticky config with the prefix match from KV events; precise-tokens:
 #   precise plus token-load-scorer, an experiment of issue 15, its weight
-#   TOKEN_LOAD_WEIGHT=N, default the file's 8)
+#   TOKEN_LOAD_WEIGHT=N, default the file's 8; precise-nospec: precise
+#   without speculative entries, speculativeIndexing false as llm-d's
+#   producer defaults: a prefix counts on a pod only once its KV events
+#   have arrived, an experiment of issue 15)
 #   bench/scheduling.sh pd [aggregated pd-2p2d pd-1p3d]
 #   bench/scheduling.sh overload [default flow flow-concurrency flow-filter]
 #   bench/scheduling.sh guide [round-robin default-current]
@@ -390,9 +393,17 @@ upstream_conf() {
     random|load|default-current|sticky)
         echo "llmd_balancer config=$TOP/conf-examples/epp-$1.yaml;" \
              "$LLMD_UPSTREAM $servers" ;;
-    precise|precise-current|sticky-precise|precise-tokens)
+    precise|precise-current|sticky-precise|precise-tokens|precise-nospec)
         local epp=$TOP/conf-examples/epp-$1.yaml
-        if [ "$1" = precise-tokens ]; then
+        if [ "$1" = precise-nospec ]; then
+            # the config as run: epp-precise.yaml, speculativeIndexing off
+            sed 's/speculativeIndexing: true/speculativeIndexing: false/' \
+                "$TOP/conf-examples/epp-precise.yaml" > "$RES/$1/epp-$1.yaml"
+            grep -q 'speculativeIndexing: false' "$RES/$1/epp-$1.yaml" \
+                || { echo "epp-precise.yaml: no speculativeIndexing" >&2
+                     return 1; }
+            epp=$RES/$1/epp-$1.yaml
+        elif [ "$1" = precise-tokens ]; then
             # the config as run, token-load-scorer's weight from
             # TOKEN_LOAD_WEIGHT (default: the file's)
             awk -v w="${TOKEN_LOAD_WEIGHT:-}" '
@@ -717,6 +728,10 @@ fi
 if [ "$MODE" = sweep ]; then
     /usr/bin/python3 bench/lib/picks.py --ttft $dirs > "$RES/ttft.md" \
         && echo "TTFT p90: $RES/ttft.md" >&2
+    # and what sets output tok/s: the request that ended last
+    # (docs/benchmark.md, "Issue 15, tenth session")
+    /usr/bin/python3 bench/lib/picks.py --span $dirs > "$RES/span.md" \
+        && echo "output tok/s: $RES/span.md" >&2
 fi
 if [ -n "${SEED_REPORT:-}" ] && [ "$LG_MODE" != default ]; then
     bench/seed-compare "$SEED_REPORT" "$RES" > "$RES/seed-compare.md" \

@@ -5,7 +5,8 @@
 # 1 / mean TPOT), the guide's own figures are read from its tables (also the
 # commented-out one) and its workload from its YAML; seed-compare judges a
 # second run and the two runs' agreement, and counts requests per pod;
-# bench/lib/picks.py --ttft counts what makes a run's TTFT p90.  No
+# bench/lib/picks.py --ttft counts what makes a run's TTFT p90, --span
+# what sets output tok/s.  No
 # processes besides the scripts, no ports; well under a second.
 use strict;
 use warnings;
@@ -375,6 +376,37 @@ like($out, qr/^\| precise \| 0 \| 4 \| 2 \(2 \/ 3\) \| 2 \/ 5\.0 \/ 3\.5 \/ 3\.0
      . 'the 3 s key within 0.1 and over all pods / least; by the fewest '
      . 'groups homed; stacked (after a '
      . 'scrape, while a pod computed none: margin)')
+    or diag $out;
+
+# --span: output tok/s is every output token over first send to last end.
+# Five requests of 1,000 tokens on pods a and b and a failed one (ignored,
+# though it ends last): the first scheduled at 1 s (0.999); the last end
+# is b's request sent at 3 s (TTFT 1, end 33 s): span 32 s, 156.2 tok/s;
+# its decode 4-33 s (29 s) shares pod b with one sent at 10 s that decodes
+# 15-22 s (from its first token, not its send), so b's mean batch over it
+# is (29 + 7) / 29 = 1.2; pod a's last end 22 s.
+{
+    my @r = ([1, 1.0, 10, 'a', 1], [2, 0.5, 20, 'a', 1], [5, 1.0, 11, 'a', 1],
+             [3, 1.0, 30, 'b', 1], [10, 5.0, 12, 'b', 1],
+             [4, 1.0, 96, 'a', 0]);
+    my $i = 0;
+    spew("$tmp/sweep-s/precise/loadgen/per_request_lifecycle_metrics.jsonl",
+         join('', map { $json->encode({
+             id => $i++, stage => 0, group => 0,
+             scheduled => $_->[0] - 0.001, sent => $_->[0],
+             time_to_first_token => $_->[1], request_latency => $_->[2],
+             time_per_output_token => 0.029, output_tokens => 1000,
+             server => $_->[3],
+             ok => $_->[4] ? JSON::PP::true : JSON::PP::false }) . "\n" }
+             @r));
+}
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/picks.py', '--span',
+                         "$tmp/sweep-s/precise");
+is($rc, 0, 'picks.py --span: exit 0') or diag $out;
+like($out, qr/^\| precise \| 5000 \| 32\.00 \| 156\.2 \| 2\.00 \| 1\.000 \| 29\.00 \| 0\.0290 \| b \| 1\.2 \| b 32\.00 \/ a 21\.00 \|$/m,
+     'picks.py --span: output tokens, span, output tok/s; the last '
+     . 'request\'s send, TTFT, decode, time per token, pod and its pod\'s '
+     . 'mean decode batch; each pod\'s last end')
     or diag $out;
 
 done_testing();

@@ -7,6 +7,8 @@
     picks.py --firsts EXPERIMENT_DIR [...] how groups' first requests were placed
     picks.py --ties EXPERIMENT_DIR [...]   ties of their scores, and what a
                                            recent-load tie-break would do
+    picks.py --span EXPERIMENT_DIR [...]   what sets output tok/s: the
+                                           request that finished last
 
 Reads EXPERIMENT_DIR/loadgen/per_request_lifecycle_metrics.jsonl (one line
 per request: stage, group, scheduled, server, input/cached tokens, TTFT;
@@ -76,7 +78,18 @@ sent more than one scrape interval after that pod's latest first request
 (after a scrape had reset the in-flight counts), of them while some pod
 computed none, and the median of the picked pod's score less the best
 score among those. The access log's requests are matched to the loadgen's
-per pod, in the order they were sent. Python standard library only.
+per pod, in the order they were sent.
+
+--span: output tok/s (the load generator's) is every output token over the
+span from the first request's scheduled send to the last request's end, so
+with the same requests in every run it is decided by when the last request
+finished. Per experiment: the output tokens, the span and output tok/s;
+the request that ended last: its send after the first, its TTFT, its
+decode time (end less first token) and time per output token, its pod and
+that pod's mean decode batch over its decode (requests on the pod between
+their first token and their end, averaged over the time); and each pod's
+last end (the pod that set the span, then the others). Python standard
+library only.
 """
 import json
 import os
@@ -423,6 +436,36 @@ def ties(d):
 
 
 # flag: (the table's header lines or None, the function run per experiment)
+def span(d):
+    """What sets output tok/s (--span): the request that ended last."""
+    reqs = [r for r in load(d) if r.get("ok")]
+    if not reqs:
+        return 1
+    first = min(r["scheduled"] for r in reqs)
+    end = {id(r): r["sent"] + r["request_latency"] for r in reqs}
+    ft = {id(r): r["sent"] + r["time_to_first_token"] for r in reqs}
+    last = max(reqs, key=lambda r: end[id(r)])
+    a, b = ft[id(last)], end[id(last)]
+    # requests decoding on its pod, time-averaged over its decode
+    busy = sum(max(0.0, min(b, end[id(r)]) - max(a, ft[id(r)]))
+               for r in reqs if r["server"] == last["server"])
+    pods = {}
+    for r in reqs:
+        pods[r["server"]] = max(pods.get(r["server"], first), end[id(r)])
+    out = sum(r.get("output_tokens", 0) for r in reqs)
+    total = end[id(last)] - first
+    print("| %s | %d | %.2f | %.1f | %.2f | %.3f | %.2f | %.4f | %s | %.1f "
+          "| %s |" % (
+              os.path.basename(os.path.normpath(d)), out, total,
+              out / total if total > 0 else float("nan"),
+              last["sent"] - first, last["time_to_first_token"], b - a,
+              last.get("time_per_output_token") or float("nan"),
+              last["server"], busy / (b - a) if b > a else float("nan"),
+              " / ".join("%s %.2f" % (p, t - first) for p, t in
+                         sorted(pods.items(), key=lambda x: -x[1]))))
+    return 0
+
+
 MODES = {
     "--bursts": (None, bursts),
     "--ttft": ((
@@ -456,6 +499,13 @@ MODES = {
         "none: median score margin) |",
         "|---|---:|---:|---:|---|---:|---|"),
         ties),
+    "--span": ((
+        "| experiment | output tokens | span (s) | output tok/s | last "
+        "request: sent at (s) | its TTFT (s) | its decode (s) | its time "
+        "per output token (s) | its pod | that pod's mean decode batch "
+        "over its decode | each pod's last end (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"),
+        span),
 }
 
 

@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True   # no __pycache__ in the tree
 import seedway  # noqa: E402
 
-ORDER = ["precise", "precise-current", "precise-tokens", "default",
+ORDER = ["precise", "precise-current", "precise-tokens", "precise-nospec",
+         "default",
          "default-current",
          "sticky", "sticky-precise", "flow", "flow-filter",
          "flow-concurrency",
@@ -40,6 +41,9 @@ LABEL = {
     "precise-current": "llmd precise, llm-d's perf-test profile (epp-precise-current)",
     "precise-tokens":
         "llmd precise + token-load-scorer (epp-precise-tokens)",
+    "precise-nospec":
+        "llmd precise without speculative entries (epp-precise, "
+        "speculativeIndexing false)",
     "default-current": "llmd llm-d's current default (epp-default-current)",
     "sticky": "llmd sticky until saturated (epp-sticky)",
     "sticky-precise":

@@ -10,6 +10,7 @@
 #include "core/llmd_plugins.h"
 
 
+static void llmd_stage_clear(llmd_stage_t *st, size_t neps);
 static size_t llmd_stage_run(llmd_stage_t *st, const llmd_profile_t *profile,
     const llmd_decide_input_t *in, const llmd_endpoint_state_t *eps,
     llmd_decision_t *d, size_t *used);
@@ -45,14 +46,21 @@ int
 llmd_decide(const llmd_config_t *cf, const llmd_decide_input_t *in,
     llmd_decision_t *d)
 {
-    size_t                  used;
-    double                 *scores;
+    size_t                  used, neps;
     const llmd_profile_t   *profile;
     llmd_endpoint_state_t   eps[LLMD_MAX_ENDPOINTS];
 
-    scores = d->scores;
-    memset(d, 0, sizeof(llmd_decision_t));
-    d->scores = scores;
+    /*
+     * What the decision uses of its 8.6 KB: each stage's candidates below
+     * neps (the arrays are read only below norder or by candidate) and
+     * the no-hit flags
+     */
+    neps = in->neps < LLMD_MAX_ENDPOINTS ? in->neps : LLMD_MAX_ENDPOINTS;
+
+    llmd_stage_clear(&d->decode, neps);
+    llmd_stage_clear(&d->prefill, neps);
+    llmd_stage_clear(&d->encode, neps);
+    memset(d->nohit_cold, 0, sizeof(d->nohit_cold));
     used = 0;
 
     if (in->neps == 0 || in->neps > LLMD_MAX_ENDPOINTS) {
@@ -82,6 +90,21 @@ llmd_decide(const llmd_config_t *cf, const llmd_decide_input_t *in,
     }
 
     return llmd_stage_run(&d->decode, profile, in, eps, d, &used) ? 0 : -1;
+}
+
+
+/* A stage that has not run, as far as the decision of neps reads it. */
+static void
+llmd_stage_clear(llmd_stage_t *st, size_t neps)
+{
+    st->profile = NULL;
+    st->result.norder = 0;
+    st->result.scores = NULL;
+    st->result.nscorers = 0;
+
+    memset(st->result.order, 0, neps * sizeof(st->result.order[0]));
+    memset(st->result.total, 0, neps * sizeof(st->result.total[0]));
+    memset(st->passed, 0, neps);
 }
 
 

@@ -433,6 +433,59 @@ test_boundaries(void **state)
 }
 
 
+/*
+ * cJSON's allocation for strings with escapes, to the byte: the budget
+ * is lowered one byte at a time across the point where a body of 300
+ * empty objects and a prompt of eight escapes of a kind goes over it.
+ */
+static void
+test_budget_escapes(void **state)
+{
+    char            b[2048];
+    size_t          k, i, n, min;
+    unsigned long   over, under;
+
+    static const char  *kinds[] = {
+        "\\ud83d\\ude00", "\\n", "\\u00e9", "\\u\\\\ab", "x\\\\"
+    };
+
+    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        n = (size_t) sprintf(b, "{\"prompt\":\"");
+
+        for (i = 0; i < 8; i++) {
+            n += (size_t) sprintf(b + n, "%s", kinds[k]);
+        }
+
+        n += (size_t) sprintf(b + n, "\",\"a\":[{}");
+
+        for (i = 1; i < 300; i++) {
+            n += (size_t) sprintf(b + n, ",{}");
+        }
+
+        n += (size_t) sprintf(b + n, "]}");
+
+        over = under = 0;
+
+        for (min = 1; min < 8000; min++) {
+            llmd_request_set_json_budget_min(min);
+            check_one(LLMD_API_COMPLETIONS, b, n, 4);
+
+            if (body_diff_last > 0) {
+                over++;
+
+            } else {
+                under++;
+            }
+        }
+
+        llmd_request_set_json_budget_min(0);
+
+        /* the budget went across the body's allocation */
+        assert_true(over > 0 && under > 0);
+    }
+}
+
+
 static void
 run_generated(unsigned long count, uint64_t seed, int small_budget)
 {
@@ -567,6 +620,7 @@ main(void)
         cmocka_unit_test(test_corpora),
         cmocka_unit_test(test_large),
         cmocka_unit_test(test_boundaries),
+        cmocka_unit_test(test_budget_escapes),
         cmocka_unit_test(test_generated),
     };
 

@@ -10,7 +10,7 @@
 #include "core/llmd_plugins.h"
 
 
-static void llmd_stage_clear(llmd_stage_t *st, size_t neps);
+static void llmd_stage_clear(llmd_stage_t *st);
 static size_t llmd_stage_run(llmd_stage_t *st, const llmd_profile_t *profile,
     const llmd_decide_input_t *in, const llmd_endpoint_state_t *eps,
     llmd_decision_t *d, size_t *used);
@@ -46,20 +46,17 @@ int
 llmd_decide(const llmd_config_t *cf, const llmd_decide_input_t *in,
     llmd_decision_t *d)
 {
-    size_t                  used, neps;
+    size_t                  used;
     const llmd_profile_t   *profile;
     llmd_endpoint_state_t   eps[LLMD_MAX_ENDPOINTS];
 
     /*
-     * What the decision uses of its 8.6 KB: each stage's candidates below
-     * neps (the arrays are read only below norder or by candidate) and
-     * the no-hit flags
+     * Not the whole 8.6 KB: a stage's arrays are written for every
+     * candidate when it runs (llmd_profile_run()) and read only then
      */
-    neps = in->neps < LLMD_MAX_ENDPOINTS ? in->neps : LLMD_MAX_ENDPOINTS;
-
-    llmd_stage_clear(&d->decode, neps);
-    llmd_stage_clear(&d->prefill, neps);
-    llmd_stage_clear(&d->encode, neps);
+    llmd_stage_clear(&d->decode);
+    llmd_stage_clear(&d->prefill);
+    llmd_stage_clear(&d->encode);
     memset(d->nohit_cold, 0, sizeof(d->nohit_cold));
     used = 0;
 
@@ -93,18 +90,14 @@ llmd_decide(const llmd_config_t *cf, const llmd_decide_input_t *in,
 }
 
 
-/* A stage that has not run, as far as the decision of neps reads it. */
+/* A stage that has not run: no profile, no order, no scores. */
 static void
-llmd_stage_clear(llmd_stage_t *st, size_t neps)
+llmd_stage_clear(llmd_stage_t *st)
 {
     st->profile = NULL;
     st->result.norder = 0;
     st->result.scores = NULL;
     st->result.nscorers = 0;
-
-    memset(st->result.order, 0, neps * sizeof(st->result.order[0]));
-    memset(st->result.total, 0, neps * sizeof(st->result.total[0]));
-    memset(st->passed, 0, neps);
 }
 
 

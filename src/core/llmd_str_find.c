@@ -8,10 +8,13 @@
  * x == table[x & 15], a table holding '"', '\' and 0 at their low nibbles
  * and, at every other nibble, a byte of another low nibble (AVX2, one
  * shuffle).  Loads stay inside [p, e): whole vectors while they fit, then
- * a masked load (AVX-512) or a byte loop.  The implementation is chosen
- * on the first call from what the CPU has; glibc's memchr() uses 32-byte
- * vectors on such CPUs, and a 16-byte pass for all three bytes is slower
- * than its three passes there (docs/benchmark.md).
+ * a masked load (AVX-512) or a byte loop; after the first vector they
+ * start on the vector size's boundary (an unaligned 64-byte load crosses
+ * a cache line every time and halved the loop's speed).  The
+ * implementation is chosen on the first call from what the CPU has;
+ * glibc's memchr() uses 32-byte vectors on such CPUs, and a 16-byte pass
+ * for all three bytes is slower than its three passes there
+ * (docs/benchmark.md).
  */
 #include <stdint.h>
 
@@ -137,7 +140,9 @@ llmd_str_find_avx2(const unsigned char *p, const unsigned char *e)
             return p + __builtin_ctz(m);
         }
 
-        p += 32;
+        /* on from the next 32-byte boundary: no load then crosses a cache
+           line (the bytes up to it were searched just now) */
+        p = (const unsigned char *) (((uintptr_t) p + 32) & ~(uintptr_t) 31);
     }
 
     while (e - p >= 128) {
@@ -190,7 +195,9 @@ llmd_str_find_avx512(const unsigned char *p, const unsigned char *e)
             return p + __builtin_ctzll(m);
         }
 
-        p += 64;
+        /* on from the next 64-byte boundary: no load then crosses a cache
+           line (the bytes up to it were searched just now) */
+        p = (const unsigned char *) (((uintptr_t) p + 64) & ~(uintptr_t) 63);
     }
 
     while (e - p >= 256) {

@@ -11,13 +11,16 @@
  * 64 or 1100 bytes, the last hashed by XXH3's streaming calls) and, with
  * bit 4, a small cJSON budget (1 + 16 x bits 5-7 bytes besides 16 x the
  * body) so that "too complex" is reached by small bodies; the rest is the
- * body, passed at its exact size.
+ * body, passed at its exact size.  The input's size modulo 4 picks the
+ * implementation of llmd_str_find() (core/llmd_str_find.h): the byte loop,
+ * SSE2, AVX2 or AVX-512BW (the best the CPU has when it lacks that one).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../t/unit/body_diff.h"
+#include "core/llmd_str_find.h"
 #include "fuzz_common.h"
 
 
@@ -36,6 +39,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         LLMD_API_OTHER, LLMD_API_COMPLETIONS, LLMD_API_CHAT, LLMD_API_OTHER
     };
     static const uint32_t    sizes[4] = { 1, 4, 64, 1100 };
+
+    if (llmd_str_find_use(LLMD_STR_FIND_SCALAR + (int) (size % 4)) != 0) {
+        FUZZ_CHECK(llmd_str_find_use(LLMD_STR_FIND_AUTO) == 0);
+    }
 
     in.p = data;
     in.n = size;

@@ -16,7 +16,8 @@ FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
 # what each target links besides fuzz_common, named as in src/ or loadgen/
 FUZZ_OBJS_request   := core/llmd_prompt core/llmd_go_json \
     core/llmd_prefix_hash core/llmd_common
-FUZZ_OBJS_body_scan := core/llmd_body_scan core/llmd_prompt \
+FUZZ_OBJS_body_scan := core/llmd_body_scan core/llmd_str_find \
+    core/llmd_prompt \
     core/llmd_go_json \
     core/llmd_prefix_hash core/llmd_common
 FUZZ_OBJS_config    := $(SCHED_OBJS)

@@ -43,6 +43,7 @@
 #include "core/llmd_body_scan.h"
 #include "core/llmd_go_json.h"
 #include "core/llmd_prefix_hash.h"
+#include "core/llmd_str_find.h"
 
 
 #define LLMD_SCAN_OK        0
@@ -98,7 +99,8 @@ typedef const unsigned char  u_char_c;
 static int llmd_scan_json(u_char_c *p, u_char_c *e, size_t budget,
     u_char_c **fields, u_char_c **plain, u_char_c **root, u_char_c **rend);
 static int llmd_scan_string(u_char_c **pp, u_char_c *e, size_t *used,
-    size_t budget, int *esc);
+    size_t budget, u_char_c **cend);
+static size_t llmd_esc_whole(u_char_c *s, u_char_c *e);
 static size_t llmd_num_prefix(u_char_c *s, size_t n);
 static size_t llmd_esc_len(u_char_c *s, u_char_c *close);
 static size_t llmd_esc_decode(u_char_c *s, u_char_c *close,
@@ -113,7 +115,7 @@ static void llmd_members(u_char_c *p, const char **names, size_t n,
     u_char_c **vals);
 static void llmd_str_emit(llmd_sink_t *s, u_char_c *p, int go);
 static void llmd_str_emit_plain(llmd_sink_t *s, u_char_c *p,
-    u_char_c *close);
+    u_char_c *cend);
 static int llmd_str_empty(u_char_c *p);
 static int llmd_str_get(u_char_c *p, const llmd_alloc_t *a,
     const char **str, size_t *len);
@@ -135,6 +137,9 @@ static const char *llmd_msg_str(u_char_c *p, llmd_body_t *b, size_t *used);
 
 
 #define llmd_is_ws(c)   ((c) <= 0x20)
+#define llmd_is_hex(c)  (((c) >= '0' && (c) <= '9')                         \
+                         || ((c) >= 'a' && (c) <= 'f')                      \
+                         || ((c) >= 'A' && (c) <= 'F'))
 #define llmd_is_num(c)  (((c) >= '0' && (c) <= '9') || (c) == '+'           \
                          || (c) == '-' || (c) == 'e' || (c) == 'E'          \
                          || (c) == '.')
@@ -323,16 +328,17 @@ nomem:
 
 
 /*
- * plain[k]: when the top-level member k is a string without a '\', its
- * closing quote (pass 2 then reads it without searching again)
+ * plain[k]: when the top-level member k is a string without a '\', the end
+ * of its C string, its first NUL or its closing quote (pass 2 then reads it
+ * without searching again)
  */
 static int
 llmd_scan_json(u_char_c *p, u_char_c *e, size_t budget, u_char_c **fields,
     u_char_c **plain, u_char_c **root, u_char_c **rend)
 {
-    int            rc, esc, fid, vf;
+    int            rc, fid, vf;
     size_t         used, depth, n, k;
-    u_char_c      *q;
+    u_char_c      *q, *cend;
     unsigned char  close, stack[CJSON_NESTING_LIMIT];
 
     used = 0;
@@ -390,13 +396,13 @@ value:
         return LLMD_SCAN_INVALID;
 
     case '"':
-        rc = llmd_scan_string(&p, e, &used, budget, &esc);
+        rc = llmd_scan_string(&p, e, &used, budget, &cend);
         if (rc != LLMD_SCAN_OK) {
             return rc;
         }
 
         if (vf >= 0) {
-            plain[vf] = esc ? NULL : p - 1;
+            plain[vf] = cend;
         }
 
         goto next;
@@ -472,7 +478,7 @@ key:
 
     q = p;
 
-    rc = llmd_scan_string(&p, e, &used, budget, &esc);
+    rc = llmd_scan_string(&p, e, &used, budget, &cend);
     if (rc != LLMD_SCAN_OK) {
         return rc;
     }
@@ -546,64 +552,154 @@ next:
 /*
  * A string at *pp ('"'): its end as cJSON finds it (every '\' skips the
  * next byte), its allocation, then its escapes by cJSON's decoding steps.
- * *pp moves past the closing quote; *esc says whether it holds a '\'.
+ * *pp moves past the closing quote; *cend is the end of its C string (the
+ * first NUL or the closing quote) when it holds no '\', NULL otherwise.
+ *
+ * One pass finds the end, the first NUL and the escapes together
+ * (llmd_str_find()).  cJSON decodes the escapes from the start again, and
+ * its steps (2, 6 or 12 bytes) need not fall where the end scan's 2-byte
+ * skips do; they do while every escape is whole (llmd_esc_whole(): its
+ * bytes hold no '"' and no '\' but the second of a surrogate pair), so
+ * those are checked where the end scan meets them; from the first other
+ * '\' on, the escapes are decoded as cJSON does, after the allocation.
  */
 static int
 llmd_scan_string(u_char_c **pp, u_char_c *e, size_t *pused, size_t budget,
-    int *esc)
+    u_char_c **cend)
 {
     size_t     skipped, n, used;
-    u_char_c  *p, *q, *quote, *bs;
+    u_char_c  *p, *q, *h, *nul, *slow, *bs;
 
     p = *pp;
     q = p + 1;
-    quote = NULL;
     skipped = 0;
+    nul = NULL;
+    slow = NULL;
 
     for ( ;; ) {
-        if (quote == NULL || quote < q) {
-            quote = memchr(q, '"', e - q);
-            if (quote == NULL) {
-                return LLMD_SCAN_INVALID;
-            }
+        h = llmd_str_find(q, e);
+
+        if (h == e) {
+            return LLMD_SCAN_INVALID;
         }
 
-        bs = memchr(q, '\\', quote - q);
+        if (*h == '"') {
+            break;
+        }
+
+        if (*h == '\0') {
+            if (nul == NULL) {
+                nul = h;
+            }
+
+            q = h + 1;
+            continue;
+        }
+
+        /* a '\' the end scan stops at */
+
+        if (e - h < 2) {
+            return LLMD_SCAN_INVALID;
+        }
+
+        skipped++;
+        n = (slow == NULL) ? llmd_esc_whole(h, e) : 0;
+
+        if (n == 0) {
+            if (slow == NULL) {
+                slow = h;
+            }
+
+            q = h + 2;
+            continue;
+        }
+
+        /* a surrogate pair's second '\' is one the end scan stops at */
+        skipped += (n == 12);
+        q = h + n;
+    }
+
+    used = *pused;
+    llmd_cjson_alloc((size_t) (h - p) - skipped + 1);
+    *pused = used;
+
+    *cend = skipped ? NULL : (nul ? nul : h);
+
+    q = slow;
+
+    while (q != NULL && q < h) {
+        bs = memchr(q, '\\', h - q);
         if (bs == NULL) {
             break;
         }
 
-        skipped++;
-        q = bs + 2;
+        n = llmd_esc_len(bs, h);
+        if (n == 0) {
+            return LLMD_SCAN_INVALID;
+        }
+
+        q = bs + n;
     }
 
-    used = *pused;
-    llmd_cjson_alloc((size_t) (quote - p) - skipped + 1);
-    *pused = used;
+    *pp = h + 1;
 
-    *esc = (skipped != 0);
+    return LLMD_SCAN_OK;
+}
 
-    if (skipped) {
-        q = p + 1;
 
-        while (q < quote) {
-            bs = memchr(q, '\\', quote - q);
-            if (bs == NULL) {
-                break;
-            }
+/*
+ * The length of the escape at s ('\', s + 1 < e) when it is valid and
+ * whole: \b \f \n \r \t \" \\ \/ (2), \u and four hex digits, not a
+ * surrogate (6), \u of a high surrogate then \u of a low one (12); 0 for
+ * anything else (cJSON's decoding may then step elsewhere, or fail).
+ */
+static size_t
+llmd_esc_whole(u_char_c *s, u_char_c *e)
+{
+    size_t    i;
+    unsigned  c1, c2;
 
-            n = llmd_esc_len(bs, quote);
-            if (n == 0) {
-                return LLMD_SCAN_INVALID;
-            }
+    switch (s[1]) {
+    case 'b': case 'f': case 'n': case 'r': case 't':
+    case '"': case '\\': case '/':
+        return 2;
 
-            q = bs + n;
+    case 'u':
+        break;
+
+    default:
+        return 0;
+    }
+
+    if (e - s < 6) {
+        return 0;
+    }
+
+    for (i = 2; i < 6; i++) {
+        if (!llmd_is_hex(s[i])) {
+            return 0;
         }
     }
 
-    *pp = quote + 1;
+    c1 = llmd_hex4(s + 2);
 
-    return LLMD_SCAN_OK;
+    if (c1 < 0xd800 || c1 > 0xdfff) {
+        return 6;
+    }
+
+    if (c1 >= 0xdc00 || e - s < 12 || s[6] != '\\' || s[7] != 'u') {
+        return 0;
+    }
+
+    for (i = 8; i < 12; i++) {
+        if (!llmd_is_hex(s[i])) {
+            return 0;
+        }
+    }
+
+    c2 = llmd_hex4(s + 8);
+
+    return (c2 >= 0xdc00 && c2 <= 0xdfff) ? 12 : 0;
 }
 
 
@@ -1016,7 +1112,7 @@ static void
 llmd_str_emit(llmd_sink_t *s, u_char_c *p, int go)
 {
     size_t          n, adv;
-    u_char_c       *q, *close, *bs, *run, *z;
+    u_char_c       *q, *close, *h, *run;
     unsigned char   out[4];
 
     if (!s->active) {
@@ -1027,26 +1123,35 @@ llmd_str_emit(llmd_sink_t *s, u_char_c *p, int go)
     q = p + 1;
 
     while (q < close && s->active) {
-        bs = memchr(q, '\\', close - q);
-        run = bs ? bs : close;
+        run = q;
 
-        z = memchr(q, '\0', run - q);
-        if (z != NULL) {
-            run = z;
+        /*
+         * the raw bytes up to a '\' or a NUL; a '"' before the close is
+         * raw here (a \u escape with non-hex digits ended on the '\'
+         * that skipped it)
+         */
+        for ( ;; ) {
+            h = llmd_str_find(q, close);
+
+            if (h == close || *h != '"') {
+                break;
+            }
+
+            q = h + 1;
         }
 
         if (go) {
-            llmd_go_emit(s, q, run - q);
+            llmd_go_emit(s, run, h - run);
 
         } else {
-            llmd_sink_write(s, q, run - q);
+            llmd_sink_write(s, run, h - run);
         }
 
-        if (z != NULL || bs == NULL) {
+        if (h == close || *h == '\0') {
             return;
         }
 
-        n = llmd_esc_decode(bs, close, out, &adv);
+        n = llmd_esc_decode(h, close, out, &adv);
 
         if (out[0] == '\0') {
             return;
@@ -1059,27 +1164,23 @@ llmd_str_emit(llmd_sink_t *s, u_char_c *p, int go)
             llmd_sink_write(s, out, n);
         }
 
-        q = bs + adv;
+        q = h + adv;
     }
 }
 
 
 /*
- * llmd_str_emit(s, p, 0) for a string known from pass 1 to hold no '\'
- * and to close at close: one search, for a NUL.
+ * llmd_str_emit(s, p, 0) for a string known from pass 1 to hold no '\',
+ * its C string ending at cend: no search.
  */
 static void
-llmd_str_emit_plain(llmd_sink_t *s, u_char_c *p, u_char_c *close)
+llmd_str_emit_plain(llmd_sink_t *s, u_char_c *p, u_char_c *cend)
 {
-    u_char_c  *z;
-
     if (!s->active) {
         return;
     }
 
-    z = memchr(p + 1, '\0', close - (p + 1));
-
-    llmd_sink_write(s, p + 1, (z ? z : close) - (p + 1));
+    llmd_sink_write(s, p + 1, cend - (p + 1));
 }
 
 
@@ -1114,10 +1215,12 @@ llmd_str_get(u_char_c *p, const llmd_alloc_t *a, const char **str,
 
     close = llmd_str_close(p);
 
-    if (memchr(p + 1, '\\', close - (p + 1)) == NULL) {
-        z = memchr(p + 1, '\0', close - (p + 1));
+    /* no '"' comes before the first '\' */
+    z = llmd_str_find(p + 1, close);
+
+    if (z == close || *z == '\0') {
         *str = (const char *) p + 1;
-        *len = (z ? z : close) - (p + 1);
+        *len = z - (p + 1);
         return 0;
     }
 

@@ -10,6 +10,7 @@
 #include "core/llmd_plugins.h"
 
 
+static void llmd_stage_clear(llmd_stage_t *st);
 static size_t llmd_stage_run(llmd_stage_t *st, const llmd_profile_t *profile,
     const llmd_decide_input_t *in, const llmd_endpoint_state_t *eps,
     llmd_decision_t *d, size_t *used);
@@ -46,13 +47,17 @@ llmd_decide(const llmd_config_t *cf, const llmd_decide_input_t *in,
     llmd_decision_t *d)
 {
     size_t                  used;
-    double                 *scores;
     const llmd_profile_t   *profile;
     llmd_endpoint_state_t   eps[LLMD_MAX_ENDPOINTS];
 
-    scores = d->scores;
-    memset(d, 0, sizeof(llmd_decision_t));
-    d->scores = scores;
+    /*
+     * Not the whole 8.6 KB: a stage's arrays are written for every
+     * candidate when it runs (llmd_profile_run()) and read only then
+     */
+    llmd_stage_clear(&d->decode);
+    llmd_stage_clear(&d->prefill);
+    llmd_stage_clear(&d->encode);
+    memset(d->nohit_cold, 0, sizeof(d->nohit_cold));
     used = 0;
 
     if (in->neps == 0 || in->neps > LLMD_MAX_ENDPOINTS) {
@@ -82,6 +87,17 @@ llmd_decide(const llmd_config_t *cf, const llmd_decide_input_t *in,
     }
 
     return llmd_stage_run(&d->decode, profile, in, eps, d, &used) ? 0 : -1;
+}
+
+
+/* A stage that has not run: no profile, no order, no scores. */
+static void
+llmd_stage_clear(llmd_stage_t *st)
+{
+    st->profile = NULL;
+    st->result.norder = 0;
+    st->result.scores = NULL;
+    st->result.nscorers = 0;
 }
 
 

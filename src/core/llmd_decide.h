@@ -82,7 +82,9 @@ typedef struct {
     const llmd_profile_t  *profile;    /* NULL: the stage did not run */
     /* order[]: the candidates that passed the profile's filters, best
        first; norder 0: none did. total[e], scores[s * neps + e] by
-       candidate, 0 for one filtered out. */
+       candidate, 0 for one filtered out. The arrays are set (below neps)
+       only when the stage runs (profile != NULL); llmd_decide() leaves
+       them as they were otherwise. */
     llmd_sched_result_t    result;
     uint8_t                passed[LLMD_MAX_ENDPOINTS];
 } llmd_stage_t;

@@ -3,7 +3,9 @@
  * (llmd_request_parse, core/llmd_prompt.h) by t/unit/body_diff.h: hand
  * vectors of cJSON's corner cases, every file of fuzz/corpus/ and t/data/
  * as a body of each API, large bodies, the allocation budget, and
- * LLMD_BODY_DIFF_N (default 1,000,000) generated bodies (t/unit/body_gen.h).
+ * LLMD_BODY_DIFF_N (default 1,000,000) generated bodies (t/unit/body_gen.h),
+ * and escapes, quotes and NULs at every offset of long strings under each
+ * implementation of llmd_str_find() (core/llmd_str_find.h).
  * Any disagreement fails, with the body written to stderr.
  */
 
@@ -21,6 +23,7 @@
 #include "body_diff.h"
 #include "body_gen.h"
 #include "test_data.h"
+#include "core/llmd_str_find.h"
 
 
 static unsigned long  checked;
@@ -315,6 +318,174 @@ test_large(void **state)
 }
 
 
+/* one body through one API, as an exact-size copy */
+static void
+check_one(llmd_api_t api, const char *body, size_t len, uint32_t bs)
+{
+    char   why[1024];
+    char  *copy;
+
+    copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    memcpy(copy, body, len);
+
+    if (body_diff(api, copy, len, bs, 512, why, sizeof(why))) {
+        fprintf(stderr, "api %d, blocks %u: %s\nbody: ", api, bs, why);
+        show(body, len);
+        fail();
+    }
+
+    checked++;
+    free(copy);
+}
+
+
+#define SNIP(s)  { s, sizeof(s) - 1 }
+
+/* what a string scan stops at, whole escapes and others */
+static const struct {
+    const char  *s;
+    size_t       n;
+} snips[] = {
+    SNIP("\\\""), SNIP("\\\\"), SNIP("\\/"), SNIP("\\n"),
+    SNIP("\\u0000"), SNIP("\0"), SNIP("\0\\n"), SNIP("\\u00e9"),
+    SNIP("\\ud83d\\ude00"), SNIP("\\uD83D\\uDE0"), SNIP("\\ud83d"),
+    SNIP("\\ude00"), SNIP("\\ud83dx\\ude00"), SNIP("\\u12\""),
+    SNIP("\\u\\\\ab"), SNIP("\\uABC\\\"x"), SNIP("\\uZZZZ"),
+    SNIP("\\x"), SNIP("\\\0"), SNIP("\\\\\\\\\\\\"),
+    SNIP("\\\\\\\\\\n"), SNIP("\\\\\\\\\\\""), SNIP("\""),
+    SNIP("\\u00\"\\u0041"), SNIP("\\")
+};
+
+
+/*
+ * Each snippet at each position of a 400-byte string (its start moved
+ * over every offset modulo 64 by blanks before the key): a completions
+ * prompt, a chat content, a body cut right after it (the string ends at
+ * the buffer's end), and a top-level string closed by the body's last
+ * byte.  Under every implementation of llmd_str_find().
+ */
+static void
+test_boundaries(void **state)
+{
+    int      impl;
+    char    *b, *s;
+    size_t   i, k, n, pad, sn, len;
+
+    b = malloc(4096);
+    s = malloc(1024);
+    assert_non_null(b);
+    assert_non_null(s);
+
+    for (impl = LLMD_STR_FIND_SCALAR; impl < LLMD_STR_FIND_N; impl++) {
+        if (llmd_str_find_use(impl) != 0) {
+            continue;
+        }
+
+        checked = 0;
+
+        for (k = 0; k < sizeof(snips) / sizeof(snips[0]); k++) {
+            for (i = 0; i <= 400; i++) {
+                for (sn = 0; sn < i; sn++) {
+                    s[sn] = (char) ('a' + (sn * 7) % 26);
+                }
+
+                memcpy(s + sn, snips[k].s, snips[k].n);
+                sn += snips[k].n;
+
+                for (len = i; len < 400; len++) {
+                    s[sn++] = (char) ('a' + (len * 3) % 26);
+                }
+
+                pad = (i * 5) % 64;
+
+                n = (size_t) sprintf(b, "{\"model\":\"m\",%*s\"prompt\":\"",
+                                     (int) pad, "");
+                memcpy(b + n, s, sn);
+                n += sn;
+                check_one(LLMD_API_COMPLETIONS, b, n, 4);
+                memcpy(b + n, "\"}", 2);
+                check_one(LLMD_API_COMPLETIONS, b, n + 2, 4);
+
+                n = (size_t) sprintf(b, "{\"messages\":[{\"role\":\"user\","
+                                     "%*s\"content\":\"", (int) pad, "");
+                memcpy(b + n, s, sn);
+                n += sn;
+                memcpy(b + n, "\"}]}", 4);
+                check_one(LLMD_API_CHAT, b, n + 4, 64);
+
+                b[0] = '"';
+                memcpy(b + 1 + pad, s, sn);
+                memset(b + 1, ' ', pad);
+                b[1 + pad + sn] = '"';
+                check_one(LLMD_API_COMPLETIONS, b, 2 + pad + sn, 64);
+            }
+        }
+
+        fprintf(stderr, "implementation %d: %lu bodies agree\n", impl,
+                checked);
+    }
+
+    assert_int_equal(llmd_str_find_use(LLMD_STR_FIND_AUTO), 0);
+
+    free(s);
+    free(b);
+}
+
+
+/*
+ * cJSON's allocation for strings with escapes, to the byte: the budget
+ * is lowered one byte at a time across the point where a body of 300
+ * empty objects and a prompt of eight escapes of a kind goes over it.
+ */
+static void
+test_budget_escapes(void **state)
+{
+    char            b[2048];
+    size_t          k, i, n, min;
+    unsigned long   over, under;
+
+    static const char  *kinds[] = {
+        "\\ud83d\\ude00", "\\n", "\\u00e9", "\\u\\\\ab", "x\\\\"
+    };
+
+    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        n = (size_t) sprintf(b, "{\"prompt\":\"");
+
+        for (i = 0; i < 8; i++) {
+            n += (size_t) sprintf(b + n, "%s", kinds[k]);
+        }
+
+        n += (size_t) sprintf(b + n, "\",\"a\":[{}");
+
+        for (i = 1; i < 300; i++) {
+            n += (size_t) sprintf(b + n, ",{}");
+        }
+
+        n += (size_t) sprintf(b + n, "]}");
+
+        over = under = 0;
+
+        for (min = 1; min < 8000; min++) {
+            llmd_request_set_json_budget_min(min);
+            check_one(LLMD_API_COMPLETIONS, b, n, 4);
+
+            if (body_diff_last > 0) {
+                over++;
+
+            } else {
+                under++;
+            }
+        }
+
+        llmd_request_set_json_budget_min(0);
+
+        /* the budget went across the body's allocation */
+        assert_true(over > 0 && under > 0);
+    }
+}
+
+
 static void
 run_generated(unsigned long count, uint64_t seed, int small_budget)
 {
@@ -448,6 +619,8 @@ main(void)
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_corpora),
         cmocka_unit_test(test_large),
+        cmocka_unit_test(test_boundaries),
+        cmocka_unit_test(test_budget_escapes),
         cmocka_unit_test(test_generated),
     };
 

@@ -689,6 +689,67 @@ test_no_hit_lru(void **state)
 }
 
 
+/*
+ * One decision kept for the next request (as the module keeps them): what
+ * a stage that ran left is gone when the next decision does not run it,
+ * and a no-hit-lru scorer of that stage no longer says "cold".
+ */
+static void
+test_decision_reused(void **state)
+{
+    size_t             i;
+    req_t              r;
+    llmd_config_t     *cf;
+    llmd_nohit_lru_t  *lru;
+
+    cf = load(HEAD "plugins:\n- type: prefill-filter\n- type: decode-filter\n"
+              "- type: no-hit-lru-scorer\n- type: prefix-based-pd-decider\n"
+              "  parameters: {nonCachedTokens: 16}\n"
+              "- type: disagg-profile-handler\n  parameters:\n"
+              "    deciders: {prefill: prefix-based-pd-decider}\n"
+              "schedulingProfiles:\n- name: prefill\n  plugins:\n"
+              "  - pluginRef: prefill-filter\n"
+              "  - pluginRef: no-hit-lru-scorer\n- name: decode\n"
+              "  plugins:\n  - pluginRef: decode-filter\n");
+    lru = malloc(llmd_nohit_lru_size(8));
+    assert_non_null(lru);
+    llmd_nohit_lru_init(lru, 8);
+
+    req_init(&r, 4, NULL);
+    r.info[0].labels = "llm-d.ai/role=prefill";
+    r.info[1].labels = "llm-d.ai/role=decode";
+    r.info[2].labels = "llm-d.ai/role=prefill";
+    r.info[3].labels = "llm-d.ai/role=decode";
+    r.pin[2].nohit = lru;
+
+    /* 100 uncached tokens: prefill runs, its scorer sees a cold request */
+    r.in.prompt_tokens = 100;
+    assert_int_equal(decide(cf, &r), 0);
+    assert_ptr_equal(r.d.prefill.profile, cf->prefill);
+    assert_int_equal(r.d.prefill.result.norder, 2);
+    assert_int_equal(r.d.nohit_cold[2], 1);
+
+    /* 10: decode alone, in the same decision */
+    r.in.prompt_tokens = 10;
+    assert_int_equal(decide(cf, &r), 0);
+    assert_null(r.d.prefill.profile);
+    assert_int_equal(r.d.prefill.result.norder, 0);
+    assert_null(r.d.encode.profile);
+    assert_int_equal(r.d.encode.result.norder, 0);
+
+    for (i = 0; i < sizeof(r.d.nohit_cold); i++) {
+        assert_int_equal(r.d.nohit_cold[i], 0);
+    }
+
+    /* nothing is recorded for it */
+    llmd_decide_record(cf, &r.in, &r.d, 1, -1);
+    assert_int_equal(lru->records, 0);
+
+    llmd_config_free(cf);
+    free(lru);
+}
+
+
 /* llmd_schedule() is unchanged: no filters, every candidate ranked. */
 static void
 test_schedule_runs_no_filters(void **state)
@@ -819,6 +880,7 @@ main(void)
         cmocka_unit_test(test_session_lora_running_scorers),
         cmocka_unit_test(test_prefix_match_length),
         cmocka_unit_test(test_no_hit_lru),
+        cmocka_unit_test(test_decision_reused),
         cmocka_unit_test(test_schedule_runs_no_filters),
         cmocka_unit_test(test_detector_filters),
     };

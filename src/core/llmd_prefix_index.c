@@ -149,7 +149,7 @@ llmd_pi_match(const llmd_prefix_index_t *idx, const uint64_t *hashes,
 {
     int               found;
     size_t            i, run;
-    uint32_t          e, ep, prev, first, run_ep, mask, *buckets;
+    uint32_t          e, ep, prev, run_ep, mask, *buckets;
     llmd_pi_entry_t  *entry, *entries;
 
     memset(match, 0, LLMD_MAX_ENDPOINTS * sizeof(uint32_t));
@@ -160,7 +160,7 @@ llmd_pi_match(const llmd_prefix_index_t *idx, const uint64_t *hashes,
     entries = llmd_pi_entry(idx, 0);
     run = 0;
     run_ep = LLMD_MAX_ENDPOINTS;
-    prev = first = LLMD_INDEX_NONE;
+    prev = LLMD_INDEX_NONE;
 
     if (held != NULL) {
         held->changes = idx->changes;
@@ -214,16 +214,14 @@ llmd_pi_match(const llmd_prefix_index_t *idx, const uint64_t *hashes,
                 continue;
             }
 
-            if (i == 0) {
-                if (run_ep == LLMD_MAX_ENDPOINTS) {
-                    run_ep = ep;
-                    first = prev = e;
-                    run = 1;
-                }
-
-            } else if (ep == run_ep) {
+            if (ep == run_ep) {
                 run += entry->base.lru.newer == prev;
                 prev = e;
+
+            } else if (i == 0 && run_ep == LLMD_MAX_ENDPOINTS) {
+                run_ep = ep;
+                held->first = prev = e;
+                run = 1;
             }
         }
 
@@ -235,7 +233,6 @@ llmd_pi_match(const llmd_prefix_index_t *idx, const uint64_t *hashes,
 
     if (held != NULL) {
         held->ep = run_ep;
-        held->first = first;
         held->last = run == n && n > 0 ? prev : LLMD_INDEX_NONE;
     }
 }

@@ -176,6 +176,7 @@ run(int scanner, char *body, int len, int n, double *tp, double *th,
     size_t                  nh;
     uint32_t                match[LLMD_MAX_ENDPOINTS];
     uint64_t                rng, hashes[256];
+    llmd_prefix_held_t      held;
     llmd_alloc_t            a = { arena_alloc, NULL };
     llmd_body_t             b;
     llmd_config_t          *cf;
@@ -258,7 +259,7 @@ run(int scanner, char *body, int len, int n, double *tp, double *th,
         }
 
         t2 = now_ns();
-        llmd_prefix_index_match(idx, hashes, nh, match);
+        llmd_prefix_index_match_held(idx, hashes, nh, match, &held);
         for (e = 0; e < NEPS; e++) {
             eps[e].prefix_match = match[e];
         }
@@ -270,7 +271,9 @@ run(int scanner, char *body, int len, int n, double *tp, double *th,
         in.rng = &rng;
         res.scores = scores;
         llmd_schedule(profile, &in, &res);
-        llmd_prefix_index_add(idx, res.order[0], hashes, nh, 31250);
+        /* with what the lookup saw of the pick, as the module records */
+        llmd_prefix_index_add_held(idx, res.order[0], hashes, nh, 31250,
+                                   &held);
         t4 = now_ns();
 
         tp[i] = t1 - t0; th[i] = t2 - t1; ti[i] = t3 - t2; ts[i] = t4 - t3;

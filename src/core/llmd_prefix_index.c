@@ -10,8 +10,8 @@
 #include "core/llmd_prefix_index.h"
 
 #define LLMD_PI_MAGIC    0x3178696470646d6cULL       /* "lmdpdix1" */
-/* 2: the shared llmd_index_region_t header (1 had none) */
-#define LLMD_PI_VERSION  2
+/* 2: the shared llmd_index_region_t header (1 had none); 3: changes */
+#define LLMD_PI_VERSION  3
 /* prefetch distance in blocks: lookups load a bucket this far ahead to
    prefetch its first entry; the buckets and entries of a large index are
    cache misses */
@@ -35,6 +35,9 @@ typedef struct {
 
 struct llmd_prefix_index_s {
     llmd_index_region_t  region;
+    uint64_t             changes;   /* adds and clears so far: a lookup's
+                                       llmd_prefix_held_t is still true
+                                       while this has not moved */
 };
 
 
@@ -50,6 +53,14 @@ static uint32_t *llmd_pi_bucket(const llmd_prefix_index_t *idx,
     uint64_t hash);
 static uint32_t llmd_pi_find(const llmd_prefix_index_t *idx, uint64_t hash,
     uint32_t ep);
+static inline void llmd_pi_match(const llmd_prefix_index_t *idx,
+    const uint64_t *hashes, size_t n, uint32_t *match,
+    llmd_prefix_held_t *held) __attribute__((always_inline));
+static inline int llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep,
+    const uint64_t *hashes, size_t n, uint32_t capacity,
+    const llmd_prefix_held_t *held) __attribute__((always_inline));
+static int llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
+    const uint64_t *hashes, size_t n, const llmd_prefix_held_t *held);
 static int llmd_pi_raise_held(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n);
 static void llmd_pi_unchain(llmd_index_region_t *r, uint32_t e);
@@ -92,9 +103,53 @@ void
 llmd_prefix_index_match(const llmd_prefix_index_t *idx,
     const uint64_t *hashes, size_t n, uint32_t *match)
 {
+    llmd_pi_match(idx, hashes, n, match, NULL);
+}
+
+
+void
+llmd_prefix_index_match_held(const llmd_prefix_index_t *idx,
+    const uint64_t *hashes, size_t n, uint32_t *match,
+    llmd_prefix_held_t *held)
+{
+    llmd_pi_match(idx, hashes, n, match, held);
+}
+
+
+void
+llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
+    const uint64_t *hashes, size_t n, uint32_t capacity)
+{
+    (void) llmd_pi_add(idx, ep, hashes, n, capacity, NULL);
+}
+
+
+int
+llmd_prefix_index_add_held(llmd_prefix_index_t *idx, uint32_t ep,
+    const uint64_t *hashes, size_t n, uint32_t capacity,
+    const llmd_prefix_held_t *held)
+{
+    return llmd_pi_add(idx, ep, hashes, n, capacity, held);
+}
+
+
+/*
+ * The lookup; with held, one endpoint's run is followed on the way (the
+ * first endpoint found holding block 0): each later block's entry of that
+ * endpoint continues the run when its newer LRU link (on the line just
+ * read for its hash) is the previous block's entry.  Each block adds at
+ * most one to the run (an endpoint holds a hash once), so the run is the
+ * whole prompt only if every block's entry is there and linked.  In
+ * registers only: the plain lookup is the same code without it (inlined
+ * with held NULL).
+ */
+static inline void
+llmd_pi_match(const llmd_prefix_index_t *idx, const uint64_t *hashes,
+    size_t n, uint32_t *match, llmd_prefix_held_t *held)
+{
     int               found;
-    size_t            i;
-    uint32_t          e, mask, *buckets;
+    size_t            i, run;
+    uint32_t          e, ep, prev, run_ep, mask, *buckets;
     llmd_pi_entry_t  *entry, *entries;
 
     memset(match, 0, LLMD_MAX_ENDPOINTS * sizeof(uint32_t));
@@ -103,6 +158,13 @@ llmd_prefix_index_match(const llmd_prefix_index_t *idx,
     buckets = llmd_index_region_buckets(&idx->region, &llmd_pi_layout, 0);
     mask = idx->region.nbuckets - 1;
     entries = llmd_pi_entry(idx, 0);
+    run = 0;
+    run_ep = LLMD_MAX_ENDPOINTS;
+    prev = LLMD_INDEX_NONE;
+
+    if (held != NULL) {
+        held->changes = idx->changes;
+    }
 
     /*
      * Every bucket first: in nginx each lookup starts with the TLB empty
@@ -140,9 +202,26 @@ llmd_prefix_index_match(const llmd_prefix_index_t *idx,
              e = entry->chain)
         {
             entry = &entries[e];
-            if (entry->hash == hashes[i]) {
-                match[entry->base.ep]++;
-                found = 1;
+            if (entry->hash != hashes[i]) {
+                continue;
+            }
+
+            found = 1;
+            ep = entry->base.ep;
+            match[ep]++;
+
+            if (held == NULL) {
+                continue;
+            }
+
+            if (ep == run_ep) {
+                run += entry->base.lru.newer == prev;
+                prev = e;
+
+            } else if (i == 0 && run_ep == LLMD_MAX_ENDPOINTS) {
+                run_ep = ep;
+                held->first = prev = e;
+                run = 1;
             }
         }
 
@@ -151,20 +230,37 @@ llmd_prefix_index_match(const llmd_prefix_index_t *idx,
             break;
         }
     }
+
+    if (held != NULL) {
+        held->ep = run_ep;
+        held->last = run == n && n > 0 ? prev : LLMD_INDEX_NONE;
+    }
 }
 
 
-void
-llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
-    const uint64_t *hashes, size_t n, uint32_t capacity)
+/* The insert; held: what the lookup saw, or NULL.  1 if it was taken. */
+static inline int
+llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
+    size_t n, uint32_t capacity, const llmd_prefix_held_t *held)
 {
+    int               seen;
     size_t            i;
     uint32_t          e, *bucket;
     llmd_pi_entry_t  *entry;
 
     if (ep >= LLMD_MAX_ENDPOINTS || capacity == 0) {
-        return;
+        return 0;
     }
+
+    seen = 0;
+
+    if (held != NULL && llmd_pi_raise_seen(idx, ep, hashes, n, held)) {
+        idx->changes++;
+        seen = 1;
+        goto evict;
+    }
+
+    idx->changes++;
 
     if (llmd_pi_raise_held(idx, ep, hashes, n)) {
         goto evict;
@@ -212,7 +308,7 @@ llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
         e = llmd_index_region_alloc(&idx->region, &llmd_pi_layout, ep,
                                     llmd_pi_unchain);
         if (e == LLMD_INDEX_NONE) {
-            return;
+            return 0;
         }
 
         entry = llmd_pi_entry(idx, e);
@@ -228,12 +324,15 @@ evict:
     llmd_pi_prefetch_victims(idx, ep, capacity);
     llmd_index_region_evict_beyond(&idx->region, ep, capacity,
                                    llmd_pi_unchain);
+
+    return seen;
 }
 
 
 void
 llmd_prefix_index_clear_endpoint(llmd_prefix_index_t *idx, uint32_t ep)
 {
+    idx->changes++;
     llmd_index_region_clear_endpoint(&idx->region, ep, llmd_pi_unchain);
 }
 
@@ -289,6 +388,39 @@ llmd_pi_find(const llmd_prefix_index_t *idx, uint64_t hash, uint32_t ep)
     }
 
     return LLMD_INDEX_NONE;
+}
+
+
+/*
+ * llmd_pi_raise_held on what the lookup saw: when nothing was added or
+ * cleared since (the change count is the lookup's) and the lookup saw ep
+ * hold the blocks as one run, the run is moved at once, with no search
+ * and no walk.  The first and last entries' hashes are compared too, so
+ * a held of other hashes is never taken.  0 (nothing changed) otherwise.
+ */
+static int
+llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
+    const uint64_t *hashes, size_t n, const llmd_prefix_held_t *held)
+{
+    llmd_pi_entry_t  *first, *last;
+
+    if (n == 0 || held->last == LLMD_INDEX_NONE || held->ep != ep
+        || held->changes != idx->changes)
+    {
+        return 0;
+    }
+
+    first = llmd_pi_entry(idx, held->first);
+    last = llmd_pi_entry(idx, held->last);
+
+    if (first->hash != hashes[0] || last->hash != hashes[n - 1]) {
+        return 0;
+    }
+
+    llmd_index_region_touch_run(&idx->region, &llmd_pi_layout, held->first,
+                                held->last);
+
+    return 1;
 }
 
 

@@ -15,6 +15,21 @@
 
 typedef struct llmd_prefix_index_s  llmd_prefix_index_t;
 
+/*
+ * What a lookup saw, for the record after the pick
+ * (llmd_prefix_index_add_held): the index's change count at the lookup,
+ * and of one endpoint (ep: the first found holding block 0) block 0's
+ * entry and, when its LRU held all of the prompt's blocks as one run in
+ * their order (block 0 the newest of it), the last block's entry (else
+ * LLMD_INDEX_NONE).
+ */
+typedef struct {
+    uint64_t  changes;
+    uint32_t  ep;
+    uint32_t  first;
+    uint32_t  last;
+} llmd_prefix_held_t;
+
 /* Smallest region that holds an index with a few entries. */
 size_t llmd_prefix_index_min_size(void);
 
@@ -37,6 +52,11 @@ llmd_prefix_index_t *llmd_prefix_index_attach(void *mem, size_t size);
 void llmd_prefix_index_match(const llmd_prefix_index_t *idx,
     const uint64_t *hashes, size_t n, uint32_t *match);
 
+/* As llmd_prefix_index_match, and fills held (see above). */
+void llmd_prefix_index_match_held(const llmd_prefix_index_t *idx,
+    const uint64_t *hashes, size_t n, uint32_t *match,
+    llmd_prefix_held_t *held);
+
 /* How many entries endpoint ep holds: 0 means its match is 0 for every
    prompt, so a caller that needs only some endpoints' matches may skip
    llmd_prefix_index_match when none of them holds any. */
@@ -47,6 +67,17 @@ uint32_t llmd_prefix_index_holds(const llmd_prefix_index_t *idx,
    oldest entries beyond capacity. */
 void llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, uint32_t capacity);
+
+/*
+ * As llmd_prefix_index_add, given what the lookup of the same hashes saw
+ * (held, or NULL): when the index has not changed since and the lookup
+ * saw ep hold the blocks as one run, the run is moved in front of ep's
+ * LRU without searching for the blocks again.  The result is the same in
+ * every case; 1 if the lookup's view was taken, 0 if not.
+ */
+int llmd_prefix_index_add_held(llmd_prefix_index_t *idx, uint32_t ep,
+    const uint64_t *hashes, size_t n, uint32_t capacity,
+    const llmd_prefix_held_t *held);
 
 /* Forget every entry of endpoint ep. */
 void llmd_prefix_index_clear_endpoint(llmd_prefix_index_t *idx, uint32_t ep);

@@ -371,6 +371,9 @@ typedef struct {
     uint32_t                      prefix_total;   /* blocks of the prompt */
     uint64_t                     *hashes;         /* approximate blocks */
     size_t                        nhashes;
+    llmd_prefix_held_t            held;           /* what the approximate
+                                                     lookup saw, for the
+                                                     record */
     const llmd_request_t         *unhashed;       /* precise: what they
                                                      are hashed from, when
                                                      needed; NULL: done */

@@ -43,6 +43,7 @@ ngx_llmd_prefix_match(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
 
     ctx->nhashes = 0;
     ctx->unhashed = NULL;
+    ctx->held.last = LLMD_INDEX_NONE;
 
     /* estimated as the approximate index counts: 4 bytes to a token */
     ctx->prompt_tokens = req != NULL ? (req->prompt_len + 3) / 4 : 0;
@@ -153,10 +154,14 @@ ngx_llmd_prefix_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
              || !ngx_llmd_precise_trusted(&lcf->sh->endpoints[slot]))
             && ngx_llmd_prefix_hashes(lcf, ctx) == NGX_OK)
         {
+            /* with what the approximate lookup saw: a prompt the
+               endpoint holds as one run is moved without a search, if
+               no worker changed the index in between */
             ngx_shmtx_lock(&lcf->shpool->mutex);
-            llmd_prefix_index_add(lcf->index, slot, ctx->hashes,
-                                  ctx->nhashes,
-                                  lcf->approx.lru_capacity_per_server);
+            llmd_prefix_index_add_held(lcf->index, slot, ctx->hashes,
+                                       ctx->nhashes,
+                                       lcf->approx.lru_capacity_per_server,
+                                       &ctx->held);
             ngx_shmtx_unlock(&lcf->shpool->mutex);
         }
 
@@ -180,7 +185,8 @@ ngx_llmd_prefix_record(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
 }
 
 
-/* The approximate index's match of the request's blocks, per slot. */
+/* The approximate index's match of the request's blocks, per slot, and
+   what the record after the pick may reuse (ctx->held). */
 static void
 ngx_llmd_prefix_approx(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
     uint32_t *slot_match)
@@ -191,8 +197,8 @@ ngx_llmd_prefix_approx(ngx_llmd_srv_conf_t *lcf, ngx_llmd_ctx_t *ctx,
     }
 
     ngx_shmtx_lock(&lcf->shpool->mutex);
-    llmd_prefix_index_match(lcf->index, ctx->hashes, ctx->nhashes,
-                            slot_match);
+    llmd_prefix_index_match_held(lcf->index, ctx->hashes, ctx->nhashes,
+                                 slot_match, &ctx->held);
     ngx_shmtx_unlock(&lcf->shpool->mutex);
 }
 

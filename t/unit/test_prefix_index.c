@@ -369,6 +369,226 @@ test_readd_order(void **state)
 }
 
 
+/* A region for two indexes to be compared byte for byte: zeroed, so the
+   entries never used are equal too. */
+static llmd_prefix_index_t *
+held_index(size_t size)
+{
+    void  *mem;
+
+    mem = calloc(1, size);
+    assert_non_null(mem);
+
+    return llmd_prefix_index_create(mem, size);
+}
+
+
+/*
+ * The record after the pick with what the lookup saw
+ * (llmd_prefix_index_add_held) against the record without it, on two
+ * indexes given the same operations: 12 prompts sharing heads, 4
+ * endpoints, LRUs of 60 in a region of ~150 entries (both kinds of
+ * eviction), the pick mostly the endpoint holding the prompt; and between
+ * a lookup and its record, one time in three, another worker's change (a
+ * record of another prompt, of the same prompt for another endpoint, or a
+ * cleared endpoint).  After every step the two regions are the same bytes
+ * (matches, LRU orders, evictions, statistics), the lookup's view is taken
+ * for most re-sent prompts and never once the index changed in between.
+ */
+static void
+test_held_same_as_add(void **state)
+{
+    size_t                i, k, n[12], size;
+    uint32_t              ep, x, best, rng, m1[LLMD_MAX_ENDPOINTS],
+                          m2[LLMD_MAX_ENDPOINTS];
+    uint64_t             *h[12];
+    unsigned              taken, changed, changed_taken;
+    llmd_prefix_index_t  *ref, *idx;
+    llmd_prefix_held_t    held;
+
+    size = llmd_prefix_index_min_size()
+           + 150 * llmd_prefix_index_entry_bytes();
+    ref = held_index(size);
+    idx = held_index(size);
+    assert_non_null(ref);
+    assert_non_null(idx);
+
+    for (k = 0; k < 12; k++) {
+        n[k] = 1 + (k * 7) % 40;
+        h[k] = chain(300 + k, n[k]);
+        /* heads shared with prompt 0 */
+        for (i = 0; i < k % 4 && i < n[k] && i < n[0]; i++) {
+            h[k][i] = h[0][i];
+        }
+    }
+
+    rng = 1;
+    taken = changed = changed_taken = 0;
+
+    for (i = 0; i < 20000; i++) {
+        rng = rng * 1103515245 + 12345;
+        k = (rng >> 16) % 12;
+
+        llmd_prefix_index_match(ref, h[k], n[k], m1);
+        llmd_prefix_index_match_held(idx, h[k], n[k], m2, &held);
+        assert_memory_equal(m1, m2, sizeof(m1));
+
+        /* the pick: the endpoint holding most, else any */
+        best = (rng >> 8) % 4;
+        for (ep = 0; ep < 4; ep++) {
+            if (m1[ep] > m1[best]) {
+                best = ep;
+            }
+        }
+
+        rng = rng * 1103515245 + 12345;
+        if ((rng >> 16) % 8 == 0) {
+            best = (rng >> 4) % 4;
+        }
+
+        /* another worker, between the lookup and the record */
+        rng = rng * 1103515245 + 12345;
+        x = (rng >> 16) % 30;
+
+        if (x < 10) {
+            changed++;
+
+            if (x == 0) {
+                llmd_prefix_index_clear_endpoint(ref, best);
+                llmd_prefix_index_clear_endpoint(idx, best);
+
+            } else if (x < 4) {
+                llmd_prefix_index_add(ref, (best + 1) % 4, h[k], n[k], 60);
+                llmd_prefix_index_add(idx, (best + 1) % 4, h[k], n[k], 60);
+
+            } else {
+                llmd_prefix_index_add(ref, best, h[(k + x) % 12],
+                                      n[(k + x) % 12], 60);
+                llmd_prefix_index_add(idx, best, h[(k + x) % 12],
+                                      n[(k + x) % 12], 60);
+            }
+        }
+
+        llmd_prefix_index_add(ref, best, h[k], n[k], 60);
+
+        if (llmd_prefix_index_add_held(idx, best, h[k], n[k], 60, &held)) {
+            taken++;
+            changed_taken += x < 10;
+        }
+
+        assert_memory_equal(ref, idx, size);
+    }
+
+    print_message("record with the lookup's view: %u of 20000; index "
+                  "changed in between: %u\n", taken, changed);
+    assert_true(taken > 1000);
+    assert_true(changed > 5000);
+    assert_int_equal(changed_taken, 0);
+
+    for (k = 0; k < 12; k++) {
+        free(h[k]);
+    }
+
+    free(ref);
+    free(idx);
+}
+
+
+/*
+ * What a lookup saw, when the index changed before the record: the
+ * record takes it only while nothing changed, and only for the endpoint
+ * and hashes it was seen for; else it records as without it.
+ */
+static void
+test_held_fallback(void **state)
+{
+    uint32_t              match[LLMD_MAX_ENDPOINTS];
+    uint64_t             *a, *b, *d;
+    llmd_prefix_index_t  *idx;
+    llmd_prefix_held_t    held, seen;
+
+    idx = held_index(1 << 20);
+    a = chain(41, 10);
+    b = chain(42, 10);
+    d = chain(43, 5);
+
+    llmd_prefix_index_add(idx, 2, a, 10, 30);
+    llmd_prefix_index_add(idx, 2, b, 10, 30);
+
+    /* unchanged: taken, a moves in front of b */
+    llmd_prefix_index_match_held(idx, a, 10, match, &held);
+    assert_int_equal(match[2], 10);
+    assert_int_equal(held.ep, 2);
+    assert_int_not_equal(held.last, LLMD_INDEX_NONE);
+    seen = held;
+    assert_int_equal(llmd_prefix_index_add_held(idx, 2, a, 10, 30, &held),
+                     1);
+
+    /* the same view again: the index has changed since (the record) */
+    assert_int_equal(llmd_prefix_index_add_held(idx, 2, a, 10, 30, &seen),
+                     0);
+
+    /* other hashes, or another endpoint: not taken (b recorded, not a
+       moved: a's tail is evicted first) */
+    llmd_prefix_index_match_held(idx, a, 10, match, &held);
+    assert_int_equal(held.ep, 2);
+    assert_int_equal(llmd_prefix_index_add_held(idx, 2, b, 10, 30, &held),
+                     0);
+    llmd_prefix_index_match_held(idx, a, 10, match, &held);
+    assert_int_equal(held.ep, 2);
+    assert_int_equal(llmd_prefix_index_add_held(idx, 3, a, 10, 30, &held),
+                     0);
+    assert_int_equal(llmd_prefix_index_holds(idx, 3), 10);
+    llmd_prefix_index_clear_endpoint(idx, 3);
+
+    /* LRU of 2 now: b, a; a seen as a run, then b moved in front by
+       another worker: a is moved in front again, b's tail evicted */
+    llmd_prefix_index_match_held(idx, a, 10, match, &held);
+    llmd_prefix_index_add(idx, 2, b, 10, 30);
+    assert_int_equal(llmd_prefix_index_add_held(idx, 2, a, 10, 30, &held),
+                     0);
+    llmd_prefix_index_add(idx, 2, d, 5, 20);
+    llmd_prefix_index_match(idx, a, 10, match);
+    assert_int_equal(match[2], 10);
+    llmd_prefix_index_match(idx, b, 10, match);
+    assert_int_equal(match[2], 5);
+
+    /* a seen, then its tail evicted by another worker: re-added whole */
+    llmd_prefix_index_match_held(idx, a, 10, match, &held);
+    llmd_prefix_index_add(idx, 2, d, 5, 8);
+    assert_int_equal(llmd_prefix_index_add_held(idx, 2, a, 10, 30, &held),
+                     0);
+    llmd_prefix_index_match(idx, a, 10, match);
+    assert_int_equal(match[2], 10);
+
+    /* a seen, then endpoint 2 cleared (its entries freed): re-added */
+    llmd_prefix_index_match_held(idx, a, 10, match, &held);
+    llmd_prefix_index_clear_endpoint(idx, 2);
+    assert_int_equal(llmd_prefix_index_add_held(idx, 2, a, 10, 30, &held),
+                     0);
+    llmd_prefix_index_match(idx, a, 10, match);
+    assert_int_equal(match[2], 10);
+    assert_int_equal(llmd_prefix_index_holds(idx, 2), 10);
+
+    /* not one run: b and then d share a's head, d's tail follows it in
+       the LRU, b's further back; not taken, nothing is lost */
+    b[0] = d[0] = a[0];
+    b[1] = d[1] = a[1];
+    llmd_prefix_index_add(idx, 2, b, 10, 30);
+    llmd_prefix_index_add(idx, 2, d, 5, 30);
+    llmd_prefix_index_match_held(idx, b, 10, match, &held);
+    assert_int_equal(match[2], 10);
+    assert_int_equal(held.last, LLMD_INDEX_NONE);
+    assert_int_equal(llmd_prefix_index_add_held(idx, 2, b, 10, 30, &held),
+                     0);
+
+    free(a);
+    free(b);
+    free(d);
+    free(idx);
+}
+
+
 int
 main(void)
 {
@@ -379,6 +599,8 @@ main(void)
         cmocka_unit_test(test_region_bound_and_reattach),
         cmocka_unit_test(test_churn),
         cmocka_unit_test(test_readd_order),
+        cmocka_unit_test(test_held_same_as_add),
+        cmocka_unit_test(test_held_fallback),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -649,57 +649,26 @@ llmd_scan_string(u_char_c **pp, u_char_c *e, size_t *pused, size_t budget,
 
 /*
  * The length of the escape at s ('\', s + 1 < e) when it is valid and
- * whole: \b \f \n \r \t \" \\ \/ (2), \u and four hex digits, not a
- * surrogate (6), \u of a high surrogate then \u of a low one (12); 0 for
- * anything else (cJSON's decoding may then step elsewhere, or fail).
+ * whole: what llmd_esc_len() accepts, with hex digits where it reads a
+ * \u escape's four (cJSON decodes any four bytes there; whole escapes
+ * are checked where the search meets them, anything else by cJSON's
+ * stepping); 0 for anything else.
  */
 static size_t
 llmd_esc_whole(u_char_c *s, u_char_c *e)
 {
-    size_t    i;
-    unsigned  c1, c2;
+    size_t  i, n;
 
-    switch (s[1]) {
-    case 'b': case 'f': case 'n': case 'r': case 't':
-    case '"': case '\\': case '/':
-        return 2;
+    n = llmd_esc_len(s, e);
 
-    case 'u':
-        break;
-
-    default:
-        return 0;
-    }
-
-    if (e - s < 6) {
-        return 0;
-    }
-
-    for (i = 2; i < 6; i++) {
-        if (!llmd_is_hex(s[i])) {
+    /* 6: \uXXXX; 12: a surrogate pair, with "\u" at 6 and 7 */
+    for (i = 2; i < n; i++) {
+        if (i != 6 && i != 7 && !llmd_is_hex(s[i])) {
             return 0;
         }
     }
 
-    c1 = llmd_hex4(s + 2);
-
-    if (c1 < 0xd800 || c1 > 0xdfff) {
-        return 6;
-    }
-
-    if (c1 >= 0xdc00 || e - s < 12 || s[6] != '\\' || s[7] != 'u') {
-        return 0;
-    }
-
-    for (i = 8; i < 12; i++) {
-        if (!llmd_is_hex(s[i])) {
-            return 0;
-        }
-    }
-
-    c2 = llmd_hex4(s + 8);
-
-    return (c2 >= 0xdc00 && c2 <= 0xdfff) ? 12 : 0;
+    return n;
 }
 
 

@@ -7,7 +7,7 @@ CORE_OBJS := $(addprefix core/,llmd_common llmd_yaml llmd_config_model \
     llmd_config llmd_config_params llmd_config_filters llmd_config_disagg \
     llmd_param llmd_scorers llmd_filters llmd_pickers llmd_scheduler \
     llmd_decide llmd_nohit_lru llmd_prompt llmd_go_json llmd_body_scan \
-    llmd_str_find llmd_prefix_hash \
+    llmd_str_find llmd_prefix_hash llmd_prompt_sink \
     llmd_index_region llmd_prefix_index llmd_prom llmd_labels \
     llmd_endpoints_file llmd_inflight llmd_saturation llmd_flowq \
     llmd_config_flow)
@@ -35,9 +35,7 @@ UNIT_DEPS_test_prompt := $(addprefix core/,llmd_prompt llmd_go_json \
     llmd_prefix_hash \
     llmd_common)
 UNIT_DEPS_test_body_scan := $(addprefix core/,llmd_body_scan llmd_str_find \
-    llmd_prompt \
-    llmd_go_json \
-    llmd_prefix_hash llmd_common)
+    llmd_prompt_sink llmd_prompt llmd_go_json llmd_prefix_hash llmd_common)
 UNIT_DEPS_test_str_find := core/llmd_str_find
 UNIT_DEPS_test_prom := $(addprefix core/,llmd_prom llmd_common)
 UNIT_DEPS_test_inflight := core/llmd_inflight $(SCHED_OBJS)

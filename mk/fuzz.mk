@@ -17,8 +17,7 @@ FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
 FUZZ_OBJS_request   := core/llmd_prompt core/llmd_go_json \
     core/llmd_prefix_hash core/llmd_common
 FUZZ_OBJS_body_scan := core/llmd_body_scan core/llmd_str_find \
-    core/llmd_prompt \
-    core/llmd_go_json \
+    core/llmd_prompt_sink core/llmd_prompt core/llmd_go_json \
     core/llmd_prefix_hash core/llmd_common
 FUZZ_OBJS_config    := $(SCHED_OBJS)
 FUZZ_OBJS_prom      := core/llmd_prom core/llmd_common

@@ -29,20 +29,15 @@
  * type errors are still checked to the end, in llmd_prompt.c's order.
  */
 
-#define XXH_STATIC_LINKING_ONLY
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cJSON.h>
-/* libxxhash's own code, inlined here: two XXH3 hashes per block are
-   otherwise two calls into the shared library */
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #include "core/llmd_body_scan.h"
 #include "core/llmd_go_json.h"
-#include "core/llmd_prefix_hash.h"
+#include "core/llmd_prompt_sink.h"
 #include "core/llmd_str_find.h"
 
 
@@ -69,30 +64,6 @@ static const char  *llmd_top_names[LLMD_F_N] = {
 };
 
 
-/* Blocks up to this size are hashed from a stack copy, as in
-   llmd_prefix_hash.c. */
-#define LLMD_SCAN_STACK_BLOCK  1024
-/* llm-d's default block size: whole blocks of it are copied with a
-   constant size and hashed with a constant length (inlined) */
-#define LLMD_SCAN_FAST_BLOCK   64
-
-typedef struct {
-    unsigned char  *copy;
-    size_t          cap;
-    size_t          n;
-    uint32_t        bs;
-    uint32_t        maxb;
-    uint64_t       *out;
-    size_t          nh;
-    uint64_t        h;
-    size_t          fill;
-    int             active;
-    int             count;
-    XXH3_state_t    st;
-    unsigned char   buf[LLMD_SCAN_STACK_BLOCK];
-} llmd_sink_t;
-
-
 typedef const unsigned char  u_char_c;
 
 
@@ -113,25 +84,21 @@ static u_char_c *llmd_arr_first(u_char_c *p);
 static u_char_c *llmd_arr_next(u_char_c *v);
 static void llmd_members(u_char_c *p, const char **names, size_t n,
     u_char_c **vals);
-static void llmd_str_emit(llmd_sink_t *s, u_char_c *p, int go);
-static void llmd_str_emit_plain(llmd_sink_t *s, u_char_c *p,
+static void llmd_str_emit(llmd_prompt_sink_t *s, u_char_c *p, int go);
+static void llmd_str_emit_plain(llmd_prompt_sink_t *s, u_char_c *p,
     u_char_c *cend);
 static int llmd_str_empty(u_char_c *p);
 static int llmd_str_get(u_char_c *p, const llmd_alloc_t *a,
     const char **str, size_t *len);
 static int llmd_num_value(u_char_c *p, const llmd_alloc_t *a, double *d);
-static void llmd_sink_init(llmd_sink_t *s, llmd_body_t *b);
-static void llmd_sink_write(llmd_sink_t *s, const void *data, size_t len);
-static void llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp,
-    size_t *plen);
-static void llmd_go_emit(llmd_sink_t *s, u_char_c *p, size_t len);
-static void llmd_sink_write_pt(void *s, const void *data, size_t len);
-static int llmd_completions(llmd_sink_t *s, u_char_c *prompt,
+static void llmd_body_sink(llmd_prompt_sink_t *s, const llmd_body_t *b);
+static void llmd_go_emit(llmd_prompt_sink_t *s, u_char_c *p, size_t len);
+static int llmd_completions(llmd_prompt_sink_t *s, u_char_c *prompt,
     u_char_c *plain, const llmd_alloc_t *a, llmd_body_t *b, char *err,
     size_t errlen);
-static int llmd_chat(llmd_sink_t *s, u_char_c *messages, char *err,
+static int llmd_chat(llmd_prompt_sink_t *s, u_char_c *messages, char *err,
     size_t errlen);
-static int llmd_chat_content(llmd_sink_t *s, u_char_c *content);
+static int llmd_chat_content(llmd_prompt_sink_t *s, u_char_c *content);
 static void llmd_chat_msgs(u_char_c *messages, llmd_body_t *b);
 static const char *llmd_msg_str(u_char_c *p, llmd_body_t *b, size_t *used);
 
@@ -168,11 +135,12 @@ int
 llmd_body_scan(llmd_api_t api, const char *body, size_t len,
     const llmd_alloc_t *a, llmd_body_t *b, char *err, size_t errlen)
 {
-    int           rc;
-    u_char_c     *p, *e, *root, *rend, *f[LLMD_F_N], *plain[LLMD_F_N];
-    const char   *s;
-    size_t        n;
-    llmd_sink_t   sink;
+    int                  rc;
+    u_char_c            *p, *e, *root, *rend, *f[LLMD_F_N];
+    u_char_c            *plain[LLMD_F_N];
+    const char          *s;
+    size_t               n;
+    llmd_prompt_sink_t   sink;
 
     b->model = "";
     b->model_len = 0;
@@ -264,7 +232,7 @@ llmd_body_scan(llmd_api_t api, const char *body, size_t len,
     switch (api) {
 
     case LLMD_API_COMPLETIONS:
-        llmd_sink_init(&sink, b);
+        llmd_body_sink(&sink, b);
         rc = llmd_completions(&sink, f[LLMD_F_PROMPT], plain[LLMD_F_PROMPT],
                               a, b, err, errlen);
         break;
@@ -284,7 +252,7 @@ llmd_body_scan(llmd_api_t api, const char *body, size_t len,
 
         b->chat_kwargs = llmd_is_object(f[LLMD_F_KWARGS]);
 
-        llmd_sink_init(&sink, b);
+        llmd_body_sink(&sink, b);
         rc = llmd_chat(&sink, f[LLMD_F_MESSAGES], err, errlen);
         b->has_prompt = (rc == 0);
 
@@ -1078,7 +1046,7 @@ llmd_members(u_char_c *p, const char **names, size_t n, u_char_c **vals)
  * validity rules give the same as over the whole decoded string.
  */
 static void
-llmd_str_emit(llmd_sink_t *s, u_char_c *p, int go)
+llmd_str_emit(llmd_prompt_sink_t *s, u_char_c *p, int go)
 {
     size_t          n, adv;
     u_char_c       *q, *close, *h, *run;
@@ -1113,7 +1081,7 @@ llmd_str_emit(llmd_sink_t *s, u_char_c *p, int go)
             llmd_go_emit(s, run, h - run);
 
         } else {
-            llmd_sink_write(s, run, h - run);
+            llmd_prompt_sink_write(s, run, h - run);
         }
 
         if (h == close || *h == '\0') {
@@ -1130,7 +1098,7 @@ llmd_str_emit(llmd_sink_t *s, u_char_c *p, int go)
             llmd_go_emit(s, out, n);
 
         } else {
-            llmd_sink_write(s, out, n);
+            llmd_prompt_sink_write(s, out, n);
         }
 
         q = h + adv;
@@ -1143,13 +1111,13 @@ llmd_str_emit(llmd_sink_t *s, u_char_c *p, int go)
  * its C string ending at cend: no search.
  */
 static void
-llmd_str_emit_plain(llmd_sink_t *s, u_char_c *p, u_char_c *cend)
+llmd_str_emit_plain(llmd_prompt_sink_t *s, u_char_c *p, u_char_c *cend)
 {
     if (!s->active) {
         return;
     }
 
-    llmd_sink_write(s, p + 1, cend - (p + 1));
+    llmd_prompt_sink_write(s, p + 1, cend - (p + 1));
 }
 
 
@@ -1179,8 +1147,9 @@ static int
 llmd_str_get(u_char_c *p, const llmd_alloc_t *a, const char **str,
     size_t *len)
 {
-    u_char_c     *close, *z;
-    llmd_sink_t   s;
+    u_char_c            *close, *z;
+    unsigned char       *copy;
+    llmd_prompt_sink_t   s;
 
     close = llmd_str_close(p);
 
@@ -1193,14 +1162,12 @@ llmd_str_get(u_char_c *p, const llmd_alloc_t *a, const char **str,
         return 0;
     }
 
-    memset(&s, 0, offsetof(llmd_sink_t, st));
-    s.cap = close - p;
-    s.copy = a->alloc(a->ctx, s.cap);
-    if (s.copy == NULL) {
+    copy = a->alloc(a->ctx, close - p);
+    if (copy == NULL) {
         return -1;
     }
 
-    s.active = 1;
+    llmd_prompt_sink_start(&s, copy, close - p, 1);
 
     llmd_str_emit(&s, p, 0);
 
@@ -1254,167 +1221,28 @@ llmd_num_value(u_char_c *p, const llmd_alloc_t *a, double *d)
 
 /* ---- the prompt bytes ---- */
 
-
+/* A sink for the prompt as b asks for it (llmd_body_t's "in" fields). */
 static void
-llmd_sink_init(llmd_sink_t *s, llmd_body_t *b)
+llmd_body_sink(llmd_prompt_sink_t *s, const llmd_body_t *b)
 {
-    XXH64_state_t  st;
-
-    s->copy = b->copy;
-    s->cap = b->copy ? b->copy_cap : 0;
-    s->n = 0;
-    s->bs = b->hashes ? b->block_size : 0;
-    s->maxb = b->max_blocks;
-    s->out = b->hashes;
-    s->nh = 0;
-    s->fill = 0;
-    s->count = (s->copy != NULL) || b->exact_len;
-    s->active = s->count || (s->bs != 0 && s->maxb != 0);
-
-    if (s->bs == 0 || s->maxb == 0) {
-        s->bs = 0;
-        return;
-    }
-
-    (void) XXH64_reset(&st, 0);
-
-    if (b->model_len) {
-        (void) XXH64_update(&st, b->model, b->model_len);
-    }
-
-    if (b->cache_salt != NULL && b->cache_salt_len) {
-        (void) XXH64_update(&st, b->cache_salt, b->cache_salt_len);
-    }
-
-    s->h = XXH64_digest(&st);
-
-    if (s->bs > LLMD_SCAN_STACK_BLOCK) {
-        (void) XXH3_64bits_reset(&s->st);
-    }
-}
-
-
-/*
- * Whole 64-byte blocks from p while the sink is at a block boundary,
- * hashed where they are (no copy), the chain value kept in a register.
- * Each block's own XXH3 does not depend on the chain, so the CPU overlaps
- * it with the previous blocks' links; only the 16-byte link is serial.
- * Flattened: everything XXH3 calls is inlined here, with the lengths
- * constants.
- */
-static __attribute__((flatten)) void
-llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
-{
-    size_t                len, nh, maxb;
-    uint64_t              h, *out;
-    const unsigned char  *p;
-
-    p = *pp;
-    len = *plen;
-    h = s->h;
-    nh = s->nh;
-    maxb = s->maxb;
-    out = s->out;
-
-    while (len >= LLMD_SCAN_FAST_BLOCK) {
-        h = llmd_prefix_link(h, XXH3_64bits(p, LLMD_SCAN_FAST_BLOCK));
-        out[nh++] = h;
-        p += LLMD_SCAN_FAST_BLOCK;
-        len -= LLMD_SCAN_FAST_BLOCK;
-
-        if (nh == maxb) {
-            s->bs = 0;
-            s->active = s->count;
-            break;
-        }
-    }
-
-    s->h = h;
-    s->nh = nh;
-    *pp = p;
-    *plen = len;
-}
-
-
-static void
-llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
-{
-    size_t                take;
-    uint64_t              bh;
-    const unsigned char  *p = data;
-
-    if (s->copy != NULL && s->n + len <= s->cap) {
-        memcpy(s->copy + s->n, p, len);
-    }
-
-    s->n += len;
-
-    if (s->bs == LLMD_SCAN_FAST_BLOCK && s->fill == 0
-        && len >= LLMD_SCAN_FAST_BLOCK)
-    {
-        llmd_sink_blocks64(s, &p, &len);
-    }
-
-    while (len && s->bs) {
-        take = s->bs - s->fill;
-        if (take > len) {
-            take = len;
-        }
-
-        if (s->bs <= LLMD_SCAN_STACK_BLOCK) {
-            memcpy(s->buf + s->fill, p, take);
-
-        } else {
-            (void) XXH3_64bits_update(&s->st, p, take);
-        }
-
-        s->fill += take;
-        p += take;
-        len -= take;
-
-        if (s->fill < s->bs) {
-            break;
-        }
-
-        if (s->bs <= LLMD_SCAN_STACK_BLOCK) {
-            bh = XXH3_64bits(s->buf, s->bs);
-
-        } else {
-            bh = XXH3_64bits_digest(&s->st);
-            (void) XXH3_64bits_reset(&s->st);
-        }
-
-        s->h = llmd_prefix_link(s->h, bh);
-        s->out[s->nh++] = s->h;
-        s->fill = 0;
-
-        if (s->nh == s->maxb) {
-            s->bs = 0;
-            s->active = s->count;
-        }
-    }
-}
-
-
-/* llmd_sink_write as a llmd_go_write_pt */
-static void
-llmd_sink_write_pt(void *s, const void *data, size_t len)
-{
-    llmd_sink_write(s, data, len);
+    llmd_prompt_sink_start(s, b->copy, b->copy_cap, b->exact_len);
+    llmd_prompt_sink_hash(s, b->model, b->model_len, b->cache_salt,
+                          b->cache_salt_len, b->block_size, b->max_blocks,
+                          b->hashes);
 }
 
 
 /* What Go's encoding/json.Marshal writes for these string bytes (the
    cJSON path writes the same, llmd_go_json.c). */
 static void
-llmd_go_emit(llmd_sink_t *s, u_char_c *p, size_t len)
+llmd_go_emit(llmd_prompt_sink_t *s, u_char_c *p, size_t len)
 {
-    llmd_go_json_escape(p, len, llmd_sink_write_pt, s);
+    llmd_go_json_escape(p, len, llmd_prompt_sink_write_pt, s);
 }
 
 
 static int
-llmd_completions(llmd_sink_t *s, u_char_c *prompt, u_char_c *plain,
+llmd_completions(llmd_prompt_sink_t *s, u_char_c *prompt, u_char_c *plain,
     const llmd_alloc_t *a, llmd_body_t *b, char *err, size_t errlen)
 {
     int            nested, first;
@@ -1455,7 +1283,7 @@ llmd_completions(llmd_sink_t *s, u_char_c *prompt, u_char_c *plain,
             }
 
             if (s->active && !first) {
-                llmd_sink_write(s, " ", 1);
+                llmd_prompt_sink_write(s, " ", 1);
             }
 
             llmd_str_emit(s, c, 0);
@@ -1508,7 +1336,7 @@ llmd_completions(llmd_sink_t *s, u_char_c *prompt, u_char_c *plain,
                 le[2] = (unsigned char) (id >> 16);
                 le[3] = (unsigned char) (id >> 24);
 
-                llmd_sink_write(s, le, 4);
+                llmd_prompt_sink_write(s, le, 4);
             }
         }
     }
@@ -1525,13 +1353,14 @@ invalid:
 
 
 static int
-llmd_chat(llmd_sink_t *s, u_char_c *messages, char *err, size_t errlen)
+llmd_chat(llmd_prompt_sink_t *s, u_char_c *messages, char *err,
+    size_t errlen)
 {
     int           first;
     u_char_c     *m, *v[2];
     static const char  *names[2] = { "role", "content" };
 
-    llmd_sink_write(s, "[", 1);
+    llmd_prompt_sink_write(s, "[", 1);
 
     first = 1;
 
@@ -1539,12 +1368,12 @@ llmd_chat(llmd_sink_t *s, u_char_c *messages, char *err, size_t errlen)
          m = llmd_arr_next(m), first = 0)
     {
         if (!first && s->active) {
-            llmd_sink_write(s, ",", 1);
+            llmd_prompt_sink_write(s, ",", 1);
         }
 
         if (llmd_is_null(m)) {
             if (s->active) {
-                llmd_sink_write(s, "{\"content\":\"\"}", 14);
+                llmd_prompt_sink_write(s, "{\"content\":\"\"}", 14);
             }
 
             continue;
@@ -1563,15 +1392,15 @@ llmd_chat(llmd_sink_t *s, u_char_c *messages, char *err, size_t errlen)
         }
 
         if (s->active) {
-            llmd_sink_write(s, "{", 1);
+            llmd_prompt_sink_write(s, "{", 1);
 
             if (!llmd_is_null(v[0]) && !llmd_str_empty(v[0])) {
-                llmd_sink_write(s, "\"role\":\"", 8);
+                llmd_prompt_sink_write(s, "\"role\":\"", 8);
                 llmd_str_emit(s, v[0], 1);
-                llmd_sink_write(s, "\",", 2);
+                llmd_prompt_sink_write(s, "\",", 2);
             }
 
-            llmd_sink_write(s, "\"content\":", 10);
+            llmd_prompt_sink_write(s, "\"content\":", 10);
         }
 
         if (llmd_chat_content(s, v[1]) != 0) {
@@ -1581,12 +1410,12 @@ llmd_chat(llmd_sink_t *s, u_char_c *messages, char *err, size_t errlen)
         }
 
         if (s->active) {
-            llmd_sink_write(s, "}", 1);
+            llmd_prompt_sink_write(s, "}", 1);
         }
     }
 
     if (s->active) {
-        llmd_sink_write(s, "]", 1);
+        llmd_prompt_sink_write(s, "]", 1);
     }
 
     return 0;
@@ -1594,7 +1423,7 @@ llmd_chat(llmd_sink_t *s, u_char_c *messages, char *err, size_t errlen)
 
 
 static int
-llmd_chat_content(llmd_sink_t *s, u_char_c *content)
+llmd_chat_content(llmd_prompt_sink_t *s, u_char_c *content)
 {
     int           first;
     u_char_c     *c, *v[3], *url;
@@ -1603,7 +1432,7 @@ llmd_chat_content(llmd_sink_t *s, u_char_c *content)
 
     if (llmd_is_null(content)) {
         if (s->active) {
-            llmd_sink_write(s, "\"\"", 2);
+            llmd_prompt_sink_write(s, "\"\"", 2);
         }
 
         return 0;
@@ -1611,9 +1440,9 @@ llmd_chat_content(llmd_sink_t *s, u_char_c *content)
 
     if (llmd_is_string(content)) {
         if (s->active) {
-            llmd_sink_write(s, "\"", 1);
+            llmd_prompt_sink_write(s, "\"", 1);
             llmd_str_emit(s, content, 1);
-            llmd_sink_write(s, "\"", 1);
+            llmd_prompt_sink_write(s, "\"", 1);
         }
 
         return 0;
@@ -1624,7 +1453,7 @@ llmd_chat_content(llmd_sink_t *s, u_char_c *content)
     }
 
     if (s->active) {
-        llmd_sink_write(s, "[", 1);
+        llmd_prompt_sink_write(s, "[", 1);
     }
 
     first = 1;
@@ -1633,7 +1462,7 @@ llmd_chat_content(llmd_sink_t *s, u_char_c *content)
          c = llmd_arr_next(c), first = 0)
     {
         if (!first && s->active) {
-            llmd_sink_write(s, ",", 1);
+            llmd_prompt_sink_write(s, ",", 1);
         }
 
         v[0] = NULL;
@@ -1682,33 +1511,33 @@ llmd_chat_content(llmd_sink_t *s, u_char_c *content)
             continue;
         }
 
-        llmd_sink_write(s, "{\"type\":\"", 9);
+        llmd_prompt_sink_write(s, "{\"type\":\"", 9);
 
         if (v[0] != NULL) {
             llmd_str_emit(s, v[0], 1);
         }
 
-        llmd_sink_write(s, "\"", 1);
+        llmd_prompt_sink_write(s, "\"", 1);
 
         if (v[1] != NULL && !llmd_str_empty(v[1])) {
-            llmd_sink_write(s, ",\"text\":\"", 9);
+            llmd_prompt_sink_write(s, ",\"text\":\"", 9);
             llmd_str_emit(s, v[1], 1);
-            llmd_sink_write(s, "\"", 1);
+            llmd_prompt_sink_write(s, "\"", 1);
         }
 
-        llmd_sink_write(s, ",\"image_url\":{", 14);
+        llmd_prompt_sink_write(s, ",\"image_url\":{", 14);
 
         if (url != NULL && !llmd_str_empty(url)) {
-            llmd_sink_write(s, "\"url\":\"", 7);
+            llmd_prompt_sink_write(s, "\"url\":\"", 7);
             llmd_str_emit(s, url, 1);
-            llmd_sink_write(s, "\"", 1);
+            llmd_prompt_sink_write(s, "\"", 1);
         }
 
-        llmd_sink_write(s, "}}", 2);
+        llmd_prompt_sink_write(s, "}}", 2);
     }
 
     if (s->active) {
-        llmd_sink_write(s, "]", 1);
+        llmd_prompt_sink_write(s, "]", 1);
     }
 
     return 0;
@@ -1798,7 +1627,7 @@ llmd_chat_msgs(u_char_c *messages, llmd_body_t *b)
  * written after the last hashed byte.
  */
 static void
-llmd_chat_hash_str(llmd_sink_t *s, const char *str, size_t need)
+llmd_chat_hash_str(llmd_prompt_sink_t *s, const char *str, size_t need)
 {
     size_t  left;
 
@@ -1820,46 +1649,38 @@ llmd_body_chat_hashes(const char *model, size_t model_len, const char *salt,
     size_t salt_len, const llmd_request_msg_t *msgs, size_t nmsgs,
     uint32_t block_size, uint32_t max_blocks, uint64_t *out)
 {
-    size_t        i, need;
-    llmd_body_t   b;
-    llmd_sink_t   s;
+    size_t               i, need;
+    llmd_prompt_sink_t   s;
 
-    memset(&b, 0, sizeof(llmd_body_t));
-    b.block_size = block_size;
-    b.max_blocks = max_blocks;
-    b.hashes = out;
-    b.model = model;
-    b.model_len = model_len;
-    b.cache_salt = salt;
-    b.cache_salt_len = salt_len;
-
-    llmd_sink_init(&s, &b);
+    llmd_prompt_sink_start(&s, NULL, 0, 0);
+    llmd_prompt_sink_hash(&s, model, model_len, salt, salt_len, block_size,
+                          max_blocks, out);
 
     /* the serialisation's bytes that are hashed */
     need = (size_t) block_size * max_blocks;
 
-    llmd_sink_write(&s, "[", 1);
+    llmd_prompt_sink_write(&s, "[", 1);
 
     for (i = 0; i < nmsgs && s.active; i++) {
         if (i) {
-            llmd_sink_write(&s, ",", 1);
+            llmd_prompt_sink_write(&s, ",", 1);
         }
 
-        llmd_sink_write(&s, "{", 1);
+        llmd_prompt_sink_write(&s, "{", 1);
 
         if (msgs[i].role[0] != '\0') {
-            llmd_sink_write(&s, "\"role\":\"", 8);
+            llmd_prompt_sink_write(&s, "\"role\":\"", 8);
             llmd_chat_hash_str(&s, msgs[i].role, need);
-            llmd_sink_write(&s, "\",", 2);
+            llmd_prompt_sink_write(&s, "\",", 2);
         }
 
-        llmd_sink_write(&s, "\"content\":\"", 11);
+        llmd_prompt_sink_write(&s, "\"content\":\"", 11);
         llmd_chat_hash_str(&s, msgs[i].content, need);
-        llmd_sink_write(&s, "\"}", 2);
+        llmd_prompt_sink_write(&s, "\"}", 2);
     }
 
     if (s.active) {
-        llmd_sink_write(&s, "]", 1);
+        llmd_prompt_sink_write(&s, "]", 1);
     }
 
     return s.nh;
@@ -1871,16 +1692,14 @@ llmd_body_chat_hashes(const char *model, size_t model_len, const char *salt,
 static const char *
 llmd_msg_str(u_char_c *p, llmd_body_t *b, size_t *used)
 {
-    llmd_sink_t  s;
+    llmd_prompt_sink_t  s;
 
     if (*used >= b->msg_text_cap) {
         return NULL;
     }
 
-    memset(&s, 0, offsetof(llmd_sink_t, st));
-    s.copy = b->msg_text + *used;
-    s.cap = b->msg_text_cap - *used;
-    s.active = 1;
+    llmd_prompt_sink_start(&s, b->msg_text + *used,
+                           b->msg_text_cap - *used, 1);
 
     llmd_str_emit(&s, p, 0);
 

@@ -24,14 +24,33 @@
 #include "core/llmd_prefix_hash.h"
 
 
+uint64_t
+llmd_prefix_seed(const char *model, size_t model_len, const char *salt,
+    size_t salt_len)
+{
+    XXH64_state_t  st;
+
+    (void) XXH64_reset(&st, 0);
+
+    if (model_len) {
+        (void) XXH64_update(&st, model, model_len);
+    }
+
+    if (salt != NULL && salt_len) {
+        (void) XXH64_update(&st, salt, salt_len);
+    }
+
+    return XXH64_digest(&st);
+}
+
+
 size_t
 llmd_prefix_hashes(const char *model, size_t model_len,
     const char *salt, size_t salt_len, const unsigned char *input,
     size_t len, uint32_t block_size, uint32_t max_blocks, uint64_t *out)
 {
-    size_t          nblocks, k;
-    uint64_t        h;
-    XXH64_state_t   st;
+    size_t    nblocks, k;
+    uint64_t  h;
 
     if (block_size == 0 || max_blocks == 0 || input == NULL) {
         return 0;
@@ -48,19 +67,7 @@ llmd_prefix_hashes(const char *model, size_t model_len,
         return 0;
     }
 
-    if (XXH64_reset(&st, 0) != XXH_OK) {
-        return 0;
-    }
-
-    if (model_len) {
-        (void) XXH64_update(&st, model, model_len);
-    }
-
-    if (salt != NULL && salt_len) {
-        (void) XXH64_update(&st, salt, salt_len);
-    }
-
-    h = XXH64_digest(&st);
+    h = llmd_prefix_seed(model, model_len, salt, salt_len);
 
     for (k = 0; k < nblocks; k++) {
         h = llmd_prefix_link(h, XXH3_64bits(input + k * block_size,

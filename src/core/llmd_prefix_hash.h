@@ -26,6 +26,10 @@ llmd_prefix_link(uint64_t prev, uint64_t block_hash)
     return XXH3_64bits(link, sizeof(link));
 }
 
+/* h0: the chain's seed, from model and salt (salt NULL: none). */
+uint64_t llmd_prefix_seed(const char *model, size_t model_len,
+    const char *salt, size_t salt_len);
+
 /* Writes up to max_blocks hashes to out; returns how many. */
 size_t llmd_prefix_hashes(const char *model, size_t model_len,
     const char *salt, size_t salt_len, const unsigned char *input,

@@ -83,6 +83,8 @@ typedef struct {
     uint32_t        bs;
     uint32_t        maxb;
     uint64_t       *out;
+    const uint32_t *pf;           /* llmd_body_t's prefetch, or NULL */
+    uint64_t        pfmask;
     size_t          nh;
     uint64_t        h;
     size_t          fill;
@@ -1266,6 +1268,8 @@ llmd_sink_init(llmd_sink_t *s, llmd_body_t *b)
     s->bs = b->hashes ? b->block_size : 0;
     s->maxb = b->max_blocks;
     s->out = b->hashes;
+    s->pf = b->prefetch;
+    s->pfmask = b->prefetch_mask;
     s->nh = 0;
     s->fill = 0;
     s->count = (s->copy != NULL) || b->exact_len;
@@ -1306,7 +1310,8 @@ static __attribute__((flatten)) void
 llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
 {
     size_t                len, nh, maxb;
-    uint64_t              h, *out;
+    uint64_t              h, *out, pfmask;
+    const uint32_t       *pf;
     const unsigned char  *p;
 
     p = *pp;
@@ -1315,10 +1320,16 @@ llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
     nh = s->nh;
     maxb = s->maxb;
     out = s->out;
+    pf = s->pf;
+    pfmask = s->pfmask;
 
     while (len >= LLMD_SCAN_FAST_BLOCK) {
         h = llmd_prefix_link(h, XXH3_64bits(p, LLMD_SCAN_FAST_BLOCK));
         out[nh++] = h;
+
+        if (pf != NULL) {
+            __builtin_prefetch(&pf[h & pfmask]);
+        }
         p += LLMD_SCAN_FAST_BLOCK;
         len -= LLMD_SCAN_FAST_BLOCK;
 
@@ -1386,6 +1397,10 @@ llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
 
         s->h = llmd_prefix_link(s->h, bh);
         s->out[s->nh++] = s->h;
+
+        if (s->pf != NULL) {
+            __builtin_prefetch(&s->pf[s->h & s->pfmask]);
+        }
         s->fill = 0;
 
         if (s->nh == s->maxb) {

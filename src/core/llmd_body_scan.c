@@ -1330,6 +1330,7 @@ llmd_sink_blocks64(llmd_sink_t *s, const unsigned char **pp, size_t *plen)
         if (pf != NULL) {
             __builtin_prefetch(&pf[h & pfmask]);
         }
+
         p += LLMD_SCAN_FAST_BLOCK;
         len -= LLMD_SCAN_FAST_BLOCK;
 
@@ -1401,6 +1402,7 @@ llmd_sink_write(llmd_sink_t *s, const void *data, size_t len)
         if (s->pf != NULL) {
             __builtin_prefetch(&s->pf[s->h & s->pfmask]);
         }
+
         s->fill = 0;
 
         if (s->nh == s->maxb) {

@@ -60,8 +60,8 @@ void llmd_prefix_index_match_held(const llmd_prefix_index_t *idx,
 /*
  * The bucket table, for a caller to prefetch hash's bucket,
  * table[hash & *mask], long before its lookup (while it makes the
- * hashes): reading it is no part of the index's API, and its words change
- * under the caller's lock only, so the prefetch needs none.
+ * hashes).  A hint only: what the words hold is the index's own, they
+ * change under the caller's lock, and a prefetch needs no lock.
  */
 const uint32_t *llmd_prefix_index_buckets(const llmd_prefix_index_t *idx,
     uint32_t *mask);

@@ -12,10 +12,6 @@
 #define LLMD_PI_MAGIC    0x3178696470646d6cULL       /* "lmdpdix1" */
 /* 2: the shared llmd_index_region_t header (1 had none); 3: changes */
 #define LLMD_PI_VERSION  3
-/* prefetch distance in blocks: lookups load a bucket this far ahead to
-   prefetch its first entry; the buckets and entries of a large index are
-   cache misses */
-#define LLMD_PI_AHEAD    8
 /* the insert's distance (its buckets twice as far): in a full index its
    searches still missed the first entries prefetched 8 blocks ahead */
 #define LLMD_PI_INSERT_AHEAD  16
@@ -173,13 +169,22 @@ llmd_pi_match(const llmd_prefix_index_t *idx, const uint64_t *hashes,
      * missing when it was read (two thirds of the function's time there);
      * all of them at once overlap their misses and page walks.  Not wasted
      * when the match stops early: the insert after the pick
-     * (llmd_prefix_index_add) reads the same buckets.
+     * (llmd_prefix_index_add) reads the same buckets.  (The module's body
+     * scanner has prefetched them already, each as it made its hash:
+     * llmd_prefix_index_buckets().)
+     *
+     * Then the first entry of every bucket, all of them before the walk
+     * too: with the buckets in the cache these loads do not wait, and the
+     * entries' misses overlap as the buckets' did (a throwaway loop with
+     * the TLB emptied before each lookup and the buckets prefetched
+     * earlier: 0.9 us against 1.3 with each entry prefetched 8 blocks
+     * ahead).
      */
     for (i = 0; i < n; i++) {
         __builtin_prefetch(&buckets[hashes[i] & mask]);
     }
 
-    for (i = 0; i < n && i < LLMD_PI_AHEAD; i++) {
+    for (i = 0; i < n; i++) {
         e = buckets[hashes[i] & mask];
         if (e != LLMD_INDEX_NONE) {
             __builtin_prefetch(&entries[e]);
@@ -188,14 +193,6 @@ llmd_pi_match(const llmd_prefix_index_t *idx, const uint64_t *hashes,
 
     for (i = 0; i < n; i++) {
         found = 0;
-
-        /* the first entry of a block further on */
-        if (i + LLMD_PI_AHEAD < n) {
-            e = buckets[hashes[i + LLMD_PI_AHEAD] & mask];
-            if (e != LLMD_INDEX_NONE) {
-                __builtin_prefetch(&entries[e]);
-            }
-        }
 
         for (e = buckets[hashes[i] & mask];
              e != LLMD_INDEX_NONE;
@@ -334,6 +331,14 @@ llmd_prefix_index_clear_endpoint(llmd_prefix_index_t *idx, uint32_t ep)
 {
     idx->changes++;
     llmd_index_region_clear_endpoint(&idx->region, ep, llmd_pi_unchain);
+}
+
+
+const uint32_t *
+llmd_prefix_index_buckets(const llmd_prefix_index_t *idx, uint32_t *mask)
+{
+    *mask = idx->region.nbuckets - 1;
+    return llmd_index_region_buckets(&idx->region, &llmd_pi_layout, 0);
 }
 
 

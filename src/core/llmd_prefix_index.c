@@ -12,8 +12,9 @@
 #define LLMD_PI_MAGIC    0x3178696470646d6cULL       /* "lmdpdix1" */
 /* 2: the shared llmd_index_region_t header (1 had none); 3: changes */
 #define LLMD_PI_VERSION  3
-/* the insert's distance (its buckets twice as far): in a full index its
-   searches still missed the first entries prefetched 8 blocks ahead */
+/* the insert's prefetch distance in blocks (its buckets twice as far):
+   in a full index its searches missed first entries prefetched only 8
+   blocks ahead */
 #define LLMD_PI_INSERT_AHEAD  16
 /*
  * at most this many of an endpoint's oldest entries are prefetched before

@@ -234,11 +234,6 @@ run(int scanner, char *body, int len, int n, double *tp, double *th,
             b.hashes = hashes;
             b.exact_len = 1;
 
-            if (idx != NULL) {
-                b.prefetch = llmd_prefix_index_buckets(idx,
-                                                       &b.prefetch_mask);
-            }
-
             if (llmd_body_scan(LLMD_API_COMPLETIONS, body, len, &a, &b, err,
                                sizeof(err)) != 0)
             {

@@ -1229,7 +1229,6 @@ llmd_body_sink(llmd_prompt_sink_t *s, const llmd_body_t *b)
     llmd_prompt_sink_hash(s, b->model, b->model_len, b->cache_salt,
                           b->cache_salt_len, b->block_size, b->max_blocks,
                           b->hashes);
-    llmd_prompt_sink_prefetch(s, b->prefetch, b->prefetch_mask);
 }
 
 

@@ -19,12 +19,6 @@ typedef struct {
     uint32_t              block_size;
     uint32_t              max_blocks;
     uint64_t             *hashes;           /* max_blocks entries */
-    /* in: a table of prefetch_mask + 1 words (NULL: none) whose word
-       hash & prefetch_mask is prefetched as each hash is made: the
-       approximate index's buckets (llmd_prefix_index_buckets()), so the
-       lookup after the scan finds them in the cache; a hint only */
-    const uint32_t       *prefetch;
-    uint32_t              prefetch_mask;
     /* in: where to copy the prompt bytes (NULL: nowhere); with a copy
        buffer the whole prompt is produced and prompt_len is exact */
     unsigned char        *copy;

@@ -170,16 +170,17 @@ llmd_pi_match(const llmd_prefix_index_t *idx, const uint64_t *hashes,
      * missing when it was read (two thirds of the function's time there);
      * all of them at once overlap their misses and page walks.  Not wasted
      * when the match stops early: the insert after the pick
-     * (llmd_prefix_index_add) reads the same buckets.  (The module's body
-     * scanner has prefetched them already, each as it made its hash:
-     * llmd_prefix_index_buckets().)
+     * (llmd_prefix_index_add) reads the same buckets.  (Prefetching each
+     * bucket earlier, in the body scanner as it made each hash, cost 2-3.5
+     * us more per request in nginx than it saved here on a VM where every
+     * such prefetch waited for its page walk: docs/benchmark.md, "Issue
+     * 14, P3, twelfth session".)
      *
      * Then the first entry of every bucket, all of them before the walk
-     * too: with the buckets in the cache these loads do not wait, and the
-     * entries' misses overlap as the buckets' did (a throwaway loop with
-     * the TLB emptied before each lookup and the buckets prefetched
-     * earlier: 0.9 us against 1.3 with each entry prefetched 8 blocks
-     * ahead).
+     * too: the buckets are then arriving, and the entries' misses overlap
+     * as the buckets' did (a throwaway loop with the TLB emptied before
+     * each lookup: 1.4-1.6 us against 1.6-1.9 with each entry prefetched
+     * 8 blocks ahead).
      */
     for (i = 0; i < n; i++) {
         __builtin_prefetch(&buckets[hashes[i] & mask]);
@@ -332,14 +333,6 @@ llmd_prefix_index_clear_endpoint(llmd_prefix_index_t *idx, uint32_t ep)
 {
     idx->changes++;
     llmd_index_region_clear_endpoint(&idx->region, ep, llmd_pi_unchain);
-}
-
-
-const uint32_t *
-llmd_prefix_index_buckets(const llmd_prefix_index_t *idx, uint32_t *mask)
-{
-    *mask = idx->region.nbuckets - 1;
-    return llmd_index_region_buckets(&idx->region, &llmd_pi_layout, 0);
 }
 
 

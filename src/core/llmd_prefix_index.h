@@ -57,15 +57,6 @@ void llmd_prefix_index_match_held(const llmd_prefix_index_t *idx,
     const uint64_t *hashes, size_t n, uint32_t *match,
     llmd_prefix_held_t *held);
 
-/*
- * The bucket table, for a caller to prefetch hash's bucket,
- * table[hash & *mask], long before its lookup (while it makes the
- * hashes).  A hint only: what the words hold is the index's own, they
- * change under the caller's lock, and a prefetch needs no lock.
- */
-const uint32_t *llmd_prefix_index_buckets(const llmd_prefix_index_t *idx,
-    uint32_t *mask);
-
 /* How many entries endpoint ep holds: 0 means its match is 0 for every
    prompt, so a caller that needs only some endpoints' matches may skip
    llmd_prefix_index_match when none of them holds any. */

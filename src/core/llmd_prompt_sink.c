@@ -57,15 +57,6 @@ llmd_prompt_sink_hash(llmd_prompt_sink_t *s, const char *model,
 }
 
 
-void
-llmd_prompt_sink_prefetch(llmd_prompt_sink_t *s, const uint32_t *table,
-    uint32_t mask)
-{
-    s->pf = table;
-    s->pfmask = mask;
-}
-
-
 /*
  * Whole 64-byte blocks from p while the sink is at a block boundary,
  * hashed where they are (no copy), the chain value kept in a register.
@@ -79,8 +70,7 @@ llmd_sink_blocks64(llmd_prompt_sink_t *s, const unsigned char **pp,
     size_t *plen)
 {
     size_t                len, nh, maxb;
-    uint64_t              h, *out, pfmask;
-    const uint32_t       *pf;
+    uint64_t              h, *out;
     const unsigned char  *p;
 
     p = *pp;
@@ -89,16 +79,10 @@ llmd_sink_blocks64(llmd_prompt_sink_t *s, const unsigned char **pp,
     nh = s->nh;
     maxb = s->maxb;
     out = s->out;
-    pf = s->pf;
-    pfmask = s->pfmask;
 
     while (len >= LLMD_SINK_FAST_BLOCK) {
         h = llmd_prefix_link(h, XXH3_64bits(p, LLMD_SINK_FAST_BLOCK));
         out[nh++] = h;
-
-        if (pf != NULL) {
-            __builtin_prefetch(&pf[h & pfmask]);
-        }
 
         p += LLMD_SINK_FAST_BLOCK;
         len -= LLMD_SINK_FAST_BLOCK;
@@ -167,10 +151,6 @@ llmd_prompt_sink_write(llmd_prompt_sink_t *s, const void *data, size_t len)
 
         s->h = llmd_prefix_link(s->h, bh);
         s->out[s->nh++] = s->h;
-
-        if (s->pf != NULL) {
-            __builtin_prefetch(&s->pf[s->h & s->pfmask]);
-        }
 
         s->fill = 0;
 

@@ -30,8 +30,6 @@ typedef struct {
     uint32_t        maxb;
     uint64_t       *out;
     uint64_t        h;          /* the chain's last hash */
-    const uint32_t *pf;         /* llmd_prompt_sink_prefetch()'s table */
-    uint64_t        pfmask;
     size_t          fill;       /* bytes of the current block */
     /* the partial block: large, so kept last (starting a sink does not
        touch it) */
@@ -56,14 +54,6 @@ void llmd_prompt_sink_start(llmd_prompt_sink_t *s, unsigned char *copy,
 void llmd_prompt_sink_hash(llmd_prompt_sink_t *s, const char *model,
     size_t model_len, const char *salt, size_t salt_len,
     uint32_t block_size, uint32_t max_blocks, uint64_t *out);
-
-/*
- * Also prefetch table[hash & mask] as each hash is made (table NULL:
- * nothing): the approximate index's buckets, so that the lookup after the
- * scan finds them in the cache.  A hint only; the table is never read.
- */
-void llmd_prompt_sink_prefetch(llmd_prompt_sink_t *s, const uint32_t *table,
-    uint32_t mask);
 
 void llmd_prompt_sink_write(llmd_prompt_sink_t *s, const void *data,
     size_t len);

@@ -212,12 +212,6 @@ ngx_llmd_request_scan(ngx_http_request_t *r, ngx_llmd_srv_conf_t *lcf,
     b.hashes = hashes;
     b.exact_len = 1;
 
-    if (hashes && lcf->index != NULL) {
-        /* the lookup's buckets, prefetched while the hashes are made */
-        b.prefetch = llmd_prefix_index_buckets(lcf->index,
-                                               &b.prefetch_mask);
-    }
-
     if (msgs) {
         /* the roles and contents go to the copy buffer, decoded: never
            longer than the body with their NULs */

@@ -153,10 +153,6 @@ body_diff_plain(const cJSON *messages, size_t cap, size_t *n)
 }
 
 
-#define BODY_DIFF_PREFETCH  1024
-static uint32_t  body_diff_prefetch[BODY_DIFF_PREFETCH];
-
-
 /*
  * 0 when both agree; else 1 with what differs in why.  block_size and
  * max_blocks: the prefix hashing compared (max_blocks <= 512).
@@ -201,14 +197,6 @@ body_diff(llmd_api_t api, const char *body, size_t len, uint32_t block_size,
     b.block_size = block_size;
     b.max_blocks = max_blocks;
     b.hashes = h2;
-
-    /* with even max_blocks, a table to prefetch into as the hashes are
-       made (the approximate index's buckets in the module): a hint, so
-       the hashes must be the same with it and without */
-    if (max_blocks % 2 == 0) {
-        b.prefetch = body_diff_prefetch;
-        b.prefetch_mask = BODY_DIFF_PREFETCH - 1;
-    }
 
     b.copy_cap = (rc1 == 0 && req.prompt != NULL) ? req.prompt_len : 0;
     copy = malloc(b.copy_cap + 1);

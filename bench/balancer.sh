@@ -25,6 +25,9 @@
 # a run carry perf's overhead). After each llmd run the line shows the
 # 4-server upstream's prefix index (from llmd_status): entries and
 # evictions, so a cost that grows with the index shows beside its size.
+# (PIN=1: the front's worker pinned to CPU 1, the backends' worker and wrk
+# to CPU 0, so the front does not share its core with the load: on the
+# twelfth session's VM the ratio of one build spread 1.06-1.26x unpinned.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -106,6 +109,12 @@ LUA
 # the front's worker: its CPU time per request is steadier than req/s on
 # a shared machine; in ns from schedstat (utime + stime: 10 ms ticks)
 WORKER=$(pgrep -P "$(cat $W/front/nginx.pid)" | head -1)
+WRK=wrk
+if [ "${PIN:-0}" = 1 ]; then
+  taskset -p -c 1 "$WORKER" >/dev/null
+  taskset -p -c 0 "$(pgrep -P "$(cat $W/back/nginx.pid)" | head -1)" >/dev/null
+  WRK="taskset -c 0 wrk"
+fi
 TICK=$(getconf CLK_TCK)
 if [ -r /proc/$WORKER/schedstat ]; then
   cpu_ns() { awk '{print $1}' /proc/$WORKER/schedstat; }
@@ -123,7 +132,7 @@ rate() {
       >/dev/null 2>&1 & pp=$!
   fi
   t0=$(cpu_ns)
-  out=$(wrk -t1 -c16 -d${3:-$SECS}s -s $W/post.lua "http://127.0.0.1:$1")
+  out=$($WRK -t1 -c16 -d${3:-$SECS}s -s $W/post.lua "http://127.0.0.1:$1")
   t1=$(cpu_ns)
   [ -z "$pp" ] || wait "$pp" || true
   REQS=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -138,7 +147,7 @@ index() {
     | head -1 | sed 's/.*"entries":\([0-9]*\).*"evictions":\([0-9]*\).*/\1 entries, \2 evictions/')
 }
 
-echo "balancer throughput, 32 KB prompts ($PROMPTS distinct; 0: all), 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds (after ${WARM}s of each unmeasured, order alternating)"
+echo "balancer throughput, 32 KB prompts ($PROMPTS distinct; 0: all), 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds (after ${WARM}s of each unmeasured, order alternating)$([ "${PIN:-0}" = 1 ] && echo ', front worker pinned to CPU 1, backends and wrk to CPU 0')"
 if [ "$WARM" -gt 0 ]; then
   ( PERF= ; rate 19941 warm-rr "$WARM"; rate 19942 warm-llmd "$WARM" )
 fi
@@ -170,7 +179,7 @@ printf "  worker CPU per request (total CPU / total requests): round-robin %.1f 
   "$(echo "($ns_llmd / $req_llmd) / ($ns_rr / $req_rr)" | bc -l)" \
   "$(echo $ratios | tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')"
 
-wrk -t1 -c8 -d${SECS}s -s $W/post.lua "http://127.0.0.1:19943" >/dev/null
+$WRK -t1 -c8 -d${SECS}s -s $W/post.lua "http://127.0.0.1:19943" >/dev/null
 sort -n $W/front/decisions.log | awk '{a[NR]=$1} END {
   printf "decision time, 32 KB prompts, 8 endpoints, %d requests: p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",
     NR, a[int(NR*0.5)], a[int(NR*0.9)], a[int(NR*0.99)], a[NR] }'

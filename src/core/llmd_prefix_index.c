@@ -22,6 +22,11 @@
  * the eviction then unchains them in the same order as without
  */
 #define LLMD_PI_EVICT_AHEAD  256
+/* the lookup probes block 0, every LLMD_PI_STRIDE-th block and the last
+   first (llmd_pi_match); longer prompts (llm-d allows 32,768 blocks) a
+   longer stride, so at most LLMD_PI_PROBES of them */
+#define LLMD_PI_STRIDE  16
+#define LLMD_PI_PROBES  64
 
 
 typedef struct {
@@ -131,108 +136,197 @@ llmd_prefix_index_add_held(llmd_prefix_index_t *idx, uint32_t ep,
 
 
 /*
- * The lookup; with held, one endpoint's run is followed on the way (the
- * first endpoint found holding block 0): each later block's entry of that
- * endpoint continues the run when its newer LRU link (on the line just
- * read for its hash) is the previous block's entry.  Each block adds at
- * most one to the run (an endpoint holds a hash once), so the run is the
- * whole prompt only if every block's entry is there and linked.  In
- * registers only: the plain lookup is the same code without it (inlined
- * with held NULL).
+ * The lookup, without reading every block.  An endpoint's blocks of one
+ * chain always form a prefix of it: an insert adds or touches a prompt's
+ * blocks last first (block 0 ends up the newest), a raise moves such a run
+ * whole, every later insert that touches block i + 1 of this chain touches
+ * block i after it, and evictions take an endpoint's oldest entry first.
+ * So block i + 1 is always older than block i in that endpoint's LRU and
+ * goes first: an endpoint holding block k holds blocks 0..k.  The match of
+ * an endpoint, which the walk over every block counted (blocks held until
+ * the first block no endpoint holds), is then the length k of its prefix,
+ * found by probing block 0, every LLMD_PI_STRIDE-th block (a longer
+ * stride past 992 blocks) and the last (17 buckets for 256 blocks, all
+ * prefetched at once) and then
+ * only the blocks between the last probe an endpoint holds and the next:
+ * ~30 buckets instead of 256, on as many pages (each lookup in nginx
+ * starts with the TLB empty).  Should a prefix ever not be whole, the
+ * match is still at most the prompt's length and the work bounded: each
+ * block is read at most once per group of endpoints.
+ *
+ * held: the first endpoint found holding block 0 (bucket chain order, as
+ * the walk found it), its entries of block 0 and, when it holds the whole
+ * prompt, of the last block; whether the blocks between are one run of
+ * its LRU is for the record to check (llmd_pi_raise_seen).
  */
 static inline void
 llmd_pi_match(const llmd_prefix_index_t *idx, const uint64_t *hashes,
     size_t n, uint32_t *match, llmd_prefix_held_t *held)
 {
-    int               found;
-    size_t            i, run;
-    uint32_t          e, ep, prev, run_ep, mask, *buckets;
+    size_t            i, j, np, lo, hi, stride;
+    uint32_t          e, ep, mask, nfound, *buckets;
+    uint32_t          probe[LLMD_PI_PROBES];
+    uint32_t          found[LLMD_MAX_ENDPOINTS];
+    uint8_t           probes_held[LLMD_MAX_ENDPOINTS];
+    int               advanced;
     llmd_pi_entry_t  *entry, *entries;
 
     memset(match, 0, LLMD_MAX_ENDPOINTS * sizeof(uint32_t));
+
+    if (held != NULL) {
+        held->changes = idx->changes;
+        held->ep = LLMD_MAX_ENDPOINTS;
+        held->first = LLMD_INDEX_NONE;
+        held->last = LLMD_INDEX_NONE;
+    }
+
+    if (n == 0) {
+        return;
+    }
 
     /* read once: the stores to match[] could alias the region's header */
     buckets = llmd_index_region_buckets(&idx->region, &llmd_pi_layout, 0);
     mask = idx->region.nbuckets - 1;
     entries = llmd_pi_entry(idx, 0);
-    run = 0;
-    run_ep = LLMD_MAX_ENDPOINTS;
-    prev = LLMD_INDEX_NONE;
 
-    if (held != NULL) {
-        held->changes = idx->changes;
+    /* the probed blocks: 0, stride - 1, 2 x stride - 1, ..., n - 1 */
+    stride = (n + LLMD_PI_PROBES - 3) / (LLMD_PI_PROBES - 2);
+    if (stride < LLMD_PI_STRIDE) {
+        stride = LLMD_PI_STRIDE;
+    }
+
+    np = 0;
+    probe[np++] = 0;
+
+    for (i = stride - 1; i < n - 1 && np < LLMD_PI_PROBES - 1; i += stride) {
+        probe[np++] = (uint32_t) i;
+    }
+
+    if (n > 1) {
+        probe[np++] = (uint32_t) (n - 1);
     }
 
     /*
-     * Every bucket first: in nginx each lookup starts with the TLB empty
-     * (a system call empties it on this VM) and the buckets out of the
-     * caches, and a bucket prefetched only a few blocks ahead was still
-     * missing when it was read (two thirds of the function's time there);
-     * all of them at once overlap their misses and page walks.  Not wasted
-     * when the match stops early: the insert after the pick
-     * (llmd_prefix_index_add) reads the same buckets.  (Prefetching each
-     * bucket earlier, in the body scanner as it made each hash, cost 2-3.5
-     * us more per request in nginx than it saved here on a VM where every
-     * such prefetch waited for its page walk: docs/benchmark.md, "Issue
-     * 14, P3, twelfth session".)
-     *
-     * Then the first entry of every bucket, all of them before the walk
-     * too: the buckets are then arriving, and the entries' misses overlap
-     * as the buckets' did (a throwaway loop with the TLB emptied before
-     * each lookup: 1.4-1.6 us against 1.6-1.9 with each entry prefetched
-     * 8 blocks ahead).
+     * Every probed bucket first, then every one's first entry, then the
+     * walks: the misses and page walks overlap instead of waiting in turn.
      */
-    for (i = 0; i < n; i++) {
-        __builtin_prefetch(&buckets[hashes[i] & mask]);
+    for (j = 0; j < np; j++) {
+        __builtin_prefetch(&buckets[hashes[probe[j]] & mask]);
     }
 
-    for (i = 0; i < n; i++) {
-        e = buckets[hashes[i] & mask];
+    for (j = 0; j < np; j++) {
+        e = buckets[hashes[probe[j]] & mask];
         if (e != LLMD_INDEX_NONE) {
             __builtin_prefetch(&entries[e]);
         }
     }
 
-    for (i = 0; i < n; i++) {
-        found = 0;
+    /* probes_held[ep]: how many probes, from the first on, ep holds */
+    nfound = 0;
 
-        for (e = buckets[hashes[i] & mask];
+    for (j = 0; j < np; j++) {
+        for (e = buckets[hashes[probe[j]] & mask];
              e != LLMD_INDEX_NONE;
              e = entry->chain)
         {
             entry = &entries[e];
-            if (entry->hash != hashes[i]) {
+            if (entry->hash != hashes[probe[j]]) {
                 continue;
             }
 
-            found = 1;
             ep = entry->base.ep;
-            match[ep]++;
 
-            if (held == NULL) {
+            /* match[ep] 1: ep holds block 0 (probes_held is not
+               cleared: only such endpoints' are read) */
+            if (j == 0) {
+                if (match[ep] != 0) {
+                    continue;
+                }
+
+                match[ep] = 1;
+                probes_held[ep] = 1;
+                found[nfound++] = ep;
+
+                if (held != NULL && held->ep == LLMD_MAX_ENDPOINTS) {
+                    held->ep = ep;
+                    held->first = e;
+                }
+
                 continue;
             }
 
-            if (ep == run_ep) {
-                run += entry->base.lru.newer == prev;
-                prev = e;
+            if (match[ep] != 1 || probes_held[ep] != j) {
+                continue;
+            }
 
-            } else if (i == 0 && run_ep == LLMD_MAX_ENDPOINTS) {
-                run_ep = ep;
-                held->first = prev = e;
-                run = 1;
+            probes_held[ep]++;
+
+            if (held != NULL && ep == held->ep && j == np - 1) {
+                held->last = e;
             }
         }
 
-        /* chained hashes: the first miss ends every longer prefix */
-        if (!found) {
-            break;
+        if (nfound == 0) {
+            return;
         }
     }
 
-    if (held != NULL) {
-        held->ep = run_ep;
-        held->last = run == n && n > 0 ? prev : LLMD_INDEX_NONE;
+    if (held != NULL && np == 1) {
+        held->last = held->first;
+    }
+
+    /*
+     * An endpoint holding every probe holds the whole prompt; one holding
+     * probes 0..c-1 holds a prefix ending between probe c - 1 and probe c:
+     * those blocks are walked once for all such endpoints, each counting
+     * while it holds the next block.
+     */
+    for (i = 0; i < nfound; i++) {
+        ep = found[i];
+        match[ep] = probes_held[ep] == np ? (uint32_t) n
+                                          : probe[probes_held[ep] - 1] + 1;
+    }
+
+    for (j = 1; j < np; j++) {
+        lo = probe[j - 1] + 1;
+        hi = probe[j];
+
+        for (i = 0; i < nfound; i++) {
+            if (probes_held[found[i]] == j) {
+                break;
+            }
+        }
+
+        if (i == nfound || lo >= hi) {
+            continue;
+        }
+
+        for (i = lo; i < hi; i++) {
+            __builtin_prefetch(&buckets[hashes[i] & mask]);
+        }
+
+        for (i = lo; i < hi; i++) {
+            advanced = 0;
+
+            for (e = buckets[hashes[i] & mask];
+                 e != LLMD_INDEX_NONE;
+                 e = entry->chain)
+            {
+                entry = &entries[e];
+                ep = entry->base.ep;
+
+                if (entry->hash == hashes[i] && match[ep] == i
+                    && probes_held[ep] == j)
+                {
+                    match[ep]++;
+                    advanced = 1;
+                }
+            }
+
+            if (!advanced) {
+                break;
+            }
+        }
     }
 }
 
@@ -393,15 +487,20 @@ llmd_pi_find(const llmd_prefix_index_t *idx, uint64_t hash, uint32_t ep)
 /*
  * llmd_pi_raise_held on what the lookup saw: when nothing was added or
  * cleared since (the change count is the lookup's) and the lookup saw ep
- * hold the blocks as one run, the run is moved at once, with no search
- * and no walk.  The first and last entries' hashes are compared too, so
- * a held of other hashes is never taken.  0 (nothing changed) otherwise.
+ * hold the prompt's first and last blocks, and the blocks are one run of
+ * ep's LRU in their order, the run is moved at once, with no bucket
+ * search.  The lookup read only some blocks, so the run is checked here:
+ * entries made by one insert are usually consecutive (block i at
+ * first - i), which is checked with independent loads; otherwise the run's
+ * LRU links are followed.  0 (nothing changed) when it is not such a run.
  */
 static int
 llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, const llmd_prefix_held_t *held)
 {
-    llmd_pi_entry_t  *first, *last;
+    size_t            i;
+    uint32_t          e;
+    llmd_pi_entry_t  *entries, *first, *last;
 
     if (n == 0 || held->last == LLMD_INDEX_NONE || held->ep != ep
         || held->changes != idx->changes)
@@ -409,11 +508,41 @@ llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
         return 0;
     }
 
-    first = llmd_pi_entry(idx, held->first);
-    last = llmd_pi_entry(idx, held->last);
+    entries = llmd_pi_entry(idx, 0);
+    first = &entries[held->first];
+    last = &entries[held->last];
 
     if (first->hash != hashes[0] || last->hash != hashes[n - 1]) {
         return 0;
+    }
+
+    i = 0;
+
+    if (held->first >= n - 1 && held->last == held->first - (n - 1)) {
+        for (i = 1; i < n; i++) {
+            e = held->first - (uint32_t) i;
+            if (entries[e].hash != hashes[i]
+                || entries[e + 1].base.lru.older != e)
+            {
+                break;
+            }
+        }
+    }
+
+    if (i < n) {
+        /* not consecutive: follow the links */
+        e = held->first;
+
+        for (i = 1; i < n; i++) {
+            e = entries[e].base.lru.older;
+            if (e == LLMD_INDEX_NONE || entries[e].hash != hashes[i]) {
+                return 0;
+            }
+        }
+
+        if (e != held->last) {
+            return 0;
+        }
     }
 
     llmd_index_region_touch_run(&idx->region, &llmd_pi_layout, held->first,

@@ -19,9 +19,9 @@ typedef struct llmd_prefix_index_s  llmd_prefix_index_t;
  * What a lookup saw, for the record after the pick
  * (llmd_prefix_index_add_held): the index's change count at the lookup,
  * and of one endpoint (ep: the first found holding block 0) block 0's
- * entry and, when its LRU held all of the prompt's blocks as one run in
- * their order (block 0 the newest of it), the last block's entry (else
- * LLMD_INDEX_NONE).
+ * entry and, when it held the whole prompt, the last block's entry (else
+ * LLMD_INDEX_NONE).  Whether the blocks between are one run of its LRU is
+ * checked by the record.
  */
 typedef struct {
     uint64_t  changes;
@@ -47,7 +47,11 @@ llmd_prefix_index_t *llmd_prefix_index_attach(void *mem, size_t size);
  * llm-d matching: for each hash in order, the set of endpoints holding it;
  * stop at the first hash no endpoint holds; every endpoint in the set gets
  * +1. match must have LLMD_MAX_ENDPOINTS elements; it is zeroed first.
- * Also refreshes nothing (lookups do not change LRU order).
+ * Also refreshes nothing (lookups do not change LRU order).  Because every
+ * record is of a prompt's hashes from block 0 (llmd_prefix_index_add), an
+ * endpoint holding a block holds every block before it, and the lookup
+ * finds each endpoint's match from a few of the blocks
+ * (llmd_prefix_index.c).
  */
 void llmd_prefix_index_match(const llmd_prefix_index_t *idx,
     const uint64_t *hashes, size_t n, uint32_t *match);
@@ -64,15 +68,17 @@ uint32_t llmd_prefix_index_holds(const llmd_prefix_index_t *idx,
     uint32_t ep);
 
 /* Record that endpoint ep holds these hashes (moved to MRU), evicting its
-   oldest entries beyond capacity. */
+   oldest entries beyond capacity.  hashes: a prompt's chain from block 0
+   (llmd_prefix_hashes()), the lookup counts on it. */
 void llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, uint32_t capacity);
 
 /*
  * As llmd_prefix_index_add, given what the lookup of the same hashes saw
- * (held, or NULL): when the index has not changed since and the lookup
- * saw ep hold the blocks as one run, the run is moved in front of ep's
- * LRU without searching for the blocks again.  The result is the same in
+ * (held, or NULL): when the index has not changed since, the lookup saw
+ * ep hold the whole prompt and its blocks are one run of ep's LRU, the
+ * run is moved in front of ep's LRU without searching for the blocks
+ * again.  The result is the same in
  * every case; 1 if the lookup's view was taken, 0 if not.
  */
 int llmd_prefix_index_add_held(llmd_prefix_index_t *idx, uint32_t ep,

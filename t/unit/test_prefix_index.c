@@ -77,15 +77,17 @@ test_longest_prefix(void **state)
     assert_int_equal(match[0], 4);
     assert_int_equal(match[7], 4);
 
-    /* matching stops at the first miss even if later blocks are known */
-    llmd_prefix_index_add(idx, 3, p2 + 2, 2, 31250);
+    /* a shorter prefix of the same chain on endpoint 3 */
+    llmd_prefix_index_add(idx, 3, p2, 2, 31250);
     llmd_prefix_index_match(idx, p2, 4, match);
-    assert_int_equal(match[3], 2);   /* blocks 2,3 counted: all held it */
+    assert_int_equal(match[3], 2);
+    assert_int_equal(match[0], 4);
 
     llmd_prefix_index_clear_endpoint(idx, 0);
     llmd_prefix_index_clear_endpoint(idx, 7);
     llmd_prefix_index_match(idx, p2, 4, match);
-    assert_int_equal(match[3], 0);
+    assert_int_equal(match[3], 2);
+    assert_int_equal(match[0], 0);
     assert_int_equal(llmd_prefix_index_holds(idx, 0), 0);
     assert_int_equal(llmd_prefix_index_holds(idx, 7), 0);
     assert_int_equal(llmd_prefix_index_holds(idx, 3), 2);
@@ -578,13 +580,194 @@ test_held_fallback(void **state)
     llmd_prefix_index_add(idx, 2, d, 5, 30);
     llmd_prefix_index_match_held(idx, b, 10, match, &held);
     assert_int_equal(match[2], 10);
-    assert_int_equal(held.last, LLMD_INDEX_NONE);
+    assert_int_equal(held.ep, 2);
+    assert_int_not_equal(held.last, LLMD_INDEX_NONE);
     assert_int_equal(llmd_prefix_index_add_held(idx, 2, b, 10, 30, &held),
                      0);
 
     free(a);
     free(b);
     free(d);
+    free(idx);
+}
+
+
+/*
+ * The record checks the run the lookup did not read: a prompt recorded in
+ * one insert lies in consecutive entries, and another prompt sharing its
+ * head then puts its own tail between them in the LRU; the first prompt
+ * seen again is not taken as a run (else the other's tail would move in
+ * front with it).  A one-block prompt is a run.
+ */
+static void
+test_held_run_checked(void **state)
+{
+    uint32_t              match[LLMD_MAX_ENDPOINTS];
+    uint64_t             *a, *b;
+    llmd_prefix_index_t  *idx, *ref;
+    llmd_prefix_held_t    held;
+    size_t                size;
+
+    size = 1 << 20;
+    idx = held_index(size);
+    ref = held_index(size);
+    a = chain(51, 10);
+    b = chain(52, 10);
+    b[0] = a[0];
+    b[1] = a[1];
+
+    llmd_prefix_index_add(idx, 1, a, 10, 100);
+    llmd_prefix_index_add(idx, 1, b, 10, 100);
+    llmd_prefix_index_add(ref, 1, a, 10, 100);
+    llmd_prefix_index_add(ref, 1, b, 10, 100);
+
+    llmd_prefix_index_match_held(idx, a, 10, match, &held);
+    assert_int_equal(match[1], 10);
+    assert_int_equal(held.ep, 1);
+    assert_int_not_equal(held.last, LLMD_INDEX_NONE);
+    assert_int_equal(llmd_prefix_index_add_held(idx, 1, a, 10, 100, &held),
+                     0);
+    llmd_prefix_index_add(ref, 1, a, 10, 100);
+    assert_memory_equal(ref, idx, size);
+
+    /* now one run: taken */
+    llmd_prefix_index_match_held(idx, a, 10, match, &held);
+    assert_int_equal(llmd_prefix_index_add_held(idx, 1, a, 10, 100, &held),
+                     1);
+    llmd_prefix_index_add(ref, 1, a, 10, 100);
+    assert_memory_equal(ref, idx, size);
+
+    /* one block */
+    llmd_prefix_index_match_held(idx, b, 1, match, &held);
+    assert_int_equal(match[1], 1);
+    assert_int_equal(llmd_prefix_index_add_held(idx, 1, b, 1, 100, &held),
+                     1);
+    llmd_prefix_index_add(ref, 1, b, 1, 100);
+    assert_memory_equal(ref, idx, size);
+
+    free(a);
+    free(b);
+    free(idx);
+    free(ref);
+}
+
+
+/*
+ * llm-d's matching computed the long way, through the public API: the
+ * endpoints holding block i are those a one-block lookup of hashes[i]
+ * finds; every block, in order, until one no endpoint holds.
+ */
+static void
+match_every_block(llmd_prefix_index_t *idx, const uint64_t *hashes,
+    size_t n, uint32_t *ref)
+{
+    size_t    i;
+    uint32_t  ep, any, one[LLMD_MAX_ENDPOINTS];
+
+    memset(ref, 0, LLMD_MAX_ENDPOINTS * sizeof(uint32_t));
+
+    for (i = 0; i < n; i++) {
+        llmd_prefix_index_match(idx, &hashes[i], 1, one);
+        any = 0;
+
+        for (ep = 0; ep < LLMD_MAX_ENDPOINTS; ep++) {
+            any |= one[ep];
+            ref[ep] += one[ep];
+        }
+
+        if (!any) {
+            break;
+        }
+    }
+}
+
+
+/*
+ * The lookup reads only some blocks (llmd_pi_match): on prompts of 1 to
+ * 1,100 blocks that share heads of random lengths, recorded for 12
+ * endpoints in LRUs of 50-2,000 entries and a region of ~6,000 (both
+ * kinds of eviction), with endpoints cleared now and then, every lookup
+ * gives the same matches as reading every block, and a prompt cut short
+ * matches min(its match, its length).
+ */
+static void
+test_match_as_every_block(void **state)
+{
+    size_t                i, k, n, cut, len[40];
+    uint32_t              ep, rng, cap, got[LLMD_MAX_ENDPOINTS],
+                          ref[LLMD_MAX_ENDPOINTS];
+    uint64_t             *h[40];
+    unsigned              full, partial;
+    llmd_prefix_index_t  *idx;
+
+    idx = held_index(llmd_prefix_index_min_size()
+                     + 6000 * llmd_prefix_index_entry_bytes());
+    assert_non_null(idx);
+
+    rng = 7;
+
+    for (k = 0; k < 40; k++) {
+        rng = rng * 1103515245 + 12345;
+        len[k] = k < 4 ? 1 + k * 15 : 1 + (rng >> 8) % 1100;
+        h[k] = chain(900 + k, len[k]);
+
+        /* a head shared with an earlier prompt, of any length */
+        if (k > 0) {
+            rng = rng * 1103515245 + 12345;
+            i = (rng >> 8) % k;
+            n = (rng >> 4) % (len[k] < len[i] ? len[k] : len[i]);
+            memcpy(h[k], h[i], n * sizeof(uint64_t));
+        }
+    }
+
+    full = partial = 0;
+
+    for (i = 0; i < 6000; i++) {
+        rng = rng * 1103515245 + 12345;
+        k = (rng >> 16) % 40;
+        ep = (rng >> 8) % 12;
+
+        /* a record of a prefix of the prompt, or of all of it */
+        rng = rng * 1103515245 + 12345;
+        n = (rng >> 16) % 3 == 0 ? 1 + (rng >> 4) % len[k] : len[k];
+        cap = ep < 4 ? 50 + ep * 100 : 2000;
+
+        if ((rng >> 8) % 200 == 0) {
+            llmd_prefix_index_clear_endpoint(idx, ep);
+
+        } else {
+            llmd_prefix_index_add(idx, ep, h[k], n, cap);
+        }
+
+        rng = rng * 1103515245 + 12345;
+        k = (rng >> 16) % 40;
+
+        llmd_prefix_index_match(idx, h[k], len[k], got);
+        match_every_block(idx, h[k], len[k], ref);
+        assert_memory_equal(got, ref, sizeof(got));
+
+        for (ep = 0; ep < 12; ep++) {
+            full += got[ep] == len[k];
+            partial += got[ep] != 0 && got[ep] < len[k];
+        }
+
+        cut = 1 + (rng >> 4) % len[k];
+        llmd_prefix_index_match(idx, h[k], cut, got);
+
+        for (ep = 0; ep < 12; ep++) {
+            assert_int_equal(got[ep], ref[ep] < cut ? ref[ep] : cut);
+        }
+    }
+
+    print_message("lookups: %u whole prompts matched, %u partly\n", full,
+                  partial);
+    assert_true(full > 1000);
+    assert_true(partial > 1000);
+
+    for (k = 0; k < 40; k++) {
+        free(h[k]);
+    }
+
     free(idx);
 }
 
@@ -601,6 +784,8 @@ main(void)
         cmocka_unit_test(test_readd_order),
         cmocka_unit_test(test_held_same_as_add),
         cmocka_unit_test(test_held_fallback),
+        cmocka_unit_test(test_held_run_checked),
+        cmocka_unit_test(test_match_as_every_block),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,10 +16,10 @@
 # Talks only to 127.0.0.1; stops by itself, stopping what it started.
 # Usage: bench/balancer-ab.sh A.so B.so [slices (10)] [secs (3)]
 set -euo pipefail
-cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { echo "usage: $0 A.so B.so [slices] [secs]" >&2; exit 2; }
+[ -f "$1" ] && [ -f "$2" ] || { echo "$0: no such module: $1 or $2" >&2; exit 2; }
 A=$(realpath "$1"); B=$(realpath "$2"); N=${3:-10}; S=${4:-3}
-[ -f "$A" ] && [ -f "$B" ] || { echo "$0: no such module: $A or $B" >&2; exit 2; }
+cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk missing: make deps"; exit 1; }
 
 W=$(mktemp -d /tmp/llmd-ab.XXXXXX)
@@ -27,21 +27,9 @@ trap 'for d in back fa fb; do [ -f $W/$d/nginx.pid ] && kill -QUIT $(cat $W/$d/n
 trap 'exit 130' INT TERM
 mkdir -p $W/back $W/fa $W/fb
 
-backs=""; servers=""
-for i in 1 2 3 4; do
-  port=$((19960 + i))
-  backs+="    server { listen 127.0.0.1:$port; location / { return 200 'ok $i\n'; }
-      location = /metrics { return 200 'vllm:num_requests_waiting 0\nvllm:kv_cache_usage_perc 0.$i\n'; } }
-"
-  servers+="server 127.0.0.1:$port; "
-done
-
-cat > $W/back/nginx.conf <<CONF
-worker_processes 1; daemon on; pid $W/back/nginx.pid; error_log $W/back/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 100000;
-$backs}
-CONF
+. bench/lib/balancer-common.sh
+static_backends $W/back 19960 4
+servers="${BACKEND_SERVERS[*]}"
 
 front() {
   cat > $W/$1/nginx.conf <<CONF
@@ -69,16 +57,7 @@ for i in $(seq 50); do
   sleep 0.1
 done
 
-cat > $W/post.lua <<'LUA'
-local base = string.rep("The quick brown fox jumps over the lazy dog. ", 745)
-local n = 0
-request = function()
-  n = n + 1
-  local p = string.format("%08d ", n % 64) .. base
-  local body = '{"model":"meta-llama/Llama-3.1-8B-Instruct","max_tokens":16,"prompt":"' .. p .. '"}'
-  return wrk.format("POST", "/v1/completions", {["Content-Type"]="application/json"}, body)
-end
-LUA
+completions_lua $W/post.lua 64
 
 WA=$(pgrep -P "$(cat $W/fa/nginx.pid)" | head -1)
 WB=$(pgrep -P "$(cat $W/fb/nginx.pid)" | head -1)

@@ -42,22 +42,10 @@ trap 'for d in back front; do [ -f $W/$d/nginx.pid ] && kill -QUIT $(cat $W/$d/n
 trap 'exit 130' INT TERM   # so that the EXIT trap stops what it started
 mkdir -p $W/back $W/front
 
-backs=""; servers4=""; servers8=""
-for i in 1 2 3 4 5 6 7 8; do
-  port=$((19950 + i))
-  backs+="    server { listen 127.0.0.1:$port; location / { return 200 'ok $i\n'; }
-      location = /metrics { return 200 'vllm:num_requests_waiting 0\nvllm:kv_cache_usage_perc 0.$i\n'; } }
-"
-  [ $i -le 4 ] && servers4+="server 127.0.0.1:$port; "
-  servers8+="server 127.0.0.1:$port; "
-done
-
-cat > $W/back/nginx.conf <<CONF
-worker_processes 1; daemon on; pid $W/back/nginx.pid; error_log $W/back/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 100000;
-$backs}
-CONF
+. bench/lib/balancer-common.sh
+static_backends $W/back 19950 8
+servers4="${BACKEND_SERVERS[*]:0:4}"
+servers8="${BACKEND_SERVERS[*]}"
 
 cat > $W/front/nginx.conf <<CONF
 load_module $SO;
@@ -94,17 +82,7 @@ for i in $(seq 50); do curl -s -o /dev/null 127.0.0.1:19943/ && break; sleep 0.1
 # server's LRU (lruCapacityPerServer 31250) is full, every insert evicts
 # as many entries as it adds
 PROMPTS=${PROMPTS:-64}
-sed "s/@PROMPTS@/$PROMPTS/" > $W/post.lua <<'LUA'
-local base = string.rep("The quick brown fox jumps over the lazy dog. ", 745)
-local n = 0
-local m = @PROMPTS@
-request = function()
-  n = n + 1
-  local p = string.format("%08d ", m > 0 and n % m or n) .. base
-  local body = '{"model":"meta-llama/Llama-3.1-8B-Instruct","max_tokens":16,"prompt":"' .. p .. '"}'
-  return wrk.format("POST", "/v1/completions", {["Content-Type"]="application/json"}, body)
-end
-LUA
+completions_lua $W/post.lua "$PROMPTS"
 
 # the front's worker: its CPU time per request is steadier than req/s on
 # a shared machine; in ns from schedstat (utime + stime: 10 ms ticks)

@@ -36,6 +36,7 @@ WARM=${WARM:-3}
 SO=${SO:-$PWD/build/ngx_http_llmd_module.so}
 [ -f "$SO" ] || make module >/dev/null
 command -v wrk >/dev/null || { echo "wrk missing: make deps"; exit 1; }
+[ -z "${PERF:-}" ] || mkdir -p "$PERF"
 
 W=$(mktemp -d /tmp/llmd-bench.XXXXXX)
 trap 'for d in back front; do [ -f $W/$d/nginx.pid ] && kill -QUIT $(cat $W/$d/nginx.pid) 2>/dev/null; done; sleep 0.5; rm -rf $W' EXIT

@@ -65,6 +65,8 @@ static int llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, const llmd_prefix_held_t *held);
 static int llmd_pi_raise_held(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n);
+static uint32_t llmd_pi_run_end(const llmd_pi_entry_t *entries,
+    uint32_t first, const uint64_t *hashes, size_t n);
 static void llmd_pi_unchain(llmd_index_region_t *r, uint32_t e);
 static inline void llmd_pi_prefetch_victims(
     const llmd_prefix_index_t *idx, uint32_t ep, uint32_t keep)
@@ -529,20 +531,11 @@ llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
         }
     }
 
-    if (i < n) {
-        /* not consecutive: follow the links */
-        e = held->first;
-
-        for (i = 1; i < n; i++) {
-            e = entries[e].base.lru.older;
-            if (e == LLMD_INDEX_NONE || entries[e].hash != hashes[i]) {
-                return 0;
-            }
-        }
-
-        if (e != held->last) {
-            return 0;
-        }
+    /* not consecutive: follow the links */
+    if (i < n && llmd_pi_run_end(entries, held->first, hashes, n)
+                 != held->last)
+    {
+        return 0;
     }
 
     llmd_index_region_touch_run(&idx->region, &llmd_pi_layout, held->first,
@@ -565,9 +558,7 @@ static int
 llmd_pi_raise_held(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n)
 {
-    size_t            i;
-    uint32_t          e, first;
-    llmd_pi_entry_t  *entries;
+    uint32_t  e, first;
 
     if (n == 0) {
         return 0;
@@ -578,14 +569,9 @@ llmd_pi_raise_held(llmd_prefix_index_t *idx, uint32_t ep,
         return 0;
     }
 
-    entries = llmd_pi_entry(idx, 0);
-    e = first;
-
-    for (i = 1; i < n; i++) {
-        e = entries[e].base.lru.older;
-        if (e == LLMD_INDEX_NONE || entries[e].hash != hashes[i]) {
-            return 0;
-        }
+    e = llmd_pi_run_end(llmd_pi_entry(idx, 0), first, hashes, n);
+    if (e == LLMD_INDEX_NONE) {
+        return 0;
     }
 
     llmd_index_region_touch_run(&idx->region, &llmd_pi_layout, first, e);
@@ -638,6 +624,32 @@ llmd_pi_prefetch_victims(const llmd_prefix_index_t *idx, uint32_t ep,
             __builtin_prefetch(&entries[f]);
         }
     }
+}
+
+
+/*
+ * The entry of block n - 1 when the LRU links from first (block 0's entry)
+ * on, each to the next older entry, lead through entries of hashes[1..n-1]
+ * in order; LLMD_INDEX_NONE when they do not.  The links stay in first's
+ * endpoint's LRU, so the run is that endpoint's.
+ */
+static uint32_t
+llmd_pi_run_end(const llmd_pi_entry_t *entries, uint32_t first,
+    const uint64_t *hashes, size_t n)
+{
+    size_t    i;
+    uint32_t  e;
+
+    e = first;
+
+    for (i = 1; i < n; i++) {
+        e = entries[e].base.lru.older;
+        if (e == LLMD_INDEX_NONE || entries[e].hash != hashes[i]) {
+            return LLMD_INDEX_NONE;
+        }
+    }
+
+    return e;
 }
 
 

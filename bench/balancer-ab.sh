@@ -57,7 +57,7 @@ for i in $(seq 50); do
   sleep 0.1
 done
 
-completions_lua $W/post.lua 64
+completions_lua $W/post.lua 64 "${SHARED_HEAD:-0}"
 
 WA=$(pgrep -P "$(cat $W/fa/nginx.pid)" | head -1)
 WB=$(pgrep -P "$(cat $W/fb/nginx.pid)" | head -1)

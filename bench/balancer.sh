@@ -15,7 +15,10 @@
 #  2. decision time ($llmd_decision_us: body parse + scoring + pick) at
 #     32 KB prompts with 8 endpoints, p50/p90/p99 from the access log.
 # Talks only to 127.0.0.1; stops by itself. Usage: bench/balancer.sh [secs]
-# (PROMPTS=N: N distinct prompts in turn, default 64; 0: a new one each time)
+# (PROMPTS=N: N distinct prompts in turn, default 64; 0: a new one each time;
+# SHARED_HEAD=1: the prompts differ only in block 255 of the 256 that the
+# default profile hashes, so they share the 255 before, as behind one long
+# system prompt)
 # (SO=/path/to/ngx_http_llmd_module.so measures another build of the module;
 # PERF=DIR also records `perf record -g` (PERF_CG=dwarf: --call-graph dwarf)
 # of the front worker during each round's wrk runs into
@@ -83,7 +86,7 @@ for i in $(seq 50); do curl -s -o /dev/null 127.0.0.1:19943/ && break; sleep 0.1
 # server's LRU (lruCapacityPerServer 31250) is full, every insert evicts
 # as many entries as it adds
 PROMPTS=${PROMPTS:-64}
-completions_lua $W/post.lua "$PROMPTS"
+completions_lua $W/post.lua "$PROMPTS" "${SHARED_HEAD:-0}"
 
 # the front's worker: its CPU time per request is steadier than req/s on
 # a shared machine; in ns from schedstat (utime + stime: 10 ms ticks)
@@ -126,7 +129,7 @@ index() {
     | head -1 | sed 's/.*"entries":\([0-9]*\).*"evictions":\([0-9]*\).*/\1 entries, \2 evictions/')
 }
 
-echo "balancer throughput, 32 KB prompts ($PROMPTS distinct; 0: all), 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds (after ${WARM}s of each unmeasured, order alternating)$([ "${PIN:-0}" = 1 ] && echo ', front worker pinned to CPU 1, backends and wrk to CPU 0')"
+echo "balancer throughput, 32 KB prompts ($PROMPTS distinct; 0: all$([ "${SHARED_HEAD:-0}" = 1 ] && echo '; the first 255 blocks shared')), 4 static backends, wrk -t1 -c16 ${SECS}s x $ROUNDS rounds (after ${WARM}s of each unmeasured, order alternating)$([ "${PIN:-0}" = 1 ] && echo ', front worker pinned to CPU 1, backends and wrk to CPU 0')"
 if [ "$WARM" -gt 0 ]; then
   ( PERF= ; rate 19941 warm-rr "$WARM"; rate 19942 warm-llmd "$WARM" )
 fi

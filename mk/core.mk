@@ -45,6 +45,15 @@ UNIT_DEPS_test_endpoints_file := $(addprefix core/,llmd_endpoints_file \
 # bench/decision.c: the approximate decision without nginx
 TOOLS += $(BUILD)/bin/llmd-bench-decision
 
+# bench/prefix-index.c: the approximate index's lookup and record by
+# prompt shape
+TOOLS += $(BUILD)/bin/llmd-bench-prefix-index
+
+$(BUILD)/bin/llmd-bench-prefix-index: bench/prefix-index.c \
+    $(call objs,core/llmd_prefix_index core/llmd_index_region \
+    core/llmd_common) | $(BUILD)/bin
+	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS)
+
 $(BUILD)/bin/llmd-bench-decision: bench/decision.c \
     $(call objs,$(CORE_OBJS)) | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $^ -o $@ $(CORE_LIBS)

@@ -22,17 +22,24 @@ $backs}
 CONF
 }
 
-# completions_lua FILE PROMPTS: a wrk script POSTing 32 KB completions
-# prompts, PROMPTS distinct ones in turn told apart by their first bytes
-# (0: a new one each time)
+# completions_lua FILE PROMPTS [SHARED_HEAD]: a wrk script POSTing 32 KB
+# completions prompts, PROMPTS distinct ones in turn told apart by their
+# first bytes (0: a new one each time); SHARED_HEAD=1: by bytes 16320-16327
+# of the prompt, in block 255 of 64 bytes, the last of the 256 the
+# default profile hashes: all share the 255 blocks before (a long system
+# prompt)
 completions_lua() {
-  sed "s/@PROMPTS@/$2/" > "$1" <<'LUA'
+  sed -e "s/@PROMPTS@/$2/" -e "s/@SHARED_HEAD@/${3:-0}/" > "$1" <<'LUA'
 local base = string.rep("The quick brown fox jumps over the lazy dog. ", 745)
 local n = 0
 local m = @PROMPTS@
+local shared_head = @SHARED_HEAD@ == 1
 request = function()
   n = n + 1
-  local p = string.format("%08d ", m > 0 and n % m or n) .. base
+  local id = string.format("%08d", m > 0 and n % m or n)
+  local p = shared_head
+    and string.sub(base, 1, 16320) .. id .. string.sub(base, 16321)
+    or id .. " " .. base
   local body = '{"model":"meta-llama/Llama-3.1-8B-Instruct","max_tokens":16,"prompt":"' .. p .. '"}'
   return wrk.format("POST", "/v1/completions", {["Content-Type"]="application/json"}, body)
 end

@@ -63,10 +63,10 @@ static inline int llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep,
     const llmd_prefix_held_t *held) __attribute__((always_inline));
 static int llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, const llmd_prefix_held_t *held);
-static int llmd_pi_raise_held(llmd_prefix_index_t *idx, uint32_t ep,
-    const uint64_t *hashes, size_t n);
-static uint32_t llmd_pi_run_end(const llmd_pi_entry_t *entries,
-    uint32_t first, const uint64_t *hashes, size_t n);
+static int llmd_pi_insert(llmd_prefix_index_t *idx, uint32_t ep,
+    const uint64_t *hashes, size_t from, size_t n);
+static size_t llmd_pi_run(const llmd_pi_entry_t *entries, uint32_t first,
+    const uint64_t *hashes, size_t n, uint32_t *end);
 static void llmd_pi_unchain(llmd_index_region_t *r, uint32_t e);
 static inline void llmd_pi_prefetch_victims(
     const llmd_prefix_index_t *idx, uint32_t ep, uint32_t keep)
@@ -339,9 +339,9 @@ llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
     size_t n, uint32_t capacity, const llmd_prefix_held_t *held)
 {
     int               seen;
-    size_t            i;
-    uint32_t          e, *bucket;
-    llmd_pi_entry_t  *entry;
+    size_t            run;
+    uint32_t          first, end;
+    uint64_t          evictions;
 
     if (ep >= LLMD_MAX_ENDPOINTS || capacity == 0) {
         return 0;
@@ -357,9 +357,62 @@ llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
 
     idx->changes++;
 
-    if (llmd_pi_raise_held(idx, ep, hashes, n)) {
-        goto evict;
+    /*
+     * The insert touches or adds every block, last first, which leaves
+     * blocks 0..n - 1 the newest of ep's LRU in order.  The blocks ep
+     * already holds as one run from block 0 on, in that order (a prompt
+     * sent again, the turns before a chat's newest, a shared head), need
+     * not be searched one by one: the others are inserted, then the run
+     * is moved in front of them at once, which is where the touches would
+     * have put it.  An eviction in between (a full region) may have taken
+     * part of the run: then its blocks are inserted as the others.
+     */
+    run = 0;
+    end = LLMD_INDEX_NONE;
+    first = n > 0 ? llmd_pi_find(idx, hashes[0], ep) : LLMD_INDEX_NONE;
+
+    if (first != LLMD_INDEX_NONE) {
+        run = llmd_pi_run(llmd_pi_entry(idx, 0), first, hashes, n, &end);
     }
+
+    evictions = idx->region.evictions;
+
+    if (!llmd_pi_insert(idx, ep, hashes, run, n)) {
+        return 0;
+    }
+
+    if (run > 0) {
+        if (idx->region.evictions == evictions) {
+            llmd_index_region_touch_run(&idx->region, &llmd_pi_layout, first,
+                                        end);
+
+        } else if (!llmd_pi_insert(idx, ep, hashes, 0, run)) {
+            return 0;
+        }
+    }
+
+evict:
+
+    llmd_pi_prefetch_victims(idx, ep, capacity);
+    llmd_index_region_evict_beyond(&idx->region, ep, capacity,
+                                   llmd_pi_unchain);
+
+    return seen;
+}
+
+
+/*
+ * Blocks from..n - 1 of a prompt for ep, last first: each found is
+ * touched, each missing added, so each becomes ep's newest.  0 if an
+ * entry could not be had (nothing to evict).
+ */
+static int
+llmd_pi_insert(llmd_prefix_index_t *idx, uint32_t ep,
+    const uint64_t *hashes, size_t from, size_t n)
+{
+    size_t            i;
+    uint32_t          e, *bucket;
+    llmd_pi_entry_t  *entry;
 
     /*
      * The first entry of each of the first blocks' buckets (the match
@@ -367,7 +420,7 @@ llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
      * the chain an insert searches holds other prompts' entries, cold,
      * and the search stalled on them (85 % of the function's samples).
      */
-    for (i = n; i-- > 0 && i + LLMD_PI_INSERT_AHEAD >= n; ) {
+    for (i = n; i-- > from && i + LLMD_PI_INSERT_AHEAD >= n; ) {
         e = *llmd_pi_bucket(idx, hashes[i]);
         if (e != LLMD_INDEX_NONE) {
             __builtin_prefetch(llmd_pi_entry(idx, e));
@@ -380,13 +433,13 @@ llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
      * Each block prefetches the bucket 2 x LLMD_PI_INSERT_AHEAD blocks on and
      * the first entry of the bucket LLMD_PI_INSERT_AHEAD blocks on.
      */
-    for (i = n; i-- > 0; ) {
-        if (i >= 2 * LLMD_PI_INSERT_AHEAD) {
+    for (i = n; i-- > from; ) {
+        if (i >= from + 2 * LLMD_PI_INSERT_AHEAD) {
             __builtin_prefetch(
                 llmd_pi_bucket(idx, hashes[i - 2 * LLMD_PI_INSERT_AHEAD]));
         }
 
-        if (i >= LLMD_PI_INSERT_AHEAD) {
+        if (i >= from + LLMD_PI_INSERT_AHEAD) {
             e = *llmd_pi_bucket(idx, hashes[i - LLMD_PI_INSERT_AHEAD]);
             if (e != LLMD_INDEX_NONE) {
                 __builtin_prefetch(llmd_pi_entry(idx, e));
@@ -414,13 +467,7 @@ llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
         *bucket = e;
     }
 
-evict:
-
-    llmd_pi_prefetch_victims(idx, ep, capacity);
-    llmd_index_region_evict_beyond(&idx->region, ep, capacity,
-                                   llmd_pi_unchain);
-
-    return seen;
+    return 1;
 }
 
 
@@ -487,22 +534,19 @@ llmd_pi_find(const llmd_prefix_index_t *idx, uint64_t hash, uint32_t ep)
 
 
 /*
- * llmd_pi_raise_held on what the lookup saw: when nothing was added or
- * cleared since (the change count is the lookup's) and the lookup saw ep
- * hold the prompt's first and last blocks, and the blocks are one run of
- * ep's LRU in their order, the run is moved at once, with no bucket
- * search.  The lookup read only some blocks, so the run is checked here:
- * entries made by one insert are usually consecutive (block i at
- * first - i), which is checked with independent loads; otherwise the run's
- * LRU links are followed.  0 (nothing changed) when it is not such a run.
+ * The insert on what the lookup saw: when nothing was added or cleared
+ * since (the change count is the lookup's) and the lookup saw ep hold the
+ * prompt's first and last blocks, and the blocks are one run of ep's LRU
+ * in their order, the run is moved at once, with no bucket search.  The
+ * lookup read only some blocks, so the run is checked here
+ * (llmd_pi_run).  0 (nothing changed) when it is not such a run.
  */
 static int
 llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, const llmd_prefix_held_t *held)
 {
-    size_t            i;
-    uint32_t          e;
-    llmd_pi_entry_t  *entries, *first, *last;
+    uint32_t          end;
+    llmd_pi_entry_t  *entries;
 
     if (n == 0 || held->last == LLMD_INDEX_NONE || held->ep != ep
         || held->changes != idx->changes)
@@ -511,70 +555,17 @@ llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
     }
 
     entries = llmd_pi_entry(idx, 0);
-    first = &entries[held->first];
-    last = &entries[held->last];
 
-    if (first->hash != hashes[0] || last->hash != hashes[n - 1]) {
-        return 0;
-    }
-
-    i = 0;
-
-    if (held->first >= n - 1 && held->last == held->first - (n - 1)) {
-        for (i = 1; i < n; i++) {
-            e = held->first - (uint32_t) i;
-            if (entries[e].hash != hashes[i]
-                || entries[e + 1].base.lru.older != e)
-            {
-                break;
-            }
-        }
-    }
-
-    /* not consecutive: follow the links */
-    if (i < n && llmd_pi_run_end(entries, held->first, hashes, n)
-                 != held->last)
+    if (entries[held->first].hash != hashes[0]
+        || entries[held->last].hash != hashes[n - 1]
+        || llmd_pi_run(entries, held->first, hashes, n, &end) != n
+        || end != held->last)
     {
         return 0;
     }
 
     llmd_index_region_touch_run(&idx->region, &llmd_pi_layout, held->first,
                                 held->last);
-
-    return 1;
-}
-
-
-/*
- * A prompt sent again to the endpoint that holds it: when ep's LRU holds
- * all of its blocks as one run in their order (block 0 the newest of the
- * run), as the insert left them, the insert would find every block and
- * touch each, last first, which only moves that run in front of ep's
- * LRU.  Then the run is moved at once: one bucket search and a walk over
- * the run's links (read by the lookup just before) instead of n searches
- * and n moves.  0 (nothing changed) when the blocks are not such a run.
- */
-static int
-llmd_pi_raise_held(llmd_prefix_index_t *idx, uint32_t ep,
-    const uint64_t *hashes, size_t n)
-{
-    uint32_t  e, first;
-
-    if (n == 0) {
-        return 0;
-    }
-
-    first = llmd_pi_find(idx, hashes[0], ep);
-    if (first == LLMD_INDEX_NONE) {
-        return 0;
-    }
-
-    e = llmd_pi_run_end(llmd_pi_entry(idx, 0), first, hashes, n);
-    if (e == LLMD_INDEX_NONE) {
-        return 0;
-    }
-
-    llmd_index_region_touch_run(&idx->region, &llmd_pi_layout, first, e);
 
     return 1;
 }
@@ -628,28 +619,52 @@ llmd_pi_prefetch_victims(const llmd_prefix_index_t *idx, uint32_t ep,
 
 
 /*
- * The entry of block n - 1 when the LRU links from first (block 0's entry)
- * on, each to the next older entry, lead through entries of hashes[1..n-1]
- * in order; LLMD_INDEX_NONE when they do not.  The links stay in first's
- * endpoint's LRU, so the run is that endpoint's.
+ * The run from block 0: how many of hashes[0..n - 1] the LRU links from
+ * first (ep's entry of block 0) on lead through in order, each to the
+ * next older entry (at least 1), and in *end the entry of the run's last
+ * block.  The links stay in first's endpoint's LRU, so the run is that
+ * endpoint's.  The entries one insert adds are consecutive (block i + d
+ * at e - d when block i is at e): while they are, the links are checked
+ * with loads that do not wait for each other; where they are not (the
+ * next insert's blocks, a recycled entry), the link is followed.
  */
-static uint32_t
-llmd_pi_run_end(const llmd_pi_entry_t *entries, uint32_t first,
-    const uint64_t *hashes, size_t n)
+static size_t
+llmd_pi_run(const llmd_pi_entry_t *entries, uint32_t first,
+    const uint64_t *hashes, size_t n, uint32_t *end)
 {
-    size_t    i;
-    uint32_t  e;
+    size_t    i, d;
+    uint32_t  e, older;
 
     e = first;
+    i = 1;
 
-    for (i = 1; i < n; i++) {
-        e = entries[e].base.lru.older;
-        if (e == LLMD_INDEX_NONE || entries[e].hash != hashes[i]) {
-            return LLMD_INDEX_NONE;
+    while (i < n) {
+        for (d = 1; i < n && d < e; d++, i++) {
+            if (entries[e - d].hash != hashes[i]
+                || entries[e - d + 1].base.lru.older != e - d)
+            {
+                break;
+            }
         }
+
+        e -= (uint32_t) (d - 1);
+
+        if (i == n) {
+            break;
+        }
+
+        older = entries[e].base.lru.older;
+        if (older == LLMD_INDEX_NONE || entries[older].hash != hashes[i]) {
+            break;
+        }
+
+        e = older;
+        i++;
     }
 
-    return e;
+    *end = e;
+
+    return i;
 }
 
 

@@ -69,7 +69,10 @@ uint32_t llmd_prefix_index_holds(const llmd_prefix_index_t *idx,
 
 /* Record that endpoint ep holds these hashes (moved to MRU), evicting its
    oldest entries beyond capacity.  hashes: a prompt's chain from block 0
-   (llmd_prefix_hashes()), the lookup counts on it. */
+   (llmd_prefix_hashes()), the lookup counts on it.  The blocks ep holds
+   as one run of its LRU from block 0 on (a prompt sent again, a chat's
+   earlier turns, a shared head) are moved at once, not searched for; the
+   LRU order is that of touching every block, last first. */
 void llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, uint32_t capacity);
 
@@ -77,9 +80,9 @@ void llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
  * As llmd_prefix_index_add, given what the lookup of the same hashes saw
  * (held, or NULL): when the index has not changed since, the lookup saw
  * ep hold the whole prompt and its blocks are one run of ep's LRU, the
- * run is moved in front of ep's LRU without searching for the blocks
- * again.  The result is the same in
- * every case; 1 if the lookup's view was taken, 0 if not.
+ * run is moved in front of ep's LRU without even the search for block 0.
+ * The result is the same in every case; 1 if the lookup's view was
+ * taken, 0 if not.
  */
 int llmd_prefix_index_add_held(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, uint32_t capacity,

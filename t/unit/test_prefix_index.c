@@ -652,6 +652,206 @@ test_held_run_checked(void **state)
 }
 
 
+/* The reference for the insert: each endpoint's LRU as a list of hashes,
+   newest first, changed as the insert is defined block by block. */
+#define MODEL_MAX  4096
+
+typedef struct {
+    size_t    count[4];
+    uint64_t  lru[4][MODEL_MAX];
+} lru_model_t;
+
+
+static void
+model_touch(lru_model_t *m, uint32_t ep, uint64_t hash, size_t region_cap)
+{
+    size_t    i, j, all;
+    uint64_t  *l;
+
+    l = m->lru[ep];
+
+    for (i = 0; i < m->count[ep] && l[i] != hash; i++) { /* void */ }
+
+    if (i == m->count[ep]) {
+        /* a new entry: a full region first loses its oldest (one
+           endpoint in use when the region is that small) */
+        all = 0;
+        for (j = 0; j < 4; j++) {
+            all += m->count[j];
+        }
+
+        if (all == region_cap) {
+            assert_true(m->count[ep] > 0);
+            m->count[ep]--;
+            i = m->count[ep];
+        }
+
+        assert_true(m->count[ep] < MODEL_MAX);
+        m->count[ep]++;
+    }
+
+    memmove(&l[1], &l[0], i * sizeof(uint64_t));
+    l[0] = hash;
+}
+
+
+static void
+model_add(lru_model_t *m, uint32_t ep, const uint64_t *h, size_t n,
+    uint32_t capacity, size_t region_cap)
+{
+    size_t  i;
+
+    for (i = n; i-- > 0; ) {
+        model_touch(m, ep, h[i], region_cap);
+    }
+
+    if (m->count[ep] > capacity) {
+        m->count[ep] = capacity;
+    }
+}
+
+
+/*
+ * The index's LRU of ep is the model's, in order: a copy of the region
+ * (indexes are offsets, so a copy attaches) is shrunk one entry at a
+ * time, and each time the model's oldest is the entry that went.
+ */
+static void
+assert_lru_as_model(const llmd_prefix_index_t *idx, size_t size,
+    const lru_model_t *m, uint32_t ep)
+{
+    size_t                c;
+    uint32_t              match[LLMD_MAX_ENDPOINTS];
+    void                 *mem;
+    llmd_prefix_index_t  *copy;
+
+    assert_int_equal(llmd_prefix_index_holds(idx, ep), m->count[ep]);
+
+    mem = malloc(size);
+    assert_non_null(mem);
+    memcpy(mem, idx, size);
+    copy = llmd_prefix_index_attach(mem, size);
+    assert_non_null(copy);
+
+    for (c = m->count[ep]; c-- > 0; ) {
+        llmd_prefix_index_match(copy, &m->lru[ep][c], 1, match);
+        assert_int_equal(match[ep], 1);
+        if (c > 0) {
+            llmd_prefix_index_add(copy, ep, NULL, 0, (uint32_t) c);
+        } else {
+            /* capacity 0 is a no-op add */
+            llmd_prefix_index_clear_endpoint(copy, ep);
+        }
+        assert_int_equal(llmd_prefix_index_holds(copy, ep), c);
+        llmd_prefix_index_match(copy, &m->lru[ep][c], 1, match);
+        assert_int_equal(match[ep], 0);
+    }
+
+    free(mem);
+}
+
+
+/*
+ * The insert moves what an endpoint holds as one run from block 0 at
+ * once and searches only the other blocks (llmd_pi_add): against the
+ * block-by-block definition (lru_model_t) on the prompts it is for:
+ * chats whose every turn extends the one before, prompts cut short, heads
+ * shared between conversations, with and without the lookup's view,
+ * endpoints cleared now and then; first 3 endpoints in LRUs of 70-200
+ * in a large region, then one endpoint in a region smaller than its LRU,
+ * so an insert's own allocations evict (the run's tail among them).
+ * After every step each LRU holds the model's count, and its order is
+ * checked every 25 steps and at the end.
+ */
+static void
+test_add_as_model(void **state)
+{
+    size_t                i, k, n, size, phase, region_cap, neps, runs;
+    uint32_t              ep, cap, rng, match[LLMD_MAX_ENDPOINTS];
+    uint64_t             *conv[8];
+    lru_model_t          *m;
+    llmd_prefix_index_t  *idx;
+    llmd_prefix_index_stats_t  st;
+    llmd_prefix_held_t    held;
+
+    for (k = 0; k < 8; k++) {
+        conv[k] = chain(700 + k, 120);
+        /* heads shared with conversation 0 */
+        memcpy(conv[k], conv[0], (k % 4) * 5 * sizeof(uint64_t));
+    }
+
+    rng = 7;
+    runs = 0;
+
+    for (phase = 0; phase < 2; phase++) {
+        m = calloc(1, sizeof(lru_model_t));
+        assert_non_null(m);
+
+        size = llmd_prefix_index_min_size()
+               + (phase == 0 ? 2000 : 150) * llmd_prefix_index_entry_bytes();
+        idx = held_index(size);
+        assert_non_null(idx);
+        llmd_prefix_index_stats(idx, &st);
+        region_cap = st.capacity;
+        neps = phase == 0 ? 3 : 1;
+        assert_true(phase == 1 || region_cap > 3 * 200);
+
+        for (i = 0; i < 6000; i++) {
+            rng = rng * 1103515245 + 12345;
+            k = (rng >> 16) % 8;
+            /* a turn: 10, 20, .. 120 blocks of conversation k, or cut */
+            n = 10 * (1 + (rng >> 8) % 12);
+            if ((rng >> 4) % 5 == 0) {
+                n -= (rng >> 12) % 10;
+            }
+
+            rng = rng * 1103515245 + 12345;
+            ep = (rng >> 16) % 6 == 0 ? (rng >> 8) % neps : k % neps;
+            cap = phase == 0 ? 70 + (uint32_t) (k * 19) % 131 : 400;
+
+            if ((rng >> 4) % 97 == 0) {
+                llmd_prefix_index_clear_endpoint(idx, ep);
+                m->count[ep] = 0;
+                continue;
+            }
+
+            if ((rng >> 4) % 2) {
+                llmd_prefix_index_match_held(idx, conv[k], n, match, &held);
+                runs += llmd_prefix_index_add_held(idx, ep, conv[k], n, cap,
+                                                   &held);
+            } else {
+                llmd_prefix_index_add(idx, ep, conv[k], n, cap);
+            }
+
+            model_add(m, ep, conv[k], n, cap, region_cap);
+
+            for (ep = 0; ep < neps; ep++) {
+                assert_int_equal(llmd_prefix_index_holds(idx, ep),
+                                 m->count[ep]);
+                if (i % 25 == 0 || i == 5999) {
+                    assert_lru_as_model(idx, size, m, ep);
+                }
+            }
+        }
+
+        llmd_prefix_index_stats(idx, &st);
+        print_message("phase %zu: %llu evictions, %zu records taken as the "
+                      "lookup saw them\n", phase,
+                      (unsigned long long) st.evictions, runs);
+        assert_true(st.evictions > 1000);
+
+        free(idx);
+        free(m);
+    }
+
+    assert_true(runs > 500);
+
+    for (k = 0; k < 8; k++) {
+        free(conv[k]);
+    }
+}
+
+
 /*
  * llm-d's matching computed the long way, through the public API: the
  * endpoints holding block i are those a one-block lookup of hashes[i]
@@ -782,6 +982,7 @@ main(void)
         cmocka_unit_test(test_region_bound_and_reattach),
         cmocka_unit_test(test_churn),
         cmocka_unit_test(test_readd_order),
+        cmocka_unit_test(test_add_as_model),
         cmocka_unit_test(test_held_same_as_add),
         cmocka_unit_test(test_held_fallback),
         cmocka_unit_test(test_held_run_checked),

@@ -15,6 +15,8 @@
 # cancels (take the mean of B - A and -(A - B)).
 # Talks only to 127.0.0.1; stops by itself, stopping what it started.
 # Usage: bench/balancer-ab.sh A.so B.so [slices (10)] [secs (3)]
+# (SHARED_HEAD=1: the prompts share their first 255 blocks, as
+# bench/balancer.sh's SHARED_HEAD=1)
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 A.so B.so [slices] [secs]" >&2; exit 2; }
 [ -f "$1" ] && [ -f "$2" ] || { echo "$0: no such module: $1 or $2" >&2; exit 2; }
@@ -77,7 +79,7 @@ run() {
   CPU=$((t1 - t0))
 }
 
-echo "two builds, 32 KB prompts (64 distinct), 4 static backends, fronts pinned to CPU 1, wrk -t1 -c16 to CPU 0, $N slices of ${S}s each, order alternating"
+echo "two builds, 32 KB prompts (64 distinct$([ "${SHARED_HEAD:-0}" = 1 ] && echo ', the first 255 blocks shared')), 4 static backends, fronts pinned to CPU 1, wrk -t1 -c16 to CPU 0, $N slices of ${S}s each, order alternating"
 echo "  A: $A"
 echo "  B: $B"
 run 19971 "$WA"; run 19972 "$WB"     # unmeasured: the indexes fill

@@ -64,7 +64,8 @@ static inline int llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep,
 static int llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, const llmd_prefix_held_t *held);
 static int llmd_pi_insert(llmd_prefix_index_t *idx, uint32_t ep,
-    const uint64_t *hashes, size_t from, size_t n);
+    const uint64_t *hashes, size_t from, size_t n, uint32_t first,
+    uint32_t last);
 static size_t llmd_pi_run(const llmd_pi_entry_t *entries, uint32_t first,
     const uint64_t *hashes, size_t n, uint32_t *end);
 static void llmd_pi_unchain(llmd_index_region_t *r, uint32_t e);
@@ -338,7 +339,7 @@ static inline int
 llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
     size_t n, uint32_t capacity, const llmd_prefix_held_t *held)
 {
-    int               seen;
+    int               seen, spoiled;
     size_t            run;
     uint32_t          first, end;
     uint64_t          evictions;
@@ -364,8 +365,14 @@ llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
      * sent again, the turns before a chat's newest, a shared head), need
      * not be searched one by one: the others are inserted, then the run
      * is moved in front of them at once, which is where the touches would
-     * have put it.  An eviction in between (a full region) may have taken
-     * part of the run: then its blocks are inserted as the others.
+     * have put it.  Only if it is still one run from first to end: an
+     * eviction in between (a full region) may have taken part of it, and
+     * the insert may have found and moved its first or last entry (a later
+     * block whose hash repeats one of the run's, a collision a client can
+     * craft), after which first..end would be no run of the LRU at all.
+     * Then the run's blocks are inserted as the others.  A later block
+     * repeating a block inside the run only leaves that entry behind the
+     * run rather than in it, until the next record of the prompt.
      */
     run = 0;
     end = LLMD_INDEX_NONE;
@@ -377,16 +384,20 @@ llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
 
     evictions = idx->region.evictions;
 
-    if (!llmd_pi_insert(idx, ep, hashes, run, n)) {
+    spoiled = llmd_pi_insert(idx, ep, hashes, run, n, first, end);
+    if (spoiled < 0) {
         return 0;
     }
 
     if (run > 0) {
-        if (idx->region.evictions == evictions) {
+        if (!spoiled && idx->region.evictions == evictions) {
             llmd_index_region_touch_run(&idx->region, &llmd_pi_layout, first,
                                         end);
 
-        } else if (!llmd_pi_insert(idx, ep, hashes, 0, run)) {
+        } else if (llmd_pi_insert(idx, ep, hashes, 0, run, LLMD_INDEX_NONE,
+                                  LLMD_INDEX_NONE)
+                   < 0)
+        {
             return 0;
         }
     }
@@ -403,16 +414,21 @@ evict:
 
 /*
  * Blocks from..n - 1 of a prompt for ep, last first: each found is
- * touched, each missing added, so each becomes ep's newest.  0 if an
- * entry could not be had (nothing to evict).
+ * touched, each missing added, so each becomes ep's newest.  -1 if an
+ * entry could not be had (nothing to evict); else 1 if an entry found was
+ * first or last (the ends of the run the caller moves next), 0 if not.
  */
 static int
 llmd_pi_insert(llmd_prefix_index_t *idx, uint32_t ep,
-    const uint64_t *hashes, size_t from, size_t n)
+    const uint64_t *hashes, size_t from, size_t n, uint32_t first,
+    uint32_t last)
 {
+    int               spoiled;
     size_t            i;
     uint32_t          e, *bucket;
     llmd_pi_entry_t  *entry;
+
+    spoiled = 0;
 
     /*
      * The first entry of each of the first blocks' buckets (the match
@@ -450,13 +466,14 @@ llmd_pi_insert(llmd_prefix_index_t *idx, uint32_t ep,
 
         if (e != LLMD_INDEX_NONE) {
             llmd_index_region_touch(&idx->region, &llmd_pi_layout, e);
+            spoiled |= (e == first || e == last);
             continue;
         }
 
         e = llmd_index_region_alloc(&idx->region, &llmd_pi_layout, ep,
                                     llmd_pi_unchain);
         if (e == LLMD_INDEX_NONE) {
-            return 0;
+            return -1;
         }
 
         entry = llmd_pi_entry(idx, e);
@@ -467,7 +484,7 @@ llmd_pi_insert(llmd_prefix_index_t *idx, uint32_t ep,
         *bucket = e;
     }
 
-    return 1;
+    return spoiled;
 }
 
 

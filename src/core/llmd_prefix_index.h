@@ -72,7 +72,8 @@ uint32_t llmd_prefix_index_holds(const llmd_prefix_index_t *idx,
    (llmd_prefix_hashes()), the lookup counts on it.  The blocks ep holds
    as one run of its LRU from block 0 on (a prompt sent again, a chat's
    earlier turns, a shared head) are moved at once, not searched for; the
-   LRU order is that of touching every block, last first. */
+   LRU order is that of touching every block, last first (save an entry
+   whose hash a later block repeats, a collision: it may stay behind). */
 void llmd_prefix_index_add(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, uint32_t capacity);
 

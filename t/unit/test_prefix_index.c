@@ -712,13 +712,15 @@ model_add(lru_model_t *m, uint32_t ep, const uint64_t *h, size_t n,
 
 
 /*
- * The index's LRU of ep is the model's, in order: a copy of the region
- * (indexes are offsets, so a copy attaches) is shrunk one entry at a
- * time, and each time the model's oldest is the entry that went.
+ * The index's LRU of ep holds the model's entries, in the model's order
+ * if ordered: ep matches each of them; a copy of the region (indexes are
+ * offsets, so a copy attaches) shrunk one entry at a time loses one each
+ * time (if ordered, the model's oldest) and, drained, matches none of
+ * them (an entry off the LRU list would never be evicted).
  */
 static void
-assert_lru_as_model(const llmd_prefix_index_t *idx, size_t size,
-    const lru_model_t *m, uint32_t ep)
+assert_lru_model(const llmd_prefix_index_t *idx, size_t size,
+    const lru_model_t *m, uint32_t ep, int ordered)
 {
     size_t                c;
     uint32_t              match[LLMD_MAX_ENDPOINTS];
@@ -727,6 +729,11 @@ assert_lru_as_model(const llmd_prefix_index_t *idx, size_t size,
 
     assert_int_equal(llmd_prefix_index_holds(idx, ep), m->count[ep]);
 
+    for (c = 0; c < m->count[ep]; c++) {
+        llmd_prefix_index_match(idx, &m->lru[ep][c], 1, match);
+        assert_int_equal(match[ep], 1);
+    }
+
     mem = malloc(size);
     assert_non_null(mem);
     memcpy(mem, idx, size);
@@ -734,8 +741,6 @@ assert_lru_as_model(const llmd_prefix_index_t *idx, size_t size,
     assert_non_null(copy);
 
     for (c = m->count[ep]; c-- > 0; ) {
-        llmd_prefix_index_match(copy, &m->lru[ep][c], 1, match);
-        assert_int_equal(match[ep], 1);
         if (c > 0) {
             llmd_prefix_index_add(copy, ep, NULL, 0, (uint32_t) c);
         } else {
@@ -743,6 +748,13 @@ assert_lru_as_model(const llmd_prefix_index_t *idx, size_t size,
             llmd_prefix_index_clear_endpoint(copy, ep);
         }
         assert_int_equal(llmd_prefix_index_holds(copy, ep), c);
+        if (ordered) {
+            llmd_prefix_index_match(copy, &m->lru[ep][c], 1, match);
+            assert_int_equal(match[ep], 0);
+        }
+    }
+
+    for (c = 0; c < m->count[ep]; c++) {
         llmd_prefix_index_match(copy, &m->lru[ep][c], 1, match);
         assert_int_equal(match[ep], 0);
     }
@@ -829,7 +841,7 @@ test_add_as_model(void **state)
                 assert_int_equal(llmd_prefix_index_holds(idx, ep),
                                  m->count[ep]);
                 if (i % 25 == 0 || i == 5999) {
-                    assert_lru_as_model(idx, size, m, ep);
+                    assert_lru_model(idx, size, m, ep, 1);
                 }
             }
         }
@@ -849,6 +861,82 @@ test_add_as_model(void **state)
     for (k = 0; k < 8; k++) {
         free(conv[k]);
     }
+}
+
+
+/*
+ * A prompt whose block hashes repeat (a 64-bit collision of the chained
+ * hashes, which a client may craft), recorded twice for an endpoint
+ * holding blocks 0..19 as a run, with and without the lookup's view:
+ * the LRU is always a whole list of the definition's entries (the record
+ * used to move the run's ends after the insert had moved one of them,
+ * which could leave entries off the list, never evicted); its order is
+ * the block-by-block definition's when the repeated block is the first or
+ * last of the run the record found (block 0; block 19 at the first
+ * record, the run 0..19, not at the second, whose run is 0..29), or when
+ * the prompt repeats its head inside the run.
+ */
+static void
+test_add_repeated_hash(void **state)
+{
+    size_t                size, c, d, region_cap;
+    uint32_t              match[LLMD_MAX_ENDPOINTS];
+    uint64_t             *h, p[40];
+    lru_model_t          *m;
+    llmd_prefix_index_t  *idx;
+    llmd_prefix_held_t    held;
+    llmd_prefix_index_stats_t  st;
+
+    /* block 30 repeats block d of the run (20: none; 40: the recorded
+       prompt repeats block 0 at block 5 instead) */
+    static const size_t  dups[] = { 0, 19, 20, 40, 10, 1 };
+
+    h = chain(900, 40);
+    size = llmd_prefix_index_min_size()
+           + 500 * llmd_prefix_index_entry_bytes();
+
+    for (c = 0; c < 2 * sizeof(dups) / sizeof(dups[0]); c++) {
+        d = dups[c / 2];
+
+        m = calloc(1, sizeof(lru_model_t));
+        assert_non_null(m);
+        idx = held_index(size);
+        assert_non_null(idx);
+        llmd_prefix_index_stats(idx, &st);
+        region_cap = st.capacity;
+
+        memcpy(p, h, sizeof(p));
+
+        if (d < 20) {
+            p[30] = h[d];
+        } else if (d == 40) {
+            p[5] = p[0];
+        }
+
+        llmd_prefix_index_add(idx, 0, p, 20, 100);
+        model_add(m, 0, p, 20, 100, region_cap);
+
+        if (c % 2) {
+            llmd_prefix_index_match_held(idx, p, 40, match, &held);
+            llmd_prefix_index_add_held(idx, 0, p, 40, 100, &held);
+        } else {
+            llmd_prefix_index_add(idx, 0, p, 40, 100);
+        }
+
+        model_add(m, 0, p, 40, 100, region_cap);
+
+        assert_lru_model(idx, size, m, 0, d != 10 && d != 1);
+
+        llmd_prefix_index_add(idx, 0, p, 40, 100);
+        model_add(m, 0, p, 40, 100, region_cap);
+
+        assert_lru_model(idx, size, m, 0, d != 10 && d != 1 && d != 19);
+
+        free(idx);
+        free(m);
+    }
+
+    free(h);
 }
 
 
@@ -983,6 +1071,7 @@ main(void)
         cmocka_unit_test(test_churn),
         cmocka_unit_test(test_readd_order),
         cmocka_unit_test(test_add_as_model),
+        cmocka_unit_test(test_add_repeated_hash),
         cmocka_unit_test(test_held_same_as_add),
         cmocka_unit_test(test_held_fallback),
         cmocka_unit_test(test_held_run_checked),

@@ -111,13 +111,13 @@ run(const char *shape, long requests, int cold)
     record = malloc(requests * sizeof(double));
     if (mem == NULL || lookup == NULL || record == NULL) {
         fprintf(stderr, "out of memory\n");
-        return 1;
+        goto failed;
     }
 
     idx = llmd_prefix_index_create(mem, INDEX_SIZE);
     if (idx == NULL) {
         fprintf(stderr, "llmd_prefix_index_create failed\n");
-        return 1;
+        goto failed;
     }
 
     make_prompts(shape);
@@ -162,6 +162,14 @@ run(const char *shape, long requests, int cold)
     free(record);
 
     return 0;
+
+failed:
+
+    free(mem);
+    free(lookup);
+    free(record);
+
+    return 1;
 }
 
 

@@ -372,7 +372,7 @@ llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
      * craft), after which first..end would be no run of the LRU at all.
      * Then the run's blocks are inserted as the others.  A later block
      * repeating a block inside the run only leaves that entry behind the
-     * run rather than in it, until the next record of the prompt.
+     * run rather than in it.
      */
     run = 0;
     end = LLMD_INDEX_NONE;

@@ -97,7 +97,7 @@ blocks_of(const char *shape, long r)
 static int
 run(const char *shape, long requests, int cold)
 {
-    int                   seen;
+    int                   seen, rc;
     long                  r;
     size_t                k, n, taken;
     double                t0, t1, t2, *lookup, *record;
@@ -109,15 +109,17 @@ run(const char *shape, long requests, int cold)
     mem = calloc(1, INDEX_SIZE);
     lookup = malloc(requests * sizeof(double));
     record = malloc(requests * sizeof(double));
+    rc = 1;
+
     if (mem == NULL || lookup == NULL || record == NULL) {
         fprintf(stderr, "out of memory\n");
-        goto failed;
+        goto done;
     }
 
     idx = llmd_prefix_index_create(mem, INDEX_SIZE);
     if (idx == NULL) {
         fprintf(stderr, "llmd_prefix_index_create failed\n");
-        goto failed;
+        goto done;
     }
 
     make_prompts(shape);
@@ -157,19 +159,15 @@ run(const char *shape, long requests, int cold)
            record[requests * 9 / 10] / 1e3,
            record[requests * 99 / 100] / 1e3, taken, requests);
 
-    free(mem);
-    free(lookup);
-    free(record);
+    rc = 0;
 
-    return 0;
-
-failed:
+done:
 
     free(mem);
     free(lookup);
     free(record);
 
-    return 1;
+    return rc;
 }
 
 

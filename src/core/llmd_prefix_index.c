@@ -62,7 +62,8 @@ static inline int llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t n, uint32_t capacity,
     const llmd_prefix_held_t *held) __attribute__((always_inline));
 static int llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
-    const uint64_t *hashes, size_t n, const llmd_prefix_held_t *held);
+    const uint64_t *hashes, size_t n, const llmd_prefix_held_t *held,
+    size_t *run, uint32_t *end);
 static int llmd_pi_insert(llmd_prefix_index_t *idx, uint32_t ep,
     const uint64_t *hashes, size_t from, size_t n, uint32_t first,
     uint32_t last);
@@ -349,8 +350,12 @@ llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
     }
 
     seen = 0;
+    run = 0;
+    end = LLMD_INDEX_NONE;
 
-    if (held != NULL && llmd_pi_raise_seen(idx, ep, hashes, n, held)) {
+    if (held != NULL
+        && llmd_pi_raise_seen(idx, ep, hashes, n, held, &run, &end))
+    {
         idx->changes++;
         seen = 1;
         goto evict;
@@ -372,14 +377,20 @@ llmd_pi_add(llmd_prefix_index_t *idx, uint32_t ep, const uint64_t *hashes,
      * craft), after which first..end would be no run of the LRU at all.
      * Then the run's blocks are inserted as the others.  A later block
      * repeating a block inside the run only leaves that entry behind the
-     * run rather than in it.
+     * run rather than in it.  The run the lookup's view was checked
+     * against is that one (held->first is ep's entry of block 0): it is
+     * not walked twice.
      */
-    run = 0;
-    end = LLMD_INDEX_NONE;
-    first = n > 0 ? llmd_pi_find(idx, hashes[0], ep) : LLMD_INDEX_NONE;
+    if (run > 0) {
+        first = held->first;
 
-    if (first != LLMD_INDEX_NONE) {
-        run = llmd_pi_run(llmd_pi_entry(idx, 0), first, hashes, n, &end);
+    } else {
+        first = n > 0 ? llmd_pi_find(idx, hashes[0], ep) : LLMD_INDEX_NONE;
+
+        if (first != LLMD_INDEX_NONE) {
+            run = llmd_pi_run(llmd_pi_entry(idx, 0), first, hashes, n,
+                              &end);
+        }
     }
 
     evictions = idx->region.evictions;
@@ -556,13 +567,15 @@ llmd_pi_find(const llmd_prefix_index_t *idx, uint64_t hash, uint32_t ep)
  * prompt's first and last blocks, and the blocks are one run of ep's LRU
  * in their order, the run is moved at once, with no bucket search.  The
  * lookup read only some blocks, so the run is checked here
- * (llmd_pi_run).  0 (nothing changed) when it is not such a run.
+ * (llmd_pi_run).  0 (nothing changed) when it is not such a run; then
+ * *run and *end are the run from held->first that was walked, *run 0 if
+ * none was.
  */
 static int
 llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
-    const uint64_t *hashes, size_t n, const llmd_prefix_held_t *held)
+    const uint64_t *hashes, size_t n, const llmd_prefix_held_t *held,
+    size_t *run, uint32_t *end)
 {
-    uint32_t          end;
     llmd_pi_entry_t  *entries;
 
     if (n == 0 || held->last == LLMD_INDEX_NONE || held->ep != ep
@@ -574,10 +587,14 @@ llmd_pi_raise_seen(llmd_prefix_index_t *idx, uint32_t ep,
     entries = llmd_pi_entry(idx, 0);
 
     if (entries[held->first].hash != hashes[0]
-        || entries[held->last].hash != hashes[n - 1]
-        || llmd_pi_run(entries, held->first, hashes, n, &end) != n
-        || end != held->last)
+        || entries[held->last].hash != hashes[n - 1])
     {
+        return 0;
+    }
+
+    *run = llmd_pi_run(entries, held->first, hashes, n, end);
+
+    if (*run != n || *end != held->last) {
         return 0;
     }
 

@@ -138,6 +138,9 @@ cpu_ticks() {
   done | awk '{c[$1] += $2} END {for (k in c) print k, c[k]}' | sort
 }
 cpu_ticks > $W/cpu.0
+worker=$(ps -o pid=,args= --ppid "$(cat $W/nginx.pid)" | awk '/worker process/ {print $1}')
+proc_ticks() { awk '{print $14 + $15}' /proc/$1/stat 2>/dev/null || echo 0; }
+worker0=$(proc_ticks $worker)
 
 rc=0
 # the publisher's own CPU (bash's time: user and system of the process)
@@ -145,6 +148,7 @@ TIMEFORMAT='publisher: %U s user + %S s system CPU in %R s'
 time { $PIN "$PUB" tcp://127.0.0.1:$KV_PORT $STATUS_PORT $SECS $PODS \
     $POD_PORT $RATE $EVENTS || rc=$?; }
 cpu_ticks > $W/cpu.1
+worker1=$(proc_ticks $worker)
 
 if [ -n "$PERF_PID" ]; then
   kill -INT $PERF_PID 2>/dev/null; wait $PERF_PID 2>/dev/null || true
@@ -160,6 +164,8 @@ print(sum(e["kv"]["blocks_stored"] for e in json.load(open(sys.argv[1]))["upstre
 join $W/cpu.0 $W/cpu.1 | awk -v hz=$HZ -v n=$stored '{d = ($3 - $2) / hz; t += d
   printf "helper thread %s: %.2f CPU-s (%.3f us per applied block)\n", $1, d, (n > 0 ? d * 1e6 / n : 0)}
   END {if (n > 0 && t > 0) printf "helper CPU per applied block: %.3f us (all threads); %.2f M blocks per helper CPU-second\n", t * 1e6 / n, n / t / 1e6}'
+echo "$worker0 $worker1" | awk -v hz=$HZ -v n=$stored '{
+  printf "nginx worker (answering the status polls): %.2f CPU-s (%.3f us per applied block)\n", ($2 - $1) / hz, (n > 0 ? ($2 - $1) * 1e6 / hz / n : 0)}'
 cat $W/status.json | /usr/bin/python3 -c '
 import json, sys
 u = json.load(sys.stdin)["upstreams"][0]

@@ -676,18 +676,22 @@ llmd_kv_bytes_eq(const unsigned char *b, __m128i c)
  * the 64 bytes at b, two masks of one bit per byte (the byte is 0xce; it
  * is neither 0xcd nor 0xce) are made first (SSE2). The chain from a token
  * to the next is then a few operations on the masks in registers (length
- * 3 + 2 x its 0xce bit); the values are read beside it. A token starting
- * at pos < 60 has all its bytes within the 64; then b moves on to the
- * next token and the masks are made again. On a token of another encoding
- * the reader stops (the caller reads it), and with fewer than 64 bytes
- * left. Returns the tokens read into out (at most n) and the position
+ * 3 + 2 x its 0xce bit); the values are read beside it. Twelve tokens
+ * are read at once with no branch on their lengths (a loop whose count
+ * depended on them was mispredicted once per window): at most 5 bytes
+ * each, the twelfth starts at 55 at most, its last byte at 59. Then b moves
+ * on to the next token and the masks are made again. Near the end, or
+ * when one of the twelve has another encoding, one at a time while a
+ * token starts below 60; on a token of another encoding the reader stops
+ * (the caller reads it), and with fewer than 64 bytes left. Returns the
+ * tokens read into out (at most n) and the position
  * after them in *pp: always a token start the one-chain loops reach.
  */
 static size_t
 llmd_kv_tok_sse2(const unsigned char **pp, const unsigned char *end,
     uint32_t *out, size_t n)
 {
-    size_t                i, pos, pos0, d;
+    size_t                i, pos, d;
     uint32_t              v;
     uint64_t              ce2, no, bad;
     const unsigned char  *b;
@@ -706,9 +710,9 @@ llmd_kv_tok_sse2(const unsigned char **pp, const unsigned char *end,
         ce2 <<= 1;
         pos = 0;
 
-        /* four at a time while the fourth starts below 60 */
-        while (pos < 45 && n - i >= 4) {
-            pos0 = pos;
+        /* twelve at once: the twelfth starts at 55 at most, its last byte is
+           at 59 at most; no branch on the lengths */
+        if (n - i >= 12) {
 
 #define LLMD_KV_TOK_SSE2_ONE(k)                                               \
             bad |= no >> pos;                                                 \
@@ -722,17 +726,26 @@ llmd_kv_tok_sse2(const unsigned char **pp, const unsigned char *end,
             LLMD_KV_TOK_SSE2_ONE(1);
             LLMD_KV_TOK_SSE2_ONE(2);
             LLMD_KV_TOK_SSE2_ONE(3);
+            LLMD_KV_TOK_SSE2_ONE(4);
+            LLMD_KV_TOK_SSE2_ONE(5);
+            LLMD_KV_TOK_SSE2_ONE(6);
+            LLMD_KV_TOK_SSE2_ONE(7);
+            LLMD_KV_TOK_SSE2_ONE(8);
+            LLMD_KV_TOK_SSE2_ONE(9);
+            LLMD_KV_TOK_SSE2_ONE(10);
+            LLMD_KV_TOK_SSE2_ONE(11);
 
 #undef LLMD_KV_TOK_SSE2_ONE
 
-            if (bad & 1) {
-                /* one of the four has another encoding: one by one below
-                   from the first (what was written is written again) */
-                pos = pos0;
-                break;
+            if (!(bad & 1)) {
+                i += 12;
+                b += pos;
+                continue;
             }
 
-            i += 4;
+            /* one of them has another encoding: one by one below from
+               the first (what was written is written again) */
+            pos = 0;
         }
 
         /* one at a time up to the end of the 64 bytes */

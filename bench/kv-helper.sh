@@ -11,6 +11,8 @@
 #   RATE=1000000 bench/kv-helper.sh     # paced: lag at a given load
 #   SO=/tmp/old.so bench/kv-helper.sh   # another build of the module
 #   HELPER_CPU=1 PUB_CPU=0 bench/kv-helper.sh   # pinned (taskset)
+#   TEXT=/usr/share/common-licenses/GPL-3 bench/kv-helper.sh
+#                                       # token ids of a real text
 #
 # Variables: SECS (8), PODS (8), RATE blocks/s (0 = full speed), EVENTS
 # per batch (100), ZONE (256m: about 190 MiB of precise index), SO,
@@ -18,7 +20,10 @@
 # helper with perf into $PERF_OUT (default /tmp/kv-helper.perf.data),
 # PUB (build/bin/llmd-bench-kv-pub), HELPER_CPU: the helper's threads on
 # that CPU (HELPER_IO_CPU: libzmq's I/O thread elsewhere), PUB_CPU: the
-# publisher's CPU (taskset).
+# publisher's CPU (taskset), TEXT: the batches' token ids are that file's
+# Qwen3 tokenization, in turn (real text has many ids below 256, 1 or 2
+# bytes in msgpack); without it they are uniform below 151936 (3 or 5
+# bytes), as in the figures before 2026-12-03.
 # Run under `flock /tmp/llmd-bench.lock` on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +60,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM   # so that the EXIT trap stops what it started
+if [ -n "${TEXT:-}" ]; then
+  [ -x "$TOP/build/bin/llmd-tokenize" ] || make -s all
+  "$TOP/build/bin/llmd-tokenize" --tokenizer "$TOKDIR/tokenizer.json" \
+      < "$TEXT" > $W/text.ids
+  export LLMD_BENCH_TOKENS=$W/text.ids
+fi
 
 servers=""
 for i in $(seq 0 $((PODS - 1))); do

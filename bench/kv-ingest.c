@@ -11,6 +11,8 @@
  *   - request keys + match for an 8k-token prompt (p50/p99 over 20000).
  * LLMD_BENCH_HUGE=1 asks for transparent huge pages for the index
  * (madvise(MADV_HUGEPAGE); the region is 2 MiB aligned and rounded up).
+ * LLMD_BENCH_TOKENS=FILE takes the batches' token ids in turn from FILE
+ * (kv_bench_util.h) instead of drawing them uniformly below 151936.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,8 @@ typedef struct {
 
 
 static uint64_t  seed = 0x1234567;
+
+static kv_bench_tokens_t  tokens;      /* the batches' ids */
 
 
 /* One batch of EVENTS BlockStored events; hashes are unique per batch. */
@@ -102,7 +106,7 @@ make_batch(batch_t *b, uint64_t base, int map)
         }
         msgpack_pack_array(&pk, BLOCKS * BS);
         for (i = 0; i < BLOCKS * BS; i++) {
-            msgpack_pack_uint32(&pk, (uint32_t) (kv_bench_rnd(&seed) % 151936));
+            msgpack_pack_uint32(&pk, kv_bench_token(&tokens));
         }
 
         if (map) {
@@ -216,6 +220,10 @@ main(int argc, char **argv)
         BS = atoi(argv[3]);
     }
 
+    if (kv_bench_tokens_init(&tokens) != 0) {
+        return 1;
+    }
+
     b[0] = calloc(NBATCHES, sizeof(batch_t));
     b[1] = calloc(NBATCHES, sizeof(batch_t));
     rm = calloc(NBATCHES, sizeof(msgpack_sbuffer));
@@ -245,9 +253,10 @@ main(int argc, char **argv)
         make_removal(&rm[i], &b[0][i]);
     }
 
-    printf("batch: %d events x %d blocks x %d tokens; payload array=%zu "
-           "map=%zu bytes\n", EVENTS, BLOCKS, BS, b[0][0].buf.size,
-           b[1][0].buf.size);
+    printf("batch: %d events x %d blocks x %d tokens (%s); payload array=%zu "
+           "map=%zu bytes\n", EVENTS, BLOCKS, BS,
+           kv_bench_tokens_name(&tokens),
+           b[0][0].buf.size, b[1][0].buf.size);
 
     for (map = 0; map < 2; map++) {
         /* decode only: the direct reader, then msgpack-c's tree (the

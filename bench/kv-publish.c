@@ -10,9 +10,11 @@
  * [kv@127.0.0.1:<port>@<model>, seq, batch] messages round robin, where a
  * batch is events-per-batch BlockStored events of 4 blocks x 64 tokens,
  * array encoded as vLLM's msgspec does (smallest integer encodings), every
- * other event chained to its predecessor. The batches are built once with
- * msgpack-c and copied into a pool of POOL send buffers; per send only the
- * block hashes and one token per event are rewritten in a free buffer,
+ * other event chained to its predecessor; token ids uniform, or a real
+ * tokenization's with LLMD_BENCH_TOKENS=FILE (kv_bench_util.h). The
+ * batches are built once with msgpack-c and copied into a pool of POOL
+ * send buffers; per send only the block hashes and one token per event
+ * are rewritten in a free buffer,
  * which libzmq sends without a copy (zmq_msg_init_data) and gives back
  * once written to the socket, so the publisher costs little CPU and its
  * memory is bounded (POOL buffers). At full speed the sockets do not drop
@@ -102,6 +104,7 @@ static double         t_warm;
 static uint64_t       applied_total;
 static pthread_mutex_t  lag_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t       rnd_state = 0x9e3779b97f4a7c15ULL;
+static kv_bench_tokens_t  tokens;   /* the batches' ids (LLMD_BENCH_TOKENS) */
 static sbuf_t        *pool_free;
 static pthread_mutex_t  pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t   pool_cv = PTHREAD_COND_INITIALIZER;
@@ -214,7 +217,7 @@ make_batch(batch_t *b, int events)
                 msgpack_sbuffer_write(&b->buf, (const char *) v, 5);
                 continue;
             }
-            t = (uint32_t) (kv_bench_rnd(&rnd_state) % 151936);
+            t = kv_bench_token(&tokens);
             msgpack_pack_uint32(&pk, t);
         }
         msgpack_pack_uint32(&pk, BS);
@@ -494,6 +497,10 @@ main(int argc, char **argv)
         return 2;
     }
 
+    if (kv_bench_tokens_init(&tokens) != 0) {
+        return 2;
+    }
+
     for (v = 0; v < NVARIANTS; v++) {
         make_batch(&batches[v], events);
     }
@@ -537,8 +544,9 @@ main(int argc, char **argv)
     usleep(300000);
 
     printf("publishing %d pods, batches of %d events x %d blocks x %d "
-           "tokens (%zu bytes), %s for %d s\n", npods, events, BLOCKS, BS,
-           bytes, rate > 0 ? "paced" : "full speed", secs);
+           "tokens (%zu bytes, %s), %s for %d s\n", npods, events, BLOCKS,
+           BS, bytes, kv_bench_tokens_name(&tokens),
+           rate > 0 ? "paced" : "full speed", secs);
     if (rate > 0) {
         printf("rate %.0f blocks/s\n", rate);
     }

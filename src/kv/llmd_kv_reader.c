@@ -650,50 +650,65 @@ llmd_kv_tok_two(const unsigned char **pp, const unsigned char *safe2,
 
 #if defined(__SSE2__)
 
-/* bit i: byte b[i] == c, for i < 64 (64 readable bytes) */
-static inline uint64_t
-llmd_kv_bytes_eq(const unsigned char *b, __m128i c)
+/*
+ * Masks of one bit per byte of the 64 at b (64 readable bytes): hi, the
+ * byte is 0x80 or more (so not a positive fixint); m1, it is 0xcc, 0xcd or
+ * 0xce (uint8, uint16, uint32: 2 bytes or more); m2, 0xcd or 0xce (3 or
+ * more); m4, 0xce (5).
+ */
+static inline void
+llmd_kv_tok_masks(const unsigned char *b, uint64_t *hi, uint64_t *m1,
+    uint64_t *m2, uint64_t *m4)
 {
     int       k;
-    uint64_t  m;
+    uint64_t  h, cc, cd, ce;
     __m128i   x;
 
-    m = 0;
+    h = cc = cd = ce = 0;
 
     for (k = 0; k < 4; k++) {
         x = _mm_loadu_si128((const __m128i *) (b + 16 * k));
-        m |= (uint64_t) (uint32_t) _mm_movemask_epi8(_mm_cmpeq_epi8(x, c))
-             << (16 * k);
+        h |= (uint64_t) (uint32_t) _mm_movemask_epi8(x) << (16 * k);
+        cc |= (uint64_t) (uint32_t) _mm_movemask_epi8(
+                  _mm_cmpeq_epi8(x, _mm_set1_epi8((char) 0xcc))) << (16 * k);
+        cd |= (uint64_t) (uint32_t) _mm_movemask_epi8(
+                  _mm_cmpeq_epi8(x, _mm_set1_epi8((char) 0xcd))) << (16 * k);
+        ce |= (uint64_t) (uint32_t) _mm_movemask_epi8(
+                  _mm_cmpeq_epi8(x, _mm_set1_epi8((char) 0xce))) << (16 * k);
     }
 
-    return m;
+    *hi = h;
+    *m4 = ce;
+    *m2 = cd | ce;
+    *m1 = cc | cd | ce;
 }
 
 
 /*
- * Token ids of the two encodings vLLM's arrays are made of (uint16 0xcd,
- * uint32 0xce) without a wait on memory from one token to the next: for
- * the 64 bytes at b, two masks of one bit per byte (the byte is 0xce; it
- * is neither 0xcd nor 0xce) are made first (SSE2). The chain from a token
- * to the next is then a few operations on the masks in registers (length
- * 3 + 2 x its 0xce bit); the values are read beside it. Twelve tokens
- * are read at once with no branch on their lengths (a loop whose count
- * depended on them was mispredicted once per window): at most 5 bytes
- * each, the twelfth starts at 55 at most, its last byte at 59. Then b moves
- * on to the next token and the masks are made again. Near the end, or
- * when one of the twelve has another encoding, one at a time while a
- * token starts below 60; on a token of another encoding the reader stops
- * (the caller reads it), and with fewer than 64 bytes left. Returns the
- * tokens read into out (at most n) and the position
- * after them in *pp: always a token start the one-chain loops reach.
+ * Token ids of the four encodings vLLM's arrays are made of (positive
+ * fixint, uint8 0xcc, uint16 0xcd, uint32 0xce: real text has many ids
+ * below 256, punctuation, digits and bytes) without a wait on memory from
+ * one token to the next: for the 64 bytes at b, masks of one bit per byte
+ * are made first (SSE2, llmd_kv_tok_masks). The chain from a token to the
+ * next is then a few operations on the masks in registers (its length is
+ * 1 + its m1 bit + its m2 bit + 2 x its m4 bit); its value is one 8-byte
+ * big-endian load beside it, shifted and masked by the same bits. Up to
+ * twelve tokens are read in one straight run with no branch on their
+ * lengths (at most 5 bytes each, the twelfth starts at byte 55 at most
+ * and its load ends at 62); near the end of the array, or when one of the
+ * twelve has another encoding, one at a time while a token starts at 56
+ * or below. Then b moves on to the next token and the masks are made
+ * again. On a token of another encoding the reader stops (the caller
+ * reads it), and with fewer than 64 bytes left. Returns the tokens read
+ * into out (at most n) and the position after them in *pp: always a token
+ * start the one-chain loops reach.
  */
 static size_t
 llmd_kv_tok_sse2(const unsigned char **pp, const unsigned char *end,
     uint32_t *out, size_t n)
 {
-    size_t                i, pos, d;
-    uint32_t              v;
-    uint64_t              ce2, no, bad;
+    size_t                i, pos, b1, b2, b4, l;
+    uint64_t              w, hi, m1, m2, m4, no, bad;
     const unsigned char  *b;
 
     b = *pp;
@@ -703,39 +718,43 @@ llmd_kv_tok_sse2(const unsigned char **pp, const unsigned char *end,
         /* a batch waited in a queue: its bytes are rarely cached */
         __builtin_prefetch(b + 512);
 
-        ce2 = llmd_kv_bytes_eq(b, _mm_set1_epi8((char) 0xce));
-        no = ~(ce2 | llmd_kv_bytes_eq(b, _mm_set1_epi8((char) 0xcd)));
-        /* bit i + 1: b[i] is 0xce, so (ce2 >> pos) & 2 is the length
-           beyond 3 (bit 63 is never needed: pos < 60) */
-        ce2 <<= 1;
+        llmd_kv_tok_masks(b, &hi, &m1, &m2, &m4);
+        /* neither a positive fixint nor uint8/16/32 */
+        no = hi & ~m1;
         pos = 0;
 
-        /* twelve at once: the twelfth starts at 55 at most, its last byte is
-           at 59 at most; no branch on the lengths */
-        if (n - i >= 12) {
-
 #define LLMD_KV_TOK_SSE2_ONE(k)                                               \
-            bad |= no >> pos;                                                 \
-            d = (ce2 >> pos) & 2;                                             \
-            memcpy(&v, b + pos + 1, 4);                                       \
-            out[i + k] = __builtin_bswap32(v) >> (16 - (d << 3));             \
-            pos += 3 + d
+            b1 = (m1 >> pos) & 1;                                             \
+            b2 = (m2 >> pos) & 1;                                             \
+            b4 = (m4 >> pos) & 1;                                             \
+            l = 1 + b1 + b2 + 2 * b4;                                         \
+            memcpy(&w, b + pos, 8);                                           \
+            w = __builtin_bswap64(w);                                         \
+            out[i + (k)] = (uint32_t) (w >> (64 - 8 * l))                     \
+                           & (0xffffffffu >> (24 - 8 * b2 - 16 * b4));        \
+            pos += l
 
+        if (n - i >= 12) {
             bad = 0;
-            LLMD_KV_TOK_SSE2_ONE(0);
-            LLMD_KV_TOK_SSE2_ONE(1);
-            LLMD_KV_TOK_SSE2_ONE(2);
-            LLMD_KV_TOK_SSE2_ONE(3);
-            LLMD_KV_TOK_SSE2_ONE(4);
-            LLMD_KV_TOK_SSE2_ONE(5);
-            LLMD_KV_TOK_SSE2_ONE(6);
-            LLMD_KV_TOK_SSE2_ONE(7);
-            LLMD_KV_TOK_SSE2_ONE(8);
-            LLMD_KV_TOK_SSE2_ONE(9);
-            LLMD_KV_TOK_SSE2_ONE(10);
-            LLMD_KV_TOK_SSE2_ONE(11);
 
-#undef LLMD_KV_TOK_SSE2_ONE
+#define LLMD_KV_TOK_SSE2_CHECKED(k)                                           \
+            bad |= no >> pos;                                                 \
+            LLMD_KV_TOK_SSE2_ONE(k)
+
+            LLMD_KV_TOK_SSE2_CHECKED(0);
+            LLMD_KV_TOK_SSE2_CHECKED(1);
+            LLMD_KV_TOK_SSE2_CHECKED(2);
+            LLMD_KV_TOK_SSE2_CHECKED(3);
+            LLMD_KV_TOK_SSE2_CHECKED(4);
+            LLMD_KV_TOK_SSE2_CHECKED(5);
+            LLMD_KV_TOK_SSE2_CHECKED(6);
+            LLMD_KV_TOK_SSE2_CHECKED(7);
+            LLMD_KV_TOK_SSE2_CHECKED(8);
+            LLMD_KV_TOK_SSE2_CHECKED(9);
+            LLMD_KV_TOK_SSE2_CHECKED(10);
+            LLMD_KV_TOK_SSE2_CHECKED(11);
+
+#undef LLMD_KV_TOK_SSE2_CHECKED
 
             if (!(bad & 1)) {
                 i += 12;
@@ -748,18 +767,18 @@ llmd_kv_tok_sse2(const unsigned char **pp, const unsigned char *end,
             pos = 0;
         }
 
-        /* one at a time up to the end of the 64 bytes */
-        while (pos < 60 && i < n) {
+        /* one at a time while 8 bytes can be loaded */
+        while (pos <= 56 && i < n) {
             if ((no >> pos) & 1) {
                 *pp = b + pos;
                 return i;
             }
 
-            d = (ce2 >> pos) & 2;
-            memcpy(&v, b + pos + 1, 4);
-            out[i++] = __builtin_bswap32(v) >> (16 - (d << 3));
-            pos += 3 + d;
+            LLMD_KV_TOK_SSE2_ONE(0);
+            i++;
         }
+
+#undef LLMD_KV_TOK_SSE2_ONE
 
         b += pos;
     }

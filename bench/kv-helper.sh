@@ -11,8 +11,7 @@
 #   RATE=1000000 bench/kv-helper.sh     # paced: lag at a given load
 #   SO=/tmp/old.so bench/kv-helper.sh   # another build of the module
 #   HELPER_CPU=1 PUB_CPU=0 bench/kv-helper.sh   # pinned (taskset)
-#   TEXT=/usr/share/common-licenses/GPL-3 bench/kv-helper.sh
-#                                       # token ids of a real text
+#   TEXT= bench/kv-helper.sh            # token ids uniform, not a text's
 #
 # Variables: SECS (8), PODS (8), RATE blocks/s (0 = full speed), EVENTS
 # per batch (100), ZONE (256m: about 190 MiB of precise index), SO,
@@ -21,9 +20,10 @@
 # PUB (build/bin/llmd-bench-kv-pub), HELPER_CPU: the helper's threads on
 # that CPU (HELPER_IO_CPU: libzmq's I/O thread elsewhere), PUB_CPU: the
 # publisher's CPU (taskset), TEXT: the batches' token ids are that file's
-# Qwen3 tokenization, in turn (real text has many ids below 256, 1 or 2
-# bytes in msgpack); without it they are uniform below 151936 (3 or 5
-# bytes), as in the figures before 2026-12-03.
+# Qwen3 tokenization, in turn (default: Debian's GPL-3 licence text; real
+# text has many ids below 256, 1 or 2 bytes in msgpack); TEXT= (empty):
+# ids uniform below 151936 (3 or 5 bytes), as in the figures before
+# 2026-12-03's review.
 # Run under `flock /tmp/llmd-bench.lock` on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +60,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM   # so that the EXIT trap stops what it started
-if [ -n "${TEXT:-}" ]; then
+TEXT=${TEXT-/usr/share/common-licenses/GPL-3}
+if [ -n "$TEXT" ]; then
+  [ -r "$TEXT" ] || { echo "TEXT=$TEXT: cannot read it (TEXT= for uniform ids)" >&2; exit 2; }
   [ -x "$TOP/build/bin/llmd-tokenize" ] || make -s all
   "$TOP/build/bin/llmd-tokenize" --tokenizer "$TOKDIR/tokenizer.json" \
       < "$TEXT" > $W/text.ids

@@ -588,6 +588,12 @@ runq_wait_ns() {
     cat /proc/"$1"/task/*/schedstat 2>/dev/null \
         | awk '{ s += $2 } END { printf "%.0f", s }'
 }
+# the same for its main thread alone, which runs the pods' steps (the
+# others are libzmq's I/O threads, publishing KV events)
+runq_wait_main_ns() {
+    awk '{ printf "%.0f", $2 }' /proc/"$1"/task/"$1"/schedstat 2>/dev/null \
+        || echo 0
+}
 # the llmd helper (nginx's cache manager process), for its share of the CPU
 helper_pid() {
     local p
@@ -633,6 +639,7 @@ run_one() {
     s0=$(ticks_of "$SIM_PID")
     m0=$(machine_ticks)
     q0=$(runq_wait_ns "$SIM_PID")
+    qm0=$(runq_wait_main_ns "$SIM_PID")
     t0=$(date +%s.%N)
     curl -s "127.0.0.1:$NGX_PORT/llmd/status" > "$dir/llmd_status_before.json" \
         || true
@@ -652,6 +659,7 @@ run_one() {
     s1=$(ticks_of "$SIM_PID")
     m1=$(machine_ticks)
     q1=$(runq_wait_ns "$SIM_PID")
+    qm1=$(runq_wait_main_ns "$SIM_PID")
     mem=$(mem_of $pids)
     hz=$(getconf CLK_TCK)
     curl -s "127.0.0.1:$NGX_PORT/llmd/status" > "$dir/llmd_status.json" || true
@@ -662,7 +670,7 @@ run_one() {
     awk -v t0="$t0" -v t1="$t1" -v n0="$n0" -v n1="$n1" -v s0="$s0" \
         -v s1="$s1" -v hz="$hz" -v mem="$mem" -v np="$(echo $pids | wc -w)" \
         -v h0="$h0" -v h1="$h1" -v m0="$m0" -v m1="$m1" -v q0="$q0" \
-        -v q1="$q1" -v ncpu="$(nproc)" \
+        -v q1="$q1" -v qm0="$qm0" -v qm1="$qm1" -v ncpu="$(nproc)" \
         -v scale="$SCALE" 'BEGIN {
         split(mem, m, " ");
         printf "{\"wall_seconds\": %.3f, \"time_scale\": %s,", t1 - t0, scale;
@@ -673,6 +681,7 @@ run_one() {
         printf " \"nginx_pss_kb\": %d, \"nginx_peak_rss_kb\": %d,", m[1], m[2];
         printf " \"sim_cpu_percent\": %.1f,", 100 * (s1 - s0) / hz / (t1 - t0);
         printf " \"sim_runq_wait_seconds\": %.2f,", (q1 - q0) / 1e9;
+        printf " \"sim_main_runq_wait_seconds\": %.2f,", (qm1 - qm0) / 1e9;
         printf " \"machine_cpu_percent\": %.1f, \"cpus\": %d}\n",
                100 * (m1 - m0) / hz / (t1 - t0) / ncpu, ncpu }' \
         > "$dir/resources.json"

@@ -4,6 +4,7 @@
 #   make build/bin/llmd-loadgen
 #   make bench-quick      (< 5 minutes)    make bench   (< 30 minutes)
 #   make bench-steady     make bench-throughput     make bench-sweep
+#   make bench-sweep-pairs (precise against default over PAIRS=6 sweeps)
 #   make bench-bursts     (group bursts of shared-prefix siblings)
 #   make bench-pd         (P/D against aggregated, about 15 minutes)
 #   make bench-overload   (overload with and without flow control, ~5 min)
@@ -57,7 +58,7 @@ $(BUILD)/unit/test_lg_lines: $(BUILD)/loadgen/lg_lines.o \
 $(BUILD)/unit/test_lg_text: $(BUILD)/loadgen/lg_text.o
 
 .PHONY: bench bench-quick bench-steady bench-throughput bench-sweep bench-pd \
-    bench-overload bench-bursts bench-guide
+    bench-overload bench-bursts bench-guide bench-sweep-pairs
 bench: deps all
 	bench/scheduling.sh full
 bench-quick: deps all
@@ -68,6 +69,8 @@ bench-throughput: deps all
 	bench/scheduling.sh throughput
 bench-sweep: deps all
 	bench/scheduling.sh sweep
+bench-sweep-pairs: deps all
+	bench/sweep-pairs.sh
 bench-pd: deps all
 	bench/scheduling.sh pd
 bench-overload: deps all

@@ -6,7 +6,8 @@
 # commented-out one) and its workload from its YAML; seed-compare judges a
 # second run and the two runs' agreement, and counts requests per pod;
 # bench/lib/picks.py --ttft counts what makes a run's TTFT p90, --span
-# what sets output tok/s.  No
+# what sets output tok/s; bench/lib/pairs.py compares two profiles over
+# several runs (counts, means, bootstrap intervals, the sign test).  No
 # processes besides the scripts, no ports; well under a second.
 use strict;
 use warnings;
@@ -407,6 +408,119 @@ like($out, qr/^\| precise \| 5000 \| 32\.00 \| 156\.2 \| 2\.00 \| 1\.000 \| 29\.
      'picks.py --span: output tokens, span, output tok/s; the last '
      . 'request\'s send, TTFT, decode, time per token, pod and its pod\'s '
      . 'mean decode batch; each pod\'s last end')
+    or diag $out;
+
+# --- bench/lib/pairs.py: precise against default over several runs --------
+# Each made-up run has both experiments: report.json with output tok/s and
+# TTFT p90, and 20 requests: two groups' first requests on pod a (TTFT 1.0
+# and 1.2 s: the floor 1.0) and 18 siblings on pod b, K of them at 1.5 s
+# (at or above the floor: 2 + K). Runs (precise / default):
+#   r1: output 1010 / 1000, p90 0.50 / 0.60, K 1 / 2: both halves met
+#   r2:         990 / 1000,     0.70 / 0.60,   3 / 1: missed
+#   r3:        1000 / 1005,     0.55 / 0.55,   0 / 0: p90 tied (met), output missed
+#   r4:        1020 / 1000,     0.40 / 0.60,   0 / 3: met
+#   r5: precise only: skipped, named on stderr
+# p90 <= in 3 of 4, output >= in 2, both in 2; p90 difference mean
+# (-0.1 + 0.1 + 0 - 0.2) / 4 = -0.050 s; at the floor (-1 + 2 + 0 - 3) / 4
+# = -0.5; output ratio (1.01 + 0.99 + 1000 / 1005 + 1.02) / 4 = 1.0038;
+# sign test: lower in 2, higher in 1 (the tie left out): p = 2 x 4 / 8,
+# capped at 1. Only r1 has resources.json (the simulator's CPU wait).
+sub pairs_exp {
+    my ($dir, $out, $p90, $k) = @_;
+    spew("$dir/loadgen/report.json", $json->encode({ summary => { metrics => {
+        throughput => { output_tokens_per_sec => $out },
+        latency => { time_to_first_token => { p90 => $p90 } } } } }));
+    my @r = map { { id => $_, stage => 0, group => $_, ok => JSON::PP::true,
+                    scheduled => $_, server => 'a',
+                    time_to_first_token => 1.0 + 0.2 * $_ } } (0, 1);
+    push @r, map { { id => 2 + $_, stage => 0, group => $_ % 2,
+                     ok => JSON::PP::true, scheduled => 10 + $_,
+                     server => 'b',
+                     time_to_first_token => $_ < $k ? 1.5 : 0.1 } } 0 .. 17;
+    spew("$dir/loadgen/per_request_lifecycle_metrics.jsonl",
+         join('', map { $json->encode($_) . "\n" } @r));
+}
+my %pairs_runs = (r1 => [1010, 0.50, 1, 1000, 0.60, 2],
+                  r2 => [990, 0.70, 3, 1000, 0.60, 1],
+                  r3 => [1000, 0.55, 0, 1005, 0.55, 0],
+                  r4 => [1020, 0.40, 0, 1000, 0.60, 3]);
+for my $r (sort keys %pairs_runs) {
+    my $v = $pairs_runs{$r};
+    pairs_exp("$tmp/pairs/$r/precise", @$v[0 .. 2]);
+    pairs_exp("$tmp/pairs/$r/default", @$v[3 .. 5]);
+}
+pairs_exp("$tmp/pairs/r5/precise", 1000, 0.5, 0);
+# r1 has resources.json: the simulator waited 9.5 s for a CPU in precise,
+# 6.0 s in default
+spew("$tmp/pairs/r1/precise/resources.json", '{"sim_runq_wait_seconds": 9.5}');
+spew("$tmp/pairs/r1/default/resources.json", '{"sim_runq_wait_seconds": 6.0}');
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/pairs.py',
+                         map { "$tmp/pairs/r$_" } 1 .. 5);
+is($rc, 0, 'pairs.py: exit 0') or diag $out;
+like($out, qr{^\| r1 \| 1010\.0 / 1000\.0 \| 1\.010 \| 0\.500 / 0\.600 \| -0\.100 \| 3 / 4 \(2\) \| 9\.5 / 6\.0 \| met \|$}m,
+     'pairs.py: a run where both halves are met: outputs, ratio, p90s, '
+     . 'difference, requests at or above the floor, simulator\'s CPU wait')
+    or diag $out;
+like($out, qr{^\| r3 \| 1000\.0 / 1005\.0 \| 0\.995 \| 0\.550 / 0\.550 \| \+0\.000 \| 2 / 2 \(2\) \| - / - \| missed \|$}m,
+     'pairs.py: a tied p90 with the lower output misses; no '
+     . 'resources.json: no CPU wait') or diag $out;
+like($out, qr{^simulator's CPU wait, precise - default: mean \+3\.5 s, 95 % interval \+3\.5 \.\. \+3\.5 s \(1 runs\); precise's longer in 1$}m,
+     'pairs.py: CPU wait over the runs that have it') or diag $out;
+like($out, qr{r5: no default}, 'pairs.py: a run without B is named')
+    or diag $out;
+unlike($out, qr{^\| r5 }m, 'pairs.py: and left out') or diag $out;
+like($out, qr{^runs: 4$}m, 'pairs.py: four runs counted') or diag $out;
+like($out, qr{^precise's TTFT p90 <= default's: 3 of 4; output >= : 2 of 4; both: 2 of 4$}m,
+     'pairs.py: the target judged per run') or diag $out;
+like($out, qr{^requests at or above the floor, precise - default: mean -0\.5,}m,
+     'pairs.py: mean difference of requests at the floor') or diag $out;
+like($out, qr{^output tok/s, precise / default: mean 1\.0038,}m,
+     'pairs.py: mean output ratio') or diag $out;
+like($out, qr{^sign test, TTFT p90: precise lower in 2, higher in 1: p = 1\.000$}m,
+     'pairs.py: the sign test leaves ties out') or diag $out;
+if ($out =~ /^TTFT p90, precise - default: mean (\S+) s, 95 % interval (\S+) \.\. (\S+) s$/m) {
+    my ($m, $lo, $hi) = ($1, $2, $3);
+    is($m, '-0.050', 'pairs.py: mean p90 difference');
+    ok($lo <= $m && $m <= $hi && $lo >= -0.2 && $hi <= 0.1,
+       "pairs.py: the bootstrap interval ($lo .. $hi) holds the mean and "
+       . 'lies within the runs\' differences');
+} else {
+    fail('pairs.py: the p90 difference line') for 1 .. 2;
+    diag $out;
+}
+# Six runs all won by precise: p = 2 / 2^6; no run at all: exit 1.
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/pairs.py',
+                         map { "$tmp/pairs/$_" } qw(r1 r1 r1 r4 r4 r4));
+like($out, qr{^sign test, TTFT p90: precise lower in 6, higher in 0: p = 0\.031$}m,
+     'pairs.py: six wins of six: p = 0.031') or diag $out;
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/pairs.py',
+                         "$tmp/pairs/r5");
+is($rc, 1, 'pairs.py: no run with both experiments: exit 1') or diag $out;
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/pairs.py',
+                         '--a', 'default', '--b', 'precise',
+                         map { "$tmp/pairs/r$_" } 1 .. 4);
+like($out, qr{^default's TTFT p90 <= precise's: 2 of 4; output >= : 2 of 4; both: 2 of 4$}m,
+     'pairs.py --a/--b: the roles swapped') or diag $out;
+
+# bench/sweep-pairs.sh with run directories: only the summary, written to
+# bench/results/sweep-pairs-<date>.md (removed after); PAIRS must be a
+# number of runs.
+($rc, $out) = run_script('bench/sweep-pairs.sh',
+                         map { "$tmp/pairs/r$_" } 1 .. 4);
+is($rc, 0, 'sweep-pairs.sh RUN_DIR...: exit 0') or diag $out;
+like($out, qr{^precise's TTFT p90 <= default's: 3 of 4; output >= : 2 of 4; both: 2 of 4$}m,
+     'sweep-pairs.sh: pairs.py\'s summary of the runs given') or diag $out;
+if ($out =~ /^summary: (\S+)$/m) {
+    my $md = $1;
+    ok(-f $md && `cat $md` =~ /^- \Q$tmp\E\/pairs\/r4$/m,
+       'sweep-pairs.sh: the summary file names the runs');
+    unlink $md;
+} else {
+    fail('sweep-pairs.sh: the summary file');
+}
+($rc, $out) = run_script('env', 'PAIRS=two', 'bench/sweep-pairs.sh');
+is($rc, 2, 'sweep-pairs.sh PAIRS=two: exit 2') or diag $out;
+like($out, qr{PAIRS=two: a number of runs}, 'sweep-pairs.sh: says why')
     or diag $out;
 
 done_testing();

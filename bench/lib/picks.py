@@ -224,7 +224,7 @@ def group_firsts(reqs):
     return firsts, cold
 
 
-def ttft_tail(d):
+def ttft_counts(d):
     """Which requests make the TTFT p90: the first request of every group
     computes its whole prompt, so its TTFT has a floor (the fastest first
     request's) that the p90 reaches as soon as more than 10 % of all
@@ -275,14 +275,24 @@ def ttft_tail(d):
         ahead[min(n, 2)] += 1
         if n == 0 and any(waiting(x, r) for x in blocked):
             backlog += 1
-    name = os.path.basename(os.path.normpath(d))
+    return {"p90": nearest_rank([r["time_to_first_token"] for r in reqs],
+                                0.9),
+            "floor": floor, "tenth": len(reqs) // 10, "slow": len(slow),
+            "slow_cold": slow_cold, "per": per, "ahead": ahead,
+            "backlog": backlog, "stacked": stacked, "cold": len(cold),
+            "blocked": len(blocked)}
+
+
+def ttft_tail(d):
+    """--ttft: one row of ttft_counts."""
+    c = ttft_counts(d)
     print("| %s | %.3f | %.3f | %d | %d | %d | %s | %d (%d) / %d / %d | "
           "%d of %d | %d |" % (
-              name,
-              nearest_rank([r["time_to_first_token"] for r in reqs], 0.9),
-              floor, len(reqs) // 10, len(slow), slow_cold,
-              " / ".join(map(str, per)), ahead[0], backlog, ahead[1],
-              ahead[2], stacked, len(cold), len(blocked)))
+              os.path.basename(os.path.normpath(d)), c["p90"], c["floor"],
+              c["tenth"], c["slow"], c["slow_cold"],
+              " / ".join(map(str, c["per"])), c["ahead"][0], c["backlog"],
+              c["ahead"][1], c["ahead"][2], c["stacked"], c["cold"],
+              c["blocked"]))
 
 
 def first_placement(d):

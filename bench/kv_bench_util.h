@@ -44,7 +44,10 @@ typedef struct {
 } kv_bench_tokens_t;
 
 
-/* 0, or -1 (with a message) if LLMD_BENCH_TOKENS names no ids. */
+/*
+ * 0, or -1 (with a message) if LLMD_BENCH_TOKENS names an unreadable file,
+ * one without ids, or an id that is not a 32-bit number.
+ */
 static inline int
 kv_bench_tokens_init(kv_bench_tokens_t *t)
 {
@@ -76,18 +79,26 @@ kv_bench_tokens_init(kv_bench_tokens_t *t)
     for ( ;; ) {
         c = getc(f);
 
-        if (c >= '0' && c <= '9' && digits < 10) {
+        if (c >= '0' && c <= '9') {
             v = v * 10 + (uint64_t) (c - '0');
-            digits++;
+            if (++digits > 10 || v > UINT32_MAX) {
+                fclose(f);
+                free(t->ids);
+                t->ids = NULL;
+                fprintf(stderr, "LLMD_BENCH_TOKENS: %s: token id %zu is "
+                        "not a 32-bit number\n", path, t->n + 1);
+                return -1;
+            }
             continue;
         }
 
-        if (digits > 0 && v <= UINT32_MAX) {
+        if (digits > 0) {
             if (t->n == cap) {
                 cap = cap ? cap * 2 : 65536;
                 t->ids = realloc(t->ids, cap * sizeof(uint32_t));
                 if (t->ids == NULL) {
                     fclose(f);
+                    t->n = 0;
                     fprintf(stderr, "%s: out of memory\n", path);
                     return -1;
                 }

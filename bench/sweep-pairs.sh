@@ -26,6 +26,10 @@ esac
                   exit 2; }
 
 runs=("$@")
+log=""
+out=""
+# an interrupted or failed run leaves no temporary log and no summary
+trap 'rm -f "$log" "$out"' EXIT
 if [ ${#runs[@]} = 0 ]; then
     for i in $(seq 1 "$PAIRS"); do
         if [ $((i % 2)) = 1 ]; then order="precise default"
@@ -35,7 +39,6 @@ if [ ${#runs[@]} = 0 ]; then
         # shellcheck disable=SC2086  # two experiment names
         if ! "$TOP/bench/scheduling.sh" sweep $order 2>&1 | tee "$log"; then
             echo "pair $i: bench/scheduling.sh failed" >&2
-            rm -f "$log"
             exit 1
         fi
         dir=$(sed -n 's/^results: //p' "$log" | head -1)
@@ -57,3 +60,4 @@ mkdir -p "$TOP/bench/results"
 } > "$out"
 cat "$out"
 echo "summary: $out"
+out=""   # kept

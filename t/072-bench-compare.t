@@ -523,4 +523,41 @@ is($rc, 2, 'sweep-pairs.sh PAIRS=two: exit 2') or diag $out;
 like($out, qr{PAIRS=two: a number of runs}, 'sweep-pairs.sh: says why')
     or diag $out;
 
+# A run whose precise has report.json but no per-request data is skipped
+# like a run without it; sweep-pairs.sh over runs of which none has both
+# fails (exit 1) and leaves no summary file behind.
+spew("$tmp/pairs/r6/precise/loadgen/report.json",
+     `cat $tmp/pairs/r1/precise/loadgen/report.json`);
+pairs_exp("$tmp/pairs/r6/default", 1000, 0.5, 0);
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/pairs.py',
+                         "$tmp/pairs/r1", "$tmp/pairs/r6");
+like($out, qr{r6: no precise}, 'pairs.py: no per-request data: named')
+    or diag $out;
+like($out, qr{^runs: 1$}m, 'pairs.py: and left out') or diag $out;
+my @before = glob('bench/results/sweep-pairs-*.md');
+($rc, $out) = run_script('bench/sweep-pairs.sh', "$tmp/pairs/r5",
+                         "$tmp/pairs/r6");
+is($rc, 1, 'sweep-pairs.sh: no run with both experiments: exit 1')
+    or diag $out;
+is(scalar(my @after = glob('bench/results/sweep-pairs-*.md')),
+   scalar(@before), 'sweep-pairs.sh: no summary file left on failure');
+
+# LLMD_BENCH_TOKENS (bench/kv_bench_util.h): an id beyond 32 bits and a
+# file without ids are refused by name before any benchmark runs.
+SKIP: {
+    skip 'build/bin/llmd-bench-kv not built', 4
+        unless -x 'build/bin/llmd-bench-kv';
+    spew("$tmp/ids-big", "1 2 4294967296 3\n");
+    spew("$tmp/ids-none", "no ids here\n");
+    ($rc, $out) = run_script("LLMD_BENCH_TOKENS=$tmp/ids-big",
+                             'build/bin/llmd-bench-kv', '1');
+    is($rc, 1, 'llmd-bench-kv: an id beyond 32 bits: exit 1') or diag $out;
+    like($out, qr{token id 3 is not a 32-bit number},
+         'llmd-bench-kv: names the id') or diag $out;
+    ($rc, $out) = run_script("LLMD_BENCH_TOKENS=$tmp/ids-none",
+                             'build/bin/llmd-bench-kv', '1');
+    is($rc, 1, 'llmd-bench-kv: no ids: exit 1') or diag $out;
+    like($out, qr{no token ids in}, 'llmd-bench-kv: says so') or diag $out;
+}
+
 done_testing();

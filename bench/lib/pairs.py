@@ -6,8 +6,9 @@ mode: does A lose to B, or does one run's comparison only show its draw?
 
 Each RUN_DIR is one run (bench/results/<mode>-<time>) with the two
 experiments A and B in it (default: precise and default, the two that
-issue 15's target 3 compares in `make bench-sweep`); runs without both are
-skipped with a note on stderr. Per run, from each experiment's
+issue 15's target 3 compares in `make bench-sweep`); runs without both (a
+report.json and the per-request data each) are skipped with a note on
+stderr. Per run, from each experiment's
 loadgen/report.json: output tok/s and TTFT p90; from its per-request data
 (picks.py's --ttft counts): the requests at or above the first requests'
 floor, which decide where the p90 sits. Then, over the runs:
@@ -45,9 +46,9 @@ def experiment(run, name):
     try:
         with open(os.path.join(d, "loadgen", "report.json")) as f:
             m = json.load(f)["summary"]["metrics"]
-    except (OSError, ValueError, KeyError):
+        c = picks.ttft_counts(d)
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    c = picks.ttft_counts(d)
     try:
         with open(os.path.join(d, "resources.json")) as f:
             wait = float(json.load(f)["sim_runq_wait_seconds"])

@@ -54,6 +54,16 @@
 # writes the guide's table (beside the guide's own with SEED_GUIDE=<the
 # guide's README.md>).
 #
+# KV events: the simulated pods always publish them; an experiment with
+# llmd_kv_events (precise and its variants) reads them in nginx's helper.
+# For every other experiment build/bin/llmd-bench-kv-drain (bench/kv-drain.c)
+# binds the KV port and reads them instead, so that every experiment's pods
+# do the same work on the shared CPUs (without a subscriber libzmq drops
+# the events at the pods' sockets, and precise's pods alone paid for
+# writing them: docs/benchmark.md, "Issue 15, seventeenth session");
+# its counts are in the experiment's kv-drain.txt.  KV_DRAIN=0: no drain
+# (as before the seventeenth session).
+#
 # Talks only to 127.0.0.1 (ports 18501-18508 pods, 18510 nginx, 18590 KV
 # events; SIM_PORT, NGX_PORT, KV_PORT change them), stops by itself, and
 # cleans up its processes on exit.
@@ -111,6 +121,8 @@ BUILD_DIR=${BUILD_DIR:-$TOP/build}
 SIM=$BUILD_DIR/bin/vllm-sim
 LG=$BUILD_DIR/bin/llmd-loadgen
 SO=${SO:-$BUILD_DIR/ngx_http_llmd_module.so}
+KV_DRAIN=${KV_DRAIN:-1}
+KV_DRAIN_BIN=$BUILD_DIR/bin/llmd-bench-kv-drain
 # LG_SEED=N: the workload drawn with another seed (llmd-loadgen --seed;
 # the default draws the same requests in every run).
 # ACCESS_LOG=1: an access log of every request's pick, prefix match,
@@ -155,7 +167,7 @@ if [ "$MODE" = guide ]; then
     SIM_ARGS="--profile qwen3-32b-tp2-h100 --model $MODEL"
 fi
 
-for f in "$SIM" "$LG" "$SO"; do
+for f in "$SIM" "$LG" "$SO" $([ "$KV_DRAIN" = 0 ] || echo "$KV_DRAIN_BIN"); do
     [ -e "$f" ] || { echo "missing $f: run make" >&2; exit 1; }
 done
 command -v gnuplot >/dev/null || echo "gnuplot missing: no charts" \
@@ -253,7 +265,7 @@ RES=$TOP/bench/results/$MODE-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RES"
 W=$(mktemp -d /tmp/llmd-bench.XXXXXX)
 chmod 755 "$W"            # nginx workers (nobody) read their temp dirs
-SIM_PID="" SAMPLER_PID="" LG_PID=""
+SIM_PID="" SAMPLER_PID="" LG_PID="" KV_DRAIN_PID=""
 DRAIN=${DRAIN:-1500}      # simulated s to wait for requests after the stages
 
 stop_nginx() {
@@ -280,6 +292,27 @@ stop_sampler() {
         SAMPLER_PID=""
     fi
 }
+# the KV-event drain of an experiment without a subscriber (KV_DRAIN);
+# its last words are its counts (messages, frames, bytes)
+start_kv_drain() {
+    local out=$1
+    "${SUT_PIN[@]}" "$KV_DRAIN_BIN" "tcp://127.0.0.1:$KV_PORT" > "$out" &
+    KV_DRAIN_PID=$!
+    local deadline=$((SECONDS + 10))
+    until (exec 3<> "/dev/tcp/127.0.0.1/$KV_PORT") 2>/dev/null; do
+        kill -0 "$KV_DRAIN_PID" 2>/dev/null && [ $SECONDS -lt $deadline ] \
+            || { echo "llmd-bench-kv-drain did not bind port $KV_PORT" >&2
+                 exit 1; }
+        sleep 0.05
+    done
+}
+stop_kv_drain() {
+    if [ -n "$KV_DRAIN_PID" ]; then
+        kill "$KV_DRAIN_PID" 2>/dev/null || true
+        wait "$KV_DRAIN_PID" 2>/dev/null || true
+        KV_DRAIN_PID=""
+    fi
+}
 cleanup() {
     if [ -n "$LG_PID" ]; then
         kill "$LG_PID" 2>/dev/null || true
@@ -288,6 +321,7 @@ cleanup() {
     stop_sampler
     stop_nginx
     stop_sim
+    stop_kv_drain
     rm -rf "$W"
     [ -z "$AG_OLD" ] || echo "$AG_OLD" > /proc/self/autogroup 2>/dev/null \
         || true
@@ -624,6 +658,13 @@ run_one() {
     local exp=$1 dir=$RES/$1 pids t0 t1 n0 n1 s0 s1 hz mem
     mkdir -p "$dir"
     echo "== $exp ($MODE, time scale $SCALE)" >&2
+    # no subscriber of its own: the drain reads the pods' KV events
+    if [ "$KV_DRAIN" != 0 ]; then
+        case $(upstream_conf "$exp" || true) in
+        *llmd_kv_events*) ;;
+        *) start_kv_drain "$dir/kv-drain.txt" ;;
+        esac
+    fi
     start_sim "$exp"
     start_nginx "$exp"
     sleep 1          # first scrapes, KV-event connections
@@ -696,12 +737,17 @@ run_one() {
     grep '^| all' "$dir/simlag.md" >&2 || true
     stop_nginx
     stop_sim
+    stop_kv_drain
+    [ ! -s "$dir/kv-drain.txt" ] || echo "KV events drained:" \
+        "$(cat "$dir/kv-drain.txt")" >&2
 }
 
 echo "results: $RES" >&2
 echo "vllm-sim options: ${SIM_ARGS:-(linear step model)}" \
     "${SIM_MAX_LAG_MS:+--max-lag-ms $SIM_MAX_LAG_MS}" \
     "${REQ_LAT:+--request-latency-ms $REQ_LAT}" > "$RES/sim-args.txt"
+echo "KV events without a subscriber: $([ "$KV_DRAIN" = 0 ] \
+    && echo dropped || echo "drained (llmd-bench-kv-drain)")" >> "$RES/sim-args.txt"
 for exp in $EXPS; do
     run_one "$exp"
 done

@@ -36,3 +36,10 @@ $(BUILD)/bin/llmd-bench-kv-pub: bench/kv-publish.c bench/kv_bench_util.h \
 UNIT_TESTS += test_kv_diff
 UNIT_DEPS_test_kv_diff := kv/llmd_kv_events kv/llmd_kv_reader
 UNIT_LIBS_test_kv_diff := $(KV_LIBS)
+
+# the scheduling benchmark's stand-in subscriber for experiments without
+# llmd_kv_events (bench/scheduling.sh, KV_DRAIN)
+TOOLS += $(BUILD)/bin/llmd-bench-kv-drain
+
+$(BUILD)/bin/llmd-bench-kv-drain: bench/kv-drain.c | $(BUILD)/bin
+	$(CC) $(CORE_CFLAGS) $< -o $@ -lzmq

@@ -20,6 +20,7 @@
  * be bound, 2 on bad arguments.
  */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,9 +99,11 @@ main(int argc, char **argv)
     if (argc == 3) {
         errno = 0;
         max_seconds = strtod(argv[2], &end);
-        if (errno || end == argv[2] || *end || !(max_seconds > 0)) {
+        if (errno || end == argv[2] || *end || !(max_seconds > 0)
+            || !isfinite(max_seconds))
+        {
             fprintf(stderr, "llmd-bench-kv-drain: MAX_SECONDS \"%s\" is "
-                    "not a positive number\n", argv[2]);
+                    "not a positive finite number\n", argv[2]);
             return 2;
         }
     }

@@ -296,6 +296,11 @@ stop_sampler() {
 # its last words are its counts (messages, frames, bytes)
 start_kv_drain() {
     local out=$1
+    # a port someone else holds would pass the check below
+    if (exec 3<> "/dev/tcp/127.0.0.1/$KV_PORT") 2>/dev/null; then
+        echo "KV port $KV_PORT is in use (KV_PORT changes it)" >&2
+        exit 1
+    fi
     "${SUT_PIN[@]}" "$KV_DRAIN_BIN" "tcp://127.0.0.1:$KV_PORT" > "$out" &
     KV_DRAIN_PID=$!
     local deadline=$((SECONDS + 10))

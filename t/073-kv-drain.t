@@ -81,10 +81,10 @@ like($out, qr/usage: .*ENDPOINT \[MAX_SECONDS\]/, 'no endpoint: the usage');
 is($rc, 2, 'an endpoint off loopback: exit 2');
 like($out, qr/endpoint "tcp:\/\/0\.0\.0\.0:$PORT" is not tcp:\/\/127/,
      'an endpoint off loopback: named');
-for my $bad ('x', '0', '-3', '5s') {
+for my $bad ('x', '0', '-3', '5s', 'inf', 'nan') {
     ($rc, $out) = run_drain($ep, "'$bad'");
     is($rc, 2, "MAX_SECONDS '$bad': exit 2");
-    like($out, qr/MAX_SECONDS "\Q$bad\E" is not a positive number/,
+    like($out, qr/MAX_SECONDS "\Q$bad\E" is not a positive finite number/,
          "MAX_SECONDS '$bad': named");
 }
 

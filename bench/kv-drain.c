@@ -25,11 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/prctl.h>
 
 #include <zmq.h>
+
+#include "kv_bench_util.h"
 
 /* how long one receive waits: the stop flag and the deadline are checked
    this often */
@@ -53,16 +54,6 @@ on_report(int sig)
 {
     (void) sig;
     report = 1;
-}
-
-
-static double
-now(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 
@@ -135,10 +126,10 @@ main(int argc, char **argv)
         return 1;
     }
 
-    deadline = now() + max_seconds;
+    deadline = kv_bench_now() + max_seconds;
     zmq_msg_init(&msg);
 
-    while (!stop && now() < deadline) {
+    while (!stop && kv_bench_now() < deadline) {
         if (report) {
             report = 0;
             print_counts(msgs, frames, bytes);

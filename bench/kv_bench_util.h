@@ -3,8 +3,8 @@
  * hashes and tokens, the batches' token ids (uniform, or a real
  * tokenization from LLMD_BENCH_TOKENS), a monotonic clock in seconds, and
  * a msgpack string.
- * Used by bench/kv-ingest.c (llmd-bench-kv) and bench/kv-publish.c
- * (llmd-bench-kv-pub).
+ * Used by bench/kv-ingest.c (llmd-bench-kv), bench/kv-publish.c
+ * (llmd-bench-kv-pub) and bench/kv-drain.c (llmd-bench-kv-drain, the clock).
  */
 #ifndef KV_BENCH_UTIL_H
 #define KV_BENCH_UTIL_H

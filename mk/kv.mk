@@ -41,5 +41,6 @@ UNIT_LIBS_test_kv_diff := $(KV_LIBS)
 # llmd_kv_events (bench/scheduling.sh, KV_DRAIN)
 TOOLS += $(BUILD)/bin/llmd-bench-kv-drain
 
-$(BUILD)/bin/llmd-bench-kv-drain: bench/kv-drain.c | $(BUILD)/bin
+$(BUILD)/bin/llmd-bench-kv-drain: bench/kv-drain.c bench/kv_bench_util.h \
+    | $(BUILD)/bin
 	$(CC) $(CORE_CFLAGS) $< -o $@ -lzmq

@@ -792,6 +792,11 @@ if [ "$MODE" = sweep ]; then
     # (docs/benchmark.md, "Issue 15, tenth session")
     /usr/bin/python3 bench/lib/picks.py --span $dirs > "$RES/span.md" \
         && echo "output tok/s: $RES/span.md" >&2
+    # and the siblings the first requests made wait, against a blind pick
+    # (docs/benchmark.md, "Issue 15, eighteenth session")
+    /usr/bin/python3 bench/lib/picks.py --exposure $dirs \
+        > "$RES/exposure.md" \
+        && echo "siblings behind first requests: $RES/exposure.md" >&2
 fi
 if [ -n "${SEED_REPORT:-}" ] && [ "$LG_MODE" != default ]; then
     bench/seed-compare "$SEED_REPORT" "$RES" > "$RES/seed-compare.md" \

@@ -5,7 +5,8 @@
 # 1 / mean TPOT), the guide's own figures are read from its tables (also the
 # commented-out one) and its workload from its YAML; seed-compare judges a
 # second run and the two runs' agreement, and counts requests per pod;
-# bench/lib/picks.py --ttft counts what makes a run's TTFT p90, --span
+# bench/lib/picks.py --ttft counts what makes a run's TTFT p90,
+# --exposure what the first requests cost the siblings behind them, --span
 # what sets output tok/s; bench/lib/pairs.py compares two profiles over
 # several runs (counts, means, bootstrap intervals, the sign test).  No
 # processes besides the scripts, no ports; well under a second.
@@ -409,6 +410,53 @@ like($out, qr/^\| precise \| 5000 \| 32\.00 \| 156\.2 \| 2\.00 \| 1\.000 \| 29\.
      . 'request\'s send, TTFT, decode, time per token, pod and its pod\'s '
      . 'mean decode batch; each pod\'s last end')
     or diag $out;
+
+# --exposure: two pods, the floor 1.0 s (group 0's first request). Stage 0:
+# group 0's first on a at 0 s (TTFT 1.0), group 1's on b at 0.2 s (2.0);
+# siblings at 0.5 s on a (group 1, 0.6 s), 0.7 s on b (group 0, 1.6 s: at
+# the floor), 1.5 s on b (group 0, 0.2 s) and 3 s on a (after both). Behind
+# group 0's: the one at 0.5 s (0.7 s is its own group's, which follows it
+# anywhere); behind group 1's: 0.7 and 1.5 s on b (0.5 s is its own): 3
+# exposed, blind 1 / 2 + 2 / 2 = 1.5, least possible 0 + 0, at the floor 1.
+# Stage 1: group 2's first on a at 10 s (1.5 s); siblings at 10.5 s on a
+# (group 0, 1.2 s), 10.8 s on a (its own group) and 11 s on b (group 1):
+# exposed 1, blind 1.0, least 1, at the floor 1. A run whose first
+# requests all hit the cache: exit 1.
+{
+    my @r = ([0, 0, 0, 'a', 1.0, 0], [0, 1, 0.2, 'b', 2.0, 0],
+             [0, 1, 0.5, 'a', 0.6, 500], [0, 0, 0.7, 'b', 1.6, 500],
+             [0, 0, 1.5, 'b', 0.2, 500], [0, 1, 3.0, 'a', 0.1, 500],
+             [1, 2, 10.0, 'a', 1.5, 0], [1, 0, 10.5, 'a', 1.2, 500],
+             [1, 2, 10.8, 'a', 1.3, 500], [1, 1, 11.0, 'b', 0.1, 500]);
+    my $i = 0;
+    my $rows = sub {
+        my ($cached) = @_;
+        join('', map { $json->encode({
+            id => $i++, stage => $_->[0], group => $_->[1],
+            scheduled => $_->[2], sent => $_->[2] + 0.001,
+            server => $_->[3], time_to_first_token => $_->[4],
+            cached_tokens => $cached // $_->[5],
+            ok => JSON::PP::true }) . "\n" } @r);
+    };
+    spew("$tmp/sweep-e/precise/loadgen/per_request_lifecycle_metrics.jsonl",
+         $rows->());
+    spew("$tmp/sweep-e/default/loadgen/per_request_lifecycle_metrics.jsonl",
+         $rows->(64));
+}
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/picks.py',
+                         '--exposure', "$tmp/sweep-e/precise");
+is($rc, 0, 'picks.py --exposure: exit 0') or diag $out;
+like($out, qr/^\| precise \| 0 \| 2 \| 1\.500 \| 3 \| 1\.5 \| 0 \| 1 \|\n\| precise \| 1 \| 1 \| 1\.500 \| 1 \| 1\.0 \| 1 \| 1 \|$/m,
+     'picks.py --exposure: per stage, first requests, their mean TTFT, '
+     . 'siblings exposed as placed, for a blind pick and at least, at the '
+     . 'floor')
+    or diag $out;
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/picks.py',
+                         '--exposure', "$tmp/sweep-e/default");
+is($rc, 1, 'picks.py --exposure: no cold first request: exit 1')
+    or diag $out;
+like($out, qr/no group's first request found nothing cached/,
+     'picks.py --exposure: says so') or diag $out;
 
 # --- bench/lib/pairs.py: precise against default over several runs --------
 # Each made-up run has both experiments: report.json with output tok/s and

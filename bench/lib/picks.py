@@ -5,6 +5,8 @@
     picks.py --bursts EXPERIMENT_DIR [...] per group burst (make bench-bursts)
     picks.py --ttft EXPERIMENT_DIR [...]   which requests make the TTFT p90
     picks.py --firsts EXPERIMENT_DIR [...] how groups' first requests were placed
+    picks.py --exposure EXPERIMENT_DIR [...] what the first requests cost
+                                           the siblings behind them
     picks.py --ties EXPERIMENT_DIR [...]   ties of their scores, and what a
                                            recent-load tie-break would do
     picks.py --span EXPERIMENT_DIR [...]   what sets output tok/s: the
@@ -57,6 +59,21 @@ when two or more pods tied there (all of them idle, as a rule: the
 picker's draw decides), how many to a pod still computing another first
 request (of them while some pod computed none); and how many siblings were
 served off their group's first pod (of them with nothing cached).
+
+--exposure: per stage, the groups' first requests that found nothing
+cached, their mean TTFT, and the siblings exposed as --ties counts them
+(requests of other groups, not a group's first, sent to a first request's
+pod while it computed, from its send to its first token: they wait
+behind it; its own group's follow it wherever it goes), without the
+access log. Next to it the same count
+for a pod drawn blind, the siblings sent to any pod in that window divided
+by the pods: what a placement that cannot know the next arrivals exposes
+on average, and the least possible: the pod that got the fewest siblings
+in the window, which takes knowing the arrivals to come (first order: a
+different pick would change the window and the picks after it). Last,
+how many of the exposed reached the floor (--ttft).
+Summed over the stage's first requests (a sibling inside two windows
+counts twice).
 
 --ties (needs the run's access.log, ACCESS_LOG=1): per stage, for the
 groups' first requests (nothing cached), whether the picker saw a tie: the
@@ -295,6 +312,57 @@ def ttft_tail(d):
               c["blocked"]))
 
 
+def window_siblings(reqs, i, firsts):
+    """The siblings that queue behind reqs[i] if sent to its pod: requests
+    of other groups (its own follow it wherever it goes), not a group's
+    first, sent to any pod after it and before its first token. reqs in
+    the order sent."""
+    r = reqs[i]
+    end = r["sent"] + r["time_to_first_token"]
+    out = []
+    for x in reqs[i + 1:]:
+        if x["sent"] >= end:
+            break
+        if firsts.get(x["group"]) is not x and x["group"] != r["group"]:
+            out.append(x)
+    return out
+
+
+def exposure(d):
+    """--exposure: per stage, what the groups' first requests cost the
+    siblings sent to their pod while they computed."""
+    reqs = sorted((r for r in load(d) if r.get("ok")),
+                  key=lambda r: r["sent"])
+    firsts, cold = group_firsts(reqs)
+    name = os.path.basename(os.path.normpath(d))
+    if not cold:
+        print("%s: no group's first request found nothing cached" % d,
+              file=sys.stderr)
+        return 1
+    pods = pods_of(reqs)
+    floor = min(r["time_to_first_token"] for r in cold)
+    cold_ids = {id(r) for r in cold}
+    rows = {}
+    for i, r in enumerate(reqs):
+        if id(r) not in cold_ids:
+            continue
+        during = window_siblings(reqs, i, firsts)
+        mine = [x for x in during if x["server"] == r["server"]]
+        row = rows.setdefault(r["stage"], [0, 0.0, 0, 0.0, 0, 0])
+        row[0] += 1
+        row[1] += r["time_to_first_token"]
+        row[2] += len(mine)
+        row[3] += len(during) / len(pods)
+        row[4] += min(sum(1 for x in during if x["server"] == p)
+                      for p in pods)
+        row[5] += sum(1 for x in mine if x["time_to_first_token"] >= floor)
+    for s in sorted(rows):
+        n, ttft, placed, blind, least, slow = rows[s]
+        print("| %s | %s | %d | %.3f | %d | %.1f | %d | %d |" % (
+            name, s, n, ttft / n, placed, blind, least, slow))
+    return 0
+
+
 def first_placement(d):
     """How the first request of each group was placed (--firsts)."""
     reqs = sorted((r for r in load(d) if r.get("ok")),
@@ -384,17 +452,14 @@ def ties(d):
     for i, r in enumerate(reqs):
         if firsts.get(r["group"]) is not r or r.get("cached_tokens", 0):
             continue
-        t, end = r["sent"], r["sent"] + r["time_to_first_token"]
+        t = r["sent"]
         sc = {p: scores[i].get(p, float("-inf")) for p in pods}
         top = max(sc.values())
         ranked = sorted(sc.values(), reverse=True)
         margin = ranked[0] - ranked[1] if len(ranked) > 1 else 1.0
         expo = dict.fromkeys(pods, 0)
-        for x in reqs[i + 1:]:
-            if x["sent"] >= end:
-                break
-            if firsts.get(x["group"]) is not x and x["group"] != r["group"]:
-                expo[x["server"]] += 1
+        for x in window_siblings(reqs, i, firsts):
+            expo[x["server"]] += 1
 
         def recent(w):
             n = dict.fromkeys(pods, 0)
@@ -489,6 +554,14 @@ MODES = {
         "|",
         "|---|---:|---:|---:|---:|---:|---|---|---:|---:|"),
         ttft_tail),
+    "--exposure": ((
+        "| experiment | stage | first requests | their mean TTFT (s) | "
+        "siblings exposed: sent to its pod while it computed | the "
+        "same for a pod drawn blind (the window's siblings / pods) | "
+        "least possible (the pod that got the fewest in the window) | "
+        "of the exposed, at or above the floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|"),
+        exposure),
     "--firsts": ((
         "| experiment | first requests | to a pod with the fewest "
         "uncached tokens in prefill (of them 2+ pods tied there) | "

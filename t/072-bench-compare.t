@@ -457,6 +457,16 @@ is($rc, 1, 'picks.py --exposure: no cold first request: exit 1')
     or diag $out;
 like($out, qr/no group's first request found nothing cached/,
      'picks.py --exposure: says so') or diag $out;
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/picks.py',
+                         '--exposure', "$tmp/sweep-e/precise",
+                         "$tmp/sweep-e/none");
+is($rc, 2, 'picks.py --exposure: a directory without per-request data: '
+   . 'exit 2') or diag $out;
+like($out, qr{^picks\.py: \Q$tmp\E/sweep-e/none: .*per_request_lifecycle_metrics\.jsonl}m,
+     'picks.py: names the directory and the file it could not read')
+    or diag $out;
+like($out, qr/^\| precise \| 1 \| 1 \| 1\.500 \|/m,
+     'picks.py: the readable experiment still reported') or diag $out;
 
 # --- bench/lib/pairs.py: precise against default over several runs --------
 # Each made-up run has both experiments: report.json with output tok/s and

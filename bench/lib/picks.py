@@ -65,15 +65,15 @@ cached, their mean TTFT, and the siblings exposed as --ties counts them
 (requests of other groups, not a group's first, sent to a first request's
 pod while it computed, from its send to its first token: they wait
 behind it; its own group's follow it wherever it goes), without the
-access log. Next to it the same count
-for a pod drawn blind, the siblings sent to any pod in that window divided
-by the pods: what a placement that cannot know the next arrivals exposes
-on average, and the least possible: the pod that got the fewest siblings
-in the window, which takes knowing the arrivals to come (first order: a
-different pick would change the window and the picks after it). Last,
-how many of the exposed reached the floor (--ttft).
-Summed over the stage's first requests (a sibling inside two windows
-counts twice).
+access log. Next to it the same count for a pod drawn blind, the
+siblings sent to any pod in that window divided by the pods: what a
+placement that cannot know the next arrivals exposes on average, and the
+least possible: the pod that got the fewest siblings in the window, which
+takes knowing the arrivals to come (first order: a different pick would
+change the window and the picks after it). Last, how many of the exposed
+reached the floor (--ttft). Summed over the stage's first requests (a
+sibling inside two windows counts twice). A directory without readable
+per-request data: a message naming it, exit status 2 (every mode).
 
 --ties (needs the run's access.log, ACCESS_LOG=1): per stage, for the
 groups' first requests (nothing cached), whether the picker saw a tie: the
@@ -328,6 +328,14 @@ def window_siblings(reqs, i, firsts):
     return out
 
 
+def per_pod(xs, pods):
+    """How many of the requests xs each pod got."""
+    n = dict.fromkeys(pods, 0)
+    for x in xs:
+        n[x["server"]] += 1
+    return n
+
+
 def exposure(d):
     """--exposure: per stage, what the groups' first requests cost the
     siblings sent to their pod while they computed."""
@@ -347,15 +355,15 @@ def exposure(d):
         if id(r) not in cold_ids:
             continue
         during = window_siblings(reqs, i, firsts)
-        mine = [x for x in during if x["server"] == r["server"]]
+        expo = per_pod(during, pods)
         row = rows.setdefault(r["stage"], [0, 0.0, 0, 0.0, 0, 0])
         row[0] += 1
         row[1] += r["time_to_first_token"]
-        row[2] += len(mine)
-        row[3] += len(during) / len(pods)
-        row[4] += min(sum(1 for x in during if x["server"] == p)
-                      for p in pods)
-        row[5] += sum(1 for x in mine if x["time_to_first_token"] >= floor)
+        row[2] += expo[r["server"]]
+        row[3] += statistics.mean(expo.values())
+        row[4] += min(expo.values())
+        row[5] += sum(1 for x in during if x["server"] == r["server"]
+                      and x["time_to_first_token"] >= floor)
     for s in sorted(rows):
         n, ttft, placed, blind, least, slow = rows[s]
         print("| %s | %s | %d | %.3f | %d | %.1f | %d | %d |" % (
@@ -457,16 +465,10 @@ def ties(d):
         top = max(sc.values())
         ranked = sorted(sc.values(), reverse=True)
         margin = ranked[0] - ranked[1] if len(ranked) > 1 else 1.0
-        expo = dict.fromkeys(pods, 0)
-        for x in window_siblings(reqs, i, firsts):
-            expo[x["server"]] += 1
+        expo = per_pod(window_siblings(reqs, i, firsts), pods)
 
         def recent(w):
-            n = dict.fromkeys(pods, 0)
-            for x in reqs[:i]:
-                if x["sent"] >= t - w:
-                    n[x["server"]] += 1
-            return n
+            return per_pod([x for x in reqs[:i] if x["sent"] >= t - w], pods)
 
         def by(key, cand):
             lo = min(key[p] for p in cand)
@@ -598,10 +600,18 @@ def main(argv):
         for line in header or ():
             print(line)
         # the worst exit status of the experiments (--ties: 1 without a log)
-        return max([each(d) or 0 for d in argv[2:]], default=0)
-    for d in argv[1:]:
-        per_stage(d)
-    return 0
+        return max([readable(each, d) for d in argv[2:]], default=0)
+    return max([readable(per_stage, d) for d in argv[1:]], default=0)
+
+
+def readable(each, d):
+    """each(d)'s exit status, or 2 with a message naming what could not be
+    read (no per-request data, a line that is not JSON)."""
+    try:
+        return each(d) or 0
+    except (OSError, ValueError) as e:
+        print("picks.py: %s: %s" % (d, e), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

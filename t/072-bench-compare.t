@@ -467,6 +467,16 @@ like($out, qr{^picks\.py: \Q$tmp\E/sweep-e/none: .*per_request_lifecycle_metrics
     or diag $out;
 like($out, qr/^\| precise \| 1 \| 1 \| 1\.500 \|/m,
      'picks.py: the readable experiment still reported') or diag $out;
+spew("$tmp/sweep-e/torn/loadgen/per_request_lifecycle_metrics.jsonl",
+     qq({"server": "a", "sent": 0\n));
+($rc, $out) = run_script('/usr/bin/python3', 'bench/lib/picks.py',
+                         "$tmp/sweep-e/torn");
+is($rc, 2, 'picks.py: a per-request line that is not JSON: exit 2')
+    or diag $out;
+like($out, qr{^picks\.py: \Q$tmp\E/sweep-e/torn: }m,
+     'picks.py: names the directory whose data is torn') or diag $out;
+unlike($out, qr/Traceback/, 'picks.py: no traceback for torn data')
+    or diag $out;
 
 # --- bench/lib/pairs.py: precise against default over several runs --------
 # Each made-up run has both experiments: report.json with output tok/s and

@@ -606,10 +606,11 @@ def main(argv):
 
 def readable(each, d):
     """each(d)'s exit status, or 2 with a message naming what could not be
-    read (no per-request data, a line that is not JSON)."""
+    read (no per-request data, a line that is not JSON). Other errors are
+    the script's own and keep their traceback."""
     try:
         return each(d) or 0
-    except (OSError, ValueError) as e:
+    except (OSError, json.JSONDecodeError) as e:
         print("picks.py: %s: %s" % (d, e), file=sys.stderr)
         return 2
 
